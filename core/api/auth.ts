@@ -1,0 +1,55 @@
+import type { Context, MiddlewareHandler } from "hono";
+import type { Scope } from "../auth/scopes.ts";
+import { AppError } from "../errors.ts";
+import { getProject, type Project } from "../orgs/orgs.ts";
+import type { AppEnv, RouteDeps } from "./context.ts";
+
+/** Reads the credential from `Authorization: Bearer ...` or `X-API-Key`. */
+function credentialOf(c: Context<AppEnv>): string {
+  const auth = c.req.header("authorization");
+  const apiKey = c.req.header("x-api-key");
+  if (auth !== undefined) {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+    if (!m?.[1]) throw new AppError("unauthorized", "the Authorization header must be `Bearer <token>`");
+    return m[1];
+  }
+  if (apiKey !== undefined) {
+    if (!apiKey.trim()) throw new AppError("unauthorized", "the X-API-Key header is empty");
+    return apiKey.trim();
+  }
+  throw new AppError("unauthorized", "missing credential: send `Authorization: Bearer capy_live_...` or `X-API-Key`");
+}
+
+/** Resolves the caller and stores it as `principal`; 401 when there is no valid credential. */
+export function authenticate({ keys }: RouteDeps): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const credential = credentialOf(c);
+    if (!credential.startsWith("capy_live_")) {
+      throw new AppError("unauthorized", "the credential is not a CapyDB API key or a valid session token");
+    }
+    const principal = await keys.resolve(credential);
+    c.set("principal", principal);
+    c.set("log", c.var.log.createChild({ persistentKeys: { organization_id: principal.organization_id, key_id: principal.key_id ?? undefined } }));
+    await next();
+  };
+}
+
+export function requireScope(c: Context<AppEnv>, scope: Scope): void {
+  if (!c.var.principal.scopes.includes(scope)) {
+    throw new AppError("forbidden", `this credential lacks the ${scope} scope`);
+  }
+}
+
+/**
+ * Loads a project the caller may act on. Another organization's project, a sibling of a
+ * project-scoped key's project and a project that does not exist all look the same: 404.
+ */
+export async function loadProject({ deps }: RouteDeps, c: Context<AppEnv>, projectId: string): Promise<Project> {
+  const p = c.var.principal;
+  const notFound = () => new AppError("not_found", `project ${projectId} not found`);
+  if (p.project_id && p.project_id !== projectId) throw notFound();
+  if (!/^prj_[0-9a-z]{26}$/.test(projectId)) throw notFound();
+  const project = await getProject(deps, projectId);
+  if (!project || project.organization_id !== p.organization_id) throw notFound();
+  return project;
+}

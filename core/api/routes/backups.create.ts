@@ -1,0 +1,48 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { requestBackup } from "../../backups/backups.ts";
+import { AppError } from "../../errors.ts";
+import { toJob } from "../../jobs/jobs.ts";
+import { loadProject, requireScope } from "../auth.ts";
+import type { App, RouteDeps } from "../context.ts";
+import { errorResponses } from "../errors.ts";
+import { CreateBackupRequest, Job, ProjectParams, security } from "../schemas.ts";
+
+export const CreateBackupResponse = z.object({ job: Job });
+
+export const createBackupRoute = createRoute({
+  method: "post",
+  path: "/v1/projects/{projectID}/backups",
+  tags: ["Backups"],
+  summary: "Take an on-demand backup; answers the job that makes it",
+  security,
+  request: {
+    params: ProjectParams,
+    headers: z.object({
+      "idempotency-key": z
+        .string()
+        .min(1)
+        .max(255)
+        .regex(/^[\x21-\x7e]+$/, "must be 1-255 printable ASCII characters")
+        .optional()
+        .openapi({ description: "Same key and body within 24 hours answers the original job and creates nothing." }),
+    }),
+    body: { required: false, content: { "application/json": { schema: CreateBackupRequest } } },
+  },
+  responses: {
+    202: { description: "The backup job was accepted", content: { "application/json": { schema: CreateBackupResponse } } },
+    ...errorResponses(400, 401, 403, 404, 409, 413, 415, 503),
+  },
+});
+
+export function registerCreateBackup(app: App, r: RouteDeps) {
+  app.openapi(createBackupRoute, async (c) => {
+    requireScope(c, "backups:write");
+    const project = await loadProject(r, c, c.req.valid("param").projectID);
+    const body = (c.req.valid("json") as z.infer<typeof CreateBackupRequest> | undefined) ?? {};
+    const idempotencyKey = c.req.valid("header")["idempotency-key"];
+    const { job, created } = await requestBackup(r.deps, project, body, { idempotencyKey });
+    if (!job) throw new AppError("internal", "the job was not recorded");
+    c.var.log.info(created ? "backup requested" : "backup request replayed", { project_id: project.id, job_id: job.id });
+    return c.json({ job: toJob(job) }, 202);
+  });
+}

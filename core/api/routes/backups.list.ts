@@ -1,0 +1,40 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { listBackups, toBackup } from "../../backups/backups.ts";
+import { loadProject, requireScope } from "../auth.ts";
+import type { App, RouteDeps } from "../context.ts";
+import { errorResponses } from "../errors.ts";
+import { Backup, ProjectParams, security } from "../schemas.ts";
+
+export const ListBackupsQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(1000).openapi({ description: "Page size (1-1000, default 1000)." }),
+  cursor: z.string().max(2000).optional().openapi({ description: "The `x-next-cursor` header of the previous page." }),
+});
+export const ListBackupsResponse = z.object({ backups: z.array(Backup) });
+
+export const listBackupsRoute = createRoute({
+  method: "get",
+  path: "/v1/projects/{projectID}/backups",
+  tags: ["Backups"],
+  summary: "List the project's backups, newest first",
+  security,
+  request: { params: ProjectParams, query: ListBackupsQuery },
+  responses: {
+    200: {
+      description: "The backups; `x-next-cursor` is set when more remain",
+      headers: { "x-next-cursor": { schema: { type: "string" }, description: "Cursor of the next page" } },
+      content: { "application/json": { schema: ListBackupsResponse } },
+    },
+    ...errorResponses(400, 401, 403, 404),
+  },
+});
+
+export function registerListBackups(app: App, r: RouteDeps) {
+  app.openapi(listBackupsRoute, async (c) => {
+    requireScope(c, "backups:read");
+    const project = await loadProject(r, c, c.req.valid("param").projectID);
+    const { limit, cursor } = c.req.valid("query");
+    const page = await listBackups(r.deps, project.id, limit, cursor);
+    if (page.cursor) c.header("x-next-cursor", page.cursor);
+    return c.json({ backups: page.items.map(toBackup) }, 200);
+  });
+}

@@ -1,0 +1,36 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { AppError } from "../../errors.ts";
+import { getJobItem, toJob } from "../../jobs/jobs.ts";
+import { requireScope } from "../auth.ts";
+import type { App, RouteDeps } from "../context.ts";
+import { errorResponses } from "../errors.ts";
+import { Job, security } from "../schemas.ts";
+
+export const GetJobResponse = z.object({ job: Job });
+
+export const getJobRoute = createRoute({
+  method: "get",
+  path: "/v1/jobs/{jobID}",
+  tags: ["Jobs"],
+  summary: "Get a job",
+  security,
+  request: { params: z.object({ jobID: z.string().min(1).openapi({ param: { name: "jobID", in: "path" }, description: "Job id." }) }) },
+  responses: {
+    200: { description: "The job", content: { "application/json": { schema: GetJobResponse } } },
+    ...errorResponses(401, 403, 404),
+  },
+});
+
+export function registerGetJob(app: App, r: RouteDeps) {
+  app.openapi(getJobRoute, async (c) => {
+    requireScope(c, "jobs:read");
+    const { jobID } = c.req.valid("param");
+    const p = c.var.principal;
+    const job = /^job_[0-9a-z]{26}$/.test(jobID) ? await getJobItem(r.deps, jobID) : undefined;
+    // Another organization's job, or one outside a project-scoped key, is indistinguishable from none.
+    if (!job || job.organization_id !== p.organization_id || (p.project_id && p.project_id !== job.project_id)) {
+      throw new AppError("not_found", `job ${jobID} not found`);
+    }
+    return c.json({ job: toJob(job) }, 200);
+  });
+}

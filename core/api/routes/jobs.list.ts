@@ -1,0 +1,40 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { listJobs, toJob } from "../../jobs/jobs.ts";
+import { loadProject, requireScope } from "../auth.ts";
+import type { App, RouteDeps } from "../context.ts";
+import { errorResponses } from "../errors.ts";
+import { Job, ProjectParams, security } from "../schemas.ts";
+
+export const ListJobsQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(25).openapi({ description: "Page size (1-100, default 25)." }),
+  cursor: z.string().max(2000).optional().openapi({ description: "The `x-next-cursor` header of the previous page." }),
+});
+export const ListJobsResponse = z.object({ jobs: z.array(Job) });
+
+export const listJobsRoute = createRoute({
+  method: "get",
+  path: "/v1/projects/{projectID}/jobs",
+  tags: ["Jobs"],
+  summary: "List the project's jobs, newest first",
+  security,
+  request: { params: ProjectParams, query: ListJobsQuery },
+  responses: {
+    200: {
+      description: "The jobs; `x-next-cursor` is set when more remain",
+      headers: { "x-next-cursor": { schema: { type: "string" }, description: "Cursor of the next page" } },
+      content: { "application/json": { schema: ListJobsResponse } },
+    },
+    ...errorResponses(400, 401, 403, 404),
+  },
+});
+
+export function registerListJobs(app: App, r: RouteDeps) {
+  app.openapi(listJobsRoute, async (c) => {
+    requireScope(c, "jobs:read");
+    const project = await loadProject(r, c, c.req.valid("param").projectID);
+    const { limit, cursor } = c.req.valid("query");
+    const page = await listJobs(r.deps, project.id, limit, cursor);
+    if (page.cursor) c.header("x-next-cursor", page.cursor);
+    return c.json({ jobs: page.items.map(toJob) }, 200);
+  });
+}

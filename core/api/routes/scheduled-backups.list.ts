@@ -1,0 +1,30 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { getSchedule, toScheduledBackup } from "../../backups/schedules.ts";
+import { loadProject, requireScope } from "../auth.ts";
+import type { App, RouteDeps } from "../context.ts";
+import { errorResponses } from "../errors.ts";
+import { ProjectParams, ScheduledBackup, security } from "../schemas.ts";
+
+export const ListScheduledBackupsResponse = z.object({ scheduled_backups: z.array(ScheduledBackup) });
+
+export const listScheduledBackupsRoute = createRoute({
+  method: "get",
+  path: "/v1/projects/{projectID}/scheduled-backups",
+  tags: ["Backups"],
+  summary: "List the project's backup schedule (0 or 1 element, named `default`)",
+  security,
+  request: { params: ProjectParams },
+  responses: {
+    200: { description: "The schedules", content: { "application/json": { schema: ListScheduledBackupsResponse } } },
+    ...errorResponses(401, 403, 404),
+  },
+});
+
+export function registerListScheduledBackups(app: App, r: RouteDeps) {
+  app.openapi(listScheduledBackupsRoute, async (c) => {
+    requireScope(c, "backups:read");
+    const project = await loadProject(r, c, c.req.valid("param").projectID);
+    const schedule = await getSchedule(r.deps, project.id);
+    return c.json({ scheduled_backups: schedule ? [toScheduledBackup(schedule)] : [] }, 200);
+  });
+}

@@ -1,0 +1,33 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { putSchedule, toScheduledBackup } from "../../backups/schedules.ts";
+import { loadProject, requireScope } from "../auth.ts";
+import type { App, RouteDeps } from "../context.ts";
+import { errorResponses } from "../errors.ts";
+import { ProjectParams, PutScheduledBackupRequest, ScheduledBackup, security } from "../schemas.ts";
+
+export const PutScheduledBackupResponse = z.object({ scheduled_backup: ScheduledBackup });
+
+export const putScheduledBackupRoute = createRoute({
+  method: "put",
+  path: "/v1/projects/{projectID}/scheduled-backups/default",
+  tags: ["Backups"],
+  summary: "Replace the project's daily backup schedule (runs once a day at cron_hour:cron_minute UTC)",
+  security,
+  request: {
+    params: ProjectParams,
+    body: { required: true, content: { "application/json": { schema: PutScheduledBackupRequest } } },
+  },
+  responses: {
+    200: { description: "The schedule as stored", content: { "application/json": { schema: PutScheduledBackupResponse } } },
+    ...errorResponses(400, 401, 403, 404, 413, 415),
+  },
+});
+
+export function registerPutScheduledBackup(app: App, r: RouteDeps) {
+  app.openapi(putScheduledBackupRoute, async (c) => {
+    requireScope(c, "backups:write");
+    const project = await loadProject(r, c, c.req.valid("param").projectID);
+    const schedule = await putSchedule(r.deps, project, c.req.valid("json"));
+    return c.json({ scheduled_backup: toScheduledBackup(schedule) }, 200);
+  });
+}

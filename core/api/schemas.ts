@@ -1,0 +1,51 @@
+import { z } from "@hono/zod-openapi";
+import { backupSchema } from "../backups/backups.ts";
+import { putScheduleInput, scheduledBackupSchema } from "../backups/schedules.ts";
+import { jobSchema } from "../jobs/jobs.ts";
+
+/**
+ * The wire schemas: the domain modules' own schemas, named as OpenAPI components. The handlers
+ * validate with them and the OpenAPI document is generated from them, so the two cannot differ.
+ */
+const timestamp = { type: "string", format: "date-time", example: "2026-11-26T02:15:00Z" } as const;
+
+export const ScheduledBackup = scheduledBackupSchema
+  .extend({
+    last_run_at: scheduledBackupSchema.shape.last_run_at.openapi(timestamp),
+    created_at: scheduledBackupSchema.shape.created_at.openapi(timestamp),
+    updated_at: scheduledBackupSchema.shape.updated_at.openapi(timestamp),
+  })
+  .openapi("ScheduledBackup");
+
+export const Backup = backupSchema
+  .extend({
+    verified_at: backupSchema.shape.verified_at.openapi(timestamp),
+    created_at: backupSchema.shape.created_at.openapi(timestamp),
+  })
+  .openapi("Backup");
+
+export const Job = jobSchema
+  .extend({
+    claimed_at: jobSchema.shape.claimed_at.openapi(timestamp),
+    started_at: jobSchema.shape.started_at.openapi(timestamp),
+    completed_at: jobSchema.shape.completed_at.openapi(timestamp),
+    created_at: jobSchema.shape.created_at.openapi(timestamp),
+    updated_at: jobSchema.shape.updated_at.openapi(timestamp),
+  })
+  .openapi("Job");
+
+/** Unknown fields are ignored (as most JSON APIs do), so older and newer clients interoperate. */
+export const PutScheduledBackupRequest = putScheduleInput.openapi("PutScheduledBackupRequest");
+
+export const CreateBackupRequest = z
+  .object({
+    label: z.string().max(200).optional().openapi({ description: "At most 200 characters." }),
+    retention_days: z.number().int().min(1).max(365).optional().openapi({ description: "Overrides the schedule's retention (1-365 days)." }),
+  })
+  .openapi("CreateBackupRequest");
+
+export const ProjectParams = z.object({
+  projectID: z.string().min(1).openapi({ param: { name: "projectID", in: "path" }, description: "Project id." }),
+});
+
+export const security: Record<string, string[]>[] = [{ bearerAuth: [] }, { apiKeyAuth: [] }];

@@ -1,0 +1,166 @@
+import { createHash, randomBytes } from "node:crypto";
+import { z } from "zod";
+import { keys } from "../db/keys.ts";
+import { getItem, putItem, queryAll, queryPage, setFields, updateItem } from "../db/store.ts";
+import { iso, type Deps } from "../deps.ts";
+import { AppError } from "../errors.ts";
+import { newId } from "../ids.ts";
+import { getOrganization, getProject } from "../orgs/orgs.ts";
+import { orgManagementScopes, scopeSchema, type Scope } from "./scopes.ts";
+
+type Db = Pick<Deps, "ddb" | "table" | "now">;
+
+export const API_KEY_PREFIX = "capy_live_";
+const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/** 40 base62 characters: ~238 bits of entropy. */
+const SECRET_LENGTH = 40;
+export const apiKeyPattern = /^capy_live_[0-9A-Za-z]{32,128}$/;
+
+/** A new plaintext key from the CSPRNG, base62 without modulo bias (rejection sampling). */
+export function generateApiKey(): string {
+  let out = "";
+  while (out.length < SECRET_LENGTH) {
+    for (const b of randomBytes(64)) {
+      if (b < 248 && out.length < SECRET_LENGTH) out += BASE62[b % 62];
+    }
+  }
+  return API_KEY_PREFIX + out;
+}
+
+export const hashApiKey = (plaintext: string): string => createHash("sha256").update(plaintext).digest("hex");
+
+export const apiKeyItem = z.object({
+  type: z.literal("api_key"),
+  id: z.string(),
+  name: z.string(),
+  key_prefix: z.string(),
+  key_hash: z.string(),
+  organization_id: z.string(),
+  project_id: z.string().nullable(),
+  scopes: z.array(scopeSchema),
+  created_at: z.string(),
+  expires_at: z.string().nullable(),
+  last_used_at: z.string().nullable(),
+  revoked_at: z.string().nullable(),
+});
+export type ApiKeyItem = z.infer<typeof apiKeyItem>;
+
+/** CapyDB's key record shape, as shown to callers (never the hash or the plaintext). */
+export interface ApiKeyRecord extends Omit<ApiKeyItem, "type" | "key_hash"> {
+  is_active: boolean;
+}
+
+export function isKeyActive(k: ApiKeyItem, now: Date): boolean {
+  return !k.revoked_at && !(k.expires_at && Date.parse(k.expires_at) <= now.getTime());
+}
+
+export function apiKeyRecord(k: ApiKeyItem, now: Date): ApiKeyRecord {
+  const { type: _t, key_hash: _h, ...rest } = k;
+  return { ...rest, is_active: isKeyActive(k, now) };
+}
+
+export const createApiKeyInput = z.object({
+  organization_id: z.string().min(1),
+  name: z.string().min(1).max(100),
+  scopes: z.array(scopeSchema).min(1),
+  project_id: z.string().min(1).nullable().default(null),
+  expires_at: z.iso.datetime().nullable().default(null),
+});
+
+/** Mints a key. The plaintext is returned here and never again (only its SHA-256 is stored). */
+export async function createApiKey(
+  deps: Db,
+  input: z.input<typeof createApiKeyInput>,
+): Promise<{ key: string; record: ApiKeyRecord }> {
+  const data = createApiKeyInput.parse(input);
+  const now = deps.now();
+  if (!(await getOrganization(deps, data.organization_id))) {
+    throw new AppError("not_found", `organization ${data.organization_id} does not exist`);
+  }
+  if (data.project_id) {
+    const project = await getProject(deps, data.project_id);
+    if (!project || project.organization_id !== data.organization_id) {
+      throw new AppError("not_found", `project ${data.project_id} does not exist in organization ${data.organization_id}`);
+    }
+    const refused = data.scopes.filter((s) => orgManagementScopes.includes(s));
+    if (refused.length) {
+      throw new AppError("bad_request", `a project-scoped key cannot have organization scopes: ${refused.join(", ")}`);
+    }
+  }
+  if (data.expires_at && Date.parse(data.expires_at) <= now.getTime()) {
+    throw new AppError("bad_request", "expires_at must be in the future");
+  }
+  const plaintext = generateApiKey();
+  const item: ApiKeyItem = {
+    type: "api_key",
+    id: newId("apiKey", now),
+    name: data.name,
+    key_prefix: plaintext.slice(0, API_KEY_PREFIX.length + 6),
+    key_hash: hashApiKey(plaintext),
+    organization_id: data.organization_id,
+    project_id: data.project_id,
+    scopes: [...new Set(data.scopes)],
+    created_at: iso(now),
+    expires_at: data.expires_at ? iso(new Date(data.expires_at)) : null,
+    last_used_at: null,
+    revoked_at: null,
+  };
+  await putItem(
+    deps,
+    { ...keys.apiKey(item.key_hash), ...item, gsi1pk: keys.orgKeysIndex(item.organization_id), gsi1sk: item.id },
+    { condition: "attribute_not_exists(pk)" },
+  );
+  return { key: plaintext, record: apiKeyRecord(item, now) };
+}
+
+/** Looks a plaintext key up by its hash. Undefined when unknown (callers decide 401). */
+export async function findApiKey(deps: Db, plaintext: string): Promise<ApiKeyItem | undefined> {
+  if (!apiKeyPattern.test(plaintext)) return undefined;
+  return getItem(deps, apiKeyItem, keys.apiKey(hashApiKey(plaintext)), false);
+}
+
+export async function listApiKeys(deps: Db, organizationId: string): Promise<ApiKeyRecord[]> {
+  const items = await queryAll(deps, apiKeyItem, {
+    IndexName: "gsi1",
+    KeyConditionExpression: "gsi1pk = :p",
+    ExpressionAttributeValues: { ":p": keys.orgKeysIndex(organizationId) },
+    ScanIndexForward: false,
+  });
+  const now = deps.now();
+  return items.map((k) => apiKeyRecord(k, now));
+}
+
+async function findApiKeyById(deps: Db, organizationId: string, keyId: string): Promise<ApiKeyItem | undefined> {
+  const page = await queryPage(deps, apiKeyItem, {
+    IndexName: "gsi1",
+    KeyConditionExpression: "gsi1pk = :p AND gsi1sk = :k",
+    ExpressionAttributeValues: { ":p": keys.orgKeysIndex(organizationId), ":k": keyId },
+  });
+  return page.items[0];
+}
+
+/** Revokes a key (idempotent). Caches that resolved it stop accepting it within their window. */
+export async function revokeApiKey(deps: Db, organizationId: string, keyId: string): Promise<ApiKeyRecord> {
+  const found = await findApiKeyById(deps, organizationId, keyId);
+  if (!found) throw new AppError("not_found", `api key ${keyId} does not exist`);
+  if (found.revoked_at) return apiKeyRecord(found, deps.now());
+  const updated = await updateItem(deps, apiKeyItem, {
+    Key: keys.apiKey(found.key_hash),
+    ...setFields({ revoked_at: iso(deps.now()) }),
+    ConditionExpression: "attribute_exists(pk)",
+  });
+  return apiKeyRecord(updated, deps.now());
+}
+
+/** Records use, at most once a minute per key, so authentication stays one read per request. */
+export async function touchApiKey(deps: Db, k: ApiKeyItem): Promise<void> {
+  const now = deps.now();
+  if (k.last_used_at && now.getTime() - Date.parse(k.last_used_at) < 60_000) return;
+  await updateItem(deps, apiKeyItem, {
+    Key: keys.apiKey(k.key_hash),
+    ...setFields({ last_used_at: iso(now) }),
+    ConditionExpression: "attribute_exists(pk)",
+  });
+}
+
+export type { Scope };

@@ -1,0 +1,194 @@
+import { createHash } from "node:crypto";
+import { z } from "zod";
+import { keys, ttlAt } from "../db/keys.ts";
+import { decodeCursor, getItem, queryPage, transactWrite, type Page } from "../db/store.ts";
+import { iso, type Deps } from "../deps.ts";
+import { AppError } from "../errors.ts";
+import { newId } from "../ids.ts";
+import { newJobItem, getJobItem, type JobItem } from "../jobs/jobs.ts";
+import { enqueueJobs } from "../jobs/queue.ts";
+import type { Project } from "../orgs/orgs.ts";
+import { getSchedule } from "./schedules.ts";
+
+type Db = Pick<Deps, "ddb" | "table" | "now">;
+
+export const backupStates = ["pending", "running", "completed", "failed", "expired"] as const;
+export const verificationStates = ["pending", "running", "verified", "failed"] as const;
+
+/** The Backup as the API shows it (SPEC section 1): exactly these fields. */
+export const backupSchema = z.object({
+  id: z.string(),
+  project_id: z.string(),
+  database_name: z.string(),
+  label: z.string(),
+  backup_key: z.string(),
+  size_bytes: z.number().int(),
+  state: z.enum(backupStates),
+  verification_state: z.enum(verificationStates),
+  verified_at: z.string().nullable(),
+  verification_error: z.string().nullable(),
+  created_at: z.string(),
+});
+export type Backup = z.infer<typeof backupSchema>;
+
+export const backupItem = backupSchema.extend({
+  item_type: z.literal("backup"),
+  organization_id: z.string(),
+  cluster_id: z.string(),
+  job_id: z.string(),
+  schedule_id: z.string().nullable(),
+  expires_at: z.string(),
+  updated_at: z.string(),
+  sha256: z.string().nullable(),
+  pg_dump_version: z.string().nullable(),
+  server_version: z.string().nullable(),
+  /** Row count of every table in the dump's snapshot ("schema.table" -> rows). */
+  row_counts: z.record(z.string(), z.number()).nullable(),
+  dump_ms: z.number().nullable(),
+  restore_ms: z.number().nullable(),
+});
+export type BackupItem = z.infer<typeof backupItem>;
+
+export const toBackup = (item: BackupItem): Backup => backupSchema.parse(item);
+
+export const DEFAULT_RETENTION_DAYS = 14;
+export const backupObjectKey = (projectId: string, backupId: string) => `projects/${projectId}/backups/${backupId}.dump`;
+
+export const requestBackupInput = z.object({
+  label: z.string().max(200).optional(),
+  retention_days: z.number().int().min(1).max(365).optional(),
+});
+export type RequestBackupInput = z.infer<typeof requestBackupInput>;
+
+export interface RequestBackupOptions {
+  /** Idempotency-Key header: the same key and body within 24 h answers the original job. */
+  idempotencyKey?: string;
+  scheduleId?: string;
+}
+
+const idempotencyItem = z.object({ request_hash: z.string(), job_id: z.string(), expires_at: z.string() });
+const IDEMPOTENCY_MS = 24 * 3600 * 1000;
+
+/**
+ * Writes a pending Backup and its pending `project.backup` Job in one transaction, then sends the
+ * job to the queue. If the send fails the job is still committed and the dispatcher's reaper
+ * enqueues it again (pending jobs are indexed by due time), so the caller gets its job either way.
+ */
+export async function requestBackup(
+  deps: Db & Pick<Deps, "sqs" | "queueUrl" | "log">,
+  project: Project,
+  input: RequestBackupInput,
+  opts: RequestBackupOptions = {},
+): Promise<{ job: JobItem; created: boolean }> {
+  const data = requestBackupInput.parse(input);
+  const now = deps.now();
+  const requestHash = createHash("sha256").update(JSON.stringify({ label: data.label ?? null, retention_days: data.retention_days ?? null })).digest("hex");
+
+  if (opts.idempotencyKey) {
+    const previous = await getItem(deps, idempotencyItem, keys.idempotency(project.id, opts.idempotencyKey));
+    if (previous && Date.parse(previous.expires_at) > now.getTime()) {
+      if (previous.request_hash !== requestHash) {
+        throw new AppError("conflict", "Idempotency-Key was already used with a different request body");
+      }
+      const job = await getJobItem(deps, previous.job_id);
+      if (job) return { job, created: false };
+    }
+  }
+
+  const retentionDays = data.retention_days ?? (await getSchedule(deps, project.id))?.retention_days ?? DEFAULT_RETENTION_DAYS;
+  const backupId = newId("backup", now);
+  const jobId = newId("job", now);
+  const at = iso(now);
+  const expiresAt = iso(new Date(now.getTime() + retentionDays * 86400_000));
+  const backup: BackupItem = {
+    item_type: "backup",
+    id: backupId,
+    project_id: project.id,
+    organization_id: project.organization_id,
+    cluster_id: project.cluster_id,
+    database_name: project.database_name,
+    label: data.label ?? (opts.scheduleId ? "scheduled" : "manual"),
+    backup_key: backupObjectKey(project.id, backupId),
+    size_bytes: 0,
+    state: "pending",
+    verification_state: "pending",
+    verified_at: null,
+    verification_error: null,
+    created_at: at,
+    updated_at: at,
+    job_id: jobId,
+    schedule_id: opts.scheduleId ?? null,
+    expires_at: expiresAt,
+    sha256: null,
+    pg_dump_version: null,
+    server_version: null,
+    row_counts: null,
+    dump_ms: null,
+    restore_ms: null,
+  };
+  const job = newJobItem(now, {
+    id: jobId,
+    organization_id: project.organization_id,
+    project_id: project.id,
+    cluster_id: project.cluster_id,
+    database_name: project.database_name,
+    type: "project.backup",
+    backup_id: backupId,
+    schedule_id: opts.scheduleId ?? null,
+  });
+  const writes: Parameters<typeof transactWrite>[1] = [
+    { Put: { TableName: deps.table, Item: { ...keys.backup(project.id, backupId), ...backup } } },
+    { Put: { TableName: deps.table, Item: job } },
+  ];
+  if (opts.idempotencyKey) {
+    const until = new Date(now.getTime() + IDEMPOTENCY_MS);
+    writes.push({
+      Put: {
+        TableName: deps.table,
+        Item: { ...keys.idempotency(project.id, opts.idempotencyKey), request_hash: requestHash, job_id: jobId, expires_at: iso(until), ttl: ttlAt(until) },
+        ConditionExpression: "attribute_not_exists(pk) OR expires_at < :now",
+        ExpressionAttributeValues: { ":now": at },
+      },
+    });
+  }
+  try {
+    await transactWrite(deps, writes, "a request with this Idempotency-Key is already being processed");
+  } catch (err) {
+    // Two requests raced with the same key: answer the winner's job.
+    if (opts.idempotencyKey && err instanceof AppError && err.code === "conflict") {
+      const previous = await getItem(deps, idempotencyItem, keys.idempotency(project.id, opts.idempotencyKey));
+      if (previous?.request_hash === requestHash) {
+        const job = await getJobItem(deps, previous.job_id);
+        if (job) return { job, created: false };
+      }
+      if (previous) throw new AppError("conflict", "Idempotency-Key was already used with a different request body");
+    }
+    throw err;
+  }
+  try {
+    await enqueueJobs(deps, [jobId]);
+  } catch (err) {
+    deps.log.warn("job committed but not enqueued; the reaper will enqueue it", { job_id: jobId, error: String(err) });
+  }
+  return { job: jobItemFromRecord(job), created: true };
+}
+
+function jobItemFromRecord(record: Record<string, unknown>): JobItem {
+  const { pk: _pk, sk: _sk, gsi1pk: _a, gsi1sk: _b, gsi2pk: _c, gsi2sk: _d, ...rest } = record;
+  return rest as JobItem;
+}
+
+export async function getBackup(deps: Db, projectId: string, backupId: string): Promise<BackupItem | undefined> {
+  return getItem(deps, backupItem, keys.backup(projectId, backupId));
+}
+
+/** Newest first. */
+export async function listBackups(deps: Db, projectId: string, limit: number, cursor?: string): Promise<Page<BackupItem>> {
+  return queryPage(deps, backupItem, {
+    KeyConditionExpression: "pk = :p AND begins_with(sk, :b)",
+    ExpressionAttributeValues: { ":p": keys.project(projectId).pk, ":b": keys.backupPrefix },
+    ScanIndexForward: false,
+    Limit: limit,
+    ExclusiveStartKey: decodeCursor(cursor),
+  });
+}

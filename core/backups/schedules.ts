@@ -1,0 +1,89 @@
+import { z } from "zod";
+import { keys } from "../db/keys.ts";
+import { getItem, putItem } from "../db/store.ts";
+import { iso, type Deps } from "../deps.ts";
+import { newId } from "../ids.ts";
+import type { Project } from "../orgs/orgs.ts";
+
+type Db = Pick<Deps, "ddb" | "table" | "now">;
+
+export const DEFAULT_SCHEDULE_NAME = "default";
+export const DEFAULT_SCHEDULE_RETENTION_DAYS = 14;
+
+/** The ScheduledBackup as the API shows it (SPEC section 1). */
+export const scheduledBackupSchema = z.object({
+  id: z.string(),
+  organization_id: z.string(),
+  project_id: z.string(),
+  label: z.string(),
+  cron_hour: z.number().int().min(0).max(23),
+  cron_minute: z.number().int().min(0).max(59),
+  is_active: z.boolean(),
+  retention_days: z.number().int().min(1).max(365),
+  last_run_at: z.string().nullable(),
+  last_job_id: z.string().nullable(),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+export type ScheduledBackup = z.infer<typeof scheduledBackupSchema>;
+
+export const scheduleItem = scheduledBackupSchema.extend({ item_type: z.literal("schedule") });
+export type ScheduleItem = z.infer<typeof scheduleItem>;
+
+export const toScheduledBackup = (item: ScheduleItem): ScheduledBackup => scheduledBackupSchema.parse(item);
+
+/** PUT body: the whole schedule (SPEC section 2). 0 or absent retention means the default. */
+export const putScheduleInput = z.object({
+  cron_hour: z.number().int().min(0).max(23),
+  cron_minute: z.number().int().min(0).max(59),
+  is_active: z.boolean(),
+  label: z.string().min(1).max(200).optional(),
+  retention_days: z.number().int().min(0).max(365).optional(),
+});
+export type PutScheduleInput = z.infer<typeof putScheduleInput>;
+
+/** `HH:MM`, the schedule's minute of the UTC day (the dispatcher's index key). */
+export const minuteOfDay = (hour: number, minute: number) => `${String(hour).padStart(2, "0")}:${String(minute).padStart(2, "0")}`;
+
+/** Index attributes: only active schedules are in the dispatcher's sparse index. */
+export function scheduleIndex(s: Pick<ScheduleItem, "is_active" | "cron_hour" | "cron_minute" | "id">): Record<string, string | undefined> {
+  return s.is_active
+    ? { gsi2pk: keys.scheduleIndex, gsi2sk: `${minuteOfDay(s.cron_hour, s.cron_minute)}#${s.id}` }
+    : { gsi2pk: undefined, gsi2sk: undefined };
+}
+
+export async function getSchedule(deps: Db, projectId: string): Promise<ScheduleItem | undefined> {
+  return getItem(deps, scheduleItem, keys.schedule(projectId));
+}
+
+/**
+ * Replaces the project's schedule with `input` (no merge). Keeps id, created_at and the run
+ * history (`last_run_at`, `last_job_id`) of an existing schedule.
+ */
+export async function putSchedule(deps: Db, project: Project, input: PutScheduleInput): Promise<ScheduleItem> {
+  const data = putScheduleInput.parse(input);
+  const now = deps.now();
+  const existing = await getSchedule(deps, project.id);
+  const item: ScheduleItem = {
+    item_type: "schedule",
+    id: existing?.id ?? newId("schedule", now),
+    organization_id: project.organization_id,
+    project_id: project.id,
+    label: data.label ?? DEFAULT_SCHEDULE_NAME,
+    cron_hour: data.cron_hour,
+    cron_minute: data.cron_minute,
+    is_active: data.is_active,
+    retention_days: data.retention_days || DEFAULT_SCHEDULE_RETENTION_DAYS,
+    last_run_at: existing?.last_run_at ?? null,
+    last_job_id: existing?.last_job_id ?? null,
+    created_at: existing?.created_at ?? iso(now),
+    updated_at: iso(now),
+  };
+  const index = scheduleIndex(item);
+  await putItem(deps, {
+    ...keys.schedule(project.id),
+    ...item,
+    ...(index.gsi2pk ? index : {}),
+  });
+  return item;
+}

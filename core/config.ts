@@ -1,0 +1,119 @@
+import { z } from "zod";
+
+/**
+ * Service configuration, parsed once at each entry point (Lambda handler module, local stack,
+ * capydb-admin). Deployed, the resource names come from SST's links (`Resource.X`, which SST
+ * passes to the function as `SST_RESOURCE_X` environment variables); locally they come from plain
+ * environment variables set by the local stack or read from `.capydb/local.json`.
+ */
+export const configSchema = z.object({
+  region: z.string().min(1),
+  /** Endpoint override for every AWS client (local stand-ins); absent on AWS. */
+  endpoint: z.url().optional(),
+  table: z.string().min(1),
+  queueUrl: z.string().regex(/^https?:\/\/\S+$/, "must be an http(s) queue URL"),
+  dlqUrl: z.string().regex(/^https?:\/\/\S+$/, "must be an http(s) queue URL").optional(),
+  bucket: z.string().min(1),
+  /** 32-byte key (base64) that encrypts stored cluster passwords. */
+  secretKey: z
+    .string()
+    .refine((s) => Buffer.from(s, "base64").length === 32, "must be 32 bytes, base64-encoded"),
+  /** Colon-separated directories holding PostgreSQL installations (`<dir>/<major>/bin/pg_dump`). */
+  pgBinDirs: z.array(z.string()).default([]),
+  /** Identity recorded as a job's `claimed_by`. */
+  workerId: z.string().min(1),
+  logLevel: z.enum(["DEBUG", "INFO", "WARN", "ERROR"]).default("INFO"),
+  clerk: z
+    .object({
+      jwksUrl: z.url(),
+      issuer: z.string().min(1),
+      authorizedParties: z.array(z.string()).default([]),
+    })
+    .optional(),
+});
+export type Config = z.infer<typeof configSchema>;
+
+/** Name of each environment variable, for error messages that name the setting. */
+const envNames: Record<string, string> = {
+  region: "AWS_REGION",
+  endpoint: "CAPYDB_AWS_ENDPOINT",
+  table: "CAPYDB_TABLE",
+  queueUrl: "CAPYDB_QUEUE_URL",
+  dlqUrl: "CAPYDB_DLQ_URL",
+  bucket: "CAPYDB_BUCKET",
+  secretKey: "CAPYDB_SECRET_KEY",
+  pgBinDirs: "CAPYDB_PG_BIN_DIRS",
+  workerId: "CAPYDB_WORKER_ID",
+  logLevel: "LOG_LEVEL",
+  clerk: "CLERK_JWKS_URL",
+};
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Reads an SST link (`SST_RESOURCE_<name>` holds the resource's properties as JSON). */
+function sstResource(env: Env, name: string): Record<string, unknown> | undefined {
+  const raw = env[`SST_RESOURCE_${name}`];
+  if (!raw) return undefined;
+  try {
+    return JSON.parse(raw) as Record<string, unknown>;
+  } catch {
+    throw new ConfigError(`invalid setting SST_RESOURCE_${name}: not JSON`);
+  }
+}
+
+const str = (v: unknown): string | undefined => (typeof v === "string" && v !== "" ? v : undefined);
+
+/**
+ * Parses the configuration from the environment. Throws a ConfigError whose message is one line
+ * naming the first missing or malformed setting.
+ */
+export function loadConfig(env: Env = process.env): Config {
+  const table = sstResource(env, "Table");
+  const queue = sstResource(env, "Jobs");
+  const dlq = sstResource(env, "JobsDlq");
+  const bucket = sstResource(env, "Backups");
+  const secret = sstResource(env, "ClusterSecretKey");
+  const clerkJwks = str(sstResource(env, "ClerkJwksUrl")?.value) ?? str(env.CLERK_JWKS_URL);
+  const clerkIssuer = str(sstResource(env, "ClerkIssuer")?.value) ?? str(env.CLERK_ISSUER);
+  const clerkParties =
+    str(sstResource(env, "ClerkAuthorizedParties")?.value) ?? str(env.CLERK_AUTHORIZED_PARTIES);
+
+  const raw = {
+    region: str(env.AWS_REGION) ?? str(env.AWS_DEFAULT_REGION) ?? "us-east-1",
+    endpoint: str(env.CAPYDB_AWS_ENDPOINT),
+    table: str(table?.name) ?? str(env.CAPYDB_TABLE),
+    queueUrl: str(queue?.url) ?? str(env.CAPYDB_QUEUE_URL),
+    dlqUrl: str(dlq?.url) ?? str(env.CAPYDB_DLQ_URL),
+    bucket: str(bucket?.name) ?? str(env.CAPYDB_BUCKET),
+    secretKey: str(secret?.value) ?? str(env.CAPYDB_SECRET_KEY),
+    pgBinDirs: (str(env.CAPYDB_PG_BIN_DIRS) ?? "").split(":").filter(Boolean),
+    workerId:
+      str(env.CAPYDB_WORKER_ID) ??
+      str(env.AWS_LAMBDA_LOG_STREAM_NAME) ??
+      `worker-${process.pid}`,
+    logLevel: str(env.LOG_LEVEL)?.toUpperCase(),
+    clerk:
+      clerkJwks || clerkIssuer
+        ? {
+            jwksUrl: clerkJwks,
+            issuer: clerkIssuer,
+            authorizedParties: (clerkParties ?? "").split(",").map((s) => s.trim()).filter(Boolean),
+          }
+        : undefined,
+  };
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = String(issue.path[0] ?? "");
+    const name = envNames[field] ?? field;
+    const missing = issue.code === "invalid_type" && issue.input === undefined;
+    throw new ConfigError(
+      missing ? `missing setting ${name}` : `invalid setting ${name}: ${issue.message}`,
+    );
+  }
+  return parsed.data;
+}

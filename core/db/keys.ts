@@ -1,0 +1,46 @@
+/**
+ * Every key shape of the single table, in one place. `pk`/`sk` address an item; the two sparse
+ * indexes serve the access patterns that GetItem cannot:
+ *
+ * | item            | pk                      | sk          | gsi1 (pk / sk)                 | gsi2 (pk / sk)                           |
+ * |-----------------|-------------------------|-------------|--------------------------------|------------------------------------------|
+ * | organization    | ORG#<org>               | ORG         | CLERKORG#<clerk org> / ORG     |                                          |
+ * | name guard      | NAME#<kind>#<scope>#<n> | NAME        |                                |                                          |
+ * | cluster         | CLS#<cls>               | CLS         |                                |                                          |
+ * | project         | PRJ#<prj>               | PRJ         | ORG#<org>#PRJ / <prj>          |                                          |
+ * | api key         | APIKEY#<sha256>         | APIKEY      | ORG#<org>#KEY / <key>          |                                          |
+ * | backup          | PRJ#<prj>               | BKP#<bkp>   |                                | BKPEXP / <expires_at>#<bkp> (has artifact)|
+ * | schedule        | PRJ#<prj>               | SCH         |                                | SCHED / <HH:MM>#<sch> (active only)       |
+ * | job             | JOB#<job>               | JOB         | PRJ#<prj>#JOB / <job>          | JOBS#<state> / <due time>#<job> (pending, running) |
+ * | event           | PRJ#<prj>               | EVT#<evt>   |                                |                                          |
+ * | lock            | LOCK#<resource>         | LOCK        |                                |                                          |
+ * | idempotency     | IDEM#<prj>#<key>        | IDEM        |                                |                                          |
+ * | schedule run    | SCHRUN#<sch>#<date>     | SCHRUN      |                                |                                          |
+ * | dispatcher mark | DISPATCH                | WATERMARK   |                                |                                          |
+ */
+export const keys = {
+  organization: (id: string) => ({ pk: `ORG#${id}`, sk: "ORG" }),
+  clerkOrgIndex: (clerkOrgId: string) => `CLERKORG#${clerkOrgId}`,
+  nameGuard: (kind: string, scope: string, name: string) => ({ pk: `NAME#${kind}#${scope}#${name}`, sk: "NAME" }),
+  cluster: (id: string) => ({ pk: `CLS#${id}`, sk: "CLS" }),
+  project: (id: string) => ({ pk: `PRJ#${id}`, sk: "PRJ" }),
+  orgProjectsIndex: (orgId: string) => `ORG#${orgId}#PRJ`,
+  apiKey: (hash: string) => ({ pk: `APIKEY#${hash}`, sk: "APIKEY" }),
+  orgKeysIndex: (orgId: string) => `ORG#${orgId}#KEY`,
+  backup: (projectId: string, id: string) => ({ pk: `PRJ#${projectId}`, sk: `BKP#${id}` }),
+  backupPrefix: "BKP#",
+  backupExpiryIndex: "BKPEXP",
+  schedule: (projectId: string) => ({ pk: `PRJ#${projectId}`, sk: "SCH" }),
+  scheduleIndex: "SCHED",
+  job: (id: string) => ({ pk: `JOB#${id}`, sk: "JOB" }),
+  projectJobsIndex: (projectId: string) => `PRJ#${projectId}#JOB`,
+  jobStateIndex: (state: "pending" | "running") => `JOBS#${state}`,
+  event: (projectId: string, id: string) => ({ pk: `PRJ#${projectId}`, sk: `EVT#${id}` }),
+  lock: (resource: string) => ({ pk: `LOCK#${resource}`, sk: "LOCK" }),
+  idempotency: (projectId: string, key: string) => ({ pk: `IDEM#${projectId}#${key}`, sk: "IDEM" }),
+  scheduleRun: (scheduleId: string, date: string) => ({ pk: `SCHRUN#${scheduleId}#${date}`, sk: "SCHRUN" }),
+  dispatchWatermark: { pk: "DISPATCH", sk: "WATERMARK" },
+} as const;
+
+/** Epoch seconds, for the TTL attribute. */
+export const ttlAt = (d: Date): number => Math.floor(d.getTime() / 1000);

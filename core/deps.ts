@@ -1,0 +1,48 @@
+import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import type { S3Client } from "@aws-sdk/client-s3";
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import { createAwsClients } from "./aws/clients.ts";
+import type { Config } from "./config.ts";
+import { createLogger, type Log } from "./log.ts";
+
+/**
+ * Everything a core function needs from the outside world, passed explicitly so that the same
+ * code runs on Lambda, in the local stack and in tests (with their own table, queue, clock).
+ */
+export interface Deps {
+  ddb: DynamoDBDocumentClient;
+  table: string;
+  sqs: SQSClient;
+  queueUrl: string;
+  dlqUrl?: string;
+  s3: S3Client;
+  bucket: string;
+  /** Key that encrypts stored cluster passwords. */
+  secretKey: Buffer;
+  pgBinDirs: string[];
+  workerId: string;
+  log: Log;
+  now: () => Date;
+}
+
+export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps {
+  const clients = createAwsClients(config);
+  return {
+    ...clients,
+    table: config.table,
+    queueUrl: config.queueUrl,
+    dlqUrl: config.dlqUrl,
+    bucket: config.bucket,
+    secretKey: Buffer.from(config.secretKey, "base64"),
+    pgBinDirs: config.pgBinDirs,
+    workerId: config.workerId,
+    log: createLogger(config.logLevel),
+    now: () => new Date(),
+    ...overrides,
+  };
+}
+
+/** RFC 3339 UTC without milliseconds: `2026-11-26T02:15:00Z`. */
+export function iso(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
+}

@@ -1,0 +1,273 @@
+import { z } from "zod";
+import { keys } from "../db/keys.ts";
+import { decodeCursor, getItem, queryPage, setFields, updateItem, type Page } from "../db/store.ts";
+import { iso, type Deps } from "../deps.ts";
+import { AppError } from "../errors.ts";
+
+type Db = Pick<Deps, "ddb" | "table" | "now">;
+
+export const jobStates = ["pending", "running", "completed", "failed"] as const;
+export const jobTypes = ["project.backup", "project.backup_delete"] as const;
+export const retryClassifications = ["transient", "permanent"] as const;
+
+/** The Job as the API shows it (SPEC section 1): exactly these fields. */
+export const jobSchema = z.object({
+  id: z.string(),
+  organization_id: z.string(),
+  project_id: z.string(),
+  cluster_id: z.string(),
+  preview_database_id: z.string().nullable(),
+  type: z.string(),
+  state: z.enum(jobStates),
+  attempts: z.number().int(),
+  max_attempts: z.number().int(),
+  claimed_at: z.string().nullable(),
+  claimed_by: z.string().nullable(),
+  started_at: z.string().nullable(),
+  completed_at: z.string().nullable(),
+  locked_resource: z.string().nullable(),
+  retry_classification: z.string().nullable(),
+  last_exit_code: z.number().int().nullable(),
+  last_stdout: z.string().nullable(),
+  last_stderr: z.string().nullable(),
+  error: z.string().nullable(),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+export type Job = z.infer<typeof jobSchema>;
+
+/** The stored job: the API fields plus what the worker and reaper need. */
+export const jobItem = jobSchema.extend({
+  type: z.enum(jobTypes),
+  item_type: z.literal("job"),
+  database_name: z.string(),
+  /** The backup this job makes (project.backup) or deletes (project.backup_delete). */
+  backup_id: z.string().nullable(),
+  schedule_id: z.string().nullable(),
+  /** While running: when the claim lapses unless renewed by the heartbeat. */
+  lease_expires_at: z.string().nullable(),
+  /** While pending: when it is due to run (now, or after a retry delay). */
+  available_at: z.string().nullable(),
+});
+export type JobItem = z.infer<typeof jobItem>;
+
+export function toJob(item: JobItem): Job {
+  return jobSchema.parse({ ...item, type: item.type });
+}
+
+export const DEFAULT_MAX_ATTEMPTS = 3;
+
+export const lockedResourceFor = (clusterId: string, databaseName: string) => `database:${clusterId}/${databaseName}`;
+
+/** Index attributes for a job in a given state: only pending and running jobs are in gsi2. */
+export function jobStateIndex(state: Job["state"], at: string, id: string): Record<string, string | undefined> {
+  if (state === "pending" || state === "running") return { gsi2pk: keys.jobStateIndex(state), gsi2sk: `${at}#${id}` };
+  return { gsi2pk: undefined, gsi2sk: undefined };
+}
+
+/** The full stored item (with keys) for a new pending job. */
+export function newJobItem(
+  now: Date,
+  fields: Pick<JobItem, "id" | "organization_id" | "project_id" | "cluster_id" | "database_name" | "type" | "backup_id"> &
+    Partial<Pick<JobItem, "schedule_id" | "max_attempts" | "available_at">>,
+): Record<string, unknown> & JobItem {
+  const at = iso(now);
+  const available = fields.available_at ?? at;
+  const item: JobItem = {
+    item_type: "job",
+    preview_database_id: null,
+    state: "pending",
+    attempts: 0,
+    max_attempts: DEFAULT_MAX_ATTEMPTS,
+    claimed_at: null,
+    claimed_by: null,
+    started_at: null,
+    completed_at: null,
+    locked_resource: lockedResourceFor(fields.cluster_id, fields.database_name),
+    retry_classification: null,
+    last_exit_code: null,
+    last_stdout: null,
+    last_stderr: null,
+    error: null,
+    created_at: at,
+    updated_at: at,
+    schedule_id: null,
+    lease_expires_at: null,
+    ...fields,
+    available_at: available,
+  };
+  return {
+    ...keys.job(item.id),
+    gsi1pk: keys.projectJobsIndex(item.project_id),
+    gsi1sk: item.id,
+    ...jobStateIndex("pending", available, item.id),
+    ...item,
+  };
+}
+
+export async function getJobItem(deps: Db, id: string): Promise<JobItem | undefined> {
+  return getItem(deps, jobItem, keys.job(id));
+}
+
+/** Newest first. */
+export async function listJobs(deps: Db, projectId: string, limit: number, cursor?: string): Promise<Page<JobItem>> {
+  return queryPage(deps, jobItem, {
+    IndexName: "gsi1",
+    KeyConditionExpression: "gsi1pk = :p",
+    ExpressionAttributeValues: { ":p": keys.projectJobsIndex(projectId) },
+    ScanIndexForward: false,
+    Limit: limit,
+    ExclusiveStartKey: decodeCursor(cursor),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// State machine. Every transition is a conditional update; a transition whose condition fails
+// (another worker got there first, a late duplicate message) returns undefined.
+
+async function transition(
+  deps: Db,
+  id: string,
+  fields: Record<string, unknown>,
+  condition: string,
+  values: Record<string, unknown>,
+): Promise<JobItem | undefined> {
+  const set = setFields(fields);
+  try {
+    return await updateItem(deps, jobItem, {
+      Key: keys.job(id),
+      ...set,
+      ConditionExpression: `attribute_exists(pk) AND (${condition})`,
+      ExpressionAttributeNames: { ...set.ExpressionAttributeNames, "#state": "state", "#attempts": "attempts" },
+      ExpressionAttributeValues: { ...set.ExpressionAttributeValues, ...values },
+    });
+  } catch (err) {
+    if (err instanceof AppError && err.code === "conflict") return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Claims a job: pending (or running under a lapsed lease) -> running, attempts + 1. Undefined
+ * when the job is not claimable (running under a live lease, finished, attempts exhausted).
+ */
+export async function claimJob(deps: Db, job: JobItem, workerId: string, leaseMs: number): Promise<JobItem | undefined> {
+  const now = deps.now();
+  const lease = iso(new Date(now.getTime() + leaseMs));
+  return transition(
+    deps,
+    job.id,
+    {
+      state: "running",
+      attempts: job.attempts + 1,
+      claimed_by: workerId,
+      claimed_at: iso(now),
+      started_at: job.started_at ?? iso(now),
+      lease_expires_at: lease,
+      available_at: null,
+      updated_at: iso(now),
+      ...jobStateIndex("running", lease, job.id),
+    },
+    "#attempts = :attempts AND #attempts < max_attempts AND (#state = :pending OR (#state = :running AND lease_expires_at < :now))",
+    { ":attempts": job.attempts, ":pending": "pending", ":running": "running", ":now": iso(now) },
+  );
+}
+
+/** The fence that proves the caller still owns the claim it made. */
+const ownership = "#state = :running AND claimed_by = :worker AND #attempts = :attempts";
+const ownershipValues = (job: JobItem) => ({ ":running": "running", ":worker": job.claimed_by, ":attempts": job.attempts });
+
+export async function renewJobLease(deps: Db, job: JobItem, leaseMs: number): Promise<JobItem | undefined> {
+  const now = deps.now();
+  const lease = iso(new Date(now.getTime() + leaseMs));
+  return transition(deps, job.id, { lease_expires_at: lease, updated_at: iso(now), ...jobStateIndex("running", lease, job.id) }, ownership, ownershipValues(job));
+}
+
+export interface RunReport {
+  last_exit_code?: number | null;
+  last_stdout?: string | null;
+  last_stderr?: string | null;
+}
+
+export async function completeJob(deps: Db, job: JobItem, report: RunReport = {}): Promise<JobItem | undefined> {
+  const now = iso(deps.now());
+  return transition(
+    deps,
+    job.id,
+    { ...report, state: "completed", completed_at: now, updated_at: now, lease_expires_at: null, error: null, ...jobStateIndex("completed", now, job.id) },
+    ownership,
+    ownershipValues(job),
+  );
+}
+
+/** Transient failure with attempts left: back to pending, due again at `availableAt`. */
+export async function retryJob(deps: Db, job: JobItem, error: string, availableAt: Date, report: RunReport = {}): Promise<JobItem | undefined> {
+  const now = iso(deps.now());
+  const due = iso(availableAt);
+  return transition(
+    deps,
+    job.id,
+    {
+      ...report,
+      state: "pending",
+      error,
+      retry_classification: "transient",
+      lease_expires_at: null,
+      available_at: due,
+      updated_at: now,
+      ...jobStateIndex("pending", due, job.id),
+    },
+    ownership,
+    ownershipValues(job),
+  );
+}
+
+export async function failJob(
+  deps: Db,
+  job: JobItem,
+  error: string,
+  classification: "transient" | "permanent",
+  report: RunReport = {},
+): Promise<JobItem | undefined> {
+  const now = iso(deps.now());
+  return transition(
+    deps,
+    job.id,
+    {
+      ...report,
+      state: "failed",
+      error,
+      retry_classification: classification,
+      completed_at: now,
+      lease_expires_at: null,
+      available_at: null,
+      updated_at: now,
+      ...jobStateIndex("failed", now, job.id),
+    },
+    ownership,
+    ownershipValues(job),
+  );
+}
+
+/**
+ * Gives a claim back without spending the attempt (the database lock was busy): running ->
+ * pending, attempts - 1, due again at `availableAt`.
+ */
+export async function releaseClaim(deps: Db, job: JobItem, availableAt: Date): Promise<JobItem | undefined> {
+  const now = iso(deps.now());
+  const due = iso(availableAt);
+  return transition(
+    deps,
+    job.id,
+    {
+      state: "pending",
+      attempts: job.attempts - 1,
+      lease_expires_at: null,
+      available_at: due,
+      updated_at: now,
+      ...jobStateIndex("pending", due, job.id),
+    },
+    ownership,
+    ownershipValues(job),
+  );
+}

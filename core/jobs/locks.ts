@@ -1,0 +1,92 @@
+import { DeleteCommand } from "@aws-sdk/lib-dynamodb";
+import { z } from "zod";
+import { keys, ttlAt } from "../db/keys.ts";
+import { getItem, mapDbError, putItem, setFields, updateItem } from "../db/store.ts";
+import { iso, type Deps } from "../deps.ts";
+import { AppError } from "../errors.ts";
+
+type Db = Pick<Deps, "ddb" | "table" | "now">;
+
+export const lockItem = z.object({
+  item_type: z.literal("lock"),
+  resource: z.string(),
+  owner: z.string(),
+  lease_expires_at: z.string(),
+  acquired_at: z.string(),
+  ttl: z.number(),
+});
+export type Lock = z.infer<typeof lockItem>;
+
+/**
+ * Takes the exclusive lock on `resource` for `owner` (a job id) until the lease lapses. True when
+ * taken (or already held by the same owner), false when another owner holds a live lease.
+ */
+export async function acquireLock(deps: Db, resource: string, owner: string, leaseMs: number): Promise<boolean> {
+  const now = deps.now();
+  const lease = new Date(now.getTime() + leaseMs);
+  try {
+    await putItem(
+      deps,
+      {
+        ...keys.lock(resource),
+        item_type: "lock",
+        resource,
+        owner,
+        lease_expires_at: iso(lease),
+        acquired_at: iso(now),
+        // TTL is a safety net only (DynamoDB deletes lazily); the lease decides.
+        ttl: ttlAt(lease) + 3600,
+      },
+      {
+        condition: "attribute_not_exists(pk) OR lease_expires_at < :now OR #owner = :owner",
+        names: { "#owner": "owner" },
+        values: { ":now": iso(now), ":owner": owner },
+      },
+    );
+    return true;
+  } catch (err) {
+    if (err instanceof AppError && err.code === "conflict") return false;
+    throw err;
+  }
+}
+
+/** Extends the lease; false when the lock is no longer ours. */
+export async function renewLock(deps: Db, resource: string, owner: string, leaseMs: number): Promise<boolean> {
+  const lease = new Date(deps.now().getTime() + leaseMs);
+  try {
+    const set = setFields({ lease_expires_at: iso(lease), ttl: ttlAt(lease) + 3600 });
+    await updateItem(deps, lockItem, {
+      Key: keys.lock(resource),
+      ...set,
+      ConditionExpression: "#owner = :owner",
+      ExpressionAttributeNames: { ...set.ExpressionAttributeNames, "#owner": "owner" },
+      ExpressionAttributeValues: { ...set.ExpressionAttributeValues, ":owner": owner },
+    });
+    return true;
+  } catch (err) {
+    if (err instanceof AppError && err.code === "conflict") return false;
+    throw err;
+  }
+}
+
+/** Releases the lock if `owner` holds it (idempotent). */
+export async function releaseLock(deps: Db, resource: string, owner: string): Promise<void> {
+  try {
+    await deps.ddb.send(
+      new DeleteCommand({
+        TableName: deps.table,
+        Key: keys.lock(resource),
+        ConditionExpression: "#owner = :owner",
+        ExpressionAttributeNames: { "#owner": "owner" },
+        ExpressionAttributeValues: { ":owner": owner },
+      }),
+    );
+  } catch (err) {
+    if ((err as { name?: string }).name === "ConditionalCheckFailedException") return;
+    mapDbError(err);
+  }
+}
+
+export async function getLock(deps: Db, resource: string): Promise<Lock | undefined> {
+  return getItem(deps, lockItem, keys.lock(resource));
+}

@@ -1,0 +1,252 @@
+import { z } from "zod";
+import { keys } from "../db/keys.ts";
+import { getItem, queryAll, transactWrite } from "../db/store.ts";
+import { iso, type Deps } from "../deps.ts";
+import { AppError } from "../errors.ts";
+import { newId } from "../ids.ts";
+import { open, seal } from "./secretbox.ts";
+
+type Db = Pick<Deps, "ddb" | "table" | "now">;
+
+const nameSchema = z
+  .string()
+  .min(1)
+  .max(100)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "use letters, digits, '.', '_' or '-'");
+
+// ---------------------------------------------------------------------------------------------
+// Organization
+
+export const organizationItem = z.object({
+  type: z.literal("organization"),
+  id: z.string(),
+  name: z.string(),
+  clerk_organization_id: z.string().nullable(),
+  created_at: z.string(),
+});
+export type Organization = z.infer<typeof organizationItem>;
+
+export const createOrganizationInput = z.object({
+  name: nameSchema,
+  clerk_organization_id: z.string().min(1).nullable().default(null),
+});
+
+/** Creates an organization; names are unique (a guard item in the same transaction). */
+export async function createOrganization(deps: Db, input: z.input<typeof createOrganizationInput>): Promise<Organization> {
+  const data = createOrganizationInput.parse(input);
+  const now = deps.now();
+  const org: Organization = {
+    type: "organization",
+    id: newId("organization", now),
+    name: data.name,
+    clerk_organization_id: data.clerk_organization_id,
+    created_at: iso(now),
+  };
+  await transactWrite(
+    deps,
+    [
+      { Put: { TableName: deps.table, Item: { ...keys.nameGuard("org", "-", org.name), ref: org.id }, ConditionExpression: "attribute_not_exists(pk)" } },
+      {
+        Put: {
+          TableName: deps.table,
+          Item: {
+            ...keys.organization(org.id),
+            ...org,
+            ...(org.clerk_organization_id ? { gsi1pk: keys.clerkOrgIndex(org.clerk_organization_id), gsi1sk: "ORG" } : {}),
+          },
+        },
+      },
+    ],
+    `an organization named ${org.name} already exists`,
+  );
+  return org;
+}
+
+export async function getOrganization(deps: Db, id: string): Promise<Organization | undefined> {
+  return getItem(deps, organizationItem, keys.organization(id));
+}
+
+const guardItem = z.object({ ref: z.string() });
+
+async function byName(deps: Db, kind: string, scope: string, name: string): Promise<string | undefined> {
+  return (await getItem(deps, guardItem, keys.nameGuard(kind, scope, name)))?.ref;
+}
+
+export async function getOrganizationByName(deps: Db, name: string): Promise<Organization | undefined> {
+  const id = await byName(deps, "org", "-", name);
+  return id ? getOrganization(deps, id) : undefined;
+}
+
+export async function getOrganizationByClerkId(deps: Db, clerkOrgId: string): Promise<Organization | undefined> {
+  const [org] = await queryAll(
+    deps,
+    organizationItem,
+    { IndexName: "gsi1", KeyConditionExpression: "gsi1pk = :p", ExpressionAttributeValues: { ":p": keys.clerkOrgIndex(clerkOrgId) } },
+    1,
+  );
+  return org;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cluster: a PostgreSQL server hosting project databases. Its password is stored sealed and is
+// never part of any API response or log line.
+
+export const clusterItem = z.object({
+  type: z.literal("cluster"),
+  id: z.string(),
+  name: z.string(),
+  host: z.string(),
+  port: z.number().int(),
+  user: z.string(),
+  password_sealed: z.string(),
+  /** Database to connect to for administrative statements (CREATE/DROP DATABASE, version). */
+  admin_database: z.string(),
+  sslmode: z.string().nullable(),
+  created_at: z.string(),
+});
+export type ClusterItem = z.infer<typeof clusterItem>;
+export type Cluster = Omit<ClusterItem, "password_sealed">;
+
+export const createClusterInput = z.object({
+  name: nameSchema,
+  /** `postgres://user:password@host:port/admin_db?sslmode=...` */
+  url: z.string().refine((u) => {
+    try {
+      const p = new URL(u);
+      return (p.protocol === "postgres:" || p.protocol === "postgresql:") && p.hostname !== "" && p.username !== "";
+    } catch {
+      return false;
+    }
+  }, "must be a postgres:// URL with a user and a host"),
+});
+
+export function publicCluster(c: ClusterItem): Cluster {
+  const { password_sealed: _omit, ...rest } = c;
+  return rest;
+}
+
+export async function createCluster(deps: Db & Pick<Deps, "secretKey">, input: z.input<typeof createClusterInput>): Promise<Cluster> {
+  const data = createClusterInput.parse(input);
+  const url = new URL(data.url);
+  const now = deps.now();
+  const item: ClusterItem = {
+    type: "cluster",
+    id: newId("cluster", now),
+    name: data.name,
+    host: decodeURIComponent(url.hostname),
+    port: url.port ? Number(url.port) : 5432,
+    user: decodeURIComponent(url.username),
+    password_sealed: seal(deps.secretKey, decodeURIComponent(url.password)),
+    admin_database: decodeURIComponent(url.pathname.replace(/^\//, "")) || "postgres",
+    sslmode: url.searchParams.get("sslmode"),
+    created_at: iso(now),
+  };
+  await transactWrite(
+    deps,
+    [
+      { Put: { TableName: deps.table, Item: { ...keys.nameGuard("cls", "-", item.name), ref: item.id }, ConditionExpression: "attribute_not_exists(pk)" } },
+      { Put: { TableName: deps.table, Item: { ...keys.cluster(item.id), ...item } } },
+    ],
+    `a cluster named ${item.name} already exists`,
+  );
+  return publicCluster(item);
+}
+
+export async function getCluster(deps: Db, id: string): Promise<Cluster | undefined> {
+  const c = await getItem(deps, clusterItem, keys.cluster(id));
+  return c && publicCluster(c);
+}
+
+export async function getClusterByName(deps: Db, name: string): Promise<Cluster | undefined> {
+  const id = await byName(deps, "cls", "-", name);
+  return id ? getCluster(deps, id) : undefined;
+}
+
+/** What the worker needs to connect; only ever handed to pg and child process environments. */
+export interface ClusterConnection {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  adminDatabase: string;
+  sslmode: string | null;
+}
+
+export async function getClusterConnection(deps: Db & Pick<Deps, "secretKey">, id: string): Promise<ClusterConnection> {
+  const c = await getItem(deps, clusterItem, keys.cluster(id));
+  if (!c) throw new AppError("not_found", `cluster ${id} does not exist`);
+  return {
+    host: c.host,
+    port: c.port,
+    user: c.user,
+    password: open(deps.secretKey, c.password_sealed),
+    adminDatabase: c.admin_database,
+    sslmode: c.sslmode,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Project: one database on one cluster, owned by an organization.
+
+export const projectItem = z.object({
+  type: z.literal("project"),
+  id: z.string(),
+  organization_id: z.string(),
+  cluster_id: z.string(),
+  name: z.string(),
+  database_name: z.string(),
+  created_at: z.string(),
+});
+export type Project = z.infer<typeof projectItem>;
+
+export const createProjectInput = z.object({
+  organization_id: z.string().min(1),
+  cluster_id: z.string().min(1),
+  name: nameSchema,
+  database_name: z.string().min(1).max(63),
+});
+
+export async function createProject(deps: Db, input: z.input<typeof createProjectInput>): Promise<Project> {
+  const data = createProjectInput.parse(input);
+  if (!(await getOrganization(deps, data.organization_id))) throw new AppError("not_found", `organization ${data.organization_id} does not exist`);
+  if (!(await getCluster(deps, data.cluster_id))) throw new AppError("not_found", `cluster ${data.cluster_id} does not exist`);
+  const now = deps.now();
+  const project: Project = { type: "project", id: newId("project", now), ...data, created_at: iso(now) };
+  await transactWrite(
+    deps,
+    [
+      {
+        Put: {
+          TableName: deps.table,
+          Item: { ...keys.nameGuard("prj", data.organization_id, data.name), ref: project.id },
+          ConditionExpression: "attribute_not_exists(pk)",
+        },
+      },
+      {
+        Put: {
+          TableName: deps.table,
+          Item: { ...keys.project(project.id), ...project, gsi1pk: keys.orgProjectsIndex(project.organization_id), gsi1sk: project.id },
+        },
+      },
+    ],
+    `a project named ${data.name} already exists in this organization`,
+  );
+  return project;
+}
+
+export async function getProject(deps: Db, id: string): Promise<Project | undefined> {
+  return getItem(deps, projectItem, keys.project(id));
+}
+
+export async function getProjectByName(deps: Db, organizationId: string, name: string): Promise<Project | undefined> {
+  const id = await byName(deps, "prj", organizationId, name);
+  return id ? getProject(deps, id) : undefined;
+}
+
+export async function listProjects(deps: Db, organizationId: string): Promise<Project[]> {
+  return queryAll(deps, projectItem, {
+    IndexName: "gsi1",
+    KeyConditionExpression: "gsi1pk = :p",
+    ExpressionAttributeValues: { ":p": keys.orgProjectsIndex(organizationId) },
+  });
+}

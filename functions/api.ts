@@ -1,0 +1,7 @@
+import { handle } from "hono/aws-lambda";
+import { createApp } from "../core/api/app.ts";
+import { loadConfig } from "../core/config.ts";
+import { createDeps } from "../core/deps.ts";
+
+/** API Gateway (HTTP API) -> the Hono app. Configuration is parsed once, at cold start. */
+export const handler = handle(createApp({ deps: createDeps(loadConfig()) }));

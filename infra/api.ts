@@ -1,0 +1,19 @@
+import { functionArgs } from "./resources.ts";
+import { functions } from "./settings.ts";
+import { bucket } from "./storage.ts";
+
+/**
+ * The public API: an HTTP API (API Gateway v2) whose `$default` route sends every request to the
+ * Hono app, which does its own routing. Chosen over a function URL for the custom domain,
+ * stage throttling and access logs a public API wants; the price is $1 per million requests.
+ */
+export const api = new sst.aws.ApiGatewayV2("Api");
+
+api.route(
+  "$default",
+  functionArgs(functions.api, {
+    // core/config.ts requires a bucket name at every entry point; the API never touches S3, so it
+    // gets the name alone, without the S3 permissions a link would grant.
+    environment: { CAPYDB_BUCKET: bucket.name },
+  }),
+);

@@ -1,0 +1,205 @@
+/**
+ * The deployment's decisions as plain data: no SST or Pulumi globals here, so the offline tests
+ * (test/infra) import this file directly and the SST code in infra/*.ts builds its components
+ * from it. Change a number here and both the deployed stack and the tests that guard it follow.
+ */
+import { tableDefinition } from "../core/db/table.ts";
+
+type DurationUnit = "second" | "seconds" | "minute" | "minutes" | "hour" | "hours" | "day" | "days";
+export type Duration = `${number} ${DurationUnit}`;
+/** A Lambda timeout: at most 15 minutes, so SST types it without hours or days. */
+export type DurationMinutes = `${number} ${"second" | "seconds" | "minute" | "minutes"}`;
+export type Size = `${number} ${"MB" | "GB"}`;
+
+/** Seconds in an SST duration string ("15 minutes" -> 900). */
+export function toSeconds(duration: Duration): number {
+  const [count, unit] = duration.split(" ") as [string, DurationUnit];
+  const n = Number(count);
+  const per: Record<string, number> = { second: 1, minute: 60, hour: 3600, day: 86400 };
+  return n * per[unit.replace(/s$/, "")]!;
+}
+
+// ---------------------------------------------------------------------------------------------
+// DynamoDB: derived from the one table definition in core/db/table.ts (never restated here).
+
+type Gsi = keyof typeof tableDefinition.globalIndexes;
+
+/** `sst.aws.Dynamo` arguments: every key attribute is a string, indexes and TTL as defined. */
+export const tableArgs = {
+  fields: Object.fromEntries(
+    [
+      tableDefinition.partitionKey,
+      tableDefinition.sortKey,
+      ...Object.values(tableDefinition.globalIndexes).flatMap((i) => [i.partitionKey, i.sortKey]),
+    ].map((name) => [name, "string" as const]),
+  ) as Record<string, "string">,
+  primaryIndex: { hashKey: tableDefinition.partitionKey, rangeKey: tableDefinition.sortKey },
+  globalIndexes: Object.fromEntries(
+    Object.entries(tableDefinition.globalIndexes).map(([name, index]) => [
+      name,
+      { hashKey: index.partitionKey, rangeKey: index.sortKey, projection: "all" as const },
+    ]),
+  ) as Record<Gsi, { hashKey: string; rangeKey: string; projection: "all" }>,
+  ttl: tableDefinition.ttlAttribute,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Functions.
+
+/**
+ * arm64 (Graviton) everywhere. The worker's architecture is the one that matters: it must match
+ * the PostgreSQL binaries of the pg layer, which scripts/build-pg-layer.sh builds for this same
+ * architecture (its default ARCH). arm64 Lambda costs ~20% less per GB-second than x86_64, and
+ * the worker is the function that runs long (pg_dump + verify-restore). The API and dispatcher
+ * ship no native code, so they follow for uniformity and the same price cut.
+ */
+export const architecture = "arm64" as const;
+export const runtime = "nodejs24.x" as const;
+
+/** The pg layer's mount point: Lambda extracts layers under /opt; the layer holds `pgsql/<major>/bin`. */
+export const pgBinDir = "/opt/pgsql";
+/** The PostgreSQL majors the layer ships (the service dumps clusters of these majors). */
+export const pgMajors = [16, 17, 18] as const;
+/** Where scripts/build-pg-layer.sh leaves the layer's content (a directory SST zips on deploy). */
+export const pgLayerDir = "dist/pg-layer";
+/** Written beside it by the script: `{ "arch": "arm64", "majors": [16, 17, 18] }`. */
+export const pgLayerManifest = "dist/pg-layer.json";
+
+export interface FunctionSettings {
+  /** Entry point under functions/ (export `handler`). */
+  entry: "api" | "worker" | "dispatch";
+  timeout: DurationMinutes;
+  memory: Size;
+  /** Ephemeral /tmp. */
+  storage?: Size;
+  environment?: Record<string, string>;
+  /** Link names (see LinkName) this function reads: exactly what it uses. */
+  link: readonly LinkName[];
+}
+
+/** Names of the linked resources, as core/config.ts reads them (`SST_RESOURCE_<Name>`). */
+export type LinkName =
+  | "Table"
+  | "Jobs"
+  | "JobsDlq"
+  | "Backups"
+  | "ClusterSecretKey"
+  | "ClerkJwksUrl"
+  | "ClerkIssuer"
+  | "ClerkAuthorizedParties";
+
+export const functions = {
+  /**
+   * API Gateway's HTTP API gives up on an integration after 30 s, so a longer Lambda timeout would
+   * only bill for answers nobody receives. 1 GB buys a faster cold start (CPU scales with memory).
+   * core/config.ts currently requires the bucket and the cluster secret key at every entry point:
+   * the API gets the bucket's name as a plain variable (no S3 permission) and the secret link.
+   */
+  api: {
+    entry: "api",
+    timeout: "29 seconds",
+    memory: "1024 MB",
+    link: ["Table", "Jobs", "ClusterSecretKey", "ClerkJwksUrl", "ClerkIssuer", "ClerkAuthorizedParties"],
+  },
+  /**
+   * The worker runs pg_dump and streams it through SHA-256 into an S3 multipart upload, then
+   * pg_restore for the verification: two processes busy at once, so 4 GB (Lambda gives ~2.3 vCPUs
+   * at this size; 1 vCPU per 1769 MB) and the full 15 minutes Lambda allows. Memory also bounds
+   * the upload's in-flight parts. Nothing is staged on /tmp (the dump streams), so the default
+   * 512 MB of ephemeral storage stays.
+   */
+  worker: {
+    entry: "worker",
+    timeout: "15 minutes",
+    memory: "4096 MB",
+    environment: { CAPYDB_PG_BIN_DIRS: pgBinDir },
+    link: ["Table", "Jobs", "Backups", "ClusterSecretKey"],
+  },
+  /**
+   * One tick a minute: it must be done well before the next one (double ticks are harmless, but
+   * pointless). It only queries due schedules, enqueues jobs and re-enqueues lapsed leases.
+   */
+  dispatch: {
+    entry: "dispatch",
+    timeout: "50 seconds",
+    memory: "512 MB",
+    link: ["Table", "Jobs", "ClusterSecretKey"],
+  },
+} as const satisfies Record<string, FunctionSettings>;
+
+/** Functions whose config needs the bucket's name without touching S3 (see core/config.ts). */
+export const bucketNameOnly = ["api", "dispatch"] as const;
+
+// ---------------------------------------------------------------------------------------------
+// Queue.
+
+/**
+ * SQS must not hand a message to a second worker while the first may still be processing it:
+ * AWS's rule for Lambda event sources is a visibility timeout of at least six times the function
+ * timeout (the poller's retries of throttled invocations count against it).
+ */
+export const visibilityTimeoutFactor = 6;
+export const queue = {
+  visibilityTimeout: `${visibilityTimeoutFactor * toSeconds(functions.worker.timeout)} seconds`,
+  /** A job message that fails this many receives goes to JobsDlq (the job record stays in the table). */
+  dlqRetry: 5,
+} as const satisfies { visibilityTimeout: Duration; dlqRetry: number };
+
+/**
+ * One job per invocation: a backup may take most of the 15 minutes, so batching several would
+ * make them share one timeout. Partial batch responses stay on: the handler reports failed
+ * records individually, which is what SQS needs to redeliver only those.
+ */
+export const workerSubscription = { batch: { size: 1, partialResponses: true } } as const;
+
+// ---------------------------------------------------------------------------------------------
+// Dispatcher schedule.
+
+export const dispatchSchedule = {
+  schedule: "rate(1 minute)",
+  /** A missed tick is caught up by the next one (watermark), so the scheduler never retries. */
+  retries: 0,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
+// Bucket.
+
+/**
+ * S3 lifecycle rules (aws.s3.BucketLifecycleConfiguration `rules`). A worker that dies mid-upload
+ * leaves parts that S3 bills for but no listing shows; abort them after a day. Artifacts
+ * themselves are expired by the retention sweep (per-backup retention_days), not by S3.
+ */
+export const bucketLifecycleRules = [
+  {
+    id: "abort-incomplete-multipart-uploads",
+    status: "Enabled",
+    filter: { prefix: "" },
+    abortIncompleteMultipartUpload: { daysAfterInitiation: 1 },
+  },
+];
+
+/** Server-side encryption at rest with S3-managed keys (no KMS request charges). */
+export const bucketEncryption = {
+  rules: [
+    {
+      applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" },
+      bucketKeyEnabled: true,
+    },
+  ],
+};
+
+// ---------------------------------------------------------------------------------------------
+// Secrets.
+
+/**
+ * `sst.Secret`s, set per stage with `npx sst secret set <Name> <value> --stage <stage>`, and their
+ * placeholders. The cluster key has none: a deploy without it fails, naming it. The Clerk settings
+ * default to "" (Clerk sign-in off, API keys only), which core/config.ts reads as "not set".
+ */
+export const secrets = {
+  ClusterSecretKey: undefined,
+  ClerkJwksUrl: "",
+  ClerkIssuer: "",
+  ClerkAuthorizedParties: "",
+} as const satisfies Partial<Record<LinkName, string | undefined>>;
+export type SecretName = keyof typeof secrets;

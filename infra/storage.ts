@@ -1,0 +1,50 @@
+import {
+  bucketEncryption,
+  bucketLifecycleRules,
+  queue as queueSettings,
+  tableArgs,
+} from "./settings.ts";
+
+/** The single table: fields, indexes and TTL come from core/db/table.ts via settings.ts. */
+export const table = new sst.aws.Dynamo("Table", {
+  ...tableArgs,
+  transform: {
+    // SST turns it on today; stated here so a change of SST's default cannot turn it off.
+    table: { pointInTimeRecovery: { enabled: true } },
+  },
+});
+
+/** Job messages that failed every receive; the admin CLI inspects and redrives them. */
+export const jobsDlq = new sst.aws.Queue("JobsDlq", {
+  // SQS's maximum (14 days): time to look at a poisoned message before SQS drops it.
+  transform: { queue: { messageRetentionSeconds: 14 * 24 * 3600 } },
+});
+
+export const jobs = new sst.aws.Queue("Jobs", {
+  visibilityTimeout: queueSettings.visibilityTimeout,
+  dlq: { queue: jobsDlq.arn, retry: queueSettings.dlqRetry },
+});
+
+/** Backup artifacts. Private (all four public-access blocks), encrypted at rest. */
+export const bucket = new sst.aws.Bucket("Backups", {
+  transform: {
+    publicAccessBlock: {
+      blockPublicAcls: true,
+      blockPublicPolicy: true,
+      ignorePublicAcls: true,
+      restrictPublicBuckets: true,
+    },
+  },
+});
+
+new aws.s3.BucketServerSideEncryptionConfiguration("BackupsEncryption", {
+  bucket: bucket.name,
+  ...bucketEncryption,
+});
+
+// sst.aws.Bucket's own `lifecycle` only knows expirations; aborting multipart uploads needs the
+// resource itself. The bucket has no other lifecycle configuration, so this one owns them all.
+new aws.s3.BucketLifecycleConfiguration("BackupsLifecycle", {
+  bucket: bucket.name,
+  rules: bucketLifecycleRules,
+});

@@ -1,0 +1,54 @@
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { functionArgs } from "./resources.ts";
+import {
+  architecture,
+  functions,
+  pgLayerDir,
+  pgLayerManifest,
+  pgMajors,
+  runtime,
+  workerSubscription,
+} from "./settings.ts";
+import { jobs } from "./storage.ts";
+
+/**
+ * The PostgreSQL client tools as a Lambda layer: either one published before (its ARN in
+ * CAPYDB_PG_LAYER_ARN) or the directory scripts/build-pg-layer.sh leaves in dist/pg-layer,
+ * which SST zips and publishes here. A missing or foreign-architecture build fails the deploy
+ * with a message that says what to run, instead of a worker that cannot find pg_dump.
+ */
+function pgLayerArn(): $util.Input<string> {
+  const published = process.env.CAPYDB_PG_LAYER_ARN;
+  if (published) return published;
+
+  const root = $cli.paths.root;
+  const dir = path.join(root, pgLayerDir);
+  const manifestPath = path.join(root, pgLayerManifest);
+  if (!existsSync(dir) || !existsSync(manifestPath)) {
+    throw new Error(
+      `pg layer not built: run scripts/build-pg-layer.sh (needs Docker) to create ${pgLayerDir}, ` +
+        `or set CAPYDB_PG_LAYER_ARN to a published layer`,
+    );
+  }
+  const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as { arch?: string };
+  if (manifest.arch !== architecture) {
+    throw new Error(
+      `pg layer in ${pgLayerDir} is built for ${manifest.arch}, the worker runs on ${architecture}: ` +
+        `rebuild it with ARCH=${architecture} scripts/build-pg-layer.sh`,
+    );
+  }
+  return new aws.lambda.LayerVersion("PgTools", {
+    layerName: `${$app.name}-${$app.stage}-pgtools`,
+    description: `pg_dump, pg_restore, psql for PostgreSQL ${pgMajors.join(", ")} (${architecture})`,
+    code: new $util.asset.FileArchive(dir),
+    compatibleArchitectures: [architecture],
+    compatibleRuntimes: [runtime],
+  }).arn;
+}
+
+/** The job consumer: one SQS message (a job id) per invocation, failures reported per record. */
+export const worker = jobs.subscribe(
+  functionArgs(functions.worker, { layers: [pgLayerArn()] }),
+  workerSubscription,
+);

@@ -1,0 +1,141 @@
+/**
+ * `npm start`: the whole backup service on this machine, on embedded stand-ins of DynamoDB, SQS
+ * and S3 and a local PostgreSQL, with no AWS account and no Docker.
+ */
+import { serve, type ServerType } from "@hono/node-server";
+import pg from "pg";
+import { createApp } from "../core/api/app.ts";
+import { loadConfig, ConfigError } from "../core/config.ts";
+import { createDeps } from "../core/deps.ts";
+import { createDispatchHandler } from "../core/dispatch/handler.ts";
+import { createWorkerHandler } from "../core/worker/handler.ts";
+import { ensureDemoDatabase } from "./demo.ts";
+import { localDir, localEnv, localSecrets, readLocalJson, writeLocalJson, type LocalJson } from "./files.ts";
+import { startTicker, startWorkerLoop } from "./loops.ts";
+import { MissingDependencyError } from "./postgres.ts";
+import { seedLocal } from "./seed.ts";
+import { LOCAL_REGION, provision, startInfra, type Infra } from "./stack.ts";
+import { portIsFree } from "./wait.ts";
+
+const envPort = (name: string, fallback: number): number => {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new ConfigError(`invalid setting ${name}: must be a port number`);
+  return n;
+};
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const dir = localDir();
+  const ports = {
+    api: envPort("PORT", 3000),
+    aws: envPort("CAPYDB_AWS_PORT", 4566),
+    dynamodb: envPort("CAPYDB_DYNAMODB_PORT", 8000),
+    fauxqs: envPort("CAPYDB_FAUXQS_PORT", 4567),
+    postgres: envPort("CAPYDB_PG_PORT", 54329),
+  };
+  for (const [name, port] of Object.entries(ports)) {
+    if (!(await portIsFree(port))) {
+      throw new MissingDependencyError(
+        `port ${port} (${name}) is already in use: stop what uses it (\`ss -ltnp 'sport = :${port}'\`) or choose another with ${name === "api" ? "PORT" : `CAPYDB_${name.toUpperCase()}_PORT`}`,
+      );
+    }
+  }
+  const secrets = localSecrets(dir);
+  const stoppers: (() => Promise<void>)[] = [];
+  let stopping = false;
+  const shutdown = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    for (const stop of stoppers.reverse()) await stop().catch(() => undefined);
+    process.exit(code);
+  };
+  process.on("SIGINT", () => void shutdown(0));
+  process.on("SIGTERM", () => void shutdown(0));
+
+  let infra: Infra;
+  try {
+    infra = await startInfra({ dir, persist: true, ports, postgresPassword: secrets.postgres_password });
+  } catch (err) {
+    await shutdown(1).catch(() => undefined);
+    throw err;
+  }
+  stoppers.push(infra.stop);
+  try {
+    const names = { table: "capydb-backups", queue: "capydb-jobs", bucket: "capydb-backups" };
+    const resources = await provision(infra, names);
+    await ensureDemoDatabase(infra.postgres.url, "demo");
+
+    const previous = readLocalJson(dir);
+    const partial: Omit<LocalJson, "api_key" | "organization_id" | "project_id"> = {
+      api_url: `http://127.0.0.1:${ports.api}`,
+      aws: {
+        endpoint: infra.endpoint,
+        region: LOCAL_REGION,
+        table: resources.table,
+        queue_url: resources.queueUrl,
+        dlq_url: resources.dlqUrl,
+        bucket: resources.bucket,
+      },
+      postgres: { url: infra.postgres.url },
+    };
+    Object.assign(process.env, localEnv(dir, { ...partial, api_key: "", organization_id: "", project_id: "" }));
+    const config = loadConfig();
+    const deps = createDeps(config);
+    const seed = await seedLocal(deps, { clusterUrl: infra.postgres.url, databaseName: "demo", previousApiKey: previous?.api_key });
+    writeLocalJson(dir, { ...partial, api_key: seed.apiKey, organization_id: seed.organizationId, project_id: seed.projectId });
+
+    const app = createApp({
+      deps,
+      healthChecks: {
+        postgres: async () => {
+          const client = new pg.Client({ connectionString: infra.postgres.url, connectionTimeoutMillis: 1500 });
+          await client.connect();
+          try {
+            await client.query("SELECT 1");
+          } finally {
+            await client.end();
+          }
+        },
+      },
+    });
+    const server: ServerType = await new Promise((resolve, reject) => {
+      const s = serve({ fetch: app.fetch, port: ports.api, hostname: "127.0.0.1" }, () => resolve(s));
+      s.once("error", reject);
+    });
+    stoppers.push(() => new Promise<void>((r) => server.close(() => r())));
+    const worker = startWorkerLoop(deps, createWorkerHandler(deps));
+    stoppers.push(() => worker.stop());
+    const ticker = startTicker(deps, createDispatchHandler(deps));
+    stoppers.push(() => ticker.stop());
+
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    process.stdout.write(
+      [
+        "",
+        `CapyDB backups is running (ready in ${seconds}s)`,
+        `  API       http://127.0.0.1:${ports.api}   (health: /health, OpenAPI: /v1/openapi.json)`,
+        `  API key   ${seed.apiKey}`,
+        `  Project   ${seed.projectId} (database "demo")`,
+        `  Settings  ${dir}/local.json`,
+        "",
+        "Try:",
+        `  curl -s -X POST -H "Authorization: Bearer ${seed.apiKey}" http://127.0.0.1:${ports.api}/v1/projects/${seed.projectId}/backups`,
+        `  curl -s -H "Authorization: Bearer ${seed.apiKey}" http://127.0.0.1:${ports.api}/v1/projects/${seed.projectId}/backups`,
+        "",
+        "Ctrl-C stops everything; data stays in .capydb/ for the next start.",
+        "",
+      ].join("\n"),
+    );
+  } catch (err) {
+    await infra.stop().catch(() => undefined);
+    throw err;
+  }
+}
+
+main().catch((err: unknown) => {
+  const known = err instanceof MissingDependencyError || err instanceof ConfigError;
+  process.stderr.write(`capydb: ${known ? (err as Error).message : `could not start: ${err instanceof Error ? err.message : String(err)}`}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,44 @@
+import { createApiKey, findApiKey, isKeyActive } from "../core/auth/keys.ts";
+import type { Deps } from "../core/deps.ts";
+import {
+  createCluster,
+  createOrganization,
+  createProject,
+  getClusterByName,
+  getOrganizationByName,
+  getProjectByName,
+} from "../core/orgs/orgs.ts";
+
+export interface SeedResult {
+  organizationId: string;
+  clusterId: string;
+  projectId: string;
+  apiKey: string;
+}
+
+/**
+ * Seeds the local stack through the same core functions capydb-admin uses; idempotent: existing
+ * records are found by name, and the key from the previous start is reused while it is valid.
+ */
+export async function seedLocal(
+  deps: Deps,
+  opts: { clusterUrl: string; databaseName: string; previousApiKey?: string },
+): Promise<SeedResult> {
+  const org = (await getOrganizationByName(deps, "local")) ?? (await createOrganization(deps, { name: "local" }));
+  const cluster = (await getClusterByName(deps, "local")) ?? (await createCluster(deps, { name: "local", url: opts.clusterUrl }));
+  const project =
+    (await getProjectByName(deps, org.id, "demo")) ??
+    (await createProject(deps, { organization_id: org.id, cluster_id: cluster.id, name: "demo", database_name: opts.databaseName }));
+  let apiKey = opts.previousApiKey;
+  const previous = apiKey ? await findApiKey(deps, apiKey) : undefined;
+  if (!apiKey || !previous || !isKeyActive(previous, deps.now()) || previous.organization_id !== org.id) {
+    apiKey = (
+      await createApiKey(deps, {
+        organization_id: org.id,
+        name: "local-dev",
+        scopes: ["backups:read", "backups:write", "jobs:read"],
+      })
+    ).key;
+  }
+  return { organizationId: org.id, clusterId: cluster.id, projectId: project.id, apiKey };
+}

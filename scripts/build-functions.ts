@@ -1,0 +1,139 @@
+/**
+ * Bundles each Lambda entry point the way SST's node runtime does on deploy (esbuild: one ESM
+ * file, minified, `createRequire` banner, only `sharp`/`pg-native` external, and the plugins of
+ * scripts/esbuild-plugins.mjs, which the deploy uses too), into
+ * `dist/functions/<name>/index.mjs`, and prints each bundle's size against its budget. The
+ * tests check the budgets and the `handler` export on these files, so what they measure is what
+ * a deploy ships.
+ *
+ * The AWS SDK v3 is bundled, not left external for the copy the nodejs24.x runtime carries:
+ * that copy is whatever version AWS last rolled out (it changes under a deployed function and
+ * lags the one package-lock.json pins), while @aws-sdk/lib-storage and Powertools expect the
+ * exact client versions they were installed with. Bundled, the code deployed is the code tested;
+ * esbuild keeps only the clients actually imported, and the budgets below include them.
+ *
+ * Usage: `npm run build:functions` (all) or `npm run build:functions -- api worker`.
+ */
+import { build, type Metafile } from "esbuild";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { gzipSync } from "node:zlib";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+// Plain ESM (typed by esbuild-plugins.d.mts): SST's node runtime loads it by path on deploy.
+import sharedPlugins from "./esbuild-plugins.mjs";
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+/** Entry points and their size budgets (minified bytes of index.mjs). */
+export const bundles = {
+  api: { entry: "functions/api.ts", maxBytes: 1024 * 1024 },
+  worker: { entry: "functions/worker.ts", maxBytes: 2 * 1024 * 1024 },
+  dispatch: { entry: "functions/dispatch.ts", maxBytes: 1024 * 1024 },
+} as const;
+export type BundleName = keyof typeof bundles;
+
+export interface BundleResult {
+  name: BundleName;
+  /** Absolute path of the bundle. */
+  file: string;
+  bytes: number;
+  gzipBytes: number;
+  maxBytes: number;
+  /** Names the bundle exports (the Lambda runtime calls `handler`). */
+  exports: string[];
+  /** The five largest inputs, to see what to trim when a budget breaks. */
+  largestInputs: { path: string; bytes: number }[];
+}
+
+/** The banner SST prepends to ESM bundles: CommonJS dependencies call `require` and `__dirname`. */
+const banner = [
+  `import { createRequire as topLevelCreateRequire } from 'module';`,
+  `const require = topLevelCreateRequire(import.meta.url);`,
+  `import { fileURLToPath as topLevelFileUrlToPath, URL as topLevelURL } from "url"`,
+  `const __filename = topLevelFileUrlToPath(import.meta.url)`,
+  `const __dirname = topLevelFileUrlToPath(new topLevelURL(".", import.meta.url))`,
+].join("\n");
+
+export function outFile(name: BundleName, outDir = path.join(root, "dist/functions")): string {
+  return path.join(outDir, name, "index.mjs");
+}
+
+/** Builds one bundle. Throws (esbuild's error) when the entry does not compile. */
+export async function buildFunction(
+  name: BundleName,
+  outDir = path.join(root, "dist/functions"),
+): Promise<BundleResult> {
+  const { entry, maxBytes } = bundles[name];
+  const file = outFile(name, outDir);
+  rmSync(path.dirname(file), { recursive: true, force: true });
+  mkdirSync(path.dirname(file), { recursive: true });
+  const result = await build({
+    absWorkingDir: root,
+    entryPoints: [entry],
+    outfile: file,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node24",
+    minify: true,
+    keepNames: true,
+    mainFields: ["module", "main"],
+    external: ["sharp", "pg-native"],
+    banner: { js: banner },
+    plugins: sharedPlugins,
+    metafile: true,
+    logLevel: "warning",
+  });
+  const rel = path.relative(root, file);
+  const output = result.metafile.outputs[rel];
+  const bytes = readFileSync(file);
+  return {
+    name,
+    file,
+    bytes: bytes.length,
+    gzipBytes: gzipSync(bytes).length,
+    maxBytes,
+    exports: output?.exports ?? [],
+    largestInputs: largest(output),
+  };
+}
+
+function largest(output: Metafile["outputs"][string] | undefined) {
+  return Object.entries(output?.inputs ?? {})
+    .map(([p, i]) => ({ path: p, bytes: i.bytesInOutput }))
+    .sort((a, b) => b.bytes - a.bytes)
+    .slice(0, 5);
+}
+
+/** Whether an entry point exists yet (the functions are written alongside the infrastructure). */
+export function entryExists(name: BundleName): boolean {
+  return existsSync(path.join(root, bundles[name].entry));
+}
+
+const kib = (n: number) => `${(n / 1024).toFixed(0)} KiB`;
+
+async function main(argv: string[]): Promise<number> {
+  const names = (argv.length > 0 ? argv : Object.keys(bundles)) as BundleName[];
+  let failed = false;
+  for (const name of names) {
+    if (!(name in bundles)) {
+      console.error(`unknown function ${name}; known: ${Object.keys(bundles).join(", ")}`);
+      return 2;
+    }
+    const r = await buildFunction(name);
+    const over = r.bytes > r.maxBytes;
+    const noHandler = !r.exports.includes("handler");
+    failed ||= over || noHandler;
+    console.log(
+      `${name.padEnd(9)} ${path.relative(root, r.file).padEnd(32)} ${kib(r.bytes).padStart(9)} ` +
+        `(gzip ${kib(r.gzipBytes)}, budget ${kib(r.maxBytes)})` +
+        (over ? "  OVER BUDGET" : "") +
+        (noHandler ? "  NO `handler` EXPORT" : ""),
+    );
+  }
+  return failed ? 1 : 0;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  process.exitCode = await main(process.argv.slice(2));
+}

@@ -1,0 +1,33 @@
+/// <reference path="./.sst/platform/config.d.ts" />
+
+/**
+ * CapyDB backups on AWS. The resources live in infra/*.ts, their numbers and wiring rules in
+ * infra/settings.ts (plain data, checked offline by test/infra). docs/deploy.md explains a deploy.
+ */
+export default $config({
+  app(input) {
+    const production = input?.stage === "production";
+    return {
+      name: "capydb-backups",
+      home: "aws",
+      // Production keeps its table and backups when the stack is removed, and refuses `sst remove`.
+      removal: production ? "retain" : "remove",
+      protect: production,
+    };
+  },
+  async run() {
+    const { table, jobs, jobsDlq, bucket } = await import("./infra/storage.ts");
+    const { api } = await import("./infra/api.ts");
+    await import("./infra/worker.ts");
+    await import("./infra/dispatch.ts");
+
+    // Named after the variables capydb-admin reads (docs/deploy.md).
+    return {
+      ApiUrl: api.url,
+      CAPYDB_TABLE: table.name,
+      CAPYDB_QUEUE_URL: jobs.url,
+      CAPYDB_DLQ_URL: jobsDlq.url,
+      CAPYDB_BUCKET: bucket.name,
+    };
+  },
+});

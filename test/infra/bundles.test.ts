@@ -1,0 +1,44 @@
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import {
+  type BundleName,
+  buildFunction,
+  bundles,
+  entryExists,
+} from "../../scripts/build-functions.ts";
+
+// Bundles go to a temporary directory: the test must not race a developer's dist/.
+const outDir = mkdtempSync(path.join(tmpdir(), "capydb-bundles-"));
+afterAll(() => rmSync(outDir, { recursive: true, force: true }));
+
+describe("Lambda bundles (scripts/build-functions.ts)", () => {
+  for (const name of Object.keys(bundles) as BundleName[]) {
+    const { entry, maxBytes } = bundles[name];
+    const present = entryExists(name);
+    // The entry points are written alongside the infrastructure: until one exists its bundle
+    // cannot be checked, and the test says so in its name instead of failing.
+    const title = present
+      ? `${entry} bundles to one minified ESM file within ${maxBytes / 1024} KiB, exporting handler`
+      : `${entry} bundles (SKIPPED: ${entry} does not exist yet)`;
+
+    it.skipIf(!present)(title, { timeout: 60_000 }, async () => {
+      // act
+      const result = await buildFunction(name, outDir);
+      // assess
+      expect(statSync(result.file).size).toBe(result.bytes);
+      expect(result.file.endsWith(path.join(name, "index.mjs"))).toBe(true);
+      expect(result.exports).toContain("handler");
+      expect(
+        result.bytes,
+        `${name}: ${result.bytes} bytes; largest inputs ${JSON.stringify(result.largestInputs)}`,
+      ).toBeLessThanOrEqual(maxBytes);
+    });
+  }
+
+  it("keeps the budgets the deployment promises", () => {
+    expect(bundles.api.maxBytes).toBeLessThanOrEqual(1024 * 1024);
+    expect(bundles.worker.maxBytes).toBeLessThanOrEqual(2 * 1024 * 1024);
+  });
+});

@@ -1,0 +1,99 @@
+/**
+ * Recording stand-ins for the globals SST gives sst.config.ts (`$config`, `$app`, `sst.*`,
+ * `aws.*`, `$util`, `$cli`): enough to evaluate the real `run()` offline and read back every
+ * component it created, with the arguments it passed. Outputs are strings like `<Backups.name>`
+ * so a test can see which resource an argument points at.
+ */
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+
+export interface Created {
+  /** e.g. "sst.aws.Queue", "aws.s3.BucketLifecycleConfiguration". */
+  type: string;
+  name: string;
+  args: any;
+  /** Calls made on the component after construction (`subscribe`, `route`). */
+  calls: { method: string; args: any[] }[];
+}
+
+export const ref = (name: string, prop: string) => `<${name}.${prop}>`;
+
+export function installStandIns(opts: { root: string; stage?: string }): Created[] {
+  const created: Created[] = [];
+
+  function component(type: string, props: string[], methods: string[] = []) {
+    return class {
+      readonly $name: string;
+      readonly $record: Created;
+      constructor(name: string, args?: unknown) {
+        this.$name = name;
+        this.$record = { type, name, args, calls: [] };
+        created.push(this.$record);
+        for (const p of props) Object.defineProperty(this, p, { get: () => ref(name, p) });
+        for (const m of methods) {
+          (this as any)[m] = (...margs: any[]) => {
+            this.$record.calls.push({ method: m, args: margs });
+            return { $subscriberOf: name, method: m };
+          };
+        }
+      }
+    };
+  }
+
+  const g = globalThis as any;
+  g.$config = (config: unknown) => config;
+  g.$app = { name: "capydb-backups", stage: opts.stage ?? "test" };
+  g.$dev = false;
+  g.$cli = { paths: { root: opts.root } };
+  g.$util = { asset: { FileArchive: class { constructor(readonly path: string) {} } } };
+  g.sst = {
+    Secret: component("sst.Secret", ["name", "value"]),
+    aws: {
+      Dynamo: component("sst.aws.Dynamo", ["name", "arn"]),
+      Queue: component("sst.aws.Queue", ["url", "arn"], ["subscribe"]),
+      Bucket: component("sst.aws.Bucket", ["name", "arn"]),
+      ApiGatewayV2: component("sst.aws.ApiGatewayV2", ["url"], ["route"]),
+      CronV2: component("sst.aws.CronV2", []),
+    },
+  };
+  g.aws = {
+    lambda: { LayerVersion: component("aws.lambda.LayerVersion", ["arn"]) },
+    s3: {
+      BucketLifecycleConfiguration: component("aws.s3.BucketLifecycleConfiguration", []),
+      BucketServerSideEncryptionConfiguration: component(
+        "aws.s3.BucketServerSideEncryptionConfiguration",
+        [],
+      ),
+    },
+  };
+  return created;
+}
+
+export function removeStandIns(): void {
+  for (const k of ["$config", "$app", "$dev", "$cli", "$util", "sst", "aws"]) {
+    delete (globalThis as any)[k];
+  }
+}
+
+/** The repository's sst.config.ts, imported through a computed path so the app's tsc (which
+ * knows nothing of SST's globals) does not follow it; tsconfig.infra.json typechecks it. */
+export async function loadSstConfig(repoRoot: string): Promise<{
+  app: (input: { stage: string }) => any;
+  run: () => Promise<Record<string, unknown>>;
+}> {
+  const url = pathToFileURL(path.join(repoRoot, "sst.config.ts")).href;
+  const mod = await import(/* @vite-ignore */ url);
+  return mod.default;
+}
+
+/** The one component of a type and name, failing loudly when absent. */
+export function find(created: Created[], type: string, name?: string): Created {
+  const hit = created.filter((c) => c.type === type && (name === undefined || c.name === name));
+  if (hit.length !== 1) {
+    throw new Error(
+      `expected one ${type}${name ? ` "${name}"` : ""}, found ${hit.length}: ` +
+        JSON.stringify(created.map((c) => `${c.type} ${c.name}`)),
+    );
+  }
+  return hit[0]!;
+}

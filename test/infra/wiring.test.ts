@@ -1,0 +1,216 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { functions, queue, tableArgs } from "../../infra/settings.ts";
+import {
+  type Created,
+  find,
+  installStandIns,
+  loadSstConfig,
+  ref,
+  removeStandIns,
+} from "./sst-standins.ts";
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+/** Names of the resources a function's `link` points at (the stand-ins keep `$name`). */
+const linkNames = (fnArgs: any): string[] => fnArgs.link.map((r: any) => r.$name).sort();
+
+describe("sst.config.ts wiring (recording stand-ins, no AWS)", () => {
+  let created: Created[];
+  let outputs: Record<string, unknown>;
+  let config: Awaited<ReturnType<typeof loadSstConfig>>;
+
+  beforeEach(async () => {
+    // prepare: a published layer ARN, so the run does not look for a built layer directory
+    vi.resetModules();
+    vi.stubEnv("CAPYDB_PG_LAYER_ARN", "arn:aws:lambda:us-east-1:123456789012:layer:pg:1");
+    created = installStandIns({ root: repoRoot });
+    config = await loadSstConfig(repoRoot);
+    // act
+    outputs = await config.run();
+  });
+
+  afterEach(() => {
+    vi.unstubAllEnvs();
+    removeStandIns();
+  });
+
+  it("names the app, keeps production's data and protects production", () => {
+    expect(config.app({ stage: "production" })).toMatchObject({
+      name: "capydb-backups",
+      home: "aws",
+      removal: "retain",
+      protect: true,
+    });
+    expect(config.app({ stage: "pr-12" })).toMatchObject({ removal: "remove", protect: false });
+  });
+
+  it("creates the table from the shared definition, with point-in-time recovery", () => {
+    const table = find(created, "sst.aws.Dynamo", "Table");
+    expect(table.args).toMatchObject(tableArgs);
+    expect(table.args.transform.table.pointInTimeRecovery).toEqual({ enabled: true });
+  });
+
+  it("gives the jobs queue its dead-letter queue, retry count and visibility timeout", () => {
+    const jobs = find(created, "sst.aws.Queue", "Jobs");
+    find(created, "sst.aws.Queue", "JobsDlq");
+    expect(jobs.args.dlq).toEqual({ queue: ref("JobsDlq", "arn"), retry: 5 });
+    expect(jobs.args.visibilityTimeout).toBe(queue.visibilityTimeout);
+  });
+
+  it("subscribes the worker with partial batch responses, the layer and its links", () => {
+    const jobs = find(created, "sst.aws.Queue", "Jobs");
+    expect(jobs.calls.map((c) => c.method)).toEqual(["subscribe"]);
+    const [fnArgs, subArgs] = jobs.calls[0]!.args;
+    expect(subArgs.batch.partialResponses).toBe(true);
+    expect(fnArgs).toMatchObject({
+      handler: "functions/worker.handler",
+      runtime: "nodejs24.x",
+      architecture: "arm64",
+      timeout: "15 minutes",
+      memory: functions.worker.memory,
+      environment: { CAPYDB_PG_BIN_DIRS: "/opt/pgsql" },
+      layers: ["arn:aws:lambda:us-east-1:123456789012:layer:pg:1"],
+    });
+    expect(linkNames(fnArgs)).toEqual(["Backups", "ClusterSecretKey", "Jobs", "Table"]);
+  });
+
+  it("serves the API from one $default route, linked to what it uses and no S3 permission", () => {
+    const api = find(created, "sst.aws.ApiGatewayV2", "Api");
+    expect(api.calls).toHaveLength(1);
+    const [route, fnArgs] = api.calls[0]!.args;
+    expect(route).toBe("$default");
+    expect(fnArgs).toMatchObject({
+      handler: "functions/api.handler",
+      runtime: "nodejs24.x",
+      architecture: "arm64",
+      environment: { CAPYDB_BUCKET: ref("Backups", "name") },
+    });
+    expect(linkNames(fnArgs)).toEqual(
+      ["ClerkAuthorizedParties", "ClerkIssuer", "ClerkJwksUrl", "ClusterSecretKey", "Jobs", "Table"].sort(),
+    );
+  });
+
+  it("ticks the dispatcher every minute", () => {
+    const cron = find(created, "sst.aws.CronV2", "Dispatch");
+    expect(cron.args).toMatchObject({
+      schedule: "rate(1 minute)",
+      retries: 0,
+      function: { handler: "functions/dispatch.handler", runtime: "nodejs24.x" },
+    });
+    expect(linkNames(cron.args.function)).toEqual(["ClusterSecretKey", "Jobs", "Table"]);
+  });
+
+  it("bundles every function as scripts/build-functions.ts does", () => {
+    const all = [
+      find(created, "sst.aws.Queue", "Jobs").calls[0]!.args[0],
+      find(created, "sst.aws.ApiGatewayV2", "Api").calls[0]!.args[1],
+      find(created, "sst.aws.CronV2", "Dispatch").args.function,
+    ];
+    for (const fn of all) {
+      expect(fn.nodejs, fn.handler).toEqual({
+        format: "esm",
+        minify: true,
+        plugins: "scripts/esbuild-plugins.mjs",
+      });
+    }
+  });
+
+  it("blocks public access, encrypts and aborts stale multipart uploads on the bucket", () => {
+    const bucket = find(created, "sst.aws.Bucket", "Backups");
+    expect(bucket.args.access).toBeUndefined();
+    expect(bucket.args.public).toBeUndefined();
+    expect(bucket.args.transform.publicAccessBlock).toEqual({
+      blockPublicAcls: true,
+      blockPublicPolicy: true,
+      ignorePublicAcls: true,
+      restrictPublicBuckets: true,
+    });
+    const sse = find(created, "aws.s3.BucketServerSideEncryptionConfiguration");
+    expect(sse.args.bucket).toBe(ref("Backups", "name"));
+    expect(sse.args.rules[0].applyServerSideEncryptionByDefault.sseAlgorithm).toBe("AES256");
+    const lifecycle = find(created, "aws.s3.BucketLifecycleConfiguration");
+    expect(lifecycle.args.bucket).toBe(ref("Backups", "name"));
+    expect(lifecycle.args.rules).toContainEqual(
+      expect.objectContaining({
+        status: "Enabled",
+        abortIncompleteMultipartUpload: { daysAfterInitiation: 1 },
+      }),
+    );
+  });
+
+  it("declares the secrets, the cluster key without a placeholder", () => {
+    const secrets = Object.fromEntries(
+      created.filter((c) => c.type === "sst.Secret").map((c) => [c.name, c.args]),
+    );
+    expect(secrets).toEqual({
+      ClusterSecretKey: undefined,
+      ClerkJwksUrl: "",
+      ClerkIssuer: "",
+      ClerkAuthorizedParties: "",
+    });
+  });
+
+  it("outputs what capydb-admin reads", () => {
+    expect(outputs).toEqual({
+      ApiUrl: ref("Api", "url"),
+      CAPYDB_TABLE: ref("Table", "name"),
+      CAPYDB_QUEUE_URL: ref("Jobs", "url"),
+      CAPYDB_DLQ_URL: ref("JobsDlq", "url"),
+      CAPYDB_BUCKET: ref("Backups", "name"),
+    });
+  });
+});
+
+describe("sst.config.ts: the pg layer", () => {
+  let root: string;
+
+  beforeEach(() => {
+    vi.resetModules();
+    vi.stubEnv("CAPYDB_PG_LAYER_ARN", "");
+    root = mkdtempSync(path.join(tmpdir(), "capydb-layer-"));
+  });
+
+  afterEach(() => {
+    vi.unstubAllEnvs();
+    removeStandIns();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  const writeLayer = (arch: string) => {
+    mkdirSync(path.join(root, "dist/pg-layer/pgsql/18/bin"), { recursive: true });
+    writeFileSync(path.join(root, "dist/pg-layer.json"), JSON.stringify({ arch, majors: [16, 17, 18] }));
+  };
+
+  it("publishes a built layer for the worker's architecture and attaches it", async () => {
+    // prepare
+    writeLayer("arm64");
+    const created = installStandIns({ root });
+    // act
+    await (await loadSstConfig(repoRoot)).run();
+    // assess
+    const layer = find(created, "aws.lambda.LayerVersion", "PgTools");
+    expect(layer.args).toMatchObject({
+      compatibleArchitectures: ["arm64"],
+      compatibleRuntimes: ["nodejs24.x"],
+      layerName: "capydb-backups-test-pgtools",
+    });
+    expect(layer.args.code.path).toBe(path.join(root, "dist/pg-layer"));
+    const [fnArgs] = find(created, "sst.aws.Queue", "Jobs").calls[0]!.args;
+    expect(fnArgs.layers).toEqual([ref("PgTools", "arn")]);
+  });
+
+  it("refuses a deploy without a built layer, saying what to run", async () => {
+    installStandIns({ root });
+    await expect((await loadSstConfig(repoRoot)).run()).rejects.toThrow(/build-pg-layer\.sh/);
+  });
+
+  it("refuses a layer built for another architecture", async () => {
+    writeLayer("x86_64");
+    installStandIns({ root });
+    await expect((await loadSstConfig(repoRoot)).run()).rejects.toThrow(/built for x86_64/);
+  });
+});
