@@ -37,7 +37,8 @@ const requestId: MiddlewareHandler<AppEnv> = async (c, next) => {
 
 /** JSON bodies only: a body of another type is a 415 before any route sees it. */
 const jsonOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const hasBody = c.req.header("content-length") ? c.req.header("content-length") !== "0" : c.req.header("transfer-encoding") !== undefined;
+  const length = c.req.header("content-length");
+  const hasBody = length !== undefined ? length !== "0" : c.req.raw.body !== null;
   if (hasBody && ["POST", "PUT", "PATCH"].includes(c.req.method)) {
     const type = c.req.header("content-type") ?? "";
     if (!/^application\/([\w.+-]*\+)?json\s*(;|$)/i.test(type)) {

@@ -2,6 +2,7 @@ import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { AppError, isUnavailable } from "../errors.ts";
+import { redact } from "../redact.ts";
 import type { AppEnv } from "./context.ts";
 
 export const errorSchema = z.object({ error: z.string() }).openapi("Error", { description: "Every error body." });
@@ -38,18 +39,24 @@ export function describeZodError(error: z.ZodError, where = "body"): string {
 export function errorResponse(c: Context<AppEnv>, err: unknown): Response {
   if (err instanceof AppError) {
     if (err.code === "unavailable") c.header("Retry-After", "5");
-    if (err.status >= 500) c.var.log?.error("request failed", { error: err.message, cause: String(err.cause ?? "") });
+    if (err.code === "unavailable") c.var.log?.warn("dependency unavailable", { error: err.message, cause: redact(String(err.cause ?? "")) });
+    else if (err.status >= 500) c.var.log?.error("request failed", { error: err.message, cause: redact(String(err.cause ?? "")) });
     return c.json({ error: err.message }, err.status as 400);
   }
   if (err instanceof HTTPException) {
-    const message = err.status === 400 && /JSON/i.test(err.message) ? "request body is not valid JSON" : err.message || "request rejected";
+    const message =
+      err.status === 400 && /JSON/i.test(err.message)
+        ? "request body is not valid JSON"
+        : err.status === 415
+          ? "the request body must be JSON (Content-Type: application/json)"
+          : err.message || "request rejected";
     return c.json({ error: message }, err.status);
   }
   if (isUnavailable(err)) {
     c.header("Retry-After", "5");
-    c.var.log?.warn("dependency unavailable", { error: String(err) });
+    c.var.log?.warn("dependency unavailable", { error: redact(String(err)) });
     return c.json({ error: "a dependency is unavailable, try again shortly" }, 503);
   }
-  c.var.log?.error("unhandled error", { error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+  c.var.log?.error("unhandled error", { error: redact(err instanceof Error ? `${err.name}: ${err.message}` : String(err)) });
   return c.json({ error: "internal error" }, 500);
 }

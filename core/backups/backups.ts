@@ -192,3 +192,42 @@ export async function listBackups(deps: Db, projectId: string, limit: number, cu
     ExclusiveStartKey: decodeCursor(cursor),
   });
 }
+
+/**
+ * A new pending Backup record, the shape `requestBackup` writes; shared with the dispatcher's
+ * scheduled runs so the two paths cannot drift. `expires_at` = created_at + retentionDays (SPEC 2).
+ */
+export function newBackupItem(
+  project: Project,
+  now: Date,
+  opts: { backupId?: string; jobId: string; retentionDays: number; label: string; scheduleId: string | null },
+): BackupItem {
+  const backupId = opts.backupId ?? newId("backup", now);
+  const at = iso(now);
+  return {
+    item_type: "backup",
+    id: backupId,
+    project_id: project.id,
+    organization_id: project.organization_id,
+    cluster_id: project.cluster_id,
+    database_name: project.database_name,
+    label: opts.label,
+    backup_key: backupObjectKey(project.id, backupId),
+    size_bytes: 0,
+    state: "pending",
+    verification_state: "pending",
+    verified_at: null,
+    verification_error: null,
+    created_at: at,
+    updated_at: at,
+    job_id: opts.jobId,
+    schedule_id: opts.scheduleId,
+    expires_at: iso(new Date(now.getTime() + opts.retentionDays * 86400_000)),
+    sha256: null,
+    pg_dump_version: null,
+    server_version: null,
+    row_counts: null,
+    dump_ms: null,
+    restore_ms: null,
+  };
+}

@@ -1,8 +1,73 @@
+import { defaultRetentionOptions, sweepExpiredBackups, type RetentionOptions, type RetentionReport } from "../backups/retention.ts";
 import type { Deps } from "../deps.ts";
+import { iso } from "../deps.ts";
+import { errorText } from "./concurrency.ts";
+import { defaultReaperOptions, reapJobs, type ReaperOptions, type ReaperReport } from "./reaper.ts";
+import { dispatchDueSchedules, type ScheduleTickReport, type SchedulerOptions } from "./scheduler.ts";
 
-/** One dispatcher tick. (Scheduling, retention and the reaper land with their own issue.) */
-export function createDispatchHandler(deps: Deps) {
-  return async (): Promise<void> => {
-    deps.log.debug("dispatcher tick");
+export interface DispatchOptions {
+  scheduler: SchedulerOptions;
+  retention: RetentionOptions;
+  reaper: ReaperOptions;
+}
+
+export const defaultDispatchOptions: DispatchOptions = {
+  scheduler: { staggerSeconds: 30, concurrency: 16 },
+  retention: defaultRetentionOptions,
+  reaper: defaultReaperOptions,
+};
+
+export interface TickReport {
+  at: string;
+  schedules?: ScheduleTickReport;
+  retention?: RetentionReport;
+  reaper?: ReaperReport;
+  /** Phases that threw; the other phases still ran. */
+  errors: { phase: "schedules" | "retention" | "reaper"; error: string }[];
+  ms: number;
+}
+
+/**
+ * One minute tick: start the due scheduled backups, expire backups past retention, reap lost and
+ * dead jobs. The phases are independent: one failing does not stop the others. Every step is
+ * idempotent and conditional, so a double tick or two dispatchers at once are harmless.
+ */
+export async function runTick(deps: Deps, opts: Partial<DispatchOptions> = {}): Promise<TickReport> {
+  const o = { ...defaultDispatchOptions, ...opts };
+  const started = Date.now();
+  const report: TickReport = { at: iso(deps.now()), errors: [], ms: 0 };
+  const phase = async <K extends "schedules" | "retention" | "reaper">(name: K, fn: () => Promise<NonNullable<TickReport[K]>>) => {
+    try {
+      report[name] = await fn();
+    } catch (err) {
+      report.errors.push({ phase: name, error: errorText(err) });
+      deps.log.error(`dispatcher: ${name} failed`, { error: errorText(err) });
+    }
+  };
+  await phase("schedules", () => dispatchDueSchedules(deps, o.scheduler));
+  await phase("retention", () => sweepExpiredBackups(deps, `dispatcher:${deps.workerId}`, o.retention));
+  await phase("reaper", () => reapJobs(deps, o.reaper));
+  report.ms = Date.now() - started;
+  return report;
+}
+
+/**
+ * The dispatcher entry shared by the Lambda function (EventBridge minute tick) and the local
+ * stack's ticker. It throws after all phases ran if any failed, so the invocation shows as failed
+ * (and a retry is harmless).
+ */
+export function createDispatchHandler(deps: Deps, opts: Partial<DispatchOptions> = {}) {
+  return async (): Promise<TickReport> => {
+    const report = await runTick(deps, opts);
+    deps.log.info("dispatcher tick", {
+      window: report.schedules?.window,
+      started: report.schedules?.created,
+      expired: report.retention?.deleted,
+      requeued: report.reaper?.requeued,
+      retried: report.reaper?.retried,
+      ms: report.ms,
+    });
+    if (report.errors.length) throw new Error(`dispatcher tick failed: ${report.errors.map((e) => `${e.phase}: ${e.error}`).join("; ")}`);
+    return report;
   };
 }

@@ -1,0 +1,131 @@
+/**
+ * capydb-admin: operator tooling that works on the store directly (not through the API), for the
+ * people who run the service. Reads the same configuration as the service.
+ */
+import { Command, CommanderError, Option } from "commander";
+import { createApiKey, listApiKeys, revokeApiKey } from "../core/auth/keys.ts";
+import { allScopes, type Scope } from "../core/auth/scopes.ts";
+import { ConfigError } from "../core/config.ts";
+import { createDeps, type Deps } from "../core/deps.ts";
+import { AppError } from "../core/errors.ts";
+import { createCluster, createOrganization, createProject, getOrganization, listProjects } from "../core/orgs/orgs.ts";
+import { ZodError } from "zod";
+import { operatorConfig } from "./config.ts";
+import { dlqList, dlqRedrive } from "./dlq.ts";
+
+let deps: Deps | undefined;
+const getDeps = (): Deps => (deps ??= createDeps(operatorConfig(), {}));
+const print = (value: unknown): void => {
+  process.stdout.write(JSON.stringify(value, null, 2) + "\n");
+};
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString("utf8").trim();
+}
+
+const program = new Command("capydb-admin")
+  .description("Operator tooling for the CapyDB backups service (works on the store directly)")
+  .showHelpAfterError()
+  .exitOverride();
+
+const org = program.command("org").description("organizations");
+org
+  .command("create")
+  .requiredOption("--name <name>", "unique organization name")
+  .option("--clerk-org <id>", "the Clerk organization id that maps to it")
+  .action(async (o: { name: string; clerkOrg?: string }) => {
+    print(await createOrganization(getDeps(), { name: o.name, clerk_organization_id: o.clerkOrg ?? null }));
+  });
+org
+  .command("get <orgID>")
+  .action(async (id: string) => {
+    const found = await getOrganization(getDeps(), id);
+    if (!found) throw new AppError("not_found", `organization ${id} not found`);
+    print({ ...found, projects: await listProjects(getDeps(), id) });
+  });
+
+program
+  .command("cluster")
+  .description("PostgreSQL clusters that host project databases")
+  .command("add")
+  .requiredOption("--name <name>", "unique cluster name")
+  .option("--url <url>", "postgres://user:password@host:port/admin_db (prefer --url-stdin: keeps the password out of shell history)")
+  .option("--url-stdin", "read the connection URL from standard input")
+  .action(async (o: { name: string; url?: string; urlStdin?: boolean }) => {
+    const url = o.urlStdin ? await readStdin() : (o.url ?? process.env.CAPYDB_CLUSTER_URL);
+    if (!url) throw new AppError("bad_request", "give the connection URL with --url, --url-stdin or CAPYDB_CLUSTER_URL");
+    // The stored password is sealed with the service's key; it is never printed, logged or served.
+    print(await createCluster(getDeps(), { name: o.name, url }));
+  });
+
+program
+  .command("project")
+  .description("projects: one database on one cluster")
+  .command("create")
+  .requiredOption("--org <orgID>")
+  .requiredOption("--cluster <clusterID>")
+  .requiredOption("--name <name>")
+  .requiredOption("--database <name>", "the project's database on the cluster")
+  .action(async (o: { org: string; cluster: string; name: string; database: string }) => {
+    print(await createProject(getDeps(), { organization_id: o.org, cluster_id: o.cluster, name: o.name, database_name: o.database }));
+  });
+
+const key = program.command("key").description("API keys");
+key
+  .command("create")
+  .requiredOption("--org <orgID>")
+  .option("--project <projectID>", "scope the key to one project")
+  .addOption(new Option("--scopes <scopes>", `comma-separated: ${allScopes.join(", ")}`).makeOptionMandatory())
+  .option("--name <name>", "a name to recognise the key by", "admin-created")
+  .option("--expires-at <time>", "RFC 3339 expiry")
+  .action(async (o: { org: string; project?: string; scopes: string; name: string; expiresAt?: string }) => {
+    const { key: plaintext, record } = await createApiKey(getDeps(), {
+      organization_id: o.org,
+      project_id: o.project ?? null,
+      scopes: o.scopes.split(",").map((s) => s.trim()).filter(Boolean) as Scope[],
+      name: o.name,
+      expires_at: o.expiresAt ?? null,
+    });
+    print({ key: plaintext, record });
+    process.stderr.write("This is the only time the key is shown: store it now.\n");
+  });
+key
+  .command("list")
+  .requiredOption("--org <orgID>")
+  .action(async (o: { org: string }) => print(await listApiKeys(getDeps(), o.org)));
+key
+  .command("revoke <keyID>")
+  .requiredOption("--org <orgID>")
+  .action(async (keyId: string, o: { org: string }) => {
+    print(await revokeApiKey(getDeps(), o.org, keyId));
+    process.stderr.write("Revoked. API instances that cached the key stop accepting it within 60 seconds.\n");
+  });
+
+const dlq = program.command("dlq").description("the jobs dead-letter queue");
+dlq
+  .command("list")
+  .option("--max <n>", "how many messages to show", "50")
+  .action(async (o: { max: string }) => print(await dlqList(getDeps(), Number(o.max))));
+dlq
+  .command("redrive")
+  .description("move every message of the dead-letter queue back to the jobs queue")
+  .action(async () => print(await dlqRedrive(getDeps())));
+
+try {
+  await program.parseAsync(process.argv);
+  process.exit(0);
+} catch (err) {
+  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
+  const message =
+    err instanceof ZodError
+      ? err.issues.map((i) => `${i.path.join(".") || "input"}: ${i.message}`).join("; ")
+      : err instanceof AppError || err instanceof ConfigError
+        ? err.message
+        : err instanceof Error
+          ? err.message
+          : String(err);
+  process.stderr.write(`capydb-admin: ${message}\n`);
+  process.exit(err instanceof ZodError || (err instanceof AppError && err.status < 500) ? 2 : 1);
+}

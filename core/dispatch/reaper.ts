@@ -1,0 +1,232 @@
+import { DeleteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { getBackup } from "../backups/backups.ts";
+import { backupExpiryIndex } from "../backups/retention.ts";
+import { keys } from "../db/keys.ts";
+import { mapDbError, queryAll, setFields } from "../db/store.ts";
+import { iso, type Deps } from "../deps.ts";
+import { isConditionFailed } from "../errors.ts";
+import { jobItem, jobStateIndex, type JobItem } from "../jobs/jobs.ts";
+import { enqueueJobs } from "../jobs/queue.ts";
+import { errorText, mapSettled } from "./concurrency.ts";
+
+export interface ReaperOptions {
+  /** A pending job due longer ago than this and still unclaimed has lost its message. */
+  pendingGraceMs: number;
+  /** Jobs handled per index and tick (oldest first); the rest wait for the next tick. */
+  limit: number;
+  concurrency: number;
+}
+
+export const defaultReaperOptions: ReaperOptions = { pendingGraceMs: 2 * 60_000, limit: 500, concurrency: 8 };
+
+export interface ReaperReport {
+  /** Pending jobs whose message was lost (or deferred past SQS's delay), sent again. */
+  requeued: number;
+  /** Running jobs whose lease lapsed, put back to pending and sent again. */
+  retried: number;
+  /** Running jobs whose lease lapsed with no attempts left: failed. */
+  failed: number;
+  /** Locks of reaped jobs whose lease had lapsed, deleted. */
+  locksReleased: number;
+  errors: number;
+  jobIds: string[];
+}
+
+type Db = Pick<Deps, "ddb" | "table">;
+
+/** A conditional UpdateItem; false when the condition failed (someone else moved the item). */
+async function updateIf(deps: Db, key: { pk: string; sk: string }, fields: Record<string, unknown>, condition: string, names: Record<string, string>, values: Record<string, unknown>): Promise<boolean> {
+  const set = setFields(fields);
+  try {
+    await deps.ddb.send(
+      new UpdateCommand({
+        TableName: deps.table,
+        Key: key,
+        ...set,
+        ConditionExpression: condition,
+        ExpressionAttributeNames: { ...set.ExpressionAttributeNames, ...names },
+        ExpressionAttributeValues: { ...set.ExpressionAttributeValues, ...values },
+      }),
+    );
+    return true;
+  } catch (err) {
+    if (isConditionFailed(err)) return false;
+    return mapDbError(err);
+  }
+}
+
+async function indexedJobs(deps: Db, state: "pending" | "running", before: Date, limit: number): Promise<JobItem[]> {
+  return queryAll(
+    deps,
+    jobItem,
+    {
+      IndexName: "gsi2",
+      KeyConditionExpression: "gsi2pk = :p AND gsi2sk < :before",
+      ExpressionAttributeValues: { ":p": keys.jobStateIndex(state), ":before": `${iso(before)}#` },
+      Limit: limit,
+    },
+    limit,
+  );
+}
+
+/**
+ * Deletes the lock a dead job held, only while it is still that job's and its lease has lapsed:
+ * a new run of the same job that took the lock afresh keeps it.
+ */
+async function releaseLapsedLock(deps: Db, resource: string, owner: string, now: Date): Promise<boolean> {
+  try {
+    await deps.ddb.send(
+      new DeleteCommand({
+        TableName: deps.table,
+        Key: keys.lock(resource),
+        ConditionExpression: "#owner = :owner AND lease_expires_at < :now",
+        ExpressionAttributeNames: { "#owner": "owner" },
+        ExpressionAttributeValues: { ":owner": owner, ":now": iso(now) },
+      }),
+    );
+    return true;
+  } catch (err) {
+    if (isConditionFailed(err)) return false;
+    return mapDbError(err);
+  }
+}
+
+/**
+ * Lost messages and dead workers, found through the job-state index (never a scan):
+ * - a `pending` job due more than `pendingGraceMs` ago is sent again; its `available_at` moves to
+ *   now so it is sent at most once per grace period while a busy queue drains;
+ * - a `running` job whose lease lapsed goes back to `pending` (sent again) while it has attempts
+ *   left, else `failed` ("the worker stopped responding"), and its pending/running backup fails;
+ * - the lock such a job held is released once its own lease has lapsed.
+ * Every transition is conditional on what was read, so a worker that claims or finishes the job
+ * meanwhile wins.
+ */
+export async function reapJobs(deps: Deps, opts: ReaperOptions = defaultReaperOptions): Promise<ReaperReport> {
+  const now = deps.now();
+  const at = iso(now);
+  const report: ReaperReport = { requeued: 0, retried: 0, failed: 0, locksReleased: 0, errors: 0, jobIds: [] };
+  const toSend: string[] = [];
+
+  const waiting = await indexedJobs(deps, "pending", new Date(now.getTime() - opts.pendingGraceMs), opts.limit);
+  const requeued = await mapSettled(waiting, opts.concurrency, (job) =>
+    updateIf(
+      deps,
+      keys.job(job.id),
+      { available_at: at, updated_at: at, ...jobStateIndex("pending", at, job.id) },
+      "#state = :pending AND available_at = :was",
+      { "#state": "state" },
+      { ":pending": "pending", ":was": job.available_at },
+    ),
+  );
+  requeued.forEach((r, i) => {
+    const job = waiting[i]!;
+    if (r.status === "rejected") {
+      report.errors++;
+      deps.log.error("reaper: could not requeue a pending job", { job_id: job.id, error: errorText(r.reason) });
+    } else if (r.value) {
+      report.requeued++;
+      report.jobIds.push(job.id);
+      toSend.push(job.id);
+    }
+  });
+
+  const lapsed = await indexedJobs(deps, "running", now, opts.limit);
+  const reaped = await mapSettled(lapsed, opts.concurrency, async (job) => {
+    const stopped = `the worker stopped responding (its lease expired at ${job.lease_expires_at})`;
+    const fence = "#state = :running AND lease_expires_at = :lease AND #attempts = :attempts";
+    const fenceValues = { ":running": "running", ":lease": job.lease_expires_at, ":attempts": job.attempts };
+    const names = { "#state": "state", "#attempts": "attempts" };
+    let outcome: "retried" | "failed" | undefined;
+    if (job.attempts < job.max_attempts) {
+      const ok = await updateIf(
+        deps,
+        keys.job(job.id),
+        {
+          state: "pending",
+          error: `${stopped}; retrying`,
+          retry_classification: "transient",
+          lease_expires_at: null,
+          available_at: at,
+          updated_at: at,
+          ...jobStateIndex("pending", at, job.id),
+        },
+        fence,
+        names,
+        fenceValues,
+      );
+      if (ok) outcome = "retried";
+    } else {
+      const ok = await updateIf(
+        deps,
+        keys.job(job.id),
+        {
+          state: "failed",
+          error: `${stopped}; no attempts left`,
+          retry_classification: "transient",
+          completed_at: at,
+          lease_expires_at: null,
+          available_at: null,
+          updated_at: at,
+          ...jobStateIndex("failed", at, job.id),
+        },
+        fence,
+        names,
+        fenceValues,
+      );
+      if (ok) {
+        outcome = "failed";
+        if (job.type === "project.backup" && job.backup_id) await failBackup(deps, job, stopped, now);
+      }
+    }
+    let lockReleased = false;
+    if (outcome && job.locked_resource) lockReleased = await releaseLapsedLock(deps, job.locked_resource, job.id, now);
+    return { outcome, lockReleased };
+  });
+  reaped.forEach((r, i) => {
+    const job = lapsed[i]!;
+    if (r.status === "rejected") {
+      report.errors++;
+      deps.log.error("reaper: could not reap a lapsed job", { job_id: job.id, error: errorText(r.reason) });
+      return;
+    }
+    if (r.value.lockReleased) report.locksReleased++;
+    if (!r.value.outcome) return;
+    report[r.value.outcome]++;
+    report.jobIds.push(job.id);
+    if (r.value.outcome === "retried") toSend.push(job.id);
+    deps.log.warn(`reaper: ${r.value.outcome === "retried" ? "retrying" : "failed"} a job whose worker stopped responding`, { job_id: job.id, attempts: job.attempts });
+  });
+
+  if (toSend.length) {
+    try {
+      await enqueueJobs(deps, toSend);
+    } catch (err) {
+      // They stay pending with available_at = now: the next reaper pass after the grace sends them.
+      report.errors++;
+      deps.log.error("reaper: could not enqueue", { jobs: toSend.length, error: errorText(err) });
+    }
+  }
+  return report;
+}
+
+/** The backup of a job that died with no attempts left fails too, and enters retention (it may have left an object). */
+async function failBackup(deps: Pick<Deps, "ddb" | "table" | "now">, job: JobItem, why: string, now: Date): Promise<void> {
+  const at = iso(now);
+  const backupKey = keys.backup(job.project_id, job.backup_id!);
+  const backup = await getBackup(deps, job.project_id, job.backup_id!);
+  if (!backup) return;
+  await updateIf(
+    deps,
+    backupKey,
+    {
+      state: "failed",
+      verification_state: "failed",
+      verification_error: `the backup did not complete: ${why}`,
+      updated_at: at,
+      ...backupExpiryIndex({ ...backup, state: "failed" }),
+    },
+    "#state IN (:pending, :running)",
+    { "#state": "state" },
+    { ":pending": "pending", ":running": "running" },
+  );
+}

@@ -1,0 +1,111 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTable } from "../support/outage.ts";
+import { createTestEnv, type Tenant, type TestEnv } from "../support/env.ts";
+import { body, specFields } from "../support/spec.ts";
+import { ApiKeyResolver } from "../../core/auth/resolve.ts";
+import { createApiKey, revokeApiKey } from "../../core/auth/keys.ts";
+
+let env: TestEnv;
+let tenant: Tenant;
+let key: string;
+
+beforeAll(async () => {
+  env = await createTestEnv();
+  tenant = await env.seedTenant({ database: "app_db" });
+  key = await tenant.key();
+});
+afterAll(async () => env?.cleanup());
+
+describe("GET /v1/openapi.json", () => {
+  it("is OpenAPI 3.1 with the four component schemas carrying exactly SPEC's fields, and both security schemes", async () => {
+    const res = await env.app().request("/v1/openapi.json");
+    expect(res.status).toBe(200);
+    const doc = await body(res);
+    expect(doc.openapi).toBe("3.1.0");
+    const schemas = doc.components.schemas;
+    for (const name of ["ScheduledBackup", "Backup", "Job"] as const) {
+      expect(Object.keys(schemas[name].properties).sort(), name).toEqual([...specFields[name]].sort());
+      expect([...schemas[name].required].sort(), name).toEqual([...specFields[name]].sort());
+    }
+    expect(Object.keys(schemas.Error.properties)).toEqual(["error"]);
+    expect(doc.components.securitySchemes.bearerAuth).toMatchObject({ type: "http", scheme: "bearer" });
+    expect(doc.components.securitySchemes.apiKeyAuth).toMatchObject({ type: "apiKey", in: "header", name: "X-API-Key" });
+    expect(Object.keys(doc.paths).sort()).toEqual(
+      [
+        "/v1/jobs/{jobID}",
+        "/v1/projects/{projectID}/backups",
+        "/v1/projects/{projectID}/jobs",
+        "/v1/projects/{projectID}/scheduled-backups",
+        "/v1/projects/{projectID}/scheduled-backups/default",
+      ].sort(),
+    );
+    expect(Object.keys(doc.paths["/v1/projects/{projectID}/backups"]).sort()).toEqual(["get", "post"]);
+    expect(doc.paths["/v1/projects/{projectID}/backups"].post.responses["202"]).toBeDefined();
+  });
+});
+
+describe("envelope and routing", () => {
+  it("answers unknown routes 404 and a wrong method on a known path 405, both as {error}", async () => {
+    const unknown = await env.app().request("/v1/nothing-here", { headers: { "x-api-key": key } });
+    expect(unknown.status).toBe(404);
+    expect(await body(unknown)).toEqual({ error: expect.any(String) });
+    const wrong = await env.app().request(`/v1/projects/${tenant.projectId}/backups`, { method: "DELETE", headers: { "x-api-key": key } });
+    expect(wrong.status).toBe(405);
+    expect(wrong.headers.get("allow")).toMatch(/GET/);
+    expect(await body(wrong)).toEqual({ error: expect.stringMatching(/not allowed/) });
+  });
+
+  it("gives every response an x-request-id, echoing a sane incoming one", async () => {
+    const a = await env.app().request("/v1/openapi.json");
+    expect(a.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+    const b = await env.app().request(`/v1/projects/${tenant.projectId}/backups`, { headers: { "x-request-id": "trace-123", "x-api-key": key } });
+    expect(b.headers.get("x-request-id")).toBe("trace-123");
+    const c = await env.app().request("/v1/nothing", { headers: { "x-request-id": "bad id with spaces" } });
+    expect(c.headers.get("x-request-id")).not.toBe("bad id with spaces");
+  });
+
+  it("answers 500 with a plain message and no stack trace when something unexpected breaks", async () => {
+    const broken = env.app({ deps: { ...env.deps, table: "" } });
+    const res = await broken.request(`/v1/projects/${tenant.projectId}/backups`, { headers: { "x-api-key": key } });
+    const b = await body(res);
+    expect(res.status, JSON.stringify(b)).toBe(500);
+    expect(b).toEqual({ error: "internal error" });
+  });
+});
+
+describe("DynamoDB outage", () => {
+  it("answers 503 with Retry-After (not 500) when DynamoDB is down", async () => {
+    const outage = await createTable(env);
+    try {
+      const app = env.app({ deps: { ...env.deps, ddb: outage.ddb, table: outage.table } });
+      const tenantKey = await outage.seedKey(tenant);
+      const ok = await app.request(`/v1/projects/${outage.projectId}/backups`, { headers: { "x-api-key": tenantKey } });
+      expect(ok.status, await ok.clone().text()).toBe(200);
+      await outage.stop();
+      const down = await app.request(`/v1/projects/${outage.projectId}/backups`, { headers: { "x-api-key": tenantKey } });
+      expect(down.status, await down.clone().text()).toBe(503);
+      expect(down.headers.get("retry-after")).toBeTruthy();
+      expect(await body(down)).toEqual({ error: expect.stringMatching(/unavailable/) });
+      const post = await app.request(`/v1/projects/${outage.projectId}/backups`, { method: "POST", headers: { "x-api-key": tenantKey } });
+      expect(post.status).toBe(503);
+    } finally {
+      await outage.stop();
+    }
+  });
+});
+
+describe("API key cache", () => {
+  it("stops accepting a revoked key once the cache window has passed", async () => {
+    let now = new Date();
+    const deps = { ...env.deps, now: () => now };
+    const { key: k, record } = await createApiKey(deps, { organization_id: tenant.organizationId, name: "cached", scopes: ["backups:read"] });
+    const resolver = new ApiKeyResolver(deps, 60_000);
+    await expect(resolver.resolve(k)).resolves.toMatchObject({ organization_id: tenant.organizationId });
+    await revokeApiKey(deps, tenant.organizationId, record.id);
+    // Within the window the cached resolution still stands; past it, the revocation is seen.
+    now = new Date(now.getTime() + 59_000);
+    await expect(resolver.resolve(k)).resolves.toBeDefined();
+    now = new Date(now.getTime() + 2_000);
+    await expect(resolver.resolve(k)).rejects.toMatchObject({ code: "unauthorized" });
+  });
+});

@@ -1,0 +1,38 @@
+/** The wire field sets of SPEC section 1, written out independently of the code's schemas. */
+export const specFields = {
+  ScheduledBackup: [
+    "id", "organization_id", "project_id", "label", "cron_hour", "cron_minute", "is_active",
+    "retention_days", "last_run_at", "last_job_id", "created_at", "updated_at",
+  ],
+  Backup: [
+    "id", "project_id", "database_name", "label", "backup_key", "size_bytes", "state",
+    "verification_state", "verified_at", "verification_error", "created_at",
+  ],
+  Job: [
+    "id", "organization_id", "project_id", "cluster_id", "preview_database_id", "type", "state",
+    "attempts", "max_attempts", "claimed_at", "claimed_by", "started_at", "completed_at",
+    "locked_resource", "retry_classification", "last_exit_code", "last_stdout", "last_stderr",
+    "error", "created_at", "updated_at",
+  ],
+} as const;
+
+export const rfc3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+
+/** Asserts an object has exactly SPEC's fields and that its timestamp fields are RFC 3339 (or null). */
+export function expectShape(kind: keyof typeof specFields, obj: unknown, expect: (v: unknown, m?: string) => { toEqual(x: unknown): void; toMatch(r: RegExp): void }) {
+  const o = obj as Record<string, unknown>;
+  expect(Object.keys(o).sort(), `${kind} fields of ${JSON.stringify(o)}`).toEqual([...specFields[kind]].sort());
+  for (const [k, v] of Object.entries(o)) {
+    if ((k.endsWith("_at") || k === "created_at") && v !== null) expect(v, `${kind}.${k}`).toMatch(rfc3339);
+  }
+}
+
+/** Reads a response as JSON, failing with the body text when it is not JSON. */
+export async function body(res: Response): Promise<any> {
+  const text = await res.text();
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error(`response ${res.status} is not JSON: ${text.slice(0, 200)}`);
+  }
+}
