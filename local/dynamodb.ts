@@ -16,9 +16,12 @@ function findJar(): { jar: string; libDir: string } {
   return { jar: join(libRoot, release, "DynamoDBLocal.jar"), libDir: join(libRoot, release, "DynamoDBLocal_lib") };
 }
 
+/** The Java launcher: `CAPYDB_JAVA` overrides `java` on the PATH. */
+const javaCommand = () => process.env.CAPYDB_JAVA || "java";
+
 function checkJava(): void {
   try {
-    execFileSync("java", ["-version"], { stdio: "ignore" });
+    execFileSync(javaCommand(), ["-version"], { stdio: "ignore" });
   } catch {
     throw new MissingDependencyError("Java not found (DynamoDB Local needs it): install it with `apt-get install default-jre-headless`");
   }
@@ -45,7 +48,7 @@ export async function startDynamoLocal(opts: { port: number; dbPath?: string }):
     args.push("-inMemory");
   }
   // DynamoDB Local writes a metadata file into its working directory: keep it out of the repo.
-  const child = spawn("java", args, { stdio: ["ignore", "pipe", "pipe"], cwd: opts.dbPath ?? tmpdir() });
+  const child = spawn(javaCommand(), args, { stdio: ["ignore", "pipe", "pipe"], cwd: opts.dbPath ?? tmpdir() });
   let output = "";
   const collect = (d: Buffer) => {
     output = (output + d.toString()).slice(-4000);

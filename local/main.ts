@@ -54,13 +54,8 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => void shutdown(0));
   process.on("SIGTERM", () => void shutdown(0));
 
-  let infra: Infra;
-  try {
-    infra = await startInfra({ dir, persist: true, ports, postgresPassword: secrets.postgres_password });
-  } catch (err) {
-    await shutdown(1).catch(() => undefined);
-    throw err;
-  }
+  // startInfra stops whatever it had started when one stand-in fails, so a failure here leaves nothing behind.
+  const infra: Infra = await startInfra({ dir, persist: true, ports, postgresPassword: secrets.postgres_password });
   stoppers.push(infra.stop);
   try {
     const names = { table: "capydb-backups", queue: "capydb-jobs", bucket: "capydb-backups" };

@@ -11,7 +11,12 @@ export class MissingDependencyError extends Error {
 /** Directory of the newest installed PostgreSQL server binaries (Debian layout first, then PATH). */
 export function findPostgresBinDir(): string {
   const fromEnv = process.env.CAPYDB_PG_SERVER_BIN;
-  if (fromEnv) return fromEnv;
+  if (fromEnv) {
+    if (existsSync(join(fromEnv, "postgres")) && existsSync(join(fromEnv, "initdb"))) return fromEnv;
+    throw new MissingDependencyError(
+      `PostgreSQL server binaries not found in CAPYDB_PG_SERVER_BIN=${fromEnv}: install them with \`apt-get install postgresql\``,
+    );
+  }
   const debian = "/usr/lib/postgresql";
   if (existsSync(debian)) {
     const majors = readdirSync(debian)

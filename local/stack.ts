@@ -42,7 +42,8 @@ export async function startInfra(opts: InfraOptions): Promise<Infra> {
   };
   try {
     mkdirSync(opts.dir, { recursive: true });
-    const [dynamo, fauxqs, postgres] = await Promise.all([
+    // allSettled, not all: when one fails, wait for the others to finish starting so they are stopped too.
+    const settled = await Promise.allSettled([
       startDynamoLocal({ port: opts.ports.dynamodb, dbPath: opts.persist ? join(opts.dir, "dynamodb") : undefined }).then((d) => {
         stops.push(d.stop);
         return d;
@@ -61,7 +62,14 @@ export async function startInfra(opts: InfraOptions): Promise<Infra> {
         stops.push(p.stop);
         return p;
       }),
-    ]);
+    ] as const);
+    const failed = settled.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+    const [dynamo, fauxqs, postgres] = settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as [
+      DynamoLocal,
+      Awaited<ReturnType<typeof startFauxqs>>,
+      PostgresServer,
+    ];
     const proxy = await startAwsProxy({ port: opts.ports.aws, dynamodb: dynamo.endpoint, fauxqs: `http://127.0.0.1:${fauxqs.port}` });
     stops.push(proxy.stop);
     const base = { region: LOCAL_REGION, endpoint: proxy.endpoint, credentials: localCredentials };

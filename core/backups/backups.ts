@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { keys, ttlAt } from "../db/keys.ts";
-import { decodeCursor, getItem, queryPage, transactWrite, type Page } from "../db/store.ts";
+import { decodeCursor, getItem, queryPage, setFields, transactWrite, updateItem, type Page } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import { AppError } from "../errors.ts";
 import { newId } from "../ids.ts";
@@ -230,4 +230,100 @@ export function newBackupItem(
     dump_ms: null,
     restore_ms: null,
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The backup worker's transitions. Each is conditional on the backup still belonging to the job
+// and not being finished, so a late or duplicate run never rewrites a settled backup.
+
+/** The stored backup plus what only the worker reads: the multipart upload in flight. */
+export const backupWorkItem = backupItem.extend({ upload_id: z.string().nullish() });
+export type BackupWorkItem = z.infer<typeof backupWorkItem>;
+
+export async function getBackupForWork(deps: Db, projectId: string, backupId: string): Promise<BackupWorkItem | undefined> {
+  return getItem(deps, backupWorkItem, keys.backup(projectId, backupId));
+}
+
+async function updateUnsettledBackup(
+  deps: Db,
+  backup: Pick<BackupItem, "project_id" | "id" | "job_id">,
+  fields: Record<string, unknown>,
+): Promise<BackupWorkItem | undefined> {
+  const set = setFields({ ...fields, updated_at: iso(deps.now()) });
+  try {
+    return await updateItem(deps, backupWorkItem, {
+      Key: keys.backup(backup.project_id, backup.id),
+      ...set,
+      ConditionExpression: "attribute_exists(pk) AND job_id = :job AND #state IN (:pending, :running)",
+      ExpressionAttributeNames: { ...set.ExpressionAttributeNames, "#state": "state" },
+      ExpressionAttributeValues: { ...set.ExpressionAttributeValues, ":job": backup.job_id, ":pending": "pending", ":running": "running" },
+    });
+  } catch (err) {
+    if (err instanceof AppError && err.code === "conflict") return undefined;
+    throw err;
+  }
+}
+
+/** The job holds the lock and starts dumping. */
+export function markBackupRunning(deps: Db, backup: BackupItem): Promise<BackupWorkItem | undefined> {
+  return updateUnsettledBackup(deps, backup, { state: "running", verification_state: "pending", verified_at: null, verification_error: null });
+}
+
+/** Remembers the multipart upload in flight, so that a later attempt can abort it if this one dies. */
+export function recordBackupUpload(deps: Db, backup: BackupItem, uploadId: string | null): Promise<BackupWorkItem | undefined> {
+  return updateUnsettledBackup(deps, backup, { upload_id: uploadId ?? undefined });
+}
+
+export interface BackupArtifact {
+  size_bytes: number;
+  sha256: string;
+  pg_dump_version: string;
+  server_version: string;
+  row_counts: Record<string, number>;
+  dump_ms: number;
+}
+
+/** The artifact is in object storage; its restore check starts. */
+export function recordBackupArtifact(deps: Db, backup: BackupItem, artifact: BackupArtifact): Promise<BackupWorkItem | undefined> {
+  return updateUnsettledBackup(deps, backup, { ...artifact, upload_id: undefined, verification_state: "running" });
+}
+
+/**
+ * Verified and complete. From now on the backup has an artifact, so it enters the expiry index
+ * that the retention sweep reads (gsi2 BKPEXP / <expires_at>#<id>).
+ */
+export function markBackupCompleted(
+  deps: Db,
+  backup: BackupItem,
+  result: { verified_at: string; restore_ms: number | null },
+): Promise<BackupWorkItem | undefined> {
+  return updateUnsettledBackup(deps, backup, {
+    state: "completed",
+    verification_state: "verified",
+    verification_error: null,
+    verified_at: result.verified_at,
+    restore_ms: result.restore_ms ?? undefined,
+    upload_id: undefined,
+    gsi2pk: keys.backupExpiryIndex,
+    gsi2sk: `${backup.expires_at}#${backup.id}`,
+  });
+}
+
+/** Back to pending: the job failed transiently and will run again. */
+export function markBackupPending(deps: Db, backup: BackupItem): Promise<BackupWorkItem | undefined> {
+  return updateUnsettledBackup(deps, backup, { state: "pending", verification_state: "pending", size_bytes: 0, sha256: null, row_counts: null });
+}
+
+/**
+ * Failed for good (the job failed). A failed backup will never be verified, so its verification
+ * fails with it: `verification_error` is the restore check's finding, or why there was nothing to check.
+ */
+export function markBackupFailed(deps: Db, backup: BackupItem, failure: { verificationError: string }): Promise<BackupWorkItem | undefined> {
+  return updateUnsettledBackup(deps, backup, {
+    state: "failed",
+    verification_state: "failed",
+    verification_error: failure.verificationError,
+    size_bytes: 0,
+    upload_id: undefined,
+  });
 }

@@ -88,7 +88,12 @@ const isMissingObject = (err: unknown) => {
   return e?.name === "NoSuchKey" || e?.name === "NotFound" || e?.$metadata?.httpStatusCode === 404;
 };
 
-const conflictIsBusy = (err: unknown) => err instanceof AppError && err.code === "conflict";
+/** Someone else holds or just changed the backup: a failed condition, or a concurrent transaction. */
+const conflictIsBusy = (err: unknown) => {
+  if (err instanceof AppError && err.code === "conflict") return true;
+  const e = err as { name?: string; CancellationReasons?: { Code?: string }[] };
+  return e?.name === "TransactionCanceledException" && (e.CancellationReasons ?? []).some((r) => r.Code === "TransactionConflict");
+};
 
 /**
  * Deletes the artifacts of backups past their expiry and marks them `expired` (the record stays
@@ -253,7 +258,8 @@ async function deleteArtifact(
   }
 
   const failures = (b.delete_failures ?? 0) + 1;
-  const retryAt = new Date(now.getTime() + Math.min(opts.retryMaxMs, opts.retryBaseMs * 2 ** (failures - 1)));
+  // A second early, so that the tick `backoff` later (ticks come at the same second each minute) sees it.
+  const retryAt = new Date(now.getTime() + Math.min(opts.retryMaxMs, opts.retryBaseMs * 2 ** (failures - 1)) - 1000);
   await transactWrite(deps, [
     {
       Update: {
@@ -268,7 +274,7 @@ async function deleteArtifact(
       ", #error = :error, retry_classification = :transient",
       {
         ":jstate": "failed",
-        ":error": `could not delete the backup artifact: ${failure.slice(0, 500)}; retrying at ${iso(retryAt)}`,
+        ":error": `could not delete the backup artifact: ${failure.slice(0, 500)}; retrying after ${iso(retryAt)}`,
         ":transient": "transient",
       },
       { "#error": "error" },

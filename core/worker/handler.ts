@@ -2,14 +2,22 @@ import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-p
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import type { Deps } from "../deps.ts";
 import { jobMessageSchema } from "../jobs/queue.ts";
+import type { WorkerOptions } from "./options.ts";
 import { runJob } from "./run.ts";
+
+/** Thrown for a message the worker returned to the queue with a delay: it must not be deleted. */
+export class MessageReturned extends Error {
+  override name = "MessageReturned";
+}
 
 /**
  * The SQS batch handler, shared by the Lambda function and the local stack's worker loop. Each
  * message is processed on its own; a failing one is reported back (partial batch response) so
  * only it is redelivered, and after the queue's redrive count it lands in the dead-letter queue.
+ * A message the worker returned on purpose (busy database lock) is reported the same way, so that
+ * neither Lambda nor the local loop deletes it.
  */
-export function createWorkerHandler(deps: Deps) {
+export function createWorkerHandler(deps: Deps, options: Partial<WorkerOptions> = {}) {
   const processor = new BatchProcessor(EventType.SQS);
   const record = async (r: SQSRecord) => {
     let body: unknown;
@@ -20,8 +28,15 @@ export function createWorkerHandler(deps: Deps) {
     }
     const msg = jobMessageSchema.safeParse(body);
     if (!msg.success) throw new Error(`message ${r.messageId} is not a job message`);
-    await runJob(deps, msg.data.job_id, { receiptHandle: r.receiptHandle, receiveCount: Number(r.attributes.ApproximateReceiveCount ?? "1") });
+    const outcome = await runJob(
+      deps,
+      msg.data.job_id,
+      { receiptHandle: r.receiptHandle, receiveCount: Number(r.attributes.ApproximateReceiveCount ?? "1") },
+      options,
+    );
+    if (!outcome.ack) throw new MessageReturned(`job ${msg.data.job_id}: message returned (${outcome.status})`);
   };
   return (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
-    processPartialResponse(event, record, processor, { context });
+    // A batch whose messages were all returned on purpose is not an error of the invocation.
+    processPartialResponse(event, record, processor, { context, throwOnFullBatchFailure: false });
 }

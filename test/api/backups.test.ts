@@ -1,4 +1,6 @@
-import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
+import { ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { keys } from "../../core/db/keys.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestEnv, type Tenant, type TestEnv } from "../support/env.ts";
 import { body, expectShape } from "../support/spec.ts";
@@ -144,3 +146,25 @@ describe("GET /v1/projects/{projectID}/backups", () => {
     expect(badCursor.status).toBe(400);
   });
 });
+
+describe("queue outage after the write", () => {
+  it("still answers 202 with the committed job, which stays indexed as pending for the reaper to enqueue", async () => {
+    const deadQueue = new SQSClient({ region: "us-east-1", endpoint: "http://127.0.0.1:9", credentials: { accessKeyId: "x", secretAccessKey: "x" }, maxAttempts: 1 });
+    const app = env.app({ deps: { ...env.deps, sqs: deadQueue } });
+    const res = await app.request(`/v1/projects/${tenant.projectId}/backups`, { method: "POST", headers: auth() });
+    expect(res.status, await res.clone().text()).toBe(202);
+    const { job } = await body(res);
+    const got = await body(await env.app().request(`/v1/jobs/${job.id}`, { headers: auth() }));
+    expect(got.job).toMatchObject({ id: job.id, state: "pending" });
+    const pending = await env.deps.ddb.send(
+      new QueryCommand({
+        TableName: env.names.table,
+        IndexName: "gsi2",
+        KeyConditionExpression: "gsi2pk = :p",
+        ExpressionAttributeValues: { ":p": keys.jobStateIndex("pending") },
+      }),
+    );
+    expect((pending.Items ?? []).map((i) => i.id)).toContain(job.id);
+  });
+});
+

@@ -1,0 +1,181 @@
+import { AbortMultipartUploadCommand, CopyObjectCommand, DeleteObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import { createHash } from "node:crypto";
+import { Transform } from "node:stream";
+import type pg from "pg";
+import type { ClusterConnection } from "../orgs/orgs.ts";
+import { WorkerFailure, classify, classifyText, firstErrorLine, type ToolReport } from "./classify.ts";
+import { closeQuietly, connect, countRows, listTables, serverMajor, serverVersion, toolEnv } from "./pgconn.ts";
+import { pickPgTools, type PgTools } from "./pgtools.ts";
+import { startTool } from "./process.ts";
+
+export interface DumpInput {
+  s3: S3Client;
+  bucket: string;
+  key: string;
+  conn: ClusterConnection;
+  database: string;
+  pgBinDirs: readonly string[];
+  partSizeBytes: number;
+  uploadQueueSize: number;
+  lockWaitTimeoutMs: number;
+  /** Aborts the dump (the claim was lost): kills pg_dump, aborts the upload. */
+  signal: AbortSignal;
+  /** Called once the multipart upload exists, so a later attempt can abort it if this process dies. */
+  onUploadId?(uploadId: string): Promise<void>;
+  metadata?: Record<string, string>;
+}
+
+export interface DumpResult {
+  sizeBytes: number;
+  sha256: string;
+  /** Row count of every table in the dump's snapshot. */
+  rowCounts: Record<string, number>;
+  serverVersion: string;
+  tools: PgTools;
+  dumpMs: number;
+  report: ToolReport;
+}
+
+/** S3's CopyObject limit: larger artifacts keep their SHA-256 on the backup record only. */
+const COPY_OBJECT_LIMIT = 5 * 1024 ** 3;
+
+/**
+ * Dumps `database` into `s3://bucket/key` without a temporary file: pg_dump's stdout goes through a
+ * SHA-256 and a byte counter into a multipart upload, so memory stays at about
+ * partSize * (queueSize + 1) whatever the size. The dump and the row counts come from one exported
+ * snapshot: a REPEATABLE READ transaction exports it, pg_dump imports it with --snapshot, and the
+ * counts are taken in that transaction, so they describe exactly the rows the dump holds.
+ * On failure nothing is left in S3 (the upload is aborted) and the error is classified.
+ */
+export async function dumpToS3(input: DumpInput): Promise<DumpResult> {
+  const secrets = [input.conn.password];
+  const started = Date.now();
+  let client: pg.Client | undefined;
+  try {
+    client = await connect(input.conn, input.database);
+    const version = await serverVersion(client);
+    const tools = await pickPgTools({ major: serverMajor(version.num), text: version.text }, input.pgBinDirs);
+    await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+    const { rows } = await client.query<{ snapshot: string }>("SELECT pg_export_snapshot() AS snapshot");
+    const snapshot = rows[0]!.snapshot;
+    const tables = await listTables(client);
+
+    const tool = startTool(
+      tools.pgDump,
+      ["--format=custom", `--snapshot=${snapshot}`, "--no-password", `--lock-wait-timeout=${input.lockWaitTimeoutMs}`],
+      toolEnv(input.conn, input.database),
+      { secrets },
+    );
+    tool.stdin.end();
+    const onAbort = () => tool.kill();
+    input.signal.addEventListener("abort", onAbort, { once: true });
+
+    const hash = createHash("sha256");
+    let bytes = 0;
+    // The stream ends only once pg_dump has exited 0: a failed dump must never complete the upload.
+    const meter = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        bytes += chunk.length;
+        cb(null, chunk);
+      },
+      flush(cb) {
+        tool.exited.then(
+          (exit) => cb(exit.code === 0 ? null : new Error(`pg_dump exited with ${exit.code ?? exit.signal ?? "an error"}`)),
+          (err: unknown) => cb(err as Error),
+        );
+      },
+    });
+    tool.stdout.on("error", (err) => meter.destroy(err));
+    tool.stdout.pipe(meter);
+
+    const upload = new Upload({
+      client: input.s3,
+      params: {
+        Bucket: input.bucket,
+        Key: input.key,
+        Body: meter,
+        ContentType: "application/octet-stream",
+        Metadata: { ...input.metadata, "pg-dump-version": tools.version, "server-version": version.text },
+      },
+      partSize: input.partSizeBytes,
+      queueSize: input.uploadQueueSize,
+      leavePartsOnError: false,
+    });
+    let recording: Promise<void> | undefined;
+    upload.on("httpUploadProgress", () => {
+      if (!recording && upload.uploadId && input.onUploadId) recording = input.onUploadId(upload.uploadId).catch(() => undefined);
+    });
+    const onAbortUpload = () => void upload.abort().catch(() => undefined);
+    input.signal.addEventListener("abort", onAbortUpload, { once: true });
+
+    // Counting runs beside the dump (same snapshot); a failure of either stops both.
+    let failedFirst: "database" | "storage" | undefined;
+    const counting = countRows(client, tables).catch((err: unknown) => {
+      failedFirst ??= "database";
+      throw err;
+    });
+    const uploading = upload.done().catch((err: unknown) => {
+      failedFirst ??= "storage";
+      throw err;
+    });
+    let rowCounts: Record<string, number>;
+    try {
+      [rowCounts] = await Promise.all([counting, uploading]);
+    } catch (err) {
+      tool.kill();
+      await upload.abort().catch(() => undefined);
+      await abortUpload(input.s3, input.bucket, input.key, upload.uploadId);
+      await Promise.allSettled([counting, uploading]);
+      const exit = await tool.exited;
+      const report = tool.report(exit, "");
+      if (input.signal.aborted) throw new WorkerFailure("transient", "The backup was interrupted.", { report, cause: err });
+      if (exit.code !== 0 && exit.code !== null) {
+        const known = classifyText(report.stderr);
+        throw new WorkerFailure(known?.classification ?? "transient", known?.message ?? `pg_dump failed: ${firstErrorLine(report.stderr)}`, { report, cause: err });
+      }
+      // pg_dump succeeded or never got to fail: the counts or the upload did.
+      const failure = classify(err, failedFirst ?? "storage");
+      throw new WorkerFailure(failure.classification, failure.message, { report, cause: err });
+    } finally {
+      input.signal.removeEventListener("abort", onAbort);
+      input.signal.removeEventListener("abort", onAbortUpload);
+      await recording;
+    }
+    await client.query("COMMIT").catch(() => undefined);
+    const exit = await tool.exited;
+    const sha256 = hash.digest("hex");
+    const report = tool.report(exit, `[custom-format archive of ${bytes} bytes streamed to object storage]`);
+
+    // The checksum is known only at the end of the stream; S3 metadata is immutable, so an
+    // in-place copy adds it (server-side, no bytes through the worker).
+    if (bytes <= COPY_OBJECT_LIMIT) {
+      await input.s3.send(
+        new CopyObjectCommand({
+          Bucket: input.bucket,
+          Key: input.key,
+          CopySource: `${input.bucket}/${input.key.split("/").map(encodeURIComponent).join("/")}`,
+          MetadataDirective: "REPLACE",
+          ContentType: "application/octet-stream",
+          Metadata: { ...input.metadata, "pg-dump-version": tools.version, "server-version": version.text, sha256 },
+        }),
+      );
+    }
+    return { sizeBytes: bytes, sha256, rowCounts, serverVersion: version.text, tools, dumpMs: Date.now() - started, report };
+  } catch (err) {
+    throw classify(err);
+  } finally {
+    await closeQuietly(client);
+  }
+}
+
+/** Aborts a multipart upload (of this attempt or of a dead one); gone already is fine. */
+export async function abortUpload(s3: S3Client, bucket: string, key: string, uploadId: string | undefined | null): Promise<void> {
+  if (!uploadId) return;
+  await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId })).catch(() => undefined);
+}
+
+export async function deleteArtifact(s3: S3Client, bucket: string, key: string): Promise<void> {
+  await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+}

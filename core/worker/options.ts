@@ -1,0 +1,79 @@
+import type { S3Client } from "@aws-sdk/client-s3";
+import type { ClusterConnection } from "../orgs/orgs.ts";
+
+/** Test seams: called at the named moments of a run. Production passes none. */
+export interface WorkerHooks {
+  /** The lock is held and pg_dump is about to start / has finished (successfully or not). */
+  onDumpStart?(jobId: string): void;
+  onDumpEnd?(jobId: string): void;
+  /** The artifact is in S3 and about to be restored (tests corrupt it here). */
+  beforeVerify?(ctx: { s3: S3Client; bucket: string; key: string }): Promise<void>;
+}
+
+/**
+ * The worker's timing and sizing. Every number is injectable because tests need seconds where
+ * production needs minutes (a lapsed lease, a retry backoff, a busy lock's delay).
+ */
+export interface WorkerOptions {
+  /**
+   * How long a claim (job lease) and the database lock stay valid without a heartbeat. A worker
+   * that dies is replaced once this lapses, so it bounds the recovery time after a crash.
+   */
+  leaseMs: number;
+  /** How often the heartbeat renews the lock, the job lease and the message's visibility. */
+  heartbeatMs: number;
+  /**
+   * The message stays hidden this much longer than the lease, so that when a worker dies the
+   * message reappears only after its lease has lapsed (and the next receive can claim the job).
+   */
+  visibilityMarginSeconds: number;
+  /** Transient failure n (1-based) retries after base * 2^(n-1) seconds (±20 %), at most `retryMaxSeconds`. */
+  retryBaseSeconds: number;
+  retryMaxSeconds: number;
+  /** A busy database lock returns the message for this long (±20 %). */
+  lockBusyDelaySeconds: number;
+  /**
+   * The queue's redrive count (SQS maxReceiveCount). Returning a message on a busy lock counts as
+   * a receive: from receive `maxReceiveCount - 1` on, the worker hands the job to a fresh message
+   * instead, so a job that waits behind long dumps never lands in the dead-letter queue.
+   */
+  maxReceiveCount: number;
+  /** Multipart part size (5..10 MiB): memory use is about partSize * (queueSize + 1). */
+  partSizeBytes: number;
+  uploadQueueSize: number;
+  /** pg_dump's --lock-wait-timeout: a table locked exclusively fails the attempt (transient) instead of hanging. */
+  lockWaitTimeoutMs: number;
+  /** Restore into a throwaway database here instead of on the project's own cluster. */
+  verificationServer?: ClusterConnection;
+  hooks?: WorkerHooks;
+}
+
+export const defaultWorkerOptions: WorkerOptions = {
+  leaseMs: 120_000,
+  heartbeatMs: 30_000,
+  visibilityMarginSeconds: 5,
+  retryBaseSeconds: 30,
+  retryMaxSeconds: 900,
+  lockBusyDelaySeconds: 30,
+  maxReceiveCount: 5,
+  partSizeBytes: 8 * 1024 * 1024,
+  uploadQueueSize: 2,
+  lockWaitTimeoutMs: 120_000,
+};
+
+export function workerOptions(overrides: Partial<WorkerOptions> = {}): WorkerOptions {
+  const o = { ...defaultWorkerOptions, ...overrides };
+  if (o.heartbeatMs >= o.leaseMs) throw new Error("worker options: heartbeatMs must be shorter than leaseMs");
+  if (o.partSizeBytes < 5 * 1024 * 1024 || o.partSizeBytes > 10 * 1024 * 1024) throw new Error("worker options: partSizeBytes must be 5..10 MiB");
+  return o;
+}
+
+/** ±20 % so that jobs delayed together do not come back together. */
+export function jitter(seconds: number, random: () => number = Math.random): number {
+  return Math.max(1, Math.round(seconds * (0.8 + 0.4 * random())));
+}
+
+/** Delay before retry number `attempt` (the attempt that just failed, 1-based). */
+export function backoffSeconds(o: Pick<WorkerOptions, "retryBaseSeconds" | "retryMaxSeconds">, attempt: number, random?: () => number): number {
+  return Math.min(o.retryMaxSeconds, jitter(o.retryBaseSeconds * 2 ** Math.max(0, attempt - 1), random));
+}

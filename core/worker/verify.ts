@@ -1,0 +1,160 @@
+import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { createHash } from "node:crypto";
+import { once } from "node:events";
+import type { Readable, Writable } from "node:stream";
+import pg from "pg";
+import type { ClusterConnection } from "../orgs/orgs.ts";
+import { WorkerFailure, classify, classifyText, firstErrorLine, type ToolReport } from "./classify.ts";
+import { closeQuietly, connect, countRows, serverVersion, toolEnv } from "./pgconn.ts";
+import type { PgTools } from "./pgtools.ts";
+import { startTool } from "./process.ts";
+
+export interface VerifyInput {
+  s3: S3Client;
+  bucket: string;
+  key: string;
+  expectedSha256: string;
+  expectedRowCounts: Record<string, number>;
+  /** Where the throwaway database is created (the project's cluster, or a verification server). */
+  conn: ClusterConnection;
+  /** Names the throwaway database, so a retry finds and drops what a dead attempt left. */
+  backupId: string;
+  tools: PgTools;
+  signal: AbortSignal;
+}
+
+export interface VerifyResult {
+  restoreMs: number;
+  report: ToolReport;
+}
+
+/** `capydb_verify_<backup ulid>`: deterministic per backup, well under 63 bytes. */
+export const throwawayDatabaseName = (backupId: string) => `capydb_verify_${backupId.replace(/^bkp_/, "")}`;
+
+/** A restore-check failure: permanent, and it fails the backup's verification. */
+const verificationFailed = (message: string, report?: ToolReport, cause?: unknown) =>
+  new WorkerFailure("permanent", message, { verification: true, report, cause });
+
+/** Drops the throwaway database (and any session in it). Never throws. */
+export async function dropThrowaway(conn: ClusterConnection, name: string): Promise<void> {
+  let admin: pg.Client | undefined;
+  try {
+    admin = await connect(conn, conn.adminDatabase);
+    const v = await serverVersion(admin);
+    if (v.num >= 130000) {
+      await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+    } else {
+      await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", [name]);
+      await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)}`);
+    }
+  } catch {
+    // Best effort: the next attempt (same name) drops it before creating.
+  } finally {
+    await closeQuietly(admin);
+  }
+}
+
+/** Writes `source` into `sink` with backpressure; stops writing (but keeps reading) once the sink is gone. */
+async function feed(source: Readable, sink: Writable, onChunk: (chunk: Buffer) => void, signal: AbortSignal): Promise<void> {
+  let open = true;
+  const closed = new Promise<void>((resolve) => {
+    sink.once("close", resolve);
+    sink.once("error", resolve);
+  }).then(() => {
+    open = false;
+  });
+  for await (const chunk of source as AsyncIterable<Buffer>) {
+    if (signal.aborted) throw new Error("verification interrupted");
+    onChunk(chunk);
+    if (open && !sink.write(chunk)) await Promise.race([once(sink, "drain"), closed]);
+  }
+  if (open) sink.end();
+}
+
+/**
+ * Proves the artifact restores: streams the object from S3 through a SHA-256 into
+ * `pg_restore --no-owner --no-acl` on a throwaway database, compares every table's row count
+ * with the counts from the dump's snapshot, and drops the database whatever happened.
+ */
+export async function verifyBackup(input: VerifyInput): Promise<VerifyResult> {
+  const name = throwawayDatabaseName(input.backupId);
+  const started = Date.now();
+  let admin: pg.Client | undefined;
+  try {
+    await dropThrowaway(input.conn, name);
+    try {
+      admin = await connect(input.conn, input.conn.adminDatabase);
+      await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)} TEMPLATE template0`);
+    } catch (err) {
+      const c = classify(err);
+      // A server that will not give us a scratch database cannot verify anything: that is the verification failing.
+      if (c.classification === "permanent") throw verificationFailed(`Could not create the scratch database for the restore check: ${c.message}`, undefined, err);
+      throw c;
+    } finally {
+      await closeQuietly(admin);
+      admin = undefined;
+    }
+
+    const object = await input.s3.send(new GetObjectCommand({ Bucket: input.bucket, Key: input.key })).catch((err: unknown) => {
+      throw classify(err, "storage");
+    });
+    const tool = startTool(
+      input.tools.pgRestore,
+      ["--no-owner", "--no-acl", "--exit-on-error", "--no-password", "--dbname", name],
+      toolEnv(input.conn, name),
+      { secrets: [input.conn.password], keepStdout: true },
+    );
+    const onAbort = () => tool.kill();
+    input.signal.addEventListener("abort", onAbort, { once: true });
+    const hash = createHash("sha256");
+    try {
+      await feed(object.Body as Readable, tool.stdin, (c) => hash.update(c), input.signal);
+    } catch (err) {
+      tool.kill();
+      await tool.exited;
+      if (input.signal.aborted) throw new WorkerFailure("transient", "The backup was interrupted.", { cause: err });
+      throw classify(err, "storage");
+    } finally {
+      input.signal.removeEventListener("abort", onAbort);
+    }
+    const exit = await tool.exited;
+    const report = tool.report(exit);
+    const sha256 = hash.digest("hex");
+    if (sha256 !== input.expectedSha256) {
+      throw verificationFailed("The stored backup file is corrupted: its SHA-256 does not match the one computed while it was written.", report);
+    }
+    if (exit.code !== 0) {
+      const known = classifyText(report.stderr);
+      if (known?.classification === "transient") throw new WorkerFailure("transient", known.message, { report });
+      throw verificationFailed(`The backup did not restore: ${firstErrorLine(report.stderr) || `pg_restore exited with ${exit.code ?? exit.signal}`}`, report);
+    }
+
+    let restored: pg.Client | undefined;
+    let counts: Record<string, number>;
+    try {
+      restored = await connect(input.conn, name);
+      const tables = Object.keys(input.expectedRowCounts).map((k) => {
+        const dot = k.indexOf(".");
+        return { schema: k.slice(0, dot), name: k.slice(dot + 1) };
+      });
+      counts = await countRows(restored, tables).catch((err: unknown) => {
+        const e = err as { code?: string };
+        if (e.code === "42P01") throw verificationFailed(`The restored backup is missing a table: ${String((err as Error).message)}.`, report, err);
+        throw err;
+      });
+    } finally {
+      await closeQuietly(restored);
+    }
+    const mismatches = Object.entries(input.expectedRowCounts)
+      .filter(([table, n]) => counts[table] !== n)
+      .map(([table, n]) => `${table} has ${counts[table] ?? "no"} rows, expected ${n}`);
+    if (mismatches.length) {
+      throw verificationFailed(`The restored backup's row counts differ from the source: ${mismatches.slice(0, 3).join("; ")}${mismatches.length > 3 ? ` (and ${mismatches.length - 3} more)` : ""}.`, report);
+    }
+    return { restoreMs: Date.now() - started, report };
+  } catch (err) {
+    throw classify(err);
+  } finally {
+    await dropThrowaway(input.conn, name);
+  }
+}

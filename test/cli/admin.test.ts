@@ -1,0 +1,103 @@
+import { spawnSync } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestEnv, uniq, type TestEnv } from "../support/env.ts";
+import { body } from "../support/spec.ts";
+
+let env: TestEnv;
+beforeAll(async () => {
+  env = await createTestEnv();
+});
+afterAll(async () => env?.cleanup());
+
+function admin(args: string[], input?: string) {
+  const res = spawnSync(process.execPath, ["--import", "tsx", "cli/admin.ts", ...args], {
+    input,
+    encoding: "utf8",
+    env: {
+      ...process.env,
+      AWS_REGION: "us-east-1",
+      CAPYDB_AWS_ENDPOINT: env.infra.endpoint,
+      CAPYDB_TABLE: env.names.table,
+      CAPYDB_QUEUE_URL: env.deps.queueUrl,
+      CAPYDB_DLQ_URL: env.dlqUrl,
+      CAPYDB_BUCKET: env.names.bucket,
+      CAPYDB_SECRET_KEY: env.infra.secretKey,
+    },
+  });
+  return { status: res.status, stdout: res.stdout, stderr: res.stderr, json: () => JSON.parse(res.stdout) };
+}
+
+describe("capydb-admin", () => {
+  it("sets up an organization, a cluster, a project and a key that the API accepts; the cluster password is never printed", async () => {
+    const password = "s3cr3t-Canary-" + uniq("pw");
+    const org = admin(["org", "create", "--name", uniq("acme")]);
+    expect(org.status, org.stderr).toBe(0);
+    const orgId = org.json().id;
+
+    const url = new URL(env.infra.postgresUrl);
+    url.password = password;
+    const cluster = admin(["cluster", "add", "--name", uniq("eu1"), "--url-stdin"], url.toString());
+    expect(cluster.status, cluster.stderr).toBe(0);
+    expect(cluster.stdout + cluster.stderr).not.toContain(password);
+    expect(Object.keys(cluster.json())).not.toContain("password_sealed");
+    expect(cluster.json()).toMatchObject({ host: "127.0.0.1", user: url.username });
+
+    const project = admin(["project", "create", "--org", orgId, "--cluster", cluster.json().id, "--name", "shop", "--database", "shop"]);
+    expect(project.status, project.stderr).toBe(0);
+    const projectId = project.json().id;
+
+    const key = admin(["key", "create", "--org", orgId, "--scopes", "backups:read,jobs:read", "--name", "ci"]);
+    expect(key.status, key.stderr).toBe(0);
+    const { key: plaintext, record } = key.json();
+    expect(plaintext).toMatch(/^capy_live_[0-9A-Za-z]{32,}$/);
+    expect(record).toMatchObject({ name: "ci", scopes: ["backups:read", "jobs:read"], is_active: true, project_id: null });
+    expect(key.stderr).toMatch(/only time/);
+
+    const res = await env.app().request(`/v1/projects/${projectId}/backups`, { headers: { authorization: `Bearer ${plaintext}` } });
+    expect(res.status).toBe(200);
+    expect(await body(res)).toEqual({ backups: [] });
+
+    const list = admin(["key", "list", "--org", orgId]);
+    expect(list.status).toBe(0);
+    expect(list.stdout).not.toContain(plaintext);
+    expect(list.json()).toEqual([expect.objectContaining({ id: record.id, key_prefix: plaintext.slice(0, 16) })]);
+
+    const revoke = admin(["key", "revoke", record.id, "--org", orgId]);
+    expect(revoke.status, revoke.stderr).toBe(0);
+    expect(revoke.json()).toMatchObject({ id: record.id, is_active: false });
+    const after = await env.app().request(`/v1/projects/${projectId}/backups`, { headers: { authorization: `Bearer ${plaintext}` } });
+    expect(after.status).toBe(401);
+  });
+
+  it("refuses bad input with exit code 2 and a message naming the problem", () => {
+    const noOrg = admin(["key", "create", "--org", "org_01m8bbd943485gy3g6c722w2d4", "--scopes", "backups:read"]);
+    expect(noOrg.status).toBe(2);
+    expect(noOrg.stderr).toMatch(/organization .* does not exist/);
+    const badScope = admin(["key", "create", "--org", "x", "--scopes", "backups:everything"]);
+    expect(badScope.status).toBe(2);
+    expect(badScope.stderr).toMatch(/scopes/);
+    const badUrl = admin(["cluster", "add", "--name", "x", "--url", "mysql://a@b/c"]);
+    expect(badUrl.status).toBe(2);
+    expect(badUrl.stderr).toMatch(/postgres:\/\//);
+    const usage = admin(["project", "create", "--org", "x"]);
+    expect(usage.status).toBe(2);
+  });
+
+  it("refuses organization scopes on a project-scoped key", () => {
+    const orgId = admin(["org", "create", "--name", uniq("o")]).json().id;
+    const clusterId = admin(["cluster", "add", "--name", uniq("c"), "--url", env.infra.postgresUrl]).json().id;
+    const projectId = admin(["project", "create", "--org", orgId, "--cluster", clusterId, "--name", "p", "--database", "p"]).json().id;
+    const res = admin(["key", "create", "--org", orgId, "--project", projectId, "--scopes", "backups:read,api_keys:write"]);
+    expect(res.status).toBe(2);
+    expect(res.stderr).toMatch(/project-scoped key cannot have organization scopes: api_keys:write/);
+  });
+
+  it("names the missing setting when it has no configuration", () => {
+    const res = spawnSync(process.execPath, ["--import", "tsx", "cli/admin.ts", "key", "list", "--org", "x"], {
+      encoding: "utf8",
+      env: { PATH: process.env.PATH, CAPYDB_HOME: "/nonexistent" },
+    });
+    expect(res.status).toBe(1);
+    expect(res.stderr.trim()).toBe("capydb-admin: missing setting CAPYDB_TABLE");
+  });
+});

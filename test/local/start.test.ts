@@ -1,0 +1,129 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { freePort } from "../../local/wait.ts";
+import { body } from "../support/spec.ts";
+
+/**
+ * `npm start` as a user runs it: a real process with its own data directory and ports; Ctrl-C
+ * stops everything it started, and the next start finds the data of the first.
+ */
+const home = mkdtempSync(join(tmpdir(), "capydb-start-"));
+chmodSync(home, 0o755);
+afterAll(() => rmSync(home, { recursive: true, force: true }));
+
+async function ports() {
+  return { PORT: await freePort(), CAPYDB_AWS_PORT: await freePort(), CAPYDB_DYNAMODB_PORT: await freePort(), CAPYDB_FAUXQS_PORT: await freePort(), CAPYDB_PG_PORT: await freePort() };
+}
+
+function start(env: Record<string, string | number>): { child: ChildProcess; output: () => string; ready: Promise<void>; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, ["--import", "tsx", "local/main.ts"], {
+    env: { ...process.env, CAPYDB_HOME: home, LOG_LEVEL: "WARN", ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])) },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setInterval(() => {
+      if (out.includes("CapyDB backups is running")) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 100);
+    void exited.then((code) => {
+      clearInterval(timer);
+      reject(new Error(`npm start exited with ${code}: ${out}`));
+    });
+  });
+  return { child, output: () => out, ready, exited };
+}
+
+/** Processes whose command line mentions the data directory (PostgreSQL, the JVM, ...). */
+const leftovers = () =>
+  spawnSync("ps", ["-eo", "pid,args"], { encoding: "utf8" })
+    .stdout.split("\n")
+    .filter((l) => l.includes(home) && !l.includes("ps -eo"));
+
+describe("npm start", () => {
+  it("brings everything up, writes local.json, stops every child on SIGINT, and keeps data for the next start", async () => {
+    const p = await ports();
+    const first = start(p);
+    await first.ready;
+    const json = JSON.parse(readFileSync(join(home, "local.json"), "utf8"));
+    expect(Object.keys(json).sort()).toEqual(["api_key", "api_url", "aws", "organization_id", "postgres", "project_id"]);
+    expect(Object.keys(json.aws).sort()).toEqual(["bucket", "dlq_url", "endpoint", "queue_url", "region", "table"]);
+    expect(Object.keys(json.postgres)).toEqual(["url"]);
+    expect(json.api_url).toBe(`http://127.0.0.1:${p.PORT}`);
+
+    const health = await fetch(`${json.api_url}/health`);
+    expect(await body(health)).toEqual({ status: "ok", dependencies: { dynamodb: "up", sqs: "up", s3: "up", postgres: "up" } });
+
+    const created = await fetch(`${json.api_url}/v1/projects/${json.project_id}/backups`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${json.api_key}`, "content-type": "application/json" },
+      body: JSON.stringify({ label: "survives restart" }),
+    });
+    expect(created.status).toBe(202);
+    expect(first.output()).not.toContain(json.postgres.url.split("@")[0].split(":").pop());
+
+    first.child.kill("SIGINT");
+    expect(await first.exited).toBe(0);
+    expect(leftovers()).toEqual([]);
+
+    const second = start(await ports());
+    await second.ready;
+    const again = JSON.parse(readFileSync(join(home, "local.json"), "utf8"));
+    expect(again.project_id).toBe(json.project_id);
+    expect(again.api_key).toBe(json.api_key);
+    const list = await body(await fetch(`${again.api_url}/v1/projects/${again.project_id}/backups`, { headers: { authorization: `Bearer ${again.api_key}` } }));
+    expect(list.backups.map((b: { label: string }) => b.label)).toContain("survives restart");
+
+    // capydb-admin reads the same local.json.
+    const admin = spawnSync(process.execPath, ["--import", "tsx", "cli/admin.ts", "key", "list", "--org", again.organization_id], {
+      env: { ...process.env, CAPYDB_HOME: home },
+      encoding: "utf8",
+    });
+    expect(admin.status, admin.stderr).toBe(0);
+    const keys = JSON.parse(admin.stdout);
+    expect(keys.map((k: { name: string }) => k.name)).toContain("local-dev");
+    expect(admin.stdout).not.toContain(again.api_key);
+
+    second.child.kill("SIGTERM");
+    expect(await second.exited).toBe(0);
+    expect(leftovers()).toEqual([]);
+  });
+
+  it("ends with one clear line when a port is taken", async () => {
+    const p = await ports();
+    const blocker = createServer().listen(p.PORT, "127.0.0.1");
+    try {
+      const run = start(p);
+      await expect(run.ready).rejects.toThrow();
+      expect(await run.exited).toBe(1);
+      expect(run.output().trim()).toMatch(new RegExp(`^capydb: port ${p.PORT} \\(api\\) is already in use.*PORT$`));
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it("ends with one clear line, and leaves nothing running, when Java is missing", async () => {
+    const run = start({ ...(await ports()), CAPYDB_JAVA: "/nonexistent/java" });
+    await expect(run.ready).rejects.toThrow();
+    expect(await run.exited).toBe(1);
+    expect(run.output().trim()).toMatch(/^capydb: Java not found .*apt-get install/);
+    expect(leftovers()).toEqual([]);
+  });
+
+  it("ends with one clear line when the PostgreSQL binaries are missing", async () => {
+    const run = start({ ...(await ports()), CAPYDB_PG_SERVER_BIN: "/nonexistent/bin" });
+    await expect(run.ready).rejects.toThrow();
+    expect(await run.exited).toBe(1);
+    expect(run.output().trim()).toMatch(/^capydb: PostgreSQL server binaries not found .*apt-get install postgresql/);
+    expect(leftovers()).toEqual([]);
+  });
+});
