@@ -4,4 +4,5 @@ import { loadConfig } from "../core/config.ts";
 import { createDeps } from "../core/deps.ts";
 
 /** API Gateway (HTTP API) -> the Hono app. Configuration is parsed once, at cold start. */
-export const handler = handle(createApp({ deps: createDeps(loadConfig()) }));
+const config = loadConfig();
+export const handler = handle(createApp({ deps: createDeps(config), clerk: config.clerk }));

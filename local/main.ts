@@ -83,6 +83,7 @@ async function main(): Promise<void> {
 
     const app = createApp({
       deps,
+      clerk: config.clerk,
       healthChecks: {
         postgres: async () => {
           const client = new pg.Client({ connectionString: infra.postgres.url, connectionTimeoutMillis: 1500 });

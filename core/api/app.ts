@@ -10,6 +10,12 @@ import { authenticate } from "./auth.ts";
 import type { App, AppEnv, RouteDeps } from "./context.ts";
 import { describeZodError, errorResponse } from "./errors.ts";
 import { awsHealthChecks, runHealthChecks, type HealthCheck } from "./health.ts";
+import { ClerkVerifier } from "../auth/clerk.ts";
+import type { Config } from "../config.ts";
+import { registerCreateApiKey } from "./routes/api-keys.create.ts";
+import { registerListApiKeys } from "./routes/api-keys.list.ts";
+import { registerRevokeApiKey } from "./routes/api-keys.revoke.ts";
+import { registerMe } from "./routes/me.ts";
 import { registerCreateBackup } from "./routes/backups.create.ts";
 import { registerListBackups } from "./routes/backups.list.ts";
 import { registerGetJob } from "./routes/jobs.get.ts";
@@ -25,6 +31,8 @@ export interface AppOptions {
   healthChecks?: Record<string, HealthCheck>;
   /** How long a resolved API key is cached (default 60 s). */
   keyCacheMs?: number;
+  /** Clerk settings; without them session tokens are refused (401). */
+  clerk?: Config["clerk"];
 }
 
 const requestId: MiddlewareHandler<AppEnv> = async (c, next) => {
@@ -66,7 +74,11 @@ function knownPaths(app: App): { re: RegExp; methods: Set<string> }[] {
 /** The Hono app: the same object serves Lambda (`handle(app)`) and the local stack. */
 export function createApp(opts: AppOptions): App {
   const { deps } = opts;
-  const r: RouteDeps = { deps, keys: new ApiKeyResolver(deps, opts.keyCacheMs) };
+  const r: RouteDeps = {
+    deps,
+    keys: new ApiKeyResolver(deps, opts.keyCacheMs),
+    clerk: opts.clerk ? new ClerkVerifier(opts.clerk, deps) : undefined,
+  };
   const app: App = new OpenAPIHono<AppEnv>({
     defaultHook: (result, c) => {
       if (!result.success) {
@@ -128,12 +140,18 @@ export function createApp(opts: AppOptions): App {
 
   app.use("/v1/projects/*", authenticate(r));
   app.use("/v1/jobs/*", authenticate(r));
+  app.use("/v1/organizations/*", authenticate(r));
+  app.use("/v1/me", authenticate(r));
   registerListScheduledBackups(app, r);
   registerPutScheduledBackup(app, r);
   registerListBackups(app, r);
   registerCreateBackup(app, r);
   registerListJobs(app, r);
   registerGetJob(app, r);
+  registerCreateApiKey(app, r);
+  registerListApiKeys(app, r);
+  registerRevokeApiKey(app, r);
+  registerMe(app, r);
 
   const paths = knownPaths(app);
   app.notFound((c) => {

@@ -1,4 +1,5 @@
 import type { Context, MiddlewareHandler } from "hono";
+import { looksLikeJwt } from "../auth/clerk.ts";
 import type { Scope } from "../auth/scopes.ts";
 import { AppError } from "../errors.ts";
 import { getProject, type Project } from "../orgs/orgs.ts";
@@ -20,16 +21,24 @@ function credentialOf(c: Context<AppEnv>): string {
   throw new AppError("unauthorized", "missing credential: send `Authorization: Bearer capy_live_...` or `X-API-Key`");
 }
 
-/** Resolves the caller and stores it as `principal`; 401 when there is no valid credential. */
-export function authenticate({ keys }: RouteDeps): MiddlewareHandler<AppEnv> {
+/**
+ * Resolves the caller (API key, or Clerk session token when Clerk is configured) and stores it as
+ * `principal`; 401 when there is no valid credential.
+ */
+export function authenticate({ keys, clerk }: RouteDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const credential = credentialOf(c);
-    if (!credential.startsWith("capy_live_")) {
-      throw new AppError("unauthorized", "the credential is not a CapyDB API key or a valid session token");
-    }
-    const principal = await keys.resolve(credential);
+    let principal;
+    if (credential.startsWith("capy_live_")) principal = await keys.resolve(credential);
+    else if (clerk && looksLikeJwt(credential)) principal = await clerk.verify(credential);
+    else throw new AppError("unauthorized", "the credential is not a CapyDB API key or a valid session token");
     c.set("principal", principal);
-    c.set("log", c.var.log.createChild({ persistentKeys: { organization_id: principal.organization_id, key_id: principal.key_id ?? undefined } }));
+    c.set(
+      "log",
+      c.var.log.createChild({
+        persistentKeys: { organization_id: principal.organization_id, key_id: principal.key_id ?? undefined, user_id: principal.user_id ?? undefined },
+      }),
+    );
     await next();
   };
 }
@@ -52,4 +61,10 @@ export async function loadProject({ deps }: RouteDeps, c: Context<AppEnv>, proje
   const project = await getProject(deps, projectId);
   if (!project || project.organization_id !== p.organization_id) throw notFound();
   return project;
+}
+
+/** The caller's own organization, or 404 (another organization's id is indistinguishable from none). */
+export function requireOwnOrganization(c: Context<AppEnv>, orgId: string): void {
+  const p = c.var.principal;
+  if (p.organization_id !== orgId || p.project_id) throw new AppError("not_found", `organization ${orgId} not found`);
 }

@@ -1,5 +1,6 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Principal } from "../auth/principal.ts";
+import type { ClerkVerifier } from "../auth/clerk.ts";
 import type { ApiKeyResolver } from "../auth/resolve.ts";
 import type { Deps } from "../deps.ts";
 import type { Log } from "../log.ts";
@@ -18,4 +19,6 @@ export type App = OpenAPIHono<AppEnv>;
 export interface RouteDeps {
   deps: Deps;
   keys: ApiKeyResolver;
+  /** Present when Clerk is configured; otherwise session tokens are refused (401). */
+  clerk?: ClerkVerifier;
 }

@@ -45,7 +45,12 @@ export class ApiKeyResolver {
     };
   }
 
-  /** Forgets everything (tests, and after revoking a key in this process). */
+  /** Forgets a key (after revoking it in this process, so this instance refuses it at once). */
+  forget(keyId: string): void {
+    for (const [hash, entry] of this.cache) if (entry.item?.id === keyId) this.cache.delete(hash);
+  }
+
+  /** Forgets everything. */
   clear(): void {
     this.cache.clear();
   }

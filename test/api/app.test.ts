@@ -33,6 +33,9 @@ describe("GET /v1/openapi.json", () => {
     expect(Object.keys(doc.paths).sort()).toEqual(
       [
         "/v1/jobs/{jobID}",
+        "/v1/me",
+        "/v1/organizations/{orgID}/api-keys",
+        "/v1/organizations/{orgID}/api-keys/{keyID}",
         "/v1/projects/{projectID}/backups",
         "/v1/projects/{projectID}/jobs",
         "/v1/projects/{projectID}/scheduled-backups",

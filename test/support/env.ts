@@ -25,7 +25,7 @@ export interface TestEnv {
   createDatabase(opts?: { demo?: boolean; prefix?: string }): Promise<string>;
   query<T extends pg.QueryResultRow = Record<string, unknown>>(db: string, sql: string, params?: unknown[]): Promise<T[]>;
   /** An organization with a cluster (the test PostgreSQL) and a project on `database`. */
-  seedTenant(opts?: { database?: string; clusterUrl?: string }): Promise<Tenant>;
+  seedTenant(opts?: { database?: string; clusterUrl?: string; clerkOrganizationId?: string }): Promise<Tenant>;
   app(opts?: Partial<AppOptions>): ReturnType<typeof createApp>;
   cleanup(): Promise<void>;
 }
@@ -95,7 +95,7 @@ export async function createTestEnv(overrides: Partial<Deps> = {}): Promise<Test
     },
     async seedTenant(opts = {}) {
       const database = opts.database ?? (await env.createDatabase({ demo: true }));
-      const org = await createOrganization(deps, { name: uniq("org") });
+      const org = await createOrganization(deps, { name: uniq("org"), clerk_organization_id: opts.clerkOrganizationId ?? null });
       const cluster = await createCluster(deps, { name: uniq("cls"), url: opts.clusterUrl ?? infra.postgresUrl });
       const project = await createProject(deps, { organization_id: org.id, cluster_id: cluster.id, name: uniq("prj"), database_name: database });
       return {

@@ -1,0 +1,31 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { listApiKeys } from "../../auth/keys.ts";
+import { requireOwnOrganization, requireScope } from "../auth.ts";
+import type { App, RouteDeps } from "../context.ts";
+import { errorResponses } from "../errors.ts";
+import { security } from "../schemas.ts";
+import { ApiKey, OrgParams } from "./api-keys.ts";
+
+export const ListApiKeysResponse = z.object({ api_keys: z.array(ApiKey) });
+
+export const listApiKeysRoute = createRoute({
+  method: "get",
+  path: "/v1/organizations/{orgID}/api-keys",
+  tags: ["API keys"],
+  summary: "List the organization's API keys, newest first (never the plaintext)",
+  security,
+  request: { params: OrgParams },
+  responses: {
+    200: { description: "The keys", content: { "application/json": { schema: ListApiKeysResponse } } },
+    ...errorResponses(401, 403, 404),
+  },
+});
+
+export function registerListApiKeys(app: App, r: RouteDeps) {
+  app.openapi(listApiKeysRoute, async (c) => {
+    requireScope(c, "api_keys:read");
+    const { orgID } = c.req.valid("param");
+    requireOwnOrganization(c, orgID);
+    return c.json({ api_keys: await listApiKeys(r.deps, orgID) }, 200);
+  });
+}

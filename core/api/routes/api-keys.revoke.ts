@@ -1,0 +1,41 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { revokeApiKey } from "../../auth/keys.ts";
+import { AppError } from "../../errors.ts";
+import { requireOwnOrganization, requireScope } from "../auth.ts";
+import type { App, RouteDeps } from "../context.ts";
+import { errorResponses } from "../errors.ts";
+import { security } from "../schemas.ts";
+import { ApiKey, OrgParams } from "./api-keys.ts";
+
+export const RevokeApiKeyResponse = z.object({ api_key: ApiKey });
+
+export const revokeApiKeyRoute = createRoute({
+  method: "delete",
+  path: "/v1/organizations/{orgID}/api-keys/{keyID}",
+  tags: ["API keys"],
+  summary: "Revoke an API key (idempotent; other API instances stop accepting it within 60 s)",
+  security,
+  request: {
+    params: OrgParams.extend({ keyID: z.string().min(1).openapi({ param: { name: "keyID", in: "path" }, description: "API key id." }) }),
+  },
+  responses: {
+    200: { description: "The revoked key", content: { "application/json": { schema: RevokeApiKeyResponse } } },
+    ...errorResponses(401, 403, 404),
+  },
+});
+
+export function registerRevokeApiKey(app: App, r: RouteDeps) {
+  app.openapi(revokeApiKeyRoute, async (c) => {
+    requireScope(c, "api_keys:write");
+    const { orgID, keyID } = c.req.valid("param");
+    requireOwnOrganization(c, orgID);
+    if (!/^key_[0-9a-z]{26}$/.test(keyID)) throw new AppError("not_found", `api key ${keyID} not found`);
+    const record = await revokeApiKey(r.deps, orgID, keyID).catch((err: unknown) => {
+      if (err instanceof AppError && err.code === "not_found") throw new AppError("not_found", `api key ${keyID} not found`);
+      throw err;
+    });
+    r.keys.forget(keyID);
+    c.var.log.info("api key revoked", { api_key_id: keyID });
+    return c.json({ api_key: record }, 200);
+  });
+}
