@@ -8,34 +8,23 @@ import { jobSchema } from "../jobs/jobs.ts";
  * validate with them and the OpenAPI document is generated from them, so the two cannot differ.
  */
 const timestamp = { type: "string", format: "date-time", example: "2026-11-26T02:15:00Z" } as const;
+// Fresh field schemas (not the domain ones' fields): their OpenAPI metadata must not depend on the
+// order in which modules were evaluated relative to @hono/zod-openapi's zod extension.
+const at = () => z.string().openapi(timestamp);
+const atOrNull = () => z.string().nullable().openapi(timestamp);
 
 export const ScheduledBackup = scheduledBackupSchema
-  .extend({
-    last_run_at: scheduledBackupSchema.shape.last_run_at.openapi(timestamp),
-    created_at: scheduledBackupSchema.shape.created_at.openapi(timestamp),
-    updated_at: scheduledBackupSchema.shape.updated_at.openapi(timestamp),
-  })
+  .extend({ last_run_at: atOrNull(), created_at: at(), updated_at: at() })
   .openapi("ScheduledBackup");
 
-export const Backup = backupSchema
-  .extend({
-    verified_at: backupSchema.shape.verified_at.openapi(timestamp),
-    created_at: backupSchema.shape.created_at.openapi(timestamp),
-  })
-  .openapi("Backup");
+export const Backup = backupSchema.extend({ verified_at: atOrNull(), created_at: at() }).openapi("Backup");
 
 export const Job = jobSchema
-  .extend({
-    claimed_at: jobSchema.shape.claimed_at.openapi(timestamp),
-    started_at: jobSchema.shape.started_at.openapi(timestamp),
-    completed_at: jobSchema.shape.completed_at.openapi(timestamp),
-    created_at: jobSchema.shape.created_at.openapi(timestamp),
-    updated_at: jobSchema.shape.updated_at.openapi(timestamp),
-  })
+  .extend({ claimed_at: atOrNull(), started_at: atOrNull(), completed_at: atOrNull(), created_at: at(), updated_at: at() })
   .openapi("Job");
 
 /** Unknown fields are ignored (as most JSON APIs do), so older and newer clients interoperate. */
-export const PutScheduledBackupRequest = putScheduleInput.openapi("PutScheduledBackupRequest");
+export const PutScheduledBackupRequest = putScheduleInput.extend({}).openapi("PutScheduledBackupRequest");
 
 export const CreateBackupRequest = z
   .object({

@@ -21,7 +21,7 @@ export async function startFakeClerk() {
   await new Promise<void>((r) => server.listen(port, "127.0.0.1", () => r()));
   const publicPem = await exportSPKI(publicKey);
 
-  const sign = (claims: JWTPayload & Record<string, unknown>, opts: { kid?: string; exp?: number | string; nbf?: number; key?: CryptoKey } = {}) => {
+  const sign = (claims: JWTPayload & Record<string, unknown>, opts: { kid?: string; exp?: number | string; nbf?: number; key?: Parameters<SignJWT["sign"]>[0] } = {}) => {
     const now = Math.floor(Date.now() / 1000);
     return new SignJWT({ azp: PARTY, ...claims })
       .setProtectedHeader({ alg: "RS256", kid: opts.kid ?? kid, typ: "JWT" })

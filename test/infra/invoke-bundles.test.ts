@@ -1,0 +1,128 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { requestBackup } from "../../core/backups/backups.ts";
+import { getJobItem } from "../../core/jobs/jobs.ts";
+import { getProject } from "../../core/orgs/orgs.ts";
+import { buildFunction } from "../../scripts/build-functions.ts";
+import { createTestEnv, type Tenant, type TestEnv } from "../support/env.ts";
+
+/**
+ * The built bundles (what a deploy ships), invoked with real Lambda event shapes against the
+ * local stand-ins: configuration comes from the environment, as SST's links provide it.
+ */
+const outDir = mkdtempSync(path.join(tmpdir(), "capydb-invoke-"));
+let env: TestEnv;
+let tenant: Tenant;
+type Handler<E, R> = (event: E, context: Context) => Promise<R>;
+const handlers: { api?: Handler<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>; worker?: Handler<SQSEvent, SQSBatchResponse>; dispatch?: Handler<unknown, void> } = {};
+
+const context = { awsRequestId: "req-1", functionName: "test", getRemainingTimeInMillis: () => 900_000 } as unknown as Context;
+
+beforeAll(async () => {
+  env = await createTestEnv();
+  tenant = await env.seedTenant();
+  Object.assign(process.env, {
+    AWS_REGION: "us-east-1",
+    CAPYDB_AWS_ENDPOINT: env.infra.endpoint,
+    CAPYDB_TABLE: env.names.table,
+    CAPYDB_QUEUE_URL: env.deps.queueUrl,
+    CAPYDB_DLQ_URL: env.dlqUrl,
+    CAPYDB_BUCKET: env.names.bucket,
+    CAPYDB_SECRET_KEY: env.infra.secretKey,
+    LOG_LEVEL: "ERROR",
+  });
+  for (const name of ["api", "worker", "dispatch"] as const) {
+    const built = await buildFunction(name, outDir);
+    const mod = (await import(pathToFileURL(built.file).href)) as { handler: never };
+    handlers[name] = mod.handler;
+  }
+}, 180_000);
+afterAll(async () => {
+  rmSync(outDir, { recursive: true, force: true });
+  await env?.cleanup();
+});
+
+function httpEvent(method: string, rawPath: string, headers: Record<string, string>, body?: string): APIGatewayProxyEventV2 {
+  return {
+    version: "2.0",
+    routeKey: "$default",
+    rawPath,
+    rawQueryString: "",
+    headers: { host: "api.example.com", ...headers },
+    requestContext: {
+      accountId: "123456789012",
+      apiId: "api",
+      domainName: "api.example.com",
+      domainPrefix: "api",
+      http: { method, path: rawPath, protocol: "HTTP/1.1", sourceIp: "203.0.113.1", userAgent: "test" },
+      requestId: "id",
+      routeKey: "$default",
+      stage: "$default",
+      time: "26/Nov/2026:07:00:00 +0000",
+      timeEpoch: Date.now(),
+    },
+    body,
+    isBase64Encoded: false,
+  };
+}
+
+function sqsRecord(id: string, body: string): SQSRecord {
+  return {
+    messageId: id,
+    receiptHandle: `handle-${id}`,
+    body,
+    attributes: { ApproximateReceiveCount: "1", SentTimestamp: String(Date.now()), SenderId: "x", ApproximateFirstReceiveTimestamp: String(Date.now()) },
+    messageAttributes: {},
+    md5OfBody: "",
+    eventSource: "aws:sqs",
+    eventSourceARN: "arn:aws:sqs:us-east-1:123456789012:jobs",
+    awsRegion: "us-east-1",
+  };
+}
+
+describe("built bundles", () => {
+  it("api: answers an API Gateway HTTP API v2 event", async () => {
+    const key = await tenant.key();
+    const post = await handlers.api!(
+      httpEvent("POST", `/v1/projects/${tenant.projectId}/backups`, { authorization: `Bearer ${key}`, "content-type": "application/json" }, JSON.stringify({ label: "from lambda" })),
+      context,
+    );
+    expect(post.statusCode, post.body).toBe(202);
+    const list = await handlers.api!(httpEvent("GET", `/v1/projects/${tenant.projectId}/backups`, { authorization: `Bearer ${key}` }), context);
+    expect(list.statusCode).toBe(200);
+    expect(JSON.parse(list.body!).backups[0]).toMatchObject({ label: "from lambda", state: "pending" });
+    const unauth = await handlers.api!(httpEvent("GET", `/v1/projects/${tenant.projectId}/backups`, {}), context);
+    expect(unauth.statusCode).toBe(401);
+  });
+
+  it("worker: runs the valid job of an SQS batch and reports exactly the failing record", async () => {
+    const project = (await getProject(env.deps, tenant.projectId))!;
+    const { job } = await requestBackup(env.deps, project, { label: "bundle worker" });
+    const res = await handlers.worker!(
+      { Records: [sqsRecord("good", JSON.stringify({ job_id: job.id })), sqsRecord("poison", "{not json")] },
+      context,
+    );
+    expect(res.batchItemFailures).toEqual([{ itemIdentifier: "poison" }]);
+    const done = await getJobItem(env.deps, job.id);
+    expect(done).toMatchObject({ state: "completed" });
+  });
+
+  it("dispatch: completes an EventBridge Scheduler invocation", async () => {
+    const event = {
+      version: "0",
+      id: "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+      "detail-type": "Scheduled Event",
+      source: "aws.scheduler",
+      account: "123456789012",
+      time: new Date().toISOString(),
+      region: "us-east-1",
+      resources: ["arn:aws:scheduler:us-east-1:123456789012:schedule/default/dispatch"],
+      detail: {},
+    };
+    await expect(handlers.dispatch!(event, context)).resolves.toBeUndefined();
+  });
+});
