@@ -70,18 +70,19 @@ async function indexedJobs(deps: Db, state: "pending" | "running", before: Date,
 }
 
 /**
- * Deletes the lock a dead job held, only while it is still that job's and its lease has lapsed:
- * a new run of the same job that took the lock afresh keeps it.
+ * Deletes the lock a dead job held, only while it is still that job's (owner `<job id>` or, as
+ * the worker names it per attempt, `<job id>#<attempt>`) and its lease has lapsed: a new run of
+ * the same job that took the lock afresh keeps it.
  */
-async function releaseLapsedLock(deps: Db, resource: string, owner: string, now: Date): Promise<boolean> {
+async function releaseLapsedLock(deps: Db, resource: string, jobId: string, now: Date): Promise<boolean> {
   try {
     await deps.ddb.send(
       new DeleteCommand({
         TableName: deps.table,
         Key: keys.lock(resource),
-        ConditionExpression: "#owner = :owner AND lease_expires_at < :now",
+        ConditionExpression: "(#owner = :job OR begins_with(#owner, :attempt)) AND lease_expires_at < :now",
         ExpressionAttributeNames: { "#owner": "owner" },
-        ExpressionAttributeValues: { ":owner": owner, ":now": iso(now) },
+        ExpressionAttributeValues: { ":job": jobId, ":attempt": `${jobId}#`, ":now": iso(now) },
       }),
     );
     return true;

@@ -168,14 +168,14 @@ export async function claimJob(deps: Db, job: JobItem, workerId: string, leaseMs
       updated_at: iso(now),
       ...jobStateIndex("running", lease, job.id),
     },
-    "#attempts = :attempts AND #attempts < max_attempts AND (#state = :pending OR (#state = :running AND lease_expires_at < :now))",
-    { ":attempts": job.attempts, ":pending": "pending", ":running": "running", ":now": iso(now) },
+    "#attempts = :expected_attempts AND #attempts < max_attempts AND (#state = :pending OR (#state = :running AND lease_expires_at < :now))",
+    { ":expected_attempts": job.attempts, ":pending": "pending", ":running": "running", ":now": iso(now) },
   );
 }
 
 /** The fence that proves the caller still owns the claim it made. */
-const ownership = "#state = :running AND claimed_by = :worker AND #attempts = :attempts";
-const ownershipValues = (job: JobItem) => ({ ":running": "running", ":worker": job.claimed_by, ":attempts": job.attempts });
+const ownership = "#state = :running AND claimed_by = :worker AND #attempts = :expected_attempts";
+const ownershipValues = (job: JobItem) => ({ ":running": "running", ":worker": job.claimed_by, ":expected_attempts": job.attempts });
 
 export async function renewJobLease(deps: Db, job: JobItem, leaseMs: number): Promise<JobItem | undefined> {
   const now = deps.now();

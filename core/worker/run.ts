@@ -80,7 +80,8 @@ export async function runJob(deps: Deps, jobId: string, msg?: MessageContext, ov
     await settleBackup(deps, job);
     return ignored(`job already ${job.state}`);
   }
-  if (job.state === "running" && job.lease_expires_at && Date.parse(job.lease_expires_at) > now) return ignored("running under a live lease");
+  // Same test as claimJob's condition (leases are stored to the second).
+  if (job.state === "running" && job.lease_expires_at && job.lease_expires_at >= iso(deps.now())) return ignored("running under a live lease");
   if (job.state === "pending" && job.available_at && Date.parse(job.available_at) - now > EARLY_SLACK_MS) return ignored("not due yet");
   if (job.state === "running" && job.attempts >= job.max_attempts) return abandon(deps, job);
 

@@ -1,3 +1,5 @@
+// First: the API modules need @hono/zod-openapi loaded before any domain schema is built.
+import { createTestEnv, type TestEnv } from "../support/env.ts";
 import { HeadObjectCommand } from "@aws-sdk/client-s3";
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -7,7 +9,6 @@ import { enqueueJobs } from "../../core/jobs/queue.ts";
 import { getLock } from "../../core/jobs/locks.ts";
 import { backupCompletedEventId, eventItem } from "../../core/worker/events.ts";
 import { pickPgTools } from "../../core/worker/pgtools.ts";
-import { createTestEnv, type TestEnv } from "../support/env.ts";
 import {
   backupOf,
   fastOptions,

@@ -1,3 +1,6 @@
+// First: the API modules need @hono/zod-openapi loaded before any domain schema is built.
+import "../support/env.ts";
+import type { Tenant, TestEnv } from "../support/env.ts";
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { Logger, type LogItem } from "@aws-lambda-powertools/logger";
 import { spawn } from "node:child_process";
@@ -10,13 +13,12 @@ import { getJobItem, type JobItem } from "../../core/jobs/jobs.ts";
 import { createWorkerHandler } from "../../core/worker/handler.ts";
 import type { WorkerOptions } from "../../core/worker/options.ts";
 import { startWorkerLoop } from "../../local/loops.ts";
-import type { Tenant, TestEnv } from "../support/env.ts";
 
 /** Seconds instead of minutes: short leases, backoffs and busy-lock delays. */
 export const fastOptions: Partial<WorkerOptions> = {
   leaseMs: 15_000,
   heartbeatMs: 2_000,
-  visibilityMarginSeconds: 1,
+  visibilityMarginSeconds: 2,
   retryBaseSeconds: 1,
   retryMaxSeconds: 10,
   lockBusyDelaySeconds: 1,
@@ -136,8 +138,8 @@ export function runTool(path: string, args: string[], env: NodeJS.ProcessEnv, st
     child.on("error", reject);
     child.on("close", (code) => resolve({ code, stdout, stderr }));
     child.stdin.on("error", () => undefined);
-    if (stdin instanceof Buffer) child.stdin.end(stdin);
-    else if (stdin) stdin.pipe(child.stdin);
+    if (Buffer.isBuffer(stdin)) child.stdin.end(stdin);
+    else if (stdin) (stdin as Readable).pipe(child.stdin);
     else child.stdin.end();
   });
 }

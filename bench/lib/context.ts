@@ -1,0 +1,32 @@
+import type { Deps } from "../../core/deps.ts";
+import type { ClusterConnection } from "../../core/orgs/orgs.ts";
+import type { Infra } from "../../local/stack.ts";
+
+export interface BenchContext {
+  quick: boolean;
+  tmp: string;
+  infra: Infra;
+  /** Environment of a child that builds its Deps with loadConfig() against the stand-ins. */
+  childEnv: NodeJS.ProcessEnv;
+  deps: Deps;
+  /** The bench PostgreSQL's superuser connection (the "project cluster"). */
+  conn: ClusterConnection;
+  children: { dump: string; api: string };
+  log(msg: string): void;
+}
+
+/** One checked target: what results.json and the table report as pass/fail. */
+export interface Check {
+  key: string;
+  value: number;
+  target: string;
+  pass: boolean;
+}
+
+export interface MeasureResult {
+  /** Figures under stable keys (nested objects). */
+  figures: Record<string, unknown>;
+  checks: Check[];
+  /** Table rows: [measure, figure, baseline, ratio, target, verdict]. */
+  rows: string[][];
+}

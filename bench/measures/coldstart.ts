@@ -1,0 +1,119 @@
+import { build } from "esbuild";
+import { mkdirSync, statSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { buildFunction, bundles, type BundleName } from "../../scripts/build-functions.ts";
+import { esmBanner, root, runChild } from "../lib/children.ts";
+import type { BenchContext, Check, MeasureResult } from "../lib/context.ts";
+import { median, round } from "../lib/stats.ts";
+
+/** Imports one bundle in a fresh process and reports how long the import took. */
+const importer = `
+const t0 = performance.now();
+await import(process.argv[2]);
+const t1 = performance.now();
+process.stdout.write("BENCH_RESULT " + JSON.stringify({ importMs: t1 - t0, sinceStartMs: t1 }) + "\\n");
+process.exit(0);
+`;
+
+const hello = `
+import { Hono } from "hono";
+import { handle } from "hono/aws-lambda";
+const app = new Hono();
+app.get("/", (c) => c.text("hello"));
+export const handler = handle(app);
+`;
+
+export async function measureColdStart(ctx: BenchContext): Promise<MeasureResult> {
+  const dir = path.join(ctx.tmp, "bundles");
+  mkdirSync(dir, { recursive: true });
+  ctx.log("coldstart: building the Lambda bundles (scripts/build-functions.ts) and a bare Hono hello bundle");
+  const built: Record<string, { file: string; bytes: number; maxBytes?: number }> = {};
+  for (const name of Object.keys(bundles) as BundleName[]) {
+    const r = await buildFunction(name, dir);
+    built[name] = { file: r.file, bytes: r.bytes, maxBytes: r.maxBytes };
+  }
+  const helloFile = path.join(dir, "hello", "index.mjs");
+  await build({
+    absWorkingDir: root,
+    stdin: { contents: hello, resolveDir: root, loader: "ts", sourcefile: "hello.ts" },
+    outfile: helloFile,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node24",
+    minify: true,
+    keepNames: true,
+    mainFields: ["module", "main"],
+    banner: { js: esmBanner },
+    logLevel: "warning",
+  });
+  built.hello = { file: helloFile, bytes: statSync(helloFile).size };
+  const importerFile = path.join(dir, "import.mjs");
+  writeFileSync(importerFile, importer);
+
+  // A child that only runs `import.mjs <bundle>`: same node, same env, one bundle per process.
+  const runs = ctx.quick ? 5 : 11;
+  const names = ["hello", ...Object.keys(bundles)];
+  const times: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  const wall: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  for (let i = 0; i <= runs; i++) {
+    for (const name of names) {
+      const { result, wallMs } = await runImport(importerFile, built[name]!.file, ctx.childEnv);
+      if (i === 0) continue; // first round warms the file cache
+      times[name]!.push(result.importMs);
+      wall[name]!.push(wallMs);
+    }
+  }
+  const med = (n: string) => median(times[n]!);
+  const kb = (n: string) => round(built[n]!.bytes / 1024, 1);
+  const apiKb = kb("api");
+  const workerKb = kb("worker");
+  const apiRatio = med("api") / med("hello");
+  const checks: Check[] = [
+    { key: "bundle.api_kb", value: apiKb, target: "<= 1024", pass: apiKb <= 1024 },
+    { key: "bundle.worker_kb", value: workerKb, target: "<= 2048", pass: workerKb <= 2048 },
+  ];
+  const pf = (c: Check) => (c.pass ? "PASS" : "FAIL");
+  const perBundle = Object.fromEntries(
+    names.map((n) => [
+      n,
+      {
+        kb: kb(n),
+        import_median_ms: round(med(n), 1),
+        import_ms: times[n]!.map((x) => round(x, 1)),
+        process_wall_median_ms: round(median(wall[n]!), 1),
+        ratio: round(med(n) / med("hello"), 2),
+      },
+    ]),
+  );
+  return {
+    figures: {
+      bundle: { api_kb: apiKb, worker_kb: workerKb, dispatch_kb: kb("dispatch"), hello_kb: kb("hello") },
+      coldstart: {
+        api_ratio: round(apiRatio, 2),
+        worker_ratio: round(med("worker") / med("hello"), 2),
+        dispatch_ratio: round(med("dispatch") / med("hello"), 2),
+        runs,
+        bundles: perBundle,
+      },
+    },
+    checks,
+    rows: [
+      ["bundle api", `${apiKb} KiB`, "", "", "<= 1024 KiB", pf(checks[0]!)],
+      ["bundle worker", `${workerKb} KiB`, "", "", "<= 2048 KiB", pf(checks[1]!)],
+      ...["api", "worker", "dispatch"].map((n) => [
+        `cold start ${n}`,
+        `import ${perBundle[n]!.import_median_ms} ms (${kb(n)} KiB)`,
+        `hello ${perBundle.hello!.import_median_ms} ms (${kb("hello")} KiB)`,
+        `${perBundle[n]!.ratio}x`,
+        "(report)",
+        "",
+      ]),
+    ],
+  };
+}
+
+function runImport(importer: string, bundle: string, env: NodeJS.ProcessEnv) {
+  return runChild<{ importMs: number; sinceStartMs: number }>(importer, null, env, { timeoutMs: 60_000, args: [pathToFileURL(bundle).href] });
+}

@@ -1,0 +1,339 @@
+/**
+ * capydb: the customers' CLI for CapyDB backups. It talks to the public API only (never to the
+ * store), with a client typed and validated by the API's own route schemas.
+ *
+ *   capydb backups create --wait --require-verified     # CI: snapshot before a risky migration
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { ZodError } from "zod";
+import { CreateBackupRequest, PutScheduledBackupRequest } from "../core/api/schemas.ts";
+import { ApiClient, ApiError, cliVersion, type Backup, type Job } from "./capydb/client.ts";
+import { CliError, exitCodes } from "./capydb/errors.ts";
+import {
+  backupFields,
+  backupsTable,
+  formatBytes,
+  jobFields,
+  jobsTable,
+  meFields,
+  printJson,
+  scheduleFields,
+  type Format,
+  type Io,
+} from "./capydb/output.ts";
+import { requireApiKey, requireApiUrl, requireProject, resolveSettings, sourceName, type GlobalFlags, type Settings } from "./capydb/settings.ts";
+import { Progress, findJobBackup, parseDuration, waitForJob, waitForJobBackup, type WaitOptions } from "./capydb/wait.ts";
+
+interface Globals extends GlobalFlags {
+  output?: Format;
+}
+
+const io: Io = { out: process.stdout, err: process.stderr };
+let settings: Settings | undefined;
+
+/** Parsed once per run, on first use, so `--help` works without any configuration. */
+function context(cmd: Command) {
+  const g = cmd.optsWithGlobals<Globals>();
+  settings = resolveSettings(g);
+  const format: Format = g.output ?? (process.stdout.isTTY ? "table" : "json");
+  const client = new ApiClient({ baseUrl: requireApiUrl(settings), apiKey: requireApiKey(settings) });
+  return { settings, format, client, project: () => requireProject(settings!) };
+}
+
+const int = (name: string, min: number, max: number) => (value: string) => {
+  if (!/^\d+$/.test(value.trim()) || Number(value) < min || Number(value) > max) {
+    throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}`);
+  }
+  return Number(value);
+};
+
+/** Progress goes to stderr, and only on a terminal: piped, `--wait` prints nothing but the result. */
+const progressOn = () => (process.stderr.isTTY ? new Progress(process.stderr).start() : undefined);
+const note = (text: string) => io.err.write(text + "\n");
+
+/** Stops waiting on Ctrl-C without pretending the job stopped: it runs on the server. */
+function onInterrupt(jobId: string, progress: Progress | undefined): () => void {
+  const handler = () => {
+    progress?.stop();
+    note(`stopped waiting; job ${jobId} goes on on the server: follow it with \`capydb jobs get ${jobId} --wait\``);
+    process.exit(130);
+  };
+  process.once("SIGINT", handler);
+  return () => process.off("SIGINT", handler);
+}
+
+function waitOptions(timeout: string, progress: Progress | undefined): WaitOptions {
+  return { deadline: Date.now() + parseDuration(timeout), timeoutText: timeout, progress };
+}
+
+const program = new Command("capydb")
+  .description("CapyDB backups from the terminal and from CI: take, wait for, list and schedule verified backups")
+  .version(cliVersion, "-V, --version")
+  .option("--api-url <url>", "the API's base URL (env CAPYDB_API_URL; else .capydb/local.json)")
+  .option("--api-key <key>", "an API key, capy_live_... (env CAPYDB_API_KEY, which keeps it out of shell history and ps)")
+  .option("--project <id>", "the project to act on (env CAPYDB_PROJECT; else .capydb/local.json)")
+  .addOption(new Option("-o, --output <format>", "table or json (json is the API's body, unchanged); default: table on a terminal, json when piped").choices(["table", "json"]))
+  .showHelpAfterError("(run with --help for usage)")
+  .exitOverride()
+  .addHelpText(
+    "after",
+    `
+Exit codes: 0 ok, 1 error, 2 usage or validation, 3 authentication or permission,
+            4 not found, 5 conflict, 6 --wait-timeout reached.
+
+Examples:
+  capydb backups create --label pre-migration --wait --require-verified
+  capydb backups list -o json | jq '.backups[0]'
+  capydb backups schedule set --hour 2 --minute 15 --retention-days 30
+  capydb jobs get job_01... --wait`,
+  );
+
+const backups = program.command("backups").description("on-demand backups and the daily schedule");
+
+backups
+  .command("list")
+  .description("list the project's backups, newest first")
+  .option("--limit <n>", "at most this many (1-1000)", int("--limit", 1, 1000))
+  .option("--cursor <cursor>", "the next page, from a previous list")
+  .action(async (o: { limit?: number; cursor?: string }, cmd: Command) => {
+    const { client, format, project } = context(cmd);
+    const res = await client.listBackups(project(), { limit: o.limit, cursor: o.cursor });
+    if (format === "json") return printJson(io, res.body);
+    if (!res.data.backups.length) note("No backups yet. Take one with `capydb backups create --wait`.");
+    else io.out.write(backupsTable(res.data.backups));
+    if (res.nextCursor) note(`More backups: --cursor ${res.nextCursor}`);
+  });
+
+backups
+  .command("create")
+  .description("take a backup now; with --wait, until it is dumped, restored and verified")
+  .option("--label <label>", "a label to recognise it by (default: manual)")
+  .option("--retention-days <n>", "keep it this many days (1-365; default: the schedule's, else 14)", int("--retention-days", 1, 365))
+  .option("--wait", "wait until the backup completes or fails")
+  .option("--wait-timeout <duration>", "give up waiting after this long (exit 6), like 90s, 30m, 1h", "30m")
+  .option("--require-verified", "exit 1 unless the backup completes verified (implies --wait)")
+  .option("--idempotency-key <key>", "re-running with the same key within 24 h answers the same job instead of starting another")
+  .action(
+    async (
+      o: { label?: string; retentionDays?: number; wait?: boolean; waitTimeout: string; requireVerified?: boolean; idempotencyKey?: string },
+      cmd: Command,
+    ) => {
+      const { client, format, project } = context(cmd);
+      const projectId = project();
+      const wait = Boolean(o.wait || o.requireVerified || cmd.getOptionValueSource("waitTimeout") === "cli");
+      const deadlineText = o.waitTimeout;
+      if (wait) parseDuration(deadlineText); // a bad duration is a usage error before anything is created
+      const body = CreateBackupRequest.parse({ label: o.label, retention_days: o.retentionDays });
+      const created = await client.createBackup(projectId, body, { idempotencyKey: o.idempotencyKey });
+      const job = created.data.job;
+      if (!wait) {
+        if (format === "json") return printJson(io, created.body);
+        io.out.write(jobFields(job));
+        note(`Backup requested. Follow it with \`capydb jobs get ${job.id} --wait\`.`);
+        return;
+      }
+
+      const progress = progressOn();
+      const release = onInterrupt(job.id, progress);
+      let finished: { job: Job };
+      let result: { backup: Backup; body: unknown };
+      try {
+        progress?.update(`job ${job.id}: requested`);
+        const opts = waitOptions(deadlineText, progress);
+        finished = await waitForJob(client, job.id, opts, async (j) => (await findJobBackup(client, projectId, j))?.backup);
+        result = await waitForJobBackup(client, projectId, finished.job, opts);
+      } catch (err) {
+        progress?.stop();
+        throw err;
+      } finally {
+        release();
+      }
+      const { backup } = result;
+      const verified = backup.state === "completed" && backup.verification_state === "verified";
+      progress?.stop(
+        verified
+          ? `✓ backup ${backup.id} completed and verified · ${formatBytes(backup.size_bytes)} · ${progress.elapsed()}`
+          : `✗ backup ${backup.id} ${backup.state} (verification ${backup.verification_state}) · ${progress.elapsed()}`,
+      );
+      if (format === "json") printJson(io, result.body);
+      else io.out.write(backupFields(backup));
+      if (finished.job.state === "failed" || backup.state === "failed") {
+        throw new CliError(`backup failed: ${finished.job.error ?? backup.verification_error ?? "no reason given"} (job ${finished.job.id})`);
+      }
+      if (!verified) {
+        const why = `backup ${backup.id} is ${backup.state} but not verified (verification ${backup.verification_state})`;
+        if (o.requireVerified) throw new CliError(`${why}${finished.job.error ? `: ${finished.job.error}` : ""}`);
+        note(`warning: ${why}`);
+      }
+    },
+  );
+
+const schedule = backups.command("schedule").description("the project's daily backup schedule (one per project, UTC)");
+
+async function currentSchedule(cmd: Command) {
+  const ctx = context(cmd);
+  const projectId = ctx.project();
+  const res = await ctx.client.listSchedules(projectId);
+  const raw = (res.body as { scheduled_backups: unknown[] }).scheduled_backups;
+  const current = res.data.scheduled_backups[0];
+  return { ...ctx, projectId, res, current, currentBody: raw[0] };
+}
+
+schedule
+  .command("get")
+  .description("show the schedule")
+  .action(async (_o: unknown, cmd: Command) => {
+    const { format, res, current, projectId } = await currentSchedule(cmd);
+    if (format === "json") return printJson(io, res.body);
+    if (!current) note(`Project ${projectId} has no backup schedule. Set one with \`capydb backups schedule set --hour H --minute M\`.`);
+    else io.out.write(scheduleFields(current));
+  });
+
+schedule
+  .command("set")
+  .description("back up daily at HH:MM UTC, and enable the schedule; options not given keep their current values")
+  .requiredOption("--hour <h>", "hour of the day, UTC (0-23)", int("--hour", 0, 23))
+  .requiredOption("--minute <m>", "minute (0-59)", int("--minute", 0, 59))
+  .option("--retention-days <n>", "keep scheduled backups this many days (1-365; default 14)", int("--retention-days", 1, 365))
+  .option("--label <label>", "label of the scheduled backups (default: default)")
+  .action(async (o: { hour: number; minute: number; retentionDays?: number; label?: string }, cmd: Command) => {
+    const { client, format, projectId, current } = await currentSchedule(cmd);
+    // The API's PUT replaces the whole schedule; keeping what was not given avoids silently
+    // resetting the retention to the default when only the time changes.
+    const body = PutScheduledBackupRequest.parse({
+      cron_hour: o.hour,
+      cron_minute: o.minute,
+      is_active: true,
+      label: o.label ?? current?.label,
+      retention_days: o.retentionDays ?? current?.retention_days,
+    });
+    const res = await client.putSchedule(projectId, body);
+    if (format === "json") return printJson(io, res.body);
+    io.out.write(scheduleFields(res.data.scheduled_backup));
+  });
+
+schedule
+  .command("disable")
+  .description("stop the daily backups, keeping the time, retention and label for a later `set`")
+  .action(async (_o: unknown, cmd: Command) => {
+    const { client, format, projectId, current, currentBody } = await currentSchedule(cmd);
+    if (!current) {
+      throw new CliError(`project ${projectId} has no backup schedule, so there is nothing to disable`, exitCodes.notFound);
+    }
+    if (!current.is_active) {
+      note("The schedule was already disabled.");
+      if (format === "json") return printJson(io, { scheduled_backup: currentBody });
+      return void io.out.write(scheduleFields(current));
+    }
+    const res = await client.putSchedule(projectId, {
+      cron_hour: current.cron_hour,
+      cron_minute: current.cron_minute,
+      is_active: false,
+      label: current.label,
+      retention_days: current.retention_days,
+    });
+    if (format === "json") return printJson(io, res.body);
+    io.out.write(scheduleFields(res.data.scheduled_backup));
+  });
+
+const jobs = program.command("jobs").description("the jobs that make and expire backups");
+
+jobs
+  .command("list")
+  .description("list the project's jobs, newest first")
+  .option("--limit <n>", "at most this many (1-100, default 25)", int("--limit", 1, 100))
+  .option("--cursor <cursor>", "the next page, from a previous list")
+  .action(async (o: { limit?: number; cursor?: string }, cmd: Command) => {
+    const { client, format, project } = context(cmd);
+    const res = await client.listJobs(project(), { limit: o.limit, cursor: o.cursor });
+    if (format === "json") return printJson(io, res.body);
+    if (!res.data.jobs.length) note("No jobs yet.");
+    else io.out.write(jobsTable(res.data.jobs));
+    if (res.nextCursor) note(`More jobs: --cursor ${res.nextCursor}`);
+  });
+
+jobs
+  .command("get <job-id>")
+  .description("show a job; with --wait, until it completes or fails (exit 1 if it fails)")
+  .option("--wait", "wait until the job completes or fails")
+  .option("--wait-timeout <duration>", "give up waiting after this long (exit 6), like 90s, 30m, 1h", "30m")
+  .action(async (jobId: string, o: { wait?: boolean; waitTimeout: string }, cmd: Command) => {
+    const { client, format } = context(cmd);
+    const wait = Boolean(o.wait || cmd.getOptionValueSource("waitTimeout") === "cli");
+    if (!wait) {
+      const res = await client.getJob(jobId);
+      if (format === "json") return printJson(io, res.body);
+      return void io.out.write(jobFields(res.data.job));
+    }
+    const opts = waitOptions(o.waitTimeout, progressOn());
+    const release = onInterrupt(jobId, opts.progress);
+    let done: { job: Job; body: unknown };
+    try {
+      done = await waitForJob(client, jobId, opts);
+    } catch (err) {
+      opts.progress?.stop();
+      throw err;
+    } finally {
+      release();
+    }
+    opts.progress?.stop(`${done.job.state === "completed" ? "✓" : "✗"} job ${jobId} ${done.job.state} · ${opts.progress.elapsed()}`);
+    if (format === "json") printJson(io, done.body);
+    else io.out.write(jobFields(done.job));
+    if (done.job.state === "failed") throw new CliError(`job ${jobId} failed: ${done.job.error ?? "no reason given"}`);
+  });
+
+program
+  .command("whoami")
+  .description("show who the API key is: organization, project, scopes")
+  .action(async (_o: unknown, cmd: Command) => {
+    const { client, format, settings: s } = context(cmd);
+    const res = await client.me();
+    if (format === "json") return printJson(io, res.body);
+    io.out.write(meFields(res.data, s.apiUrl?.value ?? ""));
+  });
+
+/** One sentence that says what to do next, under the API's own message. */
+function hintFor(err: ApiError): string | undefined {
+  const s = settings;
+  const key = s?.apiKey ? sourceName("apiKey", s.apiKey) : "the API key";
+  if (err.status === 401) return `the API rejected the key from ${key}: check it, and that it is not expired or revoked`;
+  if (err.status === 403) return `the key from ${key} lacks a scope this command needs: use a key that has it`;
+  if (err.status === 404 && err.path.startsWith("/v1/projects/")) {
+    return `check the project id${s?.project ? ` (from ${sourceName("project", s.project)})` : ""}, and that the key may see it`;
+  }
+  if (err.status === 404 && err.path === "/v1/me") return "this API server has no who-am-I endpoint yet (an older version)";
+  if (err.status === 503) {
+    const wait = err.retryAfter ? ` in ${err.retryAfter}s` : " shortly";
+    return err.method === "GET" ? `the service is briefly unavailable: try again${wait}` : `nothing was done: try again${wait}`;
+  }
+  if (err.status >= 500) return err.method === "GET" ? "the service failed; try again later" : "the service failed; check `capydb jobs list` before trying again";
+  return undefined;
+}
+
+function fail(err: unknown): never {
+  let code: number = exitCodes.error;
+  let message: string;
+  if (err instanceof ApiError) {
+    code = err.exitCode;
+    const hint = hintFor(err);
+    message = `${err.apiMessage} (HTTP ${err.status})${hint ? `\n  ${hint}` : ""}`;
+  } else if (err instanceof CliError) {
+    code = err.exitCode;
+    message = err.message;
+  } else if (err instanceof ZodError) {
+    code = exitCodes.usage;
+    message = err.issues.map((i) => `${i.path.join(".") || "input"}: ${i.message}`).join("; ");
+  } else {
+    message = err instanceof Error ? err.message : String(err);
+  }
+  process.stderr.write(`capydb: ${message}\n`);
+  process.exit(code);
+}
+
+try {
+  await program.parseAsync(process.argv);
+  process.exit(exitCodes.ok);
+} catch (err) {
+  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? exitCodes.ok : exitCodes.usage);
+  fail(err);
+}
