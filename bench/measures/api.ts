@@ -1,7 +1,9 @@
+import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import autocannon from "autocannon";
 import { spawn } from "node:child_process";
 import { createApiKey } from "../../core/auth/keys.ts";
 import { requestBackup } from "../../core/backups/backups.ts";
+import { keys } from "../../core/db/keys.ts";
 import { createCluster, createOrganization, createProject } from "../../core/orgs/orgs.ts";
 import { freePort, waitFor } from "../../local/wait.ts";
 import { trackChild } from "../lib/cleanup.ts";
@@ -90,11 +92,47 @@ export async function measureApi(ctx: BenchContext): Promise<MeasureResult> {
       return load;
     };
 
+    /**
+     * The store's own ceiling: the list's Query (same partition, 100 items) sent straight from this
+     * process at the same concurrency, through the same local endpoint, no HTTP server in between.
+     * When the list's req/s is close to this, the stand-in, not the service, is what limits it.
+     */
+    const storeQuery = async (seconds: number) => {
+      const until = performance.now() + seconds * 1000;
+      let done = 0;
+      const latencies: number[] = [];
+      await Promise.all(
+        Array.from({ length: CONNECTIONS }, async () => {
+          while (performance.now() < until) {
+            const t = performance.now();
+            await deps.ddb.send(
+              new QueryCommand({
+                TableName: deps.table,
+                KeyConditionExpression: "pk = :p AND begins_with(sk, :b)",
+                ExpressionAttributeValues: { ":p": keys.project(listProject.id).pk, ":b": keys.backupPrefix },
+                ScanIndexForward: false,
+                Limit: 1000,
+              }),
+            );
+            latencies.push(performance.now() - t);
+            done++;
+          }
+        }),
+      );
+      latencies.sort((a, b) => a - b);
+      return { rps: done / seconds, p50_ms: latencies[Math.floor(latencies.length * 0.5)] ?? NaN, p99_ms: latencies[Math.floor(latencies.length * 0.99)] ?? NaN };
+    };
+
     ctx.log("api: warm-up (JIT, key cache)");
     for (const name of ["ping", "list", "create"] as const) await fire(name, 2);
 
     const results: Record<"ping" | "list" | "create", Load[]> = { ping: [], list: [], create: [] };
+    const store: { rps: number; p50_ms: number; p99_ms: number }[] = [];
+    await storeQuery(2);
     for (let i = 0; i < rounds; i++) {
+      const sq = await storeQuery(durationS);
+      store.push(sq);
+      ctx.log(`api: DynamoDB Local Query ceiling round ${i + 1}: ${round(sq.rps, 0)} queries/s, p50 ${round(sq.p50_ms, 1)} ms, p99 ${round(sq.p99_ms, 1)} ms`);
       for (const name of ["ping", "list", "create"] as const) {
         const l = await fire(name, durationS);
         results[name].push(l);
@@ -122,6 +160,8 @@ export async function measureApi(ctx: BenchContext): Promise<MeasureResult> {
     const list = avg(results.list);
     const create = avg(results.create);
     const listRatio = ping.rps / list.rps;
+    const storeRps = store.reduce((n, x) => n + x.rps, 0) / store.length;
+    const storeP99 = store.reduce((n, x) => n + x.p99_ms, 0) / store.length;
     const createRatio = ping.rps / create.rps;
     const checks: Check[] = [
       { key: "api.list.ddb_calls", value: list.ddb_calls_per_request!, target: "<= 2", pass: list.ddb_calls_per_request! <= 2 },
@@ -136,6 +176,7 @@ export async function measureApi(ctx: BenchContext): Promise<MeasureResult> {
           rounds,
           backups_in_list: 100,
           ping,
+          store_query_ceiling: { rps: round(storeRps, 1), p99_ms: round(storeP99, 1), list_rps_share: round(list.rps / storeRps, 2) },
           list: { ...list, ratio: round(listRatio, 2), ddb_calls: list.ddb_calls_per_request, p99_ratio: round(list.p99_ms / ping.p99_ms, 2) },
           create: { ...create, ratio: round(createRatio, 2), ddb_calls: create.ddb_calls_per_request, p99_ratio: round(create.p99_ms / ping.p99_ms, 2) },
           rounds_raw: results,
@@ -144,6 +185,7 @@ export async function measureApi(ctx: BenchContext): Promise<MeasureResult> {
       checks,
       rows: [
         ["api GET /backups (100)", `${list.rps} req/s, p50 ${list.p50_ms} / p99 ${list.p99_ms} ms`, `ping ${ping.rps} req/s, p99 ${ping.p99_ms} ms`, `${round(listRatio, 2)}x`, "(report)", ""],
+        ["api list's Query alone", `${round(storeRps, 1)} queries/s, p99 ${round(storeP99, 1)} ms`, "(DynamoDB Local ceiling)", `list = ${round(list.rps / storeRps, 2)} of it`, "(report)", ""],
         ["api POST /backups", `${create.rps} req/s, p50 ${create.p50_ms} / p99 ${create.p99_ms} ms`, `ping ${ping.rps} req/s`, `${round(createRatio, 2)}x`, "(report)", ""],
         ["api DynamoDB calls/req", `list ${list.ddb_calls_per_request}, create ${create.ddb_calls_per_request}`, "", "", "list <= 2", pf(checks[0]!)],
         ["api errors", `${checks[1]!.value}`, "", "", "0", pf(checks[1]!)],
