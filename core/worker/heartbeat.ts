@@ -36,7 +36,8 @@ export interface Heartbeat {
 
 /**
  * While a job runs: renew the lock, then the job lease, then the message's visibility, every
- * `heartbeatMs`. The lock goes first so that it never outlives the job lease: when a worker dies,
+ * `heartbeatMs`. The lock goes first so that it rarely outlives the job lease (a kill between the two renewals
+ * can leave it one beat longer, which only delays the next attempt as a busy lock): when a worker dies,
  * whoever claims the lapsed job finds the lock lapsed too. Losing the lock or the claim (another
  * worker took over after a stall) calls `onLost`, which aborts the run. A failed renewal (DynamoDB
  * briefly unavailable) is retried on the next beat: the lease is three beats long by default.
