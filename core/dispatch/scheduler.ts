@@ -127,7 +127,7 @@ export async function startScheduledRun(
   availableAt: Date,
 ): Promise<string | undefined> {
   const jobId = newId("job", now);
-  const backup = newBackupItem(project, now, { jobId, retentionDays: schedule.retention_days, label: "scheduled", scheduleId: schedule.id });
+  const backup = newBackupItem(project, now, { jobId, retentionDays: schedule.retention_days, label: schedule.label, scheduleId: schedule.id });
   const job = newJobItem(now, {
     id: jobId,
     organization_id: project.organization_id,

@@ -39,7 +39,7 @@ describe("end to end on the local stack", () => {
     const put = await env.app({ deps: withClock(env.deps, t1) }).request(`/v1/projects/${tenant.projectId}/scheduled-backups/default`, {
       method: "PUT",
       headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-      body: JSON.stringify({ cron_hour: t2.getUTCHours(), cron_minute: t2.getUTCMinutes(), is_active: true }),
+      body: JSON.stringify({ cron_hour: t2.getUTCHours(), cron_minute: t2.getUTCMinutes(), is_active: true, label: "nightly" }),
     });
     expect(put.status, await put.clone().text()).toBe(200);
 
@@ -72,7 +72,7 @@ describe("end to end on the local stack", () => {
     const backups = await get(`/v1/projects/${tenant.projectId}/backups`);
     expect(backups.status).toBe(200);
     expect(backups.body.backups, JSON.stringify(backups.body)).toHaveLength(1);
-    expect(backups.body.backups[0]).toMatchObject({ state: "completed", verification_state: "verified", label: "scheduled" });
+    expect(backups.body.backups[0]).toMatchObject({ state: "completed", verification_state: "verified", label: "nightly" });
     expect(backups.body.backups[0].size_bytes).toBeGreaterThan(0);
     const schedules = await get(`/v1/projects/${tenant.projectId}/scheduled-backups`);
     expect(schedules.body.scheduled_backups).toHaveLength(1);

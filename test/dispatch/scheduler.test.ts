@@ -390,6 +390,6 @@ describe("what a scheduled run writes", () => {
       ExpressionAttributeValues: { ":p": keys.project(s!.project.id).pk, ":b": keys.backupPrefix },
     });
     expect(backups).toHaveLength(1);
-    expect(backups[0]).toMatchObject({ label: "scheduled", created_at: iso(at("2026-11-26T07:00:00Z")), expires_at: "2026-12-03T07:00:00Z" });
+    expect(backups[0]).toMatchObject({ label: "default", created_at: iso(at("2026-11-26T07:00:00Z")), expires_at: "2026-12-03T07:00:00Z" });
   });
 });
