@@ -96,48 +96,15 @@ export async function requestBackup(
   }
 
   const retentionDays = data.retention_days ?? (await getSchedule(deps, project.id))?.retention_days ?? DEFAULT_RETENTION_DAYS;
-  const backupId = newId("backup", now);
-  const jobId = newId("job", now);
-  const at = iso(now);
-  const expiresAt = iso(new Date(now.getTime() + retentionDays * 86400_000));
-  const backup: BackupItem = {
-    item_type: "backup",
-    id: backupId,
-    project_id: project.id,
-    organization_id: project.organization_id,
-    cluster_id: project.cluster_id,
-    database_name: project.database_name,
-    label: data.label ?? (opts.scheduleId ? "scheduled" : "manual"),
-    backup_key: backupObjectKey(project.id, backupId),
-    size_bytes: 0,
-    state: "pending",
-    verification_state: "pending",
-    verified_at: null,
-    verification_error: null,
-    created_at: at,
-    updated_at: at,
-    job_id: jobId,
-    schedule_id: opts.scheduleId ?? null,
-    expires_at: expiresAt,
-    sha256: null,
-    pg_dump_version: null,
-    server_version: null,
-    row_counts: null,
-    dump_ms: null,
-    restore_ms: null,
-  };
-  const job = newJobItem(now, {
-    id: jobId,
-    organization_id: project.organization_id,
-    project_id: project.id,
-    cluster_id: project.cluster_id,
-    database_name: project.database_name,
-    type: "project.backup",
-    backup_id: backupId,
-    schedule_id: opts.scheduleId ?? null,
+  const { backupItem: backupRecord, job } = newBackupRecords(project, now, {
+    retentionDays,
+    label: data.label ?? "manual",
+    scheduleId: opts.scheduleId ?? null,
   });
+  const jobId = job.id;
+  const at = iso(now);
   const writes: Parameters<typeof transactWrite>[1] = [
-    { Put: { TableName: deps.table, Item: { ...keys.backup(project.id, backupId), ...backup } } },
+    { Put: { TableName: deps.table, Item: backupRecord } },
     { Put: { TableName: deps.table, Item: job } },
   ];
   if (opts.idempotencyKey) {
@@ -232,6 +199,33 @@ export function newBackupItem(
   };
 }
 
+/**
+ * The pending Backup and its pending `project.backup` Job, as one request (on-demand or scheduled)
+ * creates them. The backup's id is minted just before the job's (same millisecond, monotonic
+ * ULIDs), so the pair sorts together.
+ */
+export function newBackupRecords(
+  project: Project,
+  now: Date,
+  opts: { retentionDays: number; label: string; scheduleId: string | null; availableAt?: Date },
+) {
+  const backupId = newId("backup", now);
+  const jobId = newId("job", now);
+  const backup = newBackupItem(project, now, { backupId, jobId, retentionDays: opts.retentionDays, label: opts.label, scheduleId: opts.scheduleId });
+  const job = newJobItem(now, {
+    id: jobId,
+    organization_id: project.organization_id,
+    project_id: project.id,
+    cluster_id: project.cluster_id,
+    database_name: project.database_name,
+    type: "project.backup",
+    backup_id: backupId,
+    schedule_id: opts.scheduleId,
+    ...(opts.availableAt ? { available_at: iso(opts.availableAt) } : {}),
+  });
+  return { backup, job, backupItem: { ...keys.backup(project.id, backupId), ...backup } };
+}
+
 // ---------------------------------------------------------------------------------------------
 // The backup worker's transitions. Each is conditional on the backup still belonging to the job
 // and not being finished, so a late or duplicate run never rewrites a settled backup.
@@ -302,7 +296,8 @@ export function markBackupCompleted(
     verification_state: "verified",
     verification_error: null,
     verified_at: result.verified_at,
-    restore_ms: result.restore_ms ?? undefined,
+    // null, not absent: the schema requires the field (a completion repaired after a lost write has no timing).
+    restore_ms: result.restore_ms ?? null,
     upload_id: undefined,
     gsi2pk: keys.backupExpiryIndex,
     gsi2sk: `${backup.expires_at}#${backup.id}`,

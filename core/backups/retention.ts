@@ -6,7 +6,7 @@ import { iso, type Deps } from "../deps.ts";
 import { AppError } from "../errors.ts";
 import { newId } from "../ids.ts";
 import { jobStateIndex, newJobItem } from "../jobs/jobs.ts";
-import { errorText, mapSettled } from "../dispatch/concurrency.ts";
+import { errorText, mapSettled } from "../concurrency.ts";
 import { backupItem, type BackupItem } from "./backups.ts";
 
 /**

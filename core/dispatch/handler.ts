@@ -1,7 +1,7 @@
 import { defaultRetentionOptions, sweepExpiredBackups, type RetentionOptions, type RetentionReport } from "../backups/retention.ts";
 import type { Deps } from "../deps.ts";
 import { iso } from "../deps.ts";
-import { errorText } from "./concurrency.ts";
+import { errorText } from "../concurrency.ts";
 import { defaultReaperOptions, reapJobs, type ReaperOptions, type ReaperReport } from "./reaper.ts";
 import { dispatchDueSchedules, type ScheduleTickReport, type SchedulerOptions } from "./scheduler.ts";
 

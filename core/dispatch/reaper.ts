@@ -7,7 +7,7 @@ import { iso, type Deps } from "../deps.ts";
 import { isConditionFailed } from "../errors.ts";
 import { jobItem, jobStateIndex, type JobItem } from "../jobs/jobs.ts";
 import { enqueueJobs } from "../jobs/queue.ts";
-import { errorText, mapSettled } from "./concurrency.ts";
+import { errorText, mapSettled } from "../concurrency.ts";
 
 export interface ReaperOptions {
   /** A pending job due longer ago than this and still unclaimed has lost its message. */

@@ -1,15 +1,13 @@
 import { z } from "zod";
-import { newBackupItem } from "../backups/backups.ts";
+import { newBackupRecords } from "../backups/backups.ts";
 import { minuteOfDay, scheduleItem, type ScheduleItem } from "../backups/schedules.ts";
 import { keys, ttlAt } from "../db/keys.ts";
 import { getItem, putItem, queryAll, transactWrite } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import { AppError } from "../errors.ts";
-import { newId } from "../ids.ts";
-import { newJobItem } from "../jobs/jobs.ts";
 import { enqueueJobs } from "../jobs/queue.ts";
 import { getProject, type Project } from "../orgs/orgs.ts";
-import { errorText, mapSettled } from "./concurrency.ts";
+import { errorText, mapSettled } from "../concurrency.ts";
 
 const MINUTE = 60_000;
 const DAY = 86_400_000;
@@ -126,19 +124,13 @@ export async function startScheduledRun(
   now: Date,
   availableAt: Date,
 ): Promise<string | undefined> {
-  const jobId = newId("job", now);
-  const backup = newBackupItem(project, now, { jobId, retentionDays: schedule.retention_days, label: schedule.label, scheduleId: schedule.id });
-  const job = newJobItem(now, {
-    id: jobId,
-    organization_id: project.organization_id,
-    project_id: project.id,
-    cluster_id: project.cluster_id,
-    database_name: project.database_name,
-    type: "project.backup",
-    backup_id: backup.id,
-    schedule_id: schedule.id,
-    available_at: iso(availableAt),
+  const { backupItem, job } = newBackupRecords(project, now, {
+    retentionDays: schedule.retention_days,
+    label: schedule.label,
+    scheduleId: schedule.id,
+    availableAt,
   });
+  const jobId = job.id;
   try {
     await transactWrite(deps, [
       {
@@ -157,7 +149,7 @@ export async function startScheduledRun(
           ConditionExpression: "attribute_not_exists(pk)",
         },
       },
-      { Put: { TableName: deps.table, Item: { ...keys.backup(project.id, backup.id), ...backup } } },
+      { Put: { TableName: deps.table, Item: backupItem } },
       { Put: { TableName: deps.table, Item: job } },
       {
         Update: {

@@ -35,10 +35,11 @@ export type { MessageContext } from "./heartbeat.ts";
 
 /**
  * What became of one delivery. `ack: false` means "leave the message in the queue" (the handler
- * reports it as a batch item failure): it was returned with a delay and must not be deleted.
+ * reports it as a batch item failure): it was returned with a delay and must not be deleted, or it
+ * is poison (`rejected`) and must reach the dead-letter queue after the redrive count.
  */
 export interface RunOutcome {
-  status: "completed" | "failed" | "retrying" | "busy" | "ignored";
+  status: "completed" | "failed" | "retrying" | "busy" | "ignored" | "rejected";
   ack: boolean;
   reason?: string;
 }
@@ -71,8 +72,10 @@ export async function runJob(deps: Deps, jobId: string, msg?: MessageContext, ov
   const o = workerOptions(overrides);
   const job = await getJobItem(deps, jobId);
   if (!job) {
-    deps.log.warn("message for a job that does not exist; acknowledged", { job_id: jobId });
-    return ignored("no such job");
+    // Jobs are committed before their message is sent and this read is strongly consistent: a
+    // message naming no job is poison. It is not acknowledged, so SQS redrives it to the DLQ.
+    deps.log.warn("message for a job that does not exist; left for the dead-letter queue", { job_id: jobId });
+    return { status: "rejected", ack: false, reason: "no such job" };
   }
   if (job.type !== "project.backup") throw new Error(`job ${jobId} is a ${job.type} job, which the backup worker does not run`);
   const now = deps.now().getTime();
@@ -185,8 +188,16 @@ async function attempt(
     // The job's transition is the fence: only the claim's owner settles the backup.
     const done = await completeJob(deps, job, toRunReport(verified.report));
     if (!done) return ignored("the claim was lost before completion");
-    const completed = await markBackupCompleted(deps, backup, { verified_at: iso(deps.now()), restore_ms: verified.restoreMs });
-    if (completed) await emitBackupCompleted(deps, completed);
+    try {
+      const completed = await markBackupCompleted(deps, backup, { verified_at: iso(deps.now()), restore_ms: verified.restoreMs });
+      if (completed) await emitBackupCompleted(deps, completed);
+    } catch (err) {
+      // The job is completed (it is the fence): this is no failure of the attempt. The message is
+      // kept, and its next delivery brings the backup and its event in line (settleBackup).
+      deps.log.warn("job completed but its backup is not settled yet; the next delivery settles it", { job_id: job.id, backup_id: backup.id, error: String(err) });
+      if (msg) await setVisibility(deps, msg, backoffSeconds(o, 1));
+      return { status: "completed", ack: !msg, reason: "backup not settled yet" };
+    }
     deps.log.info("backup completed", {
       job_id: job.id,
       backup_id: backup.id,

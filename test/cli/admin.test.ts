@@ -13,16 +13,7 @@ function admin(args: string[], input?: string) {
   const res = spawnSync(process.execPath, ["--import", "tsx", "cli/admin.ts", ...args], {
     input,
     encoding: "utf8",
-    env: {
-      ...process.env,
-      AWS_REGION: "us-east-1",
-      CAPYDB_AWS_ENDPOINT: env.infra.endpoint,
-      CAPYDB_TABLE: env.names.table,
-      CAPYDB_QUEUE_URL: env.deps.queueUrl,
-      CAPYDB_DLQ_URL: env.dlqUrl,
-      CAPYDB_BUCKET: env.names.bucket,
-      CAPYDB_SECRET_KEY: env.infra.secretKey,
-    },
+    env: { ...process.env, ...env.serviceEnv() },
   });
   return { status: res.status, stdout: res.stdout, stderr: res.stderr, json: () => JSON.parse(res.stdout) };
 }

@@ -25,16 +25,7 @@ const context = { awsRequestId: "req-1", functionName: "test", getRemainingTimeI
 beforeAll(async () => {
   env = await createTestEnv();
   tenant = await env.seedTenant();
-  Object.assign(process.env, {
-    AWS_REGION: "us-east-1",
-    CAPYDB_AWS_ENDPOINT: env.infra.endpoint,
-    CAPYDB_TABLE: env.names.table,
-    CAPYDB_QUEUE_URL: env.deps.queueUrl,
-    CAPYDB_DLQ_URL: env.dlqUrl,
-    CAPYDB_BUCKET: env.names.bucket,
-    CAPYDB_SECRET_KEY: env.infra.secretKey,
-    LOG_LEVEL: "ERROR",
-  });
+  Object.assign(process.env, env.serviceEnv(), { LOG_LEVEL: "ERROR" });
   for (const name of ["api", "worker", "dispatch"] as const) {
     const built = await buildFunction(name, outDir);
     const mod = (await import(pathToFileURL(built.file).href)) as { handler: never };

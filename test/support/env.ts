@@ -27,6 +27,8 @@ export interface TestEnv {
   /** An organization with a cluster (the test PostgreSQL) and a project on `database`. */
   seedTenant(opts?: { database?: string; clusterUrl?: string; clerkOrganizationId?: string }): Promise<Tenant>;
   app(opts?: Partial<AppOptions>): ReturnType<typeof createApp>;
+  /** The service's environment variables for this file's resources (for child processes, bundles). */
+  serviceEnv(): Record<string, string>;
   cleanup(): Promise<void>;
 }
 
@@ -116,6 +118,15 @@ export async function createTestEnv(overrides: Partial<Deps> = {}): Promise<Test
       };
     },
     app: (opts = {}) => createApp({ deps, keyCacheMs: 0, ...opts }),
+    serviceEnv: () => ({
+      AWS_REGION: LOCAL_REGION,
+      CAPYDB_AWS_ENDPOINT: infra.endpoint,
+      CAPYDB_TABLE: names.table,
+      CAPYDB_QUEUE_URL: queueUrl,
+      CAPYDB_DLQ_URL: dlqUrl,
+      CAPYDB_BUCKET: names.bucket,
+      CAPYDB_SECRET_KEY: infra.secretKey,
+    }),
     async cleanup() {
       for (const db of databases) {
         await query("postgres", `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(db)} WITH (FORCE)`).catch(() => undefined);

@@ -62,12 +62,7 @@ describe("a worker killed in the middle of a dump", () => {
       stdio: ["ignore", "pipe", "pipe"],
       env: {
         PATH: `${join(process.cwd(), "node_modules", ".bin")}:${process.env.PATH ?? ""}`,
-        AWS_REGION: "us-east-1",
-        CAPYDB_AWS_ENDPOINT: env.infra.endpoint,
-        CAPYDB_TABLE: env.names.table,
-        CAPYDB_QUEUE_URL: env.deps.queueUrl,
-        CAPYDB_BUCKET: env.names.bucket,
-        CAPYDB_SECRET_KEY: env.infra.secretKey,
+        ...env.serviceEnv(),
         CAPYDB_PG_BIN_DIRS: pgDir,
         CAPYDB_WORKER_ID: "crash-worker",
         LOG_LEVEL: "ERROR",

@@ -1,20 +1,12 @@
 import { z } from "@hono/zod-openapi";
-import { scopeSchema } from "../../auth/scopes.ts";
+import { apiKeyItem } from "../../auth/keys.ts";
 
-/** CapyDB's API key record shape (never the plaintext, never the hash). */
-export const ApiKey = z
-  .object({
-    id: z.string(),
-    name: z.string(),
+/** CapyDB's API key record shape: the stored key without its type and hash (never the plaintext). */
+export const ApiKey = apiKeyItem
+  .omit({ type: true, key_hash: true })
+  .extend({
     key_prefix: z.string().openapi({ description: "The first characters of the key, to recognise it." }),
-    organization_id: z.string(),
-    project_id: z.string().nullable(),
-    scopes: z.array(scopeSchema),
-    created_at: z.string(),
-    expires_at: z.string().nullable(),
-    last_used_at: z.string().nullable(),
-    revoked_at: z.string().nullable(),
-    is_active: z.boolean(),
+    is_active: z.boolean().openapi({ description: "Not revoked and not expired." }),
   })
   .openapi("ApiKey");
 
