@@ -117,18 +117,19 @@ export const functions = {
   },
   /**
    * One tick a minute: it must be done well before the next one (double ticks are harmless, but
-   * pointless). It only queries due schedules, enqueues jobs and re-enqueues lapsed leases.
+   * pointless). It queries due schedules, enqueues jobs, re-enqueues lapsed leases, and deletes
+   * expired artifacts from the bucket (retention), so it is linked to the bucket too.
    */
   dispatch: {
     entry: "dispatch",
     timeout: "50 seconds",
     memory: "512 MB",
-    link: ["Table", "Jobs", "ClusterSecretKey"],
+    link: ["Table", "Jobs", "Backups", "ClusterSecretKey"],
   },
 } as const satisfies Record<string, FunctionSettings>;
 
 /** Functions whose config needs the bucket's name without touching S3 (see core/config.ts). */
-export const bucketNameOnly = ["api", "dispatch"] as const;
+export const bucketNameOnly = ["api"] as const;
 
 // ---------------------------------------------------------------------------------------------
 // Queue.

@@ -27,8 +27,11 @@ export const MAX_BODY_BYTES = 64 * 1024;
 
 export interface AppOptions {
   deps: Deps;
-  /** Extra dependency checks for `GET /health` (the local stack adds PostgreSQL). */
-  healthChecks?: Record<string, HealthCheck>;
+  /**
+   * Extra dependency checks for `GET /health` (the local stack adds PostgreSQL); `undefined`
+   * removes a default one (the deployed API has no S3 permission, so it does not check S3).
+   */
+  healthChecks?: Record<string, HealthCheck | undefined>;
   /** How long a resolved API key is cached (default 60 s). */
   keyCacheMs?: number;
   /** Clerk settings; without them session tokens are refused (401). */
@@ -112,8 +115,11 @@ export function createApp(opts: AppOptions): App {
   );
   app.use("*", jsonOnly);
 
+  const healthChecks = Object.fromEntries(
+    Object.entries({ ...awsHealthChecks(deps), ...opts.healthChecks }).filter((e): e is [string, HealthCheck] => e[1] !== undefined),
+  );
   app.get("/health", async (c) => {
-    const report = await runHealthChecks({ ...awsHealthChecks(deps), ...opts.healthChecks });
+    const report = await runHealthChecks(healthChecks);
     return c.json(report, report.status === "ok" ? 200 : 503);
   });
 

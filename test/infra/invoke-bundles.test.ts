@@ -88,6 +88,9 @@ describe("built bundles", () => {
     expect(JSON.parse(list.body!).backups[0]).toMatchObject({ label: "from lambda", state: "pending" });
     const unauth = await handlers.api!(httpEvent("GET", `/v1/projects/${tenant.projectId}/backups`, {}), context);
     expect(unauth.statusCode).toBe(401);
+    // The deployed API is not linked to the bucket, so its health covers what it uses.
+    const health = await handlers.api!(httpEvent("GET", "/health", {}), context);
+    expect(JSON.parse(health.body!)).toEqual({ status: "ok", dependencies: { dynamodb: "up", sqs: "up" } });
   });
 
   it("worker: runs the valid job of an SQS batch and reports exactly the failing record", async () => {

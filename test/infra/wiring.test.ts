@@ -101,7 +101,7 @@ describe("sst.config.ts wiring (recording stand-ins, no AWS)", () => {
       retries: 0,
       function: { handler: "functions/dispatch.handler", runtime: "nodejs24.x" },
     });
-    expect(linkNames(cron.args.function)).toEqual(["ClusterSecretKey", "Jobs", "Table"]);
+    expect(linkNames(cron.args.function)).toEqual(["Backups", "ClusterSecretKey", "Jobs", "Table"]);
   });
 
   it("bundles every function as scripts/build-functions.ts does", () => {
