@@ -78,17 +78,29 @@ async function main(): Promise<number> {
   const selected = (process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(measures)) as MeasureName[];
   for (const m of selected) if (!(m in measures)) throw new Error(`unknown measure ${m}; known: ${Object.keys(measures).join(", ")}`);
   const started = Date.now();
+  const machineAtStart = machine();
   const log = (msg: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${msg}`);
   log(`bench: ${quick ? "QUICK run (BENCH_QUICK=1): smaller databases and schedule counts, shorter loads; not the issue's sizes" : "full run"}; measures: ${selected.join(", ")}`);
 
   const tmp = mkdtempSync(path.join(tmpdir(), "capydb-bench-"));
   chmodSync(tmp, 0o755); // the postgres user must reach its data directory
-  onCleanup("temp dir", () => rmSync(tmp, { recursive: true, force: true }));
+  const removeTmp = () => rmSync(tmp, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+  onCleanup("temp dir", removeTmp);
+  // A step interrupted by Ctrl-C (an esbuild build, say) may still write into it after the cleanup.
+  process.once("exit", () => {
+    try {
+      removeTmp();
+    } catch {
+      // nothing more to do at exit
+    }
+  });
 
   log("bench: starting DynamoDB Local, fauxqs and PostgreSQL");
   const ports = { aws: await freePort(), dynamodb: await freePort(), fauxqs: await freePort(), postgres: await freePort() };
-  const infra = await startInfra({ dir: path.join(tmp, "infra"), persist: false, ports, postgresPassword: randomBytes(12).toString("hex") });
-  onCleanup("stand-ins", () => infra.stop());
+  // Registered before it settles: a Ctrl-C during the start waits for it, then stops what started.
+  const starting = startInfra({ dir: path.join(tmp, "infra"), persist: false, ports, postgresPassword: randomBytes(12).toString("hex") });
+  onCleanup("stand-ins", async () => (await starting.catch(() => undefined))?.stop());
+  const infra = await starting;
   const names = { table: "bench", queue: "bench-jobs", bucket: "bench-backups" };
   const resources = await provision(infra, names);
   const childEnv: NodeJS.ProcessEnv = {
@@ -148,7 +160,7 @@ async function main(): Promise<number> {
     quick,
     measures: selected,
     duration_s: round((Date.now() - started) / 1000, 0),
-    machine: machine(),
+    machine: { ...machineAtStart, loadavg_at_end: loadavg().map((x) => round(x, 2)) },
     summary,
     checks,
     failures,
@@ -157,7 +169,7 @@ async function main(): Promise<number> {
   const file = path.join(root, "bench", "results.json");
   writeFileSync(file, JSON.stringify(out, null, 2) + "\n");
 
-  console.log(`\nCapyDB backups bench (${quick ? "QUICK: BENCH_QUICK=1, smaller sizes" : "full"}) on ${out.machine.cores} x ${out.machine.cpu}, ${out.machine.memory_gb} GB, node ${out.machine.node}\n`);
+  console.log(`\nCapyDB backups bench (${quick ? "QUICK: BENCH_QUICK=1, smaller sizes" : "full"}) on ${out.machine.cores} x ${out.machine.cpu}, ${out.machine.memory_gb} GB, node ${out.machine.node}; load average ${out.machine.loadavg_at_start[0]} at start, ${out.machine.loadavg_at_end[0]} at end\n`);
   console.log(table(rows));
   const failed = checks.filter((c) => !c.pass);
   console.log(`\ntargets: ${checks.length - failed.length} passed, ${failed.length} failed${failed.length ? ` (${failed.map((c) => c.key).join(", ")})` : ""}`);

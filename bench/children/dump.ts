@@ -49,6 +49,7 @@ const signal = new AbortController().signal;
 let out: unknown;
 if (input.mode === "dump") {
   const o = workerOptions();
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const r = await dumpToS3({
     s3: deps.s3,
@@ -63,8 +64,10 @@ if (input.mode === "dump") {
     signal,
   });
   const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
   out = {
     ms,
+    cpuMs: (cpu.user + cpu.system) / 1000,
     sizeBytes: r.sizeBytes,
     sha256: r.sha256,
     rowCounts: r.rowCounts,

@@ -28,10 +28,10 @@ export async function measureColdStart(ctx: BenchContext): Promise<MeasureResult
   const dir = path.join(ctx.tmp, "bundles");
   mkdirSync(dir, { recursive: true });
   ctx.log("coldstart: building the Lambda bundles (scripts/build-functions.ts) and a bare Hono hello bundle");
-  const built: Record<string, { file: string; bytes: number; maxBytes?: number }> = {};
+  const built: Record<string, { file: string; bytes: number; maxBytes?: number; largestInputs?: { path: string; bytes: number }[] }> = {};
   for (const name of Object.keys(bundles) as BundleName[]) {
     const r = await buildFunction(name, dir);
-    built[name] = { file: r.file, bytes: r.bytes, maxBytes: r.maxBytes };
+    built[name] = { file: r.file, bytes: r.bytes, maxBytes: r.maxBytes, largestInputs: r.largestInputs };
   }
   const helloFile = path.join(dir, "hello", "index.mjs");
   await build({
@@ -84,6 +84,7 @@ export async function measureColdStart(ctx: BenchContext): Promise<MeasureResult
         import_ms: times[n]!.map((x) => round(x, 1)),
         process_wall_median_ms: round(median(wall[n]!), 1),
         ratio: round(med(n) / med("hello"), 2),
+        largest_inputs_kb: built[n]!.largestInputs?.map((i) => ({ path: i.path, kb: round(i.bytes / 1024, 1) })),
       },
     ]),
   );

@@ -9,7 +9,8 @@ import type { Principal } from "./principal.ts";
  * that cached it (60 s by default; the README says so).
  */
 export class ApiKeyResolver {
-  private cache = new Map<string, { item: ApiKeyItem | undefined; until: number }>();
+  /** One lookup per key and window: concurrent requests with the same key share it. */
+  private cache = new Map<string, { lookup: Promise<ApiKeyItem | undefined>; item?: ApiKeyItem; until: number }>();
   constructor(
     private readonly deps: Pick<Deps, "ddb" | "table" | "now" | "log">,
     private readonly ttlMs = 60_000,
@@ -22,15 +23,25 @@ export class ApiKeyResolver {
     const now = this.deps.now();
     let entry = this.cache.get(hash);
     if (!entry || entry.until <= now.getTime()) {
-      const item = await findApiKey(this.deps, plaintext);
-      entry = { item, until: now.getTime() + this.ttlMs };
+      const lookup = findApiKey(this.deps, plaintext);
+      const fresh: NonNullable<typeof entry> = { lookup, until: now.getTime() + this.ttlMs };
+      entry = fresh;
       if (this.cache.size >= this.maxEntries) this.cache.clear();
-      this.cache.set(hash, entry);
-      if (item && isKeyActive(item, now)) {
-        touchApiKey(this.deps, item).catch((err: unknown) => this.deps.log.warn("could not record key use", { error: String(err) }));
-      }
+      this.cache.set(hash, fresh);
+      lookup.then(
+        (found) => {
+          fresh.item = found;
+          if (found && isKeyActive(found, now)) {
+            touchApiKey(this.deps, found).catch((err: unknown) => this.deps.log.warn("could not record key use", { error: String(err) }));
+          }
+        },
+        // A failed lookup (DynamoDB unavailable) is not cached: the next request tries again.
+        () => {
+          if (this.cache.get(hash) === fresh) this.cache.delete(hash);
+        },
+      );
     }
-    const item = entry.item;
+    const item = await entry.lookup;
     if (!item) throw new AppError("unauthorized", "the API key is not valid");
     if (item.revoked_at) throw new AppError("unauthorized", "the API key has been revoked");
     if (item.expires_at && Date.parse(item.expires_at) <= now.getTime()) throw new AppError("unauthorized", "the API key has expired");
@@ -47,7 +58,7 @@ export class ApiKeyResolver {
 
   /** Forgets a key (after revoking it in this process, so this instance refuses it at once). */
   forget(keyId: string): void {
-    for (const [hash, entry] of this.cache) if (entry.item?.id === keyId) this.cache.delete(hash);
+    for (const [hash, entry] of this.cache) if (!entry.item || entry.item.id === keyId) this.cache.delete(hash);
   }
 
   /** Forgets everything. */

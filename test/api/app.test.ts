@@ -111,4 +111,18 @@ describe("API key cache", () => {
     now = new Date(now.getTime() + 2_000);
     await expect(resolver.resolve(k)).rejects.toMatchObject({ code: "unauthorized" });
   });
+
+  it("shares one lookup between concurrent requests with the same key", async () => {
+    const { key: k } = await createApiKey(env.deps, { organization_id: tenant.organizationId, name: "burst", scopes: ["backups:read"] });
+    let reads = 0;
+    const ddb = Object.create(env.deps.ddb) as typeof env.deps.ddb;
+    ddb.send = ((cmd: { constructor: { name: string } }, ...rest: unknown[]) => {
+      if (cmd.constructor.name === "GetCommand") reads++;
+      return (env.deps.ddb.send as (...a: unknown[]) => unknown).call(env.deps.ddb, cmd, ...rest);
+    }) as typeof ddb.send;
+    const resolver = new ApiKeyResolver({ ...env.deps, ddb }, 60_000);
+    const all = await Promise.all(Array.from({ length: 20 }, () => resolver.resolve(k)));
+    expect(new Set(all.map((p) => p.organization_id))).toEqual(new Set([tenant.organizationId]));
+    expect(reads).toBe(1);
+  });
 });
