@@ -20,6 +20,8 @@ export const configSchema = z.object({
     .refine((s) => Buffer.from(s, "base64").length === 32, "must be 32 bytes, base64-encoded"),
   /** Colon-separated directories holding PostgreSQL installations (`<dir>/<major>/bin/pg_dump`). */
   pgBinDirs: z.array(z.string()).default([]),
+  /** A cluster (by id, from the store) to restore verification copies on, instead of the project's own. */
+  verifyClusterId: z.string().regex(/^cls_[0-9a-z]{26}$/, "must be a cluster id (cls_...)").optional(),
   /** Identity recorded as a job's `claimed_by`. */
   workerId: z.string().min(1),
   logLevel: z.enum(["DEBUG", "INFO", "WARN", "ERROR"]).default("INFO"),
@@ -44,6 +46,7 @@ const envNames: Record<string, string> = {
   secretKey: "CAPYDB_SECRET_KEY",
   pgBinDirs: "CAPYDB_PG_BIN_DIRS",
   workerId: "CAPYDB_WORKER_ID",
+  verifyClusterId: "CAPYDB_VERIFY_CLUSTER_ID",
   logLevel: "LOG_LEVEL",
   clerk: "CLERK_JWKS_URL",
 };
@@ -91,6 +94,7 @@ export function loadConfig(env: Env = process.env): Config {
     bucket: str(bucket?.name) ?? str(env.CAPYDB_BUCKET),
     secretKey: str(secret?.value) ?? str(env.CAPYDB_SECRET_KEY),
     pgBinDirs: (str(env.CAPYDB_PG_BIN_DIRS) ?? "").split(":").filter(Boolean),
+    verifyClusterId: str(env.CAPYDB_VERIFY_CLUSTER_ID),
     workerId:
       str(env.CAPYDB_WORKER_ID) ??
       str(env.AWS_LAMBDA_LOG_STREAM_NAME) ??

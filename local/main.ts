@@ -8,6 +8,7 @@ import { createApp } from "../core/api/app.ts";
 import { loadConfig, ConfigError } from "../core/config.ts";
 import { createDeps } from "../core/deps.ts";
 import { createDispatchHandler } from "../core/dispatch/handler.ts";
+import { getClusterConnection } from "../core/orgs/orgs.ts";
 import { createWorkerHandler } from "../core/worker/handler.ts";
 import { ensureDemoDatabase } from "./demo.ts";
 import { localDir, localEnv, localSecrets, readLocalJson, writeLocalJson, type LocalJson } from "./files.ts";
@@ -101,7 +102,8 @@ async function main(): Promise<void> {
       s.once("error", reject);
     });
     stoppers.push(() => new Promise<void>((r) => server.close(() => r())));
-    const worker = startWorkerLoop(deps, createWorkerHandler(deps));
+    const verificationServer = config.verifyClusterId ? await getClusterConnection(deps, config.verifyClusterId) : undefined;
+    const worker = startWorkerLoop(deps, createWorkerHandler(deps, { verificationServer }));
     stoppers.push(() => worker.stop());
     const ticker = startTicker(deps, createDispatchHandler(deps));
     stoppers.push(() => ticker.stop());
