@@ -18,7 +18,6 @@ export class MessageReturned extends Error {
  * neither Lambda nor the local loop deletes it.
  */
 export function createWorkerHandler(deps: Deps, options: Partial<WorkerOptions> = {}) {
-  const processor = new BatchProcessor(EventType.SQS);
   const record = async (r: SQSRecord) => {
     let body: unknown;
     try {
@@ -37,6 +36,9 @@ export function createWorkerHandler(deps: Deps, options: Partial<WorkerOptions> 
     if (!outcome.ack) throw new MessageReturned(`job ${msg.data.job_id}: message returned (${outcome.status})`);
   };
   return (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
-    // A batch whose messages were all returned on purpose is not an error of the invocation.
-    processPartialResponse(event, record, processor, { context, throwOnFullBatchFailure: false });
+    // A processor per batch: it keeps the batch's records and failures, and the local worker loop
+    // runs several batches at once through one handler (a shared one would mix their failures up
+    // and have returned messages deleted). A batch whose messages were all returned on purpose is
+    // not an error of the invocation.
+    processPartialResponse(event, record, new BatchProcessor(EventType.SQS), { context, throwOnFullBatchFailure: false });
 }
