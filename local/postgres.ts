@@ -1,6 +1,7 @@
-import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { chownSync, existsSync, mkdirSync, readdirSync, writeFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { spawn, spawnSync, execFileSync, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { userInfo } from "node:os";
 import { waitFor } from "./wait.ts";
 
@@ -47,6 +48,37 @@ function runAs(): { uid: number; gid: number } | undefined {
   }
 }
 
+/** True when `uid` can enter every directory on the way to `dir` (its parent must exist). */
+function canReach(dir: string, owner: { uid: number; gid: number }): boolean {
+  return spawnSync("sh", ["-c", 'cd "$1"', "sh", dir], { ...owner, stdio: "ignore" }).status === 0;
+}
+
+/**
+ * Where the server's data actually lives. As root, PostgreSQL runs as `postgres`, which cannot
+ * enter a private directory such as /root or a mode-700 checkout: then the data goes to
+ * /var/lib/capydb/<hash of the path>/postgres, owned by `postgres`, and `dataDir` becomes a
+ * symlink to it, so `.capydb/postgres` still names the cluster and a restart finds its data.
+ */
+function reachableDataDir(dataDir: string, owner: { uid: number; gid: number }): string {
+  mkdirSync(dirname(dataDir), { recursive: true });
+  const real = existsSync(dataDir) ? realpathSync(dataDir) : dataDir;
+  if (canReach(dirname(real), owner)) return real;
+  const relocated = join(process.env.CAPYDB_PG_RELOCATE_DIR ?? "/var/lib/capydb", createHash("sha256").update(resolve(dataDir)).digest("hex").slice(0, 16));
+  mkdirSync(relocated, { recursive: true, mode: 0o755 });
+  chownSync(relocated, owner.uid, owner.gid);
+  const target = join(relocated, "postgres");
+  if (!existsSync(dataDir)) symlinkSync(target, dataDir);
+  else if (!lstatSync(dataDir).isSymbolicLink()) {
+    throw new MissingDependencyError(
+      `PostgreSQL (running as the postgres user) cannot reach ${dataDir}: make its parent directories searchable (chmod o+x) or move the checkout`,
+    );
+  }
+  if (!canReach(relocated, owner)) {
+    throw new MissingDependencyError(`PostgreSQL (running as the postgres user) cannot reach ${relocated}: make it searchable (chmod o+x)`);
+  }
+  return target;
+}
+
 export interface PostgresServer {
   host: string;
   port: number;
@@ -75,16 +107,18 @@ export async function startPostgres(opts: StartPostgresOptions): Promise<Postgre
   const bin = findPostgresBinDir();
   const owner = runAs();
   const user = opts.user ?? "capydb";
-  mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
-  if (owner) chownSync(opts.dataDir, owner.uid, owner.gid);
-  if (!existsSync(join(opts.dataDir, "PG_VERSION"))) {
-    const pwfile = join(opts.dataDir, "..", `.pwfile-${process.pid}`);
+  const dataDir = owner ? reachableDataDir(opts.dataDir, owner) : opts.dataDir;
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  if (owner) chownSync(dataDir, owner.uid, owner.gid);
+  if (!existsSync(join(dataDir, "PG_VERSION"))) {
+    // Beside the data directory: a place the server's user can read.
+    const pwfile = join(dataDir, "..", `.pwfile-${process.pid}`);
     writeFileSync(pwfile, opts.password + "\n", { mode: 0o600 });
     if (owner) chownSync(pwfile, owner.uid, owner.gid);
     try {
       execFileSync(
         join(bin, "initdb"),
-        ["-D", opts.dataDir, "-U", user, `--pwfile=${pwfile}`, "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
+        ["-D", dataDir, "-U", user, `--pwfile=${pwfile}`, "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
         { stdio: "pipe", ...owner },
       );
     } catch (err) {
@@ -102,7 +136,7 @@ export async function startPostgres(opts: StartPostgresOptions): Promise<Postgre
     max_connections: "200",
     ...opts.settings,
   };
-  const args = ["-D", opts.dataDir, ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`])];
+  const args = ["-D", dataDir, ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`])];
   const child = spawn(join(bin, "postgres"), args, { stdio: ["ignore", "ignore", "pipe"], ...owner });
   let stderr = "";
   child.stderr?.on("data", (d: Buffer) => {

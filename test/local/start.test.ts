@@ -1,7 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../../local/wait.ts";
@@ -19,9 +19,9 @@ async function ports() {
   return { PORT: await freePort(), CAPYDB_AWS_PORT: await freePort(), CAPYDB_DYNAMODB_PORT: await freePort(), CAPYDB_FAUXQS_PORT: await freePort(), CAPYDB_PG_PORT: await freePort() };
 }
 
-function start(env: Record<string, string | number>): { child: ChildProcess; output: () => string; ready: Promise<void>; exited: Promise<number | null> } {
+function start(env: Record<string, string | number>, dataHome = home): { child: ChildProcess; output: () => string; ready: Promise<void>; exited: Promise<number | null> } {
   const child = spawn(process.execPath, ["--import", "tsx", "local/main.ts"], {
-    env: { ...process.env, CAPYDB_HOME: home, LOG_LEVEL: "WARN", ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])) },
+    env: { ...process.env, CAPYDB_HOME: dataHome, LOG_LEVEL: "WARN", ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])) },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -125,5 +125,28 @@ describe("npm start", () => {
     expect(await run.exited).toBe(1);
     expect(run.output().trim()).toMatch(/^capydb: PostgreSQL server binaries not found .*apt-get install postgresql/);
     expect(leftovers()).toEqual([]);
+  });
+
+  // As root, PostgreSQL runs as `postgres`, which cannot enter a private (mode 700) checkout.
+  it.skipIf(userInfo().uid !== 0)("works from a private directory as root, keeping PostgreSQL's data reachable", async () => {
+    const privateHome = mkdtempSync(join(tmpdir(), "capydb-private-")); // mode 700, owned by root
+    const relocate = mkdtempSync(join(tmpdir(), "capydb-relocate-"));
+    chmodSync(relocate, 0o755);
+    try {
+      const run = start({ ...(await ports()), CAPYDB_PG_RELOCATE_DIR: relocate }, join(privateHome, ".capydb"));
+      await run.ready;
+      const json = JSON.parse(readFileSync(join(privateHome, ".capydb", "local.json"), "utf8"));
+      expect((await body(await fetch(`${json.api_url}/health`))).dependencies.postgres).toBe("up");
+      run.child.kill("SIGINT");
+      expect(await run.exited).toBe(0);
+      const again = start({ ...(await ports()), CAPYDB_PG_RELOCATE_DIR: relocate }, join(privateHome, ".capydb"));
+      await again.ready;
+      expect(JSON.parse(readFileSync(join(privateHome, ".capydb", "local.json"), "utf8")).project_id).toBe(json.project_id);
+      again.child.kill("SIGTERM");
+      expect(await again.exited).toBe(0);
+    } finally {
+      rmSync(privateHome, { recursive: true, force: true });
+      rmSync(relocate, { recursive: true, force: true });
+    }
   });
 });
