@@ -46,14 +46,18 @@ const requestId: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next();
 };
 
-/** JSON bodies only: a body of another type is a 415 before any route sees it. */
+/**
+ * JSON bodies only: a body of another type is a 415 before any route sees it. A request without a
+ * JSON content type is read (bounded by the body limit, and cached for the route) to tell an empty
+ * body, which is fine, from a non-JSON one.
+ */
 const jsonOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const length = c.req.header("content-length");
-  const hasBody = length !== undefined ? length !== "0" : c.req.raw.body !== null;
-  if (hasBody && ["POST", "PUT", "PATCH"].includes(c.req.method)) {
+  if (["POST", "PUT", "PATCH"].includes(c.req.method)) {
     const type = c.req.header("content-type") ?? "";
-    if (!/^application\/([\w.+-]*\+)?json\s*(;|$)/i.test(type)) {
-      throw new AppError("unsupported_media_type", "the request body must be JSON (Content-Type: application/json)");
+    if (!/^application\/([\w.+-]*\+)?json\s*(;|$)/i.test(type) && c.req.header("content-length") !== "0") {
+      if ((await c.req.text()).length > 0) {
+        throw new AppError("unsupported_media_type", "the request body must be JSON (Content-Type: application/json)");
+      }
     }
   }
   await next();

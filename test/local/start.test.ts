@@ -63,6 +63,11 @@ describe("npm start", () => {
     const health = await fetch(`${json.api_url}/health`);
     expect(await body(health)).toEqual({ status: "ok", dependencies: { dynamodb: "up", sqs: "up", s3: "up", postgres: "up" } });
 
+    // What the README's curl line sends: a POST without any body or content type.
+    const bare = await fetch(`${json.api_url}/v1/projects/${json.project_id}/backups`, { method: "POST", headers: { authorization: `Bearer ${json.api_key}` } });
+    expect(bare.status, await bare.clone().text()).toBe(202);
+    const textBody = await fetch(`${json.api_url}/v1/projects/${json.project_id}/backups`, { method: "POST", headers: { authorization: `Bearer ${json.api_key}`, "content-type": "text/plain" }, body: "x" });
+    expect(textBody.status).toBe(415);
     const created = await fetch(`${json.api_url}/v1/projects/${json.project_id}/backups`, {
       method: "POST",
       headers: { authorization: `Bearer ${json.api_key}`, "content-type": "application/json" },
