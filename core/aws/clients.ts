@@ -26,6 +26,14 @@ export function createAwsClients(config: Pick<Config, "region" | "endpoint">): A
   return {
     ddb,
     sqs: new SQSClient(base),
-    s3: new S3Client({ ...base, forcePathStyle: Boolean(config.endpoint) }),
+    s3: new S3Client({
+      ...base,
+      forcePathStyle: Boolean(config.endpoint),
+      // The worker hashes every dump end to end (SHA-256 of the stream, checked again when the
+      // verification reads the object back), so the SDK's per-part CRC32s would only burn CPU
+      // that pg_dump needs.
+      requestChecksumCalculation: "WHEN_REQUIRED",
+      responseChecksumValidation: "WHEN_REQUIRED",
+    }),
   };
 }

@@ -35,6 +35,8 @@ export interface DumpResult {
   tools: PgTools;
   dumpMs: number;
   report: ToolReport;
+  /** The object's metadata as uploaded (versions); `stampChecksum` adds the SHA-256 after verification. */
+  metadata: Record<string, string>;
 }
 
 /** S3's CopyObject limit: larger artifacts keep their SHA-256 on the backup record only. */
@@ -148,26 +150,34 @@ export async function dumpToS3(input: DumpInput): Promise<DumpResult> {
     const sha256 = hash.digest("hex");
     const report = tool.report(exit, `[custom-format archive of ${bytes} bytes streamed to object storage]`);
 
-    // The checksum is known only at the end of the stream; S3 metadata is immutable, so an
-    // in-place copy adds it (server-side, no bytes through the worker).
-    if (bytes <= COPY_OBJECT_LIMIT) {
-      await input.s3.send(
-        new CopyObjectCommand({
-          Bucket: input.bucket,
-          Key: input.key,
-          CopySource: `${input.bucket}/${input.key.split("/").map(encodeURIComponent).join("/")}`,
-          MetadataDirective: "REPLACE",
-          ContentType: "application/octet-stream",
-          Metadata: { ...input.metadata, "pg-dump-version": tools.version, "server-version": version.text, sha256 },
-        }),
-      );
-    }
-    return { sizeBytes: bytes, sha256, rowCounts, serverVersion: version.text, tools, dumpMs: Date.now() - started, report };
+    const metadata = { ...input.metadata, "pg-dump-version": tools.version, "server-version": version.text };
+    return { sizeBytes: bytes, sha256, rowCounts, serverVersion: version.text, tools, dumpMs: Date.now() - started, report, metadata };
   } catch (err) {
     throw classify(err);
   } finally {
     await closeQuietly(client);
   }
+}
+
+/**
+ * Adds the SHA-256 to the object's metadata. It is known only at the end of the stream and S3
+ * metadata is immutable, so an in-place copy (server-side, no bytes through the worker) writes it;
+ * the worker does this once the restore has verified the artifact, beside nothing else, so the
+ * copy is off the dump's critical path. Objects over CopyObject's 5 GiB limit keep the checksum
+ * on the backup record only.
+ */
+export async function stampChecksum(s3: S3Client, bucket: string, key: string, sizeBytes: number, metadata: Record<string, string>, sha256: string): Promise<void> {
+  if (sizeBytes > COPY_OBJECT_LIMIT) return;
+  await s3.send(
+    new CopyObjectCommand({
+      Bucket: bucket,
+      Key: key,
+      CopySource: `${bucket}/${key.split("/").map(encodeURIComponent).join("/")}`,
+      MetadataDirective: "REPLACE",
+      ContentType: "application/octet-stream",
+      Metadata: { ...metadata, sha256 },
+    }),
+  );
 }
 
 /** Aborts a multipart upload (of this attempt or of a dead one); gone already is fine. */

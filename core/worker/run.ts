@@ -25,7 +25,7 @@ import { enqueueJobs } from "../jobs/queue.ts";
 import { getClusterConnection, getProject, type ClusterConnection } from "../orgs/orgs.ts";
 import { redact, tail } from "../redact.ts";
 import { WorkerFailure, classify, type ToolReport } from "./classify.ts";
-import { abortUpload, deleteArtifact, dumpToS3 } from "./dump.ts";
+import { abortUpload, deleteArtifact, dumpToS3, stampChecksum } from "./dump.ts";
 import { emitBackupCompleted } from "./events.ts";
 import { leaseVisibilitySeconds, setVisibility, startHeartbeat, type MessageContext } from "./heartbeat.ts";
 import { backoffSeconds, jitter, workerOptions, type WorkerOptions } from "./options.ts";
@@ -184,6 +184,8 @@ async function attempt(
       tools: dump.tools,
       signal,
     });
+
+    await stampChecksum(deps.s3, deps.bucket, backup.backup_key, dump.sizeBytes, dump.metadata, dump.sha256);
 
     // The job's transition is the fence: only the claim's owner settles the backup.
     const done = await completeJob(deps, job, toRunReport(verified.report));
