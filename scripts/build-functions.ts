@@ -14,7 +14,7 @@
  *
  * Usage: `npm run build:functions` (all) or `npm run build:functions -- api worker`.
  */
-import { build, type Metafile } from "esbuild";
+import { build, type BuildOptions, type Metafile } from "esbuild";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import path from "node:path";
@@ -54,6 +54,24 @@ const banner = [
   `const __dirname = topLevelFileUrlToPath(new topLevelURL(".", import.meta.url))`,
 ].join("\n");
 
+/** esbuild options SST's node runtime uses for a function; the bench builds its programs with them too. */
+export function lambdaBuildOptions(): BuildOptions {
+  return {
+    absWorkingDir: root,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node24",
+    minify: true,
+    keepNames: true,
+    mainFields: ["module", "main"],
+    external: ["sharp", "pg-native"],
+    banner: { js: banner },
+    plugins: sharedPlugins,
+    logLevel: "warning",
+  };
+}
+
 export function outFile(name: BundleName, outDir = path.join(root, "dist/functions")): string {
   return path.join(outDir, name, "index.mjs");
 }
@@ -67,23 +85,7 @@ export async function buildFunction(
   const file = outFile(name, outDir);
   rmSync(path.dirname(file), { recursive: true, force: true });
   mkdirSync(path.dirname(file), { recursive: true });
-  const result = await build({
-    absWorkingDir: root,
-    entryPoints: [entry],
-    outfile: file,
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node24",
-    minify: true,
-    keepNames: true,
-    mainFields: ["module", "main"],
-    external: ["sharp", "pg-native"],
-    banner: { js: banner },
-    plugins: sharedPlugins,
-    metafile: true,
-    logLevel: "warning",
-  });
+  const result = await build({ ...lambdaBuildOptions(), entryPoints: [entry], outfile: file, metafile: true });
   const rel = path.relative(root, file);
   const output = result.metafile.outputs[rel];
   const bytes = readFileSync(file);

@@ -2,20 +2,11 @@ import { build } from "esbuild";
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import sharedPlugins from "../../scripts/esbuild-plugins.mjs";
+import { lambdaBuildOptions } from "../../scripts/build-functions.ts";
 import { trackChild } from "./cleanup.ts";
 import { procStatusKb, RESULT_PREFIX } from "./proc.ts";
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-
-/** The banner the Lambda bundles carry (CommonJS dependencies call `require`). */
-export const esmBanner = [
-  `import { createRequire as topLevelCreateRequire } from 'module';`,
-  `const require = topLevelCreateRequire(import.meta.url);`,
-  `import { fileURLToPath as topLevelFileUrlToPath, URL as topLevelURL } from "url"`,
-  `const __filename = topLevelFileUrlToPath(import.meta.url)`,
-  `const __dirname = topLevelFileUrlToPath(new topLevelURL(".", import.meta.url))`,
-].join("\n");
 
 /**
  * Bundles the bench's child programs the way the Lambda bundles are built (one minified ESM file,
@@ -24,21 +15,10 @@ export const esmBanner = [
  */
 export async function buildChildren(outDir: string): Promise<{ dump: string; api: string }> {
   await build({
-    absWorkingDir: root,
+    ...lambdaBuildOptions(),
     entryPoints: { dump: "bench/children/dump.ts", api: "bench/children/api-server.ts" },
     outdir: outDir,
     outExtension: { ".js": ".mjs" },
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node24",
-    minify: true,
-    keepNames: true,
-    mainFields: ["module", "main"],
-    external: ["sharp", "pg-native"],
-    banner: { js: esmBanner },
-    plugins: sharedPlugins,
-    logLevel: "warning",
   });
   return { dump: path.join(outDir, "dump.mjs"), api: path.join(outDir, "api.mjs") };
 }

@@ -2,8 +2,8 @@ import { build } from "esbuild";
 import { mkdirSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { buildFunction, bundles, type BundleName } from "../../scripts/build-functions.ts";
-import { esmBanner, root, runChild } from "../lib/children.ts";
+import { buildFunction, bundles, lambdaBuildOptions, type BundleName } from "../../scripts/build-functions.ts";
+import { root, runChild } from "../lib/children.ts";
 import type { BenchContext, Check, MeasureResult } from "../lib/context.ts";
 import { median, round } from "../lib/stats.ts";
 
@@ -35,18 +35,9 @@ export async function measureColdStart(ctx: BenchContext): Promise<MeasureResult
   }
   const helloFile = path.join(dir, "hello", "index.mjs");
   await build({
-    absWorkingDir: root,
+    ...lambdaBuildOptions(),
     stdin: { contents: hello, resolveDir: root, loader: "ts", sourcefile: "hello.ts" },
     outfile: helloFile,
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node24",
-    minify: true,
-    keepNames: true,
-    mainFields: ["module", "main"],
-    banner: { js: esmBanner },
-    logLevel: "warning",
   });
   built.hello = { file: helloFile, bytes: statSync(helloFile).size };
   const importerFile = path.join(dir, "import.mjs");
