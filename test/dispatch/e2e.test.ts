@@ -1,10 +1,10 @@
 // First: the API schemas extend zod with .openapi, which must happen before any domain schema is built.
 import { createTestEnv, type Tenant, type TestEnv } from "../support/env.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Deps } from "../../core/deps.ts";
 import { runTick } from "../../core/dispatch/handler.ts";
 import { createWorkerHandler } from "../../core/worker/handler.ts";
 import { startWorkerLoop } from "../../local/loops.ts";
+import { withClock } from "./support.ts";
 
 let env: TestEnv;
 let tenant: Tenant;
@@ -16,7 +16,6 @@ beforeAll(async () => {
 });
 afterAll(async () => env?.cleanup());
 
-const withClock = (deps: Deps, now: Date): Deps => ({ ...deps, now: () => now });
 
 async function get(path: string): Promise<{ status: number; body: any }> {
   const res = await env.app().request(path, { headers: { authorization: `Bearer ${key}` } });

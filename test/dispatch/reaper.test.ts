@@ -1,30 +1,20 @@
 // First: the API schemas extend zod with .openapi, which must happen before any domain schema is built.
-import { createTestEnv, type TestEnv } from "../support/env.ts";
-import { DeleteMessageBatchCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
+import type { TestEnv } from "../support/env.ts";
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { freshEnvs, receiveAll, tick, withClock } from "./support.ts";
 import { getBackup, newBackupItem } from "../../core/backups/backups.ts";
 import { keys } from "../../core/db/keys.ts";
 import type { Deps } from "../../core/deps.ts";
-import { runTick } from "../../core/dispatch/handler.ts";
 import { newId } from "../../core/ids.ts";
 import { claimJob, completeJob, getJobItem, newJobItem, renewJobLease, type JobItem } from "../../core/jobs/jobs.ts";
 import { acquireLock, getLock } from "../../core/jobs/locks.ts";
 import type { Project } from "../../core/orgs/orgs.ts";
 
-const envs: TestEnv[] = [];
-async function freshEnv(): Promise<TestEnv> {
-  const env = await createTestEnv();
-  envs.push(env);
-  return env;
-}
-afterEach(async () => {
-  await Promise.all(envs.splice(0).map((e) => e.cleanup()));
-});
+const freshEnv = freshEnvs();
 
 const T0 = new Date("2026-11-26T02:15:00Z");
 const after = (ms: number) => new Date(T0.getTime() + ms);
-const withClock = (deps: Deps, now: Date): Deps => ({ ...deps, now: () => now });
 
 /** A committed backup + pending job whose queue message was never sent (the send failed or was lost). */
 async function committedJob(env: TestEnv, opts: { maxAttempts?: number; availableAt?: string } = {}): Promise<JobItem> {
@@ -59,22 +49,7 @@ async function dyingWorker(env: TestEnv, job: JobItem, at: Date, leaseMs = 60_00
 
 const lockOwner = (job: JobItem) => `${job.id}#${job.attempts}`;
 
-async function receiveAll(deps: Deps): Promise<string[]> {
-  const ids: string[] = [];
-  for (;;) {
-    const res = await deps.sqs.send(new ReceiveMessageCommand({ QueueUrl: deps.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
-    const msgs = res.Messages ?? [];
-    if (!msgs.length) return ids;
-    ids.push(...msgs.map((m) => (JSON.parse(m.Body ?? "{}") as { job_id: string }).job_id));
-    await deps.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: deps.queueUrl, Entries: msgs.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
-  }
-}
 
-async function tick(env: TestEnv, now: Date) {
-  const report = await runTick(withClock(env.deps, now));
-  expect(report.errors, JSON.stringify(report.errors)).toEqual([]);
-  return report;
-}
 
 describe("reaper: lost messages", () => {
   it("a pending job unclaimed for more than two minutes is enqueued again, then not again before another two minutes", async () => {

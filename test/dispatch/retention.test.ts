@@ -1,30 +1,21 @@
 // First: the API schemas extend zod with .openapi, which must happen before any domain schema is built.
-import { createTestEnv, type TestEnv } from "../support/env.ts";
+import type { TestEnv } from "../support/env.ts";
 import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { freshEnvs, tick, withClock } from "./support.ts";
 import { getBackup, newBackupItem, type BackupItem } from "../../core/backups/backups.ts";
 import { backupExpiryIndex, sweepExpiredBackups } from "../../core/backups/retention.ts";
 import { keys } from "../../core/db/keys.ts";
 import { iso, type Deps } from "../../core/deps.ts";
-import { runTick } from "../../core/dispatch/handler.ts";
 import { newId } from "../../core/ids.ts";
 import { listJobs } from "../../core/jobs/jobs.ts";
 import type { Project } from "../../core/orgs/orgs.ts";
 
-const envs: TestEnv[] = [];
-async function freshEnv(): Promise<TestEnv> {
-  const env = await createTestEnv();
-  envs.push(env);
-  return env;
-}
-afterEach(async () => {
-  await Promise.all(envs.splice(0).map((e) => e.cleanup()));
-});
+const freshEnv = freshEnvs();
 
 const DAY = 86_400_000;
 const NOW = new Date("2026-11-26T02:00:00Z");
-const withClock = (deps: Deps, now: Date): Deps => ({ ...deps, now: () => now });
 const daysAgo = (n: number) => new Date(NOW.getTime() - n * DAY);
 
 let seq = 0;
@@ -69,11 +60,6 @@ async function objectExists(env: TestEnv, key: string): Promise<boolean> {
   }
 }
 
-async function tick(env: TestEnv, now: Date, deps: Deps = env.deps) {
-  const report = await runTick(withClock(deps, now));
-  expect(report.errors, JSON.stringify(report.errors)).toEqual([]);
-  return report;
-}
 
 describe("retention", () => {
   it("deletes exactly the expired artifacts, marks them expired, keeps the newest verified backup, tolerates a missing object", async () => {

@@ -1,8 +1,8 @@
 // First: the API schemas extend zod with .openapi, which must happen before any domain schema is built.
-import { createTestEnv, type TestEnv } from "../support/env.ts";
-import { DeleteMessageBatchCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
+import type { TestEnv } from "../support/env.ts";
 import { BatchWriteCommand, DeleteCommand } from "@aws-sdk/lib-dynamodb";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { freshEnvs, receiveAll, tick as tickAt, withClock } from "./support.ts";
 import { backupItem, getBackup } from "../../core/backups/backups.ts";
 import { getSchedule, putSchedule, scheduleIndex, type ScheduleItem } from "../../core/backups/schedules.ts";
 import { keys } from "../../core/db/keys.ts";
@@ -13,19 +13,10 @@ import { newId } from "../../core/ids.ts";
 import { jobItem, listJobs, type JobItem } from "../../core/jobs/jobs.ts";
 import type { Project } from "../../core/orgs/orgs.ts";
 
-// Every test gets its own table and queue: the dispatcher's watermark is one item per table.
-const envs: TestEnv[] = [];
-async function freshEnv(): Promise<TestEnv> {
-  const env = await createTestEnv();
-  envs.push(env);
-  return env;
-}
-afterEach(async () => {
-  await Promise.all(envs.splice(0).map((e) => e.cleanup()));
-});
+const freshEnv = freshEnvs();
 
 const at = (s: string) => new Date(s);
-const withClock = (deps: Deps, now: Date): Deps => ({ ...deps, now: () => now });
+const tick = (env: TestEnv, when: string) => tickAt(env, at(when));
 
 /** Counts the schedule items the dispatcher reads: every Query on the SCHED index, and any Scan. */
 function countReads(deps: Deps) {
@@ -120,22 +111,7 @@ async function allJobs(deps: Deps): Promise<JobItem[]> {
   });
 }
 
-async function receiveAll(deps: Deps): Promise<string[]> {
-  const ids: string[] = [];
-  for (;;) {
-    const res = await deps.sqs.send(new ReceiveMessageCommand({ QueueUrl: deps.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
-    const msgs = res.Messages ?? [];
-    if (!msgs.length) return ids;
-    ids.push(...msgs.map((m) => (JSON.parse(m.Body ?? "{}") as { job_id: string }).job_id));
-    await deps.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: deps.queueUrl, Entries: msgs.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
-  }
-}
 
-async function tick(env: TestEnv, when: string) {
-  const report = await runTick(withClock(env.deps, at(when)));
-  expect(report.errors, JSON.stringify(report.errors)).toEqual([]);
-  return report;
-}
 
 describe("scheduled backups fire once a day at their minute", () => {
   it("a 02:15 schedule gets its job at the 02:15 tick, not at 02:16 nor any later tick that day, and again the next day", async () => {
