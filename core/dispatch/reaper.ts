@@ -1,4 +1,4 @@
-import { DeleteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { getBackup } from "../backups/backups.ts";
 import { backupExpiryIndex } from "../backups/retention.ts";
 import { keys } from "../db/keys.ts";
@@ -6,6 +6,7 @@ import { mapDbError, queryAll, setFields } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import { isConditionFailed } from "../errors.ts";
 import { jobItem, jobStateIndex, type JobItem } from "../jobs/jobs.ts";
+import { releaseLapsedLock } from "../jobs/locks.ts";
 import { enqueueJobs } from "../jobs/queue.ts";
 import { errorText, mapSettled } from "../concurrency.ts";
 
@@ -67,29 +68,6 @@ async function indexedJobs(deps: Db, state: "pending" | "running", before: Date,
     },
     limit,
   );
-}
-
-/**
- * Deletes the lock a dead job held, only while it is still that job's (owner `<job id>` or, as
- * the worker names it per attempt, `<job id>#<attempt>`) and its lease has lapsed: a new run of
- * the same job that took the lock afresh keeps it.
- */
-async function releaseLapsedLock(deps: Db, resource: string, jobId: string, now: Date): Promise<boolean> {
-  try {
-    await deps.ddb.send(
-      new DeleteCommand({
-        TableName: deps.table,
-        Key: keys.lock(resource),
-        ConditionExpression: "(#owner = :job OR begins_with(#owner, :attempt)) AND lease_expires_at < :now",
-        ExpressionAttributeNames: { "#owner": "owner" },
-        ExpressionAttributeValues: { ":job": jobId, ":attempt": `${jobId}#`, ":now": iso(now) },
-      }),
-    );
-    return true;
-  } catch (err) {
-    if (isConditionFailed(err)) return false;
-    return mapDbError(err);
-  }
 }
 
 /**
@@ -180,7 +158,7 @@ export async function reapJobs(deps: Deps, opts: ReaperOptions = defaultReaperOp
       }
     }
     let lockReleased = false;
-    if (outcome && job.locked_resource) lockReleased = await releaseLapsedLock(deps, job.locked_resource, job.id, now);
+    if (outcome && job.locked_resource) lockReleased = await releaseLapsedLock(deps, job.locked_resource, job.id);
     return { outcome, lockReleased };
   });
   reaped.forEach((r, i) => {

@@ -3,7 +3,7 @@ import { z } from "zod";
 import { keys, ttlAt } from "../db/keys.ts";
 import { getItem, mapDbError, putItem, setFields, updateItem } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
-import { AppError } from "../errors.ts";
+import { AppError, isConditionFailed } from "../errors.ts";
 
 type Db = Pick<Deps, "ddb" | "table" | "now">;
 
@@ -69,22 +69,41 @@ export async function renewLock(deps: Db, resource: string, owner: string, lease
   }
 }
 
-/** Releases the lock if `owner` holds it (idempotent). */
-export async function releaseLock(deps: Db, resource: string, owner: string): Promise<void> {
+/** Deletes the lock under `condition`; false when the condition did not hold. */
+async function deleteLock(deps: Db, resource: string, condition: string, values: Record<string, unknown>): Promise<boolean> {
   try {
     await deps.ddb.send(
       new DeleteCommand({
         TableName: deps.table,
         Key: keys.lock(resource),
-        ConditionExpression: "#owner = :owner",
+        ConditionExpression: condition,
         ExpressionAttributeNames: { "#owner": "owner" },
-        ExpressionAttributeValues: { ":owner": owner },
+        ExpressionAttributeValues: values,
       }),
     );
+    return true;
   } catch (err) {
-    if ((err as { name?: string }).name === "ConditionalCheckFailedException") return;
-    mapDbError(err);
+    if (isConditionFailed(err)) return false;
+    return mapDbError(err);
   }
+}
+
+/** Releases the lock if `owner` holds it (idempotent). */
+export async function releaseLock(deps: Db, resource: string, owner: string): Promise<void> {
+  await deleteLock(deps, resource, "#owner = :owner", { ":owner": owner });
+}
+
+/**
+ * Deletes the lock a dead job held, only while it is still that job's (owner `<job id>` or, as
+ * the worker names it per attempt, `<job id>#<attempt>`) and its lease has lapsed: a new run of
+ * the same job that took the lock afresh keeps it.
+ */
+export function releaseLapsedLock(deps: Db, resource: string, jobId: string): Promise<boolean> {
+  return deleteLock(deps, resource, "(#owner = :job OR begins_with(#owner, :attempt)) AND lease_expires_at < :now", {
+    ":job": jobId,
+    ":attempt": `${jobId}#`,
+    ":now": iso(deps.now()),
+  });
 }
 
 export async function getLock(deps: Db, resource: string): Promise<Lock | undefined> {
