@@ -12,8 +12,9 @@ export const api = new sst.aws.ApiGatewayV2("Api");
 api.route(
   "$default",
   functionArgs(functions.api, {
-    // core/config.ts requires a bucket name at every entry point; the API never touches S3, so it
-    // gets the name alone, without the S3 permissions a link would grant.
+    // core/config.ts requires a bucket name at every entry point. The API only signs download URLs
+    // (s3:GetObject, from settings.ts): it gets the name alone, not the every-action S3 rights a
+    // link would grant.
     environment: { CAPYDB_BUCKET: bucket.name },
   }),
 );

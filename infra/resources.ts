@@ -27,6 +27,9 @@ export function functionArgs(
     timeout: settings.timeout,
     memory: settings.memory,
     link: settings.link.map((name) => resources[name]),
+    ...(settings.bucketObjectActions
+      ? { permissions: [{ actions: [...settings.bucketObjectActions], resources: [$interpolate`${bucket.arn}/*`] }] }
+      : {}),
     environment: { ...settings.environment, ...extra.environment },
     ...(extra.layers ? { layers: extra.layers } : {}),
     // Same plugins as scripts/build-functions.ts (path relative to sst.config.ts).

@@ -75,6 +75,11 @@ export interface FunctionSettings {
   environment?: Record<string, string>;
   /** Link names (see LinkName) this function reads: exactly what it uses. */
   link: readonly LinkName[];
+  /**
+   * IAM actions on the bucket's objects for a function that is not linked to the bucket (a link
+   * grants every S3 action): the API signs download URLs, which needs s3:GetObject and no more.
+   */
+  bucketObjectActions?: readonly string[];
 }
 
 /** Names of the linked resources, as core/config.ts reads them (`SST_RESOURCE_<Name>`). */
@@ -93,13 +98,16 @@ export const functions = {
    * API Gateway's HTTP API gives up on an integration after 30 s, so a longer Lambda timeout would
    * only bill for answers nobody receives. 1 GB buys a faster cold start (CPU scales with memory).
    * core/config.ts currently requires the bucket and the cluster secret key at every entry point:
-   * the API gets the bucket's name as a plain variable (no S3 permission) and the secret link.
+   * the API gets the bucket's name as a plain variable and the secret link. Its only S3 right is
+   * s3:GetObject on the bucket's objects, to sign download URLs (a presigned URL carries the
+   * signer's rights); it never reads, writes, lists or deletes an object itself.
    */
   api: {
     entry: "api",
     timeout: "29 seconds",
     memory: "1024 MB",
     link: ["Table", "Jobs", "ClusterSecretKey", "ClerkJwksUrl", "ClerkIssuer", "ClerkAuthorizedParties"],
+    bucketObjectActions: ["s3:GetObject"],
   },
   /**
    * The worker runs pg_dump and streams it through SHA-256 into an S3 multipart upload, then

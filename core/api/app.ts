@@ -17,6 +17,7 @@ import { registerListApiKeys } from "./routes/api-keys.list.ts";
 import { registerRevokeApiKey } from "./routes/api-keys.revoke.ts";
 import { registerMe } from "./routes/me.ts";
 import { registerCreateBackup } from "./routes/backups.create.ts";
+import { registerDownloadBackup } from "./routes/backups.download.ts";
 import { registerListBackups } from "./routes/backups.list.ts";
 import { registerGetJob } from "./routes/jobs.get.ts";
 import { registerListJobs } from "./routes/jobs.list.ts";
@@ -156,6 +157,7 @@ export function createApp(opts: AppOptions): App {
   registerPutScheduledBackup(app, r);
   registerListBackups(app, r);
   registerCreateBackup(app, r);
+  registerDownloadBackup(app, r);
   registerListJobs(app, r);
   registerGetJob(app, r);
   registerCreateApiKey(app, r);

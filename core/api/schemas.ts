@@ -1,6 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { backupSchema } from "../backups/backups.ts";
 import { putScheduleInput, scheduledBackupSchema } from "../backups/schedules.ts";
+import { downloadSchema } from "../downloads/downloads.ts";
 import { jobSchema } from "../jobs/jobs.ts";
 
 /**
@@ -38,3 +39,12 @@ export const ProjectParams = z.object({
 });
 
 export const security: Record<string, string[]>[] = [{ bearerAuth: [] }, { apiKeyAuth: [] }];
+
+export const Download = downloadSchema
+  .extend({
+    download_url: z.string().openapi({ description: "A signed S3 GET URL: fetch it without credentials (plain `curl -o`) before `expires_at`." }),
+    expires_at: at(),
+    size_bytes: z.number().int().openapi({ description: "The artifact's size: the downloaded file must have exactly this many bytes." }),
+    sha256: z.string().openapi({ description: "Hex SHA-256 of the artifact: the downloaded file must hash to it." }),
+  })
+  .openapi("Download");

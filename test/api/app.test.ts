@@ -23,7 +23,7 @@ describe("GET /v1/openapi.json", () => {
     const doc = await body(res);
     expect(doc.openapi).toBe("3.1.0");
     const schemas = doc.components.schemas;
-    for (const name of ["ScheduledBackup", "Backup", "Job"] as const) {
+    for (const name of ["ScheduledBackup", "Backup", "Job", "Download"] as const) {
       expect(Object.keys(schemas[name].properties).sort(), name).toEqual([...specFields[name]].sort());
       expect([...schemas[name].required].sort(), name).toEqual([...specFields[name]].sort());
     }
@@ -37,6 +37,7 @@ describe("GET /v1/openapi.json", () => {
         "/v1/organizations/{orgID}/api-keys",
         "/v1/organizations/{orgID}/api-keys/{keyID}",
         "/v1/projects/{projectID}/backups",
+        "/v1/projects/{projectID}/backups/{backupID}/download",
         "/v1/projects/{projectID}/jobs",
         "/v1/projects/{projectID}/scheduled-backups",
         "/v1/projects/{projectID}/scheduled-backups/default",

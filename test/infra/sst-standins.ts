@@ -45,6 +45,7 @@ export function installStandIns(opts: { root: string; stage?: string }): Created
   g.$app = { name: "capydb-backups", stage: opts.stage ?? "test" };
   g.$dev = false;
   g.$cli = { paths: { root: opts.root } };
+  g.$interpolate = (strings: TemplateStringsArray, ...values: unknown[]) => String.raw({ raw: strings }, ...values);
   g.$util = { asset: { FileArchive: class { constructor(readonly path: string) {} } } };
   g.sst = {
     Secret: component("sst.Secret", ["name", "value"]),
@@ -70,7 +71,7 @@ export function installStandIns(opts: { root: string; stage?: string }): Created
 }
 
 export function removeStandIns(): void {
-  for (const k of ["$config", "$app", "$dev", "$cli", "$util", "sst", "aws"]) {
+  for (const k of ["$config", "$app", "$dev", "$cli", "$util", "$interpolate", "sst", "aws"]) {
     delete (globalThis as any)[k];
   }
 }

@@ -78,7 +78,7 @@ describe("sst.config.ts wiring (recording stand-ins, no AWS)", () => {
     expect(linkNames(fnArgs)).toEqual(["Backups", "ClusterSecretKey", "Jobs", "Table"]);
   });
 
-  it("serves the API from one $default route, linked to what it uses and no S3 permission", () => {
+  it("serves the API from one $default route, linked to what it uses, with s3:GetObject on the bucket's objects only", () => {
     const api = find(created, "sst.aws.ApiGatewayV2", "Api");
     expect(api.calls).toHaveLength(1);
     const [route, fnArgs] = api.calls[0]!.args;
@@ -92,6 +92,16 @@ describe("sst.config.ts wiring (recording stand-ins, no AWS)", () => {
     expect(linkNames(fnArgs)).toEqual(
       ["ClerkAuthorizedParties", "ClerkIssuer", "ClerkJwksUrl", "ClusterSecretKey", "Jobs", "Table"].sort(),
     );
+    // Signing download URLs needs read access to the objects and nothing else: no link to the
+    // bucket (which would grant every S3 action), no bucket-level resource, no wildcard action.
+    expect(fnArgs.permissions).toEqual([{ actions: ["s3:GetObject"], resources: [`${ref("Backups", "arn")}/*`] }]);
+  });
+
+  it("gives no other function a hand-written permission (links decide)", () => {
+    const worker = find(created, "sst.aws.Queue", "Jobs").calls[0]!.args[0];
+    const dispatch = find(created, "sst.aws.CronV2", "Dispatch").args.function;
+    expect(worker.permissions).toBeUndefined();
+    expect(dispatch.permissions).toBeUndefined();
   });
 
   it("ticks the dispatcher every minute", () => {

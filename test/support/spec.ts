@@ -14,6 +14,8 @@ export const specFields = {
     "locked_resource", "retry_classification", "last_exit_code", "last_stdout", "last_stderr",
     "error", "created_at", "updated_at",
   ],
+  Export: ["id", "project_id", "database_name", "state", "size_bytes", "created_at", "expires_at"],
+  Download: ["download_url", "expires_at", "size_bytes", "sha256"],
 } as const;
 
 export const rfc3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;

@@ -1,0 +1,42 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { getBackup } from "../../backups/backups.ts";
+import { backupArtifact, signDownload } from "../../downloads/downloads.ts";
+import { AppError } from "../../errors.ts";
+import { isId } from "../../ids.ts";
+import { loadProject, requireScope } from "../auth.ts";
+import type { App, RouteDeps } from "../context.ts";
+import { errorResponses } from "../errors.ts";
+import { Download, ProjectParams, security } from "../schemas.ts";
+
+export const DownloadResponse = z.object({ download: Download });
+
+export const downloadBackupRoute = createRoute({
+  method: "get",
+  path: "/v1/projects/{projectID}/backups/{backupID}/download",
+  tags: ["Backups"],
+  summary: "A signed URL (15 minutes) to download a completed backup's pg_dump archive",
+  security,
+  request: {
+    params: ProjectParams.extend({
+      backupID: z.string().min(1).openapi({ param: { name: "backupID", in: "path" }, description: "Backup id." }),
+    }),
+  },
+  responses: {
+    200: { description: "Where to download it, and the size and SHA-256 to check", content: { "application/json": { schema: DownloadResponse } } },
+    ...errorResponses(401, 403, 404, 409, 503),
+  },
+});
+
+export function registerDownloadBackup(app: App, r: RouteDeps) {
+  app.openapi(downloadBackupRoute, async (c) => {
+    requireScope(c, "backups:read");
+    const { projectID, backupID } = c.req.valid("param");
+    const project = await loadProject(r, c, projectID);
+    const backup = isId("backup", backupID) ? await getBackup(r.deps, project.id, backupID) : undefined;
+    if (!backup) throw new AppError("not_found", `backup ${backupID} not found`);
+    const download = await signDownload(r.deps, backupArtifact(backup));
+    // The URL is a bearer credential for 15 minutes: never logged.
+    c.var.log.info("backup download signed", { project_id: project.id, backup_id: backup.id, expires_at: download.expires_at });
+    return c.json({ download }, 200);
+  });
+}
