@@ -8,7 +8,8 @@ import { allScopes, type Scope } from "../core/auth/scopes.ts";
 import { ConfigError } from "../core/config.ts";
 import { createDeps, type Deps } from "../core/deps.ts";
 import { AppError } from "../core/errors.ts";
-import { createCluster, createOrganization, createProject, getOrganization, listProjects } from "../core/orgs/orgs.ts";
+import { createCluster, createOrganization, createProject, getOrganization, listProjects, toProject } from "../core/orgs/orgs.ts";
+import { probePostgresVersion } from "../core/orgs/probe.ts";
 import { ZodError } from "zod";
 import { operatorConfig } from "./config.ts";
 import { dlqList, dlqRedrive } from "./dlq.ts";
@@ -68,8 +69,23 @@ program
   .requiredOption("--cluster <clusterID>")
   .requiredOption("--name <name>")
   .requiredOption("--database <name>", "the project's database on the cluster")
-  .action(async (o: { org: string; cluster: string; name: string; database: string }) => {
-    print(await createProject(getDeps(), { organization_id: o.org, cluster_id: o.cluster, name: o.name, database_name: o.database }));
+  .addOption(new Option("--environment <env>", "production or non_production").choices(["production", "non_production"]).default("production"))
+  .option("--postgres-version <major>", "the server's major version (default: asked of the cluster)")
+  .action(async (o: { org: string; cluster: string; name: string; database: string; environment: "production" | "non_production"; postgresVersion?: string }) => {
+    const version = o.postgresVersion ?? (await probePostgresVersion(getDeps(), o.cluster).catch(() => undefined));
+    if (!version) process.stderr.write("Could not reach the cluster to read its PostgreSQL version; the project's postgres_version stays null.\n");
+    print(
+      toProject(
+        await createProject(getDeps(), {
+          organization_id: o.org,
+          cluster_id: o.cluster,
+          name: o.name,
+          database_name: o.database,
+          environment: o.environment,
+          postgres_version: version ?? null,
+        }),
+      ),
+    );
   });
 
 const key = program.command("key").description("API keys");

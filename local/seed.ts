@@ -1,5 +1,7 @@
 import { createApiKey, findApiKey, isKeyActive } from "../core/auth/keys.ts";
+import type { Scope } from "../core/auth/scopes.ts";
 import type { Deps } from "../core/deps.ts";
+import { probePostgresVersion } from "../core/orgs/probe.ts";
 import {
   createCluster,
   createOrganization,
@@ -8,6 +10,9 @@ import {
   getOrganizationByName,
   getProjectByName,
 } from "../core/orgs/orgs.ts";
+
+/** Every scope the customer API's routes need, so the local key can try all of them. */
+export const localKeyScopes: readonly Scope[] = ["backups:read", "backups:write", "jobs:read", "projects:read", "projects:write", "credentials:read"];
 
 export interface SeedResult {
   organizationId: string;
@@ -28,15 +33,23 @@ export async function seedLocal(
   const cluster = (await getClusterByName(deps, "local")) ?? (await createCluster(deps, { name: "local", url: opts.clusterUrl }));
   const project =
     (await getProjectByName(deps, org.id, "demo")) ??
-    (await createProject(deps, { organization_id: org.id, cluster_id: cluster.id, name: "demo", database_name: opts.databaseName }));
+    (await createProject(deps, {
+      organization_id: org.id,
+      cluster_id: cluster.id,
+      name: "demo",
+      database_name: opts.databaseName,
+      environment: "non_production",
+      postgres_version: (await probePostgresVersion(deps, cluster.id)) ?? null,
+    }));
   let apiKey = opts.previousApiKey;
   const previous = apiKey ? await findApiKey(deps, apiKey) : undefined;
-  if (!apiKey || !previous || !isKeyActive(previous, deps.now()) || previous.organization_id !== org.id) {
+  const hasScopes = previous ? localKeyScopes.every((s) => previous.scopes.includes(s)) : false;
+  if (!apiKey || !previous || !hasScopes || !isKeyActive(previous, deps.now()) || previous.organization_id !== org.id) {
     apiKey = (
       await createApiKey(deps, {
         organization_id: org.id,
         name: "local-dev",
-        scopes: ["backups:read", "backups:write", "jobs:read"],
+        scopes: [...localKeyScopes],
       })
     ).key;
   }

@@ -23,6 +23,7 @@ import { registerGetJob } from "./routes/jobs.get.ts";
 import { registerListJobs } from "./routes/jobs.list.ts";
 import { registerListScheduledBackups } from "./routes/scheduled-backups.list.ts";
 import { registerPutScheduledBackup } from "./routes/scheduled-backups.put.ts";
+import { registerRestoreRoutes } from "./routes/restore-routes.ts";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -149,7 +150,9 @@ export function createApp(opts: AppOptions): App {
     description: "Org or project-scoped API key, format capy_live_...",
   });
 
+  app.use("/v1/projects", authenticate(r));
   app.use("/v1/projects/*", authenticate(r));
+  app.use("/v1/preview-databases/*", authenticate(r));
   app.use("/v1/jobs/*", authenticate(r));
   app.use("/v1/organizations/*", authenticate(r));
   app.use("/v1/me", authenticate(r));
@@ -164,6 +167,7 @@ export function createApp(opts: AppOptions): App {
   registerListApiKeys(app, r);
   registerRevokeApiKey(app, r);
   registerMe(app, r);
+  registerRestoreRoutes(app, r);
 
   const paths = knownPaths(app);
   app.notFound((c) => {

@@ -7,7 +7,8 @@ import { AppError } from "../errors.ts";
 type Db = Pick<Deps, "ddb" | "table" | "now">;
 
 export const jobStates = ["pending", "running", "completed", "failed"] as const;
-export const jobTypes = ["project.backup", "project.backup_delete"] as const;
+export const jobTypes = ["project.backup", "project.backup_delete", "project.restore", "branch.create", "branch.delete"] as const;
+export type JobType = (typeof jobTypes)[number];
 export const retryClassifications = ["transient", "permanent"] as const;
 
 /** The Job as the API shows it (SPEC section 1): exactly these fields. */
@@ -41,7 +42,10 @@ export const jobItem = jobSchema.extend({
   type: z.enum(jobTypes),
   item_type: z.literal("job"),
   database_name: z.string(),
-  /** The backup this job makes (project.backup) or deletes (project.backup_delete). */
+  /**
+   * The backup this job makes (project.backup), deletes (project.backup_delete) or restores
+   * (project.restore, branch.create of a clone).
+   */
   backup_id: z.string().nullable(),
   schedule_id: z.string().nullable(),
   /** While running: when the claim lapses unless renewed by the heartbeat. */
@@ -69,7 +73,7 @@ export function jobStateIndex(state: Job["state"], at: string, id: string): Reco
 export function newJobItem(
   now: Date,
   fields: Pick<JobItem, "id" | "organization_id" | "project_id" | "cluster_id" | "database_name" | "type" | "backup_id"> &
-    Partial<Pick<JobItem, "schedule_id" | "max_attempts" | "available_at">>,
+    Partial<Pick<JobItem, "schedule_id" | "max_attempts" | "available_at" | "preview_database_id">>,
 ): Record<string, unknown> & JobItem {
   const at = iso(now);
   const available = fields.available_at ?? at;

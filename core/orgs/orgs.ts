@@ -188,22 +188,63 @@ export async function getClusterConnection(deps: Db & Pick<Deps, "secretKey">, i
 // ---------------------------------------------------------------------------------------------
 // Project: one database on one cluster, owned by an organization.
 
-export const projectItem = z.object({
-  type: z.literal("project"),
+export const projectEnvironments = ["production", "non_production"] as const;
+
+/** The Project as the API shows it (SPEC section 5): exactly these fields. */
+export const projectSchema = z.object({
   id: z.string(),
   organization_id: z.string(),
-  cluster_id: z.string(),
   name: z.string(),
+  slug: z.string(),
+  environment: z.enum(projectEnvironments),
+  /** The server's major version ("15"), probed when the project is created; null when unknown. */
+  postgres_version: z.string().nullable(),
   database_name: z.string(),
+  state: z.literal("ready"),
   created_at: z.string(),
+  updated_at: z.string(),
 });
-export type Project = z.infer<typeof projectItem>;
+export type ProjectView = z.infer<typeof projectSchema>;
+
+/** A URL-safe form of a project name: lowercase letters, digits and single dashes. */
+export const slugOf = (name: string) =>
+  name
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-+|-+$/g, "") || "project";
+
+/**
+ * The stored project. Fields added after the first projects were written (slug, environment,
+ * postgres_version, state, updated_at) read with defaults, so older items stay valid.
+ */
+export const projectItem = z
+  .object({
+    type: z.literal("project"),
+    id: z.string(),
+    organization_id: z.string(),
+    cluster_id: z.string(),
+    name: z.string(),
+    database_name: z.string(),
+    slug: z.string().optional(),
+    environment: z.enum(projectEnvironments).default("production"),
+    postgres_version: z.string().nullable().default(null),
+    state: z.literal("ready").default("ready"),
+    created_at: z.string(),
+    updated_at: z.string().optional(),
+  })
+  .transform((p) => ({ ...p, slug: p.slug ?? slugOf(p.name), updated_at: p.updated_at ?? p.created_at }));
+/** A project as stored, older shapes included (the newer fields may be absent). */
+export type Project = z.input<typeof projectItem>;
+
+export const toProject = (p: Project): ProjectView => projectSchema.parse(projectItem.parse(p));
 
 export const createProjectInput = z.object({
   organization_id: z.string().min(1),
   cluster_id: z.string().min(1),
   name: nameSchema,
   database_name: z.string().min(1).max(63),
+  environment: z.enum(projectEnvironments).default("production"),
+  postgres_version: z.string().regex(/^\d+(\.\d+)?$/, "must be a version like 15 or 9.6").nullable().default(null),
 });
 
 export async function createProject(deps: Db, input: z.input<typeof createProjectInput>): Promise<Project> {
@@ -211,7 +252,15 @@ export async function createProject(deps: Db, input: z.input<typeof createProjec
   if (!(await getOrganization(deps, data.organization_id))) throw new AppError("not_found", `organization ${data.organization_id} does not exist`);
   if (!(await getCluster(deps, data.cluster_id))) throw new AppError("not_found", `cluster ${data.cluster_id} does not exist`);
   const now = deps.now();
-  const project: Project = { type: "project", id: newId("project", now), ...data, created_at: iso(now) };
+  const project: z.output<typeof projectItem> = {
+    type: "project",
+    id: newId("project", now),
+    ...data,
+    slug: slugOf(data.name),
+    state: "ready",
+    created_at: iso(now),
+    updated_at: iso(now),
+  };
   await transactWrite(
     deps,
     [

@@ -36,6 +36,10 @@ describe("capydb-admin", () => {
     const project = admin(["project", "create", "--org", orgId, "--cluster", cluster.json().id, "--name", "shop", "--database", "shop"]);
     expect(project.status, project.stderr).toBe(0);
     const projectId = project.json().id;
+    // The Project as the API shows it. This cluster's password is a canary the server refuses,
+    // so its version could not be asked: null, and a note says so.
+    expect(project.json()).toMatchObject({ name: "shop", slug: "shop", environment: "production", state: "ready", database_name: "shop", postgres_version: null });
+    expect(project.stderr).toMatch(/Could not reach the cluster/);
 
     const key = admin(["key", "create", "--org", orgId, "--scopes", "backups:read,jobs:read", "--name", "ci"]);
     expect(key.status, key.stderr).toBe(0);
@@ -72,6 +76,18 @@ describe("capydb-admin", () => {
     expect(badUrl.stderr).toMatch(/postgres:\/\//);
     const usage = admin(["project", "create", "--org", "x"]);
     expect(usage.status).toBe(2);
+  });
+
+  it("project create takes --environment (production or non_production)", () => {
+    const orgId = admin(["org", "create", "--name", uniq("o")]).json().id;
+    const clusterId = admin(["cluster", "add", "--name", uniq("c"), "--url", env.infra.postgresUrl]).json().id;
+    const staging = admin(["project", "create", "--org", orgId, "--cluster", clusterId, "--name", "staging", "--database", "s", "--environment", "non_production"]);
+    expect(staging.status, staging.stderr).toBe(0);
+    expect(staging.json()).toMatchObject({ environment: "non_production" });
+    expect(staging.json().postgres_version).toMatch(/^\d+$/); // asked of the (reachable) cluster
+    const bad = admin(["project", "create", "--org", orgId, "--cluster", clusterId, "--name", "x", "--database", "x", "--environment", "prod"]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--environment.*production, non_production/s);
   });
 
   it("refuses organization scopes on a project-scoped key", () => {

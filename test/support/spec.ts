@@ -16,6 +16,19 @@ export const specFields = {
   ],
   Export: ["id", "project_id", "database_name", "state", "size_bytes", "created_at", "expires_at"],
   Download: ["download_url", "expires_at", "size_bytes", "sha256"],
+  Project: [
+    "id", "organization_id", "name", "slug", "environment", "postgres_version", "database_name",
+    "state", "created_at", "updated_at",
+  ],
+  Preview: [
+    "id", "organization_id", "project_id", "name", "mode", "state", "database_name",
+    "source_backup_id", "error", "expires_at", "created_at", "updated_at",
+  ],
+  RestorePoint: [
+    "id", "organization_id", "project_id", "kind", "label", "note", "backup_id", "backup_key",
+    "pitr_time", "state", "created_by_actor_kind", "created_by_actor_id", "created_at", "updated_at",
+  ],
+  Connections: ["direct_url", "pooled_url", "username"],
 } as const;
 
 export const rfc3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;

@@ -1,0 +1,30 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { toProject } from "../../orgs/orgs.ts";
+import { loadProject, requireScope } from "../auth.ts";
+import type { App, RouteDeps } from "../context.ts";
+import { errorResponses } from "../errors.ts";
+import { Project } from "../restore-schemas.ts";
+import { ProjectParams, security } from "../schemas.ts";
+
+export const GetProjectResponse = z.object({ project: Project });
+
+export const getProjectRoute = createRoute({
+  method: "get",
+  path: "/v1/projects/{projectID}",
+  tags: ["Projects"],
+  summary: "Get a project",
+  security,
+  request: { params: ProjectParams },
+  responses: {
+    200: { description: "The project", content: { "application/json": { schema: GetProjectResponse } } },
+    ...errorResponses(401, 403, 404),
+  },
+});
+
+export function registerGetProject(app: App, r: RouteDeps) {
+  app.openapi(getProjectRoute, async (c) => {
+    requireScope(c, "projects:read");
+    const project = await loadProject(r, c, c.req.valid("param").projectID);
+    return c.json({ project: toProject(project) }, 200);
+  });
+}

@@ -1,0 +1,36 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { getProject, listProjects, toProject } from "../../orgs/orgs.ts";
+import { requireScope } from "../auth.ts";
+import type { App, RouteDeps } from "../context.ts";
+import { errorResponses } from "../errors.ts";
+import { Project } from "../restore-schemas.ts";
+import { security } from "../schemas.ts";
+
+export const ListProjectsResponse = z.object({ projects: z.array(Project) });
+
+export const listProjectsRoute = createRoute({
+  method: "get",
+  path: "/v1/projects",
+  tags: ["Projects"],
+  summary: "List the caller's projects (a project-scoped key sees its one project)",
+  security,
+  responses: {
+    200: { description: "The projects, oldest first", content: { "application/json": { schema: ListProjectsResponse } } },
+    ...errorResponses(401, 403),
+  },
+});
+
+export function registerListProjects(app: App, r: RouteDeps) {
+  app.openapi(listProjectsRoute, async (c) => {
+    requireScope(c, "projects:read");
+    const p = c.var.principal;
+    let projects;
+    if (p.project_id) {
+      const one = await getProject(r.deps, p.project_id);
+      projects = one && one.organization_id === p.organization_id ? [one] : [];
+    } else {
+      projects = await listProjects(r.deps, p.organization_id);
+    }
+    return c.json({ projects: projects.map(toProject) }, 200);
+  });
+}
