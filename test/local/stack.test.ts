@@ -5,6 +5,7 @@ import { startFauxqs } from "fauxqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tableDefinition } from "../../core/db/table.ts";
 import { seedLocal } from "../../local/seed.ts";
+import { createApiKey } from "../../core/auth/keys.ts";
 import { createTestEnv, type TestEnv } from "../support/env.ts";
 import { ensureBucket, ensureQueues } from "../../local/resources.ts";
 import { LOCAL_REGION } from "../../local/stack.ts";
@@ -76,6 +77,21 @@ describe("seeding", () => {
     const second = await seedLocal(env.deps, { clusterUrl: env.infra.postgresUrl, databaseName: db, previousApiKey: first.apiKey });
     expect(second).toEqual(first);
     const res = await env.app().request(`/v1/projects/${first.projectId}/backups`, { headers: { authorization: `Bearer ${first.apiKey}` } });
+    expect(res.status, await res.clone().text()).toBe(200);
+    // The local key reaches the project routes too, and the project says which server version it runs.
+    const project = await env.app().request(`/v1/projects/${first.projectId}`, { headers: { authorization: `Bearer ${first.apiKey}` } });
+    const shown = (await project.json()) as { project: { postgres_version: string | null } };
+    expect(project.status, JSON.stringify(shown)).toBe(200);
+    expect(shown.project.postgres_version).toMatch(/^\d+$/);
+  });
+
+  it("replaces a key from an older start that lacks a scope the routes need", async () => {
+    const db = await env.createDatabase({ demo: false });
+    const first = await seedLocal(env.deps, { clusterUrl: env.infra.postgresUrl, databaseName: db });
+    const old = await createApiKey(env.deps, { organization_id: first.organizationId, name: "old-local", scopes: ["backups:read", "backups:write", "jobs:read"] });
+    const second = await seedLocal(env.deps, { clusterUrl: env.infra.postgresUrl, databaseName: db, previousApiKey: old.key });
+    expect(second.apiKey).not.toBe(old.key);
+    const res = await env.app().request("/v1/projects", { headers: { authorization: `Bearer ${second.apiKey}` } });
     expect(res.status, await res.clone().text()).toBe(200);
   });
 });
