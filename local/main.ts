@@ -114,6 +114,7 @@ async function main(): Promise<void> {
         "",
         `CapyDB backups is running (ready in ${seconds}s)`,
         `  API       http://127.0.0.1:${ports.api}   (health: /health, OpenAPI: /v1/openapi.json)`,
+        `  Console   http://127.0.0.1:${ports.api}/console   (sign in with the API key below)`,
         `  API key   ${seed.apiKey}`,
         `  Project   ${seed.projectId} (database "demo")`,
         `  Settings  ${dir}/local.json`,

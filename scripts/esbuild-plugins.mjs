@@ -1,3 +1,6 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+
 /**
  * esbuild plugins shared by scripts/build-functions.ts and SST's deploy build
  * (`nodejs.plugins` in infra/resources.ts), so both produce the same bundle.
@@ -18,4 +21,28 @@ const zodEnglishOnly = {
   },
 };
 
-export default [zodEnglishOnly];
+/**
+ * The console's static files (core/console/static/) are read from disk by
+ * core/console/static-files.ts when the source runs; a Lambda has no such directory beside its
+ * bundle, so in a bundle that module becomes the same name-to-text map, inlined (script and
+ * style sheet minified).
+ */
+const consoleStatic = {
+  name: "console-static",
+  setup(build) {
+    build.onLoad({ filter: /[\\/]core[\\/]console[\\/]static-files\.ts$/ }, async (args) => {
+      const dir = join(dirname(args.path), "static");
+      const names = readdirSync(dir).sort();
+      const files = {};
+      for (const name of names) {
+        const text = readFileSync(join(dir, name), "utf8");
+        const loader = name.endsWith(".js") ? "js" : name.endsWith(".css") ? "css" : undefined;
+        // Minified like the rest of the bundle: about half the bytes the function ships and parses.
+        files[name] = loader ? (await build.esbuild.transform(text, { loader, minify: true, target: loader === "js" ? "es2020" : "chrome90" })).code : text;
+      }
+      return { contents: `export const staticFiles = ${JSON.stringify(files)};\n`, loader: "js", watchFiles: names.map((n) => join(dir, n)) };
+    });
+  },
+};
+
+export default [zodEnglishOnly, consoleStatic];

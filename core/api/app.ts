@@ -24,6 +24,7 @@ import { registerListJobs } from "./routes/jobs.list.ts";
 import { registerListScheduledBackups } from "./routes/scheduled-backups.list.ts";
 import { registerPutScheduledBackup } from "./routes/scheduled-backups.put.ts";
 import { registerRestoreRoutes } from "./routes/restore-routes.ts";
+import { registerConsole } from "../console/routes.tsx";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -168,6 +169,7 @@ export function createApp(opts: AppOptions): App {
   registerRevokeApiKey(app, r);
   registerMe(app, r);
   registerRestoreRoutes(app, r);
+  registerConsole(app, { clerk: r.clerk !== undefined });
 
   const paths = knownPaths(app);
   app.notFound((c) => {

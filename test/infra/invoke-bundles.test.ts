@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { transform } from "esbuild";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -91,6 +92,20 @@ describe("built bundles", () => {
     // The deployed API is not linked to the bucket, so its health covers what it uses.
     const health = await handlers.api!(httpEvent("GET", "/health", {}), context);
     expect(JSON.parse(health.body!)).toEqual({ status: "ok", dependencies: { dynamodb: "up", sqs: "up" } });
+  });
+
+  it("api: serves the console's pages and its static files from the bundle alone (inlined at build)", async () => {
+    const page = await handlers.api!(httpEvent("GET", "/console", {}), context);
+    expect(page.statusCode, page.body).toBe(200);
+    expect(page.headers?.["content-security-policy"]).toContain("script-src 'self'");
+    const src = /\/console\/assets\/console\.js\?v=[0-9a-f]{12}/.exec(page.body!)?.[0];
+    expect(src, page.body).toBeDefined();
+    const script = await handlers.api!(httpEvent("GET", "/console/assets/console.js", {}), context);
+    expect(script.statusCode).toBe(200);
+    expect(script.headers?.["content-type"]).toBe("text/javascript; charset=utf-8");
+    // The source file, minified by the build (scripts/esbuild-plugins.mjs).
+    const source = readFileSync(path.join(import.meta.dirname, "../../core/console/static/console.js"), "utf8");
+    expect(script.body).toBe((await transform(source, { loader: "js", minify: true, target: "es2020" })).code);
   });
 
   it("worker: runs the valid job of an SQS batch and reports exactly the failing record", async () => {

@@ -1,0 +1,764 @@
+// CapyDB Backups console: the one script of every console page (served from this origin; the
+// Content-Security-Policy allows no other and no inline script). The server renders each page's
+// structure; this script signs in, calls the public /v1 API with the pasted key, and fills the
+// page in. The key lives in this tab's sessionStorage only: never in a URL, a cookie or localStorage.
+(() => {
+  "use strict";
+
+  const STORE = { credential: "capydb.console.credential", flash: "capydb.console.flash", recent: "capydb.console.recent" };
+  const POLL_MS = 1000;
+  const body = document.body;
+  const page = body.dataset.page;
+  const projectId = body.dataset.projectId || null;
+  const $ = (id) => document.getElementById(id);
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+  // ---- storage -------------------------------------------------------------------------------
+
+  const session = {
+    get(k) {
+      try {
+        return sessionStorage.getItem(k);
+      } catch {
+        return null;
+      }
+    },
+    set(k, v) {
+      try {
+        sessionStorage.setItem(k, v);
+      } catch {
+        /* storage disabled: the console then cannot keep a key */
+      }
+    },
+    remove(k) {
+      try {
+        sessionStorage.removeItem(k);
+      } catch {
+        /* nothing to remove */
+      }
+    },
+  };
+
+  // ---- the API ------------------------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  function explain(status, error) {
+    const said = error ? `: ${error}` : "";
+    if (status === 403) return `This key is not allowed to do that${said}.`;
+    if (status === 404) return `Not found${said}. It does not exist, or this key cannot see it.`;
+    if (status === 409) return `Conflict${said}.`;
+    if (status === 429 || status === 503) return "The service is busy or briefly unavailable. Try again in a moment.";
+    if (status >= 500) return "The service had an internal error. Try again; if it keeps happening, contact CapyDB support.";
+    return error || `The request failed (HTTP ${status}).`;
+  }
+
+  /** Calls the /v1 API with the stored credential; answers the JSON body or throws an ApiError. */
+  async function api(method, path, payload, credential = session.get(STORE.credential)) {
+    const headers = { accept: "application/json", authorization: `Bearer ${credential}` };
+    if (payload !== undefined) headers["content-type"] = "application/json";
+    let res;
+    try {
+      res = await fetch(path, {
+        method,
+        headers,
+        body: payload === undefined ? undefined : JSON.stringify(payload),
+        cache: "no-store",
+        credentials: "omit",
+      });
+    } catch {
+      throw new ApiError(0, "The API could not be reached. Check your connection and try again.");
+    }
+    let data = null;
+    try {
+      data = await res.json();
+    } catch {
+      data = null;
+    }
+    const error = data && typeof data.error === "string" ? data.error : "";
+    if (res.status === 401) throw new ApiError(401, error || "the key was refused");
+    if (!res.ok) throw new ApiError(res.status, explain(res.status, error));
+    return data;
+  }
+
+  /** A key that stops working mid-session (revoked, expired) sends the user back to sign in. */
+  function handleSignedOut(err) {
+    if (!(err instanceof ApiError) || err.status !== 401) return false;
+    signOut(`Your key stopped working (${err.message}). Sign in again with a valid key.`);
+    return true;
+  }
+
+  function signOut(message) {
+    session.remove(STORE.credential);
+    if (message) session.set(STORE.flash, message);
+    const next = page === "sign-in" ? "" : `?next=${encodeURIComponent(location.pathname)}`;
+    location.assign(`/console${next}`);
+  }
+
+  // ---- DOM helpers --------------------------------------------------------------------------
+
+  /** Builds an element; text is always set as text (never parsed as HTML). */
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "class") el.className = v;
+      else if (k === "onclick") el.addEventListener("click", v);
+      else el.setAttribute(k, v === true ? "" : String(v));
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined || c === false) continue;
+      el.append(c instanceof Node ? c : String(c));
+    }
+    return el;
+  }
+
+  function flash(message) {
+    const el = $("flash");
+    if (!el) return;
+    el.textContent = message;
+    el.hidden = !message;
+  }
+
+  /** Reports a failed load or action: in the page's alert area, unless the key stopped working. */
+  function fail(err, el) {
+    if (handleSignedOut(err)) return;
+    const message = err instanceof Error ? err.message : String(err);
+    if (el) {
+      el.textContent = message;
+      el.hidden = false;
+    } else flash(message);
+  }
+
+  function setStatus(el, ...content) {
+    if (!el) return;
+    el.replaceChildren(...content);
+  }
+
+  /** Fills a server-rendered table: one row per item, each cell labelled with its column. */
+  function fillTable(table, rows, empty) {
+    const labels = (table.dataset.columns || "").split("|");
+    const tbody = table.tBodies[0];
+    if (!rows.length) {
+      tbody.replaceChildren(h("tr", { class: "placeholder" }, h("td", { colspan: labels.length }, empty)));
+      return;
+    }
+    const previous = new Map([...tbody.rows].map((r) => [r.dataset.id, r.dataset.signature]));
+    tbody.replaceChildren(
+      ...rows.map((row) => {
+        const tr = h(
+          "tr",
+          { "data-id": row.id, "data-signature": row.signature },
+          row.cells.map((cell, i) => h("td", { "data-label": labels[i], "data-col": row.cols?.[i], class: cell.className }, cell.content ?? cell)),
+        );
+        const before = previous.get(row.id);
+        if (before !== undefined && before !== row.signature) tr.classList.add("updated");
+        return tr;
+      }),
+    );
+  }
+
+  // ---- formatting ---------------------------------------------------------------------------
+
+  function formatBytes(n) {
+    if (!Number.isFinite(n) || n <= 0) return "—";
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) {
+      n /= 1024;
+      i++;
+    }
+    return `${i === 0 ? n : n.toFixed(n < 10 ? 1 : 0)} ${units[i]}`;
+  }
+
+  function formatDuration(ms) {
+    if (!Number.isFinite(ms) || ms < 0) return "—";
+    const s = Math.round(ms / 1000);
+    if (s < 60) return `${s} s`;
+    const m = Math.floor(s / 60);
+    if (m < 60) return `${m} min ${s % 60} s`;
+    return `${Math.floor(m / 60)} h ${m % 60} min`;
+  }
+
+  function ago(iso) {
+    const ms = Date.now() - Date.parse(iso);
+    if (!Number.isFinite(ms)) return "—";
+    const s = Math.round(ms / 1000);
+    if (s < 0) {
+      const ahead = -s;
+      if (ahead < 3600) return `in ${Math.max(1, Math.round(ahead / 60))} min`;
+      if (ahead < 86400 * 2) return `in ${Math.round(ahead / 3600)} h`;
+      return `in ${Math.round(ahead / 86400)} days`;
+    }
+    if (s < 10) return "just now";
+    if (s < 60) return `${s} s ago`;
+    if (s < 3600) return `${Math.round(s / 60)} min ago`;
+    if (s < 86400 * 2) return `${Math.round(s / 3600)} h ago`;
+    return `${Math.round(s / 86400)} days ago`;
+  }
+
+  /** A <time>: relative text, the exact UTC time as its title and machine-readable value. */
+  const when = (iso) => (iso ? h("time", { datetime: iso, title: new Date(iso).toUTCString() }, ago(iso)) : "—");
+
+  const tone = { pending: "busy", running: "busy", provisioning: "busy", completed: "ok", verified: "ok", ready: "ok", active: "ok", failed: "bad", expired: "off", paused: "off", deleted: "off" };
+  const badge = (state) => h("span", { class: `badge ${tone[state] || "off"}`, "data-state": state }, state);
+
+  const pad = (n) => String(n).padStart(2, "0");
+
+  // ---- who is signed in ---------------------------------------------------------------------
+
+  async function showAccount() {
+    const account = $("account");
+    $("sign-out")?.addEventListener("click", () => {
+      session.remove(STORE.recent);
+      signOut("");
+    });
+    try {
+      const { principal } = await api("GET", "/v1/me");
+      const who = principal.auth_source === "api_key" ? "API key" : "Session";
+      const scope = principal.project_id ? `project ${principal.project_id}` : `organization ${principal.organization_id}`;
+      $("whoami").textContent = `${who} · ${scope}`;
+      $("whoami").title = `Scopes: ${principal.scopes.join(", ")}`;
+      if (account) account.hidden = false;
+      return principal;
+    } catch (err) {
+      fail(err);
+      return null;
+    }
+  }
+
+  async function showProjectName() {
+    const el = $("project-name");
+    if (!el || !projectId) return;
+    remember(projectId);
+    try {
+      const { project } = await api("GET", `/v1/projects/${projectId}`);
+      if (project && project.name) el.textContent = project.name;
+    } catch {
+      // Without GET /v1/projects/{id} (or its scope) the id stands for the name.
+    }
+  }
+
+  function recentProjects() {
+    try {
+      const list = JSON.parse(session.get(STORE.recent) || "[]");
+      return Array.isArray(list) ? list.filter((id) => /^prj_[0-9a-z]{26}$/.test(id)) : [];
+    } catch {
+      return [];
+    }
+  }
+
+  function remember(id) {
+    session.set(STORE.recent, JSON.stringify([id, ...recentProjects().filter((p) => p !== id)].slice(0, 10)));
+  }
+
+  // ---- pages --------------------------------------------------------------------------------
+
+  async function signInPage() {
+    const form = $("sign-in-form");
+    const input = $("api-key");
+    const error = $("sign-in-error");
+    const params = new URLSearchParams(location.search);
+    const raw = params.get("next") || "";
+    // Only a console path of this origin: never an open redirect.
+    const next = /^\/console\/[\w\-/]*$/.test(raw) ? raw : "/console/projects";
+    const message = session.get(STORE.flash);
+    if (message) {
+      session.remove(STORE.flash);
+      error.textContent = message;
+      error.hidden = false;
+    } else if (session.get(STORE.credential)) {
+      location.replace(next);
+      return;
+    }
+
+    const signIn = async (credential, button) => {
+      error.hidden = true;
+      button.disabled = true;
+      try {
+        await api("GET", "/v1/me", undefined, credential);
+        session.set(STORE.credential, credential);
+        location.assign(next);
+      } catch (err) {
+        error.textContent =
+          err.status === 401
+            ? `This key was not accepted: ${err.message}. Check that you copied all of it, and that it has not been revoked or expired.`
+            : err.message;
+        error.hidden = false;
+        input.focus();
+      } finally {
+        button.disabled = false;
+      }
+    };
+
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const credential = input.value.trim();
+      const button = form.querySelector("button[type=submit]");
+      if (!credential) {
+        error.textContent = "Paste your API key first.";
+        error.hidden = false;
+        input.focus();
+        return;
+      }
+      if (!/^capy_live_\S+$/.test(credential) && !/^[\w-]+\.[\w-]+\.[\w-]+$/.test(credential)) {
+        error.textContent = "That is not a CapyDB API key: keys start with capy_live_.";
+        error.hidden = false;
+        input.focus();
+        return;
+      }
+      void signIn(credential, button);
+    });
+
+    // With Clerk configured, a CapyDB dashboard session of this site (Clerk's __session cookie) can sign in too.
+    const sessionButton = $("use-session");
+    const sessionToken = (document.cookie.match(/(?:^|;\s*)__session=([^;]+)/) || [])[1];
+    if (sessionButton && sessionToken) {
+      $("clerk-sign-in").hidden = false;
+      sessionButton.addEventListener("click", () => void signIn(decodeURIComponent(sessionToken), sessionButton));
+    }
+  }
+
+  async function projectsPage() {
+    const box = $("projects");
+    const me = await showAccount();
+    if (!me) return;
+    let projects = null;
+    let why = "";
+    try {
+      projects = (await api("GET", "/v1/projects")).projects;
+    } catch (err) {
+      if (handleSignedOut(err)) return;
+      why = err.status === 403 ? "This key may not list projects (it lacks the projects:read scope)." : err.status === 404 ? "" : err.message;
+    }
+    if (!projects) {
+      const known = me.project_id ? [me.project_id] : [];
+      projects = [...new Set([...known, ...recentProjects()])].map((id) => ({ id, name: id }));
+    }
+    box.removeAttribute("aria-busy");
+    if (!projects.length) {
+      box.replaceChildren(h("p", {}, why || "No project to show.", " Open a project by its id below (it is in the CapyDB dashboard, and `npm start` prints the local one)."));
+      return;
+    }
+    box.replaceChildren(
+      why ? h("p", { class: "muted" }, why, " These are the projects this key is bound to or that you opened in this tab.") : "",
+      h(
+        "ul",
+        { class: "project-list" },
+        projects.map((p) =>
+          h(
+            "li",
+            {},
+            h(
+              "a",
+              { href: `/console/projects/${encodeURIComponent(p.id)}`, "data-project-id": p.id },
+              h("strong", {}, p.name || p.id),
+              p.name && p.name !== p.id ? h("span", { class: "muted" }, p.id) : "",
+              p.database_name ? h("span", { class: "muted" }, ` · database ${p.database_name}`) : "",
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+
+  function openProjectForm() {
+    const form = $("open-project");
+    if (!form) return;
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const input = $("project-id");
+      const id = input.value.trim();
+      if (!/^prj_[0-9a-z]{26}$/.test(id)) {
+        flash("A project id looks like prj_ followed by 26 lowercase letters and digits.");
+        input.focus();
+        return;
+      }
+      location.assign(`/console/projects/${id}`);
+    });
+  }
+
+  // Backups ------------------------------------------------------------------------------------
+
+  const unsettled = (b) => b.state === "pending" || b.state === "running" || (b.state === "completed" && (b.verification_state === "pending" || b.verification_state === "running"));
+
+  async function refreshBackups() {
+    const { backups } = await api("GET", `/v1/projects/${projectId}/backups?limit=100`);
+    fillTable(
+      $("backups"),
+      backups.map((b) => ({
+        id: b.id,
+        signature: `${b.state}/${b.verification_state}/${b.size_bytes}`,
+        cols: ["created", "label", "state", "verification", "size"],
+        cells: [
+          h("span", {}, when(b.created_at), h("br"), h("code", { class: "muted" }, b.id)),
+          b.label || "—",
+          h("span", {}, badge(b.state), b.state === "failed" && b.verification_error ? h("span", { class: "detail" }, b.verification_error) : ""),
+          h(
+            "span",
+            {},
+            badge(b.verification_state),
+            b.verified_at ? h("span", { class: "muted" }, " ", when(b.verified_at)) : "",
+            b.state !== "failed" && b.verification_state === "failed" && b.verification_error ? h("span", { class: "detail" }, b.verification_error) : "",
+          ),
+          { content: formatBytes(b.size_bytes), className: "num" },
+        ],
+      })),
+      "No backups yet. Back up now, or set a schedule.",
+    );
+    return backups;
+  }
+
+  let backupsPoll = null;
+  /** While any backup is still being made or verified, the list refreshes itself. */
+  function pollBackupsWhileBusy(backups) {
+    if (backupsPoll || !backups.some(unsettled)) return;
+    backupsPoll = (async () => {
+      for (;;) {
+        await sleep(POLL_MS * 2);
+        try {
+          if (!(await refreshBackups()).some(unsettled)) break;
+        } catch (err) {
+          if (handleSignedOut(err)) return;
+        }
+      }
+      backupsPoll = null;
+    })();
+  }
+
+  function describeJob(job, started) {
+    const attempt = job.attempts > 0 ? `, attempt ${job.attempts} of ${job.max_attempts}` : "";
+    const elapsed = formatDuration((job.completed_at ? Date.parse(job.completed_at) : Date.now()) - Date.parse(started || job.created_at));
+    if (job.state === "pending") return job.attempts > 0 ? `waiting to retry${attempt} (${job.error || "transient failure"})` : `queued (${elapsed})`;
+    if (job.state === "running") return `running${attempt} (${elapsed})`;
+    if (job.state === "completed") return `completed in ${elapsed}`;
+    return `failed: ${job.error || "unknown error"}`;
+  }
+
+  /**
+   * Polls a job (as the CLI's --wait does) until it completes or fails, calling `onTick` each
+   * time; answers the final job, or null when the key may not read jobs.
+   */
+  async function watchJob(jobId, onTick) {
+    for (;;) {
+      let job;
+      try {
+        job = (await api("GET", `/v1/jobs/${jobId}`)).job;
+      } catch (err) {
+        if (handleSignedOut(err)) return null;
+        if (err.status === 403 || err.status === 404) return null;
+        await sleep(POLL_MS * 3);
+        continue;
+      }
+      await onTick(job);
+      if (job.state === "completed" || job.state === "failed") return job;
+      await sleep(POLL_MS);
+    }
+  }
+
+  async function backupsPage() {
+    void showAccount();
+    void showProjectName();
+    void showScheduleSummary();
+    openBackupNow();
+    try {
+      pollBackupsWhileBusy(await refreshBackups());
+    } catch (err) {
+      fail(err);
+      fillTable($("backups"), [], "The backups could not be loaded.");
+    }
+  }
+
+  async function showScheduleSummary() {
+    const el = $("schedule-summary");
+    try {
+      const [s] = (await api("GET", `/v1/projects/${projectId}/scheduled-backups`)).scheduled_backups;
+      const link = h("a", { href: `/console/projects/${projectId}/schedule` }, s ? "Change" : "Set a schedule");
+      el.replaceChildren(
+        s
+          ? `${s.is_active ? "Scheduled" : "Schedule paused"}: daily at ${pad(s.cron_hour)}:${pad(s.cron_minute)} UTC, each kept ${s.retention_days} days. `
+          : "No schedule: backups are taken only on demand. ",
+        link,
+      );
+    } catch (err) {
+      if (!handleSignedOut(err)) el.replaceChildren(h("a", { href: `/console/projects/${projectId}/schedule` }, "Schedule"));
+    }
+  }
+
+  function openBackupNow() {
+    const form = $("backup-now-form");
+    const progress = $("backup-progress");
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const button = form.querySelector("button[type=submit]");
+      const label = $("backup-label").value.trim();
+      button.disabled = true;
+      flash("");
+      try {
+        const { job } = await api("POST", `/v1/projects/${projectId}/backups`, label ? { label } : {});
+        $("backup-label").value = "";
+        const jobLink = h("a", { href: `/console/jobs/${job.id}` }, job.id);
+        setStatus(progress, "Backup job ", jobLink, " queued.");
+        await refreshBackups();
+        const final = await watchJob(job.id, async (j) => {
+          setStatus(progress, "Backup job ", jobLink, `: ${describeJob(j)}.`);
+          try {
+            await refreshBackups();
+          } catch (err) {
+            handleSignedOut(err);
+          }
+        });
+        if (!final) pollBackupsWhileBusy(await refreshBackups());
+      } catch (err) {
+        fail(err, null);
+        setStatus(progress);
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+
+  // Schedule -----------------------------------------------------------------------------------
+
+  function nextRun(s) {
+    const now = new Date();
+    const next = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate(), s.cron_hour, s.cron_minute));
+    if (next <= now) next.setUTCDate(next.getUTCDate() + 1);
+    return next.toISOString();
+  }
+
+  let schedule = null;
+
+  function renderSchedule() {
+    const view = $("schedule-view");
+    view.removeAttribute("aria-busy");
+    const toggle = $("schedule-toggle");
+    if (!schedule) {
+      view.replaceChildren(h("dt", {}, "State"), h("dd", {}, "No schedule: backups are taken only on demand. Set one below."));
+      toggle.hidden = true;
+      return;
+    }
+    const s = schedule;
+    const local = new Date(Date.UTC(2000, 0, 1, s.cron_hour, s.cron_minute)).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    const rows = [
+      ["State", h("span", { id: "schedule-state" }, badge(s.is_active ? "active" : "paused"))],
+      ["Runs", `daily at ${pad(s.cron_hour)}:${pad(s.cron_minute)} UTC (${local} your time)`],
+      ["Next run", s.is_active ? when(nextRun(s)) : "none while paused"],
+      ["Keeps each backup", `${s.retention_days} days`],
+      ["Label", s.label],
+      ["Last run", s.last_run_at ? h("span", {}, when(s.last_run_at), s.last_job_id ? h("span", {}, " · ", h("a", { href: `/console/jobs/${s.last_job_id}` }, "its job")) : "") : "not yet"],
+      ["Updated", when(s.updated_at)],
+    ];
+    view.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+    toggle.hidden = false;
+    toggle.textContent = s.is_active ? "Pause schedule" : "Resume schedule";
+    toggle.className = s.is_active ? "secondary" : "";
+  }
+
+  function fillScheduleForm(s) {
+    $("cron-hour").value = String(s ? s.cron_hour : 2);
+    $("cron-minute").value = String(s ? s.cron_minute : 0);
+    $("retention-days").value = String(s ? s.retention_days : 14);
+    $("schedule-label").value = s ? s.label : "default";
+    $("schedule-active").checked = s ? s.is_active : true;
+  }
+
+  async function putSchedule(fields) {
+    const { scheduled_backup } = await api("PUT", `/v1/projects/${projectId}/scheduled-backups/default`, fields);
+    schedule = scheduled_backup;
+    renderSchedule();
+    fillScheduleForm(schedule);
+    return schedule;
+  }
+
+  function readInt(id, name, min, max) {
+    const raw = $(id).value.trim();
+    const n = Number(raw);
+    if (raw === "" || !Number.isInteger(n) || n < min || n > max) {
+      throw Object.assign(new Error(`${name} must be a whole number from ${min} to ${max}.`), { field: id });
+    }
+    return n;
+  }
+
+  async function schedulePage() {
+    void showAccount();
+    void showProjectName();
+    const status = $("schedule-status");
+    const error = $("schedule-error");
+    try {
+      schedule = (await api("GET", `/v1/projects/${projectId}/scheduled-backups`)).scheduled_backups[0] || null;
+      renderSchedule();
+      fillScheduleForm(schedule);
+    } catch (err) {
+      fail(err);
+    }
+
+    $("schedule-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      error.hidden = true;
+      let fields;
+      try {
+        fields = {
+          cron_hour: readInt("cron-hour", "The hour", 0, 23),
+          cron_minute: readInt("cron-minute", "The minute", 0, 59),
+          retention_days: readInt("retention-days", "The retention", 1, 365),
+          label: $("schedule-label").value.trim() || "default",
+          is_active: $("schedule-active").checked,
+        };
+      } catch (err) {
+        error.textContent = err.message;
+        error.hidden = false;
+        $(err.field)?.focus();
+        return;
+      }
+      const button = e.target.querySelector("button[type=submit]");
+      button.disabled = true;
+      try {
+        const s = await putSchedule(fields);
+        setStatus(status, `Saved: ${s.is_active ? "" : "paused; "}daily at ${pad(s.cron_hour)}:${pad(s.cron_minute)} UTC, each backup kept ${s.retention_days} days.`);
+      } catch (err) {
+        fail(err, error);
+      } finally {
+        button.disabled = false;
+      }
+    });
+
+    $("schedule-toggle").addEventListener("click", async (e) => {
+      if (!schedule) return;
+      const button = e.currentTarget;
+      button.disabled = true;
+      try {
+        const { cron_hour, cron_minute, retention_days, label, is_active } = schedule;
+        // PUT replaces the whole schedule, so the current values go with the flipped flag.
+        const s = await putSchedule({ cron_hour, cron_minute, retention_days, label, is_active: !is_active });
+        setStatus(status, s.is_active ? "Schedule resumed." : "Schedule paused: no scheduled backups until it is resumed.");
+      } catch (err) {
+        fail(err, error);
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+
+  // Jobs ---------------------------------------------------------------------------------------
+
+  const busy = (j) => j.state === "pending" || j.state === "running";
+  const took = (j) => (j.started_at ? formatDuration((j.completed_at ? Date.parse(j.completed_at) : Date.now()) - Date.parse(j.started_at)) : "—");
+
+  async function refreshJobs() {
+    const { jobs } = await api("GET", `/v1/projects/${projectId}/jobs?limit=25`);
+    fillTable(
+      $("jobs"),
+      jobs.map((j) => ({
+        id: j.id,
+        signature: `${j.state}/${j.attempts}`,
+        cols: ["job", "type", "state", "attempts", "created", "took", "error"],
+        cells: [
+          h("a", { href: `/console/jobs/${j.id}` }, h("code", {}, j.id)),
+          j.type,
+          badge(j.state),
+          { content: `${j.attempts} of ${j.max_attempts}`, className: "num" },
+          when(j.created_at),
+          { content: took(j), className: "num" },
+          j.error ? h("span", { class: "detail" }, j.error) : "",
+        ],
+      })),
+      "No jobs yet.",
+    );
+    return jobs;
+  }
+
+  async function jobsPage() {
+    void showAccount();
+    void showProjectName();
+    try {
+      let jobs = await refreshJobs();
+      while (jobs.some(busy)) {
+        await sleep(POLL_MS * 2);
+        jobs = await refreshJobs();
+      }
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  function renderJob(job) {
+    const steps = $("job-steps");
+    const order = ["pending", "running", "done"];
+    const at = job.state === "completed" || job.state === "failed" ? 2 : order.indexOf(job.state);
+    for (const li of steps.children) {
+      const i = order.indexOf(li.dataset.step);
+      li.className = i < at ? "done" : i === at ? (job.state === "failed" ? "failed" : job.state === "completed" ? "done" : "current") : "";
+      if (li.dataset.step === "done") li.textContent = job.state === "failed" ? "Failed" : job.state === "completed" ? "Completed" : "Finished";
+      if (i === at) li.setAttribute("aria-current", "step");
+      else li.removeAttribute("aria-current");
+    }
+    $("job-status").textContent = `This ${job.type} job is ${describeJob(job)}.`;
+    const link = $("job-project-link");
+    link.href = `/console/projects/${job.project_id}/jobs`;
+    link.textContent = "Back to the project's jobs";
+    const facts = [
+      ["State", badge(job.state)],
+      ["Type", job.type],
+      ["Attempts", `${job.attempts} of ${job.max_attempts}`],
+      ["Created", when(job.created_at)],
+      ["Started", when(job.started_at)],
+      ["Finished", when(job.completed_at)],
+      ["Took", took(job)],
+      ["Worker", job.claimed_by || "—"],
+      ["Holds", job.locked_resource || "—"],
+      ["Retry class", job.retry_classification || "—"],
+      ["Exit code", job.last_exit_code === null ? "—" : String(job.last_exit_code)],
+      ["Error", job.error ? h("span", { class: "error" }, job.error) : "—"],
+    ];
+    $("job-details").replaceChildren(...facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+    $("job-stderr").textContent = job.last_stderr || "(nothing)";
+    $("job-stdout").textContent = job.last_stdout || "(nothing)";
+  }
+
+  async function jobPage() {
+    void showAccount();
+    const jobId = body.dataset.jobId;
+    const final = await watchJob(jobId, async (job) => renderJob(job)).catch((err) => fail(err));
+    if (final === null) {
+      try {
+        await api("GET", `/v1/jobs/${jobId}`);
+      } catch (err) {
+        fail(err);
+        $("job-status").textContent = "This job cannot be shown.";
+      }
+    }
+  }
+
+  // ---- start --------------------------------------------------------------------------------
+
+  const pages = {
+    "sign-in": signInPage,
+    projects: projectsPage,
+    backups: backupsPage,
+    schedule: schedulePage,
+    jobs: jobsPage,
+    job: jobPage,
+  };
+
+  function start() {
+    openProjectForm();
+    if (page !== "sign-in" && page !== "not-found" && !session.get(STORE.credential)) {
+      signOut("Sign in to continue.");
+      return;
+    }
+    if (page === "not-found") {
+      if (session.get(STORE.credential)) void showAccount();
+      return;
+    }
+    const run = pages[page];
+    if (run) void run().catch((err) => fail(err));
+  }
+
+  start();
+})();

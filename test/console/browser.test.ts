@@ -1,0 +1,236 @@
+// First: the API's schemas call `.openapi()`, which exists only on zod schemas built after
+// @hono/zod-openapi has loaded; importing the worker first would build the domain schemas before it.
+import { createTestEnv, type Tenant, type TestEnv } from "../support/env.ts";
+import { serve, type ServerType } from "@hono/node-server";
+import { statSync } from "node:fs";
+import type { Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { findApiKey, revokeApiKey } from "../../core/auth/keys.ts";
+import { createWorkerHandler } from "../../core/worker/handler.ts";
+import { startWorkerLoop } from "../../local/loops.ts";
+import { freePort } from "../../local/wait.ts";
+import { launchBrowser, type Browser } from "./browser.ts";
+
+/**
+ * The console as a person uses it: Debian's Chromium (headless) against the real API served over
+ * HTTP, on this file's DynamoDB table, queue, bucket and a real demo database, with the real
+ * worker (started by the test when it wants the backup to move, so the pending state is seen for
+ * certain). Screenshots of the main pages go to test-artifacts/console/.
+ */
+let env: TestEnv;
+let tenant: Tenant;
+let key: string;
+let base: string;
+let server: ServerType;
+let browser: Browser;
+let worker: ReturnType<typeof startWorkerLoop> | undefined;
+
+beforeAll(async () => {
+  env = await createTestEnv();
+  tenant = await env.seedTenant();
+  key = await tenant.key();
+  const port = await freePort();
+  await new Promise<void>((resolve) => {
+    server = serve({ fetch: env.app().fetch, port, hostname: "127.0.0.1" }, () => resolve());
+  });
+  base = `http://127.0.0.1:${port}`;
+  browser = await launchBrowser();
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await worker?.stop();
+  await new Promise((r) => server?.close(r));
+  await env?.cleanup();
+});
+
+/** What the API says, for comparing with what the page shows. */
+async function api(path: string, init: RequestInit = {}): Promise<any> {
+  const res = await fetch(`${base}${path}`, { ...init, headers: { authorization: `Bearer ${key}`, "content-type": "application/json", ...init.headers } });
+  const body = await res.json();
+  expect(res.ok, JSON.stringify(body)).toBe(true);
+  return body;
+}
+
+async function signIn(page: Page, credential: string, path = "/console") {
+  await page.goto(`${base}${path}`);
+  await page.waitForURL(/\/console(\?|$)/);
+  await page.getByLabel("API key").fill(credential);
+  await page.getByRole("button", { name: "Sign in" }).click();
+}
+
+/** The id of the element that has the keyboard focus (the page's code, as a string: this file has no DOM types). */
+const focusedId = (page: Page) => page.evaluate<string | undefined>("document.activeElement?.id");
+const text = async (page: Page, selector: string) => ((await page.locator(selector).textContent()) ?? "").trim();
+
+describe("console in Chromium", () => {
+  it("a wrong key shows a clear message and keeps nothing", async () => {
+    const page = await browser.newPage();
+    await signIn(page, "capy_live_thisKeyDoesNotExist0000000000000000");
+    const error = page.locator("#sign-in-error:visible");
+    await error.waitFor();
+    expect(await error.textContent()).toMatch(/^This key was not accepted: .+\. Check that you copied all of it, and that it has not been revoked or expired\.$/);
+    expect(page.url()).toBe(`${base}/console`);
+    expect(await page.evaluate(() => ({ ...sessionStorage }))).toEqual({});
+    // The field keeps focus, so the user can paste again at once.
+    expect(await focusedId(page)).toBe("api-key");
+
+    await page.getByLabel("API key").fill("not-a-key");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.locator("#sign-in-error", { hasText: "That is not a CapyDB API key: keys start with capy_live_." }).waitFor();
+    await browser.screenshot(page, "sign-in-wrong-key");
+    expect(page.problems).toEqual([]);
+    await page.close();
+  });
+
+  it("signs in with the keyboard, backs up now and shows the row going from pending to verified live", async () => {
+    const page = await browser.newPage();
+    // A deep link without a key goes to sign-in, and back to the page afterwards.
+    await page.goto(`${base}/console/projects/${tenant.projectId}`);
+    await page.waitForURL(`${base}/console?next=${encodeURIComponent(`/console/projects/${tenant.projectId}`)}`);
+    await browser.screenshot(page, "sign-in");
+    // Keyboard only: skip link, brand link, then the key field; Enter submits.
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Tab");
+    expect(await focusedId(page)).toBe("api-key");
+    await page.keyboard.type(key);
+    await page.keyboard.press("Enter");
+    await page.waitForURL(`${base}/console/projects/${tenant.projectId}`);
+    // The key is in this tab's session storage, nowhere else.
+    expect(await page.evaluate(() => sessionStorage.getItem("capydb.console.credential"))).toBe(key);
+    expect(await page.evaluate(() => localStorage.length)).toBe(0);
+    expect(await browser.context.cookies()).toEqual([]);
+    expect(page.url()).not.toContain(key);
+
+    await page.locator("#backups td", { hasText: "No backups yet" }).waitFor();
+    await page.getByLabel("Label (optional)").fill("before migration");
+    await page.getByRole("button", { name: "Back up now" }).click();
+
+    // No worker yet: the job is queued and the new row says pending.
+    const row = page.locator("#backups tbody tr", { hasText: "before migration" });
+    await row.locator('[data-col="verification"] [data-state="pending"]').waitFor();
+    expect(await row.locator('[data-col="state"] .badge').textContent()).toBe("pending");
+    await page.locator("#backup-progress", { hasText: "queued" }).waitFor();
+    const [backup] = (await api(`/v1/projects/${tenant.projectId}/backups`)).backups;
+    expect(backup).toMatchObject({ label: "before migration", state: "pending" });
+    expect(await row.getAttribute("data-id")).toBe(backup.id);
+    await browser.screenshot(page, "backups-pending");
+
+    // The worker starts; the same row (no reload) goes to completed and verified.
+    worker = startWorkerLoop(env.deps, createWorkerHandler(env.deps));
+    await row.locator('[data-col="verification"] [data-state="verified"]').waitFor({ timeout: 60_000 });
+    expect(await row.locator('[data-col="state"] .badge').textContent()).toBe("completed");
+    await page.locator("#backup-progress", { hasText: "completed in" }).waitFor();
+    const after = (await api(`/v1/projects/${tenant.projectId}/backups`)).backups[0];
+    expect(after).toMatchObject({ id: backup.id, state: "completed", verification_state: "verified" });
+    expect(await text(page, `#backups tr[data-id="${backup.id}"] [data-col="size"]`)).toMatch(/^\d+(\.\d)? (KiB|MiB)$/);
+    await page.locator("#schedule-summary", { hasText: "No schedule" }).waitFor();
+    await browser.screenshot(page, "backups");
+
+    // Its job: progress finished, the tools' output shown.
+    await page.getByRole("navigation", { name: "Project" }).getByRole("link", { name: "Jobs" }).click();
+    await page.waitForURL(`${base}/console/projects/${tenant.projectId}/jobs`);
+    const jobRow = page.locator("#jobs tbody tr").first();
+    await jobRow.locator('[data-state="completed"]').waitFor();
+    expect(await jobRow.locator('[data-col="type"]').textContent()).toBe("project.backup");
+    await browser.screenshot(page, "jobs");
+    await jobRow.getByRole("link").click();
+    await page.locator("#job-steps li.done", { hasText: "Completed" }).waitFor();
+    expect(await text(page, "#job-status")).toMatch(/^This project\.backup job is completed in \d+ s\.$/);
+    expect(await page.locator("#job-details").textContent()).toContain(`database:${tenant.clusterId}/${tenant.database}`);
+    await browser.screenshot(page, "job");
+    expect(page.problems).toEqual([]);
+    await page.close();
+  });
+
+  it("changes the schedule, then pauses it from the keyboard", async () => {
+    const page = await browser.newPage();
+    await signIn(page, key, `/console/projects/${tenant.projectId}/schedule`);
+    await page.waitForURL(`${base}/console/projects/${tenant.projectId}/schedule`);
+    await page.locator("#schedule-view dd", { hasText: "No schedule" }).waitFor();
+
+    // A value out of range is refused on the page, naming the field.
+    await page.getByLabel("Hour (0-23)").fill("24");
+    await page.getByRole("button", { name: "Save schedule" }).click();
+    await page.locator("#schedule-error", { hasText: "The hour must be a whole number from 0 to 23." }).waitFor();
+    expect((await api(`/v1/projects/${tenant.projectId}/scheduled-backups`)).scheduled_backups).toEqual([]);
+
+    await page.getByLabel("Hour (0-23)").fill("3");
+    await page.getByLabel("Minute (0-59)").fill("30");
+    await page.getByLabel("Keep each backup for (days, 1-365)").fill("30");
+    await page.getByLabel("Label of scheduled backups").fill("nightly");
+    await page.getByRole("button", { name: "Save schedule" }).click();
+    await page.locator("#schedule-status", { hasText: "Saved: daily at 03:30 UTC, each backup kept 30 days." }).waitFor();
+    expect(await page.locator("#schedule-view").textContent()).toContain("daily at 03:30 UTC");
+    const [saved] = (await api(`/v1/projects/${tenant.projectId}/scheduled-backups`)).scheduled_backups;
+    expect(saved).toMatchObject({ cron_hour: 3, cron_minute: 30, retention_days: 30, label: "nightly", is_active: true });
+    await browser.screenshot(page, "schedule");
+
+    const toggle = page.getByRole("button", { name: "Pause schedule" });
+    await toggle.focus();
+    await page.keyboard.press("Enter");
+    await page.locator("#schedule-state [data-state='paused']").waitFor();
+    await page.locator("#schedule-status", { hasText: "Schedule paused" }).waitFor();
+    const [paused] = (await api(`/v1/projects/${tenant.projectId}/scheduled-backups`)).scheduled_backups;
+    // Pausing keeps the rest of the schedule as it was.
+    expect(paused).toMatchObject({ cron_hour: 3, cron_minute: 30, retention_days: 30, label: "nightly", is_active: false });
+    await page.getByRole("button", { name: "Resume schedule" }).waitFor();
+
+    // The backups page summarises it.
+    await page.getByRole("navigation", { name: "Project" }).getByRole("link", { name: "Backups" }).click();
+    await page.locator("#schedule-summary", { hasText: "Schedule paused: daily at 03:30 UTC, each kept 30 days." }).waitFor();
+    expect(page.problems).toEqual([]);
+    await page.close();
+  });
+
+  it("can do only what the key can: a read-only key sees backups but may not start one", async () => {
+    const readOnly = await tenant.key(["backups:read", "jobs:read"]);
+    const page = await browser.newPage();
+    await signIn(page, readOnly, `/console/projects/${tenant.projectId}`);
+    await page.locator("#backups tbody tr", { hasText: "before migration" }).waitFor();
+    const before = (await api(`/v1/projects/${tenant.projectId}/backups`)).backups.length;
+    await page.getByRole("button", { name: "Back up now" }).click();
+    await page.locator("#flash", { hasText: "This key is not allowed to do that: this credential lacks the backups:write scope." }).waitFor();
+    expect((await api(`/v1/projects/${tenant.projectId}/backups`)).backups.length).toBe(before);
+    await page.close();
+  });
+
+  it("a key revoked while signed in sends the user back to sign in, saying why", async () => {
+    const doomed = await tenant.key();
+    const page = await browser.newPage();
+    await signIn(page, doomed, `/console/projects/${tenant.projectId}/jobs`);
+    await page.locator("#jobs tbody tr[data-id]").first().waitFor();
+    const record = await findApiKey(env.deps, doomed);
+    await revokeApiKey(env.deps, tenant.organizationId, record!.id);
+
+    await page.reload();
+    await page.waitForURL(`${base}/console?next=${encodeURIComponent(`/console/projects/${tenant.projectId}/jobs`)}`);
+    await page.locator("#sign-in-error", { hasText: "Your key stopped working" }).waitFor();
+    expect(await page.evaluate(() => sessionStorage.getItem("capydb.console.credential"))).toBeNull();
+    await page.close();
+  });
+
+  it("another organization's project is not found, as in the API", async () => {
+    const other = await env.seedTenant({ database: tenant.database });
+    const page = await browser.newPage();
+    await signIn(page, key, `/console/projects/${other.projectId}`);
+    await page.locator("#flash", { hasText: `Not found: project ${other.projectId} not found.` }).waitFor();
+    expect(await page.locator("#backups tbody tr[data-id]").count()).toBe(0);
+    await page.close();
+  });
+
+  it("reads well on a phone: one column, no sideways scrolling", async () => {
+    const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+    await signIn(page, key, `/console/projects/${tenant.projectId}`);
+    await page.locator("#backups tbody tr[data-id]").first().waitFor();
+    const overflow = await page.evaluate<number>("document.documentElement.scrollWidth - document.documentElement.clientWidth");
+    expect(overflow, "page wider than the phone's screen").toBeLessThanOrEqual(0);
+    // Each cell carries its column's name, shown beside the value when the table becomes cards.
+    expect(await page.locator("#backups tbody tr[data-id] td").first().getAttribute("data-label")).toBe("Created");
+    const file = await browser.screenshot(page, "backups-phone");
+    expect(statSync(file).size).toBeGreaterThan(0);
+    expect(page.problems).toEqual([]);
+    await page.close();
+  });
+});
