@@ -2,7 +2,8 @@
 // @hono/zod-openapi has loaded; importing the worker first would build the domain schemas before it.
 import { createTestEnv, type Tenant, type TestEnv } from "../support/env.ts";
 import { serve, type ServerType } from "@hono/node-server";
-import { statSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { findApiKey, revokeApiKey } from "../../core/auth/keys.ts";
@@ -128,6 +129,17 @@ describe("console in Chromium", () => {
     await page.locator("#schedule-summary", { hasText: "No schedule" }).waitFor();
     await browser.screenshot(page, "backups");
 
+    // Download: the browser fetches the signed URL straight from S3 and saves the dump.
+    const [download] = await Promise.all([page.waitForEvent("download"), row.getByRole("button", { name: `Download backup before migration (${backup.id})` }).click()]);
+    const saved = readFileSync((await download.path())!);
+    const signed = (await api(`/v1/projects/${tenant.projectId}/backups/${backup.id}/download`)).download;
+    expect(createHash("sha256").update(saved).digest("hex")).toBe(signed.sha256);
+    expect(saved.length).toBe(signed.size_bytes);
+    expect(saved.subarray(0, 5).toString()).toBe("PGDMP");
+    await page.locator("#backup-action-status", { hasText: `Its SHA-256 is ${signed.sha256}.` }).waitFor();
+    // The signed URL is not left in the page.
+    expect(await page.content()).not.toContain("X-Amz-Signature");
+
     // Its job: progress finished, the tools' output shown.
     await page.getByRole("navigation", { name: "Project" }).getByRole("link", { name: "Jobs" }).click();
     await page.waitForURL(`${base}/console/projects/${tenant.projectId}/jobs`);
@@ -217,6 +229,43 @@ describe("console in Chromium", () => {
     await signIn(page, key, `/console/projects/${other.projectId}`);
     await page.locator("#flash", { hasText: `Not found: project ${other.projectId} not found.` }).waitFor();
     expect(await page.locator("#backups tbody tr[data-id]").count()).toBe(0);
+    await page.close();
+  });
+
+  it("shows a failed backup with its error, and offers no download for it", async () => {
+    // A project whose database does not exist on its cluster: the dump fails permanently.
+    const broken = await env.seedTenant({ database: "no_such_database" });
+    const brokenKey = await broken.key();
+    const page = await browser.newPage();
+    await signIn(page, brokenKey, `/console/projects/${broken.projectId}`);
+    await page.locator("#backups td", { hasText: "No backups yet" }).waitFor();
+    await page.getByRole("button", { name: "Back up now" }).click();
+    const row = page.locator("#backups tbody tr[data-id]").first();
+    await row.locator('[data-col="state"] [data-state="failed"]').waitFor({ timeout: 60_000 });
+    const res = await fetch(`${base}/v1/projects/${broken.projectId}/backups`, { headers: { authorization: `Bearer ${brokenKey}` } });
+    const [failed] = ((await res.json()) as any).backups;
+    expect(failed.verification_error, JSON.stringify(failed)).toMatch(/no_such_database/);
+    expect(await text(page, '#backups tbody tr[data-id] [data-col="state"] .detail')).toBe(failed.verification_error);
+    expect(await row.getByRole("button", { name: /Download/ }).count()).toBe(0);
+    await page.locator("#backup-progress", { hasText: "failed:" }).waitFor();
+    await browser.screenshot(page, "backups-failed");
+    expect(page.problems).toEqual([]);
+    await page.close();
+  });
+
+  it("lists the organization's projects for a key that may read them", async () => {
+    const lister = await tenant.key(["projects:read", "backups:read", "jobs:read"]);
+    const page = await browser.newPage();
+    await signIn(page, lister);
+    await page.waitForURL(`${base}/console/projects`);
+    const { project } = (await (await fetch(`${base}/v1/projects/${tenant.projectId}`, { headers: { authorization: `Bearer ${lister}` } })).json()) as any;
+    const link = page.getByRole("link", { name: new RegExp(`^${project.name}`) });
+    await link.waitFor();
+    expect(await link.textContent()).toContain(`database ${tenant.database}`);
+    await browser.screenshot(page, "projects");
+    await link.click();
+    await page.waitForURL(`${base}/console/projects/${tenant.projectId}`);
+    await page.locator("#project-name", { hasText: project.name }).waitFor();
     await page.close();
   });
 

@@ -19,10 +19,11 @@ export function BackupsPage({ projectId }: { projectId: string }) {
       </section>
       <section aria-labelledby="backups-heading">
         <h2 id="backups-heading">All backups</h2>
+        <p id="backup-action-status" role="status" aria-live="polite"></p>
         <DataTable
           id="backups"
           caption="Backups of this project, newest first. Each is verified by restoring it into a throwaway database."
-          columns={["Created", "Label", "State", "Verification", "Size"]}
+          columns={["Created", "Label", "State", "Verification", "Size", "Actions"]}
         />
       </section>
     </Layout>

@@ -140,7 +140,11 @@
     el.replaceChildren(...content);
   }
 
-  /** Fills a server-rendered table: one row per item, each cell labelled with its column. */
+  /**
+   * Fills a server-rendered table: one row per item, each cell labelled with its column. Rows
+   * whose content did not change are kept as they are (so polling never takes the keyboard focus
+   * away from a button in them); changed ones are replaced and briefly highlighted.
+   */
   function fillTable(table, rows, empty) {
     const labels = (table.dataset.columns || "").split("|");
     const tbody = table.tBodies[0];
@@ -148,19 +152,35 @@
       tbody.replaceChildren(h("tr", { class: "placeholder" }, h("td", { colspan: labels.length }, empty)));
       return;
     }
-    const previous = new Map([...tbody.rows].map((r) => [r.dataset.id, r.dataset.signature]));
-    tbody.replaceChildren(
-      ...rows.map((row) => {
-        const tr = h(
-          "tr",
-          { "data-id": row.id, "data-signature": row.signature },
-          row.cells.map((cell, i) => h("td", { "data-label": labels[i], "data-col": row.cols?.[i], class: cell.className }, cell.content ?? cell)),
-        );
-        const before = previous.get(row.id);
-        if (before !== undefined && before !== row.signature) tr.classList.add("updated");
-        return tr;
-      }),
-    );
+    const existing = new Map([...tbody.rows].filter((r) => r.dataset.id).map((r) => [r.dataset.id, r]));
+    const wanted = rows.map((row) => {
+      const old = existing.get(row.id);
+      if (old && old.dataset.signature === row.signature) return old;
+      const tr = h(
+        "tr",
+        { "data-id": row.id, "data-signature": row.signature },
+        row.cells.map((cell, i) => h("td", { "data-label": labels[i], "data-col": row.cols?.[i], class: cell.className }, cell.content ?? cell)),
+      );
+      if (old) tr.classList.add("updated");
+      return tr;
+    });
+    let cursor = tbody.firstElementChild;
+    for (const tr of wanted) {
+      if (tr === cursor) cursor = cursor.nextElementSibling;
+      else tbody.insertBefore(tr, cursor);
+    }
+    while (cursor) {
+      const next = cursor.nextElementSibling;
+      cursor.remove();
+      cursor = next;
+    }
+  }
+
+  /** Keeps "3 min ago" true while a page stays open. */
+  function tickTimes() {
+    setInterval(() => {
+      for (const t of document.querySelectorAll("time[datetime][data-relative]")) t.textContent = ago(t.getAttribute("datetime"));
+    }, 15_000);
   }
 
   // ---- formatting ---------------------------------------------------------------------------
@@ -203,12 +223,14 @@
   }
 
   /** A <time>: relative text, the exact UTC time as its title and machine-readable value. */
-  const when = (iso) => (iso ? h("time", { datetime: iso, title: new Date(iso).toUTCString() }, ago(iso)) : "—");
+  const when = (iso) => (iso ? h("time", { datetime: iso, title: new Date(iso).toUTCString(), "data-relative": true }, ago(iso)) : "—");
 
   const tone = { pending: "busy", running: "busy", provisioning: "busy", completed: "ok", verified: "ok", ready: "ok", active: "ok", failed: "bad", expired: "off", paused: "off", deleted: "off" };
   const badge = (state) => h("span", { class: `badge ${tone[state] || "off"}`, "data-state": state }, state);
 
   const pad = (n) => String(n).padStart(2, "0");
+  /** Ends a sentence once, whether or not the text (an error message) already ends with a stop. */
+  const stop = (text) => (/[.!?]$/.test(text) ? text : `${text}.`);
 
   // ---- who is signed in ---------------------------------------------------------------------
 
@@ -358,8 +380,10 @@
               "a",
               { href: `/console/projects/${encodeURIComponent(p.id)}`, "data-project-id": p.id },
               h("strong", {}, p.name || p.id),
-              p.name && p.name !== p.id ? h("span", { class: "muted" }, p.id) : "",
-              p.database_name ? h("span", { class: "muted" }, ` · database ${p.database_name}`) : "",
+              p.name && p.name !== p.id ? h("code", { class: "muted" }, p.id) : "",
+              p.database_name
+                ? h("span", { class: "muted meta" }, [p.environment === "non_production" ? "non-production" : p.environment, `database ${p.database_name}`, p.postgres_version ? `PostgreSQL ${p.postgres_version}` : ""].filter(Boolean).join(" · "))
+                : "",
             ),
           ),
         ),
@@ -393,8 +417,8 @@
       $("backups"),
       backups.map((b) => ({
         id: b.id,
-        signature: `${b.state}/${b.verification_state}/${b.size_bytes}`,
-        cols: ["created", "label", "state", "verification", "size"],
+        signature: `${b.state}/${b.verification_state}/${b.size_bytes}/${b.verified_at}`,
+        cols: ["created", "label", "state", "verification", "size", "actions"],
         cells: [
           h("span", {}, when(b.created_at), h("br"), h("code", { class: "muted" }, b.id)),
           b.label || "—",
@@ -407,11 +431,42 @@
             b.state !== "failed" && b.verification_state === "failed" && b.verification_error ? h("span", { class: "detail" }, b.verification_error) : "",
           ),
           { content: formatBytes(b.size_bytes), className: "num" },
+          backupActions(b),
         ],
       })),
       "No backups yet. Back up now, or set a schedule.",
     );
     return backups;
+  }
+
+  /** What can be done with a backup: only a completed one has a dump to download. */
+  function backupActions(b) {
+    const name = b.label ? `${b.label} (${b.id})` : b.id;
+    if (b.state !== "completed") return "";
+    return h("button", { type: "button", class: "small secondary", "data-action": "download", "aria-label": `Download backup ${name}` }, "Download");
+  }
+
+  async function downloadBackup(backupId, button) {
+    const status = $("backup-action-status");
+    button.disabled = true;
+    try {
+      const { download } = await api("GET", `/v1/projects/${projectId}/backups/${backupId}/download`);
+      // The signed URL is a credential for its lifetime: used at once, never left in the page.
+      const a = h("a", { href: download.download_url, download: `${backupId}.dump`, rel: "noopener noreferrer" });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setStatus(
+        status,
+        `Downloading ${backupId}.dump (${formatBytes(download.size_bytes)}, a pg_dump custom archive for pg_restore). Its SHA-256 is `,
+        h("code", { class: "hash" }, download.sha256),
+        ".",
+      );
+    } catch (err) {
+      fail(err);
+    } finally {
+      button.disabled = false;
+    }
   }
 
   let backupsPoll = null;
@@ -466,6 +521,12 @@
     void showProjectName();
     void showScheduleSummary();
     openBackupNow();
+    $("backups").addEventListener("click", (e) => {
+      const button = e.target.closest("button[data-action]");
+      const id = button?.closest("tr")?.dataset.id;
+      if (!button || !id) return;
+      if (button.dataset.action === "download") void downloadBackup(id, button);
+    });
     try {
       pollBackupsWhileBusy(await refreshBackups());
     } catch (err) {
@@ -506,7 +567,7 @@
         setStatus(progress, "Backup job ", jobLink, " queued.");
         await refreshBackups();
         const final = await watchJob(job.id, async (j) => {
-          setStatus(progress, "Backup job ", jobLink, `: ${describeJob(j)}.`);
+          setStatus(progress, "Backup job ", jobLink, `: ${stop(describeJob(j))}`);
           try {
             await refreshBackups();
           } catch (err) {
@@ -698,7 +759,7 @@
       if (i === at) li.setAttribute("aria-current", "step");
       else li.removeAttribute("aria-current");
     }
-    $("job-status").textContent = `This ${job.type} job is ${describeJob(job)}.`;
+    $("job-status").textContent = stop(`This ${job.type} job is ${describeJob(job)}`);
     const link = $("job-project-link");
     link.href = `/console/projects/${job.project_id}/jobs`;
     link.textContent = "Back to the project's jobs";
@@ -748,6 +809,7 @@
 
   function start() {
     openProjectForm();
+    tickTimes();
     if (page !== "sign-in" && page !== "not-found" && !session.get(STORE.credential)) {
       signOut("Sign in to continue.");
       return;
