@@ -1,7 +1,7 @@
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import { createAwsClients } from "./aws/clients.ts";
+import { awsTimeouts, createAwsClients, type AwsRole } from "./aws/clients.ts";
 import type { Config } from "./config.ts";
 import { createLogger, type Log } from "./log.ts";
 
@@ -25,8 +25,9 @@ export interface Deps {
   now: () => Date;
 }
 
-export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps {
-  const clients = createAwsClients(config);
+/** `role` picks the AWS clients' timeouts (see `awsTimeouts`): the API's are short, the worker's fit its lease. */
+export function createDeps(config: Config, overrides: Partial<Deps> = {}, role: AwsRole = "worker"): Deps {
+  const clients = createAwsClients(config, awsTimeouts[role]);
   return {
     ...clients,
     table: config.table,

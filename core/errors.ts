@@ -24,14 +24,26 @@ const statuses: Record<ErrorCode, number> = {
   internal: 500,
 };
 
+export interface AppErrorOptions {
+  cause?: unknown;
+  /** A conflict caused by a concurrent transaction on the same items, not by the items' state: retrying can succeed. */
+  contention?: boolean;
+  /** Sent as `Retry-After` (503s always carry one). */
+  retryAfterSeconds?: number;
+}
+
 export class AppError extends Error {
   override name = "AppError";
+  readonly contention: boolean;
+  readonly retryAfterSeconds?: number;
   constructor(
     readonly code: ErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options: AppErrorOptions = {},
   ) {
-    super(message, options);
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.contention = options.contention ?? false;
+    this.retryAfterSeconds = options.retryAfterSeconds ?? (code === "unavailable" ? 5 : undefined);
   }
   get status(): number {
     return statuses[this.code];
@@ -66,16 +78,6 @@ export function isUnavailable(err: unknown): boolean {
     if ((x.$metadata?.httpStatusCode ?? 0) >= 500) return true;
     if (Array.isArray(x.errors) && x.errors.some(isUnavailable)) return true;
     e = x.cause;
-  }
-  return false;
-}
-
-/** DynamoDB's failed condition (plain or inside a cancelled transaction). */
-export function isConditionFailed(err: unknown): boolean {
-  const e = err as { name?: string; CancellationReasons?: { Code?: string }[] };
-  if (e?.name === "ConditionalCheckFailedException") return true;
-  if (e?.name === "TransactionCanceledException") {
-    return (e.CancellationReasons ?? []).some((r) => r.Code === "ConditionalCheckFailed");
   }
   return false;
 }

@@ -1,4 +1,5 @@
 import { monotonicFactory } from "ulid";
+import { z } from "zod";
 
 const ulid = monotonicFactory();
 
@@ -25,4 +26,30 @@ export function newId(kind: IdKind, at: Date = new Date()): string {
 /** True when `id` looks like an id of this kind (shape only). */
 export function isId(kind: IdKind, id: string): boolean {
   return new RegExp(`^${idPrefixes[kind]}_[0-9a-hjkmnp-tv-z]{26}$`).test(id);
+}
+
+const kindNames: Record<IdKind, string> = {
+  organization: "an organization",
+  cluster: "a cluster",
+  project: "a project",
+  apiKey: "an API key",
+  backup: "a backup",
+  schedule: "a schedule",
+  job: "a job",
+  event: "an event",
+};
+
+/** `must be a project id (prj_ and 26 characters), got "xyz"`: what was expected and what was sent, shortened. */
+export function idMismatch(kind: IdKind, value: unknown): string {
+  const shown = typeof value === "string" ? JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value) : value === null ? "null" : typeof value;
+  const sent = typeof value === "string" && value.length > 40 ? `${shown} (${value.length} characters)` : shown;
+  return `must be ${kindNames[kind]} id (${idPrefixes[kind]}_ and 26 characters), got ${sent}`;
+}
+
+/**
+ * The zod schema of an id of this kind, for every boundary that takes one (bodies, stored
+ * references): shape checked before any lookup, so a wrong one is a 400, never a DynamoDB error.
+ */
+export function idSchema(kind: IdKind) {
+  return z.string().refine((s) => isId(kind, s), { error: (issue) => idMismatch(kind, issue.input) });
 }

@@ -83,7 +83,8 @@ async function main(): Promise<void> {
     writeLocalJson(dir, { ...partial, api_key: seed.apiKey, organization_id: seed.organizationId, project_id: seed.projectId });
 
     const app = createApp({
-      deps,
+      // The API's own AWS clients, with the API's short timeouts (503 within seconds when DynamoDB hangs).
+      deps: createDeps(config, {}, "api"),
       clerk: config.clerk,
       healthChecks: {
         postgres: async () => {

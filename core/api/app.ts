@@ -101,6 +101,11 @@ export function createApp(opts: AppOptions): App {
 
   app.use("*", requestId);
   app.use("*", async (c, next) => {
+    c.set("routeDeps", r);
+    await next();
+    c.res.headers.set("X-Content-Type-Options", "nosniff");
+  });
+  app.use("*", async (c, next) => {
     const started = performance.now();
     c.set("log", deps.log.createChild({ persistentKeys: { request_id: c.var.requestId } }));
     await next();

@@ -2,6 +2,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { looksLikeJwt } from "../auth/clerk.ts";
 import type { Scope } from "../auth/scopes.ts";
 import { AppError } from "../errors.ts";
+import { isId } from "../ids.ts";
 import { getProject, type Project } from "../orgs/orgs.ts";
 import type { AppEnv, RouteDeps } from "./context.ts";
 
@@ -53,11 +54,11 @@ export function requireScope(c: Context<AppEnv>, scope: Scope): void {
  * Loads a project the caller may act on. Another organization's project, a sibling of a
  * project-scoped key's project and a project that does not exist all look the same: 404.
  */
-export async function loadProject({ deps }: RouteDeps, c: Context<AppEnv>, projectId: string): Promise<Project> {
+export async function loadProject({ deps }: Pick<RouteDeps, "deps">, c: Context<AppEnv>, projectId: string): Promise<Project> {
   const p = c.var.principal;
   const notFound = () => new AppError("not_found", `project ${projectId} not found`);
   if (p.project_id && p.project_id !== projectId) throw notFound();
-  if (!/^prj_[0-9a-z]{26}$/.test(projectId)) throw notFound();
+  if (!isId("project", projectId)) throw notFound();
   const project = await getProject(deps, projectId);
   if (!project || project.organization_id !== p.organization_id) throw notFound();
   return project;
@@ -67,4 +68,30 @@ export async function loadProject({ deps }: RouteDeps, c: Context<AppEnv>, proje
 export function requireOwnOrganization(c: Context<AppEnv>, orgId: string): void {
   const p = c.var.principal;
   if (p.organization_id !== orgId || p.project_id) throw new AppError("not_found", `organization ${orgId} not found`);
+}
+
+/** Checks the scope before anything else (a route's first step). */
+export function scopeGuard(scope: Scope): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    requireScope(c, scope);
+    await next();
+  };
+}
+
+/**
+ * The preamble of every route under `/v1/projects/{projectID}/...`, as one middleware: the scope,
+ * then the project (404 for a malformed id, another organization's project, or a sibling of a
+ * project-scoped key's project). The handler reads `c.var.project`. Use it in the route:
+ *
+ * ```ts
+ * export const listThingsRoute = createRoute({ ..., middleware: [projectAccess("backups:read")] as const });
+ * app.openapi(listThingsRoute, async (c) => { const project = c.var.project; ... });
+ * ```
+ */
+export function projectAccess(scope: Scope): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    requireScope(c, scope);
+    c.set("project", await loadProject(c.var.routeDeps, c, c.req.param("projectID") ?? ""));
+    await next();
+  };
 }

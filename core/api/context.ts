@@ -4,12 +4,17 @@ import type { ClerkVerifier } from "../auth/clerk.ts";
 import type { ApiKeyResolver } from "../auth/resolve.ts";
 import type { Deps } from "../deps.ts";
 import type { Log } from "../log.ts";
+import type { Project } from "../orgs/orgs.ts";
 
 export interface AppEnv {
   Variables: {
     requestId: string;
     log: Log;
     principal: Principal;
+    /** What the routes were registered with (set for every request), for middleware declared at module level. */
+    routeDeps: RouteDeps;
+    /** Set by the `projectAccess` middleware: the project the route acts on, already authorized. */
+    project: Project;
   };
 }
 

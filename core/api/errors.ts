@@ -38,7 +38,7 @@ export function describeZodError(error: z.ZodError, where = "body"): string {
 /** The one place errors become responses: `{"error": "..."}` with the mapped status. */
 export function errorResponse(c: Context<AppEnv>, err: unknown): Response {
   if (err instanceof AppError) {
-    if (err.code === "unavailable") c.header("Retry-After", "5");
+    if (err.retryAfterSeconds !== undefined) c.header("Retry-After", String(err.retryAfterSeconds));
     if (err.code === "unavailable") c.var.log?.warn("dependency unavailable", { error: err.message, cause: redact(String(err.cause ?? "")) });
     else if (err.status >= 500) c.var.log?.error("request failed", { error: err.message, cause: redact(String(err.cause ?? "")) });
     return c.json({ error: err.message }, err.status as 400);

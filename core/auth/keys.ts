@@ -4,7 +4,7 @@ import { keys } from "../db/keys.ts";
 import { getItem, putItem, queryAll, queryPage, setFields, updateItem } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import { AppError } from "../errors.ts";
-import { newId } from "../ids.ts";
+import { idSchema, newId } from "../ids.ts";
 import { getOrganization, getProject } from "../orgs/orgs.ts";
 import { orgManagementScopes, scopeSchema, type Scope } from "./scopes.ts";
 
@@ -60,10 +60,10 @@ export function apiKeyRecord(k: ApiKeyItem, now: Date): ApiKeyRecord {
 }
 
 export const createApiKeyInput = z.object({
-  organization_id: z.string().min(1),
+  organization_id: idSchema("organization"),
   name: z.string().min(1).max(100),
   scopes: z.array(scopeSchema).min(1),
-  project_id: z.string().min(1).nullable().default(null),
+  project_id: idSchema("project").nullable().default(null),
   expires_at: z.iso.datetime().nullable().default(null),
 });
 

@@ -11,7 +11,57 @@ export interface AwsClients {
   s3: S3Client;
 }
 
-export function createAwsClients(config: Pick<Config, "region" | "endpoint">): AwsClients {
+/** Socket timeouts of one client: to connect, and of silence on an open connection (not a cap on a streaming upload). */
+export interface ClientTimeouts {
+  connectionTimeoutMs: number;
+  requestTimeoutMs: number;
+}
+
+export interface AwsTimeouts {
+  /** Tries per call (the SDK's retries of throttling, 5xx and timeouts included). */
+  maxAttempts: number;
+  ddb: ClientTimeouts;
+  sqs: ClientTimeouts;
+  s3: ClientTimeouts;
+}
+
+/**
+ * Every AWS call has a deadline, fitted to who makes it. Without one the SDK waits on a hung
+ * connection for minutes (Node's default socket timeout), so an API request would hang instead of
+ * answering 503, and a worker's heartbeat would outlive its 120 s lease.
+ * - `api`: a request answers within about 5 s even when DynamoDB hangs (2 tries of 1.5 s, then 503);
+ * - `worker`: every DynamoDB call gives up well inside the lease (3 tries of 10 s); S3 may be
+ *   silent for 60 s on a part; SQS 30 s (the local loop long-polls for up to 20 s);
+ * - `dispatch`: one tick has 50 s, split among its phases (3 tries of 5 s).
+ */
+export const awsTimeouts = {
+  api: {
+    maxAttempts: 2,
+    ddb: { connectionTimeoutMs: 1000, requestTimeoutMs: 1500 },
+    sqs: { connectionTimeoutMs: 1000, requestTimeoutMs: 1500 },
+    s3: { connectionTimeoutMs: 1000, requestTimeoutMs: 5000 },
+  },
+  worker: {
+    maxAttempts: 3,
+    ddb: { connectionTimeoutMs: 3000, requestTimeoutMs: 10_000 },
+    sqs: { connectionTimeoutMs: 3000, requestTimeoutMs: 30_000 },
+    s3: { connectionTimeoutMs: 3000, requestTimeoutMs: 60_000 },
+  },
+  dispatch: {
+    maxAttempts: 3,
+    ddb: { connectionTimeoutMs: 2000, requestTimeoutMs: 5000 },
+    sqs: { connectionTimeoutMs: 2000, requestTimeoutMs: 5000 },
+    s3: { connectionTimeoutMs: 2000, requestTimeoutMs: 10_000 },
+  },
+} as const satisfies Record<string, AwsTimeouts>;
+export type AwsRole = keyof typeof awsTimeouts;
+
+// throwOnRequestTimeout: without it, newer SDKs only log a warning when the request timeout passes.
+const handler = (t: ClientTimeouts) => ({
+  requestHandler: { connectionTimeout: t.connectionTimeoutMs, requestTimeout: t.requestTimeoutMs, throwOnRequestTimeout: true },
+});
+
+export function createAwsClients(config: Pick<Config, "region" | "endpoint">, timeouts: AwsTimeouts = awsTimeouts.worker): AwsClients {
   const local = config.endpoint
     ? {
         endpoint: config.endpoint,
@@ -19,15 +69,16 @@ export function createAwsClients(config: Pick<Config, "region" | "endpoint">): A
         credentials: { accessKeyId: "local", secretAccessKey: "local" },
       }
     : {};
-  const base = { region: config.region, maxAttempts: 3, ...local };
-  const ddb = DynamoDBDocumentClient.from(new DynamoDBClient(base), {
+  const base = { region: config.region, maxAttempts: timeouts.maxAttempts, ...local };
+  const ddb = DynamoDBDocumentClient.from(new DynamoDBClient({ ...base, ...handler(timeouts.ddb) }), {
     marshallOptions: { removeUndefinedValues: true },
   });
   return {
     ddb,
-    sqs: new SQSClient(base),
+    sqs: new SQSClient({ ...base, ...handler(timeouts.sqs) }),
     s3: new S3Client({
       ...base,
+      ...handler(timeouts.s3),
       forcePathStyle: Boolean(config.endpoint),
       // The worker hashes every dump end to end (SHA-256 of the stream, checked again when the
       // verification reads the object back), so the SDK's per-part CRC32s would only burn CPU

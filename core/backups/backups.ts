@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { keys, ttlAt } from "../db/keys.ts";
-import { decodeCursor, getItem, queryPage, setFields, transactWrite, updateItem, type Page } from "../db/store.ts";
+import { getItem, queryPage, setFields, transactWriteIf, updateItemIf, type Page } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import { AppError } from "../errors.ts";
 import { newId } from "../ids.ts";
@@ -103,7 +103,7 @@ export async function requestBackup(
   });
   const jobId = job.id;
   const at = iso(now);
-  const writes: Parameters<typeof transactWrite>[1] = [
+  const writes: Parameters<typeof transactWriteIf>[1] = [
     { Put: { TableName: deps.table, Item: backupRecord } },
     { Put: { TableName: deps.table, Item: job } },
   ];
@@ -118,19 +118,16 @@ export async function requestBackup(
       },
     });
   }
-  try {
-    await transactWrite(deps, writes, "a request with this Idempotency-Key is already being processed");
-  } catch (err) {
-    // Two requests raced with the same key: answer the winner's job.
-    if (opts.idempotencyKey && err instanceof AppError && err.code === "conflict") {
-      const previous = await getItem(deps, idempotencyItem, keys.idempotency(project.id, opts.idempotencyKey));
-      if (previous?.request_hash === requestHash) {
-        const job = await getJobItem(deps, previous.job_id);
-        if (job) return { job, created: false };
-      }
-      if (previous) throw new AppError("conflict", "Idempotency-Key was already used with a different request body");
+  if (!(await transactWriteIf(deps, writes))) {
+    // Only the idempotency record is conditional: two requests raced with the same key, and the
+    // other one won. Answer the winner's job (contention was already retried by the store).
+    const previous = opts.idempotencyKey ? await getItem(deps, idempotencyItem, keys.idempotency(project.id, opts.idempotencyKey)) : undefined;
+    if (previous?.request_hash === requestHash) {
+      const job = await getJobItem(deps, previous.job_id);
+      if (job) return { job, created: false };
     }
-    throw err;
+    if (previous) throw new AppError("conflict", "Idempotency-Key was already used with a different request body");
+    throw new AppError("conflict", "a request with this Idempotency-Key is already being processed; retry it", { retryAfterSeconds: 1 });
   }
   try {
     await enqueueJobs(deps, [jobId]);
@@ -156,8 +153,7 @@ export async function listBackups(deps: Db, projectId: string, limit: number, cu
     ExpressionAttributeValues: { ":p": keys.project(projectId).pk, ":b": keys.backupPrefix },
     ScanIndexForward: false,
     Limit: limit,
-    ExclusiveStartKey: decodeCursor(cursor),
-  });
+  }, cursor);
 }
 
 /**
@@ -244,18 +240,13 @@ async function updateUnsettledBackup(
   fields: Record<string, unknown>,
 ): Promise<BackupWorkItem | undefined> {
   const set = setFields({ ...fields, updated_at: iso(deps.now()) });
-  try {
-    return await updateItem(deps, backupWorkItem, {
-      Key: keys.backup(backup.project_id, backup.id),
-      ...set,
-      ConditionExpression: "attribute_exists(pk) AND job_id = :job AND #state IN (:pending, :running)",
-      ExpressionAttributeNames: { ...set.ExpressionAttributeNames, "#state": "state" },
-      ExpressionAttributeValues: { ...set.ExpressionAttributeValues, ":job": backup.job_id, ":pending": "pending", ":running": "running" },
-    });
-  } catch (err) {
-    if (err instanceof AppError && err.code === "conflict") return undefined;
-    throw err;
-  }
+  return updateItemIf(deps, backupWorkItem, {
+    Key: keys.backup(backup.project_id, backup.id),
+    ...set,
+    ConditionExpression: "attribute_exists(pk) AND job_id = :job AND #state IN (:pending, :running)",
+    ExpressionAttributeNames: { ...set.ExpressionAttributeNames, "#state": "state" },
+    ExpressionAttributeValues: { ...set.ExpressionAttributeValues, ":job": backup.job_id, ":pending": "pending", ":running": "running" },
+  });
 }
 
 /** The job holds the lock and starts dumping. */

@@ -1,9 +1,8 @@
 import { DeleteObjectCommand } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import { keys } from "../db/keys.ts";
-import { queryAll, transactWrite } from "../db/store.ts";
+import { queryAll, transactWrite, transactWriteIf } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
-import { AppError } from "../errors.ts";
 import { newId } from "../ids.ts";
 import { jobStateIndex, newJobItem } from "../jobs/jobs.ts";
 import { errorText, mapSettled } from "../concurrency.ts";
@@ -88,12 +87,6 @@ const isMissingObject = (err: unknown) => {
   return e?.name === "NoSuchKey" || e?.name === "NotFound" || e?.$metadata?.httpStatusCode === 404;
 };
 
-/** Someone else holds or just changed the backup: a failed condition, or a concurrent transaction. */
-const conflictIsBusy = (err: unknown) => {
-  if (err instanceof AppError && err.code === "conflict") return true;
-  const e = err as { name?: string; CancellationReasons?: { Code?: string }[] };
-  return e?.name === "TransactionCanceledException" && (e.CancellationReasons ?? []).some((r) => r.Code === "TransactionConflict");
-};
 
 /**
  * Deletes the artifacts of backups past their expiry and marks them `expired` (the record stays
@@ -133,9 +126,8 @@ export async function sweepExpiredBackups(deps: Deps, claimedBy: string, opts: R
   const results = await mapSettled(candidates, opts.concurrency, async (b) => {
     if (Date.parse(b.expires_at) >= now.getTime()) return "held" as const; // defensive: the index key is never earlier than expires_at
     if ((await keep(b.project_id)) === b.id) {
-      await deferInIndex(deps, b, new Date(now.getTime() + opts.holdRecheckMs)).catch((err: unknown) => {
-        if (!conflictIsBusy(err)) throw err;
-      });
+      // False when someone else just changed the backup: the next sweep looks again.
+      await deferInIndex(deps, b, new Date(now.getTime() + opts.holdRecheckMs));
       return "held" as const;
     }
     return deleteArtifact(deps, b, claimedBy, now, opts, report.jobIds);
@@ -151,8 +143,8 @@ export async function sweepExpiredBackups(deps: Deps, claimedBy: string, opts: R
 }
 
 /** Moves the backup's expiry-index key later (held, or backing off after a failure); expires_at is unchanged. */
-async function deferInIndex(deps: Db, b: SweptBackup, until: Date) {
-  await transactWrite(deps, [
+async function deferInIndex(deps: Db, b: SweptBackup, until: Date): Promise<boolean> {
+  return transactWriteIf(deps, [
     {
       Update: {
         TableName: deps.table,
@@ -200,8 +192,8 @@ async function deleteArtifact(
     locked_resource: `backup:${b.id}`,
   };
   const backupKey = keys.backup(b.project_id, b.id);
-  try {
-    await transactWrite(deps, [
+  // Someone else holds or just changed the backup (a failed condition; contention is retried by the store): busy.
+  const claimed = await transactWriteIf(deps, [
       { Put: { TableName: deps.table, Item: job, ConditionExpression: "attribute_not_exists(pk)" } },
       {
         Update: {
@@ -214,10 +206,7 @@ async function deleteArtifact(
         },
       },
     ]);
-  } catch (err) {
-    if (conflictIsBusy(err)) return "busy";
-    throw err;
-  }
+  if (!claimed) return "busy";
   jobIds.push(jobId);
 
   let failure: string | undefined;

@@ -1,4 +1,5 @@
 import {
+  DeleteCommand,
   GetCommand,
   PutCommand,
   QueryCommand,
@@ -10,16 +11,86 @@ import {
 } from "@aws-sdk/lib-dynamodb";
 import type { z } from "zod";
 import type { Deps } from "../deps.ts";
-import { AppError, isConditionFailed, isUnavailable } from "../errors.ts";
+import { AppError, isUnavailable } from "../errors.ts";
+import { checkStartKey, decodeCursor, encodeCursor } from "./cursor.ts";
 
 type Db = Pick<Deps, "ddb" | "table">;
 
-/** Maps SDK failures to domain errors: a failed condition is a conflict, an outage a 503. */
+// ---------------------------------------------------------------------------------------------
+// What a failed write means. DynamoDB reports a refused write in three shapes: a plain
+// ConditionalCheckFailedException, a TransactionCanceledException whose CancellationReasons say
+// per item why (ConditionalCheckFailed, TransactionConflict, ThrottlingError, ...), and, for a
+// plain write that touched an item inside another request's transaction, a
+// TransactionConflictException. This is the one place that reads them.
+
+/**
+ * - `condition`: the item is not in the state the write required (someone else got there first);
+ * - `contention`: another transaction was writing the same item at that moment (retry);
+ * - `unavailable`: throttled or unreachable (retry later: a 503);
+ * - undefined: anything else (a bug: a 500).
+ */
+export type WriteFailure = "condition" | "contention" | "unavailable";
+
+const contentionNames = new Set(["TransactionConflictException", "TransactionInProgressException"]);
+const throttledReasons = new Set(["ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"]);
+
+export function writeFailureOf(err: unknown): WriteFailure | undefined {
+  if (err instanceof AppError) return err.code === "conflict" ? (err.contention ? "contention" : "condition") : err.code === "unavailable" ? "unavailable" : undefined;
+  const e = err as { name?: string; CancellationReasons?: { Code?: string }[] } | undefined;
+  if (e?.name === "ConditionalCheckFailedException") return "condition";
+  if (e?.name && contentionNames.has(e.name)) return "contention";
+  if (e?.name === "TransactionCanceledException") {
+    const codes = (e.CancellationReasons ?? []).map((r) => r.Code ?? "None");
+    // A failed condition decides: retrying cannot make it hold.
+    if (codes.includes("ConditionalCheckFailed")) return "condition";
+    if (codes.includes("TransactionConflict")) return "contention";
+    if (codes.some((c) => throttledReasons.has(c))) return "unavailable";
+    return undefined;
+  }
+  return isUnavailable(err) ? "unavailable" : undefined;
+}
+
+/** True when the write was refused because its condition did not hold (plain or in a transaction). */
+export const isConditionFailed = (err: unknown): boolean => writeFailureOf(err) === "condition";
+
+/** Maps SDK failures to domain errors: a failed condition or contention is a conflict, an outage a 503. */
 export function mapDbError(err: unknown, conflictMessage = "the item changed concurrently"): never {
   if (err instanceof AppError) throw err;
-  if (isConditionFailed(err)) throw new AppError("conflict", conflictMessage, { cause: err });
-  if (isUnavailable(err)) throw new AppError("unavailable", "the database is unavailable, try again shortly", { cause: err });
+  const failure = writeFailureOf(err);
+  if (failure === "condition") throw new AppError("conflict", conflictMessage, { cause: err });
+  if (failure === "contention") {
+    throw new AppError("conflict", "a concurrent request is changing the same data; retry the request", { cause: err, contention: true, retryAfterSeconds: 1 });
+  }
+  if (failure === "unavailable") throw new AppError("unavailable", "the database is unavailable, try again shortly", { cause: err });
   throw err;
+}
+
+/** Delays between tries of a write that met contention (jittered): four tries in all. */
+const contentionBackoffMs = [20, 60, 180];
+
+const conditionFailed: unique symbol = Symbol("condition failed");
+
+/**
+ * The one conditional-write helper: runs `write`, retrying it while it meets contention (another
+ * transaction on the same items: DynamoDB says retry), and answers `conditionFailed` when its
+ * condition did not hold. Throttling and outages become a 503 AppError, persistent contention a
+ * retryable 409; nothing here is ever a 500.
+ */
+async function runWrite<T>(write: () => Promise<T>): Promise<T | typeof conditionFailed> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await write();
+    } catch (err) {
+      const failure = writeFailureOf(err);
+      if (failure === "condition") return conditionFailed;
+      if (failure === "contention" && attempt < contentionBackoffMs.length) {
+        const base = contentionBackoffMs[attempt]!;
+        await new Promise((r) => setTimeout(r, base / 2 + Math.random() * base));
+        continue;
+      }
+      return mapDbError(err);
+    }
+  }
 }
 
 /** GetItem, parsed with the item's schema; undefined when absent. Strongly consistent by default. */
@@ -43,29 +114,22 @@ export interface Page<T> {
   cursor?: string;
 }
 
-export function encodeCursor(key: Record<string, unknown> | undefined): string | undefined {
-  return key ? Buffer.from(JSON.stringify(key)).toString("base64url") : undefined;
-}
+export { decodeCursor, encodeCursor } from "./cursor.ts";
 
-export function decodeCursor(cursor: string | undefined): Record<string, unknown> | undefined {
-  if (!cursor) return undefined;
-  try {
-    const v: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
-    if (v && typeof v === "object" && !Array.isArray(v)) return v as Record<string, unknown>;
-  } catch {
-    // fall through
-  }
-  throw new AppError("bad_request", "cursor is not valid");
-}
-
-/** One Query page, items parsed with the schema. */
+/**
+ * One Query page, items parsed with the schema. `cursor` (a previous page's) is checked to belong
+ * to this very list (400 otherwise); an `ExclusiveStartKey` passed in `input` is checked the same way.
+ */
 export async function queryPage<S extends z.ZodType>(
   db: Db,
   schema: S,
   input: Omit<QueryCommandInput, "TableName">,
+  cursor?: string,
 ): Promise<Page<z.infer<S>>> {
+  const start = (cursor !== undefined ? decodeCursor(cursor) : undefined) ?? input.ExclusiveStartKey;
+  if (start) checkStartKey(input, start);
   try {
-    const res = await db.ddb.send(new QueryCommand({ TableName: db.table, ...input }));
+    const res = await db.ddb.send(new QueryCommand({ TableName: db.table, ...input, ExclusiveStartKey: start }));
     return {
       items: (res.Items ?? []).map((i) => schema.parse(i) as z.infer<S>),
       cursor: encodeCursor(res.LastEvaluatedKey),
@@ -99,13 +163,16 @@ export async function queryAll<S extends z.ZodType>(
   return out;
 }
 
-export async function putItem(
-  db: Db,
-  item: Record<string, unknown>,
-  opts: { condition?: string; names?: Record<string, string>; values?: Record<string, unknown>; conflictMessage?: string } = {},
-): Promise<void> {
-  try {
-    await db.ddb.send(
+export interface Condition {
+  condition?: string;
+  names?: Record<string, string>;
+  values?: Record<string, unknown>;
+}
+
+/** PutItem under an optional condition; false when the condition did not hold. */
+export async function putItemIf(db: Db, item: Record<string, unknown>, opts: Condition = {}): Promise<boolean> {
+  const res = await runWrite(() =>
+    db.ddb.send(
       new PutCommand({
         TableName: db.table,
         Item: item,
@@ -113,10 +180,24 @@ export async function putItem(
         ExpressionAttributeNames: opts.names,
         ExpressionAttributeValues: opts.values,
       }),
-    );
-  } catch (err) {
-    mapDbError(err, opts.conflictMessage);
-  }
+    ),
+  );
+  return res !== conditionFailed;
+}
+
+/** PutItem; a failed condition is a conflict AppError (409) with `conflictMessage`. */
+export async function putItem(db: Db, item: Record<string, unknown>, opts: Condition & { conflictMessage?: string } = {}): Promise<void> {
+  if (!(await putItemIf(db, item, opts))) throw new AppError("conflict", opts.conflictMessage ?? "the item changed concurrently");
+}
+
+/** UpdateItem returning the new item, parsed; undefined when the condition did not hold. */
+export async function updateItemIf<S extends z.ZodType>(
+  db: Db,
+  schema: S,
+  input: Omit<UpdateCommandInput, "TableName" | "ReturnValues">,
+): Promise<z.infer<S> | undefined> {
+  const res = await runWrite(() => db.ddb.send(new UpdateCommand({ TableName: db.table, ...input, ReturnValues: "ALL_NEW" })));
+  return res === conditionFailed ? undefined : (schema.parse(res.Attributes) as z.infer<S>);
 }
 
 /** UpdateItem returning the new item, parsed. A failed condition is a conflict AppError. */
@@ -126,32 +207,43 @@ export async function updateItem<S extends z.ZodType>(
   input: Omit<UpdateCommandInput, "TableName" | "ReturnValues">,
   conflictMessage?: string,
 ): Promise<z.infer<S>> {
-  try {
-    const res = await db.ddb.send(new UpdateCommand({ TableName: db.table, ...input, ReturnValues: "ALL_NEW" }));
-    return schema.parse(res.Attributes) as z.infer<S>;
-  } catch (err) {
-    return mapDbError(err, conflictMessage);
-  }
+  const item = await updateItemIf(db, schema, input);
+  if (item === undefined) throw new AppError("conflict", conflictMessage ?? "the item changed concurrently");
+  return item;
 }
 
-export async function transactWrite(
-  db: Db,
-  items: NonNullable<TransactWriteCommandInput["TransactItems"]>,
-  conflictMessage?: string,
-): Promise<void> {
-  try {
-    await db.ddb.send(
-      new TransactWriteCommand({
-        TransactItems: items.map((i) => {
-          const op = i.Put ?? i.Update ?? i.Delete ?? i.ConditionCheck;
-          if (op) (op as { TableName?: string }).TableName = db.table;
-          return i;
-        }),
+/** DeleteItem under a condition; false when the condition did not hold. */
+export async function deleteItemIf(db: Db, key: { pk: string; sk: string }, opts: Condition = {}): Promise<boolean> {
+  const res = await runWrite(() =>
+    db.ddb.send(
+      new DeleteCommand({
+        TableName: db.table,
+        Key: key,
+        ConditionExpression: opts.condition,
+        ExpressionAttributeNames: opts.names,
+        ExpressionAttributeValues: opts.values,
       }),
-    );
-  } catch (err) {
-    mapDbError(err, conflictMessage);
-  }
+    ),
+  );
+  return res !== conditionFailed;
+}
+
+type TransactItems = NonNullable<TransactWriteCommandInput["TransactItems"]>;
+
+/** TransactWriteItems (table names filled in); false when any item's condition did not hold. */
+export async function transactWriteIf(db: Db, items: TransactItems): Promise<boolean> {
+  const withTable = items.map((i) => {
+    const op = i.Put ?? i.Update ?? i.Delete ?? i.ConditionCheck;
+    if (op) (op as { TableName?: string }).TableName = db.table;
+    return i;
+  });
+  const res = await runWrite(() => db.ddb.send(new TransactWriteCommand({ TransactItems: withTable })));
+  return res !== conditionFailed;
+}
+
+/** TransactWriteItems; a failed condition is a conflict AppError (409) with `conflictMessage`. */
+export async function transactWrite(db: Db, items: TransactItems, conflictMessage?: string): Promise<void> {
+  if (!(await transactWriteIf(db, items))) throw new AppError("conflict", conflictMessage ?? "the item changed concurrently");
 }
 
 /**

@@ -1,11 +1,9 @@
-import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { getBackup } from "../backups/backups.ts";
+import { backupItem, getBackup } from "../backups/backups.ts";
 import { backupExpiryIndex } from "../backups/retention.ts";
 import { keys } from "../db/keys.ts";
-import { mapDbError, queryAll, setFields } from "../db/store.ts";
+import { queryAll, setFields, updateItemIf } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
-import { isConditionFailed } from "../errors.ts";
-import { jobItem, jobStateIndex, type JobItem } from "../jobs/jobs.ts";
+import { jobItem, reapLapsedJob, requeuePendingJob, type JobItem } from "../jobs/jobs.ts";
 import { releaseLapsedLock } from "../jobs/locks.ts";
 import { enqueueJobs } from "../jobs/queue.ts";
 import { errorText, mapSettled } from "../concurrency.ts";
@@ -34,27 +32,6 @@ export interface ReaperReport {
 }
 
 type Db = Pick<Deps, "ddb" | "table">;
-
-/** A conditional UpdateItem; false when the condition failed (someone else moved the item). */
-async function updateIf(deps: Db, key: { pk: string; sk: string }, fields: Record<string, unknown>, condition: string, names: Record<string, string>, values: Record<string, unknown>): Promise<boolean> {
-  const set = setFields(fields);
-  try {
-    await deps.ddb.send(
-      new UpdateCommand({
-        TableName: deps.table,
-        Key: key,
-        ...set,
-        ConditionExpression: condition,
-        ExpressionAttributeNames: { ...set.ExpressionAttributeNames, ...names },
-        ExpressionAttributeValues: { ...set.ExpressionAttributeValues, ...values },
-      }),
-    );
-    return true;
-  } catch (err) {
-    if (isConditionFailed(err)) return false;
-    return mapDbError(err);
-  }
-}
 
 async function indexedJobs(deps: Db, state: "pending" | "running", before: Date, limit: number): Promise<JobItem[]> {
   return queryAll(
@@ -87,16 +64,7 @@ export async function reapJobs(deps: Deps, opts: ReaperOptions = defaultReaperOp
   const toSend: string[] = [];
 
   const waiting = await indexedJobs(deps, "pending", new Date(now.getTime() - opts.pendingGraceMs), opts.limit);
-  const requeued = await mapSettled(waiting, opts.concurrency, (job) =>
-    updateIf(
-      deps,
-      keys.job(job.id),
-      { available_at: at, updated_at: at, ...jobStateIndex("pending", at, job.id) },
-      "#state = :pending AND available_at = :was",
-      { "#state": "state" },
-      { ":pending": "pending", ":was": job.available_at },
-    ),
-  );
+  const requeued = await mapSettled(waiting, opts.concurrency, (job) => requeuePendingJob(deps, job));
   requeued.forEach((r, i) => {
     const job = waiting[i]!;
     if (r.status === "rejected") {
@@ -111,51 +79,10 @@ export async function reapJobs(deps: Deps, opts: ReaperOptions = defaultReaperOp
 
   const lapsed = await indexedJobs(deps, "running", now, opts.limit);
   const reaped = await mapSettled(lapsed, opts.concurrency, async (job) => {
-    const stopped = `the worker stopped responding (its lease expired at ${job.lease_expires_at})`;
-    const fence = "#state = :running AND lease_expires_at = :lease AND #attempts = :attempts";
-    const fenceValues = { ":running": "running", ":lease": job.lease_expires_at, ":attempts": job.attempts };
-    const names = { "#state": "state", "#attempts": "attempts" };
-    let outcome: "retried" | "failed" | undefined;
-    if (job.attempts < job.max_attempts) {
-      const ok = await updateIf(
-        deps,
-        keys.job(job.id),
-        {
-          state: "pending",
-          error: `${stopped}; retrying`,
-          retry_classification: "transient",
-          lease_expires_at: null,
-          available_at: at,
-          updated_at: at,
-          ...jobStateIndex("pending", at, job.id),
-        },
-        fence,
-        names,
-        fenceValues,
-      );
-      if (ok) outcome = "retried";
-    } else {
-      const ok = await updateIf(
-        deps,
-        keys.job(job.id),
-        {
-          state: "failed",
-          error: `${stopped}; no attempts left`,
-          retry_classification: "transient",
-          completed_at: at,
-          lease_expires_at: null,
-          available_at: null,
-          updated_at: at,
-          ...jobStateIndex("failed", at, job.id),
-        },
-        fence,
-        names,
-        fenceValues,
-      );
-      if (ok) {
-        outcome = "failed";
-        if (job.type === "project.backup" && job.backup_id) await failBackup(deps, job, stopped, now);
-      }
+    const reaped = await reapLapsedJob(deps, job);
+    const outcome = reaped?.outcome;
+    if (outcome === "failed" && job.type === "project.backup" && job.backup_id) {
+      await failBackup(deps, job, `the worker stopped responding (its lease expired at ${job.lease_expires_at})`, now);
     }
     let lockReleased = false;
     if (outcome && job.locked_resource) lockReleased = await releaseLapsedLock(deps, job.locked_resource, job.id);
@@ -194,18 +121,18 @@ async function failBackup(deps: Pick<Deps, "ddb" | "table" | "now">, job: JobIte
   const backupKey = keys.backup(job.project_id, job.backup_id!);
   const backup = await getBackup(deps, job.project_id, job.backup_id!);
   if (!backup) return;
-  await updateIf(
-    deps,
-    backupKey,
-    {
-      state: "failed",
-      verification_state: "failed",
-      verification_error: `the backup did not complete: ${why}`,
-      updated_at: at,
-      ...backupExpiryIndex({ ...backup, state: "failed" }),
-    },
-    "#state IN (:pending, :running)",
-    { "#state": "state" },
-    { ":pending": "pending", ":running": "running" },
-  );
+  const set = setFields({
+    state: "failed",
+    verification_state: "failed",
+    verification_error: `the backup did not complete: ${why}`,
+    updated_at: at,
+    ...backupExpiryIndex({ ...backup, state: "failed" }),
+  });
+  await updateItemIf(deps, backupItem, {
+    Key: backupKey,
+    ...set,
+    ConditionExpression: "#state IN (:pending, :running)",
+    ExpressionAttributeNames: { ...set.ExpressionAttributeNames, "#state": "state" },
+    ExpressionAttributeValues: { ...set.ExpressionAttributeValues, ":pending": "pending", ":running": "running" },
+  });
 }

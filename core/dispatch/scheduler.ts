@@ -2,9 +2,8 @@ import { z } from "zod";
 import { newBackupRecords } from "../backups/backups.ts";
 import { minuteOfDay, scheduleItem, type ScheduleItem } from "../backups/schedules.ts";
 import { keys, ttlAt } from "../db/keys.ts";
-import { getItem, putItem, queryAll, transactWrite } from "../db/store.ts";
+import { getItem, putItemIf, queryAll, transactWriteIf } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
-import { AppError } from "../errors.ts";
 import { enqueueJobs } from "../jobs/queue.ts";
 import { getProject, type Project } from "../orgs/orgs.ts";
 import { errorText, mapSettled } from "../concurrency.ts";
@@ -85,15 +84,11 @@ async function readWatermark(deps: Pick<Deps, "ddb" | "table">): Promise<Date | 
 
 /** Moves the watermark forward only: a slower concurrent tick never moves it back. */
 async function advanceWatermark(deps: Pick<Deps, "ddb" | "table" | "now">, to: Date): Promise<void> {
-  try {
-    await putItem(
-      deps,
-      { ...keys.dispatchWatermark, until: iso(to), updated_at: iso(deps.now()) },
-      { condition: "attribute_not_exists(pk) OR #until < :to", names: { "#until": "until" }, values: { ":to": iso(to) } },
-    );
-  } catch (err) {
-    if (!(err instanceof AppError && err.code === "conflict")) throw err;
-  }
+  await putItemIf(
+    deps,
+    { ...keys.dispatchWatermark, until: iso(to), updated_at: iso(deps.now()) },
+    { condition: "attribute_not_exists(pk) OR #until < :to", names: { "#until": "until" }, values: { ":to": iso(to) } },
+  );
 }
 
 async function dueSchedules(deps: Pick<Deps, "ddb" | "table">, window: { from: Date; to: Date }): Promise<ScheduleItem[]> {
@@ -131,8 +126,7 @@ export async function startScheduledRun(
     availableAt,
   });
   const jobId = job.id;
-  try {
-    await transactWrite(deps, [
+  const started = await transactWriteIf(deps, [
       {
         Put: {
           TableName: deps.table,
@@ -161,11 +155,8 @@ export async function startScheduledRun(
         },
       },
     ]);
-    return jobId;
-  } catch (err) {
-    if (err instanceof AppError && err.code === "conflict") return undefined;
-    throw err;
-  }
+  // The run guard exists (another tick started it) or the schedule changed meanwhile.
+  return started ? jobId : undefined;
 }
 
 /**

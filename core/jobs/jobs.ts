@@ -1,8 +1,7 @@
 import { z } from "zod";
 import { keys } from "../db/keys.ts";
-import { decodeCursor, getItem, queryPage, setFields, updateItem, type Page } from "../db/store.ts";
+import { getItem, queryPage, setFields, updateItemIf, type Page } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
-import { AppError } from "../errors.ts";
 
 type Db = Pick<Deps, "ddb" | "table" | "now">;
 
@@ -121,8 +120,7 @@ export async function listJobs(deps: Db, projectId: string, limit: number, curso
     ExpressionAttributeValues: { ":p": keys.projectJobsIndex(projectId) },
     ScanIndexForward: false,
     Limit: limit,
-    ExclusiveStartKey: decodeCursor(cursor),
-  });
+  }, cursor);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -137,18 +135,13 @@ async function transition(
   values: Record<string, unknown>,
 ): Promise<JobItem | undefined> {
   const set = setFields(fields);
-  try {
-    return await updateItem(deps, jobItem, {
-      Key: keys.job(id),
-      ...set,
-      ConditionExpression: `attribute_exists(pk) AND (${condition})`,
-      ExpressionAttributeNames: { ...set.ExpressionAttributeNames, "#state": "state", "#attempts": "attempts" },
-      ExpressionAttributeValues: { ...set.ExpressionAttributeValues, ...values },
-    });
-  } catch (err) {
-    if (err instanceof AppError && err.code === "conflict") return undefined;
-    throw err;
-  }
+  return updateItemIf(deps, jobItem, {
+    Key: keys.job(id),
+    ...set,
+    ConditionExpression: `attribute_exists(pk) AND (${condition})`,
+    ExpressionAttributeNames: { ...set.ExpressionAttributeNames, "#state": "state", "#attempts": "attempts" },
+    ExpressionAttributeValues: { ...set.ExpressionAttributeValues, ...values },
+  });
 }
 
 /**
@@ -274,4 +267,67 @@ export async function releaseClaim(deps: Db, job: JobItem, availableAt: Date): P
     ownership,
     ownershipValues(job),
   );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reaper's transitions: the same state machine, fenced on what the reaper read instead of on
+// an ownership claim.
+
+/** A pending job whose message was lost: due again now (so it is sent at most once per grace period). */
+export async function requeuePendingJob(deps: Db, job: JobItem): Promise<JobItem | undefined> {
+  const now = iso(deps.now());
+  return transition(
+    deps,
+    job.id,
+    { available_at: now, updated_at: now, ...jobStateIndex("pending", now, job.id) },
+    "#state = :pending AND available_at = :was",
+    { ":pending": "pending", ":was": job.available_at },
+  );
+}
+
+/**
+ * A running job whose lease lapsed (its worker stopped responding): back to pending while it has
+ * attempts left, else failed. Fenced on the lease and attempt the reaper read, so a worker that
+ * renewed or finished meanwhile wins.
+ */
+export async function reapLapsedJob(deps: Db, job: JobItem): Promise<{ outcome: "retried" | "failed"; job: JobItem } | undefined> {
+  const now = iso(deps.now());
+  const stopped = `the worker stopped responding (its lease expired at ${job.lease_expires_at})`;
+  const fence = "#state = :running AND lease_expires_at = :lease AND #attempts = :expected_attempts";
+  const values = { ":running": "running", ":lease": job.lease_expires_at, ":expected_attempts": job.attempts };
+  if (job.attempts < job.max_attempts) {
+    const retried = await transition(
+      deps,
+      job.id,
+      {
+        state: "pending",
+        error: `${stopped}; retrying`,
+        retry_classification: "transient",
+        lease_expires_at: null,
+        available_at: now,
+        updated_at: now,
+        ...jobStateIndex("pending", now, job.id),
+      },
+      fence,
+      values,
+    );
+    return retried && { outcome: "retried", job: retried };
+  }
+  const failed = await transition(
+    deps,
+    job.id,
+    {
+      state: "failed",
+      error: `${stopped}; no attempts left`,
+      retry_classification: "transient",
+      completed_at: now,
+      lease_expires_at: null,
+      available_at: null,
+      updated_at: now,
+      ...jobStateIndex("failed", now, job.id),
+    },
+    fence,
+    values,
+  );
+  return failed && { outcome: "failed", job: failed };
 }

@@ -1,9 +1,7 @@
-import { DeleteCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import { keys, ttlAt } from "../db/keys.ts";
-import { getItem, mapDbError, putItem, setFields, updateItem } from "../db/store.ts";
+import { deleteItemIf, getItem, putItemIf, setFields, updateItemIf } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
-import { AppError, isConditionFailed } from "../errors.ts";
 
 type Db = Pick<Deps, "ddb" | "table" | "now">;
 
@@ -24,8 +22,7 @@ export type Lock = z.infer<typeof lockItem>;
 export async function acquireLock(deps: Db, resource: string, owner: string, leaseMs: number): Promise<boolean> {
   const now = deps.now();
   const lease = new Date(now.getTime() + leaseMs);
-  try {
-    await putItem(
+  return putItemIf(
       deps,
       {
         ...keys.lock(resource),
@@ -43,49 +40,25 @@ export async function acquireLock(deps: Db, resource: string, owner: string, lea
         values: { ":now": iso(now), ":owner": owner },
       },
     );
-    return true;
-  } catch (err) {
-    if (err instanceof AppError && err.code === "conflict") return false;
-    throw err;
-  }
 }
 
 /** Extends the lease; false when the lock is no longer ours. */
 export async function renewLock(deps: Db, resource: string, owner: string, leaseMs: number): Promise<boolean> {
   const lease = new Date(deps.now().getTime() + leaseMs);
-  try {
-    const set = setFields({ lease_expires_at: iso(lease), ttl: ttlAt(lease) + 3600 });
-    await updateItem(deps, lockItem, {
-      Key: keys.lock(resource),
-      ...set,
-      ConditionExpression: "#owner = :owner",
-      ExpressionAttributeNames: { ...set.ExpressionAttributeNames, "#owner": "owner" },
-      ExpressionAttributeValues: { ...set.ExpressionAttributeValues, ":owner": owner },
-    });
-    return true;
-  } catch (err) {
-    if (err instanceof AppError && err.code === "conflict") return false;
-    throw err;
-  }
+  const set = setFields({ lease_expires_at: iso(lease), ttl: ttlAt(lease) + 3600 });
+  const renewed = await updateItemIf(deps, lockItem, {
+    Key: keys.lock(resource),
+    ...set,
+    ConditionExpression: "#owner = :owner",
+    ExpressionAttributeNames: { ...set.ExpressionAttributeNames, "#owner": "owner" },
+    ExpressionAttributeValues: { ...set.ExpressionAttributeValues, ":owner": owner },
+  });
+  return renewed !== undefined;
 }
 
 /** Deletes the lock under `condition`; false when the condition did not hold. */
-async function deleteLock(deps: Db, resource: string, condition: string, values: Record<string, unknown>): Promise<boolean> {
-  try {
-    await deps.ddb.send(
-      new DeleteCommand({
-        TableName: deps.table,
-        Key: keys.lock(resource),
-        ConditionExpression: condition,
-        ExpressionAttributeNames: { "#owner": "owner" },
-        ExpressionAttributeValues: values,
-      }),
-    );
-    return true;
-  } catch (err) {
-    if (isConditionFailed(err)) return false;
-    return mapDbError(err);
-  }
+function deleteLock(deps: Db, resource: string, condition: string, values: Record<string, unknown>): Promise<boolean> {
+  return deleteItemIf(deps, keys.lock(resource), { condition, names: { "#owner": "owner" }, values });
 }
 
 /** Releases the lock if `owner` holds it (idempotent). */

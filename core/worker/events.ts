@@ -1,9 +1,8 @@
 import { z } from "zod";
 import type { BackupItem } from "../backups/backups.ts";
 import { keys } from "../db/keys.ts";
-import { putItem } from "../db/store.ts";
+import { putItemIf } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
-import { AppError } from "../errors.ts";
 
 /**
  * A stored domain event (pk PRJ#<prj>, sk EVT#<evt>): what happened, kept for a later webhook
@@ -57,12 +56,7 @@ export async function emitBackupCompleted(deps: Pick<Deps, "ddb" | "table" | "no
       verified_at: backup.verified_at,
     },
   };
-  try {
-    await putItem(deps, { ...keys.event(backup.project_id, event.id), ...event }, { condition: "attribute_not_exists(pk)" });
-  } catch (err) {
-    if (err instanceof AppError && err.code === "conflict") return undefined;
-    throw err;
-  }
+  if (!(await putItemIf(deps, { ...keys.event(backup.project_id, event.id), ...event }, { condition: "attribute_not_exists(pk)" }))) return undefined;
   deps.log.info("backup.completed", { event: "backup.completed", event_id: event.id, ...event.data, project_id: event.project_id, organization_id: event.organization_id });
   return event;
 }

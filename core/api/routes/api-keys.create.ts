@@ -2,7 +2,8 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { createApiKey } from "../../auth/keys.ts";
 import { scopeSchema } from "../../auth/scopes.ts";
 import { AppError } from "../../errors.ts";
-import { requireOwnOrganization, requireScope } from "../auth.ts";
+import { idSchema } from "../../ids.ts";
+import { requireOwnOrganization, scopeGuard } from "../auth.ts";
 import type { App, RouteDeps } from "../context.ts";
 import { errorResponses } from "../errors.ts";
 import { security } from "../schemas.ts";
@@ -12,7 +13,7 @@ export const CreateApiKeyRequest = z
   .object({
     name: z.string().min(1).max(100),
     scopes: z.array(scopeSchema).min(1),
-    project_id: z.string().min(1).nullable().optional(),
+    project_id: idSchema("project").nullable().optional().openapi({ description: "Scope the key to one project (prj_...); absent or null: the whole organization." }),
     expires_at: z.iso.datetime().nullable().optional().openapi({ description: "RFC 3339; absent: never expires." }),
   })
   .openapi("CreateApiKeyRequest");
@@ -27,6 +28,7 @@ export const createApiKeyRoute = createRoute({
   tags: ["API keys"],
   summary: "Create an API key (the plaintext is in this response only)",
   security,
+  middleware: [scopeGuard("api_keys:write")] as const,
   request: { params: OrgParams, body: { required: true, content: { "application/json": { schema: CreateApiKeyRequest } } } },
   responses: {
     201: { description: "The key and its record", content: { "application/json": { schema: CreateApiKeyResponse } } },
@@ -36,7 +38,6 @@ export const createApiKeyRoute = createRoute({
 
 export function registerCreateApiKey(app: App, r: RouteDeps) {
   app.openapi(createApiKeyRoute, async (c) => {
-    requireScope(c, "api_keys:write");
     const { orgID } = c.req.valid("param");
     requireOwnOrganization(c, orgID);
     const input = c.req.valid("json");

@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { listApiKeys } from "../../auth/keys.ts";
-import { requireOwnOrganization, requireScope } from "../auth.ts";
+import { requireOwnOrganization, scopeGuard } from "../auth.ts";
 import type { App, RouteDeps } from "../context.ts";
 import { errorResponses } from "../errors.ts";
 import { security } from "../schemas.ts";
@@ -14,6 +14,7 @@ export const listApiKeysRoute = createRoute({
   tags: ["API keys"],
   summary: "List the organization's API keys, newest first (never the plaintext)",
   security,
+  middleware: [scopeGuard("api_keys:read")] as const,
   request: { params: OrgParams },
   responses: {
     200: { description: "The keys", content: { "application/json": { schema: ListApiKeysResponse } } },
@@ -23,7 +24,6 @@ export const listApiKeysRoute = createRoute({
 
 export function registerListApiKeys(app: App, r: RouteDeps) {
   app.openapi(listApiKeysRoute, async (c) => {
-    requireScope(c, "api_keys:read");
     const { orgID } = c.req.valid("param");
     requireOwnOrganization(c, orgID);
     return c.json({ api_keys: await listApiKeys(r.deps, orgID) }, 200);

@@ -1,7 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { revokeApiKey } from "../../auth/keys.ts";
 import { AppError } from "../../errors.ts";
-import { requireOwnOrganization, requireScope } from "../auth.ts";
+import { isId } from "../../ids.ts";
+import { requireOwnOrganization, scopeGuard } from "../auth.ts";
 import type { App, RouteDeps } from "../context.ts";
 import { errorResponses } from "../errors.ts";
 import { security } from "../schemas.ts";
@@ -15,6 +16,7 @@ export const revokeApiKeyRoute = createRoute({
   tags: ["API keys"],
   summary: "Revoke an API key (idempotent; other API instances stop accepting it within 60 s)",
   security,
+  middleware: [scopeGuard("api_keys:write")] as const,
   request: {
     params: OrgParams.extend({ keyID: z.string().min(1).openapi({ param: { name: "keyID", in: "path" }, description: "API key id." }) }),
   },
@@ -26,10 +28,9 @@ export const revokeApiKeyRoute = createRoute({
 
 export function registerRevokeApiKey(app: App, r: RouteDeps) {
   app.openapi(revokeApiKeyRoute, async (c) => {
-    requireScope(c, "api_keys:write");
     const { orgID, keyID } = c.req.valid("param");
     requireOwnOrganization(c, orgID);
-    if (!/^key_[0-9a-z]{26}$/.test(keyID)) throw new AppError("not_found", `api key ${keyID} not found`);
+    if (!isId("apiKey", keyID)) throw new AppError("not_found", `api key ${keyID} not found`);
     const record = await revokeApiKey(r.deps, orgID, keyID).catch((err: unknown) => {
       if (err instanceof AppError && err.code === "not_found") throw new AppError("not_found", `api key ${keyID} not found`);
       throw err;

@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { requestBackup } from "../../backups/backups.ts";
 import { AppError } from "../../errors.ts";
 import { toJob } from "../../jobs/jobs.ts";
-import { loadProject, requireScope } from "../auth.ts";
+import { projectAccess } from "../auth.ts";
 import type { App, RouteDeps } from "../context.ts";
 import { errorResponses } from "../errors.ts";
 import { CreateBackupRequest, Job, ProjectParams, security } from "../schemas.ts";
@@ -15,6 +15,7 @@ export const createBackupRoute = createRoute({
   tags: ["Backups"],
   summary: "Take an on-demand backup; answers the job that makes it",
   security,
+  middleware: [projectAccess("backups:write")] as const,
   request: {
     params: ProjectParams,
     headers: z.object({
@@ -36,8 +37,7 @@ export const createBackupRoute = createRoute({
 
 export function registerCreateBackup(app: App, r: RouteDeps) {
   app.openapi(createBackupRoute, async (c) => {
-    requireScope(c, "backups:write");
-    const project = await loadProject(r, c, c.req.valid("param").projectID);
+    const project = c.var.project;
     const body = (c.req.valid("json") as z.infer<typeof CreateBackupRequest> | undefined) ?? {};
     const idempotencyKey = c.req.valid("header")["idempotency-key"];
     const { job, created } = await requestBackup(r.deps, project, body, { idempotencyKey });

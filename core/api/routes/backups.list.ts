@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { listBackups, toBackup } from "../../backups/backups.ts";
-import { loadProject, requireScope } from "../auth.ts";
+import { projectAccess } from "../auth.ts";
 import type { App, RouteDeps } from "../context.ts";
 import { errorResponses } from "../errors.ts";
 import { Backup, ProjectParams, security } from "../schemas.ts";
@@ -17,6 +17,7 @@ export const listBackupsRoute = createRoute({
   tags: ["Backups"],
   summary: "List the project's backups, newest first",
   security,
+  middleware: [projectAccess("backups:read")] as const,
   request: { params: ProjectParams, query: ListBackupsQuery },
   responses: {
     200: {
@@ -30,8 +31,7 @@ export const listBackupsRoute = createRoute({
 
 export function registerListBackups(app: App, r: RouteDeps) {
   app.openapi(listBackupsRoute, async (c) => {
-    requireScope(c, "backups:read");
-    const project = await loadProject(r, c, c.req.valid("param").projectID);
+    const project = c.var.project;
     const { limit, cursor } = c.req.valid("query");
     const page = await listBackups(r.deps, project.id, limit, cursor);
     if (page.cursor) c.header("x-next-cursor", page.cursor);

@@ -1,7 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { AppError } from "../../errors.ts";
+import { isId } from "../../ids.ts";
 import { getJobItem, toJob } from "../../jobs/jobs.ts";
-import { requireScope } from "../auth.ts";
+import { scopeGuard } from "../auth.ts";
 import type { App, RouteDeps } from "../context.ts";
 import { errorResponses } from "../errors.ts";
 import { Job, security } from "../schemas.ts";
@@ -14,6 +15,7 @@ export const getJobRoute = createRoute({
   tags: ["Jobs"],
   summary: "Get a job",
   security,
+  middleware: [scopeGuard("jobs:read")] as const,
   request: { params: z.object({ jobID: z.string().min(1).openapi({ param: { name: "jobID", in: "path" }, description: "Job id." }) }) },
   responses: {
     200: { description: "The job", content: { "application/json": { schema: GetJobResponse } } },
@@ -23,10 +25,9 @@ export const getJobRoute = createRoute({
 
 export function registerGetJob(app: App, r: RouteDeps) {
   app.openapi(getJobRoute, async (c) => {
-    requireScope(c, "jobs:read");
     const { jobID } = c.req.valid("param");
     const p = c.var.principal;
-    const job = /^job_[0-9a-z]{26}$/.test(jobID) ? await getJobItem(r.deps, jobID) : undefined;
+    const job = isId("job", jobID) ? await getJobItem(r.deps, jobID) : undefined;
     // Another organization's job, or one outside a project-scoped key, is indistinguishable from none.
     if (!job || job.organization_id !== p.organization_id || (p.project_id && p.project_id !== job.project_id)) {
       throw new AppError("not_found", `job ${jobID} not found`);

@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { listJobs, toJob } from "../../jobs/jobs.ts";
-import { loadProject, requireScope } from "../auth.ts";
+import { projectAccess } from "../auth.ts";
 import type { App, RouteDeps } from "../context.ts";
 import { errorResponses } from "../errors.ts";
 import { Job, ProjectParams, security } from "../schemas.ts";
@@ -17,6 +17,7 @@ export const listJobsRoute = createRoute({
   tags: ["Jobs"],
   summary: "List the project's jobs, newest first",
   security,
+  middleware: [projectAccess("jobs:read")] as const,
   request: { params: ProjectParams, query: ListJobsQuery },
   responses: {
     200: {
@@ -30,8 +31,7 @@ export const listJobsRoute = createRoute({
 
 export function registerListJobs(app: App, r: RouteDeps) {
   app.openapi(listJobsRoute, async (c) => {
-    requireScope(c, "jobs:read");
-    const project = await loadProject(r, c, c.req.valid("param").projectID);
+    const project = c.var.project;
     const { limit, cursor } = c.req.valid("query");
     const page = await listJobs(r.deps, project.id, limit, cursor);
     if (page.cursor) c.header("x-next-cursor", page.cursor);

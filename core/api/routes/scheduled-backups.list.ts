@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { getSchedule, toScheduledBackup } from "../../backups/schedules.ts";
-import { loadProject, requireScope } from "../auth.ts";
+import { projectAccess } from "../auth.ts";
 import type { App, RouteDeps } from "../context.ts";
 import { errorResponses } from "../errors.ts";
 import { ProjectParams, ScheduledBackup, security } from "../schemas.ts";
@@ -13,6 +13,7 @@ export const listScheduledBackupsRoute = createRoute({
   tags: ["Backups"],
   summary: "List the project's backup schedule (0 or 1 element, named `default`)",
   security,
+  middleware: [projectAccess("backups:read")] as const,
   request: { params: ProjectParams },
   responses: {
     200: { description: "The schedules", content: { "application/json": { schema: ListScheduledBackupsResponse } } },
@@ -22,8 +23,7 @@ export const listScheduledBackupsRoute = createRoute({
 
 export function registerListScheduledBackups(app: App, r: RouteDeps) {
   app.openapi(listScheduledBackupsRoute, async (c) => {
-    requireScope(c, "backups:read");
-    const project = await loadProject(r, c, c.req.valid("param").projectID);
+    const project = c.var.project;
     const schedule = await getSchedule(r.deps, project.id);
     return c.json({ scheduled_backups: schedule ? [toScheduledBackup(schedule)] : [] }, 200);
   });

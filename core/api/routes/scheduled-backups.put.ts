@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { putSchedule, toScheduledBackup } from "../../backups/schedules.ts";
-import { loadProject, requireScope } from "../auth.ts";
+import { projectAccess } from "../auth.ts";
 import type { App, RouteDeps } from "../context.ts";
 import { errorResponses } from "../errors.ts";
 import { ProjectParams, PutScheduledBackupRequest, ScheduledBackup, security } from "../schemas.ts";
@@ -13,6 +13,7 @@ export const putScheduledBackupRoute = createRoute({
   tags: ["Backups"],
   summary: "Replace the project's daily backup schedule (runs once a day at cron_hour:cron_minute UTC)",
   security,
+  middleware: [projectAccess("backups:write")] as const,
   request: {
     params: ProjectParams,
     body: { required: true, content: { "application/json": { schema: PutScheduledBackupRequest } } },
@@ -25,8 +26,7 @@ export const putScheduledBackupRoute = createRoute({
 
 export function registerPutScheduledBackup(app: App, r: RouteDeps) {
   app.openapi(putScheduledBackupRoute, async (c) => {
-    requireScope(c, "backups:write");
-    const project = await loadProject(r, c, c.req.valid("param").projectID);
+    const project = c.var.project;
     const schedule = await putSchedule(r.deps, project, c.req.valid("json"));
     return c.json({ scheduled_backup: toScheduledBackup(schedule) }, 200);
   });

@@ -1,0 +1,69 @@
+import { describe, expect, it } from "vitest";
+import { checkStartKey, decodeCursor, encodeCursor } from "../../core/db/cursor.ts";
+import { writeFailureOf } from "../../core/db/store.ts";
+import { AppError } from "../../core/errors.ts";
+
+const cancelled = (...codes: string[]) => ({ name: "TransactionCanceledException", CancellationReasons: codes.map((Code) => ({ Code })) });
+
+describe("writeFailureOf: what a refused DynamoDB write means", () => {
+  it.each([
+    ["plain failed condition", { name: "ConditionalCheckFailedException" }, "condition"],
+    ["transaction: a failed condition", cancelled("None", "ConditionalCheckFailed"), "condition"],
+    ["transaction: condition wins over conflict", cancelled("TransactionConflict", "ConditionalCheckFailed"), "condition"],
+    ["transaction: conflict", cancelled("None", "TransactionConflict"), "contention"],
+    ["plain write inside another transaction", { name: "TransactionConflictException" }, "contention"],
+    ["idempotent transaction still in progress", { name: "TransactionInProgressException" }, "contention"],
+    ["transaction: throttled", cancelled("None", "ThrottlingError"), "unavailable"],
+    ["transaction: over provisioned throughput", cancelled("ProvisionedThroughputExceeded"), "unavailable"],
+    ["transaction: validation error (a bug)", cancelled("ValidationError"), undefined],
+    ["transaction: item collection too big (a bug)", cancelled("ItemCollectionSizeLimitExceeded"), undefined],
+    ["transaction without reasons", cancelled(), undefined],
+    ["throttling", { name: "ThrottlingException" }, "unavailable"],
+    ["timeout", { name: "TimeoutError" }, "unavailable"],
+    ["connection refused", { code: "ECONNREFUSED" }, "unavailable"],
+    ["a 500 from the service", { name: "InternalServerError", $metadata: { httpStatusCode: 500 } }, "unavailable"],
+    ["validation (a bug)", { name: "ValidationException", $metadata: { httpStatusCode: 400 } }, undefined],
+    ["domain conflict", new AppError("conflict", "x"), "condition"],
+    ["domain contention", new AppError("conflict", "x", { contention: true }), "contention"],
+    ["nothing", undefined, undefined],
+  ] as const)("%s", (_what, err, expected) => {
+    expect(writeFailureOf(err)).toBe(expected);
+  });
+});
+
+describe("cursor codec", () => {
+  const table = { KeyConditionExpression: "pk = :p AND begins_with(sk, :b)", ExpressionAttributeValues: { ":p": "PRJ#a", ":b": "BKP#" } };
+  const gsi = { IndexName: "gsi1", KeyConditionExpression: "gsi1pk = :p", ExpressionAttributeValues: { ":p": "PRJ#a#JOB" } };
+  const backupKey = { pk: "PRJ#a", sk: "BKP#bkp_1" };
+  const jobKey = { pk: "JOB#job_1", sk: "JOB", gsi1pk: "PRJ#a#JOB", gsi1sk: "job_1" };
+
+  it("round-trips", () => {
+    expect(decodeCursor(encodeCursor(backupKey))).toEqual(backupKey);
+    expect(encodeCursor(undefined)).toBeUndefined();
+    expect(decodeCursor(undefined)).toBeUndefined();
+  });
+
+  it.each([
+    ["a genuine table cursor", table, backupKey, true],
+    ["a genuine index cursor", gsi, jobKey, true],
+    ["another partition", table, { ...backupKey, pk: "PRJ#b" }, false],
+    ["another sort prefix", table, { ...backupKey, sk: "SCH" }, false],
+    ["an index cursor on the table", table, jobKey, false],
+    ["a table cursor on an index", gsi, { pk: "PRJ#a#JOB", sk: "x" }, false],
+    ["a missing attribute", gsi, { pk: "JOB#job_1", sk: "JOB", gsi1pk: "PRJ#a#JOB" }, false],
+    ["an extra attribute", table, { ...backupKey, x: "y" }, false],
+    ["another index's partition", gsi, { ...jobKey, gsi1pk: "PRJ#b#JOB" }, false],
+    ["a number", table, { pk: "PRJ#a", sk: 3 }, false],
+  ] as const)("%s", (_what, input, key, valid) => {
+    const check = () => checkStartKey(input, key as Record<string, unknown>);
+    if (valid) expect(check).not.toThrow();
+    else expect(check).toThrow(/cursor is not valid/);
+  });
+
+  it.each([["{}", "e30"], ["not base64", "***"], ["a number", encodeCursor({ a: 1 } as never)!.replace(/./, "x")], ["too long", "A".repeat(5000)], ["empty object", Buffer.from("{}").toString("base64url")]])(
+    "decodes %s as a 400",
+    (_what, cursor) => {
+      expect(() => decodeCursor(cursor)).toThrow(expect.objectContaining({ code: "bad_request" }));
+    },
+  );
+});
