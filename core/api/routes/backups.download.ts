@@ -3,7 +3,7 @@ import { getBackup } from "../../backups/backups.ts";
 import { backupArtifact, signDownload } from "../../downloads/downloads.ts";
 import { AppError } from "../../errors.ts";
 import { isId } from "../../ids.ts";
-import { loadProject, requireScope } from "../auth.ts";
+import { projectAccess } from "../auth.ts";
 import type { App, RouteDeps } from "../context.ts";
 import { errorResponses } from "../errors.ts";
 import { Download, ProjectParams, security } from "../schemas.ts";
@@ -16,6 +16,7 @@ export const downloadBackupRoute = createRoute({
   tags: ["Backups"],
   summary: "A signed URL (15 minutes) to download a completed backup's pg_dump archive",
   security,
+  middleware: [projectAccess("backups:read")] as const,
   request: {
     params: ProjectParams.extend({
       backupID: z.string().min(1).openapi({ param: { name: "backupID", in: "path" }, description: "Backup id." }),
@@ -29,9 +30,8 @@ export const downloadBackupRoute = createRoute({
 
 export function registerDownloadBackup(app: App, r: RouteDeps) {
   app.openapi(downloadBackupRoute, async (c) => {
-    requireScope(c, "backups:read");
-    const { projectID, backupID } = c.req.valid("param");
-    const project = await loadProject(r, c, projectID);
+    const { backupID } = c.req.valid("param");
+    const project = c.var.project;
     const backup = isId("backup", backupID) ? await getBackup(r.deps, project.id, backupID) : undefined;
     if (!backup) throw new AppError("not_found", `backup ${backupID} not found`);
     const download = await signDownload(r.deps, backupArtifact(backup));
