@@ -139,7 +139,12 @@ async function transition(
     Key: keys.job(id),
     ...set,
     ConditionExpression: `attribute_exists(pk) AND (${condition})`,
-    ExpressionAttributeNames: { ...set.ExpressionAttributeNames, "#state": "state", "#attempts": "attempts" },
+    // DynamoDB refuses names an expression does not use: only those the condition names.
+    ExpressionAttributeNames: {
+      ...set.ExpressionAttributeNames,
+      ...(condition.includes("#state") ? { "#state": "state" } : {}),
+      ...(condition.includes("#attempts") ? { "#attempts": "attempts" } : {}),
+    },
     ExpressionAttributeValues: { ...set.ExpressionAttributeValues, ...values },
   });
 }
