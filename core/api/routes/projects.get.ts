@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { toProject } from "../../orgs/orgs.ts";
-import { loadProject, requireScope } from "../auth.ts";
+import { projectAccess } from "../auth.ts";
 import type { App, RouteDeps } from "../context.ts";
 import { errorResponses } from "../errors.ts";
 import { Project } from "../restore-schemas.ts";
@@ -14,6 +14,7 @@ export const getProjectRoute = createRoute({
   tags: ["Projects"],
   summary: "Get a project",
   security,
+  middleware: [projectAccess("projects:read")] as const,
   request: { params: ProjectParams },
   responses: {
     200: { description: "The project", content: { "application/json": { schema: GetProjectResponse } } },
@@ -21,10 +22,8 @@ export const getProjectRoute = createRoute({
   },
 });
 
-export function registerGetProject(app: App, r: RouteDeps) {
+export function registerGetProject(app: App, _r: RouteDeps) {
   app.openapi(getProjectRoute, async (c) => {
-    requireScope(c, "projects:read");
-    const project = await loadProject(r, c, c.req.valid("param").projectID);
-    return c.json({ project: toProject(project) }, 200);
+    return c.json({ project: toProject(c.var.project) }, 200);
   });
 }

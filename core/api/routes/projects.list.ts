@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { getProject, listProjects, toProject } from "../../orgs/orgs.ts";
-import { requireScope } from "../auth.ts";
+import { scopeGuard } from "../auth.ts";
 import type { App, RouteDeps } from "../context.ts";
 import { errorResponses } from "../errors.ts";
 import { Project } from "../restore-schemas.ts";
@@ -14,6 +14,7 @@ export const listProjectsRoute = createRoute({
   tags: ["Projects"],
   summary: "List the caller's projects (a project-scoped key sees its one project)",
   security,
+  middleware: [scopeGuard("projects:read")] as const,
   responses: {
     200: { description: "The projects, oldest first", content: { "application/json": { schema: ListProjectsResponse } } },
     ...errorResponses(401, 403),
@@ -22,7 +23,6 @@ export const listProjectsRoute = createRoute({
 
 export function registerListProjects(app: App, r: RouteDeps) {
   app.openapi(listProjectsRoute, async (c) => {
-    requireScope(c, "projects:read");
     const p = c.var.principal;
     let projects;
     if (p.project_id) {
