@@ -3,12 +3,14 @@
  * people who run the service. Reads the same configuration as the service.
  */
 import { Command, CommanderError, Option } from "commander";
+import { approvalActions, approvalActionSchema, createApproval } from "../core/approvals/approvals.ts";
+import { operatorActor } from "../core/audit/audit.ts";
 import { createApiKey, listApiKeys, revokeApiKey } from "../core/auth/keys.ts";
 import { allScopes, type Scope } from "../core/auth/scopes.ts";
 import { ConfigError } from "../core/config.ts";
 import { createDeps, type Deps } from "../core/deps.ts";
 import { AppError } from "../core/errors.ts";
-import { createCluster, createOrganization, createProject, getOrganization, listProjects, toProject } from "../core/orgs/orgs.ts";
+import { createCluster, createOrganization, createProject, getOrganization, getProject, listProjects, toProject } from "../core/orgs/orgs.ts";
 import { probePostgresVersion } from "../core/orgs/probe.ts";
 import { ZodError } from "zod";
 import { operatorConfig } from "./config.ts";
@@ -103,7 +105,7 @@ key
       scopes: o.scopes.split(",").map((s) => s.trim()).filter(Boolean) as Scope[],
       name: o.name,
       expires_at: o.expiresAt ?? null,
-    });
+    }, operatorActor());
     print({ key: plaintext, record });
     process.stderr.write("This is the only time the key is shown: store it now.\n");
   });
@@ -115,8 +117,23 @@ key
   .command("revoke <keyID>")
   .requiredOption("--org <orgID>")
   .action(async (keyId: string, o: { org: string }) => {
-    print(await revokeApiKey(getDeps(), o.org, keyId));
+    print(await revokeApiKey(getDeps(), o.org, keyId, operatorActor()));
     process.stderr.write("Revoked. API instances that cached the key stop accepting it within 60 seconds.\n");
+  });
+
+program
+  .command("approval")
+  .description("approvals of destructive operations (an admin's consent; recorded in the audit trail)")
+  .command("create")
+  .description("mint a single-use approval token (about 10 minutes) for one action on one project")
+  .requiredOption("--project <projectID>")
+  .addOption(new Option("--action <action>", "the operation approved").choices([...approvalActions]).makeOptionMandatory())
+  .action(async (o: { project: string; action: string }) => {
+    const project = await getProject(getDeps(), o.project);
+    if (!project) throw new AppError("not_found", `project ${o.project} not found`);
+    const approval = await createApproval(getDeps(), { project, action: approvalActionSchema.parse(o.action), actor: operatorActor() });
+    print({ approval });
+    process.stderr.write(`Single use, for ${approval.action} on ${project.id}, until ${approval.expires_at}. Recorded in the project's audit events.\n`);
   });
 
 const dlq = program.command("dlq").description("the jobs dead-letter queue");

@@ -12,6 +12,8 @@ export const idPrefixes = {
   schedule: "sch",
   job: "job",
   event: "evt",
+  audit: "aud",
+  approval: "apv",
 } as const;
 export type IdKind = keyof typeof idPrefixes;
 
@@ -37,6 +39,8 @@ const kindNames: Record<IdKind, string> = {
   schedule: "a schedule",
   job: "a job",
   event: "an event",
+  audit: "an audit event",
+  approval: "an approval",
 };
 
 /** `must be a project id (prj_ and 26 characters), got "xyz"`: what was expected and what was sent, shortened. */

@@ -25,6 +25,9 @@ import { registerListScheduledBackups } from "./routes/scheduled-backups.list.ts
 import { registerPutScheduledBackup } from "./routes/scheduled-backups.put.ts";
 import { registerRestoreRoutes } from "./routes/restore-routes.ts";
 import { registerConsole } from "../console/routes.tsx";
+import { registerCreateApproval } from "./routes/approvals.create.ts";
+import { registerListProjectAuditEvents } from "./routes/audit-events.list.ts";
+import { registerListOrganizationAuditEvents } from "./routes/audit-events.org-list.ts";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -175,6 +178,9 @@ export function createApp(opts: AppOptions): App {
   registerMe(app, r);
   registerRestoreRoutes(app, r);
   registerConsole(app, { clerk: r.clerk !== undefined });
+  registerCreateApproval(app, r);
+  registerListProjectAuditEvents(app, r);
+  registerListOrganizationAuditEvents(app, r);
 
   const paths = knownPaths(app);
   app.notFound((c) => {

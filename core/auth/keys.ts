@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import { z } from "zod";
+import { auditItem, type Actor } from "../audit/audit.ts";
 import { keys } from "../db/keys.ts";
-import { getItem, putItem, queryAll, queryPage, setFields, updateItem } from "../db/store.ts";
+import { getItem, putItem, queryAll, queryPage, setFields, transactWrite, updateItem } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import { AppError } from "../errors.ts";
 import { idSchema, newId } from "../ids.ts";
@@ -71,6 +72,7 @@ export const createApiKeyInput = z.object({
 export async function createApiKey(
   deps: Db,
   input: z.input<typeof createApiKeyInput>,
+  actor?: Actor,
 ): Promise<{ key: string; record: ApiKeyRecord }> {
   const data = createApiKeyInput.parse(input);
   const now = deps.now();
@@ -105,11 +107,22 @@ export async function createApiKey(
     last_used_at: null,
     revoked_at: null,
   };
-  await putItem(
-    deps,
-    { ...keys.apiKey(item.key_hash), ...item, gsi1pk: keys.orgKeysIndex(item.organization_id), gsi1sk: item.id },
-    { condition: "attribute_not_exists(pk)" },
-  );
+  const record = { ...keys.apiKey(item.key_hash), ...item, gsi1pk: keys.orgKeysIndex(item.organization_id), gsi1sk: item.id };
+  if (!actor) await putItem(deps, record, { condition: "attribute_not_exists(pk)" });
+  else {
+    await transactWrite(deps, [
+      { Put: { TableName: deps.table, Item: record, ConditionExpression: "attribute_not_exists(pk)" } },
+      auditItem(deps, {
+        organization_id: item.organization_id,
+        project_id: item.project_id,
+        action: "api_key.created",
+        actor,
+        target_type: "api_key",
+        target_id: item.id,
+        metadata: { api_key_id: item.id, name: item.name, key_prefix: item.key_prefix, scopes: item.scopes, project_id: item.project_id, expires_at: item.expires_at },
+      }),
+    ]);
+  }
   return { key: plaintext, record: apiKeyRecord(item, now) };
 }
 
@@ -140,10 +153,39 @@ async function findApiKeyById(deps: Db, organizationId: string, keyId: string): 
 }
 
 /** Revokes a key (idempotent). Caches that resolved it stop accepting it within their window. */
-export async function revokeApiKey(deps: Db, organizationId: string, keyId: string): Promise<ApiKeyRecord> {
+export async function revokeApiKey(deps: Db, organizationId: string, keyId: string, actor?: Actor): Promise<ApiKeyRecord> {
   const found = await findApiKeyById(deps, organizationId, keyId);
   if (!found) throw new AppError("not_found", `api key ${keyId} does not exist`);
   if (found.revoked_at) return apiKeyRecord(found, deps.now());
+  if (actor) {
+    const revokedAt = iso(deps.now());
+    // Conditional on it not being revoked yet: a second, racing revoke records no second event.
+    await transactWrite(deps, [
+      {
+        Update: {
+          TableName: deps.table,
+          Key: keys.apiKey(found.key_hash),
+          UpdateExpression: "SET revoked_at = :at",
+          ConditionExpression: "attribute_exists(pk) AND attribute_type(revoked_at, :null)",
+          ExpressionAttributeValues: { ":at": revokedAt, ":null": "NULL" },
+        },
+      },
+      auditItem(deps, {
+        organization_id: found.organization_id,
+        project_id: found.project_id,
+        action: "api_key.revoked",
+        actor,
+        target_type: "api_key",
+        target_id: found.id,
+        metadata: { api_key_id: found.id, name: found.name, key_prefix: found.key_prefix },
+      }),
+    ]).catch(async (err: unknown) => {
+      if (err instanceof AppError && err.code === "conflict") return; // revoked meanwhile: idempotent
+      throw err;
+    });
+    const now = await findApiKeyById(deps, organizationId, keyId);
+    return apiKeyRecord(now?.revoked_at ? now : { ...found, revoked_at: revokedAt }, deps.now());
+  }
   const updated = await updateItem(deps, apiKeyItem, {
     Key: keys.apiKey(found.key_hash),
     ...setFields({ revoked_at: iso(deps.now()) }),

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
+import { auditItem, type Actor } from "../audit/audit.ts";
 import { keys, ttlAt } from "../db/keys.ts";
 import { getItem, queryPage, setFields, transactWriteIf, updateItemIf, type Page } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
@@ -64,6 +65,8 @@ export interface RequestBackupOptions {
   /** Idempotency-Key header: the same key and body within 24 h answers the original job. */
   idempotencyKey?: string;
   scheduleId?: string;
+  /** Who asked: a `backup.requested` audit event commits with the backup (API requests). */
+  actor?: Actor;
 }
 
 const idempotencyItem = z.object({ request_hash: z.string(), job_id: z.string(), expires_at: z.string() });
@@ -107,6 +110,19 @@ export async function requestBackup(
     { Put: { TableName: deps.table, Item: backupRecord } },
     { Put: { TableName: deps.table, Item: job } },
   ];
+  if (opts.actor) {
+    writes.push(
+      auditItem(deps, {
+        organization_id: project.organization_id,
+        project_id: project.id,
+        action: "backup.requested",
+        actor: opts.actor,
+        target_type: "backup",
+        target_id: backupRecord.id,
+        metadata: { backup_id: backupRecord.id, job_id: jobId, label: backupRecord.label, retention_days: retentionDays },
+      }),
+    );
+  }
   if (opts.idempotencyKey) {
     const until = new Date(now.getTime() + IDEMPOTENCY_MS);
     writes.push({

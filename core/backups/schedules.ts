@@ -1,6 +1,7 @@
 import { z } from "zod";
+import { auditItem, type Actor } from "../audit/audit.ts";
 import { keys } from "../db/keys.ts";
-import { getItem, putItem } from "../db/store.ts";
+import { getItem, putItem, transactWrite } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import { newId } from "../ids.ts";
 import type { Project } from "../orgs/orgs.ts";
@@ -60,7 +61,7 @@ export async function getSchedule(deps: Db, projectId: string): Promise<Schedule
  * Replaces the project's schedule with `input` (no merge). Keeps id, created_at and the run
  * history (`last_run_at`, `last_job_id`) of an existing schedule.
  */
-export async function putSchedule(deps: Db, project: Project, input: PutScheduleInput): Promise<ScheduleItem> {
+export async function putSchedule(deps: Db, project: Project, input: PutScheduleInput, actor?: Actor): Promise<ScheduleItem> {
   const data = putScheduleInput.parse(input);
   const now = deps.now();
   const existing = await getSchedule(deps, project.id);
@@ -80,10 +81,24 @@ export async function putSchedule(deps: Db, project: Project, input: PutSchedule
     updated_at: iso(now),
   };
   const index = scheduleIndex(item);
-  await putItem(deps, {
-    ...keys.schedule(project.id),
-    ...item,
-    ...(index.gsi2pk ? index : {}),
-  });
+  const record = { ...keys.schedule(project.id), ...item, ...(index.gsi2pk ? index : {}) };
+  if (!actor) {
+    await putItem(deps, record);
+    return item;
+  }
+  const settings = (s: ScheduleItem | undefined) =>
+    s ? { cron_hour: s.cron_hour, cron_minute: s.cron_minute, is_active: s.is_active, retention_days: s.retention_days, label: s.label } : null;
+  await transactWrite(deps, [
+    { Put: { TableName: deps.table, Item: record } },
+    auditItem(deps, {
+      organization_id: project.organization_id,
+      project_id: project.id,
+      action: "scheduled_backup.updated",
+      actor,
+      target_type: "scheduled_backup",
+      target_id: item.id,
+      metadata: { scheduled_backup_id: item.id, before: settings(existing), after: settings(item) },
+    }),
+  ]);
   return item;
 }

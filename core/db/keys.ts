@@ -14,6 +14,8 @@
  * | job             | JOB#<job>               | JOB         | PRJ#<prj>#JOB / <job>          | JOBS#<state> / <due time>#<job> (pending, running) |
  * | event           | PRJ#<prj>               | EVT#<evt>   |                                |                                          |
  * | lock            | LOCK#<resource>         | LOCK        |                                |                                          |
+ * | audit event     | PRJ#<prj> or ORG#<org>  | AUD#<aud>   | ORG#<org>#AUD / <aud>          |                                          |
+ * | approval        | APPROVAL#<sha256>       | APPROVAL    |                                |                                          |
  * | idempotency     | IDEM#<prj>#<key>        | IDEM        |                                |                                          |
  * | schedule run    | SCHRUN#<sch>#<date>     | SCHRUN      |                                |                                          |
  * | dispatcher mark | DISPATCH                | WATERMARK   |                                |                                          |
@@ -36,6 +38,12 @@ export const keys = {
   projectJobsIndex: (projectId: string) => `PRJ#${projectId}#JOB`,
   jobStateIndex: (state: "pending" | "running") => `JOBS#${state}`,
   event: (projectId: string, id: string) => ({ pk: `PRJ#${projectId}`, sk: `EVT#${id}` }),
+  /** Project events live in the project's partition, organization-level ones in the organization's. */
+  auditEvent: (scope: { projectId: string | null; organizationId: string }, id: string) =>
+    scope.projectId ? { pk: `PRJ#${scope.projectId}`, sk: `AUD#${id}` } : { pk: `ORG#${scope.organizationId}`, sk: `AUD#${id}` },
+  auditPrefix: "AUD#",
+  orgAuditIndex: (orgId: string) => `ORG#${orgId}#AUD`,
+  approval: (tokenHash: string) => ({ pk: `APPROVAL#${tokenHash}`, sk: "APPROVAL" }),
   lock: (resource: string) => ({ pk: `LOCK#${resource}`, sk: "LOCK" }),
   idempotency: (projectId: string, key: string) => ({ pk: `IDEM#${projectId}#${key}`, sk: "IDEM" }),
   scheduleRun: (scheduleId: string, date: string) => ({ pk: `SCHRUN#${scheduleId}#${date}`, sk: "SCHRUN" }),

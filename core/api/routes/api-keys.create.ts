@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { actorOf } from "../../audit/audit.ts";
 import { createApiKey } from "../../auth/keys.ts";
 import { scopeSchema } from "../../auth/scopes.ts";
 import { AppError } from "../../errors.ts";
@@ -50,7 +51,7 @@ export function registerCreateApiKey(app: App, r: RouteDeps) {
       scopes: input.scopes,
       project_id: input.project_id ?? null,
       expires_at: input.expires_at ?? null,
-    });
+    }, actorOf(c.var.principal));
     c.var.log.info("api key created", { api_key_id: record.id });
     return c.json({ key, api_key: record }, 201);
   });

@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { actorOf } from "../../audit/audit.ts";
 import { revokeApiKey } from "../../auth/keys.ts";
 import { AppError } from "../../errors.ts";
 import { isId } from "../../ids.ts";
@@ -31,7 +32,7 @@ export function registerRevokeApiKey(app: App, r: RouteDeps) {
     const { orgID, keyID } = c.req.valid("param");
     requireOwnOrganization(c, orgID);
     if (!isId("apiKey", keyID)) throw new AppError("not_found", `api key ${keyID} not found`);
-    const record = await revokeApiKey(r.deps, orgID, keyID).catch((err: unknown) => {
+    const record = await revokeApiKey(r.deps, orgID, keyID, actorOf(c.var.principal)).catch((err: unknown) => {
       if (err instanceof AppError && err.code === "not_found") throw new AppError("not_found", `api key ${keyID} not found`);
       throw err;
     });

@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { actorOf } from "../../audit/audit.ts";
 import { requestBackup } from "../../backups/backups.ts";
 import { AppError } from "../../errors.ts";
 import { toJob } from "../../jobs/jobs.ts";
@@ -40,7 +41,7 @@ export function registerCreateBackup(app: App, r: RouteDeps) {
     const project = c.var.project;
     const body = (c.req.valid("json") as z.infer<typeof CreateBackupRequest> | undefined) ?? {};
     const idempotencyKey = c.req.valid("header")["idempotency-key"];
-    const { job, created } = await requestBackup(r.deps, project, body, { idempotencyKey });
+    const { job, created } = await requestBackup(r.deps, project, body, { idempotencyKey, actor: actorOf(c.var.principal) });
     if (!job) throw new AppError("internal", "the job was not recorded");
     c.var.log.info(created ? "backup requested" : "backup request replayed", { project_id: project.id, job_id: job.id });
     return c.json({ job: toJob(job) }, 202);

@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { actorOf, recordAudit } from "../../audit/audit.ts";
 import { getBackup } from "../../backups/backups.ts";
 import { backupArtifact, signDownload } from "../../downloads/downloads.ts";
 import { AppError } from "../../errors.ts";
@@ -35,6 +36,16 @@ export function registerDownloadBackup(app: App, r: RouteDeps) {
     const backup = isId("backup", backupID) ? await getBackup(r.deps, project.id, backupID) : undefined;
     if (!backup) throw new AppError("not_found", `backup ${backupID} not found`);
     const download = await signDownload(r.deps, backupArtifact(backup));
+    // Who took a copy of the data out, and when: recorded before the URL is handed out.
+    await recordAudit(r.deps, {
+      organization_id: project.organization_id,
+      project_id: project.id,
+      action: "backup.download_url_issued",
+      actor: actorOf(c.var.principal),
+      target_type: "backup",
+      target_id: backup.id,
+      metadata: { backup_id: backup.id, expires_at: download.expires_at, size_bytes: download.size_bytes, sha256: download.sha256 },
+    });
     // The URL is a bearer credential for 15 minutes: never logged.
     c.var.log.info("backup download signed", { project_id: project.id, backup_id: backup.id, expires_at: download.expires_at });
     return c.json({ download }, 200);

@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { actorOf } from "../../audit/audit.ts";
 import { putSchedule, toScheduledBackup } from "../../backups/schedules.ts";
 import { projectAccess } from "../auth.ts";
 import type { App, RouteDeps } from "../context.ts";
@@ -27,7 +28,7 @@ export const putScheduledBackupRoute = createRoute({
 export function registerPutScheduledBackup(app: App, r: RouteDeps) {
   app.openapi(putScheduledBackupRoute, async (c) => {
     const project = c.var.project;
-    const schedule = await putSchedule(r.deps, project, c.req.valid("json"));
+    const schedule = await putSchedule(r.deps, project, c.req.valid("json"), actorOf(c.var.principal));
     return c.json({ scheduled_backup: toScheduledBackup(schedule) }, 200);
   });
 }

@@ -1,0 +1,25 @@
+import { z } from "@hono/zod-openapi";
+import { auditEventSchema } from "../../audit/audit.ts";
+
+/** The AuditEvent wire schema (SPEC section 5), named for the OpenAPI document. */
+export const AuditEvent = auditEventSchema
+  .extend({
+    project_id: z.string().nullable().openapi({ description: "Null for organization-level events (API keys, webhooks)." }),
+    action: z.string().openapi({ description: "What happened, `<target>.<verb>`: backup.requested, approval.used, preview.promoted, ..." }),
+    actor_kind: z.string().openapi({ description: "api_key, clerk_session, operator (capydb-admin) or system (a job acting for the recorded requester)." }),
+    metadata: z.record(z.string(), z.unknown()).openapi({ description: "The ids a later investigation needs (for a promote: the safety backup's id)." }),
+    created_at: z.string().openapi({ type: "string", format: "date-time", example: "2026-11-26T02:15:00Z" }),
+  })
+  .openapi("AuditEvent");
+
+export const ListAuditEventsQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(25).openapi({ description: "Page size (1-100, default 25)." }),
+  cursor: z.string().max(2000).optional().openapi({ description: "The `x-next-cursor` header of the previous page." }),
+});
+export const ListAuditEventsResponse = z.object({ audit_events: z.array(AuditEvent) });
+
+export const listResponses = {
+  description: "The events, newest first; `x-next-cursor` is set when more remain. Records cannot be changed or deleted through the API; they are kept for a year.",
+  headers: { "x-next-cursor": { schema: { type: "string" as const }, description: "Cursor of the next page" } },
+  content: { "application/json": { schema: ListAuditEventsResponse } },
+};
