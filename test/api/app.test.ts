@@ -23,7 +23,7 @@ describe("GET /v1/openapi.json", () => {
     const doc = await body(res);
     expect(doc.openapi).toBe("3.1.0");
     const schemas = doc.components.schemas;
-    for (const name of ["ScheduledBackup", "Backup", "Job", "Download", "Project"] as const) {
+    for (const name of ["ScheduledBackup", "Backup", "Job", "Download", "Project", "Approval", "AuditEvent"] as const) {
       expect(Object.keys(schemas[name].properties).sort(), name).toEqual([...specFields[name]].sort());
       expect([...schemas[name].required].sort(), name).toEqual([...specFields[name]].sort());
     }
@@ -36,6 +36,9 @@ describe("GET /v1/openapi.json", () => {
         "/v1/me",
         "/v1/organizations/{orgID}/api-keys",
         "/v1/organizations/{orgID}/api-keys/{keyID}",
+        "/v1/organizations/{orgID}/audit-events",
+        "/v1/projects/{projectID}/approvals",
+        "/v1/projects/{projectID}/audit-events",
         "/v1/projects",
         "/v1/projects/{projectID}",
         "/v1/projects/{projectID}/backups",

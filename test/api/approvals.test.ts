@@ -5,7 +5,7 @@ import { keys } from "../../core/db/keys.ts";
 import { AppError } from "../../core/errors.ts";
 import { startFakeClerk } from "../support/clerk.ts";
 import { createTestEnv, uniq, type Tenant, type TestEnv } from "../support/env.ts";
-import { body } from "../support/spec.ts";
+import { body, expectShape } from "../support/spec.ts";
 
 let env: TestEnv;
 let clerk: Awaited<ReturnType<typeof startFakeClerk>>;
@@ -63,7 +63,7 @@ describe("POST /v1/projects/{projectID}/approvals", () => {
     const b = await body(res);
     expect(res.status, JSON.stringify(b)).toBe(201);
     expect(Object.keys(b)).toEqual(["approval"]);
-    expect(Object.keys(b.approval).sort()).toEqual(["action", "expires_at", "id", "token"]);
+    expectShape("Approval", b.approval, expect);
     expect(b.approval.action).toBe("project.restore_overwrite");
     expect(b.approval.token).toMatch(/^ap_[0-9A-Za-z]{40}$/);
     expect(b.approval.id).toMatch(/^apv_/);

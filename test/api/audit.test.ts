@@ -5,9 +5,7 @@ import { findApiKey } from "../../core/auth/keys.ts";
 import { keys } from "../../core/db/keys.ts";
 import { startFakeClerk } from "../support/clerk.ts";
 import { createTestEnv, uniq, type Tenant, type TestEnv } from "../support/env.ts";
-import { body } from "../support/spec.ts";
-
-const auditFields = ["id", "organization_id", "project_id", "action", "actor_kind", "actor_id", "target_type", "target_id", "metadata", "created_at"];
+import { body, expectShape } from "../support/spec.ts";
 
 let env: TestEnv;
 let clerk: Awaited<ReturnType<typeof startFakeClerk>>;
@@ -56,7 +54,7 @@ describe("audit events", () => {
     const requested = events.filter((e) => e.action === "backup.requested");
     expect(requested, JSON.stringify(events)).toHaveLength(1);
     const e = requested[0]!;
-    expect(Object.keys(e).sort()).toEqual([...auditFields].sort());
+    expectShape("AuditEvent", e, expect);
     const backups = (await body(await app.request(`/v1/projects/${tenant.projectId}/backups`, { headers: auth(key) }))).backups;
     expect(e).toMatchObject({
       organization_id: tenant.organizationId,

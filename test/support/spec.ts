@@ -29,6 +29,11 @@ export const specFields = {
     "pitr_time", "state", "created_by_actor_kind", "created_by_actor_id", "created_at", "updated_at",
   ],
   Connections: ["direct_url", "pooled_url", "username"],
+  Approval: ["id", "action", "token", "expires_at"],
+  AuditEvent: [
+    "id", "organization_id", "project_id", "action", "actor_kind", "actor_id", "target_type",
+    "target_id", "metadata", "created_at",
+  ],
 } as const;
 
 export const rfc3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
