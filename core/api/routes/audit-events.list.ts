@@ -1,6 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import { listProjectAuditEvents, toAuditEvent } from "../../audit/audit.ts";
-import { loadProject, requireScope } from "../auth.ts";
+import { projectAccess } from "../auth.ts";
 import type { App, RouteDeps } from "../context.ts";
 import { errorResponses } from "../errors.ts";
 import { ProjectParams, security } from "../schemas.ts";
@@ -12,14 +12,14 @@ export const listProjectAuditEventsRoute = createRoute({
   tags: ["Audit"],
   summary: "List the project's audit events (who changed what), newest first",
   security,
+  middleware: [projectAccess("projects:read")] as const,
   request: { params: ProjectParams, query: ListAuditEventsQuery },
   responses: { 200: listResponses, ...errorResponses(400, 401, 403, 404) },
 });
 
 export function registerListProjectAuditEvents(app: App, r: RouteDeps) {
   app.openapi(listProjectAuditEventsRoute, async (c) => {
-    requireScope(c, "projects:read");
-    const project = await loadProject(r, c, c.req.valid("param").projectID);
+    const project = c.var.project;
     const { limit, cursor } = c.req.valid("query");
     const page = await listProjectAuditEvents(r.deps, project.id, limit, cursor);
     if (page.cursor) c.header("x-next-cursor", page.cursor);

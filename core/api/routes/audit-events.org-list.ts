@@ -1,6 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import { listOrganizationAuditEvents, toAuditEvent } from "../../audit/audit.ts";
-import { requireOwnOrganization, requireScope } from "../auth.ts";
+import { requireOwnOrganization, scopeGuard } from "../auth.ts";
 import type { App, RouteDeps } from "../context.ts";
 import { errorResponses } from "../errors.ts";
 import { security } from "../schemas.ts";
@@ -13,13 +13,13 @@ export const listOrganizationAuditEventsRoute = createRoute({
   tags: ["Audit"],
   summary: "List the organization's audit events (its projects' and its own), newest first",
   security,
+  middleware: [scopeGuard("organizations:read")] as const,
   request: { params: OrgParams, query: ListAuditEventsQuery },
   responses: { 200: listResponses, ...errorResponses(400, 401, 403, 404) },
 });
 
 export function registerListOrganizationAuditEvents(app: App, r: RouteDeps) {
   app.openapi(listOrganizationAuditEventsRoute, async (c) => {
-    requireScope(c, "organizations:read");
     const { orgID } = c.req.valid("param");
     requireOwnOrganization(c, orgID);
     const { limit, cursor } = c.req.valid("query");
