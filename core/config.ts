@@ -22,6 +22,13 @@ export const configSchema = z.object({
   pgBinDirs: z.array(z.string()).default([]),
   /** A cluster (by id, from the store) to restore verification copies on, instead of the project's own. */
   verifyClusterId: z.string().regex(/^cls_[0-9a-z]{26}$/, "must be a cluster id (cls_...)").optional(),
+  /** How long an export's dump is kept for download before the dispatcher deletes it. */
+  exportRetentionDays: z
+    .string()
+    .regex(/^\d+$/, "must be a whole number of days")
+    .default("7")
+    .transform(Number)
+    .pipe(z.number().int().min(1, "must be 1 to 365 days").max(365, "must be 1 to 365 days")),
   /** Identity recorded as a job's `claimed_by`. */
   workerId: z.string().min(1),
   logLevel: z.enum(["DEBUG", "INFO", "WARN", "ERROR"]).default("INFO"),
@@ -47,6 +54,7 @@ const envNames: Record<string, string> = {
   pgBinDirs: "CAPYDB_PG_BIN_DIRS",
   workerId: "CAPYDB_WORKER_ID",
   verifyClusterId: "CAPYDB_VERIFY_CLUSTER_ID",
+  exportRetentionDays: "CAPYDB_EXPORT_RETENTION_DAYS",
   logLevel: "LOG_LEVEL",
   clerk: "CLERK_JWKS_URL",
 };
@@ -95,6 +103,7 @@ export function loadConfig(env: Env = process.env): Config {
     secretKey: str(secret?.value) ?? str(env.CAPYDB_SECRET_KEY),
     pgBinDirs: (str(env.CAPYDB_PG_BIN_DIRS) ?? "").split(":").filter(Boolean),
     verifyClusterId: str(env.CAPYDB_VERIFY_CLUSTER_ID),
+    exportRetentionDays: str(env.CAPYDB_EXPORT_RETENTION_DAYS),
     workerId:
       str(env.CAPYDB_WORKER_ID) ??
       str(env.AWS_LAMBDA_LOG_STREAM_NAME) ??

@@ -20,6 +20,8 @@ export interface Deps {
   /** Key that encrypts stored cluster passwords. */
   secretKey: Buffer;
   pgBinDirs: string[];
+  /** Days an export's dump is kept for download (CAPYDB_EXPORT_RETENTION_DAYS, default 7). */
+  exportRetentionDays: number;
   workerId: string;
   log: Log;
   now: () => Date;
@@ -36,6 +38,7 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}, role: 
     bucket: config.bucket,
     secretKey: Buffer.from(config.secretKey, "base64"),
     pgBinDirs: config.pgBinDirs,
+    exportRetentionDays: config.exportRetentionDays,
     workerId: config.workerId,
     log: createLogger(config.logLevel),
     now: () => new Date(),

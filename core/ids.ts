@@ -14,6 +14,7 @@ export const idPrefixes = {
   event: "evt",
   audit: "aud",
   approval: "apv",
+  export: "exp",
 } as const;
 export type IdKind = keyof typeof idPrefixes;
 
@@ -41,6 +42,7 @@ const kindNames: Record<IdKind, string> = {
   event: "an event",
   audit: "an audit event",
   approval: "an approval",
+  export: "an export",
 };
 
 /** `must be a project id (prj_ and 26 characters), got "xyz"`: what was expected and what was sent, shortened. */

@@ -15,6 +15,13 @@ describe("configuration", () => {
     expect(c).toMatchObject({ region: "us-east-1", table: "t", bucket: "b", pgBinDirs: [], logLevel: "INFO", clerk: undefined, verifyClusterId: undefined });
   });
 
+  it("keeps exports 7 days unless CAPYDB_EXPORT_RETENTION_DAYS says otherwise (1-365)", () => {
+    expect(loadConfig(base).exportRetentionDays).toBe(7);
+    expect(loadConfig({ ...base, CAPYDB_EXPORT_RETENTION_DAYS: "3" }).exportRetentionDays).toBe(3);
+    expect(() => loadConfig({ ...base, CAPYDB_EXPORT_RETENTION_DAYS: "0" })).toThrow(/^invalid setting CAPYDB_EXPORT_RETENTION_DAYS/);
+    expect(() => loadConfig({ ...base, CAPYDB_EXPORT_RETENTION_DAYS: "a week" })).toThrow(/^invalid setting CAPYDB_EXPORT_RETENTION_DAYS/);
+  });
+
   it("names the first missing setting in one line", () => {
     expect(() => loadConfig({ ...base, CAPYDB_TABLE: undefined })).toThrow(/^missing setting CAPYDB_TABLE$/);
     expect(() => loadConfig({ ...base, CAPYDB_BUCKET: "" })).toThrow(/^missing setting CAPYDB_BUCKET$/);

@@ -2,6 +2,7 @@ import { z } from "@hono/zod-openapi";
 import { backupSchema } from "../backups/backups.ts";
 import { putScheduleInput, scheduledBackupSchema } from "../backups/schedules.ts";
 import { downloadSchema } from "../downloads/downloads.ts";
+import { exportSchema } from "../exports/exports.ts";
 import { jobSchema } from "../jobs/jobs.ts";
 
 /**
@@ -48,3 +49,14 @@ export const Download = downloadSchema
     sha256: z.string().openapi({ description: "Hex SHA-256 of the artifact: the downloaded file must hash to it." }),
   })
   .openapi("Download");
+
+export const Export = exportSchema
+  .extend({
+    created_at: at(),
+    expires_at: z.string().openapi({ ...timestamp, description: "When the dispatcher deletes the dump (the export then reads `expired`)." }),
+  })
+  .openapi("Export");
+
+export const ExportParams = ProjectParams.extend({
+  exportID: z.string().min(1).openapi({ param: { name: "exportID", in: "path" }, description: "Export id." }),
+});

@@ -13,6 +13,7 @@
  * | schedule        | PRJ#<prj>               | SCH         |                                | SCHED / <HH:MM>#<sch> (active only)       |
  * | job             | JOB#<job>               | JOB         | PRJ#<prj>#JOB / <job>          | JOBS#<state> / <due time>#<job> (pending, running) |
  * | event           | PRJ#<prj>               | EVT#<evt>   |                                |                                          |
+ * | export          | PRJ#<prj>               | EXP#<exp>   |                                | EXPEXP / <expires_at>#<exp> (completed)   |
  * | lock            | LOCK#<resource>         | LOCK        |                                |                                          |
  * | audit event     | PRJ#<prj> or ORG#<org>  | AUD#<aud>   | ORG#<org>#AUD / <aud>          |                                          |
  * | approval        | APPROVAL#<sha256>       | APPROVAL    |                                |                                          |
@@ -44,6 +45,9 @@ export const keys = {
   auditPrefix: "AUD#",
   orgAuditIndex: (orgId: string) => `ORG#${orgId}#AUD`,
   approval: (tokenHash: string) => ({ pk: `APPROVAL#${tokenHash}`, sk: "APPROVAL" }),
+  export: (projectId: string, id: string) => ({ pk: `PRJ#${projectId}`, sk: `EXP#${id}` }),
+  exportPrefix: "EXP#",
+  exportExpiryIndex: "EXPEXP",
   lock: (resource: string) => ({ pk: `LOCK#${resource}`, sk: "LOCK" }),
   idempotency: (projectId: string, key: string) => ({ pk: `IDEM#${projectId}#${key}`, sk: "IDEM" }),
   scheduleRun: (scheduleId: string, date: string) => ({ pk: `SCHRUN#${scheduleId}#${date}`, sk: "SCHRUN" }),

@@ -2,6 +2,7 @@ import { defaultRetentionOptions, sweepExpiredBackups, type RetentionOptions, ty
 import type { Deps } from "../deps.ts";
 import { iso } from "../deps.ts";
 import { errorText } from "../concurrency.ts";
+import { defaultExportSweepOptions, sweepExpiredExports, type ExportSweepOptions, type ExportSweepReport } from "../exports/retention.ts";
 import { defaultReaperOptions, reapJobs, type ReaperOptions, type ReaperReport } from "./reaper.ts";
 import { dispatchDueSchedules, type ScheduleTickReport, type SchedulerOptions } from "./scheduler.ts";
 
@@ -9,34 +10,40 @@ export interface DispatchOptions {
   scheduler: SchedulerOptions;
   retention: RetentionOptions;
   reaper: ReaperOptions;
+  exports: ExportSweepOptions;
 }
 
 export const defaultDispatchOptions: DispatchOptions = {
   scheduler: { staggerSeconds: 30, concurrency: 16 },
   retention: defaultRetentionOptions,
   reaper: defaultReaperOptions,
+  exports: defaultExportSweepOptions,
 };
+
+type Phase = "schedules" | "retention" | "reaper" | "exports";
 
 export interface TickReport {
   at: string;
   schedules?: ScheduleTickReport;
   retention?: RetentionReport;
   reaper?: ReaperReport;
+  /** Exports past their retention: dumps deleted, exports expired. */
+  exports?: ExportSweepReport;
   /** Phases that threw; the other phases still ran. */
-  errors: { phase: "schedules" | "retention" | "reaper"; error: string }[];
+  errors: { phase: Phase; error: string }[];
   ms: number;
 }
 
 /**
  * One minute tick: start the due scheduled backups, expire backups past retention, reap lost and
- * dead jobs. The phases are independent: one failing does not stop the others. Every step is
+ * dead jobs, delete exports past theirs. The phases are independent: one failing does not stop the others. Every step is
  * idempotent and conditional, so a double tick or two dispatchers at once are harmless.
  */
 export async function runTick(deps: Deps, opts: Partial<DispatchOptions> = {}): Promise<TickReport> {
   const o = { ...defaultDispatchOptions, ...opts };
   const started = Date.now();
   const report: TickReport = { at: iso(deps.now()), errors: [], ms: 0 };
-  const phase = async <K extends "schedules" | "retention" | "reaper">(name: K, fn: () => Promise<NonNullable<TickReport[K]>>) => {
+  const phase = async <K extends Phase>(name: K, fn: () => Promise<NonNullable<TickReport[K]>>) => {
     try {
       report[name] = await fn();
     } catch (err) {
@@ -47,6 +54,7 @@ export async function runTick(deps: Deps, opts: Partial<DispatchOptions> = {}): 
   await phase("schedules", () => dispatchDueSchedules(deps, o.scheduler));
   await phase("retention", () => sweepExpiredBackups(deps, `dispatcher:${deps.workerId}`, o.retention));
   await phase("reaper", () => reapJobs(deps, o.reaper));
+  await phase("exports", () => sweepExpiredExports(deps, o.exports));
   report.ms = Date.now() - started;
   return report;
 }
@@ -63,6 +71,7 @@ export function createDispatchHandler(deps: Deps, opts: Partial<DispatchOptions>
       window: report.schedules?.window,
       started: report.schedules?.created,
       expired: report.retention?.deleted,
+      exports_expired: report.exports?.deleted,
       requeued: report.reaper?.requeued,
       retried: report.reaper?.retried,
       ms: report.ms,

@@ -1,4 +1,5 @@
 import { backupItem, getBackup } from "../backups/backups.ts";
+import { failDeadExport } from "../exports/exports.ts";
 import { backupExpiryIndex } from "../backups/retention.ts";
 import { keys } from "../db/keys.ts";
 import { queryAll, setFields, updateItemIf } from "../db/store.ts";
@@ -83,6 +84,9 @@ export async function reapJobs(deps: Deps, opts: ReaperOptions = defaultReaperOp
     const outcome = reaped?.outcome;
     if (outcome === "failed" && job.type === "project.backup" && job.backup_id) {
       await failBackup(deps, job, `the worker stopped responding (its lease expired at ${job.lease_expires_at})`, now);
+    }
+    if (outcome === "failed" && job.type === "project.export" && job.export_id) {
+      await failDeadExport(deps, job, `the worker stopped responding (its lease expired at ${job.lease_expires_at})`);
     }
     let lockReleased = false;
     if (outcome && job.locked_resource) lockReleased = await releaseLapsedLock(deps, job.locked_resource, job.id);

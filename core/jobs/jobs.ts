@@ -6,7 +6,7 @@ import { iso, type Deps } from "../deps.ts";
 type Db = Pick<Deps, "ddb" | "table" | "now">;
 
 export const jobStates = ["pending", "running", "completed", "failed"] as const;
-export const jobTypes = ["project.backup", "project.backup_delete", "project.restore", "branch.create", "branch.delete"] as const;
+export const jobTypes = ["project.backup", "project.backup_delete", "project.restore", "branch.create", "branch.delete", "project.export"] as const;
 export type JobType = (typeof jobTypes)[number];
 export const retryClassifications = ["transient", "permanent"] as const;
 
@@ -46,6 +46,8 @@ export const jobItem = jobSchema.extend({
    * (project.restore, branch.create of a clone).
    */
   backup_id: z.string().nullable(),
+  /** The export this job makes (project.export). */
+  export_id: z.string().nullish(),
   schedule_id: z.string().nullable(),
   /** While running: when the claim lapses unless renewed by the heartbeat. */
   lease_expires_at: z.string().nullable(),
@@ -72,7 +74,7 @@ export function jobStateIndex(state: Job["state"], at: string, id: string): Reco
 export function newJobItem(
   now: Date,
   fields: Pick<JobItem, "id" | "organization_id" | "project_id" | "cluster_id" | "database_name" | "type" | "backup_id"> &
-    Partial<Pick<JobItem, "schedule_id" | "max_attempts" | "available_at" | "preview_database_id">>,
+    Partial<Pick<JobItem, "schedule_id" | "max_attempts" | "available_at" | "preview_database_id" | "export_id">>,
 ): Record<string, unknown> & JobItem {
   const at = iso(now);
   const available = fields.available_at ?? at;

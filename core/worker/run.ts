@@ -1,6 +1,7 @@
 import type { Deps } from "../deps.ts";
 import { getJobItem, type JobType } from "../jobs/jobs.ts";
 import { backupRunner } from "./backup.ts";
+import { exportRunner } from "./export.ts";
 import type { MessageContext } from "./heartbeat.ts";
 import { runClaimed, type JobRunner, type RunOutcome } from "./lifecycle.ts";
 import { workerOptions, type WorkerOptions } from "./options.ts";
@@ -14,6 +15,7 @@ export type { RunOutcome } from "./lifecycle.ts";
  */
 export const jobRunners: Partial<Record<JobType, JobRunner>> = {
   "project.backup": backupRunner,
+  "project.export": exportRunner,
 };
 
 /**

@@ -23,7 +23,7 @@ describe("GET /v1/openapi.json", () => {
     const doc = await body(res);
     expect(doc.openapi).toBe("3.1.0");
     const schemas = doc.components.schemas;
-    for (const name of ["ScheduledBackup", "Backup", "Job", "Download", "Project", "Approval", "AuditEvent"] as const) {
+    for (const name of ["ScheduledBackup", "Backup", "Job", "Download", "Project", "Approval", "AuditEvent", "Export"] as const) {
       expect(Object.keys(schemas[name].properties).sort(), name).toEqual([...specFields[name]].sort());
       expect([...schemas[name].required].sort(), name).toEqual([...specFields[name]].sort());
     }
@@ -43,6 +43,8 @@ describe("GET /v1/openapi.json", () => {
         "/v1/projects/{projectID}",
         "/v1/projects/{projectID}/backups",
         "/v1/projects/{projectID}/backups/{backupID}/download",
+        "/v1/projects/{projectID}/exports",
+        "/v1/projects/{projectID}/exports/{exportID}/download",
         "/v1/projects/{projectID}/jobs",
         "/v1/projects/{projectID}/scheduled-backups",
         "/v1/projects/{projectID}/scheduled-backups/default",
