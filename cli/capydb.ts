@@ -10,6 +10,7 @@ import { CreateBackupRequest, PutScheduledBackupRequest } from "../core/api/sche
 import { ApiClient, ApiError, cliVersion, type Backup, type Job } from "./capydb/client.ts";
 import { CliError, exitCodes } from "./capydb/errors.ts";
 import {
+  auditTable,
   backupFields,
   backupsTable,
   formatBytes,
@@ -280,6 +281,27 @@ jobs
     if (format === "json") printJson(io, done.body);
     else io.out.write(jobFields(done.job));
     if (done.job.state === "failed") throw new CliError(`job ${jobId} failed: ${done.job.error ?? "no reason given"}`);
+  });
+
+program
+  .command("audit")
+  .description("the audit trail: who changed what, and when")
+  .command("list")
+  .description("the project's audit events, newest first (--org: the whole organization's, with an organization key)")
+  .option("--org", "the organization's events (its projects' and its own: API keys, webhooks) instead of the project's")
+  .option("--limit <n>", "at most this many (1-100, default 25)", int("--limit", 1, 100))
+  .option("--cursor <cursor>", "the next page, from a previous list")
+  .action(async (o: { org?: boolean; limit?: number; cursor?: string }, cmd: Command) => {
+    const { client, format, project } = context(cmd);
+    const q = { limit: o.limit, cursor: o.cursor };
+    // The organization is the key's own: asked of the API rather than configured.
+    const res = o.org
+      ? await client.listOrganizationAuditEvents((await client.me()).data.principal.organization_id, q)
+      : await client.listProjectAuditEvents(project(), q);
+    if (format === "json") return printJson(io, res.body);
+    if (!res.data.audit_events.length) note("No audit events yet.");
+    else io.out.write(auditTable(res.data.audit_events, Boolean(o.org)));
+    if (res.nextCursor) note(`More events: --cursor ${res.nextCursor}`);
   });
 
 program

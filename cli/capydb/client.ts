@@ -4,6 +4,7 @@ import { CreateBackupResponse } from "../../core/api/routes/backups.create.ts";
 import { ListBackupsResponse } from "../../core/api/routes/backups.list.ts";
 import { GetJobResponse } from "../../core/api/routes/jobs.get.ts";
 import { ListJobsResponse } from "../../core/api/routes/jobs.list.ts";
+import { ListAuditEventsResponse } from "../../core/api/routes/audit-events.ts";
 import { MeResponse } from "../../core/api/routes/me.ts";
 import { ListScheduledBackupsResponse } from "../../core/api/routes/scheduled-backups.list.ts";
 import { PutScheduledBackupResponse } from "../../core/api/routes/scheduled-backups.put.ts";
@@ -19,6 +20,8 @@ export type CreateBackup = z.infer<typeof CreateBackupResponse>;
 export type ListSchedules = z.infer<typeof ListScheduledBackupsResponse>;
 export type PutSchedule = z.infer<typeof PutScheduledBackupResponse>;
 export type Me = z.infer<typeof MeResponse>;
+export type ListAuditEvents = z.infer<typeof ListAuditEventsResponse>;
+export type AuditEvent = ListAuditEvents["audit_events"][number];
 export type Job = GetJob["job"];
 export type Backup = ListBackups["backups"][number];
 export type ScheduledBackup = PutSchedule["scheduled_backup"];
@@ -108,6 +111,14 @@ export class ApiClient {
 
   getJob(jobId: string) {
     return this.get(`/v1/jobs/${seg(jobId)}`, GetJobResponse);
+  }
+
+  listProjectAuditEvents(projectId: string, q: { limit?: number; cursor?: string } = {}) {
+    return this.get(`/v1/projects/${seg(projectId)}/audit-events`, ListAuditEventsResponse, q);
+  }
+
+  listOrganizationAuditEvents(orgId: string, q: { limit?: number; cursor?: string } = {}) {
+    return this.get(`/v1/organizations/${seg(orgId)}/audit-events`, ListAuditEventsResponse, q);
   }
 
   me() {

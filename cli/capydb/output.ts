@@ -1,4 +1,4 @@
-import type { Backup, Job, Me, ScheduledBackup } from "./client.ts";
+import type { AuditEvent, Backup, Job, Me, ScheduledBackup } from "./client.ts";
 
 export type Format = "table" | "json";
 
@@ -83,6 +83,28 @@ export function jobsTable(jobs: Job[]): string {
   return renderTable(
     ["ID", "TYPE", "STATE", "ATTEMPTS", "CREATED", "ERROR"],
     jobs.map((j) => [j.id, j.type, j.state, `${j.attempts}/${j.max_attempts}`, formatTime(j.created_at), oneLine(j.error)]),
+  );
+}
+
+/** Who did what: the actor as `kind:id`, the target as `type id`, and the metadata's ids in one line. */
+export function auditTable(events: AuditEvent[], withProject: boolean): string {
+  const headers = ["CREATED", "ACTION", "ACTOR", "TARGET", ...(withProject ? ["PROJECT"] : []), "DETAILS"];
+  return renderTable(
+    headers,
+    events.map((e) => [
+      formatTime(e.created_at),
+      e.action,
+      `${e.actor_kind}:${e.actor_id}`,
+      `${e.target_type} ${e.target_id}`,
+      ...(withProject ? [e.project_id ?? "-"] : []),
+      oneLine(
+        Object.entries(e.metadata)
+          .filter(([, v]) => v !== e.target_id)
+          .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+          .join(" "),
+        100,
+      ),
+    ]),
   );
 }
 
