@@ -1,6 +1,7 @@
 import { AbortMultipartUploadCommand, DeleteObjectCommand } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import { keys } from "../db/keys.ts";
+import { auditItem, type Actor } from "../audit/audit.ts";
 import { getItem, queryPage, setFields, transactWrite, updateItem, type Page } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import type { Artifact } from "../downloads/downloads.ts";
@@ -66,6 +67,8 @@ export const exportObjectKey = (projectId: string, exportId: string) => `exports
 export async function requestExport(
   deps: Db & Pick<Deps, "sqs" | "queueUrl" | "log" | "exportRetentionDays">,
   project: Project,
+  /** Who asked: an `export.requested` audit event commits with the export. */
+  actor?: Actor,
 ): Promise<{ export: ExportItem; job: JobItem }> {
   const now = deps.now();
   const at = iso(now);
@@ -104,6 +107,19 @@ export async function requestExport(
   await transactWrite(deps, [
     { Put: { TableName: deps.table, Item: { ...keys.export(project.id, exportId), ...item }, ConditionExpression: "attribute_not_exists(pk)" } },
     { Put: { TableName: deps.table, Item: job, ConditionExpression: "attribute_not_exists(pk)" } },
+    ...(actor
+      ? [
+          auditItem(deps, {
+            organization_id: project.organization_id,
+            project_id: project.id,
+            action: "export.requested",
+            actor,
+            target_type: "export",
+            target_id: exportId,
+            metadata: { export_id: exportId, job_id: jobId, database_name: project.database_name, expires_at: item.expires_at },
+          }),
+        ]
+      : []),
   ]);
   try {
     await enqueueJobs(deps, [jobId]);

@@ -180,6 +180,15 @@ describe("audit events", () => {
     }
   });
 
+  it("record an export request with its job", async () => {
+    const key = await tenant.key(["backups:write", "backups:read"]);
+    const res = await app.request(`/v1/projects/${tenant.projectId}/exports`, { method: "POST", headers: json(key), body: "{}" });
+    const b = await body(res);
+    expect(res.status, JSON.stringify(b)).toBe(202);
+    const e = (await projectEvents()).events.find((x) => x.action === "export.requested");
+    expect(e).toMatchObject({ actor_kind: "api_key", actor_id: (await findApiKey(env.deps, key))!.id, target_type: "export", target_id: b.export_id, metadata: { job_id: b.job.id } });
+  });
+
   it("record who took a download URL of a backup", async () => {
     // A completed backup is needed for a download; the worker is not part of this file, so the
     // backup is marked completed in the store the way the worker leaves it.

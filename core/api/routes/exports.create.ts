@@ -1,3 +1,4 @@
+import { actorOf } from "../../audit/audit.ts";
 import { createRoute, z } from "@hono/zod-openapi";
 import { requestExport } from "../../exports/exports.ts";
 import { toJob } from "../../jobs/jobs.ts";
@@ -29,7 +30,7 @@ export const createExportRoute = createRoute({
 export function registerCreateExport(app: App, r: RouteDeps) {
   app.openapi(createExportRoute, async (c) => {
     const project = c.var.project;
-    const { export: exp, job } = await requestExport(r.deps, project);
+    const { export: exp, job } = await requestExport(r.deps, project, actorOf(c.var.principal));
     c.var.log.info("export requested", { project_id: project.id, export_id: exp.id, job_id: job.id });
     return c.json({ export_id: exp.id, job: toJob(job) }, 202);
   });

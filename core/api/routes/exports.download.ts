@@ -1,3 +1,4 @@
+import { actorOf, recordAudit } from "../../audit/audit.ts";
 import { createRoute } from "@hono/zod-openapi";
 import { signDownload } from "../../downloads/downloads.ts";
 import { AppError } from "../../errors.ts";
@@ -30,6 +31,16 @@ export function registerDownloadExport(app: App, r: RouteDeps) {
     const exp = isId("export", exportID) ? await getExport(r.deps, project.id, exportID) : undefined;
     if (!exp) throw new AppError("not_found", `export ${exportID} not found`);
     const download = await signDownload(r.deps, exportArtifact(exp, r.deps.now()));
+    // Who took a copy of the data out, and when: recorded before the URL is handed out.
+    await recordAudit(r.deps, {
+      organization_id: project.organization_id,
+      project_id: project.id,
+      action: "export.download_url_issued",
+      actor: actorOf(c.var.principal),
+      target_type: "export",
+      target_id: exp.id,
+      metadata: { export_id: exp.id, expires_at: download.expires_at, size_bytes: download.size_bytes },
+    });
     // The URL is a bearer credential for 15 minutes: never logged.
     c.var.log.info("export download signed", { project_id: project.id, export_id: exp.id, expires_at: download.expires_at });
     return c.json({ download }, 200);
