@@ -8,6 +8,7 @@ import { createApp } from "../core/api/app.ts";
 import { loadConfig, ConfigError } from "../core/config.ts";
 import { createDeps } from "../core/deps.ts";
 import { createDispatchHandler } from "../core/dispatch/handler.ts";
+import { createLogger, localLogFormat } from "../core/log.ts";
 import { getClusterConnection } from "../core/orgs/orgs.ts";
 import { createWorkerHandler } from "../core/worker/handler.ts";
 import { ensureDemoDatabase } from "./demo.ts";
@@ -28,6 +29,7 @@ const envPort = (name: string, fallback: number): number => {
 
 async function main(): Promise<void> {
   const started = performance.now();
+  const logFormat = localLogFormat(); // readable lines on a terminal, JSON lines when piped
   const dir = localDir();
   const ports = {
     api: envPort("PORT", 3000),
@@ -78,7 +80,7 @@ async function main(): Promise<void> {
     };
     Object.assign(process.env, localEnv(dir, { ...partial, api_key: "", organization_id: "", project_id: "" }));
     const config = loadConfig();
-    const deps = createDeps(config);
+    const deps = createDeps(config, { log: createLogger(config.logLevel, undefined, logFormat) });
     const seed = await seedLocal(deps, { clusterUrl: infra.postgres.url, databaseName: "demo", previousApiKey: previous?.api_key });
     writeLocalJson(dir, { ...partial, api_key: seed.apiKey, organization_id: seed.organizationId, project_id: seed.projectId });
 

@@ -67,13 +67,18 @@ export async function runTick(deps: Deps, opts: Partial<DispatchOptions> = {}): 
 export function createDispatchHandler(deps: Deps, opts: Partial<DispatchOptions> = {}) {
   return async (): Promise<TickReport> => {
     const report = await runTick(deps, opts);
-    deps.log.info("dispatcher tick", {
+    // A tick that found nothing to do logs at DEBUG: one INFO line a minute saying "nothing" would
+    // bury the lines that matter (and costs CloudWatch ingestion); Lambda's own REPORT line still
+    // shows every invocation.
+    const acted = [report.schedules?.created, report.retention?.deleted, report.reaper?.requeued, report.reaper?.retried, report.reaper?.failed].some((n) => (n ?? 0) > 0);
+    deps.log[acted || report.errors.length ? "info" : "debug"]("dispatcher tick", {
       window: report.schedules?.window,
       started: report.schedules?.created,
       expired: report.retention?.deleted,
       exports_expired: report.exports?.deleted,
       requeued: report.reaper?.requeued,
       retried: report.reaper?.retried,
+      failed: report.reaper?.failed,
       ms: report.ms,
     });
     if (report.errors.length) throw new Error(`dispatcher tick failed: ${report.errors.map((e) => `${e.phase}: ${e.error}`).join("; ")}`);

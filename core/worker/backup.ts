@@ -91,6 +91,7 @@ async function attempt(a: Attempt): Promise<RunOutcome> {
   });
   if (!recorded) throw new WorkerFailure("permanent", "The backup was settled while it was being written.");
   backup = recorded;
+  deps.log.info("backup dumped", { job_id: job.id, backup_id: backup.id, size_bytes: dump.sizeBytes, dump_ms: dump.dumpMs, tables: Object.keys(dump.rowCounts).length });
 
   await o.hooks?.beforeVerify?.({ s3: deps.s3, bucket: deps.bucket, key: backup.backup_key });
   const verified = await verifyBackup({
@@ -104,6 +105,7 @@ async function attempt(a: Attempt): Promise<RunOutcome> {
     tools: dump.tools,
     signal,
   });
+  deps.log.info("backup verified", { job_id: job.id, backup_id: backup.id, restore_ms: verified.restoreMs });
 
   await stampChecksum(deps.s3, deps.bucket, backup.backup_key, dump.sizeBytes, dump.metadata, dump.sha256);
 
@@ -123,6 +125,7 @@ async function attempt(a: Attempt): Promise<RunOutcome> {
   deps.log.info("backup completed", {
     job_id: job.id,
     backup_id: backup.id,
+    state: "completed",
     attempt: job.attempts,
     size_bytes: dump.sizeBytes,
     dump_ms: dump.dumpMs,

@@ -57,6 +57,7 @@ export async function emitBackupCompleted(deps: Pick<Deps, "ddb" | "table" | "no
     },
   };
   if (!(await putItemIf(deps, { ...keys.event(backup.project_id, event.id), ...event }, { condition: "attribute_not_exists(pk)" }))) return undefined;
-  deps.log.info("backup.completed", { event: "backup.completed", event_id: event.id, ...event.data, project_id: event.project_id, organization_id: event.organization_id });
+  // DEBUG: the worker's own "backup completed" line already says it at INFO; this one is the stored event.
+  deps.log.debug("backup.completed", { event: "backup.completed", event_id: event.id, ...event.data, project_id: event.project_id, organization_id: event.organization_id });
   return event;
 }

@@ -92,7 +92,7 @@ export async function runClaimed(deps: Deps, runner: JobRunner, job: JobItem, ms
   const claimed = await claimJob(deps, job, deps.workerId, o.leaseMs);
   if (!claimed) return ignored("claimed by another worker");
   await setVisibility(deps, msg, leaseVisibilitySeconds(o));
-  deps.log.info("job claimed", { job_id: job.id, type: job.type, attempt: claimed.attempts, worker_id: deps.workerId });
+  deps.log.info("job claimed", { job_id: job.id, backup_id: job.backup_id, type: job.type, state: claimed.state, attempt: claimed.attempts, worker_id: deps.workerId });
 
   const lock = { resource: lockResource(claimed), owner: lockOwner(claimed) };
   if (!(await acquireLock(deps, lock.resource, lock.owner, o.leaseMs))) return lockBusy(deps, claimed, msg, o);
@@ -153,13 +153,13 @@ async function settleFailure(
     const retried = await retryJob(deps, job, error, new Date(deps.now().getTime() + delay * 1000), report);
     if (!retried) return ignored("the claim was lost before the retry");
     await cleanup(true);
-    deps.log.warn(`${runner.noun} attempt failed; will retry`, { ...fields, retry_in_seconds: delay });
+    deps.log.warn(`${runner.noun} attempt failed; will retry`, { ...fields, state: "pending", retry_in_seconds: delay });
     return { status: "retrying", ack: await requeue(deps, job.id, delay, msg) };
   }
   const failed = await failJob(deps, job, error, failure.classification, report);
   if (!failed) return ignored("the claim was lost before the failure");
   await cleanup(false);
-  deps.log.warn(`${runner.noun} failed`, fields);
+  deps.log.warn(`${runner.noun} failed`, { ...fields, state: "failed" });
   return { status: "failed", ack: true };
 }
 
@@ -193,7 +193,7 @@ async function lockBusy(deps: Deps, job: JobItem, msg: MessageContext | undefine
   const delay = jitter(o.lockBusyDelaySeconds);
   const released = await releaseClaim(deps, job, new Date(deps.now().getTime() + delay * 1000));
   if (!released) return ignored("the claim was lost while the lock was busy");
-  deps.log.info("database lock busy; job returned", { job_id: job.id, resource: lockResource(job), retry_in_seconds: delay, receive_count: msg?.receiveCount });
+  deps.log.info("database lock busy; job returned", { job_id: job.id, state: "pending", resource: lockResource(job), retry_in_seconds: delay, receive_count: msg?.receiveCount });
   if (msg && msg.receiveCount < o.maxReceiveCount - 1 && (await setVisibility(deps, msg, delay))) return { status: "busy", ack: false };
   return { status: "busy", ack: await requeue(deps, job.id, delay, msg) };
 }
