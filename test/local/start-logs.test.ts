@@ -96,7 +96,7 @@ describe("npm start's log", () => {
       await run.waitFor(BANNER_END);
       const local = JSON.parse(readFileSync(join(home, "local.json"), "utf8"));
       const res = await fetch(`${local.api_url}/v1/projects/${local.project_id}/backups`, { method: "POST", headers: { authorization: `Bearer ${local.api_key}` } });
-      const created = await res.json();
+      const created = (await res.json()) as { job: { id: string } };
       expect(res.status, JSON.stringify(created)).toBe(202);
       const jobId: string = created.job.id;
       await run.waitFor(/backup completed/);
