@@ -86,7 +86,7 @@ async function main(): Promise<void> {
 
     const app = createApp({
       // The API's own AWS clients, with the API's short timeouts (503 within seconds when DynamoDB hangs).
-      deps: createDeps(config, {}, "api"),
+      deps: createDeps(config, { log: deps.log }, "api"), // one logger (and log format) for the process
       clerk: config.clerk,
       healthChecks: {
         postgres: async () => {
