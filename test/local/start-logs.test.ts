@@ -119,9 +119,11 @@ describe("npm start's log", () => {
       expect(life[3]).toMatch(/ restore=\d+(\.\d)?m?s$/);
       expect(life[4]).toMatch(/state=completed attempt=1 size=\S+ dump=\S+ restore=\S+/);
       expect(plain.filter((l) => l.startsWith("request "))).toContainEqual(expect.stringMatching(new RegExp(`^request POST /v1/projects/${local.project_id}/backups 202 \\d+ms$`)));
-    } finally {
-      await stoppedCleanly(await run.stop());
+    } catch (err) {
+      await run.stop();
+      throw new Error(`${err instanceof Error ? err.message : String(err)}\n--- npm start printed ---\n${run.stdout()}${run.stderr()}`);
     }
+    await stoppedCleanly(await run.stop());
   }, 240_000);
 
   it("piped: JSON lines, as deployed", async () => {
@@ -129,17 +131,19 @@ describe("npm start's log", () => {
     try {
       await run.waitFor(BANNER_END);
       const local = JSON.parse(readFileSync(join(home, "local.json"), "utf8"));
-      expect((await fetch(`${local.api_url}/health`)).status).toBe(200);
+      expect((await fetch(`${local.api_url}/v1/openapi.json`)).status).toBe(200);
       await run.waitFor(/"message":"request"/);
       const lines = logLines(run.stdout());
       for (const l of lines) expect(() => JSON.parse(l), l).not.toThrow();
       expect(lines.map((l) => JSON.parse(l))).toContainEqual(
-        expect.objectContaining({ level: "INFO", message: "request", service: "capydb-backups", method: "GET", path: "/health", status: 200, request_id: expect.any(String), timestamp: expect.any(String) }),
+        expect.objectContaining({ level: "INFO", message: "request", service: "capydb-backups", method: "GET", path: "/v1/openapi.json", status: 200, request_id: expect.any(String), timestamp: expect.any(String) }),
       );
       expect(run.stdout()).not.toMatch(ESC);
       expect(run.stderr()).toBe("");
-    } finally {
-      await stoppedCleanly(await run.stop());
+    } catch (err) {
+      await run.stop();
+      throw new Error(`${err instanceof Error ? err.message : String(err)}\n--- npm start printed ---\n${run.stdout()}${run.stderr()}`);
     }
+    await stoppedCleanly(await run.stop());
   }, 240_000);
 });
