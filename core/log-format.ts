@@ -17,6 +17,7 @@ type Attributes = Record<string, unknown>;
 
 const ENVELOPE = new Set(["level", "message", "timestamp", "service", "sampling_rate", "xray_trace_id"]);
 const QUIET_BELOW_WARN = new Set(["request_id", "worker_id", "organization_id", "key_id"]);
+const PREFIXED_ID = /^[a-z]{2,5}_[0-9a-z]{26}$/;
 /** Shown bare and first, in this order. */
 const IDS = ["project_id", "job_id", "backup_id", "schedule_id", "api_key_id", "event_id"];
 
@@ -46,7 +47,9 @@ export function formatLogLine(attributes: Attributes, opts: { color: boolean }):
     for (const k of ["method", "path", "status", "ms"]) delete rest[k];
   }
 
-  for (const k of IDS) {
+  // The usual ids first, in a fixed order, then any other prefixed id (exp_..., apr_...), all bare.
+  const ids = [...IDS, ...Object.keys(rest).filter((k) => k.endsWith("_id") && !IDS.includes(k) && !QUIET_BELOW_WARN.has(k) && typeof rest[k] === "string" && PREFIXED_ID.test(rest[k] as string))];
+  for (const k of ids) {
     if (typeof rest[k] === "string") {
       parts.push(paint("cyan", rest[k] as string));
       delete rest[k];

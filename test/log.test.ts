@@ -24,6 +24,13 @@ describe("readable log lines", () => {
     );
   });
 
+  it("any other prefixed id prints bare too; other *_id fields keep their name", () => {
+    const exp = "exp_01m8mrv492t1a6g30r6x55qfqa";
+    expect(formatLogLine({ ...envelope, message: "export requested", project_id: "prj_1", export_id: exp, job_id: "job_1", schedule_ref: "x", thing_id: "plain" }, { color: false })).toBe(
+      `14:02:07.412 INFO  export requested prj_1 job_1 ${exp} schedule_ref=x thing_id=plain`,
+    );
+  });
+
   it("a warning keeps the ids that help find the cause, and quotes free text on the same line", () => {
     const line = formatLogLine(
       { ...envelope, level: "WARN", message: "backup attempt failed; will retry", request_id: "r1", worker_id: "w1", job_id: "job_1", error: 'connection refused\n  at "pg"', retry_in_seconds: 30 },

@@ -70,7 +70,7 @@ export function createDispatchHandler(deps: Deps, opts: Partial<DispatchOptions>
     // A tick that found nothing to do logs at DEBUG: one INFO line a minute saying "nothing" would
     // bury the lines that matter (and costs CloudWatch ingestion); Lambda's own REPORT line still
     // shows every invocation.
-    const acted = [report.schedules?.created, report.retention?.deleted, report.reaper?.requeued, report.reaper?.retried, report.reaper?.failed].some((n) => (n ?? 0) > 0);
+    const acted = [report.schedules?.created, report.retention?.deleted, report.exports?.deleted, report.reaper?.requeued, report.reaper?.retried, report.reaper?.failed].some((n) => (n ?? 0) > 0);
     deps.log[acted || report.errors.length ? "info" : "debug"]("dispatcher tick", {
       window: report.schedules?.window,
       started: report.schedules?.created,
