@@ -32,6 +32,8 @@ export const configSchema = z.object({
   /** Identity recorded as a job's `claimed_by`. */
   workerId: z.string().min(1),
   logLevel: z.enum(["DEBUG", "INFO", "WARN", "ERROR"]).default("INFO"),
+  /** Live preview databases a project may have at once. */
+  previewLimit: z.coerce.number().int().min(1).max(100).default(5),
   clerk: z
     .object({
       jwksUrl: z.url(),
@@ -56,6 +58,7 @@ const envNames: Record<string, string> = {
   verifyClusterId: "CAPYDB_VERIFY_CLUSTER_ID",
   exportRetentionDays: "CAPYDB_EXPORT_RETENTION_DAYS",
   logLevel: "LOG_LEVEL",
+  previewLimit: "CAPYDB_PREVIEW_LIMIT",
   clerk: "CLERK_JWKS_URL",
 };
 
@@ -109,6 +112,7 @@ export function loadConfig(env: Env = process.env): Config {
       str(env.AWS_LAMBDA_LOG_STREAM_NAME) ??
       `worker-${process.pid}`,
     logLevel: str(env.LOG_LEVEL)?.toUpperCase(),
+    previewLimit: str(env.CAPYDB_PREVIEW_LIMIT),
     clerk:
       clerkJwks || clerkIssuer
         ? {

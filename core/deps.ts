@@ -25,6 +25,8 @@ export interface Deps {
   workerId: string;
   log: Log;
   now: () => Date;
+  /** Live preview databases a project may have at once (default 5). */
+  previewLimit?: number;
 }
 
 /** `role` picks the AWS clients' timeouts (see `awsTimeouts`): the API's are short, the worker's fit its lease. */
@@ -40,6 +42,7 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}, role: 
     pgBinDirs: config.pgBinDirs,
     exportRetentionDays: config.exportRetentionDays,
     workerId: config.workerId,
+    previewLimit: config.previewLimit,
     log: createLogger(config.logLevel),
     now: () => new Date(),
     ...overrides,

@@ -15,6 +15,8 @@ export const idPrefixes = {
   audit: "aud",
   approval: "apv",
   export: "exp",
+  preview: "pvw",
+  restorePoint: "rpt",
 } as const;
 export type IdKind = keyof typeof idPrefixes;
 
@@ -43,6 +45,8 @@ const kindNames: Record<IdKind, string> = {
   audit: "an audit event",
   approval: "an approval",
   export: "an export",
+  preview: "a preview database",
+  restorePoint: "a restore point",
 };
 
 /** `must be a project id (prj_ and 26 characters), got "xyz"`: what was expected and what was sent, shortened. */

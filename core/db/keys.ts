@@ -20,6 +20,9 @@
  * | idempotency     | IDEM#<prj>#<key>        | IDEM        |                                |                                          |
  * | schedule run    | SCHRUN#<sch>#<date>     | SCHRUN      |                                |                                          |
  * | dispatcher mark | DISPATCH                | WATERMARK   |                                |                                          |
+ * | preview         | PVW#<pvw>               | PVW         | PRJ#<prj>#PVW / <pvw>          | PVWEXP / <expires_at>#<pvw> (live only)  |
+ * | live previews   | PRJ#<prj>               | PVWLIVE     |                                |                                          |
+ * | restore point   | PRJ#<prj>               | RPT#<rpt>   |                                |                                          |
  */
 export const keys = {
   organization: (id: string) => ({ pk: `ORG#${id}`, sk: "ORG" }),
@@ -52,6 +55,12 @@ export const keys = {
   idempotency: (projectId: string, key: string) => ({ pk: `IDEM#${projectId}#${key}`, sk: "IDEM" }),
   scheduleRun: (scheduleId: string, date: string) => ({ pk: `SCHRUN#${scheduleId}#${date}`, sk: "SCHRUN" }),
   dispatchWatermark: { pk: "DISPATCH", sk: "WATERMARK" },
+  preview: (id: string) => ({ pk: `PVW#${id}`, sk: "PVW" }),
+  projectPreviewsIndex: (projectId: string) => `PRJ#${projectId}#PVW`,
+  previewExpiryIndex: "PVWEXP",
+  livePreviews: (projectId: string) => ({ pk: `PRJ#${projectId}`, sk: "PVWLIVE" }),
+  restorePoint: (projectId: string, id: string) => ({ pk: `PRJ#${projectId}`, sk: `RPT#${id}` }),
+  restorePointPrefix: "RPT#",
 } as const;
 
 /** Epoch seconds, for the TTL attribute. */

@@ -4,6 +4,8 @@ import { iso } from "../deps.ts";
 import { errorText } from "../concurrency.ts";
 import { defaultExportSweepOptions, sweepExpiredExports, type ExportSweepOptions, type ExportSweepReport } from "../exports/retention.ts";
 import { defaultReaperOptions, reapJobs, type ReaperOptions, type ReaperReport } from "./reaper.ts";
+import { getProject } from "../orgs/orgs.ts";
+import { expirePreviews, type ExpiryReport } from "../previews/previews.ts";
 import { dispatchDueSchedules, type ScheduleTickReport, type SchedulerOptions } from "./scheduler.ts";
 
 export interface DispatchOptions {
@@ -20,7 +22,7 @@ export const defaultDispatchOptions: DispatchOptions = {
   exports: defaultExportSweepOptions,
 };
 
-type Phase = "schedules" | "retention" | "reaper" | "exports";
+type Phase = "schedules" | "retention" | "reaper" | "exports" | "previews";
 
 export interface TickReport {
   at: string;
@@ -29,6 +31,7 @@ export interface TickReport {
   reaper?: ReaperReport;
   /** Exports past their retention: dumps deleted, exports expired. */
   exports?: ExportSweepReport;
+  previews?: ExpiryReport;
   /** Phases that threw; the other phases still ran. */
   errors: { phase: Phase; error: string }[];
   ms: number;
@@ -55,6 +58,7 @@ export async function runTick(deps: Deps, opts: Partial<DispatchOptions> = {}): 
   await phase("retention", () => sweepExpiredBackups(deps, `dispatcher:${deps.workerId}`, o.retention));
   await phase("reaper", () => reapJobs(deps, o.reaper));
   await phase("exports", () => sweepExpiredExports(deps, o.exports));
+  await phase("previews", () => expirePreviews(deps, (id) => getProject(deps, id)));
   report.ms = Date.now() - started;
   return report;
 }

@@ -8,6 +8,7 @@ import { jobItem, reapLapsedJob, requeuePendingJob, type JobItem } from "../jobs
 import { releaseLapsedLock } from "../jobs/locks.ts";
 import { enqueueJobs } from "../jobs/queue.ts";
 import { errorText, mapSettled } from "../concurrency.ts";
+import { settlePreviewForJob } from "../previews/previews.ts";
 
 export interface ReaperOptions {
   /** A pending job due longer ago than this and still unclaimed has lost its message. */
@@ -87,6 +88,9 @@ export async function reapJobs(deps: Deps, opts: ReaperOptions = defaultReaperOp
     }
     if (outcome === "failed" && job.type === "project.export" && job.export_id) {
       await failDeadExport(deps, job, `the worker stopped responding (its lease expired at ${job.lease_expires_at})`);
+    }
+    if (outcome === "failed" && job.preview_database_id) {
+      await settlePreviewForJob(deps, { ...job, state: "failed", error: `the worker stopped responding (its lease expired at ${job.lease_expires_at}); no attempts left` });
     }
     let lockReleased = false;
     if (outcome && job.locked_resource) lockReleased = await releaseLapsedLock(deps, job.locked_resource, job.id);

@@ -8,6 +8,8 @@ export interface WorkerHooks {
   onDumpEnd?(jobId: string): void;
   /** The artifact is in S3 and about to be restored (tests corrupt it here). */
   beforeVerify?(ctx: { s3: S3Client; bucket: string; key: string }): Promise<void>;
+  /** A restore into a preview database is about to start pg_restore. */
+  onRestoreStart?(jobId: string): void;
 }
 
 /**

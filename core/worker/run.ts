@@ -2,6 +2,7 @@ import type { Deps } from "../deps.ts";
 import { getJobItem, type JobType } from "../jobs/jobs.ts";
 import { backupRunner } from "./backup.ts";
 import { exportRunner } from "./export.ts";
+import { previewCreateRunner, previewDeleteRunner, restoreRunner } from "./previews.ts";
 import type { MessageContext } from "./heartbeat.ts";
 import { runClaimed, type JobRunner, type RunOutcome } from "./lifecycle.ts";
 import { workerOptions, type WorkerOptions } from "./options.ts";
@@ -16,6 +17,9 @@ export type { RunOutcome } from "./lifecycle.ts";
 export const jobRunners: Partial<Record<JobType, JobRunner>> = {
   "project.backup": backupRunner,
   "project.export": exportRunner,
+  "project.restore": restoreRunner,
+  "branch.create": previewCreateRunner,
+  "branch.delete": previewDeleteRunner,
 };
 
 /**

@@ -71,10 +71,95 @@ async function feed(source: Readable, sink: Writable, onChunk: (chunk: Buffer) =
   if (open) sink.end();
 }
 
+export interface RestoreInput {
+  s3: S3Client;
+  bucket: string;
+  key: string;
+  expectedSha256: string | null;
+  expectedRowCounts: Record<string, number>;
+  /** Who restores: every object pg_restore creates belongs to this connection's user. */
+  conn: ClusterConnection;
+  /** An existing, empty database. */
+  database: string;
+  tools: PgTools;
+  signal: AbortSignal;
+  /** Builds the failure for a restore that did not work (a bad artifact, a count mismatch). */
+  failed?: (message: string, report?: ToolReport, cause?: unknown) => WorkerFailure;
+  /** Words for the messages: "backup" (verification) or "restore". */
+  what?: string;
+}
+
 /**
- * Proves the artifact restores: streams the object from S3 through a SHA-256 into
- * `pg_restore --no-owner --no-acl` on a throwaway database, compares every table's row count
- * with the counts from the dump's snapshot, and drops the database whatever happened.
+ * Restores an artifact into an existing database and checks it: streams the object from S3
+ * through a SHA-256 into `pg_restore --no-owner --no-acl` (objects belong to the connecting user),
+ * then compares every table's row count with the counts from the dump's snapshot. Shared by the
+ * backup's verification and by restores into preview databases.
+ */
+export async function restoreInto(input: RestoreInput): Promise<VerifyResult> {
+  const fail = input.failed ?? verificationFailed;
+  const started = Date.now();
+  const object = await input.s3.send(new GetObjectCommand({ Bucket: input.bucket, Key: input.key })).catch((err: unknown) => {
+    throw classify(err, "storage");
+  });
+  const tool = startTool(
+    input.tools.pgRestore,
+    ["--no-owner", "--no-acl", "--exit-on-error", "--no-password", "--dbname", input.database],
+    toolEnv(input.conn, input.database),
+    { secrets: [input.conn.password], keepStdout: true },
+  );
+  const onAbort = () => tool.kill();
+  input.signal.addEventListener("abort", onAbort, { once: true });
+  const hash = createHash("sha256");
+  try {
+    await feed(object.Body as Readable, tool.stdin, (c) => hash.update(c), input.signal);
+  } catch (err) {
+    tool.kill();
+    await tool.exited;
+    if (input.signal.aborted) throw new WorkerFailure("transient", `The ${input.what ?? "backup"} was interrupted.`, { cause: err });
+    throw classify(err, "storage");
+  } finally {
+    input.signal.removeEventListener("abort", onAbort);
+  }
+  const exit = await tool.exited;
+  const report = tool.report(exit);
+  const sha256 = hash.digest("hex");
+  if (input.expectedSha256 && sha256 !== input.expectedSha256) {
+    throw fail("The stored backup file is corrupted: its SHA-256 does not match the one computed while it was written.", report);
+  }
+  if (exit.code !== 0) {
+    const known = classifyText(report.stderr);
+    if (known?.classification === "transient") throw new WorkerFailure("transient", known.message, { report });
+    throw fail(`The backup did not restore: ${firstErrorLine(report.stderr) || `pg_restore exited with ${exit.code ?? exit.signal}`}`, report);
+  }
+
+  let restored: pg.Client | undefined;
+  let counts: Record<string, number>;
+  try {
+    restored = await connect(input.conn, input.database);
+    const tables = Object.keys(input.expectedRowCounts).map((k) => {
+      const dot = k.indexOf(".");
+      return { schema: k.slice(0, dot), name: k.slice(dot + 1) };
+    });
+    counts = await countRows(restored, tables).catch((err: unknown) => {
+      const e = err as { code?: string };
+      if (e.code === "42P01") throw fail(`The restored backup is missing a table: ${String((err as Error).message)}.`, report, err);
+      throw err;
+    });
+  } finally {
+    await closeQuietly(restored);
+  }
+  const mismatches = Object.entries(input.expectedRowCounts)
+    .filter(([table, n]) => counts[table] !== n)
+    .map(([table, n]) => `${table} has ${counts[table] ?? "no"} rows, expected ${n}`);
+  if (mismatches.length) {
+    throw fail(`The restored backup's row counts differ from the source: ${mismatches.slice(0, 3).join("; ")}${mismatches.length > 3 ? ` (and ${mismatches.length - 3} more)` : ""}.`, report);
+  }
+  return { restoreMs: Date.now() - started, report };
+}
+
+/**
+ * Proves the artifact restores: `restoreInto` a throwaway database, which is dropped whatever
+ * happened.
  */
 export async function verifyBackup(input: VerifyInput): Promise<VerifyResult> {
   const name = throwawayDatabaseName(input.backupId);
@@ -94,64 +179,8 @@ export async function verifyBackup(input: VerifyInput): Promise<VerifyResult> {
       await closeQuietly(admin);
       admin = undefined;
     }
-
-    const object = await input.s3.send(new GetObjectCommand({ Bucket: input.bucket, Key: input.key })).catch((err: unknown) => {
-      throw classify(err, "storage");
-    });
-    const tool = startTool(
-      input.tools.pgRestore,
-      ["--no-owner", "--no-acl", "--exit-on-error", "--no-password", "--dbname", name],
-      toolEnv(input.conn, name),
-      { secrets: [input.conn.password], keepStdout: true },
-    );
-    const onAbort = () => tool.kill();
-    input.signal.addEventListener("abort", onAbort, { once: true });
-    const hash = createHash("sha256");
-    try {
-      await feed(object.Body as Readable, tool.stdin, (c) => hash.update(c), input.signal);
-    } catch (err) {
-      tool.kill();
-      await tool.exited;
-      if (input.signal.aborted) throw new WorkerFailure("transient", "The backup was interrupted.", { cause: err });
-      throw classify(err, "storage");
-    } finally {
-      input.signal.removeEventListener("abort", onAbort);
-    }
-    const exit = await tool.exited;
-    const report = tool.report(exit);
-    const sha256 = hash.digest("hex");
-    if (sha256 !== input.expectedSha256) {
-      throw verificationFailed("The stored backup file is corrupted: its SHA-256 does not match the one computed while it was written.", report);
-    }
-    if (exit.code !== 0) {
-      const known = classifyText(report.stderr);
-      if (known?.classification === "transient") throw new WorkerFailure("transient", known.message, { report });
-      throw verificationFailed(`The backup did not restore: ${firstErrorLine(report.stderr) || `pg_restore exited with ${exit.code ?? exit.signal}`}`, report);
-    }
-
-    let restored: pg.Client | undefined;
-    let counts: Record<string, number>;
-    try {
-      restored = await connect(input.conn, name);
-      const tables = Object.keys(input.expectedRowCounts).map((k) => {
-        const dot = k.indexOf(".");
-        return { schema: k.slice(0, dot), name: k.slice(dot + 1) };
-      });
-      counts = await countRows(restored, tables).catch((err: unknown) => {
-        const e = err as { code?: string };
-        if (e.code === "42P01") throw verificationFailed(`The restored backup is missing a table: ${String((err as Error).message)}.`, report, err);
-        throw err;
-      });
-    } finally {
-      await closeQuietly(restored);
-    }
-    const mismatches = Object.entries(input.expectedRowCounts)
-      .filter(([table, n]) => counts[table] !== n)
-      .map(([table, n]) => `${table} has ${counts[table] ?? "no"} rows, expected ${n}`);
-    if (mismatches.length) {
-      throw verificationFailed(`The restored backup's row counts differ from the source: ${mismatches.slice(0, 3).join("; ")}${mismatches.length > 3 ? ` (and ${mismatches.length - 3} more)` : ""}.`, report);
-    }
-    return { restoreMs: Date.now() - started, report };
+    const result = await restoreInto({ ...input, database: name });
+    return { restoreMs: Date.now() - started, report: result.report };
   } catch (err) {
     throw classify(err);
   } finally {

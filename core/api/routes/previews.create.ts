@@ -1,0 +1,37 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { toJob } from "../../jobs/jobs.ts";
+import { createPreview } from "../../previews/previews.ts";
+import { newestVerifiedBackup } from "../../restores/restores.ts";
+import { projectAccess } from "../auth.ts";
+import type { App, RouteDeps } from "../context.ts";
+import { errorResponses } from "../errors.ts";
+import { CreatePreviewRequest, Preview } from "../restore-schemas.ts";
+import { Job, ProjectParams, security } from "../schemas.ts";
+import { toPreview } from "../../previews/previews.ts";
+
+export const CreatePreviewResponse = z.object({ preview: Preview, job: Job });
+
+export const createPreviewRoute = createRoute({
+  method: "post",
+  path: "/v1/projects/{projectID}/preview-databases",
+  tags: ["Preview databases"],
+  summary: "Create a preview database, empty or a clone of the newest verified backup",
+  security,
+  middleware: [projectAccess("projects:write")] as const,
+  request: { params: ProjectParams, body: { required: true, content: { "application/json": { schema: CreatePreviewRequest } } } },
+  responses: {
+    202: { description: "The preview is provisioning; the job (branch.create) makes it", content: { "application/json": { schema: CreatePreviewResponse } } },
+    ...errorResponses(400, 401, 403, 404, 409, 413, 415, 503),
+  },
+});
+
+export function registerCreatePreview(app: App, r: RouteDeps) {
+  app.openapi(createPreviewRoute, async (c) => {
+        const project = c.var.project;
+    const body = c.req.valid("json");
+    const backupId = body.mode === "clone" ? (await newestVerifiedBackup(r.deps, project)).id : null;
+    const { preview, job } = await createPreview(r.deps, project, { name: body.name, mode: body.mode, ttl_hours: body.ttl_hours, backupId, jobType: "branch.create" });
+    c.var.log.info("preview requested", { project_id: project.id, preview_id: preview.id, job_id: job.id, mode: preview.mode });
+    return c.json({ preview: toPreview(preview), job: toJob(job) }, 202);
+  });
+}

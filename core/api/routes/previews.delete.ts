@@ -1,0 +1,34 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { toJob } from "../../jobs/jobs.ts";
+import { requestPreviewDelete } from "../../previews/previews.ts";
+import { scopeGuard } from "../auth.ts";
+import type { App, RouteDeps } from "../context.ts";
+import { errorResponses } from "../errors.ts";
+import { loadPreview } from "../previews-access.ts";
+import { PreviewParams } from "../restore-schemas.ts";
+import { Job, security } from "../schemas.ts";
+
+export const DeletePreviewResponse = z.object({ job: Job });
+
+export const deletePreviewRoute = createRoute({
+  method: "delete",
+  path: "/v1/preview-databases/{previewID}",
+  tags: ["Preview databases"],
+  summary: "Delete a preview database: the job (branch.delete) drops its database and its role",
+  security,
+  middleware: [scopeGuard("projects:write")] as const,
+  request: { params: PreviewParams },
+  responses: {
+    202: { description: "The preview is deleting", content: { "application/json": { schema: DeletePreviewResponse } } },
+    ...errorResponses(401, 403, 404, 409, 503),
+  },
+});
+
+export function registerDeletePreview(app: App, r: RouteDeps) {
+  app.openapi(deletePreviewRoute, async (c) => {
+        const { preview, project } = await loadPreview(r, c, c.req.valid("param").previewID);
+    const { job } = await requestPreviewDelete(r.deps, project, preview);
+    c.var.log.info("preview deletion requested", { project_id: project.id, preview_id: preview.id, job_id: job.id });
+    return c.json({ job: toJob(job) }, 202);
+  });
+}

@@ -1,0 +1,32 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { extendPreview, toPreview } from "../../previews/previews.ts";
+import { scopeGuard } from "../auth.ts";
+import type { App, RouteDeps } from "../context.ts";
+import { errorResponses } from "../errors.ts";
+import { loadPreview } from "../previews-access.ts";
+import { ExtendPreviewRequest, Preview, PreviewParams } from "../restore-schemas.ts";
+import { security } from "../schemas.ts";
+
+export const ExtendPreviewResponse = z.object({ preview: Preview });
+
+export const extendPreviewRoute = createRoute({
+  method: "post",
+  path: "/v1/preview-databases/{previewID}/extend",
+  tags: ["Preview databases"],
+  summary: "Keep a preview longer: it now expires ttl_hours from now",
+  security,
+  middleware: [scopeGuard("projects:write")] as const,
+  request: { params: PreviewParams, body: { required: true, content: { "application/json": { schema: ExtendPreviewRequest } } } },
+  responses: {
+    200: { description: "The preview with its new expiry", content: { "application/json": { schema: ExtendPreviewResponse } } },
+    ...errorResponses(400, 401, 403, 404, 409, 413, 415),
+  },
+});
+
+export function registerExtendPreview(app: App, r: RouteDeps) {
+  app.openapi(extendPreviewRoute, async (c) => {
+        const { preview } = await loadPreview(r, c, c.req.valid("param").previewID);
+    const extended = await extendPreview(r.deps, preview, c.req.valid("json").ttl_hours);
+    return c.json({ preview: toPreview(extended) }, 200);
+  });
+}

@@ -1,0 +1,41 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { listPreviews, toPreview } from "../../previews/previews.ts";
+import { projectAccess } from "../auth.ts";
+import type { App, RouteDeps } from "../context.ts";
+import { errorResponses } from "../errors.ts";
+import { Preview } from "../restore-schemas.ts";
+import { ProjectParams, security } from "../schemas.ts";
+
+export const ListPreviewsQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(100).openapi({ description: "Page size (1-100, default 100)." }),
+  cursor: z.string().max(2000).optional().openapi({ description: "The `x-next-cursor` header of the previous page." }),
+});
+export const ListPreviewsResponse = z.object({ preview_databases: z.array(Preview) });
+
+export const listPreviewsRoute = createRoute({
+  method: "get",
+  path: "/v1/projects/{projectID}/preview-databases",
+  tags: ["Preview databases"],
+  summary: "List the project's preview databases, newest first (deleted ones too, with their state)",
+  security,
+  middleware: [projectAccess("projects:read")] as const,
+  request: { params: ProjectParams, query: ListPreviewsQuery },
+  responses: {
+    200: {
+      description: "The previews; `x-next-cursor` is set when more remain",
+      headers: { "x-next-cursor": { schema: { type: "string" }, description: "Cursor of the next page" } },
+      content: { "application/json": { schema: ListPreviewsResponse } },
+    },
+    ...errorResponses(400, 401, 403, 404),
+  },
+});
+
+export function registerListPreviews(app: App, r: RouteDeps) {
+  app.openapi(listPreviewsRoute, async (c) => {
+        const project = c.var.project;
+    const { limit, cursor } = c.req.valid("query");
+    const page = await listPreviews(r.deps, project.id, limit, cursor);
+    if (page.cursor) c.header("x-next-cursor", page.cursor);
+    return c.json({ preview_databases: page.items.map(toPreview) }, 200);
+  });
+}

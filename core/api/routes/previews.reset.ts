@@ -1,0 +1,35 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { toJob } from "../../jobs/jobs.ts";
+import { requestPreviewReset } from "../../previews/previews.ts";
+import { newestVerifiedBackup } from "../../restores/restores.ts";
+import { scopeGuard } from "../auth.ts";
+import type { App, RouteDeps } from "../context.ts";
+import { errorResponses } from "../errors.ts";
+import { loadPreview } from "../previews-access.ts";
+import { PreviewParams } from "../restore-schemas.ts";
+import { Job, security } from "../schemas.ts";
+
+export const ResetPreviewResponse = z.object({ job: Job });
+
+export const resetPreviewRoute = createRoute({
+  method: "post",
+  path: "/v1/preview-databases/{previewID}/reset",
+  tags: ["Preview databases"],
+  summary: "Reset a preview: empty again, or re-cloned from the project's newest verified backup",
+  security,
+  middleware: [scopeGuard("projects:write")] as const,
+  request: { params: PreviewParams },
+  responses: {
+    202: { description: "The preview is resetting (job branch.create)", content: { "application/json": { schema: ResetPreviewResponse } } },
+    ...errorResponses(401, 403, 404, 409, 503),
+  },
+});
+
+export function registerResetPreview(app: App, r: RouteDeps) {
+  app.openapi(resetPreviewRoute, async (c) => {
+        const { preview, project } = await loadPreview(r, c, c.req.valid("param").previewID);
+    const backupId = preview.mode === "clone" ? (await newestVerifiedBackup(r.deps, project)).id : null;
+    const { job } = await requestPreviewReset(r.deps, project, preview, backupId);
+    return c.json({ job: toJob(job) }, 202);
+  });
+}

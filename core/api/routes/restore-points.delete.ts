@@ -1,0 +1,38 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { AppError } from "../../errors.ts";
+import { deleteRestorePoint, getRestorePoint, toRestorePoint } from "../../restores/points.ts";
+import { projectAccess } from "../auth.ts";
+import type { App, RouteDeps } from "../context.ts";
+import { errorResponses } from "../errors.ts";
+import { RestorePoint } from "../restore-schemas.ts";
+import { ProjectParams, security } from "../schemas.ts";
+
+export const DeleteRestorePointResponse = z.object({ restore_point: RestorePoint });
+
+export const deleteRestorePointRoute = createRoute({
+  method: "delete",
+  path: "/v1/projects/{projectID}/restore-points/{restorePointID}",
+  tags: ["Restore points"],
+  summary: "Delete a restore point: its backup goes back to normal retention",
+  security,
+  middleware: [projectAccess("backups:write")] as const,
+  request: {
+    params: ProjectParams.extend({
+      restorePointID: z.string().min(1).openapi({ param: { name: "restorePointID", in: "path" }, description: "Restore point id." }),
+    }),
+  },
+  responses: {
+    200: { description: "The deleted restore point", content: { "application/json": { schema: DeleteRestorePointResponse } } },
+    ...errorResponses(401, 403, 404, 409, 503),
+  },
+});
+
+export function registerDeleteRestorePoint(app: App, r: RouteDeps) {
+  app.openapi(deleteRestorePointRoute, async (c) => {
+        const { restorePointID } = c.req.valid("param");
+    const project = c.var.project;
+    const point = await getRestorePoint(r.deps, project.id, restorePointID);
+    if (!point) throw new AppError("not_found", `restore point ${restorePointID} not found in project ${project.id}`);
+    return c.json({ restore_point: toRestorePoint(await deleteRestorePoint(r.deps, point)) }, 200);
+  });
+}

@@ -1,0 +1,34 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { listRestorePoints, toRestorePoint } from "../../restores/points.ts";
+import { projectAccess } from "../auth.ts";
+import type { App, RouteDeps } from "../context.ts";
+import { errorResponses } from "../errors.ts";
+import { RestorePoint } from "../restore-schemas.ts";
+import { ProjectParams, security } from "../schemas.ts";
+
+export const ListRestorePointsResponse = z.object({
+  restore_points: z.array(RestorePoint),
+  pitr_window_days: z.number().int().openapi({ description: "Always 0: no WAL archive is kept." }),
+});
+
+export const listRestorePointsRoute = createRoute({
+  method: "get",
+  path: "/v1/projects/{projectID}/restore-points",
+  tags: ["Restore points"],
+  summary: "List the project's restore points, newest first",
+  security,
+  middleware: [projectAccess("backups:read")] as const,
+  request: { params: ProjectParams },
+  responses: {
+    200: { description: "The restore points", content: { "application/json": { schema: ListRestorePointsResponse } } },
+    ...errorResponses(401, 403, 404),
+  },
+});
+
+export function registerListRestorePoints(app: App, r: RouteDeps) {
+  app.openapi(listRestorePointsRoute, async (c) => {
+        const project = c.var.project;
+    const points = await listRestorePoints(r.deps, project.id);
+    return c.json({ restore_points: points.map(toRestorePoint), pitr_window_days: 0 }, 200);
+  });
+}

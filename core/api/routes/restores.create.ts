@@ -1,0 +1,49 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { AppError } from "../../errors.ts";
+import { toJob } from "../../jobs/jobs.ts";
+import { getClusterConnection } from "../../orgs/orgs.ts";
+import { previewConnection, previewHoldsTables } from "../../previews/database.ts";
+import { getPreview, previewPassword } from "../../previews/previews.ts";
+import { requestRestore, restoreRequest } from "../../restores/restores.ts";
+import { projectAccess } from "../auth.ts";
+import type { App, RouteDeps } from "../context.ts";
+import { describeZodError, errorResponses } from "../errors.ts";
+import { CreateRestoreRequest } from "../restore-schemas.ts";
+import { Job, ProjectParams, security } from "../schemas.ts";
+
+export const CreateRestoreResponse = z.object({ job: Job });
+
+export const createRestoreRoute = createRoute({
+  method: "post",
+  path: "/v1/projects/{projectID}/restores",
+  tags: ["Restores"],
+  summary: "Restore a backup (or a restore point) into a new or an existing preview database",
+  security,
+  middleware: [projectAccess("backups:write")] as const,
+  request: { params: ProjectParams, body: { required: true, content: { "application/json": { schema: CreateRestoreRequest } } } },
+  responses: {
+    202: { description: "The restore job (project.restore), with preview_database_id set", content: { "application/json": { schema: CreateRestoreResponse } } },
+    ...errorResponses(400, 401, 403, 404, 409, 413, 415, 503),
+  },
+});
+
+export function registerCreateRestore(app: App, r: RouteDeps) {
+  app.openapi(createRestoreRoute, async (c) => {
+        const project = c.var.project;
+    const parsed = restoreRequest.safeParse(c.req.valid("json"));
+    if (!parsed.success) throw new AppError("bad_request", describeZodError(parsed.error));
+    const holdsTables = async (previewId: string) => {
+      const preview = await getPreview(r.deps, previewId);
+      if (!preview) return false;
+      const cluster = await getClusterConnection(r.deps, preview.cluster_id);
+      try {
+        return await previewHoldsTables(previewConnection(cluster, preview.role_name, previewPassword(r.deps, preview)), preview.database_name);
+      } catch (err) {
+        throw new AppError("unavailable", `could not reach preview ${previewId}'s database to check that it is empty; try again shortly`, { cause: err });
+      }
+    };
+    const { job } = await requestRestore(r.deps, project, parsed.data, holdsTables);
+    c.var.log.info("restore requested", { project_id: project.id, job_id: job.id, preview_id: job.preview_database_id });
+    return c.json({ job: toJob(job) }, 202);
+  });
+}

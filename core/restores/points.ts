@@ -1,0 +1,160 @@
+import { z } from "zod";
+import { backupItem, type BackupItem } from "../backups/backups.ts";
+import { keys } from "../db/keys.ts";
+import { getItem, queryAll, transactWrite } from "../db/store.ts";
+import { iso, type Deps } from "../deps.ts";
+import { AppError } from "../errors.ts";
+import { newId } from "../ids.ts";
+import type { Project } from "../orgs/orgs.ts";
+
+type Db = Pick<Deps, "ddb" | "table" | "now">;
+
+/** The RestorePoint as the API shows it (SPEC section 5): exactly these fields. */
+export const restorePointSchema = z.object({
+  id: z.string(),
+  organization_id: z.string(),
+  project_id: z.string(),
+  kind: z.enum(["backup", "pitr"]),
+  label: z.string(),
+  note: z.string().nullable(),
+  backup_id: z.string().nullable(),
+  backup_key: z.string().nullable(),
+  pitr_time: z.string().nullable(),
+  state: z.enum(["active", "deleted"]),
+  created_by_actor_kind: z.enum(["api_key", "clerk_session"]),
+  created_by_actor_id: z.string(),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+export type RestorePoint = z.infer<typeof restorePointSchema>;
+
+export const restorePointItem = restorePointSchema.extend({ item_type: z.literal("restore_point") });
+export type RestorePointItem = z.infer<typeof restorePointItem>;
+
+export const toRestorePoint = (p: RestorePointItem): RestorePoint => restorePointSchema.parse(p);
+
+export async function getRestorePoint(deps: Db, projectId: string, id: string): Promise<RestorePointItem | undefined> {
+  if (!/^rpt_[0-9a-z]{26}$/.test(id)) return undefined;
+  return getItem(deps, restorePointItem, keys.restorePoint(projectId, id));
+}
+
+/** Newest first, deleted ones included (their state says so). */
+export async function listRestorePoints(deps: Db, projectId: string): Promise<RestorePointItem[]> {
+  return queryAll(deps, restorePointItem, {
+    KeyConditionExpression: "pk = :p AND begins_with(sk, :r)",
+    ExpressionAttributeValues: { ":p": keys.project(projectId).pk, ":r": keys.restorePointPrefix },
+    ScanIndexForward: false,
+  });
+}
+
+/** The stored backup plus the number of active restore points pinning it. */
+const pinnedBackup = backupItem.extend({ pin_count: z.number().int().optional() });
+
+/**
+ * The expiry-index attributes of a backup with `pins` active points: a pinned backup leaves the
+ * index the retention sweep reads (so it is never expired while pinned); the last unpin puts it
+ * back with its own `expires_at`, so a backup past due expires at the next sweep.
+ */
+function pinUpdate(backup: BackupItem, pinsBefore: number, delta: 1 | -1) {
+  const pins = pinsBefore + delta;
+  const inIndex = pins === 0 && (backup.state === "completed" || backup.state === "failed");
+  return {
+    TableName: "",
+    Key: keys.backup(backup.project_id, backup.id),
+    UpdateExpression: inIndex ? "SET pin_count = :pins, gsi2pk = :p, gsi2sk = :sk" : pins === 0 ? "SET pin_count = :pins REMOVE gsi2pk, gsi2sk" : "SET pin_count = :pins REMOVE gsi2pk, gsi2sk",
+    // Optimistic: the count read is the count written over, so concurrent pins retry instead of losing one.
+    ConditionExpression: pinsBefore === 0 ? "(attribute_not_exists(pin_count) OR pin_count = :zero) AND #state = :state" : "pin_count = :before AND #state = :state",
+    ExpressionAttributeNames: { "#state": "state" },
+    ExpressionAttributeValues: {
+      ":pins": pins,
+      ...(pinsBefore === 0 ? { ":zero": 0 } : { ":before": pinsBefore }),
+      ":state": backup.state,
+      ...(inIndex ? { ":p": keys.backupExpiryIndex, ":sk": `${backup.expires_at}#${backup.id}` } : {}),
+    },
+  };
+}
+
+export const createRestorePointInput = z.object({
+  label: z.string().min(1).max(200),
+  kind: z.enum(["backup", "pitr"]).default("backup"),
+  backup_key: z.string().min(1).max(300).optional(),
+  note: z.string().max(2000).nullable().optional(),
+});
+
+/** Up to three tries when a concurrent pin or unpin changed the backup's count. */
+async function withPinRetry<T>(fn: () => Promise<T>): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (i < 2 && err instanceof AppError && err.code === "conflict" && err.message === PIN_RACE) continue;
+      throw err;
+    }
+  }
+}
+const PIN_RACE = "the backup changed while it was being pinned; try again";
+
+/** Creates an active point on a completed backup of the project and pins the backup. */
+export async function createRestorePoint(
+  deps: Db,
+  project: Project,
+  backup: BackupItem,
+  input: { label: string; note?: string | null },
+  actor: { kind: "api_key" | "clerk_session"; id: string },
+): Promise<RestorePointItem> {
+  const now = deps.now();
+  const point: RestorePointItem = {
+    item_type: "restore_point",
+    id: newId("restorePoint", now),
+    organization_id: project.organization_id,
+    project_id: project.id,
+    kind: "backup",
+    label: input.label,
+    note: input.note ?? null,
+    backup_id: backup.id,
+    backup_key: backup.backup_key,
+    pitr_time: null,
+    state: "active",
+    created_by_actor_kind: actor.kind,
+    created_by_actor_id: actor.id,
+    created_at: iso(now),
+    updated_at: iso(now),
+  };
+  await withPinRetry(async () => {
+    const current = await getItem(deps, pinnedBackup, keys.backup(project.id, backup.id));
+    if (!current || current.state !== "completed") throw new AppError("bad_request", `backup ${backup.id} is ${current?.state ?? "gone"}: only a completed backup can be pinned by a restore point`);
+    await transactWrite(
+      deps,
+      [
+        { Put: { TableName: deps.table, Item: { ...keys.restorePoint(project.id, point.id), ...point }, ConditionExpression: "attribute_not_exists(pk)" } },
+        { Update: { ...pinUpdate(current, current.pin_count ?? 0, 1), TableName: deps.table } },
+      ],
+      PIN_RACE,
+    );
+  });
+  return point;
+}
+
+/** Marks the point deleted and unpins its backup (back to normal retention). */
+export async function deleteRestorePoint(deps: Db, point: RestorePointItem): Promise<RestorePointItem> {
+  if (point.state === "deleted") return point;
+  const at = iso(deps.now());
+  await withPinRetry(async () => {
+    const writes: Parameters<typeof transactWrite>[1] = [
+      {
+        Update: {
+          TableName: deps.table,
+          Key: keys.restorePoint(point.project_id, point.id),
+          UpdateExpression: "SET #state = :deleted, updated_at = :at",
+          ConditionExpression: "#state = :active",
+          ExpressionAttributeNames: { "#state": "state" },
+          ExpressionAttributeValues: { ":deleted": "deleted", ":active": "active", ":at": at },
+        },
+      },
+    ];
+    const backup = point.backup_id ? await getItem(deps, pinnedBackup, keys.backup(point.project_id, point.backup_id)) : undefined;
+    if (backup && (backup.pin_count ?? 0) > 0) writes.push({ Update: { ...pinUpdate(backup, backup.pin_count ?? 0, -1), TableName: deps.table } });
+    await transactWrite(deps, writes, PIN_RACE);
+  });
+  return { ...point, state: "deleted", updated_at: at };
+}

@@ -1,0 +1,141 @@
+import { z } from "zod";
+import { getBackup, type BackupItem } from "../backups/backups.ts";
+import { queryAll } from "../db/store.ts";
+import { keys } from "../db/keys.ts";
+import { backupItem } from "../backups/backups.ts";
+import type { Deps } from "../deps.ts";
+import { AppError } from "../errors.ts";
+import type { JobItem } from "../jobs/jobs.ts";
+import type { Project } from "../orgs/orgs.ts";
+import { createPreview, getPreview, previewNameSchema, requestRestoreIntoPreview, ttlHoursSchema } from "../previews/previews.ts";
+import { getRestorePoint } from "./points.ts";
+
+type Db = Pick<Deps, "ddb" | "table" | "now">;
+
+/** An empty string counts as absent (SPEC 5). */
+const optionalText = z.preprocess((v) => (v === "" ? undefined : v), z.string().optional());
+
+export const restoreRequest = z.object({
+  backup_key: optionalText,
+  restore_point_id: optionalText,
+  restore_time: optionalText,
+  target_kind: z.enum(["new_preview", "preview", "project"]).default("new_preview"),
+  preview_id: optionalText,
+  preview_name: z.preprocess((v) => (v === "" ? undefined : v), previewNameSchema.optional()),
+  ttl_hours: ttlHoursSchema.optional(),
+  recreate: z.boolean().default(false),
+  allow_unverified_backup: z.boolean().default(false),
+  approval_token: optionalText,
+});
+export type RestoreRequest = z.input<typeof restoreRequest>;
+
+export const PITR_UNAVAILABLE =
+  "point-in-time recovery is not available for this project: the service keeps logical backups only (no WAL archive); restore a backup (backup_key) or a restore point of kind backup";
+
+/** `projects/<prj>/backups/<bkp>.dump` -> the ids; undefined for anything else. */
+export function parseBackupKey(key: string): { projectId: string; backupId: string } | undefined {
+  const m = /^projects\/(prj_[0-9a-z]{26})\/backups\/(bkp_[0-9a-z]{26})\.dump$/.exec(key);
+  return m ? { projectId: m[1]!, backupId: m[2]! } : undefined;
+}
+
+/**
+ * The backup a restore (or a clone) may read: this project's, completed, not expired, and verified
+ * unless the caller accepts an unverified one. Every refusal says which rule it is.
+ */
+export function checkRestorable(backup: BackupItem, allowUnverified: boolean): void {
+  if (backup.state === "expired") throw new AppError("bad_request", `backup ${backup.id} expired: its file was deleted by retention, so it cannot be restored`);
+  if (backup.state === "failed") {
+    throw new AppError("bad_request", `backup ${backup.id} failed${backup.verification_error ? ` (${backup.verification_error})` : ""}: it cannot be restored`);
+  }
+  if (backup.state !== "completed") throw new AppError("conflict", `backup ${backup.id} is ${backup.state}: wait until it completes`);
+  if (backup.verification_state !== "verified" && !allowUnverified) {
+    throw new AppError("bad_request", `backup ${backup.id} is not verified (verification ${backup.verification_state}): pass allow_unverified_backup: true to restore it anyway`);
+  }
+}
+
+/** Finds a backup of this project by its key; another project's (or organization's) key is a 404. */
+export async function backupByKey(deps: Db, project: Project, backupKey: string): Promise<BackupItem> {
+  const ids = parseBackupKey(backupKey);
+  const notFound = () => new AppError("not_found", `backup ${backupKey} not found in project ${project.id}`);
+  if (!ids || ids.projectId !== project.id) throw notFound();
+  const backup = await getBackup(deps, project.id, ids.backupId);
+  if (!backup) throw notFound();
+  return backup;
+}
+
+/** The project's newest completed and verified backup (what a clone restores). */
+export async function newestVerifiedBackup(deps: Db, project: Project): Promise<BackupItem> {
+  const [b] = await queryAll(
+    deps,
+    backupItem,
+    {
+      KeyConditionExpression: "pk = :p AND begins_with(sk, :b)",
+      FilterExpression: "#state = :completed AND verification_state = :verified",
+      ExpressionAttributeNames: { "#state": "state" },
+      ExpressionAttributeValues: { ":p": keys.project(project.id).pk, ":b": keys.backupPrefix, ":completed": "completed", ":verified": "verified" },
+      ScanIndexForward: false,
+    },
+    1,
+  );
+  if (!b) throw new AppError("conflict", `project ${project.id} has no completed, verified backup to clone: take one first (POST /v1/projects/${project.id}/backups)`);
+  return b;
+}
+
+type Writer = Db & Pick<Deps, "sqs" | "queueUrl" | "log" | "secretKey" | "previewLimit">;
+
+/**
+ * Validates a restore request against SPEC 5's rules and starts its `project.restore` job: into a
+ * new preview (created `provisioning` with the job) or into an existing preview of the project.
+ */
+export async function requestRestore(
+  deps: Writer,
+  project: Project,
+  input: RestoreRequest,
+  /** Checks whether an existing preview holds tables (the API asks the cluster). */
+  holdsTables: (previewId: string) => Promise<boolean>,
+): Promise<{ job: JobItem }> {
+  const data = restoreRequest.parse(input);
+  const sources = [data.backup_key, data.restore_point_id, data.restore_time].filter((s) => s !== undefined);
+  if (sources.length === 0) throw new AppError("bad_request", "give exactly one source: backup_key, restore_point_id or restore_time");
+  if (sources.length > 1) throw new AppError("bad_request", "give exactly one source: backup_key, restore_point_id or restore_time (not several)");
+  if (data.restore_time !== undefined) throw new AppError("bad_request", PITR_UNAVAILABLE);
+  if (data.target_kind === "project") {
+    throw new AppError("bad_request", "target_kind project (overwriting the project's database) is not available yet: restore into a preview (target_kind new_preview or preview) and promote from there later");
+  }
+
+  let backup: BackupItem;
+  if (data.backup_key !== undefined) {
+    backup = await backupByKey(deps, project, data.backup_key);
+  } else {
+    const point = await getRestorePoint(deps, project.id, data.restore_point_id!);
+    if (!point) throw new AppError("not_found", `restore point ${data.restore_point_id} not found in project ${project.id}`);
+    if (point.state !== "active") throw new AppError("bad_request", `restore point ${point.id} was deleted: it no longer pins a backup`);
+    if (point.kind === "pitr" || !point.backup_id) throw new AppError("bad_request", PITR_UNAVAILABLE);
+    const b = await getBackup(deps, project.id, point.backup_id);
+    if (!b) throw new AppError("not_found", `the backup of restore point ${point.id} no longer exists`);
+    backup = b;
+  }
+  checkRestorable(backup, data.allow_unverified_backup);
+
+  if (data.target_kind === "new_preview") {
+    if (data.preview_id !== undefined) throw new AppError("bad_request", "preview_id is for target_kind preview; a new preview gets its own id");
+    const { job } = await createPreview(deps, project, {
+      name: data.preview_name,
+      mode: "clone",
+      ttl_hours: data.ttl_hours,
+      backupId: backup.id,
+      jobType: "project.restore",
+    });
+    return { job };
+  }
+  if (data.preview_id === undefined) throw new AppError("bad_request", "preview_id: is required when target_kind is preview");
+  const preview = await getPreview(deps, data.preview_id);
+  if (!preview || preview.project_id !== project.id || preview.state === "deleted") {
+    throw new AppError("not_found", `preview ${data.preview_id} not found in project ${project.id}`);
+  }
+  if (preview.state === "ready" && !data.recreate && (await holdsTables(preview.id))) {
+    throw new AppError("conflict", `preview ${preview.id} holds tables: pass recreate: true to empty it first`);
+  }
+  const { job } = await requestRestoreIntoPreview(deps, project, preview, backup.id, data.recreate);
+  return { job };
+}

@@ -1,0 +1,166 @@
+import { getBackup, type BackupItem } from "../backups/backups.ts";
+import type { Deps } from "../deps.ts";
+import { completeJob, type JobItem } from "../jobs/jobs.ts";
+import { getClusterConnection, getProject } from "../orgs/orgs.ts";
+import {
+  createPreviewDatabase,
+  dropPreview,
+  dropPreviewDatabase,
+  ensurePreviewRole,
+  previewConnection,
+  previewHoldsTables,
+} from "../previews/database.ts";
+import {
+  getPreview,
+  markActionStarted,
+  markPreviewDeleted,
+  markPreviewFailed,
+  markPreviewReady,
+  previewPassword,
+  settlePreviewForJob,
+  type PreviewItem,
+} from "../previews/previews.ts";
+import { WorkerFailure, type ToolReport } from "./classify.ts";
+import { ignored, toRunReport, type Attempt, type JobRunner, type RunOutcome } from "./lifecycle.ts";
+import { installedPgTools, type PgTools } from "./pgtools.ts";
+import { restoreInto } from "./verify.ts";
+
+const permanent = (message: string) => new WorkerFailure("permanent", message);
+
+/** "15.18" -> [15, 18]; "9.6.24" -> [9, 6]. */
+function versionParts(v: string): [number, number] {
+  const [a, b] = v.split(".").map(Number);
+  return [a ?? 0, b ?? 0];
+}
+const atLeast = (v: string, min: string) => {
+  const [a, b] = versionParts(v);
+  const [c, d] = versionParts(min);
+  return a > c || (a === c && b >= d);
+};
+
+/**
+ * The pg_restore for an artifact: never older than the pg_dump that wrote it (an older
+ * pg_restore cannot read a newer archive), the lowest such major, then the newest minor.
+ */
+export async function pickRestoreTools(dumpVersion: string, pgBinDirs: readonly string[]): Promise<PgTools> {
+  const all = await installedPgTools(pgBinDirs);
+  const fit = all.filter((t) => atLeast(t.version, dumpVersion));
+  const best = fit.reduce<PgTools | undefined>((x, t) => {
+    if (!x) return t;
+    if (t.major !== x.major) return t.major < x.major ? t : x;
+    return atLeast(t.version, x.version) ? t : x;
+  }, undefined);
+  if (best) return best;
+  const versions = [...new Set(all.map((t) => t.version))].join(", ") || "none";
+  throw permanent(`The backup was written by pg_dump ${dumpVersion}, but no pg_restore of that version or newer is available (installed: ${versions}).`);
+}
+
+/** The backup a restore reads, still whole: completed (or failed verification allowed by the request) and not expired. */
+async function sourceBackup(deps: Deps, projectId: string, backupId: string): Promise<BackupItem & { row_counts: Record<string, number>; pg_dump_version: string }> {
+  const backup = await getBackup(deps, projectId, backupId);
+  if (!backup) throw permanent(`The backup ${backupId} no longer exists.`);
+  if (backup.state === "expired") throw permanent(`The backup ${backupId} expired and its file was deleted.`);
+  if (!backup.row_counts || !backup.pg_dump_version || (backup.state !== "completed" && backup.state !== "failed")) {
+    throw permanent(`The backup ${backupId} has no complete file to restore (it is ${backup.state}).`);
+  }
+  return backup as BackupItem & { row_counts: Record<string, number>; pg_dump_version: string };
+}
+
+async function currentPreview(deps: Deps, job: JobItem): Promise<PreviewItem> {
+  if (!job.preview_database_id) throw permanent("The job names no preview database.");
+  const preview = await getPreview(deps, job.preview_database_id);
+  if (!preview) throw permanent("The preview database no longer exists.");
+  if (preview.job_id !== job.id) throw permanent(`A later request (${preview.action}) took over preview ${preview.id}; this job was superseded.`);
+  return preview;
+}
+
+/**
+ * `branch.create` (create, clone, reset) and `project.restore`: the role, an empty database it
+ * owns, then - when the action has a backup - pg_restore as that role and every table's row count
+ * compared with the backup's snapshot. Only then is the preview `ready`; a failure leaves it
+ * `failed` with the reason, never `ready` with half the data.
+ */
+async function provisionAttempt(a: Attempt): Promise<RunOutcome> {
+  const { deps, job, o, signal } = a;
+  const preview = await currentPreview(deps, job);
+  a.onFailure(async ({ retrying, error }) => {
+    if (!retrying) await markPreviewFailed(deps, preview, job.id, error);
+  });
+  const project = await getProject(deps, job.project_id);
+  if (!project) throw permanent("The project no longer exists.");
+  const cluster = await getClusterConnection(deps, preview.cluster_id);
+  const password = previewPassword(deps, preview);
+  a.secrets.push(cluster.password, password);
+  const backup = preview.action_backup_id ? await sourceBackup(deps, project.id, preview.action_backup_id) : undefined;
+  const tools = backup ? await pickRestoreTools(backup.pg_dump_version, deps.pgBinDirs) : undefined;
+
+  await ensurePreviewRole(cluster, preview.role_name, password);
+  const asRole = previewConnection(cluster, preview.role_name, password);
+  // A restore into an existing preview keeps it unless asked to recreate it; everything else (and
+  // any retry of an attempt that had begun writing) starts from an empty database.
+  const fresh = preview.action !== "restore" || preview.action_recreate || preview.action_started;
+  if (fresh) await dropPreviewDatabase(cluster, preview.database_name);
+  await createPreviewDatabase(cluster, preview.database_name, preview.role_name, project.database_name);
+  if (!fresh && (await previewHoldsTables(asRole, preview.database_name))) {
+    throw permanent(`Preview ${preview.id} holds tables: restore with recreate: true to replace what it holds.`);
+  }
+  if (!(await markActionStarted(deps, preview, job.id))) throw permanent(`A later request took over preview ${preview.id}; this job was superseded.`);
+
+  let report: ToolReport | undefined;
+  if (backup && tools) {
+    o.hooks?.onRestoreStart?.(job.id);
+    const restored = await restoreInto({
+      s3: deps.s3,
+      bucket: deps.bucket,
+      key: backup.backup_key,
+      expectedSha256: backup.sha256,
+      expectedRowCounts: backup.row_counts,
+      conn: asRole,
+      database: preview.database_name,
+      tools,
+      signal,
+      what: "restore",
+      failed: (message, rep, cause) => new WorkerFailure("permanent", message, { report: rep, cause }),
+    });
+    report = restored.report;
+  }
+
+  const done = await completeJob(deps, job, toRunReport(report));
+  if (!done) return ignored("the claim was lost before completion");
+  // If this write is lost, the next delivery of the message (or the reaper's) settles the preview.
+  await markPreviewReady(deps, preview, job.id).catch((err: unknown) =>
+    deps.log.warn("job completed but its preview is not marked ready yet", { job_id: job.id, preview_id: preview.id, error: String(err) }),
+  );
+  deps.log.info(backup ? "preview restored" : "preview created", {
+    job_id: job.id,
+    preview_id: preview.id,
+    backup_id: backup?.id,
+    tables: backup ? Object.keys(backup.row_counts).length : 0,
+  });
+  return { status: "completed", ack: true };
+}
+
+/** `branch.delete`: terminate the preview's sessions, drop its database and its role. */
+async function deleteAttempt(a: Attempt): Promise<RunOutcome> {
+  const { deps, job } = a;
+  const preview = await currentPreview(deps, job);
+  a.onFailure(async ({ retrying, error }) => {
+    if (!retrying) await markPreviewFailed(deps, preview, job.id, `The preview could not be deleted: ${error}`);
+  });
+  const cluster = await getClusterConnection(deps, preview.cluster_id);
+  a.secrets.push(cluster.password, previewPassword(deps, preview));
+  await dropPreview(cluster, preview.database_name, preview.role_name);
+  const done = await completeJob(deps, job);
+  if (!done) return ignored("the claim was lost before completion");
+  await markPreviewDeleted(deps, preview, job.id).catch((err: unknown) =>
+    deps.log.warn("job completed but its preview is not marked deleted yet", { job_id: job.id, preview_id: preview.id, error: String(err) }),
+  );
+  deps.log.info("preview deleted", { job_id: job.id, preview_id: preview.id });
+  return { status: "completed", ack: true };
+}
+
+const settle = (deps: Deps, job: JobItem) => settlePreviewForJob(deps, job);
+
+export const previewCreateRunner: JobRunner = { noun: "preview", attempt: provisionAttempt, settle, abandoned: settle };
+export const restoreRunner: JobRunner = { noun: "restore", attempt: provisionAttempt, settle, abandoned: settle };
+export const previewDeleteRunner: JobRunner = { noun: "preview deletion", attempt: deleteAttempt, settle, abandoned: settle };
