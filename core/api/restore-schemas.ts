@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { projectSchema } from "../orgs/orgs.ts";
-import { DEFAULT_TTL_HOURS, previewModes, previewNameSchema, previewSchema, ttlHoursSchema } from "../previews/previews.ts";
+import { DEFAULT_TTL_HOURS, previewModes, previewNameSchema, previewSchema } from "../previews/previews.ts";
 import { restorePointSchema } from "../restores/points.ts";
 
 /**
@@ -35,14 +35,14 @@ export const PreviewParams = z.object({
 
 export const CreatePreviewRequest = z
   .object({
-    name: previewNameSchema.optional().openapi({ description: "Default: the database name." }),
+    name: z.string().pipe(previewNameSchema).optional().openapi({ description: "Default: the database name. Letters, digits, '.', '_' or '-' (at most 63)." }),
     mode: z.enum(previewModes).default("empty").openapi({ description: "empty, or clone (restores the project's newest verified backup)." }),
-    ttl_hours: ttlHoursSchema.default(DEFAULT_TTL_HOURS).openapi({ description: "Deleted this many hours from now (1-168, default 24)." }),
+    ttl_hours: z.number().int().min(1).max(168).default(DEFAULT_TTL_HOURS).openapi({ description: "Deleted this many hours from now (1-168, default 24)." }),
   })
   .openapi("CreatePreviewRequest");
 
 export const ExtendPreviewRequest = z
-  .object({ ttl_hours: ttlHoursSchema.openapi({ description: "The preview now expires this many hours from now (1-168)." }) })
+  .object({ ttl_hours: z.number().int().min(1).max(168).openapi({ description: "The preview now expires this many hours from now (1-168)." }) })
   .openapi("ExtendPreviewRequest");
 
 const text = (description: string) => z.string().max(2000).optional().openapi({ description });

@@ -23,7 +23,7 @@ describe("GET /v1/openapi.json", () => {
     const doc = await body(res);
     expect(doc.openapi).toBe("3.1.0");
     const schemas = doc.components.schemas;
-    for (const name of ["ScheduledBackup", "Backup", "Job", "Download", "Project", "Approval", "AuditEvent", "Export"] as const) {
+    for (const name of ["ScheduledBackup", "Backup", "Job", "Download", "Project", "Approval", "AuditEvent", "Export", "Preview", "RestorePoint", "Connections"] as const) {
       expect(Object.keys(schemas[name].properties).sort(), name).toEqual([...specFields[name]].sort());
       expect([...schemas[name].required].sort(), name).toEqual([...specFields[name]].sort());
     }
@@ -41,6 +41,14 @@ describe("GET /v1/openapi.json", () => {
         "/v1/projects/{projectID}/audit-events",
         "/v1/projects",
         "/v1/projects/{projectID}",
+        "/v1/projects/{projectID}/preview-databases",
+        "/v1/preview-databases/{previewID}",
+        "/v1/preview-databases/{previewID}/reset",
+        "/v1/preview-databases/{previewID}/extend",
+        "/v1/preview-databases/{previewID}/connections",
+        "/v1/projects/{projectID}/restores",
+        "/v1/projects/{projectID}/restore-points",
+        "/v1/projects/{projectID}/restore-points/{restorePointID}",
         "/v1/projects/{projectID}/backups",
         "/v1/projects/{projectID}/backups/{backupID}/download",
         "/v1/projects/{projectID}/exports",
