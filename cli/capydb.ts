@@ -23,6 +23,7 @@ import {
   type Io,
 } from "./capydb/output.ts";
 import { requireApiKey, requireApiUrl, requireProject, resolveSettings, sourceName, type GlobalFlags, type Settings } from "./capydb/settings.ts";
+import { registerRestoreCommands } from "./capydb/restore-commands.ts";
 import { Progress, findJobBackup, parseDuration, waitForJob, waitForJobBackup, type WaitOptions } from "./capydb/wait.ts";
 
 interface Globals extends GlobalFlags {
@@ -313,6 +314,8 @@ program
     if (format === "json") return printJson(io, res.body);
     io.out.write(meFields(res.data, s.apiUrl?.value ?? ""));
   });
+
+registerRestoreCommands(program, { io, note, int, context, progressOn, waitOptions, onInterrupt });
 
 /** One sentence that says what to do next, under the API's own message. */
 function hintFor(err: ApiError): string | undefined {

@@ -9,6 +9,19 @@ import { MeResponse } from "../../core/api/routes/me.ts";
 import { ListScheduledBackupsResponse } from "../../core/api/routes/scheduled-backups.list.ts";
 import { PutScheduledBackupResponse } from "../../core/api/routes/scheduled-backups.put.ts";
 import { CreateBackupRequest, PutScheduledBackupRequest } from "../../core/api/schemas.ts";
+import { CreatePreviewResponse } from "../../core/api/routes/previews.create.ts";
+import { DeletePreviewResponse } from "../../core/api/routes/previews.delete.ts";
+import { ExtendPreviewResponse } from "../../core/api/routes/previews.extend.ts";
+import { GetPreviewResponse } from "../../core/api/routes/previews.get.ts";
+import { ListPreviewsResponse } from "../../core/api/routes/previews.list.ts";
+import { PreviewConnectionsResponse } from "../../core/api/routes/previews.connections.ts";
+import { ResetPreviewResponse } from "../../core/api/routes/previews.reset.ts";
+import { GetProjectResponse } from "../../core/api/routes/projects.get.ts";
+import { ListProjectsResponse } from "../../core/api/routes/projects.list.ts";
+import { CreateRestorePointResponse } from "../../core/api/routes/restore-points.create.ts";
+import { DeleteRestorePointResponse } from "../../core/api/routes/restore-points.delete.ts";
+import { ListRestorePointsResponse } from "../../core/api/routes/restore-points.list.ts";
+import { CreateRestoreResponse } from "../../core/api/routes/restores.create.ts";
 import { CliError, exitCodeForStatus, exitCodes } from "./errors.ts";
 
 export type CreateBackupBody = z.infer<typeof CreateBackupRequest>;
@@ -23,6 +36,9 @@ export type Me = z.infer<typeof MeResponse>;
 export type ListAuditEvents = z.infer<typeof ListAuditEventsResponse>;
 export type AuditEvent = ListAuditEvents["audit_events"][number];
 export type Job = GetJob["job"];
+export type Project = z.infer<typeof GetProjectResponse>["project"];
+export type Preview = z.infer<typeof GetPreviewResponse>["preview"];
+export type RestorePoint = z.infer<typeof CreateRestorePointResponse>["restore_point"];
 export type Backup = ListBackups["backups"][number];
 export type ScheduledBackup = PutSchedule["scheduled_backup"];
 
@@ -125,6 +141,58 @@ export class ApiClient {
     return this.get("/v1/me", MeResponse);
   }
 
+  listProjects() {
+    return this.get("/v1/projects", ListProjectsResponse);
+  }
+
+  getProject(projectId: string) {
+    return this.get(`/v1/projects/${seg(projectId)}`, GetProjectResponse);
+  }
+
+  restore(projectId: string, body: Record<string, unknown>) {
+    return this.send("POST", `/v1/projects/${seg(projectId)}/restores`, body, CreateRestoreResponse);
+  }
+
+  listPreviews(projectId: string) {
+    return this.get(`/v1/projects/${seg(projectId)}/preview-databases`, ListPreviewsResponse);
+  }
+
+  createPreview(projectId: string, body: { name?: string; mode?: "empty" | "clone"; ttl_hours?: number }) {
+    return this.send("POST", `/v1/projects/${seg(projectId)}/preview-databases`, body, CreatePreviewResponse);
+  }
+
+  getPreview(previewId: string) {
+    return this.get(`/v1/preview-databases/${seg(previewId)}`, GetPreviewResponse);
+  }
+
+  deletePreview(previewId: string) {
+    return this.send("DELETE", `/v1/preview-databases/${seg(previewId)}`, undefined, DeletePreviewResponse);
+  }
+
+  resetPreview(previewId: string) {
+    return this.send("POST", `/v1/preview-databases/${seg(previewId)}/reset`, undefined, ResetPreviewResponse);
+  }
+
+  extendPreview(previewId: string, ttlHours: number) {
+    return this.send("POST", `/v1/preview-databases/${seg(previewId)}/extend`, { ttl_hours: ttlHours }, ExtendPreviewResponse);
+  }
+
+  previewConnections(previewId: string) {
+    return this.get(`/v1/preview-databases/${seg(previewId)}/connections`, PreviewConnectionsResponse);
+  }
+
+  listRestorePoints(projectId: string) {
+    return this.get(`/v1/projects/${seg(projectId)}/restore-points`, ListRestorePointsResponse);
+  }
+
+  createRestorePoint(projectId: string, body: { label: string; backup_key?: string; note?: string }) {
+    return this.send("POST", `/v1/projects/${seg(projectId)}/restore-points`, body, CreateRestorePointResponse);
+  }
+
+  deleteRestorePoint(projectId: string, pointId: string) {
+    return this.send("DELETE", `/v1/projects/${seg(projectId)}/restore-points/${seg(pointId)}`, undefined, DeleteRestorePointResponse);
+  }
+
   private url(path: string, query: Record<string, string | number | undefined> = {}): string {
     const u = new URL(this.opts.baseUrl + path);
     for (const [k, v] of Object.entries(query)) if (v !== undefined) u.searchParams.set(k, String(v));
@@ -157,7 +225,7 @@ export class ApiClient {
   }
 
   private async send<S extends z.ZodType>(
-    method: "POST" | "PUT",
+    method: "POST" | "PUT" | "DELETE",
     path: string,
     body: unknown,
     schema: S,
@@ -167,8 +235,8 @@ export class ApiClient {
     try {
       res = await this.fetchFn(this.url(path), {
         method,
-        headers: this.headers({ "content-type": "application/json", ...headers }),
-        body: JSON.stringify(body),
+        headers: this.headers(body === undefined ? headers : { "content-type": "application/json", ...headers }),
+        body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(this.opts.requestTimeoutMs ?? 30_000),
       });
     } catch (err) {

@@ -1,0 +1,241 @@
+import { spawn } from "node:child_process";
+import { Option, type Command } from "commander";
+import type { ApiClient, Job, Preview, Project, RestorePoint } from "./client.ts";
+import { CliError, exitCodes } from "./errors.ts";
+import { formatTime, printJson, renderFields, renderTable, type Format, type Io } from "./output.ts";
+import { waitForJob, type Progress, type WaitOptions } from "./wait.ts";
+
+/** What the main program lends to these commands (its settings, output and waiting). */
+export interface CommandKit {
+  io: Io;
+  note(text: string): void;
+  int(name: string, min: number, max: number): (value: string) => number;
+  context(cmd: Command): { format: Format; client: ApiClient; project: () => string };
+  progressOn(): Progress | undefined;
+  waitOptions(timeout: string, progress: Progress | undefined): WaitOptions;
+  onInterrupt(jobId: string, progress: Progress | undefined): () => void;
+}
+
+const projectFields = (p: Project) =>
+  renderFields([
+    ["id", p.id],
+    ["name", p.name],
+    ["slug", p.slug],
+    ["environment", p.environment],
+    ["database", p.database_name],
+    ["postgres", p.postgres_version ?? "-"],
+    ["state", p.state],
+    ["created", formatTime(p.created_at)],
+  ]);
+
+const previewFields = (p: Preview) =>
+  renderFields([
+    ["id", p.id],
+    ["name", p.name],
+    ["mode", p.mode],
+    ["state", p.state],
+    ["database", p.database_name],
+    ["from backup", p.source_backup_id ?? "-"],
+    ["expires", formatTime(p.expires_at)],
+    ...(p.error ? ([["error", p.error]] as [string, string][]) : []),
+  ]);
+
+const previewsTable = (ps: Preview[]) =>
+  renderTable(
+    ["ID", "NAME", "MODE", "STATE", "EXPIRES", "FROM BACKUP"],
+    ps.map((p) => [p.id, p.name, p.mode, p.state, formatTime(p.expires_at), p.source_backup_id ?? "-"]),
+  );
+
+const pointsTable = (ps: RestorePoint[]) =>
+  renderTable(["ID", "LABEL", "STATE", "BACKUP", "CREATED"], ps.map((p) => [p.id, p.label, p.state, p.backup_id ?? "-", formatTime(p.created_at)]));
+
+/** `capydb projects`, `restore`, `previews`, `restore-points` (issue 13). */
+export function registerRestoreCommands(program: Command, kit: CommandKit): void {
+  const { io, note } = kit;
+
+  /** Waits for a preview job, then shows the preview (and how to connect when it is ready). */
+  async function finish(cmd: Command, client: ApiClient, format: Format, job: Job, wait: boolean, timeout: string) {
+    const previewId = job.preview_database_id;
+    if (!wait) {
+      if (format === "json") return printJson(io, { job });
+      io.out.write(renderFields([["job", job.id], ["type", job.type], ["state", job.state], ["preview", previewId ?? "-"]]));
+      note(`Follow it with \`capydb jobs get ${job.id} --wait\`${previewId ? `, then \`capydb previews connect ${previewId}\`` : ""}.`);
+      return;
+    }
+    const opts = kit.waitOptions(timeout, kit.progressOn());
+    const release = kit.onInterrupt(job.id, opts.progress);
+    let done: { job: Job };
+    try {
+      done = await waitForJob(client, job.id, opts);
+    } catch (err) {
+      opts.progress?.stop();
+      throw err;
+    } finally {
+      release();
+    }
+    opts.progress?.stop(`${done.job.state === "completed" ? "✓" : "✗"} job ${job.id} ${done.job.state} · ${opts.progress.elapsed()}`);
+    const preview = previewId ? (await client.getPreview(previewId)).data.preview : undefined;
+    if (format === "json") printJson(io, { job: done.job, ...(preview ? { preview } : {}) });
+    else if (preview) io.out.write(previewFields(preview));
+    if (done.job.state === "failed") throw new CliError(`job ${job.id} failed: ${done.job.error ?? "no reason given"}`);
+    if (preview?.state === "ready" && format !== "json") note(`Connect with \`capydb previews connect ${preview.id} --psql\` (or without --psql for the URL).`);
+    void cmd;
+  }
+
+  const projects = program.command("projects").description("the projects the key may see");
+  projects
+    .command("list")
+    .description("list the organization's projects (a project-scoped key sees its one project)")
+    .action(async (_o: unknown, cmd: Command) => {
+      const { client, format } = kit.context(cmd);
+      const res = await client.listProjects();
+      if (format === "json") return printJson(io, res.body);
+      if (!res.data.projects.length) return note("No projects.");
+      io.out.write(renderTable(["ID", "NAME", "ENVIRONMENT", "DATABASE", "POSTGRES"], res.data.projects.map((p) => [p.id, p.name, p.environment, p.database_name, p.postgres_version ?? "-"])));
+    });
+  projects
+    .command("get [project-id]")
+    .description("show a project (default: the configured one)")
+    .action(async (id: string | undefined, _o: unknown, cmd: Command) => {
+      const { client, format, project } = kit.context(cmd);
+      const res = await client.getProject(id ?? project());
+      if (format === "json") return printJson(io, res.body);
+      io.out.write(projectFields(res.data.project));
+    });
+
+  program
+    .command("restore")
+    .description("restore a backup (or a restore point) into a new preview database, or into an existing one")
+    .option("--backup-key <key>", "the backup to restore (its backup_key, from `capydb backups list -o json`)")
+    .option("--restore-point <id>", "restore the backup an active restore point pins")
+    .addOption(new Option("--target-kind <kind>", "new_preview (default) or preview").choices(["new_preview", "preview"]))
+    .option("--preview <id>", "the preview to restore into (--target-kind preview)")
+    .option("--preview-name <name>", "name of the new preview")
+    .option("--ttl-hours <n>", "the new preview is deleted after this many hours (1-168, default 24)", kit.int("--ttl-hours", 1, 168))
+    .option("--recreate", "empty the target preview first")
+    .option("--allow-unverified", "restore a backup whose verification did not pass")
+    .option("--wait", "wait until the preview is ready (or the restore failed)")
+    .option("--wait-timeout <duration>", "give up waiting after this long (exit 6)", "30m")
+    .action(
+      async (
+        o: { backupKey?: string; restorePoint?: string; targetKind?: string; preview?: string; previewName?: string; ttlHours?: number; recreate?: boolean; allowUnverified?: boolean; wait?: boolean; waitTimeout: string },
+        cmd: Command,
+      ) => {
+        if (!o.backupKey === !o.restorePoint) throw new CliError("give exactly one of --backup-key or --restore-point", exitCodes.usage);
+        const targetKind = o.targetKind ?? (o.preview ? "preview" : "new_preview");
+        const { client, format, project } = kit.context(cmd);
+        const res = await client.restore(project(), {
+          backup_key: o.backupKey,
+          restore_point_id: o.restorePoint,
+          target_kind: targetKind,
+          preview_id: o.preview,
+          preview_name: o.previewName,
+          ttl_hours: o.ttlHours,
+          recreate: o.recreate ?? false,
+          allow_unverified_backup: o.allowUnverified ?? false,
+        });
+        await finish(cmd, client, format, res.data.job, Boolean(o.wait || cmd.getOptionValueSource("waitTimeout") === "cli"), o.waitTimeout);
+      },
+    );
+
+  const previews = program.command("previews").description("preview databases: short-lived copies (or empty databases) with their own login");
+  previews
+    .command("list")
+    .action(async (_o: unknown, cmd: Command) => {
+      const { client, format, project } = kit.context(cmd);
+      const res = await client.listPreviews(project());
+      if (format === "json") return printJson(io, res.body);
+      if (!res.data.preview_databases.length) return note("No preview databases. Make one with `capydb previews create --mode clone --wait`.");
+      io.out.write(previewsTable(res.data.preview_databases));
+    });
+  previews
+    .command("create")
+    .addOption(new Option("--mode <mode>", "empty, or clone (the newest verified backup)").choices(["empty", "clone"]).default("empty"))
+    .option("--name <name>", "a name to recognise it by")
+    .option("--ttl-hours <n>", "deleted after this many hours (1-168, default 24)", kit.int("--ttl-hours", 1, 168))
+    .option("--wait", "wait until it is ready")
+    .option("--wait-timeout <duration>", "give up waiting after this long (exit 6)", "30m")
+    .action(async (o: { mode: "empty" | "clone"; name?: string; ttlHours?: number; wait?: boolean; waitTimeout: string }, cmd: Command) => {
+      const { client, format, project } = kit.context(cmd);
+      const res = await client.createPreview(project(), { mode: o.mode, name: o.name, ttl_hours: o.ttlHours });
+      await finish(cmd, client, format, res.data.job, Boolean(o.wait || cmd.getOptionValueSource("waitTimeout") === "cli"), o.waitTimeout);
+    });
+  previews.command("get <preview-id>").action(async (id: string, _o: unknown, cmd: Command) => {
+    const { client, format } = kit.context(cmd);
+    const res = await client.getPreview(id);
+    if (format === "json") return printJson(io, res.body);
+    io.out.write(previewFields(res.data.preview));
+  });
+  for (const [name, what] of [
+    ["delete", "drop the preview's database and its role"],
+    ["reset", "empty it again, or re-clone it from the newest verified backup"],
+  ] as const) {
+    previews
+      .command(`${name} <preview-id>`)
+      .description(what)
+      .option("--wait", "wait until it is done")
+      .option("--wait-timeout <duration>", "give up waiting after this long (exit 6)", "30m")
+      .action(async (id: string, o: { wait?: boolean; waitTimeout: string }, cmd: Command) => {
+        const { client, format } = kit.context(cmd);
+        const res = name === "delete" ? await client.deletePreview(id) : await client.resetPreview(id);
+        await finish(cmd, client, format, res.data.job, Boolean(o.wait || cmd.getOptionValueSource("waitTimeout") === "cli"), o.waitTimeout);
+      });
+  }
+  previews
+    .command("extend <preview-id>")
+    .description("keep it: it now expires --ttl-hours from now")
+    .requiredOption("--ttl-hours <n>", "1-168", kit.int("--ttl-hours", 1, 168))
+    .action(async (id: string, o: { ttlHours: number }, cmd: Command) => {
+      const { client, format } = kit.context(cmd);
+      const res = await client.extendPreview(id, o.ttlHours);
+      if (format === "json") return printJson(io, res.body);
+      io.out.write(previewFields(res.data.preview));
+    });
+  previews
+    .command("connect <preview-id>")
+    .description("print the preview's connection URL (it holds the password); --psql opens psql with it")
+    .option("--psql", "run psql on the preview")
+    .action(async (id: string, o: { psql?: boolean }, cmd: Command) => {
+      const { client, format } = kit.context(cmd);
+      const res = await client.previewConnections(id);
+      const url = res.data.connections.direct_url;
+      if (!o.psql) {
+        if (format === "json") return printJson(io, res.body);
+        return void io.out.write(url + "\n");
+      }
+      // The URL goes in the environment, not argv, so the password stays out of `ps`.
+      const code = await new Promise<number>((resolve, reject) => {
+        const child = spawn("psql", [], { stdio: "inherit", env: { ...process.env, PGDATABASE: url } });
+        child.on("error", (err) => reject(new CliError(`could not run psql (${err.message}): install the PostgreSQL client, or connect with the URL from \`capydb previews connect ${id}\``)));
+        child.on("close", (c) => resolve(c ?? 1));
+      });
+      if (code !== 0) throw new CliError(`psql exited with ${code}`);
+    });
+
+  const points = program.command("restore-points").description("labelled restore points: each keeps its backup past retention");
+  points.command("list").action(async (_o: unknown, cmd: Command) => {
+    const { client, format, project } = kit.context(cmd);
+    const res = await client.listRestorePoints(project());
+    if (format === "json") return printJson(io, res.body);
+    if (!res.data.restore_points.length) return note("No restore points. Pin a backup with `capydb restore-points create --label NAME`.");
+    io.out.write(pointsTable(res.data.restore_points));
+  });
+  points
+    .command("create")
+    .requiredOption("--label <label>", "what it is for (e.g. before-v2-migration)")
+    .option("--backup-key <key>", "the backup to pin (default: the newest verified one)")
+    .option("--note <text>", "a note")
+    .action(async (o: { label: string; backupKey?: string; note?: string }, cmd: Command) => {
+      const { client, format, project } = kit.context(cmd);
+      const res = await client.createRestorePoint(project(), { label: o.label, backup_key: o.backupKey, note: o.note });
+      if (format === "json") return printJson(io, res.body);
+      io.out.write(pointsTable([res.data.restore_point]));
+    });
+  points.command("delete <restore-point-id>").action(async (id: string, _o: unknown, cmd: Command) => {
+    const { client, format, project } = kit.context(cmd);
+    const res = await client.deleteRestorePoint(project(), id);
+    if (format === "json") return printJson(io, res.body);
+    io.out.write(pointsTable([res.data.restore_point]));
+    note("Its backup is back under normal retention.");
+  });
+}
