@@ -189,6 +189,46 @@ describe("audit events", () => {
     expect(e).toMatchObject({ actor_kind: "api_key", actor_id: (await findApiKey(env.deps, key))!.id, target_type: "export", target_id: b.export_id, metadata: { job_id: b.job.id } });
   });
 
+  it("record previews created, extended and deleted, restores requested, restore points created and deleted", async () => {
+    const key = await tenant.key(["backups:read", "backups:write", "projects:read", "projects:write"]);
+    const keyId = (await findApiKey(env.deps, key))!.id;
+    const created = await app.request(`/v1/projects/${tenant.projectId}/preview-databases`, { method: "POST", headers: json(key), body: JSON.stringify({ name: "look", mode: "empty" }) });
+    const c = await body(created);
+    expect(created.status, JSON.stringify(c)).toBe(202);
+    const previewId = c.preview.id;
+    const extended = await app.request(`/v1/preview-databases/${previewId}/extend`, { method: "POST", headers: json(key), body: JSON.stringify({ ttl_hours: 48 }) });
+    expect(extended.status, await extended.clone().text()).toBe(200);
+
+    // A completed, verified backup to restore and to pin (the worker is not part of this file).
+    await app.request(`/v1/projects/${tenant.projectId}/backups`, { method: "POST", headers: json(key), body: "{}" });
+    const backup = (await body(await app.request(`/v1/projects/${tenant.projectId}/backups`, { headers: auth(key) }))).backups[0];
+    const { markBackupCompleted, recordBackupArtifact, getBackup } = await import("../../core/backups/backups.ts");
+    const item = (await getBackup(env.deps, tenant.projectId, backup.id))!;
+    await recordBackupArtifact(env.deps, item, { size_bytes: 3, sha256: "a".repeat(64), pg_dump_version: "15", server_version: "15", row_counts: {}, dump_ms: 1 });
+    await markBackupCompleted(env.deps, item, { verified_at: new Date().toISOString(), restore_ms: 1 });
+
+    const restore = await app.request(`/v1/projects/${tenant.projectId}/restores`, { method: "POST", headers: json(key), body: JSON.stringify({ backup_key: backup.backup_key }) });
+    const rb = await body(restore);
+    expect(restore.status, JSON.stringify(rb)).toBe(202);
+    const point = await app.request(`/v1/projects/${tenant.projectId}/restore-points`, { method: "POST", headers: json(key), body: JSON.stringify({ label: "pin", backup_key: backup.backup_key }) });
+    const pb = await body(point);
+    expect(point.status, JSON.stringify(pb)).toBe(201);
+    const unpinned = await app.request(`/v1/projects/${tenant.projectId}/restore-points/${pb.restore_point.id}`, { method: "DELETE", headers: auth(key) });
+    expect(unpinned.status, await unpinned.clone().text()).toBe(200);
+    const deleted = await app.request(`/v1/preview-databases/${previewId}`, { method: "DELETE", headers: auth(key) });
+    expect(deleted.status, await deleted.clone().text()).toBe(202);
+
+    const events = (await projectEvents()).events.filter((e) => e.actor_id === keyId);
+    const byAction = (a: string) => events.filter((e) => e.action === a);
+    expect(byAction("preview.created")[0]).toMatchObject({ target_type: "preview", target_id: previewId, metadata: { job_id: c.job.id, mode: "empty", name: "look" } });
+    expect(byAction("preview.extended")[0]).toMatchObject({ target_id: previewId, metadata: { expires_at_before: c.preview.expires_at } });
+    expect(byAction("restore.requested")[0]).toMatchObject({ target_type: "job", target_id: rb.job.id, metadata: { backup_id: backup.id, preview_id: rb.job.preview_database_id, target_kind: "new_preview" } });
+    expect(byAction("restore_point.created")[0]).toMatchObject({ target_id: pb.restore_point.id, metadata: { backup_id: backup.id } });
+    expect(byAction("restore_point.deleted")[0]).toMatchObject({ target_id: pb.restore_point.id });
+    expect(byAction("preview.deleted")[0]).toMatchObject({ target_id: previewId });
+    for (const e of events) expect(e).toMatchObject({ actor_kind: "api_key", project_id: tenant.projectId, organization_id: tenant.organizationId });
+  });
+
   it("record who took a download URL of a backup", async () => {
     // A completed backup is needed for a download; the worker is not part of this file, so the
     // backup is marked completed in the store the way the worker leaves it.

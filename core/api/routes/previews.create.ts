@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { auditRequest } from "../audit-request.ts";
 import { toJob } from "../../jobs/jobs.ts";
 import { createPreview } from "../../previews/previews.ts";
 import { newestVerifiedBackup } from "../../restores/restores.ts";
@@ -31,6 +32,13 @@ export function registerCreatePreview(app: App, r: RouteDeps) {
     const body = c.req.valid("json");
     const backupId = body.mode === "clone" ? (await newestVerifiedBackup(r.deps, project)).id : null;
     const { preview, job } = await createPreview(r.deps, project, { name: body.name, mode: body.mode, ttl_hours: body.ttl_hours, backupId, jobType: "branch.create" });
+    await auditRequest(r, c, {
+      project,
+      action: "preview.created",
+      target_type: "preview",
+      target_id: preview.id,
+      metadata: { preview_id: preview.id, job_id: job.id, name: preview.name, mode: preview.mode, source_backup_id: backupId, expires_at: preview.expires_at },
+    });
     c.var.log.info("preview requested", { project_id: project.id, preview_id: preview.id, job_id: job.id, mode: preview.mode });
     return c.json({ preview: toPreview(preview), job: toJob(job) }, 202);
   });

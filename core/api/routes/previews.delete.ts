@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { auditRequest } from "../audit-request.ts";
 import { toJob } from "../../jobs/jobs.ts";
 import { requestPreviewDelete } from "../../previews/previews.ts";
 import { scopeGuard } from "../auth.ts";
@@ -28,6 +29,7 @@ export function registerDeletePreview(app: App, r: RouteDeps) {
   app.openapi(deletePreviewRoute, async (c) => {
         const { preview, project } = await loadPreview(r, c, c.req.valid("param").previewID);
     const { job } = await requestPreviewDelete(r.deps, project, preview);
+    await auditRequest(r, c, { project, action: "preview.deleted", target_type: "preview", target_id: preview.id, metadata: { preview_id: preview.id, job_id: job.id, name: preview.name } });
     c.var.log.info("preview deletion requested", { project_id: project.id, preview_id: preview.id, job_id: job.id });
     return c.json({ job: toJob(job) }, 202);
   });

@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { auditRequest } from "../audit-request.ts";
 import { extendPreview, toPreview } from "../../previews/previews.ts";
 import { scopeGuard } from "../auth.ts";
 import type { App, RouteDeps } from "../context.ts";
@@ -25,8 +26,15 @@ export const extendPreviewRoute = createRoute({
 
 export function registerExtendPreview(app: App, r: RouteDeps) {
   app.openapi(extendPreviewRoute, async (c) => {
-        const { preview } = await loadPreview(r, c, c.req.valid("param").previewID);
+        const { preview, project } = await loadPreview(r, c, c.req.valid("param").previewID);
     const extended = await extendPreview(r.deps, preview, c.req.valid("json").ttl_hours);
+    await auditRequest(r, c, {
+      project,
+      action: "preview.extended",
+      target_type: "preview",
+      target_id: preview.id,
+      metadata: { preview_id: preview.id, expires_at_before: preview.expires_at, expires_at: extended.expires_at },
+    });
     return c.json({ preview: toPreview(extended) }, 200);
   });
 }

@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { auditRequest } from "../audit-request.ts";
 import { toJob } from "../../jobs/jobs.ts";
 import { requestPreviewReset } from "../../previews/previews.ts";
 import { newestVerifiedBackup } from "../../restores/restores.ts";
@@ -30,6 +31,7 @@ export function registerResetPreview(app: App, r: RouteDeps) {
         const { preview, project } = await loadPreview(r, c, c.req.valid("param").previewID);
     const backupId = preview.mode === "clone" ? (await newestVerifiedBackup(r.deps, project)).id : null;
     const { job } = await requestPreviewReset(r.deps, project, preview, backupId);
+    await auditRequest(r, c, { project, action: "preview.reset", target_type: "preview", target_id: preview.id, metadata: { preview_id: preview.id, job_id: job.id, source_backup_id: backupId } });
     return c.json({ job: toJob(job) }, 202);
   });
 }

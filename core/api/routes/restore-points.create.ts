@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { auditRequest } from "../audit-request.ts";
 import { AppError } from "../../errors.ts";
 import { createRestorePoint, toRestorePoint } from "../../restores/points.ts";
 import { PITR_UNAVAILABLE, backupByKey, newestVerifiedBackup } from "../../restores/restores.ts";
@@ -33,6 +34,7 @@ export function registerCreateRestorePoint(app: App, r: RouteDeps) {
     const p = c.var.principal;
     const actor = { kind: p.auth_source, id: p.key_id ?? p.user_id ?? "unknown" };
     const point = await createRestorePoint(r.deps, project, backup, { label: body.label, note: body.note }, actor);
+    await auditRequest(r, c, { project, action: "restore_point.created", target_type: "restore_point", target_id: point.id, metadata: { restore_point_id: point.id, backup_id: backup.id, label: point.label } });
     return c.json({ restore_point: toRestorePoint(point) }, 201);
   });
 }

@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { auditRequest } from "../audit-request.ts";
 import { AppError } from "../../errors.ts";
 import { deleteRestorePoint, getRestorePoint, toRestorePoint } from "../../restores/points.ts";
 import { projectAccess } from "../auth.ts";
@@ -33,6 +34,8 @@ export function registerDeleteRestorePoint(app: App, r: RouteDeps) {
     const project = c.var.project;
     const point = await getRestorePoint(r.deps, project.id, restorePointID);
     if (!point) throw new AppError("not_found", `restore point ${restorePointID} not found in project ${project.id}`);
-    return c.json({ restore_point: toRestorePoint(await deleteRestorePoint(r.deps, point)) }, 200);
+    const deleted = await deleteRestorePoint(r.deps, point);
+    await auditRequest(r, c, { project, action: "restore_point.deleted", target_type: "restore_point", target_id: point.id, metadata: { restore_point_id: point.id, backup_id: point.backup_id, label: point.label } });
+    return c.json({ restore_point: toRestorePoint(deleted) }, 200);
   });
 }

@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { auditRequest } from "../audit-request.ts";
 import { AppError } from "../../errors.ts";
 import { toJob } from "../../jobs/jobs.ts";
 import { getClusterConnection } from "../../orgs/orgs.ts";
@@ -43,6 +44,13 @@ export function registerCreateRestore(app: App, r: RouteDeps) {
       }
     };
     const { job } = await requestRestore(r.deps, project, parsed.data, holdsTables);
+    await auditRequest(r, c, {
+      project,
+      action: "restore.requested",
+      target_type: "job",
+      target_id: job.id,
+      metadata: { job_id: job.id, preview_id: job.preview_database_id, backup_id: job.backup_id, target_kind: parsed.data.target_kind },
+    });
     c.var.log.info("restore requested", { project_id: project.id, job_id: job.id, preview_id: job.preview_database_id });
     return c.json({ job: toJob(job) }, 202);
   });
