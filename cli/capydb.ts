@@ -5,14 +5,20 @@
  *   capydb backups create --wait --require-verified     # CI: snapshot before a risky migration
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { rmSync } from "node:fs";
+import { basename } from "node:path";
 import { ZodError } from "zod";
 import { CreateBackupRequest, PutScheduledBackupRequest } from "../core/api/schemas.ts";
-import { ApiClient, ApiError, cliVersion, type Backup, type Job } from "./capydb/client.ts";
+import { ApiClient, ApiError, cliVersion, type Backup, type Download, type Job } from "./capydb/client.ts";
+import { downloadTarget, downloadToFile } from "./capydb/download.ts";
 import { CliError, exitCodes } from "./capydb/errors.ts";
 import {
   auditTable,
   backupFields,
   backupsTable,
+  downloadedFields,
+  exportFields,
+  exportsTable,
   formatBytes,
   jobFields,
   jobsTable,
@@ -27,17 +33,25 @@ import { registerRestoreCommands } from "./capydb/restore-commands.ts";
 import { Progress, findJobBackup, parseDuration, waitForJob, waitForJobBackup, type WaitOptions } from "./capydb/wait.ts";
 
 interface Globals extends GlobalFlags {
-  output?: Format;
+  output?: string;
 }
 
 const io: Io = { out: process.stdout, err: process.stderr };
 let settings: Settings | undefined;
 
-/** Parsed once per run, on first use, so `--help` works without any configuration. */
-function context(cmd: Command) {
+const formats: readonly string[] = ["table", "json"];
+
+/**
+ * Parsed once per run, on first use, so `--help` works without any configuration. On the download
+ * commands `-o` names the file to write (as with curl), so it is not read as a format there.
+ */
+function context(cmd: Command, opts: { outputIsFile?: boolean } = {}) {
   const g = cmd.optsWithGlobals<Globals>();
+  if (!opts.outputIsFile && g.output !== undefined && !formats.includes(g.output)) {
+    throw new CliError(`option '-o, --output <format>' argument '${g.output}' is invalid. Allowed choices are table, json.`, exitCodes.usage);
+  }
   settings = resolveSettings(g);
-  const format: Format = g.output ?? (process.stdout.isTTY ? "table" : "json");
+  const format = ((!opts.outputIsFile && g.output) || (process.stdout.isTTY ? "table" : "json")) as Format;
   const client = new ApiClient({ baseUrl: requireApiUrl(settings), apiKey: requireApiKey(settings) });
   return { settings, format, client, project: () => requireProject(settings!) };
 }
@@ -74,7 +88,12 @@ const program = new Command("capydb")
   .option("--api-url <url>", "the API's base URL (env CAPYDB_API_URL; else .capydb/local.json)")
   .option("--api-key <key>", "an API key, capy_live_... (env CAPYDB_API_KEY, which keeps it out of shell history and ps)")
   .option("--project <id>", "the project to act on (env CAPYDB_PROJECT; else .capydb/local.json)")
-  .addOption(new Option("-o, --output <format>", "table or json (json is the API's body, unchanged); default: table on a terminal, json when piped").choices(["table", "json"]))
+  .addOption(
+    new Option(
+      "-o, --output <format>",
+      "table or json (json is the API's body, unchanged); default: table on a terminal, json when piped. On `download`: the file to write",
+    ),
+  )
   .showHelpAfterError("(run with --help for usage)")
   .exitOverride()
   .addHelpText(
@@ -170,6 +189,17 @@ backups
     },
   );
 
+backups
+  .command("download <backup-id>")
+  .description("download a completed backup's pg_dump archive; kept only if its size and SHA-256 match")
+  .usage("<backup-id> [-o FILE]")
+  .addHelpText("after", "\n  -o FILE   where to write it (default: <backup-id>.dump here; a directory: <backup-id>.dump in it)")
+  .action(async (backupId: string, _o: unknown, cmd: Command) => {
+    const { client, format, project } = context(cmd, { outputIsFile: true });
+    const res = await client.backupDownload(project(), backupId);
+    await saveDownload(res.data.download, backupId, cmd.optsWithGlobals<Globals>().output, format);
+  });
+
 const schedule = backups.command("schedule").description("the project's daily backup schedule (one per project, UTC)");
 
 async function currentSchedule(cmd: Command) {
@@ -236,6 +266,126 @@ schedule
     });
     if (format === "json") return printJson(io, res.body);
     io.out.write(scheduleFields(res.data.scheduled_backup));
+  });
+
+/**
+ * Streams a signed download to `output` (see download.ts: temporary file beside it, size and
+ * SHA-256 checked, renamed into place only then). Ctrl-C or SIGTERM removes the partial file.
+ */
+async function saveDownload(info: Download, id: string, output: string | undefined, format: Format): Promise<void> {
+  const target = await downloadTarget(output, id);
+  const progress = progressOn();
+  let temp: string | undefined;
+  const abort = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    // Synchronously, before exiting: nothing partial may survive the interrupt.
+    if (temp) rmSync(temp, { force: true });
+    progress?.stop();
+    note(`download interrupted; nothing was written to ${target}`);
+    abort.abort();
+    process.exit(signal === "SIGINT" ? 130 : 143);
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    progress?.update(`downloading ${basename(target)}: 0 of ${formatBytes(info.size_bytes)}`);
+    const done = await downloadToFile(info, target, {
+      signal: abort.signal,
+      onTempFile: (path) => void (temp = path),
+      onProgress: (received, total) =>
+        progress?.update(`downloading ${basename(target)}: ${formatBytes(received)} of ${formatBytes(total)} (${total ? Math.floor((received / total) * 100) : 100}%)`),
+    });
+    progress?.stop(`✓ ${basename(target)}: ${formatBytes(done.size_bytes)}, SHA-256 checked · ${progress.elapsed()}`);
+    if (format === "json") printJson(io, done);
+    else io.out.write(downloadedFields(done));
+  } catch (err) {
+    progress?.stop();
+    throw err;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+const exportsCmd = program.command("exports").description("exports: a pg_dump of the project's database to download (kept 7 days)");
+
+exportsCmd
+  .command("create")
+  .description("export the database now; with --wait, until the export is ready to download")
+  .option("--wait", "wait until the export completes or fails")
+  .option("--wait-timeout <duration>", "give up waiting after this long (exit 6), like 90s, 30m, 1h", "30m")
+  .action(async (o: { wait?: boolean; waitTimeout: string }, cmd: Command) => {
+    const { client, format, project } = context(cmd);
+    const projectId = project();
+    const wait = Boolean(o.wait || cmd.getOptionValueSource("waitTimeout") === "cli");
+    if (wait) parseDuration(o.waitTimeout); // a bad duration is a usage error before anything is created
+    const created = await client.createExport(projectId);
+    const { export_id: exportId, job } = created.data;
+    if (!wait) {
+      if (format === "json") return printJson(io, created.body);
+      io.out.write(jobFields(job));
+      note(`Export ${exportId} requested. Wait for it with \`capydb jobs get ${job.id} --wait\`, then \`capydb exports download ${exportId}\`.`);
+      return;
+    }
+    const opts = waitOptions(o.waitTimeout, progressOn());
+    const release = onInterrupt(job.id, opts.progress);
+    let finished: { job: Job };
+    try {
+      opts.progress?.update(`job ${job.id}: requested`);
+      finished = await waitForJob(client, job.id, opts);
+    } catch (err) {
+      opts.progress?.stop();
+      throw err;
+    } finally {
+      release();
+    }
+    const found = await findExport(client, projectId, exportId);
+    const exp = found?.exp;
+    opts.progress?.stop(
+      exp?.state === "completed" ? `✓ export ${exportId} completed · ${formatBytes(exp.size_bytes)} · ${opts.progress.elapsed()}` : `✗ export ${exportId} ${exp?.state ?? finished.job.state} · ${opts.progress.elapsed()}`,
+    );
+    if (format === "json") printJson(io, found ? { export: found.body } : { export_id: exportId, job: finished.job });
+    else if (exp) io.out.write(exportFields(exp));
+    if (finished.job.state === "failed") throw new CliError(`export failed: ${finished.job.error ?? "no reason given"} (job ${finished.job.id})`);
+    if (format !== "json") note(`Download it with \`capydb exports download ${exportId}\`.`);
+  });
+
+/** An export by id, from the list (newest first; an export being waited on is among the newest). */
+async function findExport(client: ApiClient, projectId: string, exportId: string) {
+  let cursor: string | undefined;
+  for (let page = 0; page < 20; page++) {
+    const res = await client.listExports(projectId, { limit: 100, cursor });
+    const i = res.data.exports.findIndex((e) => e.id === exportId);
+    if (i >= 0) return { exp: res.data.exports[i]!, body: (res.body as { exports: unknown[] }).exports[i] };
+    if (!res.nextCursor) return undefined;
+    cursor = res.nextCursor;
+  }
+  return undefined;
+}
+
+exportsCmd
+  .command("list")
+  .description("list the project's exports, newest first (expired ones stay listed)")
+  .option("--limit <n>", "at most this many (1-1000)", int("--limit", 1, 1000))
+  .option("--cursor <cursor>", "the next page, from a previous list")
+  .action(async (o: { limit?: number; cursor?: string }, cmd: Command) => {
+    const { client, format, project } = context(cmd);
+    const res = await client.listExports(project(), { limit: o.limit, cursor: o.cursor });
+    if (format === "json") return printJson(io, res.body);
+    if (!res.data.exports.length) note("No exports yet. Make one with `capydb exports create --wait`.");
+    else io.out.write(exportsTable(res.data.exports));
+    if (res.nextCursor) note(`More exports: --cursor ${res.nextCursor}`);
+  });
+
+exportsCmd
+  .command("download <export-id>")
+  .description("download a completed export's pg_dump archive; kept only if its size and SHA-256 match")
+  .usage("<export-id> [-o FILE]")
+  .addHelpText("after", "\n  -o FILE   where to write it (default: <export-id>.dump here; a directory: <export-id>.dump in it)")
+  .action(async (exportId: string, _o: unknown, cmd: Command) => {
+    const { client, format, project } = context(cmd, { outputIsFile: true });
+    const res = await client.exportDownload(project(), exportId);
+    await saveDownload(res.data.download, exportId, cmd.optsWithGlobals<Globals>().output, format);
   });
 
 const jobs = program.command("jobs").description("the jobs that make and expire backups");
@@ -323,6 +473,9 @@ function hintFor(err: ApiError): string | undefined {
   const key = s?.apiKey ? sourceName("apiKey", s.apiKey) : "the API key";
   if (err.status === 401) return `the API rejected the key from ${key}: check it, and that it is not expired or revoked`;
   if (err.status === 403) return `the key from ${key} lacks a scope this command needs: use a key that has it`;
+  const listCmd = /\/exports\//.test(err.path) ? "capydb exports list" : "capydb backups list";
+  if (err.status === 404 && err.path.endsWith("/download")) return `check the id with \`${listCmd}\`, and the project${s?.project ? ` (from ${sourceName("project", s.project)})` : ""}`;
+  if (err.status === 409 && err.path.endsWith("/download")) return `see its state with \`${listCmd}\``;
   if (err.status === 404 && err.path.startsWith("/v1/projects/")) {
     return `check the project id${s?.project ? ` (from ${sourceName("project", s.project)})` : ""}, and that the key may see it`;
   }

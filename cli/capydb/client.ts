@@ -1,6 +1,9 @@
 import { createRequire } from "node:module";
 import { z } from "zod";
 import { CreateBackupResponse } from "../../core/api/routes/backups.create.ts";
+import { DownloadResponse } from "../../core/api/routes/backups.download.ts";
+import { CreateExportResponse } from "../../core/api/routes/exports.create.ts";
+import { ListExportsResponse } from "../../core/api/routes/exports.list.ts";
 import { ListBackupsResponse } from "../../core/api/routes/backups.list.ts";
 import { GetJobResponse } from "../../core/api/routes/jobs.get.ts";
 import { ListJobsResponse } from "../../core/api/routes/jobs.list.ts";
@@ -35,6 +38,9 @@ export type PutSchedule = z.infer<typeof PutScheduledBackupResponse>;
 export type Me = z.infer<typeof MeResponse>;
 export type ListAuditEvents = z.infer<typeof ListAuditEventsResponse>;
 export type AuditEvent = ListAuditEvents["audit_events"][number];
+export type ListExports = z.infer<typeof ListExportsResponse>;
+export type Export = ListExports["exports"][number];
+export type Download = z.infer<typeof DownloadResponse>["download"];
 export type Job = GetJob["job"];
 export type Project = z.infer<typeof GetProjectResponse>["project"];
 export type Preview = z.infer<typeof GetPreviewResponse>["preview"];
@@ -191,6 +197,22 @@ export class ApiClient {
 
   deleteRestorePoint(projectId: string, pointId: string) {
     return this.send("DELETE", `/v1/projects/${seg(projectId)}/restore-points/${seg(pointId)}`, undefined, DeleteRestorePointResponse);
+  }
+
+  backupDownload(projectId: string, backupId: string) {
+    return this.get(`/v1/projects/${seg(projectId)}/backups/${seg(backupId)}/download`, DownloadResponse);
+  }
+
+  createExport(projectId: string) {
+    return this.send("POST", `/v1/projects/${seg(projectId)}/exports`, {}, CreateExportResponse);
+  }
+
+  listExports(projectId: string, q: { limit?: number; cursor?: string } = {}) {
+    return this.get(`/v1/projects/${seg(projectId)}/exports`, ListExportsResponse, q);
+  }
+
+  exportDownload(projectId: string, exportId: string) {
+    return this.get(`/v1/projects/${seg(projectId)}/exports/${seg(exportId)}/download`, DownloadResponse);
   }
 
   private url(path: string, query: Record<string, string | number | undefined> = {}): string {

@@ -1,4 +1,4 @@
-import type { AuditEvent, Backup, Job, Me, ScheduledBackup } from "./client.ts";
+import type { AuditEvent, Backup, Export, Job, Me, ScheduledBackup } from "./client.ts";
 
 export type Format = "table" | "json";
 
@@ -149,5 +149,31 @@ export function meFields(me: Me, apiUrl: string): string {
     ...(p.user_id ? ([["User", p.user_id]] as [string, string][]) : []),
     ["Admin", p.is_admin ? "yes" : "no"],
     ["Scopes", p.scopes.join(", ") || "-"],
+  ]);
+}
+
+export function exportsTable(exports: Export[]): string {
+  return renderTable(
+    ["ID", "STATE", "SIZE", "CREATED", "EXPIRES"],
+    exports.map((e) => [e.id, e.state, e.state === "completed" || e.size_bytes ? formatBytes(e.size_bytes) : "-", formatTime(e.created_at), formatTime(e.expires_at)]),
+  );
+}
+
+export function exportFields(e: Export): string {
+  return renderFields([
+    ["Export", e.id],
+    ["State", e.state],
+    ["Size", formatBytes(e.size_bytes)],
+    ["Database", e.database_name],
+    ["Created", formatTime(e.created_at)],
+    ["Expires", formatTime(e.expires_at)],
+  ]);
+}
+
+export function downloadedFields(d: { file: string; size_bytes: number; sha256: string }): string {
+  return renderFields([
+    ["File", d.file],
+    ["Size", `${formatBytes(d.size_bytes)} (${d.size_bytes} bytes, as recorded)`],
+    ["SHA-256", `${d.sha256} (matches)`],
   ]);
 }

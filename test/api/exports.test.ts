@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { listProjectAuditEvents } from "../../core/audit/audit.ts";
 import { getExport } from "../../core/exports/exports.ts";
 import { pickPgTools } from "../../core/worker/pgtools.ts";
 import { tick } from "../dispatch/support.ts";
@@ -112,6 +113,12 @@ describe("exports", () => {
     const source = await fingerprint(tenant.database);
     expect(Object.keys(source).length).toBeGreaterThanOrEqual(4);
     expect(await fingerprint(target)).toEqual(source);
+    // The trail says who asked for the copy and who took a link to it.
+    const trail = (await listProjectAuditEvents(env.deps, tenant.projectId, 50)).items.filter((e) => e.target_id === created.export_id);
+    expect(trail.map((e) => e.action).sort()).toEqual(["export.download_url_issued", "export.requested"]);
+    for (const e of trail) expect(e).toMatchObject({ actor_kind: "api_key", target_type: "export", organization_id: tenant.organizationId });
+    expect(JSON.stringify(trail)).not.toContain("X-Amz-Signature"); // the URL itself is a credential: never stored
+
     const [seq] = await env.query<{ last_value: string }>(target, "SELECT last_value FROM invoice_number_seq");
     const [srcSeq] = await env.query<{ last_value: string }>(tenant.database, "SELECT last_value FROM invoice_number_seq");
     expect(seq?.last_value).toBe(srcSeq?.last_value);
