@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { DEFAULT_TASK_THRESHOLD_BYTES, parseSize, taskResourceSchema } from "./tasks/launcher.ts";
 
 /**
  * Service configuration, parsed once at each entry point (Lambda handler module, local stack,
@@ -29,6 +30,10 @@ export const configSchema = z.object({
     .default("7")
     .transform(Number)
     .pipe(z.number().int().min(1, "must be 1 to 365 days").max(365, "must be 1 to 365 days")),
+  /** Jobs that move more bytes than this run as a task (Fargate; locally a child process), not in the worker. */
+  taskThresholdBytes: z.number({ error: "must be a size such as 5 GB, 500 MB or a number of bytes" }).int().nonnegative(),
+  /** The Fargate task the worker launches (infra/worker.ts); absent locally, where tasks are child processes. */
+  task: taskResourceSchema.optional(),
   /** Identity recorded as a job's `claimed_by`. */
   workerId: z.string().min(1),
   logLevel: z.enum(["DEBUG", "INFO", "WARN", "ERROR"]).default("INFO"),
@@ -57,6 +62,8 @@ const envNames: Record<string, string> = {
   workerId: "CAPYDB_WORKER_ID",
   verifyClusterId: "CAPYDB_VERIFY_CLUSTER_ID",
   exportRetentionDays: "CAPYDB_EXPORT_RETENTION_DAYS",
+  taskThresholdBytes: "CAPYDB_TASK_THRESHOLD",
+  task: "CAPYDB_TASK",
   logLevel: "LOG_LEVEL",
   previewLimit: "CAPYDB_PREVIEW_LIMIT",
   clerk: "CLERK_JWKS_URL",
@@ -76,6 +83,16 @@ function sstResource(env: Env, name: string): Record<string, unknown> | undefine
     return JSON.parse(raw) as Record<string, unknown>;
   } catch {
     throw new ConfigError(`invalid setting SST_RESOURCE_${name}: not JSON`);
+  }
+}
+
+function jsonSetting(env: Env, name: string): unknown {
+  const raw = str(env[name]);
+  if (raw === undefined) return undefined;
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch {
+    throw new ConfigError(`invalid setting ${name}: not JSON`);
   }
 }
 
@@ -107,6 +124,8 @@ export function loadConfig(env: Env = process.env): Config {
     pgBinDirs: (str(env.CAPYDB_PG_BIN_DIRS) ?? "").split(":").filter(Boolean),
     verifyClusterId: str(env.CAPYDB_VERIFY_CLUSTER_ID),
     exportRetentionDays: str(env.CAPYDB_EXPORT_RETENTION_DAYS),
+    taskThresholdBytes: str(env.CAPYDB_TASK_THRESHOLD) === undefined ? DEFAULT_TASK_THRESHOLD_BYTES : (parseSize(env.CAPYDB_TASK_THRESHOLD!) ?? Number.NaN),
+    task: jsonSetting(env, "CAPYDB_TASK"),
     workerId:
       str(env.CAPYDB_WORKER_ID) ??
       str(env.AWS_LAMBDA_LOG_STREAM_NAME) ??

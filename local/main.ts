@@ -10,6 +10,8 @@ import { createDeps } from "../core/deps.ts";
 import { createDispatchHandler } from "../core/dispatch/handler.ts";
 import { createLogger, localLogFormat } from "../core/log.ts";
 import { getClusterConnection } from "../core/orgs/orgs.ts";
+import { DEFAULT_TASK_LEASE_MS } from "../core/tasks/launcher.ts";
+import { localTaskLauncher } from "../core/tasks/local.ts";
 import { createWorkerHandler } from "../core/worker/handler.ts";
 import { ensureDemoDatabase } from "./demo.ts";
 import { localDir, localEnv, localSecrets, readLocalJson, writeLocalJson, type LocalJson } from "./files.ts";
@@ -106,7 +108,11 @@ async function main(): Promise<void> {
     });
     stoppers.push(() => new Promise<void>((r) => server.close(() => r())));
     const verificationServer = config.verifyClusterId ? await getClusterConnection(deps, config.verifyClusterId) : undefined;
-    const worker = startWorkerLoop(deps, createWorkerHandler(deps, { verificationServer }));
+    // Jobs above CAPYDB_TASK_THRESHOLD run as "tasks": child processes of functions/task.ts.
+    const tasks = localTaskLauncher();
+    stoppers.push(() => tasks.stopAll());
+    const offload = { launcher: tasks, thresholdBytes: config.taskThresholdBytes, leaseMs: DEFAULT_TASK_LEASE_MS };
+    const worker = startWorkerLoop(deps, createWorkerHandler(deps, { verificationServer, offload }));
     stoppers.push(() => worker.stop());
     const ticker = startTicker(deps, createDispatchHandler(deps));
     stoppers.push(() => ticker.stop());

@@ -338,3 +338,21 @@ export async function reapLapsedJob(deps: Db, job: JobItem): Promise<{ outcome: 
   );
   return failed && { outcome: "failed", job: failed };
 }
+
+/**
+ * Passes a running claim from `from` (the worker that claimed the job to launch a task) to `to`
+ * (the task), with a new lease: same attempt, not spent again. The launching worker and the task
+ * both call it, in either order, so it also succeeds when `to` already holds the claim. Undefined
+ * when the claim moved on (lapsed and claimed again, or settled).
+ */
+export async function handOverClaim(deps: Db, job: JobItem, from: string, to: string, leaseMs: number): Promise<JobItem | undefined> {
+  const now = deps.now();
+  const lease = iso(new Date(now.getTime() + leaseMs));
+  return transition(
+    deps,
+    job.id,
+    { claimed_by: to, lease_expires_at: lease, updated_at: iso(now), ...jobStateIndex("running", lease, job.id) },
+    "#state = :running AND #attempts = :expected_attempts AND (claimed_by = :from OR claimed_by = :to)",
+    { ":running": "running", ":expected_attempts": job.attempts, ":from": from, ":to": to },
+  );
+}

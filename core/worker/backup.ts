@@ -18,6 +18,7 @@ import { emitBackupCompleted } from "./events.ts";
 import { setVisibility } from "./heartbeat.ts";
 import { ignored, lockOwner, lockResource, toRunReport, type Attempt, type JobRunner, type RunOutcome } from "./lifecycle.ts";
 import { backoffSeconds } from "./options.ts";
+import { closeQuietly, connect } from "./pgconn.ts";
 import { dropThrowaway, throwawayDatabaseName, verifyBackup } from "./verify.ts";
 
 /** `project.backup`: pg_dump to S3, verified by a restore into a throwaway database. */
@@ -25,6 +26,7 @@ export const backupRunner: JobRunner = {
   noun: "backup",
   attempt,
   settle: settleBackup,
+  measure: (deps, job) => databaseSize(deps, job.cluster_id, job.database_name),
   async abandoned(deps, job) {
     await settleBackup(deps, job);
     const backup = job.backup_id ? await getBackupForWork(deps, job.project_id, job.backup_id) : undefined;
@@ -155,5 +157,17 @@ async function settleBackup(deps: Deps, job: JobItem): Promise<void> {
     await releaseLock(deps, lockResource(job), lockOwner(job));
   } else if (backup.state === "completed") {
     await emitBackupCompleted(deps, backup);
+  }
+}
+
+/** `pg_database_size` of the database a dump or export reads: what decides worker or task. */
+export async function databaseSize(deps: Deps, clusterId: string, database: string): Promise<number> {
+  const conn = await getClusterConnection(deps, clusterId);
+  const client = await connect(conn, database);
+  try {
+    const { rows } = await client.query<{ bytes: string }>("SELECT pg_database_size(current_database())::text AS bytes");
+    return Number(rows[0]!.bytes);
+  } finally {
+    await closeQuietly(client);
   }
 }

@@ -13,6 +13,7 @@ import { enqueueJobs } from "../jobs/queue.ts";
 import { redact, tail } from "../redact.ts";
 import { classify, type ToolReport, type WorkerFailure } from "./classify.ts";
 import { leaseVisibilitySeconds, setVisibility, startHeartbeat, type MessageContext } from "./heartbeat.ts";
+import { launchIfLarge } from "./offload.ts";
 import { backoffSeconds, jitter, type WorkerOptions } from "./options.ts";
 
 /**
@@ -21,7 +22,7 @@ import { backoffSeconds, jitter, type WorkerOptions } from "./options.ts";
  * is poison (`rejected`) and must reach the dead-letter queue after the redrive count.
  */
 export interface RunOutcome {
-  status: "completed" | "failed" | "retrying" | "busy" | "ignored" | "rejected";
+  status: "completed" | "failed" | "retrying" | "busy" | "ignored" | "rejected" | "launched";
   ack: boolean;
   reason?: string;
 }
@@ -56,6 +57,11 @@ export interface JobRunner {
   settle?(deps: Deps, job: JobItem): Promise<void>;
   /** The job's last attempt died (lease lapsed, no attempts left) and it was just failed: clean up. */
   abandoned?(deps: Deps, job: JobItem): Promise<void>;
+  /**
+   * Bytes the job will move (pg_database_size for a dump, the artifact's size for a restore): above
+   * the offload threshold it runs as a task (offload.ts). A runner without it always runs here.
+   */
+  measure?(deps: Deps, job: JobItem): Promise<number>;
 }
 
 /** A message arriving this much before the job is due is a stale duplicate (the due one is queued). */
@@ -89,10 +95,25 @@ export async function runClaimed(deps: Deps, runner: JobRunner, job: JobItem, ms
   if (job.state === "pending" && job.available_at && Date.parse(job.available_at) - now > EARLY_SLACK_MS) return ignored("not due yet");
   if (job.state === "running" && job.attempts >= job.max_attempts) return abandon(deps, runner, job);
 
+  if (o.offload && runner.measure) {
+    const launched = await launchIfLarge(deps, runner, job, msg, o, o.offload);
+    if (launched) return launched;
+  }
+
   const claimed = await claimJob(deps, job, deps.workerId, o.leaseMs);
   if (!claimed) return ignored("claimed by another worker");
+  return runAttempt(deps, runner, claimed, msg, o);
+}
+
+/**
+ * One attempt of a job this process has claimed (the worker's claim, or the claim a task took
+ * over from the worker that launched it): lock, heartbeat, the runner's attempt, and the failure's
+ * classification, retry or failure.
+ */
+export async function runAttempt(deps: Deps, runner: JobRunner, claimed: JobItem, msg: MessageContext | undefined, o: WorkerOptions): Promise<RunOutcome> {
+  const job = claimed;
   await setVisibility(deps, msg, leaseVisibilitySeconds(o));
-  deps.log.info("job claimed", { job_id: job.id, backup_id: job.backup_id, type: job.type, state: claimed.state, attempt: claimed.attempts, worker_id: deps.workerId });
+  deps.log.info("job claimed", { job_id: job.id, backup_id: job.backup_id, type: job.type, state: claimed.state, attempt: claimed.attempts, worker_id: claimed.claimed_by });
 
   const lock = { resource: lockResource(claimed), owner: lockOwner(claimed) };
   if (!(await acquireLock(deps, lock.resource, lock.owner, o.leaseMs))) return lockBusy(deps, claimed, msg, o);

@@ -1,5 +1,6 @@
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { ClusterConnection } from "../orgs/orgs.ts";
+import type { TaskLauncher } from "../tasks/launcher.ts";
 
 /** Test seams: called at the named moments of a run. Production passes none. */
 export interface WorkerHooks {
@@ -47,7 +48,23 @@ export interface WorkerOptions {
   lockWaitTimeoutMs: number;
   /** Restore into a throwaway database here instead of on the project's own cluster. */
   verificationServer?: ClusterConnection;
+  /**
+   * Jobs that move more than `thresholdBytes` run as a task instead of in this worker (Lambda's
+   * 15 minutes). Absent inside a task: a task never launches another.
+   */
+  offload?: OffloadOptions;
   hooks?: WorkerHooks;
+}
+
+export interface OffloadOptions {
+  launcher: TaskLauncher;
+  /** Above this many bytes to move (pg_database_size, artifact size), the job goes to a task. */
+  thresholdBytes: number;
+  /**
+   * The lease the worker gives the launch claim and the task's claim until the task's own
+   * heartbeat takes over: long enough for Fargate to place the task and pull its image.
+   */
+  leaseMs: number;
 }
 
 export const defaultWorkerOptions: WorkerOptions = {
