@@ -26,6 +26,10 @@ export interface TaskInput {
   launchedBy: string;
 }
 
+export const DEFAULT_TASK_THRESHOLD_BYTES = 5 * 1024 ** 3;
+/** Launch claim and task lease: Fargate places a task and pulls its image in 1-3 minutes. */
+export const DEFAULT_TASK_LEASE_MS = 10 * 60_000;
+
 /** No task was started; `message` says why (capacity, permissions, a missing entry point). */
 export class TaskLaunchError extends Error {
   override name = "TaskLaunchError";
@@ -89,9 +93,6 @@ export function parseSize(raw: string): number | undefined {
   return Math.round(Number(m[1]) * 1024 ** pow);
 }
 
-export const DEFAULT_TASK_THRESHOLD_BYTES = 5 * 1024 ** 3;
-/** Launch claim and task lease: Fargate places a task and pulls its image in 1-3 minutes. */
-export const DEFAULT_TASK_LEASE_MS = 10 * 60_000;
 
 /**
  * What RunTask needs to know about the task (the properties `sst.aws.Task` links), handed to the
