@@ -18,6 +18,7 @@ export default $config({
   async run() {
     const { table, jobs, jobsDlq, bucket } = await import("./infra/storage.ts");
     const { api } = await import("./infra/api.ts");
+    await import("./infra/task.ts");
     await import("./infra/worker.ts");
     await import("./infra/dispatch.ts");
 

@@ -18,7 +18,11 @@ export const resources: Record<LinkName, unknown> = {
  */
 export function functionArgs(
   settings: FunctionSettings,
-  extra: { environment?: Record<string, $util.Input<string>>; layers?: $util.Input<string>[] } = {},
+  extra: {
+    environment?: Record<string, $util.Input<string>>;
+    layers?: $util.Input<string>[];
+    permissions?: sst.aws.FunctionPermissionArgs[];
+  } = {},
 ): sst.aws.FunctionArgs {
   return {
     handler: `functions/${settings.entry}.handler`,
@@ -27,8 +31,15 @@ export function functionArgs(
     timeout: settings.timeout,
     memory: settings.memory,
     link: settings.link.map((name) => resources[name]),
-    ...(settings.bucketObjectActions
-      ? { permissions: [{ actions: [...settings.bucketObjectActions], resources: [$interpolate`${bucket.arn}/*`] }] }
+    ...(settings.bucketObjectActions || extra.permissions
+      ? {
+          permissions: [
+            ...(settings.bucketObjectActions
+              ? [{ actions: [...settings.bucketObjectActions], resources: [$interpolate`${bucket.arn}/*`] }]
+              : []),
+            ...(extra.permissions ?? []),
+          ],
+        }
       : {}),
     environment: { ...settings.environment, ...extra.environment },
     ...(extra.layers ? { layers: extra.layers } : {}),

@@ -212,3 +212,64 @@ export const secrets = {
   ClerkAuthorizedParties: "",
 } as const satisfies Partial<Record<LinkName, string | undefined>>;
 export type SecretName = keyof typeof secrets;
+
+// ---------------------------------------------------------------------------------------------
+// Long jobs: the same job runner as a Fargate task (infra/task.ts).
+
+/**
+ * A job that moves more than this (pg_database_size for a dump or export, the artifact's size for
+ * a restore or promote) runs as the task instead of in the worker: about 5 GB backs up and
+ * verifies inside Lambda's 15 minutes with room to spare (README, "The 15-minute limit"). The
+ * worker reads it as CAPYDB_TASK_THRESHOLD; binary units, as pg_size_pretty prints sizes.
+ */
+export const taskThreshold = "5 GB";
+
+export const task = {
+  /** functions/task.ts, bundled by scripts/build-functions.ts inside the image. */
+  entry: "task",
+  /** Graviton, like the functions: the pg tools of the layer are built for it. */
+  architecture,
+  /**
+   * pg_dump, the SHA-256 + multipart upload, and then pg_restore (verification) each keep about a
+   * core busy; 8 GB leaves room for the upload's parts and pg_restore's sort buffers.
+   */
+  cpu: "2 vCPU",
+  memory: "8 GB",
+  /**
+   * Dumps and verifications stream, but a restore (preview, promote) may stage the artifact on
+   * disk; 100 GB holds the artifact of a database of about 300 GB (custom format compresses
+   * 3-6x). Fargate includes 20 GB; the other 80 cost $0.0089 an hour while a task runs.
+   */
+  storage: "100 GB",
+  /** Exactly what the worker links: the task runs the worker's code. */
+  link: ["Table", "Jobs", "Backups", "ClusterSecretKey"],
+  environment: { CAPYDB_PG_BIN_DIRS: pgBinDir },
+  /** Built on deploy (context: the repository root; it copies dist/pg-layer/pgsql to /opt/pgsql). */
+  dockerfile: "infra/task/Dockerfile",
+  /**
+   * The task's lease (renewed by its heartbeat every minute) and the launch lease the worker
+   * gives it: Fargate needs 1-3 minutes to place a task and pull its image, so 10 minutes.
+   */
+  leaseMinutes: 10,
+} as const satisfies {
+  entry: string;
+  architecture: "arm64" | "x86_64";
+  cpu: `${number} vCPU`;
+  memory: `${number} GB`;
+  storage: `${number} GB`;
+  link: readonly LinkName[];
+  environment: Record<string, string>;
+  dockerfile: string;
+  leaseMinutes: number;
+};
+
+/**
+ * The network for the task: a VPC **without NAT**, tasks in its public subnets with a public IP.
+ * The task must reach DynamoDB, SQS, S3, ECR (its image), CloudWatch Logs and the customers'
+ * PostgreSQL clusters, which the worker reaches at public addresses today. Endpoints would cover
+ * the AWS services only (not the clusters), and the interface endpoints that ECR, SQS and Logs
+ * need cost about $7.30 a month each per zone even when no task runs; a public IP costs $0.005
+ * an hour, only while a task runs. Nothing is reachable from the internet: the task is not
+ * `public`, and the VPC's security group admits inbound traffic from inside the VPC only.
+ */
+export const taskVpc = { az: 2 } as const;

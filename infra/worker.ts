@@ -8,9 +8,11 @@ import {
   pgLayerManifest,
   pgMajors,
   runtime,
+  taskThreshold,
   workerSubscription,
 } from "./settings.ts";
 import { jobs } from "./storage.ts";
+import { largeJobs } from "./task.ts";
 
 /**
  * The PostgreSQL client tools as a Lambda layer: either one published before (its ARN in
@@ -49,6 +51,33 @@ function pgLayerArn(): $util.Input<string> {
 
 /** The job consumer: one SQS message (a job id) per invocation, failures reported per record. */
 export const worker = jobs.subscribe(
-  functionArgs(functions.worker, { layers: [pgLayerArn()] }),
+  functionArgs(functions.worker, {
+    layers: [pgLayerArn()],
+    // Jobs above the threshold go to the task (core/worker/offload.ts). Not a link: a link to a
+    // Task grants ecs:* on the cluster's tasks; the worker may start this task and nothing more.
+    environment: {
+      CAPYDB_TASK_THRESHOLD: taskThreshold,
+      CAPYDB_TASK: $jsonStringify({
+        cluster: largeJobs.cluster,
+        taskDefinition: largeJobs.taskDefinition,
+        subnets: largeJobs.subnets,
+        securityGroups: largeJobs.securityGroups,
+        assignPublicIp: largeJobs.assignPublicIp,
+        containers: largeJobs.containers,
+      }),
+    },
+    permissions: [
+      {
+        actions: ["ecs:RunTask"],
+        resources: [largeJobs.taskDefinition],
+        conditions: [{ test: "ArnEquals", variable: "ecs:cluster", values: [largeJobs.cluster] }],
+      },
+      {
+        actions: ["iam:PassRole"],
+        resources: [largeJobs.nodes.taskRole.arn, largeJobs.nodes.executionRole.arn],
+        conditions: [{ test: "StringEquals", variable: "iam:PassedToService", values: ["ecs-tasks.amazonaws.com"] }],
+      },
+    ],
+  }),
   workerSubscription,
 );

@@ -21,7 +21,7 @@ export const ref = (name: string, prop: string) => `<${name}.${prop}>`;
 export function installStandIns(opts: { root: string; stage?: string }): Created[] {
   const created: Created[] = [];
 
-  function component(type: string, props: string[], methods: string[] = []) {
+  function component(type: string, props: string[], methods: string[] = [], nodes: Record<string, string[]> = {}) {
     return class {
       readonly $name: string;
       readonly $record: Created;
@@ -30,6 +30,10 @@ export function installStandIns(opts: { root: string; stage?: string }): Created
         this.$record = { type, name, args, calls: [] };
         created.push(this.$record);
         for (const p of props) Object.defineProperty(this, p, { get: () => ref(name, p) });
+        // Sub-resources (`task.nodes.taskRole.arn` -> "<LargeJobs.nodes.taskRole.arn>").
+        (this as any).nodes = Object.fromEntries(
+          Object.entries(nodes).map(([node, nprops]) => [node, Object.fromEntries(nprops.map((p) => [p, ref(`${name}.nodes.${node}`, p)]))]),
+        );
         for (const m of methods) {
           (this as any)[m] = (...margs: any[]) => {
             this.$record.calls.push({ method: m, args: margs });
@@ -46,6 +50,7 @@ export function installStandIns(opts: { root: string; stage?: string }): Created
   g.$dev = false;
   g.$cli = { paths: { root: opts.root } };
   g.$interpolate = (strings: TemplateStringsArray, ...values: unknown[]) => String.raw({ raw: strings }, ...values);
+  g.$jsonStringify = (value: unknown) => JSON.stringify(value);
   g.$util = { asset: { FileArchive: class { constructor(readonly path: string) {} } } };
   g.sst = {
     Secret: component("sst.Secret", ["name", "value"]),
@@ -55,6 +60,12 @@ export function installStandIns(opts: { root: string; stage?: string }): Created
       Bucket: component("sst.aws.Bucket", ["name", "arn"]),
       ApiGatewayV2: component("sst.aws.ApiGatewayV2", ["url"], ["route"]),
       CronV2: component("sst.aws.CronV2", []),
+      Vpc: component("sst.aws.Vpc", ["id", "publicSubnets", "securityGroups"]),
+      Cluster: component("sst.aws.Cluster", ["id"]),
+      Task: component("sst.aws.Task", ["cluster", "taskDefinition", "subnets", "securityGroups", "assignPublicIp", "containers"], [], {
+        taskRole: ["arn"],
+        executionRole: ["arn"],
+      }),
     },
   };
   g.aws = {
@@ -71,7 +82,7 @@ export function installStandIns(opts: { root: string; stage?: string }): Created
 }
 
 export function removeStandIns(): void {
-  for (const k of ["$config", "$app", "$dev", "$cli", "$util", "$interpolate", "sst", "aws"]) {
+  for (const k of ["$config", "$app", "$dev", "$cli", "$util", "$interpolate", "$jsonStringify", "sst", "aws"]) {
     delete (globalThis as any)[k];
   }
 }

@@ -97,10 +97,10 @@ describe("sst.config.ts wiring (recording stand-ins, no AWS)", () => {
     expect(fnArgs.permissions).toEqual([{ actions: ["s3:GetObject"], resources: [`${ref("Backups", "arn")}/*`] }]);
   });
 
-  it("gives no other function a hand-written permission (links decide)", () => {
+  it("gives no other function a hand-written permission (links decide; the worker's RunTask: test/infra/task.test.ts)", () => {
     const worker = find(created, "sst.aws.Queue", "Jobs").calls[0]!.args[0];
     const dispatch = find(created, "sst.aws.CronV2", "Dispatch").args.function;
-    expect(worker.permissions).toBeUndefined();
+    expect(worker.permissions.map((p: { actions: string[] }) => p.actions)).toEqual([["ecs:RunTask"], ["iam:PassRole"]]);
     expect(dispatch.permissions).toBeUndefined();
   });
 

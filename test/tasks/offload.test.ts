@@ -184,7 +184,7 @@ describe("jobs above the threshold run as a task (threshold 1 MB, tasks are chil
     const db = await env.createDatabase({ prefix: "taskcrash" });
     await env.query(db, "CREATE TABLE filler (id int PRIMARY KEY, payload text); INSERT INTO filler SELECT g, repeat(md5(g::text), 2) FROM generate_series(1, 160000) g");
     const tenant = await env.seedTenant({ database: db });
-    const job = await postBackup(env, tenant);
+    const job = (await getJobItem(env.deps, (await postBackup(env, tenant)).id))!;
     const launcher = tasks({ CAPYDB_PG_BIN_DIRS: join(dir, "pg") });
 
     // act 1: launched; the task takes the claim and stalls with an upload in flight
