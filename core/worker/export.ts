@@ -12,6 +12,7 @@ import {
 import { completeJob, type JobItem } from "../jobs/jobs.ts";
 import { releaseLock } from "../jobs/locks.ts";
 import { getClusterConnection, getProject } from "../orgs/orgs.ts";
+import { databaseSize } from "./backup.ts";
 import { WorkerFailure } from "./classify.ts";
 import { abortUpload, deleteArtifact, dumpToS3 } from "./dump.ts";
 import { ignored, lockOwner, lockResource, toRunReport, type Attempt, type JobRunner, type RunOutcome } from "./lifecycle.ts";
@@ -28,6 +29,8 @@ export const exportRunner: JobRunner = {
   attempt,
   settle: settleExport,
   abandoned: settleExport,
+  // Above the threshold the export runs as a task (offload.ts), like a backup.
+  measure: (deps, job) => databaseSize(deps, job.cluster_id, job.database_name),
 };
 
 async function attempt(a: Attempt): Promise<RunOutcome> {

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { getBackupForWork } from "../../core/backups/backups.ts";
+import { getExport } from "../../core/exports/exports.ts";
 import { reapJobs, defaultReaperOptions } from "../../core/dispatch/reaper.ts";
 import { getJobItem, type JobItem } from "../../core/jobs/jobs.ts";
 import { TaskLaunchError, type TaskLauncher } from "../../core/tasks/launcher.ts";
@@ -106,6 +107,30 @@ describe("jobs above the threshold run as a task (threshold 1 MB, tasks are chil
     expect(launcher.running()).toEqual([]);
     const backup = await expectVerified(settled!);
     expect(backup.size_bytes).toBeGreaterThan(0);
+  }, SLOW * 2);
+
+  it("an export goes through the task path and completes, its artifact matching its SHA-256, the task's process gone", async () => {
+    // prepare
+    const tenant = await env.seedTenant();
+    const key = await tenant.key(["backups:read", "backups:write", "jobs:read"]);
+    const res = await env.app().request(`/v1/projects/${tenant.projectId}/exports`, { method: "POST", headers: { authorization: `Bearer ${key}` } });
+    const created = (await res.json()) as { export_id: string; job: { id: string } };
+    expect(res.status, JSON.stringify(created)).toBe(202);
+    const launcher = tasks();
+    // act
+    const [settled] = await runQueueUntilSettled(env.deps, [created.job.id], withOffload(launcher), SLOW);
+    // assess
+    expect(settled, JSON.stringify(settled)).toMatchObject({ type: "project.export", state: "completed", attempts: 1, error: null });
+    const pid = pidOf(settled);
+    expect(settled!.claimed_by).toBe(`local-task:${pid}`);
+    expect(await launcher.exited(pid)).toBe(0);
+    expect(alive(pid)).toBe(false);
+    const exp = await waitFor("the export to settle", async () => {
+      const e = await getExport(env.deps, tenant.projectId, created.export_id);
+      return e?.state === "completed" || e?.state === "failed" ? e : undefined;
+    });
+    expect(exp, JSON.stringify(exp)).toMatchObject({ state: "completed" });
+    expect(sha256(await objectBytes(env.deps, exp.export_key))).toBe(exp.sha256);
   }, SLOW * 2);
 
   it("a job under the threshold stays in the worker: no task is launched", async () => {
