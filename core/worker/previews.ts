@@ -161,6 +161,14 @@ async function deleteAttempt(a: Attempt): Promise<RunOutcome> {
 
 const settle = (deps: Deps, job: JobItem) => settlePreviewForJob(deps, job);
 
-export const previewCreateRunner: JobRunner = { noun: "preview", attempt: provisionAttempt, settle, abandoned: settle };
-export const restoreRunner: JobRunner = { noun: "restore", attempt: provisionAttempt, settle, abandoned: settle };
+/** Bytes a restore moves, for the worker-or-task decision (offload.ts): its backup's artifact (0 for an empty preview). */
+async function artifactSize(deps: Deps, job: JobItem): Promise<number> {
+  const preview = job.preview_database_id ? await getPreview(deps, job.preview_database_id) : undefined;
+  const backupId = preview?.action_backup_id ?? job.backup_id;
+  if (!backupId) return 0;
+  return (await getBackup(deps, job.project_id, backupId))?.size_bytes ?? 0;
+}
+
+export const previewCreateRunner: JobRunner = { noun: "preview", attempt: provisionAttempt, settle, abandoned: settle, measure: artifactSize };
+export const restoreRunner: JobRunner = { noun: "restore", attempt: provisionAttempt, settle, abandoned: settle, measure: artifactSize };
 export const previewDeleteRunner: JobRunner = { noun: "preview deletion", attempt: deleteAttempt, settle, abandoned: settle };

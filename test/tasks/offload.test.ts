@@ -133,6 +133,42 @@ describe("jobs above the threshold run as a task (threshold 1 MB, tasks are chil
     expect(sha256(await objectBytes(env.deps, exp.export_key))).toBe(exp.sha256);
   }, SLOW * 2);
 
+  it("a restore into a new preview goes through the task path and ends ready, every row there, the task's process gone", async () => {
+    // prepare: a database whose backup artifact is over 1 MB, backed up (through a task too)
+    const db = await env.createDatabase({ prefix: "taskrestore" });
+    await env.query(db, "CREATE TABLE filler (id int PRIMARY KEY, payload text); INSERT INTO filler SELECT g, repeat(md5(g::text), 2) FROM generate_series(1, 160000) g");
+    const tenant = await env.seedTenant({ database: db });
+    const launcher = tasks();
+    const [backedUp] = await runQueueUntilSettled(env.deps, [(await postBackup(env, tenant)).id], withOffload(launcher), SLOW);
+    const backup = await expectVerified(backedUp!);
+    expect(backup.size_bytes).toBeGreaterThan(1 * MB);
+    const key = await tenant.key(["backups:read", "backups:write", "jobs:read", "projects:read", "projects:write"]);
+    const call = async (method: string, path: string, payload?: unknown) => {
+      const res = await env.app().request(path, {
+        method,
+        headers: { authorization: `Bearer ${key}`, ...(payload === undefined ? {} : { "content-type": "application/json" }) },
+        body: payload === undefined ? undefined : JSON.stringify(payload),
+      });
+      return { status: res.status, body: (await res.json()) as any };
+    };
+    const created = await call("POST", `/v1/projects/${tenant.projectId}/restores`, { backup_key: backup.backup_key, preview_name: "from-a-task" });
+    expect(created.status, JSON.stringify(created.body)).toBe(202);
+    // act
+    const [settled] = await runQueueUntilSettled(env.deps, [created.body.job.id], withOffload(launcher), SLOW);
+    // assess: the task ran it, exited, and the preview holds every row of the snapshot
+    expect(settled, JSON.stringify(settled)).toMatchObject({ type: "project.restore", state: "completed", attempts: 1 });
+    const pid = pidOf(settled);
+    expect(settled!.claimed_by).toBe(`local-task:${pid}`);
+    expect(await launcher.exited(pid)).toBe(0);
+    expect(alive(pid)).toBe(false);
+    const preview = await waitFor("the preview to be ready", async () => {
+      const got = await call("GET", `/v1/preview-databases/${created.body.job.preview_database_id}`);
+      return got.body.preview?.state === "ready" || got.body.preview?.state === "failed" ? got.body.preview : undefined;
+    });
+    expect(preview, JSON.stringify(preview)).toMatchObject({ state: "ready", error: null, source_backup_id: backup.id });
+    expect(await env.query(preview.database_name, "SELECT count(*)::int AS n FROM filler")).toEqual([{ n: 160000 }]);
+  }, SLOW * 3);
+
   it("a job under the threshold stays in the worker: no task is launched", async () => {
     const tenant = await env.seedTenant();
     const job = await postBackup(env, tenant);
