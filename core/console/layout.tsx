@@ -7,6 +7,8 @@ export const projectTabs = [
   { id: "backups", label: "Backups", path: "" },
   { id: "schedule", label: "Schedule", path: "/schedule" },
   { id: "jobs", label: "Jobs", path: "/jobs" },
+  { id: "previews", label: "Previews", path: "/previews" },
+  { id: "restore-points", label: "Restore points", path: "/restore-points" },
 ] as const;
 export type ProjectTab = (typeof projectTabs)[number]["id"];
 

@@ -5,7 +5,9 @@ import type { App } from "../api/context.ts";
 import { getAsset } from "./assets.ts";
 import { BackupsPage } from "./pages/backups.tsx";
 import { JobPage, JobsPage, NotFoundPage } from "./pages/jobs.tsx";
+import { PreviewsPage } from "./pages/previews.tsx";
 import { ProjectsPage } from "./pages/projects.tsx";
+import { RestorePointsPage } from "./pages/restore-points.tsx";
 import { SchedulePage } from "./pages/schedule.tsx";
 import { SignInPage } from "./pages/sign-in.tsx";
 
@@ -68,6 +70,8 @@ export function registerConsole(app: App, opts: ConsoleOptions): void {
   app.get("/console/projects/:projectID", withProject((id) => <BackupsPage projectId={id} />));
   app.get("/console/projects/:projectID/schedule", withProject((id) => <SchedulePage projectId={id} />));
   app.get("/console/projects/:projectID/jobs", withProject((id) => <JobsPage projectId={id} />));
+  app.get("/console/projects/:projectID/previews", withProject((id) => <PreviewsPage projectId={id} />));
+  app.get("/console/projects/:projectID/restore-points", withProject((id) => <RestorePointsPage projectId={id} />));
 
   app.get("/console/jobs/:jobID", (c) => {
     const jobId = c.req.param("jobID");

@@ -4,6 +4,7 @@ import { createTestEnv, type Tenant, type TestEnv } from "../support/env.ts";
 import { serve, type ServerType } from "@hono/node-server";
 import { createHash } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
+import pg from "pg";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { findApiKey, revokeApiKey } from "../../core/auth/keys.ts";
@@ -229,6 +230,76 @@ describe("console in Chromium", () => {
     await signIn(page, key, `/console/projects/${other.projectId}`);
     await page.locator("#flash", { hasText: `Not found: project ${other.projectId} not found.` }).waitFor();
     expect(await page.locator("#backups tbody tr[data-id]").count()).toBe(0);
+    await page.close();
+  });
+
+  it("restores a backup into a new preview and shows its connection string, which connects to the restored data", async () => {
+    const restorer = await tenant.key(["backups:read", "backups:write", "jobs:read", "projects:read", "projects:write", "credentials:read"]);
+    const page = await browser.newPage();
+    await browser.context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
+    await signIn(page, restorer, `/console/projects/${tenant.projectId}`);
+    const row = page.locator("#backups tbody tr", { hasText: "before migration" });
+    const backupId = await row.getAttribute("data-id");
+    await row.getByRole("button", { name: `Restore backup before migration (${backupId}) into a new preview` }).click();
+    await page.locator("#backup-action-status", { hasText: "Restored into preview" }).waitFor({ timeout: 90_000 });
+    await page.getByRole("link", { name: "Open the preview and its connection string" }).click();
+    await page.waitForURL(new RegExp(`/console/projects/${tenant.projectId}/previews#pvw_`));
+    const previewId = new URL(page.url()).hash.slice(1);
+    const previewRow = page.locator(`#previews tr[data-id="${previewId}"]`);
+    await previewRow.locator('[data-state="ready"]').waitFor();
+    expect(await previewRow.locator('[data-col="from"]').textContent()).toBe(backupId);
+    await previewRow.getByRole("button", { name: /^Connection string of preview / }).click();
+    const url = await page.getByLabel(/^Direct connection/).inputValue();
+    expect(url).toMatch(/^postgres(ql)?:\/\//);
+    // The copy button puts exactly that string on the clipboard.
+    await page.getByRole("button", { name: "Copy", exact: true }).click();
+    await page.locator("#copy-status", { hasText: "Copied to the clipboard." }).waitFor();
+    expect(await page.evaluate<string>("navigator.clipboard.readText()")).toBe(url);
+    // The string works: the preview holds the backup's rows.
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      const [{ n }] = (await client.query<{ n: string }>("SELECT count(*) AS n FROM customers")).rows as [{ n: string }];
+      const [source] = await env.query<{ n: string }>(tenant.database, "SELECT count(*) AS n FROM customers");
+      expect(Number(n)).toBe(Number(source!.n));
+      expect(Number(n)).toBeGreaterThan(0);
+    } finally {
+      await client.end();
+    }
+    await browser.screenshot(page, "previews");
+    // The password is only in the field, not left in the page's text.
+    await page.getByRole("button", { name: "Hide" }).click();
+    expect(await page.content()).not.toContain(new URL(url).password);
+
+    // Delete it (after confirming).
+    page.once("dialog", (d) => void d.accept());
+    await previewRow.getByRole("button", { name: /^Delete preview / }).click();
+    await page.locator("#preview-action-status", { hasText: "deleted." }).waitFor({ timeout: 60_000 });
+    const after = await (await fetch(`${base}/v1/preview-databases/${previewId}`, { headers: { authorization: `Bearer ${restorer}` } })).json() as any;
+    expect(after.preview?.state ?? "gone", JSON.stringify(after)).toMatch(/^(deleted|gone)$/);
+    expect(page.problems).toEqual([]);
+    await page.close();
+  });
+
+  it("creates a restore point on a backup and deletes it", async () => {
+    const page = await browser.newPage();
+    await signIn(page, key, `/console/projects/${tenant.projectId}/restore-points`);
+    await page.locator("#restore-points td", { hasText: "No restore points yet." }).waitFor();
+    await page.getByLabel("Label", { exact: true }).fill("before the 2.0 migration");
+    await page.getByLabel("Note (optional)").fill("keep until March");
+    await page.getByRole("button", { name: "Create restore point" }).click();
+    const row = page.locator("#restore-points tbody tr", { hasText: "before the 2.0 migration" });
+    await row.locator('[data-state="active"]').waitFor();
+    const { restore_points: points } = await api(`/v1/projects/${tenant.projectId}/restore-points`);
+    expect(points).toEqual([expect.objectContaining({ label: "before the 2.0 migration", note: "keep until March", state: "active", kind: "backup" })]);
+    expect(await row.locator('[data-col="backup"]').textContent()).toBe(points[0].backup_id);
+    await browser.screenshot(page, "restore-points");
+    page.once("dialog", (d) => void d.accept());
+    await row.getByRole("button", { name: "Delete restore point before the 2.0 migration" }).click();
+    await page.locator("#point-action-status", { hasText: "Restore point before the 2.0 migration deleted." }).waitFor();
+    const { restore_points: left } = await api(`/v1/projects/${tenant.projectId}/restore-points`);
+    expect(left.filter((p: { state: string }) => p.state === "active")).toEqual([]);
+    expect(page.problems).toEqual([]);
     await page.close();
   });
 

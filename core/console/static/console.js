@@ -443,7 +443,36 @@
   function backupActions(b) {
     const name = b.label ? `${b.label} (${b.id})` : b.id;
     if (b.state !== "completed") return "";
-    return h("button", { type: "button", class: "small secondary", "data-action": "download", "aria-label": `Download backup ${name}` }, "Download");
+    return h(
+      "div",
+      { class: "actions" },
+      h("button", { type: "button", class: "small secondary", "data-action": "download", "aria-label": `Download backup ${name}` }, "Download"),
+      b.verification_state === "verified"
+        ? h("button", { type: "button", class: "small secondary", "data-action": "restore", "data-backup-key": b.backup_key, "aria-label": `Restore backup ${name} into a new preview` }, "Restore into a preview")
+        : "",
+    );
+  }
+
+  /**
+   * Restores a backup (or a restore point) into a new preview database: starts the job, follows
+   * it, and when it is done points to the preview, whose page shows its connection string.
+   */
+  async function restoreIntoPreview(source, status, button) {
+    button.disabled = true;
+    try {
+      const { job } = await api("POST", `/v1/projects/${projectId}/restores`, { ...source, target_kind: "new_preview" });
+      const jobLink = h("a", { href: `/console/jobs/${job.id}` }, job.id);
+      setStatus(status, "Restoring into a new preview: job ", jobLink, " queued.");
+      const final = await watchJob(job.id, async (j) => setStatus(status, "Restoring into a new preview: job ", jobLink, `: ${stop(describeJob(j))}`));
+      const previewLink = h("a", { href: `/console/projects/${projectId}/previews#${job.preview_database_id}` }, "Open the preview and its connection string");
+      if (!final) setStatus(status, "Restore job ", jobLink, " started. ", previewLink);
+      else if (final.state === "completed") setStatus(status, "Restored into preview ", h("code", {}, job.preview_database_id), ". ", previewLink, ".");
+      else setStatus(status, "The restore failed: ", stop(final.error || "unknown error"), " See job ", jobLink, ".");
+    } catch (err) {
+      fail(err);
+    } finally {
+      button.disabled = false;
+    }
   }
 
   async function downloadBackup(backupId, button) {
@@ -526,6 +555,7 @@
       const id = button?.closest("tr")?.dataset.id;
       if (!button || !id) return;
       if (button.dataset.action === "download") void downloadBackup(id, button);
+      if (button.dataset.action === "restore") void restoreIntoPreview({ backup_key: button.dataset.backupKey }, $("backup-action-status"), button);
     });
     try {
       pollBackupsWhileBusy(await refreshBackups());
@@ -796,6 +826,293 @@
     }
   }
 
+  // Previews -----------------------------------------------------------------------------------
+
+  const previewBusy = (p) => p.state === "provisioning" || p.state === "resetting" || p.state === "deleting";
+
+  function previewActions(p) {
+    const buttons = [];
+    if (p.state === "ready") {
+      buttons.push(h("button", { type: "button", class: "small", "data-action": "connect", "aria-label": `Connection string of preview ${p.name}` }, "Connection string"));
+      buttons.push(h("button", { type: "button", class: "small secondary", "data-action": "extend", "aria-label": `Keep preview ${p.name} 24 more hours` }, "Keep 24 h more"));
+    }
+    if (p.state === "ready" || p.state === "failed") {
+      buttons.push(h("button", { type: "button", class: "small danger", "data-action": "delete", "aria-label": `Delete preview ${p.name}` }, "Delete"));
+    }
+    return h("div", { class: "actions" }, buttons);
+  }
+
+  async function refreshPreviews() {
+    const { preview_databases: previews } = await api("GET", `/v1/projects/${projectId}/preview-databases`);
+    fillTable(
+      $("previews"),
+      previews.map((p) => ({
+        id: p.id,
+        signature: `${p.state}/${p.expires_at}/${p.error}`,
+        cols: ["name", "state", "from", "expires", "actions"],
+        cells: [
+          h("span", {}, h("strong", {}, p.name), h("br"), h("code", { class: "muted" }, p.database_name)),
+          h("span", {}, badge(p.state), p.error ? h("span", { class: "detail" }, p.error) : ""),
+          p.source_backup_id ? h("code", {}, p.source_backup_id) : p.mode === "clone" ? "a backup" : "empty",
+          p.state === "deleted" ? "—" : when(p.expires_at),
+          previewActions(p),
+        ],
+      })),
+      "No previews. Create one above, or restore a backup into one from the Backups page.",
+    );
+    const wanted = location.hash.slice(1);
+    const row = wanted && $("previews").querySelector(`tr[data-id="${CSS.escape(wanted)}"]`);
+    if (row && !row.classList.contains("target")) row.classList.add("target");
+    return previews;
+  }
+
+  let previewsPoll = null;
+  function pollPreviewsWhileBusy(previews) {
+    if (previewsPoll || !previews.some(previewBusy)) return;
+    previewsPoll = (async () => {
+      for (;;) {
+        await sleep(POLL_MS * 2);
+        try {
+          if (!(await refreshPreviews()).some(previewBusy)) break;
+        } catch (err) {
+          if (handleSignedOut(err)) return;
+        }
+      }
+      previewsPoll = null;
+    })();
+  }
+
+  async function showConnection(previewId, button) {
+    const panel = $("connection");
+    button.disabled = true;
+    try {
+      const [{ connections }, { preview }] = await Promise.all([
+        api("GET", `/v1/preview-databases/${previewId}/connections`),
+        api("GET", `/v1/preview-databases/${previewId}`),
+      ]);
+      $("connection-name").textContent = preview.name;
+      $("connection-url").value = connections.direct_url;
+      $("connection-help").textContent = `User ${connections.username}. ${connections.pooled_url ? `Pooled: ${connections.pooled_url}` : "There is no connection pooler for previews."} Expires ${new Date(preview.expires_at).toUTCString()}.`;
+      setStatus($("copy-status"));
+      panel.hidden = false;
+      $("connection-url").focus();
+      $("connection-url").select();
+    } catch (err) {
+      fail(err);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function previewsPage() {
+    void showAccount();
+    void showProjectName();
+    const status = $("preview-action-status");
+    const table = $("previews");
+    table.addEventListener("click", async (e) => {
+      const button = e.target.closest("button[data-action]");
+      const id = button?.closest("tr")?.dataset.id;
+      if (!button || !id) return;
+      const name = button.closest("tr").querySelector("strong")?.textContent || id;
+      if (button.dataset.action === "connect") return void showConnection(id, button);
+      if (button.dataset.action === "extend") {
+        button.disabled = true;
+        try {
+          const { preview } = await api("POST", `/v1/preview-databases/${id}/extend`, { ttl_hours: 24 });
+          setStatus(status, `Preview ${preview.name} now expires ${new Date(preview.expires_at).toUTCString()}.`);
+          await refreshPreviews();
+        } catch (err) {
+          fail(err);
+        } finally {
+          button.disabled = false;
+        }
+        return;
+      }
+      if (button.dataset.action === "delete") {
+        if (!confirm(`Delete preview ${name} and its database? This cannot be undone.`)) return;
+        button.disabled = true;
+        try {
+          const { job } = await api("DELETE", `/v1/preview-databases/${id}`);
+          if (!$("connection").hidden && $("connection-name").textContent === name) hideConnection();
+          setStatus(status, `Deleting preview ${name}: job `, h("a", { href: `/console/jobs/${job.id}` }, job.id), ".");
+          const final = await watchJob(job.id, async () => void (await refreshPreviews()));
+          setStatus(status, final && final.state === "failed" ? `Deleting preview ${name} failed: ${stop(final.error || "unknown error")}` : `Preview ${name} deleted.`);
+          pollPreviewsWhileBusy(await refreshPreviews());
+        } catch (err) {
+          fail(err);
+          button.disabled = false;
+        }
+      }
+    });
+
+    const hideConnection = () => {
+      $("connection-url").value = "";
+      $("connection").hidden = true;
+    };
+    $("hide-connection").addEventListener("click", hideConnection);
+    $("copy-connection").addEventListener("click", async () => {
+      const input = $("connection-url");
+      try {
+        await navigator.clipboard.writeText(input.value);
+        setStatus($("copy-status"), "Copied to the clipboard.");
+      } catch {
+        input.focus();
+        input.select();
+        setStatus($("copy-status"), "Selected: press Ctrl+C (or Cmd+C) to copy.");
+      }
+    });
+
+    $("preview-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const error = $("preview-error");
+      error.hidden = true;
+      const name = $("preview-name").value.trim();
+      let ttl;
+      try {
+        if (name && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(name)) {
+          throw Object.assign(new Error("The name may use letters, digits, '.', '_' and '-' (at most 63), starting with a letter or digit."), { field: "preview-name" });
+        }
+        ttl = readInt("preview-ttl", "The lifetime", 1, 168);
+      } catch (err) {
+        error.textContent = err.message;
+        error.hidden = false;
+        $(err.field)?.focus();
+        return;
+      }
+      const mode = document.querySelector("input[name=mode]:checked")?.value || "empty";
+      const button = e.target.querySelector("button[type=submit]");
+      const progress = $("preview-progress");
+      button.disabled = true;
+      try {
+        const { preview, job } = await api("POST", `/v1/projects/${projectId}/preview-databases`, { ...(name ? { name } : {}), mode, ttl_hours: ttl });
+        $("preview-name").value = "";
+        const jobLink = h("a", { href: `/console/jobs/${job.id}` }, job.id);
+        setStatus(progress, `Creating preview ${preview.name}: job `, jobLink, " queued.");
+        await refreshPreviews();
+        const final = await watchJob(job.id, async (j) => {
+          setStatus(progress, `Creating preview ${preview.name}: job `, jobLink, `: ${stop(describeJob(j))}`);
+          await refreshPreviews().catch(handleSignedOut);
+        });
+        if (final && final.state === "completed") setStatus(progress, `Preview ${preview.name} is ready.`);
+        pollPreviewsWhileBusy(await refreshPreviews());
+      } catch (err) {
+        fail(err, error);
+      } finally {
+        button.disabled = false;
+      }
+    });
+
+    try {
+      pollPreviewsWhileBusy(await refreshPreviews());
+    } catch (err) {
+      fail(err);
+      fillTable(table, [], "The previews could not be loaded.");
+    }
+  }
+
+  // Restore points -----------------------------------------------------------------------------
+
+  async function refreshRestorePoints() {
+    const { restore_points: points } = await api("GET", `/v1/projects/${projectId}/restore-points`);
+    fillTable(
+      $("restore-points"),
+      points.map((p) => ({
+        id: p.id,
+        signature: p.state,
+        cols: ["label", "backup", "state", "created", "actions"],
+        cells: [
+          h("span", {}, h("strong", {}, p.label), p.note ? h("span", { class: "muted" }, h("br"), p.note) : ""),
+          p.backup_id ? h("code", {}, p.backup_id) : "—",
+          badge(p.state),
+          when(p.created_at),
+          p.state === "active"
+            ? h(
+                "div",
+                { class: "actions" },
+                h("button", { type: "button", class: "small secondary", "data-action": "restore", "aria-label": `Restore ${p.label} into a new preview` }, "Restore into a preview"),
+                h("button", { type: "button", class: "small danger", "data-action": "delete", "aria-label": `Delete restore point ${p.label}` }, "Delete"),
+              )
+            : "",
+        ],
+      })),
+      "No restore points yet.",
+    );
+    return points;
+  }
+
+  async function restorePointsPage() {
+    void showAccount();
+    void showProjectName();
+    const status = $("point-action-status");
+    // The backups a point can pin: the completed ones.
+    api("GET", `/v1/projects/${projectId}/backups?limit=100`)
+      .then(({ backups }) => {
+        const select = $("point-backup");
+        for (const b of backups.filter((x) => x.state === "completed")) {
+          select.append(h("option", { value: b.backup_key }, `${new Date(b.created_at).toUTCString()} · ${b.label} · ${b.verification_state}`));
+        }
+      })
+      .catch((err) => fail(err));
+
+    $("restore-points").addEventListener("click", async (e) => {
+      const button = e.target.closest("button[data-action]");
+      const id = button?.closest("tr")?.dataset.id;
+      if (!button || !id) return;
+      const label = button.closest("tr").querySelector("strong")?.textContent || id;
+      if (button.dataset.action === "restore") return void restoreIntoPreview({ restore_point_id: id }, status, button);
+      if (!confirm(`Delete restore point ${label}? Its backup is then subject to retention again.`)) return;
+      button.disabled = true;
+      try {
+        await api("DELETE", `/v1/projects/${projectId}/restore-points/${id}`);
+        setStatus(status, `Restore point ${label} deleted.`);
+        await refreshRestorePoints();
+      } catch (err) {
+        fail(err);
+        button.disabled = false;
+      }
+    });
+
+    $("restore-point-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const error = $("point-error");
+      error.hidden = true;
+      const label = $("point-label").value.trim();
+      if (!label) {
+        error.textContent = "Give the restore point a label.";
+        error.hidden = false;
+        $("point-label").focus();
+        return;
+      }
+      const backupKey = $("point-backup").value;
+      const note = $("point-note").value.trim();
+      const button = e.target.querySelector("button[type=submit]");
+      button.disabled = true;
+      try {
+        const { restore_point: point } = await api("POST", `/v1/projects/${projectId}/restore-points`, {
+          label,
+          kind: "backup",
+          ...(backupKey ? { backup_key: backupKey } : {}),
+          ...(note ? { note } : {}),
+        });
+        $("point-label").value = "";
+        $("point-note").value = "";
+        setStatus(status, `Restore point ${point.label} created: backup ${point.backup_id} is kept while it is active.`);
+        await refreshRestorePoints();
+      } catch (err) {
+        fail(err, error);
+      } finally {
+        button.disabled = false;
+      }
+    });
+
+    try {
+      await refreshRestorePoints();
+    } catch (err) {
+      fail(err);
+      fillTable($("restore-points"), [], "The restore points could not be loaded.");
+    }
+  }
+
   // ---- start --------------------------------------------------------------------------------
 
   const pages = {
@@ -805,6 +1122,8 @@
     schedule: schedulePage,
     jobs: jobsPage,
     job: jobPage,
+    previews: previewsPage,
+    "restore-points": restorePointsPage,
   };
 
   function start() {
