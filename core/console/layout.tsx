@@ -18,6 +18,8 @@ export interface LayoutProps {
   page: string;
   projectId?: string;
   tab?: ProjectTab;
+  /** The organization-level section the page belongs to (its link in the header is marked current). */
+  section?: "projects" | "webhooks";
   /** Extra `data-*` for the script (ids from the path). */
   data?: Record<string, string>;
   children?: Child;
@@ -52,6 +54,16 @@ export function Layout(props: LayoutProps) {
             <img src={assetUrl("icon.svg")} alt="" width="24" height="24" />
             CapyDB Backups
           </a>
+          {props.page === "sign-in" ? null : (
+            <nav class="sections" aria-label="Organization">
+              <a href="/console/projects" aria-current={props.section === "projects" ? "page" : undefined}>
+                Projects
+              </a>
+              <a href="/console/webhooks" aria-current={props.section === "webhooks" ? "page" : undefined}>
+                Webhooks
+              </a>
+            </nav>
+          )}
           <div class="account" id="account" hidden>
             <span id="whoami" class="muted"></span>
             <button type="button" id="sign-out" class="link">

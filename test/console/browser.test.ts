@@ -11,6 +11,7 @@ import { findApiKey, revokeApiKey } from "../../core/auth/keys.ts";
 import { createWorkerHandler } from "../../core/worker/handler.ts";
 import { startWorkerLoop } from "../../local/loops.ts";
 import { freePort } from "../../local/wait.ts";
+import { startFakeClerk } from "../support/clerk.ts";
 import { launchBrowser, type Browser } from "./browser.ts";
 
 /**
@@ -338,6 +339,77 @@ describe("console in Chromium", () => {
     await page.waitForURL(`${base}/console/projects/${tenant.projectId}`);
     await page.locator("#project-name", { hasText: project.name }).waitFor();
     await page.close();
+  });
+
+  it("manages the organization's webhook endpoints: add (secret shown once), test, turn off, delete", async () => {
+    // A receiver on loopback, which only the local stack allows (deploys refuse it).
+    Object.assign(env.deps, { webhookPolicy: { allowLoopbackHttp: true } });
+    const admin = await tenant.key(["organizations:read", "organizations:write", "backups:read", "jobs:read"]);
+    const page = await browser.newPage();
+    await signIn(page, admin);
+    await page.getByRole("navigation", { name: "Organization" }).getByRole("link", { name: "Webhooks" }).click();
+    await page.waitForURL(`${base}/console/webhooks`);
+    await page.locator("#endpoints td", { hasText: "No endpoints yet." }).waitFor();
+
+    const url = `http://127.0.0.1:${await freePort()}/hooks/capydb`;
+    await page.getByLabel("URL (https, publicly reachable)").fill(url);
+    await page.getByLabel("Description (optional)").fill("deploy bot");
+    await page.getByLabel("backup.completed").check();
+    await page.getByRole("button", { name: "Add endpoint" }).click();
+    const secret = await page.getByLabel(/^Secret of /).inputValue();
+    expect(secret).toMatch(/^whsec_/);
+    const { webhook_endpoints: endpoints } = await api(`/v1/organizations/${tenant.organizationId}/webhook-endpoints`, { headers: { authorization: `Bearer ${admin}` } });
+    expect(endpoints).toEqual([expect.objectContaining({ url, description: "deploy bot", event_types: ["backup.completed"], is_active: true })]);
+    expect(JSON.stringify(endpoints)).not.toContain(secret);
+    await page.getByRole("button", { name: "I have kept it" }).click();
+    expect(await page.locator("#secret").isHidden()).toBe(true);
+    expect(await page.content()).not.toContain(secret);
+
+    const row = page.locator(`#endpoints tr[data-id="${endpoints[0].id}"]`);
+    await row.getByRole("button", { name: `Send a test event to ${url}` }).click();
+    await page.locator("#endpoint-action-status", { hasText: `Test event sent to ${url}` }).waitFor();
+    await page.locator("#deliveries tbody tr[data-id]").first().waitFor();
+    await browser.screenshot(page, "webhooks");
+
+    await row.getByRole("button", { name: `Turn off ${url}` }).click();
+    await row.locator('[data-state="disabled"]').waitFor();
+    page.once("dialog", (d) => void d.accept());
+    await row.getByRole("button", { name: `Delete endpoint ${url}` }).click();
+    await page.locator("#endpoints td", { hasText: "No endpoints yet." }).waitFor();
+    expect(page.problems).toEqual([]);
+    await page.close();
+  });
+
+  it("with Clerk configured, signs in with the CapyDB session of the same site, read afresh on every call", async () => {
+    const clerk = await startFakeClerk();
+    const clerkOrg = `org_clerk_${Date.now().toString(36)}`;
+    const member = await env.seedTenant({ database: tenant.database, clerkOrganizationId: clerkOrg });
+    const port = await freePort();
+    const clerkServer = await new Promise<ServerType>((resolve) => {
+      const s = serve({ fetch: env.app({ clerk: clerk.config }).fetch, port, hostname: "127.0.0.1" }, () => resolve(s));
+    });
+    const origin = `http://127.0.0.1:${port}`;
+    try {
+      const page = await browser.newPage();
+      // Clerk's session cookie, as the dashboard's Clerk script leaves it on the site.
+      await browser.context.addCookies([{ name: "__session", value: await clerk.member(clerkOrg), url: origin }]);
+      await page.goto(`${origin}/console`);
+      await page.getByRole("button", { name: "Use my CapyDB session" }).click();
+      await page.waitForURL(`${origin}/console/projects`);
+      await page.getByRole("link", { name: new RegExp(member.projectId) }).waitFor();
+      expect(await text(page, "#whoami")).toBe(`Session · organization ${member.organizationId}`);
+      // Only a marker is kept, not the token: the next call reads the (refreshed) cookie again.
+      expect(await page.evaluate(() => sessionStorage.getItem("capydb.console.credential"))).toBe("clerk-session");
+      await browser.context.addCookies([{ name: "__session", value: await clerk.member(clerkOrg), url: origin }]);
+      await page.goto(`${origin}/console/projects/${member.projectId}`);
+      await page.locator("#backups td", { hasText: "No backups yet" }).waitFor();
+      expect(page.problems).toEqual([]);
+      await page.close();
+    } finally {
+      await browser.context.clearCookies();
+      await new Promise((r) => clerkServer.close(r));
+      await clerk.stop();
+    }
   });
 
   it("reads well on a phone: one column, no sideways scrolling", async () => {

@@ -3,7 +3,7 @@ import { Layout } from "../layout.tsx";
 
 export function ProjectsPage() {
   return (
-    <Layout title="Projects" page="projects">
+    <Layout title="Projects" page="projects" section="projects">
       <h1>Projects</h1>
       <div id="projects" aria-busy="true">
         <p class="muted">Loading…</p>
