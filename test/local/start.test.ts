@@ -60,6 +60,12 @@ describe("npm start", () => {
     expect(Object.keys(json.postgres)).toEqual(["url"]);
     expect(json.api_url).toBe(`http://127.0.0.1:${p.PORT}`);
 
+    // The console is served by the same API, and its URL is printed.
+    expect(first.output()).toContain(`Console   ${json.api_url}/console `);
+    const consolePage = await fetch(`${json.api_url}/console`);
+    expect(consolePage.status).toBe(200);
+    expect(await consolePage.text()).toContain("<h1>Sign in</h1>");
+
     const health = await fetch(`${json.api_url}/health`);
     expect(await body(health)).toEqual({ status: "ok", dependencies: { dynamodb: "up", sqs: "up", s3: "up", postgres: "up" } });
 
