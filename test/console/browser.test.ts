@@ -250,6 +250,7 @@ describe("console in Chromium", () => {
     await previewRow.locator('[data-state="ready"]').waitFor();
     expect(await previewRow.locator('[data-col="from"]').textContent()).toBe(backupId);
     await previewRow.getByRole("button", { name: /^Connection string of preview / }).click();
+    await page.locator("#connection").waitFor();
     const url = await page.getByLabel(/^Direct connection/).inputValue();
     expect(url).toMatch(/^postgres(ql)?:\/\//);
     // The copy button puts exactly that string on the clipboard.
