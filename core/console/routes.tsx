@@ -2,6 +2,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { JSX } from "hono/jsx/jsx-runtime";
 import type { App } from "../api/context.ts";
+import { isId } from "../ids.ts";
 import { getAsset } from "./assets.ts";
 import { BackupsPage } from "./pages/backups.tsx";
 import { JobPage, JobsPage, NotFoundPage } from "./pages/jobs.tsx";
@@ -36,8 +37,6 @@ const secureHeaders: MiddlewareHandler = async (c, next) => {
   c.header("Cross-Origin-Opener-Policy", "same-origin");
 };
 
-const projectIdPattern = /^prj_[0-9a-z]{26}$/;
-const jobIdPattern = /^job_[0-9a-z]{26}$/;
 
 async function page(c: Context, body: JSX.Element, status: 200 | 404 = 200): Promise<Response> {
   c.header("Cache-Control", "no-store");
@@ -65,7 +64,7 @@ export function registerConsole(app: App, opts: ConsoleOptions): void {
 
   const withProject = (render: (projectId: string) => JSX.Element) => (c: Context) => {
     const projectId = c.req.param("projectID") ?? "";
-    if (!projectIdPattern.test(projectId)) return page(c, <NotFoundPage what={`There is no project ${projectId}: project ids look like prj_ followed by 26 letters and digits.`} />, 404);
+    if (!isId("project", projectId)) return page(c, <NotFoundPage what={`There is no project ${projectId}: project ids look like prj_ followed by 26 letters and digits.`} />, 404);
     return page(c, render(projectId));
   };
   app.get("/console/projects/:projectID", withProject((id) => <BackupsPage projectId={id} />));
@@ -77,7 +76,7 @@ export function registerConsole(app: App, opts: ConsoleOptions): void {
   app.get("/console/webhooks", (c) => page(c, <WebhooksPage />));
   app.get("/console/jobs/:jobID", (c) => {
     const jobId = c.req.param("jobID");
-    if (!jobIdPattern.test(jobId)) return page(c, <NotFoundPage what={`There is no job ${jobId}: job ids look like job_ followed by 26 letters and digits.`} />, 404);
+    if (!isId("job", jobId)) return page(c, <NotFoundPage what={`There is no job ${jobId}: job ids look like job_ followed by 26 letters and digits.`} />, 404);
     return page(c, <JobPage jobId={jobId} />);
   });
 
