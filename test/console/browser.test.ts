@@ -369,6 +369,8 @@ describe("console in Chromium", () => {
       await page.close();
     } finally {
       await browser.context.clearCookies();
+      // Chromium keeps its connections open; close() alone would wait for them.
+      (clerkServer as import("node:http").Server).closeAllConnections();
       await new Promise((r) => clerkServer.close(r));
       await clerk.stop();
     }
