@@ -48,7 +48,8 @@ export async function pickRestoreTools(dumpVersion: string, pgBinDirs: readonly 
   const best = fit.reduce<PgTools | undefined>((x, t) => {
     if (!x) return t;
     if (t.major !== x.major) return t.major < x.major ? t : x;
-    return atLeast(t.version, x.version) ? t : x;
+    // Newest minor; on a tie the earlier directory (the configured ones come first).
+    return atLeast(t.version, x.version) && t.version !== x.version ? t : x;
   }, undefined);
   if (best) return best;
   const versions = [...new Set(all.map((t) => t.version))].join(", ") || "none";
