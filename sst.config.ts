@@ -16,11 +16,12 @@ export default $config({
     };
   },
   async run() {
-    const { table, jobs, jobsDlq, bucket } = await import("./infra/storage.ts");
+    const { table, jobs, jobsDlq, bucket, deliveries } = await import("./infra/storage.ts");
     const { api } = await import("./infra/api.ts");
     await import("./infra/task.ts");
     await import("./infra/worker.ts");
     await import("./infra/dispatch.ts");
+    await import("./infra/webhooks.ts");
 
     // Named after the variables capydb-admin reads (docs/deploy.md).
     return {
@@ -29,6 +30,7 @@ export default $config({
       CAPYDB_QUEUE_URL: jobs.url,
       CAPYDB_DLQ_URL: jobsDlq.url,
       CAPYDB_BUCKET: bucket.name,
+      CAPYDB_DELIVERY_QUEUE_URL: deliveries.url,
     };
   },
 });

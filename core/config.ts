@@ -14,6 +14,10 @@ export const configSchema = z.object({
   table: z.string().min(1),
   queueUrl: z.string().regex(/^https?:\/\/\S+$/, "must be an http(s) queue URL"),
   dlqUrl: z.string().regex(/^https?:\/\/\S+$/, "must be an http(s) queue URL").optional(),
+  /** The webhook deliveries queue (SST link `Deliveries`); absent where nothing sends deliveries. */
+  deliveryQueueUrl: z.string().regex(/^https?:\/\/\S+$/, "must be an http(s) queue URL").optional(),
+  /** Local stack only: webhook receivers on loopback addresses, over http too. Deploys never set it. */
+  webhooksAllowLoopbackHttp: z.boolean().default(false),
   bucket: z.string().min(1),
   /** 32-byte key (base64) that encrypts stored cluster passwords. */
   secretKey: z
@@ -56,6 +60,8 @@ const envNames: Record<string, string> = {
   table: "CAPYDB_TABLE",
   queueUrl: "CAPYDB_QUEUE_URL",
   dlqUrl: "CAPYDB_DLQ_URL",
+  deliveryQueueUrl: "CAPYDB_DELIVERY_QUEUE_URL",
+  webhooksAllowLoopbackHttp: "CAPYDB_WEBHOOKS_ALLOW_LOOPBACK_HTTP",
   bucket: "CAPYDB_BUCKET",
   secretKey: "CAPYDB_SECRET_KEY",
   pgBinDirs: "CAPYDB_PG_BIN_DIRS",
@@ -106,6 +112,7 @@ export function loadConfig(env: Env = process.env): Config {
   const table = sstResource(env, "Table");
   const queue = sstResource(env, "Jobs");
   const dlq = sstResource(env, "JobsDlq");
+  const deliveries = sstResource(env, "Deliveries");
   const bucket = sstResource(env, "Backups");
   const secret = sstResource(env, "ClusterSecretKey");
   const clerkJwks = str(sstResource(env, "ClerkJwksUrl")?.value) ?? str(env.CLERK_JWKS_URL);
@@ -119,6 +126,10 @@ export function loadConfig(env: Env = process.env): Config {
     table: str(table?.name) ?? str(env.CAPYDB_TABLE),
     queueUrl: str(queue?.url) ?? str(env.CAPYDB_QUEUE_URL),
     dlqUrl: str(dlq?.url) ?? str(env.CAPYDB_DLQ_URL),
+    deliveryQueueUrl: str(deliveries?.url) ?? str(env.CAPYDB_DELIVERY_QUEUE_URL),
+    webhooksAllowLoopbackHttp: ((v) => (v === undefined ? undefined : v === "1" || v === "true" ? true : v === "0" || v === "false" ? false : v))(
+      str(env.CAPYDB_WEBHOOKS_ALLOW_LOOPBACK_HTTP),
+    ),
     bucket: str(bucket?.name) ?? str(env.CAPYDB_BUCKET),
     secretKey: str(secret?.value) ?? str(env.CAPYDB_SECRET_KEY),
     pgBinDirs: (str(env.CAPYDB_PG_BIN_DIRS) ?? "").split(":").filter(Boolean),

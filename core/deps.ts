@@ -4,6 +4,7 @@ import type { SQSClient } from "@aws-sdk/client-sqs";
 import { awsTimeouts, createAwsClients, type AwsRole } from "./aws/clients.ts";
 import type { Config } from "./config.ts";
 import { createLogger, type Log } from "./log.ts";
+import type { DestinationPolicy } from "./webhooks/destination.ts";
 
 /**
  * Everything a core function needs from the outside world, passed explicitly so that the same
@@ -15,6 +16,10 @@ export interface Deps {
   sqs: SQSClient;
   queueUrl: string;
   dlqUrl?: string;
+  /** The webhook deliveries queue; without it deliveries are recorded but not sent. */
+  deliveryQueueUrl?: string;
+  /** Where webhooks may go (SSRF rules); default: public https receivers only. */
+  webhookPolicy?: DestinationPolicy;
   s3: S3Client;
   bucket: string;
   /** Key that encrypts stored cluster passwords. */
@@ -37,6 +42,8 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}, role: 
     table: config.table,
     queueUrl: config.queueUrl,
     dlqUrl: config.dlqUrl,
+    deliveryQueueUrl: config.deliveryQueueUrl,
+    webhookPolicy: { allowLoopbackHttp: config.webhooksAllowLoopbackHttp },
     bucket: config.bucket,
     secretKey: Buffer.from(config.secretKey, "base64"),
     pgBinDirs: config.pgBinDirs,

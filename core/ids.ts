@@ -17,6 +17,8 @@ export const idPrefixes = {
   export: "exp",
   preview: "pvw",
   restorePoint: "rpt",
+  webhookEndpoint: "whe",
+  webhookDelivery: "whd",
 } as const;
 export type IdKind = keyof typeof idPrefixes;
 
@@ -47,6 +49,8 @@ const kindNames: Record<IdKind, string> = {
   export: "an export",
   preview: "a preview database",
   restorePoint: "a restore point",
+  webhookEndpoint: "a webhook endpoint",
+  webhookDelivery: "a webhook delivery",
 };
 
 /** `must be a project id (prj_ and 26 characters), got "xyz"`: what was expected and what was sent, shortened. */

@@ -1,6 +1,6 @@
 import { secrets } from "./secrets.ts";
 import { type FunctionSettings, type LinkName, architecture, runtime } from "./settings.ts";
-import { bucket, jobs, jobsDlq, table } from "./storage.ts";
+import { bucket, deliveries, jobs, jobsDlq, table } from "./storage.ts";
 
 /** Every linkable resource by the name core/config.ts reads it under (`SST_RESOURCE_<Name>`). */
 export const resources: Record<LinkName, unknown> = {
@@ -8,6 +8,7 @@ export const resources: Record<LinkName, unknown> = {
   Jobs: jobs,
   JobsDlq: jobsDlq,
   Backups: bucket,
+  Deliveries: deliveries,
   ...secrets,
 };
 

@@ -67,7 +67,7 @@ export const pgLayerManifest = "dist/pg-layer.json";
 
 export interface FunctionSettings {
   /** Entry point under functions/ (export `handler`). */
-  entry: "api" | "worker" | "dispatch";
+  entry: "api" | "worker" | "dispatch" | "deliver";
   timeout: DurationMinutes;
   memory: Size;
   /** Ephemeral /tmp. */
@@ -88,6 +88,7 @@ export type LinkName =
   | "Jobs"
   | "JobsDlq"
   | "Backups"
+  | "Deliveries"
   | "ClusterSecretKey"
   | "ClerkJwksUrl"
   | "ClerkIssuer"
@@ -106,7 +107,7 @@ export const functions = {
     entry: "api",
     timeout: "29 seconds",
     memory: "1024 MB",
-    link: ["Table", "Jobs", "ClusterSecretKey", "ClerkJwksUrl", "ClerkIssuer", "ClerkAuthorizedParties"],
+    link: ["Table", "Jobs", "Deliveries", "ClusterSecretKey", "ClerkJwksUrl", "ClerkIssuer", "ClerkAuthorizedParties"],
     bucketObjectActions: ["s3:GetObject"],
   },
   /**
@@ -132,12 +133,25 @@ export const functions = {
     entry: "dispatch",
     timeout: "50 seconds",
     memory: "512 MB",
-    link: ["Table", "Jobs", "Backups", "ClusterSecretKey"],
+    // Deliveries: the tick also relays the webhook outbox and re-sends lost deliveries.
+    link: ["Table", "Jobs", "Backups", "Deliveries", "ClusterSecretKey"],
+  },
+  /**
+   * Webhook deliveries: one signed POST per message, 10 s at most each, the batch's messages in
+   * parallel, so 30 s covers a batch with room for DynamoDB. Linked to the table and its own
+   * queue (retries are delayed messages), plus the key that opens the sealed endpoint secrets;
+   * core/config.ts's required jobs queue and bucket come as plain names (no permission).
+   */
+  deliver: {
+    entry: "deliver",
+    timeout: "30 seconds",
+    memory: "512 MB",
+    link: ["Table", "Deliveries", "ClusterSecretKey"],
   },
 } as const satisfies Record<string, FunctionSettings>;
 
 /** Functions whose config needs the bucket's name without touching S3 (see core/config.ts). */
-export const bucketNameOnly = ["api"] as const;
+export const bucketNameOnly = ["api", "deliver"] as const;
 
 // ---------------------------------------------------------------------------------------------
 // Queue.
@@ -160,6 +174,23 @@ export const queue = {
  * records individually, which is what SQS needs to redeliver only those.
  */
 export const workerSubscription = { batch: { size: 1, partialResponses: true } } as const;
+
+/**
+ * The webhook deliveries queue. A message is one attempt; retries are new delayed messages (or,
+ * beyond SQS's 15 minutes, the dispatcher's sweep), so a receiver that keeps failing never pushes a
+ * message to the DLQ: only messages the function cannot process at all (malformed, DynamoDB down
+ * for every receive) go there.
+ */
+export const deliveriesQueue = {
+  visibilityTimeout: `${visibilityTimeoutFactor * toSeconds(functions.deliver.timeout)} seconds`,
+  dlqRetry: 5,
+} as const satisfies { visibilityTimeout: Duration; dlqRetry: number };
+
+/**
+ * Up to ten deliveries per invocation, attempted in parallel (each bounded by its 10 s timeout and
+ * its endpoint's concurrency slots); failed records reported one by one.
+ */
+export const deliverySubscription = { batch: { size: 10, partialResponses: true } } as const;
 
 // ---------------------------------------------------------------------------------------------
 // Dispatcher schedule.

@@ -1,6 +1,7 @@
 import {
   bucketEncryption,
   bucketLifecycleRules,
+  deliveriesQueue,
   queue as queueSettings,
   tableArgs,
 } from "./settings.ts";
@@ -23,6 +24,17 @@ export const jobsDlq = new sst.aws.Queue("JobsDlq", {
 export const jobs = new sst.aws.Queue("Jobs", {
   visibilityTimeout: queueSettings.visibilityTimeout,
   dlq: { queue: jobsDlq.arn, retry: queueSettings.dlqRetry },
+});
+
+/** Webhook delivery messages that failed every receive (kept 14 days for a look). */
+export const deliveriesDlq = new sst.aws.Queue("DeliveriesDlq", {
+  transform: { queue: { messageRetentionSeconds: 14 * 24 * 3600 } },
+});
+
+/** Webhook deliveries: one message per attempt of one delivery. */
+export const deliveries = new sst.aws.Queue("Deliveries", {
+  visibilityTimeout: deliveriesQueue.visibilityTimeout,
+  dlq: { queue: deliveriesDlq.arn, retry: deliveriesQueue.dlqRetry },
 });
 
 /** Backup artifacts. Private (all four public-access blocks), encrypted at rest. */

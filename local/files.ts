@@ -19,6 +19,8 @@ export const localJsonSchema = z.object({
     queue_url: z.string(),
     dlq_url: z.string(),
     bucket: z.string(),
+    /** The webhook deliveries queue (absent in files written before webhooks). */
+    delivery_queue_url: z.string().optional(),
   }),
   postgres: z.object({ url: z.string() }),
 });
@@ -59,5 +61,6 @@ export function localEnv(dir: string, json: LocalJson): Record<string, string> {
     CAPYDB_DLQ_URL: json.aws.dlq_url,
     CAPYDB_BUCKET: json.aws.bucket,
     CAPYDB_SECRET_KEY: secrets.secret_key,
+    ...(json.aws.delivery_queue_url ? { CAPYDB_DELIVERY_QUEUE_URL: json.aws.delivery_queue_url } : {}),
   };
 }

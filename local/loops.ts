@@ -25,7 +25,13 @@ const fakeContext = (name: string): Context =>
  * handler the worker function uses, delete the messages it did not report as failed. Failed ones
  * become visible again after their visibility timeout and, past the redrive count, go to the DLQ.
  */
-export function startWorkerLoop(deps: Deps, handler: WorkerHandler, opts: { concurrency?: number; batchSize?: number; waitSeconds?: number } = {}) {
+export function startWorkerLoop(
+  deps: Deps,
+  handler: WorkerHandler,
+  opts: { concurrency?: number; batchSize?: number; waitSeconds?: number; queueUrl?: string; name?: string } = {},
+) {
+  const queueUrl = opts.queueUrl ?? deps.queueUrl;
+  const name = opts.name ?? "worker";
   let running = true;
   const inFlight = new Set<Promise<void>>();
   const poll = async () => {
@@ -33,7 +39,7 @@ export function startWorkerLoop(deps: Deps, handler: WorkerHandler, opts: { conc
       try {
         const res = await deps.sqs.send(
           new ReceiveMessageCommand({
-            QueueUrl: deps.queueUrl,
+            QueueUrl: queueUrl,
             MaxNumberOfMessages: opts.batchSize ?? 5,
             WaitTimeSeconds: opts.waitSeconds ?? 1,
             MessageSystemAttributeNames: ["ApproximateReceiveCount", "SentTimestamp"],
@@ -55,24 +61,24 @@ export function startWorkerLoop(deps: Deps, handler: WorkerHandler, opts: { conc
             messageAttributes: {},
             md5OfBody: m.MD5OfBody ?? "",
             eventSource: "aws:sqs",
-            eventSourceARN: "arn:aws:sqs:local:000000000000:jobs",
+            eventSourceARN: `arn:aws:sqs:local:000000000000:${name}`,
             awsRegion: "local",
           })),
         };
-        const result = await handler(event, fakeContext("worker"));
+        const result = await handler(event, fakeContext(name));
         const failed = new Set(result.batchItemFailures.map((f) => f.itemIdentifier));
         const done = messages.filter((m) => !failed.has(m.MessageId!));
         if (done.length) {
           await deps.sqs.send(
             new DeleteMessageBatchCommand({
-              QueueUrl: deps.queueUrl,
+              QueueUrl: queueUrl,
               Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
             }),
           );
         }
       } catch (err) {
         if (!running) break;
-        deps.log.warn("worker loop: receive failed, retrying", { error: String(err) });
+        deps.log.warn(`${name} loop: receive failed, retrying`, { error: String(err) });
         await new Promise((r) => setTimeout(r, 1000));
       }
     }
@@ -90,10 +96,15 @@ export function startWorkerLoop(deps: Deps, handler: WorkerHandler, opts: { conc
 }
 
 /** What the EventBridge schedule does, locally: call the dispatcher every `intervalMs`. */
-export function startTicker(deps: Deps, tick: () => Promise<unknown>, intervalMs = 60_000) {
+export function startTicker(deps: Deps, tick: () => Promise<unknown>, intervalMs = 60_000, name = "dispatcher") {
   let current: Promise<unknown> = Promise.resolve();
+  let busy = false;
   const run = () => {
-    current = tick().catch((err: unknown) => deps.log.error("dispatcher tick failed", { error: String(err) }));
+    if (busy) return; // a slow tick is not stacked on
+    busy = true;
+    current = tick()
+      .catch((err: unknown) => deps.log.error(`${name} tick failed`, { error: String(err) }))
+      .finally(() => (busy = false));
   };
   const timer = setInterval(run, intervalMs);
   run();

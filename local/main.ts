@@ -13,6 +13,8 @@ import { getClusterConnection } from "../core/orgs/orgs.ts";
 import { DEFAULT_TASK_LEASE_MS } from "../core/tasks/launcher.ts";
 import { localTaskLauncher } from "../core/tasks/local.ts";
 import { createWorkerHandler } from "../core/worker/handler.ts";
+import { createDeliveryHandler } from "../core/webhooks/handler.ts";
+import { relayEvents } from "../core/webhooks/relay.ts";
 import { ensureDemoDatabase } from "./demo.ts";
 import { localDir, localEnv, localSecrets, readLocalJson, writeLocalJson, type LocalJson } from "./files.ts";
 import { startTicker, startWorkerLoop } from "./loops.ts";
@@ -63,7 +65,7 @@ async function main(): Promise<void> {
   const infra: Infra = await startInfra({ dir, persist: true, ports, postgresPassword: secrets.postgres_password });
   stoppers.push(infra.stop);
   try {
-    const names = { table: "capydb-backups", queue: "capydb-jobs", bucket: "capydb-backups" };
+    const names = { table: "capydb-backups", queue: "capydb-jobs", bucket: "capydb-backups", deliveryQueue: "capydb-webhook-deliveries" };
     const resources = await provision(infra, names);
     await ensureDemoDatabase(infra.postgres.url, "demo");
 
@@ -77,10 +79,13 @@ async function main(): Promise<void> {
         queue_url: resources.queueUrl,
         dlq_url: resources.dlqUrl,
         bucket: resources.bucket,
+        delivery_queue_url: resources.deliveryQueueUrl,
       },
       postgres: { url: infra.postgres.url },
     };
     Object.assign(process.env, localEnv(dir, { ...partial, api_key: "", organization_id: "", project_id: "" }));
+    // The local stack, and only it, lets webhook endpoints point at receivers on this machine.
+    process.env.CAPYDB_WEBHOOKS_ALLOW_LOOPBACK_HTTP ??= "1";
     const config = loadConfig();
     const deps = createDeps(config, { log: createLogger(config.logLevel, undefined, logFormat) });
     const seed = await seedLocal(deps, { clusterUrl: infra.postgres.url, databaseName: "demo", previousApiKey: previous?.api_key });
@@ -116,6 +121,12 @@ async function main(): Promise<void> {
     stoppers.push(() => worker.stop());
     const ticker = startTicker(deps, createDispatchHandler(deps));
     stoppers.push(() => ticker.stop());
+    // Webhooks: the outbox relay every two seconds (the deployed dispatcher relays once a minute)
+    // and the deliveries loop, which feeds the deliveries queue to the delivery function's handler.
+    const relay = startTicker(deps, () => relayEvents(deps), 2_000, "webhook relay");
+    stoppers.push(() => relay.stop());
+    const deliveries = startWorkerLoop(deps, createDeliveryHandler(deps), { queueUrl: resources.deliveryQueueUrl, name: "webhook-deliveries", batchSize: 10 });
+    stoppers.push(() => deliveries.stop());
 
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     process.stdout.write(

@@ -11,8 +11,8 @@ import {
   getProjectByName,
 } from "../core/orgs/orgs.ts";
 
-/** Every scope the customer API's routes need, so the local key can try all of them. */
-export const localKeyScopes: readonly Scope[] = ["backups:read", "backups:write", "jobs:read", "projects:read", "projects:write", "credentials:read"];
+/** Every scope the customer API's routes need (the organization's: webhook endpoints), so the local key can try all of them. */
+export const localKeyScopes: readonly Scope[] = ["backups:read", "backups:write", "jobs:read", "projects:read", "projects:write", "credentials:read", "organizations:read", "organizations:write"];
 
 export interface SeedResult {
   organizationId: string;

@@ -87,11 +87,12 @@ export async function startInfra(opts: InfraOptions): Promise<Infra> {
   }
 }
 
-/** Creates the table, the jobs queue with its DLQ, and the bucket. Idempotent. */
-export async function provision(infra: Infra, names: { table: string; queue: string; bucket: string }) {
+/** Creates the table, the jobs queue with its DLQ, the bucket, and (when named) the webhook deliveries queue with its DLQ. Idempotent. */
+export async function provision(infra: Infra, names: { table: string; queue: string; bucket: string; deliveryQueue?: string }) {
   const { ddb, sqs, s3 } = infra.clients();
   await ensureTable(ddb, names.table);
   const queues = await ensureQueues(sqs, names.queue);
   await ensureBucket(s3, names.bucket);
-  return { table: names.table, bucket: names.bucket, ...queues };
+  const deliveries = names.deliveryQueue ? await ensureQueues(sqs, names.deliveryQueue, { visibilityTimeoutSeconds: 60 }) : undefined;
+  return { table: names.table, bucket: names.bucket, ...queues, deliveryQueueUrl: deliveries?.queueUrl };
 }

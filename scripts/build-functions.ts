@@ -29,6 +29,7 @@ export const bundles = {
   api: { entry: "functions/api.ts", maxBytes: 1024 * 1024 },
   worker: { entry: "functions/worker.ts", maxBytes: 2 * 1024 * 1024 },
   dispatch: { entry: "functions/dispatch.ts", maxBytes: 1024 * 1024 },
+  deliver: { entry: "functions/deliver.ts", maxBytes: 1024 * 1024 },
 } as const;
 export type BundleName = keyof typeof bundles;
 

@@ -31,6 +31,7 @@ import { registerConsole } from "../console/routes.tsx";
 import { registerCreateApproval } from "./routes/approvals.create.ts";
 import { registerListProjectAuditEvents } from "./routes/audit-events.list.ts";
 import { registerListOrganizationAuditEvents } from "./routes/audit-events.org-list.ts";
+import { registerWebhookRoutes } from "./routes/webhooks.ts";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -187,6 +188,7 @@ export function createApp(opts: AppOptions): App {
   registerCreateApproval(app, r);
   registerListProjectAuditEvents(app, r);
   registerListOrganizationAuditEvents(app, r);
+  registerWebhookRoutes(app, r);
 
   const paths = knownPaths(app);
   app.notFound((c) => {

@@ -5,6 +5,7 @@ import { keys, ttlAt } from "../db/keys.ts";
 import { getItem, queryPage, setFields, transactWriteIf, updateItemIf, type Page } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import { AppError } from "../errors.ts";
+import { backupCompletedEvent, outboxPut, type TransactItem } from "../events/outbox.ts";
 import { newId } from "../ids.ts";
 import { newJobItem, getJobItem, type JobItem } from "../jobs/jobs.ts";
 import { enqueueJobs } from "../jobs/queue.ts";
@@ -250,19 +251,24 @@ export async function getBackupForWork(deps: Db, projectId: string, backupId: st
   return getItem(deps, backupWorkItem, keys.backup(projectId, backupId));
 }
 
-async function updateUnsettledBackup(
-  deps: Db,
-  backup: Pick<BackupItem, "project_id" | "id" | "job_id">,
-  fields: Record<string, unknown>,
-): Promise<BackupWorkItem | undefined> {
+/** The conditional update of a backup its job still works on (pending or running, same job). */
+function unsettledBackupUpdate(deps: Db, backup: Pick<BackupItem, "project_id" | "id" | "job_id">, fields: Record<string, unknown>) {
   const set = setFields({ ...fields, updated_at: iso(deps.now()) });
-  return updateItemIf(deps, backupWorkItem, {
+  return {
     Key: keys.backup(backup.project_id, backup.id),
     ...set,
     ConditionExpression: "attribute_exists(pk) AND job_id = :job AND #state IN (:pending, :running)",
     ExpressionAttributeNames: { ...set.ExpressionAttributeNames, "#state": "state" },
     ExpressionAttributeValues: { ...set.ExpressionAttributeValues, ":job": backup.job_id, ":pending": "pending", ":running": "running" },
-  });
+  };
+}
+
+async function updateUnsettledBackup(
+  deps: Db,
+  backup: Pick<BackupItem, "project_id" | "id" | "job_id">,
+  fields: Record<string, unknown>,
+): Promise<BackupWorkItem | undefined> {
+  return updateItemIf(deps, backupWorkItem, unsettledBackupUpdate(deps, backup, fields));
 }
 
 /** The job holds the lock and starts dumping. */
@@ -298,7 +304,36 @@ export function markBackupCompleted(
   backup: BackupItem,
   result: { verified_at: string; restore_ms: number | null },
 ): Promise<BackupWorkItem | undefined> {
-  return updateUnsettledBackup(deps, backup, {
+  return updateUnsettledBackup(deps, backup, completedFields(backup, result));
+}
+
+/**
+ * The same completion as a TransactWrite item, with the backup's `backup.completed` outbox event:
+ * the worker commits them in the transaction that completes the job (core/jobs completeJob), so
+ * the job, the backup and both events change together or not at all.
+ */
+export function backupCompletedWrites(
+  deps: Db,
+  backup: BackupItem,
+  result: { verified_at: string; restore_ms: number | null },
+): TransactItem[] {
+  const update = unsettledBackupUpdate(deps, backup, completedFields(backup, result));
+  return [
+    { Update: { TableName: deps.table, ...update, UpdateExpression: update.UpdateExpression! } },
+    outboxPut(deps, backupCompletedEvent({ ...backup, verified_at: result.verified_at })),
+  ];
+}
+
+/**
+ * Completes a backup whose job already completed without it (a worker of an older version died
+ * between its two writes), with its event, in one transaction. False when it was settled already.
+ */
+export async function repairBackupCompleted(deps: Db, backup: BackupItem, result: { verified_at: string; restore_ms: number | null }): Promise<boolean> {
+  return transactWriteIf(deps, backupCompletedWrites(deps, backup, result));
+}
+
+function completedFields(backup: BackupItem, result: { verified_at: string; restore_ms: number | null }): Record<string, unknown> {
+  return {
     state: "completed",
     verification_state: "verified",
     verification_error: null,
@@ -308,7 +343,7 @@ export function markBackupCompleted(
     upload_id: undefined,
     gsi2pk: keys.backupExpiryIndex,
     gsi2sk: `${backup.expires_at}#${backup.id}`,
-  });
+  };
 }
 
 /** Back to pending: the job failed transiently and will run again. */

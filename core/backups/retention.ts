@@ -2,6 +2,7 @@ import { DeleteObjectCommand } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import { keys } from "../db/keys.ts";
 import { queryAll, transactWrite, transactWriteIf } from "../db/store.ts";
+import { jobEvent, outboxPut } from "../events/outbox.ts";
 import { iso, type Deps } from "../deps.ts";
 import { newId } from "../ids.ts";
 import { jobStateIndex, newJobItem } from "../jobs/jobs.ts";
@@ -242,6 +243,7 @@ async function deleteArtifact(
         },
       },
       jobUpdate("", { ":jstate": "completed" }),
+      outboxPut(deps, jobEvent({ ...job, attempts: 1 }, { state: "completed" }, done)),
     ]);
     return "deleted";
   }
@@ -268,6 +270,7 @@ async function deleteArtifact(
       },
       { "#error": "error" },
     ),
+    outboxPut(deps, jobEvent({ ...job, attempts: 1 }, { state: "failed", error: `could not delete the backup artifact: ${failure.slice(0, 500)}`, retry_classification: "transient" }, done)),
   ]);
   deps.log.warn("retention: delete failed, will retry", { backup_id: b.id, job_id: jobId, error: failure });
   return "failed";

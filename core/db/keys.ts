@@ -12,7 +12,9 @@
  * | backup          | PRJ#<prj>               | BKP#<bkp>   |                                | BKPEXP / <expires_at>#<bkp> (has artifact)|
  * | schedule        | PRJ#<prj>               | SCH         |                                | SCHED / <HH:MM>#<sch> (active only)       |
  * | job             | JOB#<job>               | JOB         | PRJ#<prj>#JOB / <job>          | JOBS#<state> / <due time>#<job> (pending, running) |
- * | event           | PRJ#<prj>               | EVT#<evt>   |                                |                                          |
+ * | event (outbox)  | EVT#<evt>               | EVT         |                                | OUTBOX / <created_at>#<evt> (until relayed) |
+ * | webhook endpoint| ORG#<org>               | WHE#<whe>   |                                |                                          |
+ * | webhook delivery| WHE#<whe>               | WHD#<whd>   |                                | WHDUE / <next_attempt_at>#<whd> (pending) |
  * | export          | PRJ#<prj>               | EXP#<exp>   |                                | EXPEXP / <expires_at>#<exp> (completed)   |
  * | lock            | LOCK#<resource>         | LOCK        |                                |                                          |
  * | audit event     | PRJ#<prj> or ORG#<org>  | AUD#<aud>   | ORG#<org>#AUD / <aud>          |                                          |
@@ -41,7 +43,13 @@ export const keys = {
   job: (id: string) => ({ pk: `JOB#${id}`, sk: "JOB" }),
   projectJobsIndex: (projectId: string) => `PRJ#${projectId}#JOB`,
   jobStateIndex: (state: "pending" | "running") => `JOBS#${state}`,
-  event: (projectId: string, id: string) => ({ pk: `PRJ#${projectId}`, sk: `EVT#${id}` }),
+  event: (id: string) => ({ pk: `EVT#${id}`, sk: "EVT" }),
+  outboxIndex: "OUTBOX",
+  webhookEndpoint: (orgId: string, id: string) => ({ pk: `ORG#${orgId}`, sk: `WHE#${id}` }),
+  webhookEndpointPrefix: "WHE#",
+  webhookDelivery: (endpointId: string, id: string) => ({ pk: `WHE#${endpointId}`, sk: `WHD#${id}` }),
+  webhookDeliveryPrefix: "WHD#",
+  dueDeliveriesIndex: "WHDUE",
   /** Project events live in the project's partition, organization-level ones in the organization's. */
   auditEvent: (scope: { projectId: string | null; organizationId: string }, id: string) =>
     scope.projectId ? { pk: `PRJ#${scope.projectId}`, sk: `AUD#${id}` } : { pk: `ORG#${scope.organizationId}`, sk: `AUD#${id}` },

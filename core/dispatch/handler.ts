@@ -7,6 +7,8 @@ import { defaultReaperOptions, reapJobs, type ReaperOptions, type ReaperReport }
 import { getProject } from "../orgs/orgs.ts";
 import { expirePreviews, type ExpiryReport } from "../previews/previews.ts";
 import { dispatchDueSchedules, type ScheduleTickReport, type SchedulerOptions } from "./scheduler.ts";
+import { defaultSweepOptions, sweepDueDeliveries } from "../webhooks/deliveries.ts";
+import { relayEvents, type RelayReport } from "../webhooks/relay.ts";
 
 export interface DispatchOptions {
   scheduler: SchedulerOptions;
@@ -22,7 +24,7 @@ export const defaultDispatchOptions: DispatchOptions = {
   exports: defaultExportSweepOptions,
 };
 
-type Phase = "schedules" | "retention" | "reaper" | "exports" | "previews";
+type Phase = "schedules" | "retention" | "reaper" | "exports" | "previews" | "webhooks";
 
 export interface TickReport {
   at: string;
@@ -32,6 +34,8 @@ export interface TickReport {
   /** Exports past their retention: dumps deleted, exports expired. */
   exports?: ExportSweepReport;
   previews?: ExpiryReport;
+  /** Outbox events relayed to webhook deliveries, and lost deliveries sent again. */
+  webhooks?: RelayReport & { resent: number };
   /** Phases that threw; the other phases still ran. */
   errors: { phase: Phase; error: string }[];
   ms: number;
@@ -59,6 +63,11 @@ export async function runTick(deps: Deps, opts: Partial<DispatchOptions> = {}): 
   await phase("reaper", () => reapJobs(deps, o.reaper));
   await phase("exports", () => sweepExpiredExports(deps, o.exports));
   await phase("previews", () => expirePreviews(deps, (id) => getProject(deps, id)));
+  await phase("webhooks", async () => {
+    const relayed = await relayEvents(deps);
+    const swept = await sweepDueDeliveries(deps, defaultSweepOptions);
+    return { ...relayed, errors: relayed.errors + swept.errors, resent: swept.sent };
+  });
   report.ms = Date.now() - started;
   return report;
 }
@@ -83,6 +92,7 @@ export function createDispatchHandler(deps: Deps, opts: Partial<DispatchOptions>
       requeued: report.reaper?.requeued,
       retried: report.reaper?.retried,
       failed: report.reaper?.failed,
+      webhook_events: report.webhooks?.events,
       ms: report.ms,
     });
     if (report.errors.length) throw new Error(`dispatcher tick failed: ${report.errors.map((e) => `${e.phase}: ${e.error}`).join("; ")}`);

@@ -33,7 +33,7 @@ export interface ReaperReport {
   jobIds: string[];
 }
 
-type Db = Pick<Deps, "ddb" | "table">;
+type Db = Pick<Deps, "ddb" | "table" | "now">;
 
 async function indexedJobs(deps: Db, state: "pending" | "running", before: Date, limit: number): Promise<JobItem[]> {
   return queryAll(

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { keys } from "../db/keys.ts";
-import { getItem, queryPage, setFields, updateItemIf, type Page } from "../db/store.ts";
+import { getItem, queryPage, setFields, transactWriteIf, updateItemIf, type Page } from "../db/store.ts";
+import { jobEvent, outboxPut, type TransactItem } from "../events/outbox.ts";
 import { iso, type Deps } from "../deps.ts";
 
 type Db = Pick<Deps, "ddb" | "table" | "now">;
@@ -135,9 +136,11 @@ async function transition(
   fields: Record<string, unknown>,
   condition: string,
   values: Record<string, unknown>,
+  /** Written in the same transaction (the job's outbox event, the backup it settles): all or nothing. */
+  also: TransactItem[] = [],
 ): Promise<JobItem | undefined> {
   const set = setFields(fields);
-  return updateItemIf(deps, jobItem, {
+  const update = {
     Key: keys.job(id),
     ...set,
     ConditionExpression: `attribute_exists(pk) AND (${condition})`,
@@ -148,7 +151,10 @@ async function transition(
       ...(condition.includes("#attempts") ? { "#attempts": "attempts" } : {}),
     },
     ExpressionAttributeValues: { ...set.ExpressionAttributeValues, ...values },
-  });
+  };
+  if (!also.length) return updateItemIf(deps, jobItem, update);
+  const done = await transactWriteIf(deps, [{ Update: { TableName: deps.table, ...update, UpdateExpression: update.UpdateExpression! } }, ...also]);
+  return done ? getJobItem(deps, id) : undefined;
 }
 
 /**
@@ -193,7 +199,11 @@ export interface RunReport {
   last_stderr?: string | null;
 }
 
-export async function completeJob(deps: Db, job: JobItem, report: RunReport = {}): Promise<JobItem | undefined> {
+/**
+ * running -> completed, with its `job.completed` event in the same transaction, and `also` (the
+ * backup the job completes, that backup's own event) with it: all commit together or none does.
+ */
+export async function completeJob(deps: Db, job: JobItem, report: RunReport = {}, also: TransactItem[] = []): Promise<JobItem | undefined> {
   const now = iso(deps.now());
   return transition(
     deps,
@@ -201,6 +211,7 @@ export async function completeJob(deps: Db, job: JobItem, report: RunReport = {}
     { ...report, state: "completed", completed_at: now, updated_at: now, lease_expires_at: null, error: null, ...jobStateIndex("completed", now, job.id) },
     ownership,
     ownershipValues(job),
+    [outboxPut(deps, jobEvent(job, { state: "completed" }, now)), ...also],
   );
 }
 
@@ -234,6 +245,7 @@ export async function failJob(
   report: RunReport = {},
 ): Promise<JobItem | undefined> {
   const now = iso(deps.now());
+  const event = outboxPut(deps, jobEvent(job, { state: "failed", error, retry_classification: classification }, now));
   return transition(
     deps,
     job.id,
@@ -250,6 +262,7 @@ export async function failJob(
     },
     ownership,
     ownershipValues(job),
+    [event],
   );
 }
 
@@ -335,6 +348,7 @@ export async function reapLapsedJob(deps: Db, job: JobItem): Promise<{ outcome: 
     },
     fence,
     values,
+    [outboxPut(deps, jobEvent(job, { state: "failed", error: `${stopped}; no attempts left`, retry_classification: "transient" }, now))],
   );
   return failed && { outcome: "failed", job: failed };
 }

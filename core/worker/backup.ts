@@ -1,11 +1,12 @@
 import {
+  backupCompletedWrites,
   getBackupForWork,
-  markBackupCompleted,
   markBackupFailed,
   markBackupPending,
   markBackupRunning,
   recordBackupArtifact,
   recordBackupUpload,
+  repairBackupCompleted,
   type BackupWorkItem,
 } from "../backups/backups.ts";
 import { iso, type Deps } from "../deps.ts";
@@ -14,7 +15,6 @@ import { releaseLock } from "../jobs/locks.ts";
 import { getClusterConnection, getProject } from "../orgs/orgs.ts";
 import { WorkerFailure } from "./classify.ts";
 import { abortUpload, deleteArtifact, dumpToS3, stampChecksum } from "./dump.ts";
-import { emitBackupCompleted } from "./events.ts";
 import { setVisibility } from "./heartbeat.ts";
 import { ignored, lockOwner, lockResource, toRunReport, type Attempt, type JobRunner, type RunOutcome } from "./lifecycle.ts";
 import { backoffSeconds } from "./options.ts";
@@ -111,19 +111,11 @@ async function attempt(a: Attempt): Promise<RunOutcome> {
 
   await stampChecksum(deps.s3, deps.bucket, backup.backup_key, dump.sizeBytes, dump.metadata, dump.sha256);
 
-  // The job's transition is the fence: only the claim's owner settles the backup.
-  const done = await completeJob(deps, job, toRunReport(verified.report));
+  // One transaction: the job (its transition is the fence: only the claim's owner settles the
+  // backup), the backup, and their `job.completed` and `backup.completed` outbox events.
+  const done = await completeJob(deps, job, toRunReport(verified.report), backupCompletedWrites(deps, backup, { verified_at: iso(deps.now()), restore_ms: verified.restoreMs }));
   if (!done) return ignored("the claim was lost before completion");
-  try {
-    const completed = await markBackupCompleted(deps, backup, { verified_at: iso(deps.now()), restore_ms: verified.restoreMs });
-    if (completed) await emitBackupCompleted(deps, completed);
-  } catch (err) {
-    // The job is completed (it is the fence): this is no failure of the attempt. The message is
-    // kept, and its next delivery brings the backup and its event in line (settleBackup).
-    deps.log.warn("job completed but its backup is not settled yet; the next delivery settles it", { job_id: job.id, backup_id: backup.id, error: String(err) });
-    if (msg) await setVisibility(deps, msg, backoffSeconds(o, 1));
-    return { status: "completed", ack: !msg, reason: "backup not settled yet" };
-  }
+  await o.hooks?.afterComplete?.(job.id);
   deps.log.info("backup completed", {
     job_id: job.id,
     backup_id: backup.id,
@@ -138,9 +130,11 @@ async function attempt(a: Attempt): Promise<RunOutcome> {
 }
 
 /**
- * Brings the backup in line with its finished job. The job's transition commits first (it is the
- * fence), so a worker that died right after it leaves the backup pending/running; the next
- * delivery of the message repairs it. Also makes sure a completed backup's event exists.
+ * Brings the backup in line with its finished job. A completion commits the job, the backup and
+ * their events in one transaction; a failure commits the job (the fence, with its `job.failed`
+ * event) before the backup, so a worker that died between the two (or a worker of an older
+ * version, which completed in two writes) leaves the backup pending/running: the next delivery of
+ * the message repairs it, with the backup's event in the repair's own transaction.
  */
 async function settleBackup(deps: Deps, job: JobItem): Promise<void> {
   if (!job.backup_id) return;
@@ -148,15 +142,12 @@ async function settleBackup(deps: Deps, job: JobItem): Promise<void> {
   if (!backup) return;
   if (backup.state === "pending" || backup.state === "running") {
     if (job.state === "completed") {
-      const completed = await markBackupCompleted(deps, backup, { verified_at: job.completed_at ?? iso(deps.now()), restore_ms: backup.restore_ms });
-      if (completed) await emitBackupCompleted(deps, completed);
+      await repairBackupCompleted(deps, backup, { verified_at: job.completed_at ?? iso(deps.now()), restore_ms: backup.restore_ms });
     } else {
       await abortUpload(deps.s3, deps.bucket, backup.backup_key, backup.upload_id);
       await markBackupFailed(deps, backup, { verificationError: job.error ?? "The backup job failed." });
     }
     await releaseLock(deps, lockResource(job), lockOwner(job));
-  } else if (backup.state === "completed") {
-    await emitBackupCompleted(deps, backup);
   }
 }
 

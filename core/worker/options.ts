@@ -11,6 +11,8 @@ export interface WorkerHooks {
   beforeVerify?(ctx: { s3: S3Client; bucket: string; key: string }): Promise<void>;
   /** A restore into a preview database is about to start pg_restore. */
   onRestoreStart?(jobId: string): void;
+  /** The job, its backup and their events have committed (a crash test kills the process here). */
+  afterComplete?(jobId: string): Promise<void> | void;
 }
 
 /**

@@ -56,6 +56,12 @@ describe("GET /v1/openapi.json", () => {
         "/v1/projects/{projectID}/jobs",
         "/v1/projects/{projectID}/scheduled-backups",
         "/v1/projects/{projectID}/scheduled-backups/default",
+        "/v1/organizations/{orgID}/webhook-endpoints",
+        "/v1/organizations/{orgID}/webhook-endpoints/{endpointID}",
+        "/v1/organizations/{orgID}/webhook-endpoints/{endpointID}/rotate-secret",
+        "/v1/organizations/{orgID}/webhook-endpoints/{endpointID}/test",
+        "/v1/organizations/{orgID}/webhook-endpoints/{endpointID}/deliveries",
+        "/v1/organizations/{orgID}/webhook-endpoints/{endpointID}/deliveries/{deliveryID}/redeliver",
       ].sort(),
     );
     expect(Object.keys(doc.paths["/v1/projects/{projectID}/backups"]).sort()).toEqual(["get", "post"]);

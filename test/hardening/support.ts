@@ -14,7 +14,7 @@ import { keys } from "../../core/db/keys.ts";
 import { getItem } from "../../core/db/store.ts";
 import { getJobItem, type JobItem } from "../../core/jobs/jobs.ts";
 import { getLock } from "../../core/jobs/locks.ts";
-import { backupCompletedEventId, eventItem } from "../../core/worker/events.ts";
+import { storedEvents } from "../support/events.ts";
 import type { Deps } from "../../core/deps.ts";
 import { pickPgTools } from "../../core/worker/pgtools.ts";
 import { ensureQueues } from "../../local/resources.ts";
@@ -160,7 +160,10 @@ export async function expectCleanCompletion(env: TestEnv, deps: Deps, jobId: str
   expect(sha256(await objectBytes(deps, backup!.backup_key))).toBe(backup!.sha256);
   expect(await openUploads(deps, prefix)).toEqual([]);
   expect(await getLock(deps, job!.locked_resource!)).toBeUndefined();
-  expect(await getItem(deps, eventItem, keys.event(job!.project_id, backupCompletedEventId(backup!.id)))).toMatchObject({ data: { backup_id: backup!.id } });
+  expect((await storedEvents(deps, { type: "backup.completed", field: "backup_id", value: backup!.id })).map((e) => e.event.data)).toEqual([
+    expect.objectContaining({ backup_id: backup!.id, size_bytes: backup!.size_bytes }),
+  ]);
+  expect(await storedEvents(deps, { type: "job.completed", field: "job_id", value: jobId })).toHaveLength(1);
   expect(await throwawaysLeft(env, [backup!.id])).toEqual([]);
   return { job: job!, backup: backup! };
 }

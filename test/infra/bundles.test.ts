@@ -36,5 +36,6 @@ describe("Lambda bundles (scripts/build-functions.ts)", () => {
   it("keeps the budgets the deployment promises", () => {
     expect(bundles.api.maxBytes).toBeLessThanOrEqual(1024 * 1024);
     expect(bundles.worker.maxBytes).toBeLessThanOrEqual(2 * 1024 * 1024);
+    expect(bundles.deliver.maxBytes).toBeLessThanOrEqual(1024 * 1024);
   });
 });

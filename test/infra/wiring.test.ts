@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { functions, queue, tableArgs } from "../../infra/settings.ts";
+import { deliveriesQueue, functions, queue, tableArgs } from "../../infra/settings.ts";
 import {
   type Created,
   find,
@@ -90,7 +90,7 @@ describe("sst.config.ts wiring (recording stand-ins, no AWS)", () => {
       environment: { CAPYDB_BUCKET: ref("Backups", "name") },
     });
     expect(linkNames(fnArgs)).toEqual(
-      ["ClerkAuthorizedParties", "ClerkIssuer", "ClerkJwksUrl", "ClusterSecretKey", "Jobs", "Table"].sort(),
+      ["ClerkAuthorizedParties", "ClerkIssuer", "ClerkJwksUrl", "ClusterSecretKey", "Deliveries", "Jobs", "Table"].sort(),
     );
     // Signing download URLs needs read access to the objects and nothing else: no link to the
     // bucket (which would grant every S3 action), no bucket-level resource, no wildcard action.
@@ -111,7 +111,28 @@ describe("sst.config.ts wiring (recording stand-ins, no AWS)", () => {
       retries: 0,
       function: { handler: "functions/dispatch.handler", runtime: "nodejs24.x" },
     });
-    expect(linkNames(cron.args.function)).toEqual(["Backups", "ClusterSecretKey", "Jobs", "Table"]);
+    expect(linkNames(cron.args.function)).toEqual(["Backups", "ClusterSecretKey", "Deliveries", "Jobs", "Table"]);
+  });
+
+  it("gives webhook deliveries their own queue with a dead-letter queue, and a delivery function linked to the table and that queue", () => {
+    const deliveries = find(created, "sst.aws.Queue", "Deliveries");
+    find(created, "sst.aws.Queue", "DeliveriesDlq");
+    expect(deliveries.args.dlq).toEqual({ queue: ref("DeliveriesDlq", "arn"), retry: deliveriesQueue.dlqRetry });
+    expect(deliveries.args.visibilityTimeout).toBe(deliveriesQueue.visibilityTimeout);
+    expect(deliveries.calls.map((c) => c.method)).toEqual(["subscribe"]);
+    const [fnArgs, subArgs] = deliveries.calls[0]!.args;
+    expect(subArgs.batch).toEqual({ size: 10, partialResponses: true });
+    expect(fnArgs).toMatchObject({
+      handler: "functions/deliver.handler",
+      runtime: "nodejs24.x",
+      architecture: "arm64",
+      timeout: functions.deliver.timeout,
+      // names the configuration requires, without the permissions a link would grant
+      environment: { CAPYDB_BUCKET: ref("Backups", "name"), CAPYDB_QUEUE_URL: ref("Jobs", "url") },
+    });
+    // the sealed endpoint secrets need the service key; nothing else
+    expect(linkNames(fnArgs)).toEqual(["ClusterSecretKey", "Deliveries", "Table"]);
+    expect(fnArgs.layers).toBeUndefined();
   });
 
   it("bundles every function as scripts/build-functions.ts does", () => {
@@ -119,6 +140,7 @@ describe("sst.config.ts wiring (recording stand-ins, no AWS)", () => {
       find(created, "sst.aws.Queue", "Jobs").calls[0]!.args[0],
       find(created, "sst.aws.ApiGatewayV2", "Api").calls[0]!.args[1],
       find(created, "sst.aws.CronV2", "Dispatch").args.function,
+      find(created, "sst.aws.Queue", "Deliveries").calls[0]!.args[0],
     ];
     for (const fn of all) {
       expect(fn.nodejs, fn.handler).toEqual({
@@ -171,6 +193,7 @@ describe("sst.config.ts wiring (recording stand-ins, no AWS)", () => {
       CAPYDB_QUEUE_URL: ref("Jobs", "url"),
       CAPYDB_DLQ_URL: ref("JobsDlq", "url"),
       CAPYDB_BUCKET: ref("Backups", "name"),
+      CAPYDB_DELIVERY_QUEUE_URL: ref("Deliveries", "url"),
     });
   });
 });

@@ -56,7 +56,7 @@ describe("npm start", () => {
     await first.ready;
     const json = JSON.parse(readFileSync(join(home, "local.json"), "utf8"));
     expect(Object.keys(json).sort()).toEqual(["api_key", "api_url", "aws", "organization_id", "postgres", "project_id"]);
-    expect(Object.keys(json.aws).sort()).toEqual(["bucket", "dlq_url", "endpoint", "queue_url", "region", "table"]);
+    expect(Object.keys(json.aws).sort()).toEqual(["bucket", "delivery_queue_url", "dlq_url", "endpoint", "queue_url", "region", "table"]);
     expect(Object.keys(json.postgres)).toEqual(["url"]);
     expect(json.api_url).toBe(`http://127.0.0.1:${p.PORT}`);
 

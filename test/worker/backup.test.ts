@@ -7,7 +7,7 @@ import { getItem } from "../../core/db/store.ts";
 import { keys } from "../../core/db/keys.ts";
 import { enqueueJobs } from "../../core/jobs/queue.ts";
 import { getLock } from "../../core/jobs/locks.ts";
-import { backupCompletedEventId, eventItem } from "../../core/worker/events.ts";
+import { storedEvents } from "../support/events.ts";
 import { pickPgTools } from "../../core/worker/pgtools.ts";
 import {
   backupOf,
@@ -100,8 +100,12 @@ describe("a backup end to end", () => {
     expect(await fingerprint(copy)).toEqual(await fingerprint(tenant.database));
 
     // the event, the lock
-    const event = await getItem(env.deps, eventItem, keys.event(tenant.projectId, backupCompletedEventId(backup.id)));
-    expect(event).toMatchObject({ type: "backup.completed", data: { backup_id: backup.id, sha256: backup.sha256, size_bytes: backup.size_bytes } });
+    // exactly one backup.completed and one job.completed, committed with the state change
+    const events = await storedEvents(env.deps, { type: "backup.completed", field: "backup_id", value: backup.id });
+    expect(events.map((e) => e.event)).toEqual([
+      expect.objectContaining({ type: "backup.completed", data: expect.objectContaining({ backup_id: backup.id, job_id: job.id, sha256: backup.sha256, size_bytes: backup.size_bytes, state: "completed", verification_state: "verified" }) }),
+    ]);
+    expect(await storedEvents(env.deps, { type: "job.completed", field: "job_id", value: job.id })).toHaveLength(1);
     expect(await getLock(env.deps, settled!.locked_resource!)).toBeUndefined();
     // the scratch database is gone
     const scratch = await env.query("postgres", "SELECT datname FROM pg_database WHERE datname LIKE 'capydb_verify_%' AND datname = $1", [

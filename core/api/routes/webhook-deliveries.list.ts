@@ -1,0 +1,42 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { listDeliveries, toDelivery } from "../../webhooks/deliveries.ts";
+import { requireEndpoint } from "../../webhooks/endpoints.ts";
+import type { App, RouteDeps } from "../context.ts";
+import { errorResponses } from "../errors.ts";
+import { security } from "../schemas.ts";
+import { WebhookDelivery, WebhookEndpointParams, orgAccess } from "./webhook-endpoints.ts";
+
+export const ListWebhookDeliveriesQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(25).openapi({ description: "Page size (1-100, default 25)." }),
+  cursor: z.string().max(2000).optional().openapi({ description: "The `x-next-cursor` header of the previous page." }),
+});
+export const ListWebhookDeliveriesResponse = z.object({ deliveries: z.array(WebhookDelivery) });
+
+export const listWebhookDeliveriesRoute = createRoute({
+  method: "get",
+  path: "/v1/organizations/{orgID}/webhook-endpoints/{endpointID}/deliveries",
+  tags: ["Webhooks"],
+  summary: "The endpoint's deliveries, newest first",
+  security,
+  middleware: [orgAccess("read")] as const,
+  request: { params: WebhookEndpointParams, query: ListWebhookDeliveriesQuery },
+  responses: {
+    200: {
+      description: "The deliveries; `x-next-cursor` is set when more remain",
+      headers: { "x-next-cursor": { schema: { type: "string" }, description: "Cursor of the next page" } },
+      content: { "application/json": { schema: ListWebhookDeliveriesResponse } },
+    },
+    ...errorResponses(400, 401, 403, 404),
+  },
+});
+
+export function registerListWebhookDeliveries(app: App, r: RouteDeps) {
+  app.openapi(listWebhookDeliveriesRoute, async (c) => {
+    const { orgID, endpointID } = c.req.valid("param");
+    const endpoint = await requireEndpoint(r.deps, orgID, endpointID);
+    const { limit, cursor } = c.req.valid("query");
+    const page = await listDeliveries(r.deps, endpoint.id, limit, cursor);
+    if (page.cursor) c.header("x-next-cursor", page.cursor);
+    return c.json({ deliveries: page.items.map(toDelivery) }, 200);
+  });
+}
