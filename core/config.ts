@@ -102,6 +102,14 @@ function jsonSetting(env: Env, name: string): unknown {
   }
 }
 
+function taskThreshold(env: Env): number {
+  const raw = str(env.CAPYDB_TASK_THRESHOLD);
+  if (raw === undefined) return DEFAULT_TASK_THRESHOLD_BYTES;
+  const bytes = parseSize(raw);
+  if (bytes === undefined) throw new ConfigError("invalid setting CAPYDB_TASK_THRESHOLD: must be a size such as 5 GB, 500 MB or a number of bytes");
+  return bytes;
+}
+
 const str = (v: unknown): string | undefined => (typeof v === "string" && v !== "" ? v : undefined);
 
 /**
@@ -135,7 +143,7 @@ export function loadConfig(env: Env = process.env): Config {
     pgBinDirs: (str(env.CAPYDB_PG_BIN_DIRS) ?? "").split(":").filter(Boolean),
     verifyClusterId: str(env.CAPYDB_VERIFY_CLUSTER_ID),
     exportRetentionDays: str(env.CAPYDB_EXPORT_RETENTION_DAYS),
-    taskThresholdBytes: str(env.CAPYDB_TASK_THRESHOLD) === undefined ? DEFAULT_TASK_THRESHOLD_BYTES : (parseSize(env.CAPYDB_TASK_THRESHOLD!) ?? Number.NaN),
+    taskThresholdBytes: taskThreshold(env),
     task: jsonSetting(env, "CAPYDB_TASK"),
     workerId:
       str(env.CAPYDB_WORKER_ID) ??

@@ -68,7 +68,7 @@ export function readTaskInput(env: Record<string, string | undefined>): TaskSett
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const name = String(issue.path[0] ?? "");
-    throw new Error(issue.code === "invalid_type" && issue.input === undefined ? `missing setting ${name}` : `invalid setting ${name}: ${issue.message}`);
+    throw new Error(env[name] === undefined || env[name] === "" ? `missing setting ${name}` : `invalid setting ${name}: ${issue.message}`);
   }
   const e = parsed.data;
   return {
