@@ -30,6 +30,7 @@ import {
 } from "./capydb/output.ts";
 import { requireApiKey, requireApiUrl, requireProject, resolveSettings, sourceName, type GlobalFlags, type Settings } from "./capydb/settings.ts";
 import { registerRestoreCommands } from "./capydb/restore-commands.ts";
+import { registerWebhooks } from "./capydb/webhooks.ts";
 import { Progress, findJobBackup, parseDuration, waitForJob, waitForJobBackup, type WaitOptions } from "./capydb/wait.ts";
 
 interface Globals extends GlobalFlags {
@@ -466,6 +467,8 @@ program
   });
 
 registerRestoreCommands(program, { io, note, int, context, progressOn, waitOptions, onInterrupt });
+
+registerWebhooks(program, io.out);
 
 /** One sentence that says what to do next, under the API's own message. */
 function hintFor(err: ApiError): string | undefined {
