@@ -117,7 +117,7 @@ async function main(): Promise<void> {
     const tasks = localTaskLauncher();
     stoppers.push(() => tasks.stopAll());
     const offload = { launcher: tasks, thresholdBytes: config.taskThresholdBytes, leaseMs: DEFAULT_TASK_LEASE_MS };
-    const worker = startWorkerLoop(deps, createWorkerHandler(deps, { verificationServer, offload }));
+    const worker = startWorkerLoop(deps, createWorkerHandler(deps, { verificationServer, verificationClusterId: config.verifyClusterId, offload }));
     stoppers.push(() => worker.stop());
     const ticker = startTicker(deps, createDispatchHandler(deps));
     stoppers.push(() => ticker.stop());

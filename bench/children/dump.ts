@@ -88,6 +88,7 @@ if (input.mode === "dump") {
     expectedRowCounts: input.rowCounts,
     conn: input.conn,
     backupId: newId("backup"),
+    attempt: 1,
     tools,
     signal,
   });

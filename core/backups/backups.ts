@@ -243,8 +243,21 @@ export function newBackupRecords(
 // The backup worker's transitions. Each is conditional on the backup still belonging to the job
 // and not being finished, so a late or duplicate run never rewrites a settled backup.
 
-/** The stored backup plus what only the worker reads: the multipart upload in flight. */
-export const backupWorkItem = backupItem.extend({ upload_id: z.string().nullish() });
+/**
+ * The stored backup plus what only the worker (and the cleanup of a failed backup) reads: the
+ * attempt that owns it, every multipart upload any attempt started, where verification restored.
+ */
+export const backupWorkItem = backupItem.extend({
+  upload_id: z.string().nullish(),
+  /** Every multipart upload any attempt started (a dead attempt's included), for the cleanup. */
+  upload_ids: z.array(z.string()).nullish(),
+  /** The job attempt that owns the backup: every write an attempt makes is fenced on it. */
+  attempt: z.number().int().nullish(),
+  /** The verification cluster the scratch databases were made on, when not the project's own. */
+  verify_cluster_id: z.string().nullish(),
+  /** Set while a failed backup's leftovers (artifact, uploads, scratch databases) may remain. */
+  cleanup_pending: z.boolean().nullish(),
+});
 export type BackupWorkItem = z.infer<typeof backupWorkItem>;
 
 export async function getBackupForWork(deps: Db, projectId: string, backupId: string): Promise<BackupWorkItem | undefined> {
@@ -263,22 +276,73 @@ function unsettledBackupUpdate(deps: Db, backup: Pick<BackupItem, "project_id" |
   };
 }
 
+/** The attempt of a job that writes to its backup: its writes are fenced on `attempt`. */
+export interface BackupAttempt {
+  backup: Pick<BackupItem, "project_id" | "id" | "job_id">;
+  attempt: number;
+}
+
 async function updateUnsettledBackup(
   deps: Db,
   backup: Pick<BackupItem, "project_id" | "id" | "job_id">,
   fields: Record<string, unknown>,
+  fence?: { condition: string; values: Record<string, unknown> },
+  extra: { set?: string; values?: Record<string, unknown> } = {},
 ): Promise<BackupWorkItem | undefined> {
-  return updateItemIf(deps, backupWorkItem, unsettledBackupUpdate(deps, backup, fields));
+  const set = setFields({ ...fields, updated_at: iso(deps.now()) });
+  const expression = extra.set ? set.UpdateExpression!.replace(/^SET /, `SET ${extra.set}, `) : set.UpdateExpression;
+  return updateItemIf(deps, backupWorkItem, {
+    Key: keys.backup(backup.project_id, backup.id),
+    ...set,
+    UpdateExpression: expression,
+    ConditionExpression: `attribute_exists(pk) AND job_id = :job AND #state IN (:pending, :running)${fence ? ` AND (${fence.condition})` : ""}`,
+    ExpressionAttributeNames: { ...set.ExpressionAttributeNames, "#state": "state", ...(fence ? { "#attempt": "attempt" } : {}) },
+    ExpressionAttributeValues: {
+      ...set.ExpressionAttributeValues,
+      ":job": backup.job_id,
+      ":pending": "pending",
+      ":running": "running",
+      ...fence?.values,
+      ...extra.values,
+    },
+  });
 }
 
-/** The job holds the lock and starts dumping. */
-export function markBackupRunning(deps: Db, backup: BackupItem): Promise<BackupWorkItem | undefined> {
-  return updateUnsettledBackup(deps, backup, { state: "running", verification_state: "pending", verified_at: null, verification_error: null });
+/**
+ * Only the attempt that owns the backup (the newest that started) may write it. A backup no
+ * attempt ever marked running (a fixture, a hand repair) has no owner to defend.
+ */
+const owned = (a: BackupAttempt) => ({ condition: "attribute_not_exists(#attempt) OR #attempt = :attempt", values: { ":attempt": a.attempt } });
+
+/**
+ * Attempt `a.attempt` holds the lock and starts dumping: from now on the backup is its own, and
+ * every write of an older attempt (one that lost its lease but has not noticed yet) is refused.
+ */
+export function markBackupRunning(deps: Db, a: BackupAttempt, opts: { verifyClusterId?: string | null } = {}): Promise<BackupWorkItem | undefined> {
+  return updateUnsettledBackup(
+    deps,
+    a.backup,
+    {
+      state: "running",
+      verification_state: "pending",
+      verified_at: null,
+      verification_error: null,
+      attempt: a.attempt,
+      verify_cluster_id: opts.verifyClusterId ?? undefined,
+    },
+    { condition: "attribute_not_exists(#attempt) OR #attempt < :attempt", values: { ":attempt": a.attempt } },
+  );
 }
 
-/** Remembers the multipart upload in flight, so that a later attempt can abort it if this one dies. */
-export function recordBackupUpload(deps: Db, backup: BackupItem, uploadId: string | null): Promise<BackupWorkItem | undefined> {
-  return updateUnsettledBackup(deps, backup, { upload_id: uploadId ?? undefined });
+/**
+ * Remembers the multipart upload in flight (and every one ever started), so that a later attempt
+ * and the cleanup of a failed backup can abort it. Undefined when the attempt no longer owns the backup.
+ */
+export function recordBackupUpload(deps: Db, a: BackupAttempt, uploadId: string): Promise<BackupWorkItem | undefined> {
+  return updateUnsettledBackup(deps, a.backup, { upload_id: uploadId }, owned(a), {
+    set: "upload_ids = list_append(if_not_exists(upload_ids, :no_uploads), :upload)",
+    values: { ":no_uploads": [], ":upload": [uploadId] },
+  });
 }
 
 export interface BackupArtifact {
@@ -291,13 +355,14 @@ export interface BackupArtifact {
 }
 
 /** The artifact is in object storage; its restore check starts. */
-export function recordBackupArtifact(deps: Db, backup: BackupItem, artifact: BackupArtifact): Promise<BackupWorkItem | undefined> {
-  return updateUnsettledBackup(deps, backup, { ...artifact, upload_id: undefined, verification_state: "running" });
+export function recordBackupArtifact(deps: Db, a: BackupAttempt, artifact: BackupArtifact): Promise<BackupWorkItem | undefined> {
+  return updateUnsettledBackup(deps, a.backup, { ...artifact, upload_id: undefined, verification_state: "running" }, owned(a));
 }
 
 /**
  * Verified and complete. From now on the backup has an artifact, so it enters the expiry index
- * that the retention sweep reads (gsi2 BKPEXP / <expires_at>#<id>).
+ * that the retention sweep reads (gsi2 BKPEXP / <expires_at>#<id>). The job's completion is the
+ * fence here (it commits first), so this is not fenced on the attempt: a later delivery repairs it.
  */
 export function markBackupCompleted(
   deps: Db,
@@ -346,21 +411,45 @@ function completedFields(backup: BackupItem, result: { verified_at: string; rest
   };
 }
 
-/** Back to pending: the job failed transiently and will run again. */
-export function markBackupPending(deps: Db, backup: BackupItem): Promise<BackupWorkItem | undefined> {
-  return updateUnsettledBackup(deps, backup, { state: "pending", verification_state: "pending", size_bytes: 0, sha256: null, row_counts: null });
+/** Back to pending: the attempt failed transiently and the job will run again. */
+export function markBackupPending(deps: Db, a: BackupAttempt): Promise<BackupWorkItem | undefined> {
+  return updateUnsettledBackup(deps, a.backup, { state: "pending", verification_state: "pending", size_bytes: 0, sha256: null, row_counts: null }, owned(a));
 }
+
+/** How long the path that fails a backup has to clean up before the dispatcher's sweep looks for leftovers. */
+export const CLEANUP_GRACE_MS = 10 * 60_000;
 
 /**
  * Failed for good (the job failed). A failed backup will never be verified, so its verification
- * fails with it: `verification_error` is the restore check's finding, or why there was nothing to check.
+ * fails with it: `verification_error` is the restore check's finding, or why there was nothing to
+ * check. It is marked `cleanup_pending` and put on the expiry index due a little later, so that
+ * whatever the failing path could not clean up (artifact, uploads, scratch databases) is found by
+ * the dispatcher's retention sweep; `markBackupCleaned` takes it off once nothing is left.
+ * Not fenced on an attempt: the job's failure commits first and is the fence.
  */
 export function markBackupFailed(deps: Db, backup: BackupItem, failure: { verificationError: string }): Promise<BackupWorkItem | undefined> {
+  const due = iso(new Date(deps.now().getTime() + CLEANUP_GRACE_MS));
   return updateUnsettledBackup(deps, backup, {
     state: "failed",
     verification_state: "failed",
     verification_error: failure.verificationError,
     size_bytes: 0,
     upload_id: undefined,
+    cleanup_pending: true,
+    gsi2pk: keys.backupExpiryIndex,
+    gsi2sk: `${due}#${backup.id}`,
   });
+}
+
+/** Nothing of the failed backup is left anywhere: off the sweep's index. */
+export async function markBackupCleaned(deps: Db, backup: Pick<BackupItem, "project_id" | "id">): Promise<boolean> {
+  const set = setFields({ cleanup_pending: undefined, upload_ids: undefined, gsi2pk: undefined, gsi2sk: undefined, updated_at: iso(deps.now()) });
+  const done = await updateItemIf(deps, backupWorkItem, {
+    Key: keys.backup(backup.project_id, backup.id),
+    ...set,
+    ConditionExpression: "#state = :failed",
+    ExpressionAttributeNames: { ...set.ExpressionAttributeNames, "#state": "state" },
+    ExpressionAttributeValues: { ...set.ExpressionAttributeValues, ":failed": "failed" },
+  });
+  return done !== undefined;
 }

@@ -7,7 +7,8 @@ import { iso, type Deps } from "../deps.ts";
 import { newId } from "../ids.ts";
 import { jobStateIndex, newJobItem } from "../jobs/jobs.ts";
 import { errorText, mapSettled } from "../concurrency.ts";
-import { backupItem, type BackupItem } from "./backups.ts";
+import { cleanupFailedBackup } from "../worker/cleanup.ts";
+import { backupItem, getBackupForWork, type BackupItem } from "./backups.ts";
 
 /**
  * Index attributes that put a backup in the retention sweep's expiry index (gsi2 `BKPEXP` /
@@ -125,7 +126,9 @@ export async function sweepExpiredBackups(deps: Deps, claimedBy: string, opts: R
   };
 
   const results = await mapSettled(candidates, opts.concurrency, async (b) => {
-    if (Date.parse(b.expires_at) >= now.getTime()) return "held" as const; // defensive: the index key is never earlier than expires_at
+    // Defensive: the index key is never earlier than expires_at, except for a failed backup whose
+    // leftovers are being cleaned up (due as soon as its failing path gave up on them).
+    if (b.state !== "failed" && Date.parse(b.expires_at) >= now.getTime()) return "held" as const;
     if ((await keep(b.project_id)) === b.id) {
       // False when someone else just changed the backup: the next sweep looks again.
       await deferInIndex(deps, b, new Date(now.getTime() + opts.holdRecheckMs));
@@ -212,7 +215,14 @@ async function deleteArtifact(
 
   let failure: string | undefined;
   try {
-    await deps.s3.send(new DeleteObjectCommand({ Bucket: deps.bucket, Key: b.backup_key }));
+    if (b.state === "failed") {
+      // A failed backup on the index is one whose leftovers may remain: the same cleanup as the
+      // path that failed it (artifact, every attempt's upload and scratch databases).
+      const work = await getBackupForWork(deps, b.project_id, b.id);
+      if (work) await cleanupFailedBackup(deps, work);
+    } else {
+      await deps.s3.send(new DeleteObjectCommand({ Bucket: deps.bucket, Key: b.backup_key }));
+    }
   } catch (err) {
     if (!isMissingObject(err)) failure = errorText(err);
   }
@@ -235,7 +245,7 @@ async function deleteArtifact(
         Update: {
           TableName: deps.table,
           Key: backupKey,
-          UpdateExpression: "SET #state = :state, updated_at = :done, artifact_deleted_at = :done REMOVE gsi2pk, gsi2sk, delete_lease_expires_at",
+          UpdateExpression: "SET #state = :state, updated_at = :done, artifact_deleted_at = :done REMOVE gsi2pk, gsi2sk, delete_lease_expires_at, cleanup_pending, upload_ids",
           ConditionExpression: "delete_job_id = :job",
           ExpressionAttributeNames: { "#state": "state" },
           // A failed backup keeps saying why it failed; only a completed one becomes expired (SPEC 2).

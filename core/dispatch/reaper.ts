@@ -1,8 +1,8 @@
-import { backupItem, getBackup } from "../backups/backups.ts";
+import { getBackupForWork } from "../backups/backups.ts";
 import { failDeadExport } from "../exports/exports.ts";
-import { backupExpiryIndex } from "../backups/retention.ts";
+import { failBackupForGood } from "../worker/cleanup.ts";
 import { keys } from "../db/keys.ts";
-import { queryAll, setFields, updateItemIf } from "../db/store.ts";
+import { queryAll } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import { jobItem, reapLapsedJob, requeuePendingJob, type JobItem } from "../jobs/jobs.ts";
 import { releaseLapsedLock } from "../jobs/locks.ts";
@@ -61,7 +61,6 @@ async function indexedJobs(deps: Db, state: "pending" | "running", before: Date,
  */
 export async function reapJobs(deps: Deps, opts: ReaperOptions = defaultReaperOptions): Promise<ReaperReport> {
   const now = deps.now();
-  const at = iso(now);
   const report: ReaperReport = { requeued: 0, retried: 0, failed: 0, locksReleased: 0, errors: 0, jobIds: [] };
   const toSend: string[] = [];
 
@@ -84,7 +83,7 @@ export async function reapJobs(deps: Deps, opts: ReaperOptions = defaultReaperOp
     const reaped = await reapLapsedJob(deps, job);
     const outcome = reaped?.outcome;
     if (outcome === "failed" && job.type === "project.backup" && job.backup_id) {
-      await failBackup(deps, job, `the worker stopped responding (its lease expired at ${job.lease_expires_at})`, now);
+      await failBackup(deps, job, `the worker stopped responding (its lease expired at ${job.lease_expires_at})`);
     }
     if (outcome === "failed" && job.type === "project.export" && job.export_id) {
       await failDeadExport(deps, job, `the worker stopped responding (its lease expired at ${job.lease_expires_at})`);
@@ -123,24 +122,13 @@ export async function reapJobs(deps: Deps, opts: ReaperOptions = defaultReaperOp
   return report;
 }
 
-/** The backup of a job that died with no attempts left fails too, and enters retention (it may have left an object). */
-async function failBackup(deps: Pick<Deps, "ddb" | "table" | "now">, job: JobItem, why: string, now: Date): Promise<void> {
-  const at = iso(now);
-  const backupKey = keys.backup(job.project_id, job.backup_id!);
-  const backup = await getBackup(deps, job.project_id, job.backup_id!);
+/**
+ * The backup of a job that died with no attempts left fails too, with the one cleanup every path
+ * that fails a backup uses (artifact, every attempt's upload and scratch databases); what cannot be
+ * removed now stays findable by the retention sweep.
+ */
+async function failBackup(deps: Deps, job: JobItem, why: string): Promise<void> {
+  const backup = await getBackupForWork(deps, job.project_id, job.backup_id!);
   if (!backup) return;
-  const set = setFields({
-    state: "failed",
-    verification_state: "failed",
-    verification_error: `the backup did not complete: ${why}`,
-    updated_at: at,
-    ...backupExpiryIndex({ ...backup, state: "failed" }),
-  });
-  await updateItemIf(deps, backupItem, {
-    Key: backupKey,
-    ...set,
-    ConditionExpression: "#state IN (:pending, :running)",
-    ExpressionAttributeNames: { ...set.ExpressionAttributeNames, "#state": "state" },
-    ExpressionAttributeValues: { ...set.ExpressionAttributeValues, ":pending": "pending", ":running": "running" },
-  });
+  await failBackupForGood(deps, backup, { verificationError: `the backup did not complete: ${why}`, attempts: job.attempts });
 }

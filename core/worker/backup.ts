@@ -1,12 +1,12 @@
 import {
   backupCompletedWrites,
   getBackupForWork,
-  markBackupFailed,
   markBackupPending,
   markBackupRunning,
   recordBackupArtifact,
   recordBackupUpload,
   repairBackupCompleted,
+  type BackupAttempt,
   type BackupWorkItem,
 } from "../backups/backups.ts";
 import { iso, type Deps } from "../deps.ts";
@@ -14,60 +14,74 @@ import { completeJob, type JobItem } from "../jobs/jobs.ts";
 import { releaseLock } from "../jobs/locks.ts";
 import { getClusterConnection, getProject } from "../orgs/orgs.ts";
 import { WorkerFailure } from "./classify.ts";
+import { failBackupForGood } from "./cleanup.ts";
 import { abortUpload, deleteArtifact, dumpToS3, stampChecksum } from "./dump.ts";
 import { setVisibility } from "./heartbeat.ts";
 import { ignored, lockOwner, lockResource, toRunReport, type Attempt, type JobRunner, type RunOutcome } from "./lifecycle.ts";
-import { backoffSeconds } from "./options.ts";
+import { backoffSeconds, type WorkerOptions } from "./options.ts";
 import { closeQuietly, connect } from "./pgconn.ts";
-import { dropThrowaway, throwawayDatabaseName, verifyBackup } from "./verify.ts";
+import { verifyBackup } from "./verify.ts";
 
 /** `project.backup`: pg_dump to S3, verified by a restore into a throwaway database. */
 export const backupRunner: JobRunner = {
   noun: "backup",
   attempt,
-  settle: settleBackup,
+  settle: (deps, job) => settleBackup(deps, job),
   measure: (deps, job) => databaseSize(deps, job.cluster_id, job.database_name),
-  async abandoned(deps, job) {
-    await settleBackup(deps, job);
-    const backup = job.backup_id ? await getBackupForWork(deps, job.project_id, job.backup_id) : undefined;
-    if (backup) {
-      const conn = await getClusterConnection(deps, job.cluster_id).catch(() => undefined);
-      if (conn) await dropThrowaway(conn, throwawayDatabaseName(backup.id));
-    }
-  },
+  // The last attempt died: the same cleanup as every other path that fails a backup for good.
+  abandoned: (deps, job, o) => settleBackup(deps, job, o),
+};
+
+/** A refused fenced write: a newer attempt owns the backup (this one lost its lease without noticing). */
+const superseded = (a: Attempt) => {
+  a.abort(`a newer attempt than ${a.job.attempts} owns the backup`);
+  return new WorkerFailure("transient", "The attempt was superseded by a newer one.");
 };
 
 /** One attempt under the lock. Failures are thrown; the lifecycle records them on the job and calls back. */
 async function attempt(a: Attempt): Promise<RunOutcome> {
   const { deps, job, msg, o, signal } = a;
   let backup: BackupWorkItem | undefined;
+  let uploadId: string | undefined;
   let uploaded = false;
+  // Runs only after the job's transition committed (the fence): this attempt still owned the job.
   a.onFailure(async ({ retrying, error }) => {
-    if (uploaded && backup) {
+    if (!backup) return;
+    if (!retrying) {
+      await failBackupForGood(deps, backup, { verificationError: error, attempts: job.attempts, servers: o.verificationServer ? [o.verificationServer] : [] });
+      return;
+    }
+    await abortUpload(deps.s3, deps.bucket, backup.backup_key, uploadId);
+    if (uploaded) {
       await deleteArtifact(deps.s3, deps.bucket, backup.backup_key).catch((err: unknown) =>
         deps.log.warn("could not delete the failed attempt's artifact", { job_id: job.id, error: String(err) }),
       );
     }
-    if (!backup) return;
-    if (retrying) await markBackupPending(deps, backup);
-    else await markBackupFailed(deps, backup, { verificationError: error });
+    await markBackupPending(deps, me);
   });
 
   if (!job.backup_id) throw new WorkerFailure("permanent", "The job names no backup to make.");
+  const me: BackupAttempt = { backup: { project_id: job.project_id, id: job.backup_id, job_id: job.id }, attempt: job.attempts };
   backup = await getBackupForWork(deps, job.project_id, job.backup_id);
   if (!backup) throw new WorkerFailure("permanent", "The backup record no longer exists.");
   const project = await getProject(deps, job.project_id);
   if (!project) throw new WorkerFailure("permanent", "The project no longer exists.");
-  // A previous attempt that died mid-upload left its parts behind: abort them.
-  await abortUpload(deps.s3, deps.bucket, backup.backup_key, backup.upload_id);
-  const running = await markBackupRunning(deps, backup);
-  if (!running) throw new WorkerFailure("permanent", "The backup was already settled.");
+  const running = await markBackupRunning(deps, me, { verifyClusterId: o.verificationClusterId ?? null });
+  if (!running) {
+    const now = await getBackupForWork(deps, job.project_id, job.backup_id);
+    if (now && (now.attempt ?? 0) >= job.attempts && (now.state === "pending" || now.state === "running")) throw superseded(a);
+    throw new WorkerFailure("permanent", "The backup was already settled.");
+  }
   backup = running;
+  // Older attempts' uploads (one that died, or one that lost its lease and has not noticed yet):
+  // abort them, now that their writes to the backup are refused.
+  for (const id of new Set([...(running.upload_ids ?? []), ...(running.upload_id ? [running.upload_id] : [])])) {
+    await abortUpload(deps.s3, deps.bucket, running.backup_key, id);
+  }
   const conn = await getClusterConnection(deps, project.cluster_id);
   a.secrets.push(conn.password);
 
   o.hooks?.onDumpStart?.(job.id);
-  const current = backup;
   const dump = await dumpToS3({
     s3: deps.s3,
     bucket: deps.bucket,
@@ -79,11 +93,15 @@ async function attempt(a: Attempt): Promise<RunOutcome> {
     uploadQueueSize: o.uploadQueueSize,
     lockWaitTimeoutMs: o.lockWaitTimeoutMs,
     signal,
-    onUploadId: async (uploadId) => void (await recordBackupUpload(deps, current, uploadId)),
+    onUploadId: async (id) => {
+      uploadId = id;
+      // Refused: a newer attempt owns the backup; stop (the abort also aborts this upload).
+      if (!(await recordBackupUpload(deps, me, id))) superseded(a);
+    },
     metadata: { "backup-id": backup.id, "project-id": backup.project_id },
   }).finally(() => o.hooks?.onDumpEnd?.(job.id));
   uploaded = true;
-  const recorded = await recordBackupArtifact(deps, backup, {
+  const recorded = await recordBackupArtifact(deps, me, {
     size_bytes: dump.sizeBytes,
     sha256: dump.sha256,
     pg_dump_version: dump.tools.version,
@@ -91,7 +109,7 @@ async function attempt(a: Attempt): Promise<RunOutcome> {
     row_counts: dump.rowCounts,
     dump_ms: dump.dumpMs,
   });
-  if (!recorded) throw new WorkerFailure("permanent", "The backup was settled while it was being written.");
+  if (!recorded) throw superseded(a);
   backup = recorded;
   deps.log.info("backup dumped", { job_id: job.id, backup_id: backup.id, size_bytes: dump.sizeBytes, dump_ms: dump.dumpMs, tables: Object.keys(dump.rowCounts).length });
 
@@ -104,17 +122,22 @@ async function attempt(a: Attempt): Promise<RunOutcome> {
     expectedRowCounts: dump.rowCounts,
     conn: o.verificationServer ?? conn,
     backupId: backup.id,
+    attempt: job.attempts,
     tools: dump.tools,
     signal,
   });
   deps.log.info("backup verified", { job_id: job.id, backup_id: backup.id, restore_ms: verified.restoreMs });
 
-  await stampChecksum(deps.s3, deps.bucket, backup.backup_key, dump.sizeBytes, dump.metadata, dump.sha256);
-
   // One transaction: the job (its transition is the fence: only the claim's owner settles the
   // backup), the backup, and their `job.completed` and `backup.completed` outbox events.
   const done = await completeJob(deps, job, toRunReport(verified.report), backupCompletedWrites(deps, backup, { verified_at: iso(deps.now()), restore_ms: verified.restoreMs }));
   if (!done) return ignored("the claim was lost before completion");
+  // After the fence, so that only the attempt that completed the job ever rewrites the object
+  // (a stale attempt's stamp could otherwise land on a newer attempt's artifact). Metadata only:
+  // the backup record keeps the SHA-256 either way.
+  await stampChecksum(deps.s3, deps.bucket, backup.backup_key, dump.sizeBytes, dump.metadata, dump.sha256).catch((err: unknown) =>
+    deps.log.warn("could not stamp the SHA-256 on the artifact's metadata (the backup record has it)", { job_id: job.id, error: String(err) }),
+  );
   await o.hooks?.afterComplete?.(job.id);
   deps.log.info("backup completed", {
     job_id: job.id,
@@ -136,7 +159,7 @@ async function attempt(a: Attempt): Promise<RunOutcome> {
  * version, which completed in two writes) leaves the backup pending/running: the next delivery of
  * the message repairs it, with the backup's event in the repair's own transaction.
  */
-async function settleBackup(deps: Deps, job: JobItem): Promise<void> {
+async function settleBackup(deps: Deps, job: JobItem, o?: WorkerOptions): Promise<void> {
   if (!job.backup_id) return;
   const backup = await getBackupForWork(deps, job.project_id, job.backup_id);
   if (!backup) return;
@@ -144,8 +167,11 @@ async function settleBackup(deps: Deps, job: JobItem): Promise<void> {
     if (job.state === "completed") {
       await repairBackupCompleted(deps, backup, { verified_at: job.completed_at ?? iso(deps.now()), restore_ms: backup.restore_ms });
     } else {
-      await abortUpload(deps.s3, deps.bucket, backup.backup_key, backup.upload_id);
-      await markBackupFailed(deps, backup, { verificationError: job.error ?? "The backup job failed." });
+      await failBackupForGood(deps, backup, {
+        verificationError: job.error ?? "The backup job failed.",
+        attempts: job.attempts,
+        servers: o?.verificationServer ? [o.verificationServer] : [],
+      });
     }
     await releaseLock(deps, lockResource(job), lockOwner(job));
   }

@@ -40,8 +40,15 @@ export interface Heartbeat {
  * can leave it one beat longer, which only delays the next attempt as a busy lock): when a worker dies,
  * whoever claims the lapsed job finds the lock lapsed too. Losing the lock or the claim (another
  * worker took over after a stall) calls `onLost`, which aborts the run. A failed renewal (DynamoDB
- * briefly unavailable) is retried on the next beat: the lease is three beats long by default.
+ * briefly unavailable) is retried on the next beat: the lease is four beats long by default.
+ *
+ * An attempt that cannot renew stops itself before its lease ends: a deadline, reset by each
+ * successful renewal to `lease - margin` after that renewal was sent, calls `onLost` even while a
+ * renewal hangs, so the attempt is aborted before the reaper (which waits for the lease to lapse)
+ * can start the next attempt.
  */
+export const selfAbortMarginMs = (o: Pick<WorkerOptions, "leaseMs" | "heartbeatMs">) => Math.min(o.heartbeatMs, o.leaseMs / 4);
+
 export function startHeartbeat(args: {
   deps: Deps;
   job: JobItem;
@@ -54,7 +61,21 @@ export function startHeartbeat(args: {
   let stopped = false;
   let current: Promise<void> = Promise.resolve();
   let timer: NodeJS.Timeout | undefined;
+  let deadline: NodeJS.Timeout | undefined;
+  const armDeadline = (sentAt: number) => {
+    if (deadline) clearTimeout(deadline);
+    const wait = sentAt + options.leaseMs - selfAbortMarginMs(options) - Date.now();
+    deadline = setTimeout(() => {
+      if (stopped) return;
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      deps.log.warn("could not renew the job lease before it ends; stopping the attempt", { job_id: job.id, attempt: job.attempts });
+      args.onLost(`the lease could not be renewed before it ended (attempt ${job.attempts})`);
+    }, Math.max(0, wait));
+  };
+  armDeadline(Date.now());
   const beat = async () => {
+    const sentAt = Date.now();
     try {
       if (!(await renewLock(deps, lock.resource, lock.owner, options.leaseMs))) {
         stopped = true;
@@ -66,6 +87,7 @@ export function startHeartbeat(args: {
         args.onLost("the job was claimed by another worker");
         return;
       }
+      if (!stopped) armDeadline(sentAt);
       await setVisibility(deps, msg, leaseVisibilitySeconds(options));
     } catch (err) {
       deps.log.warn("heartbeat failed; retrying on the next beat", { job_id: job.id, error: String(err) });
@@ -82,7 +104,10 @@ export function startHeartbeat(args: {
     async stop() {
       stopped = true;
       if (timer) clearTimeout(timer);
-      await current;
+      if (deadline) clearTimeout(deadline);
+      // A renewal in flight finishes first (bounded: a hung one is abandoned after a beat; its late
+      // write can only fail, since it is conditional on what the released lock and claim were).
+      await Promise.race([current, new Promise((r) => setTimeout(r, options.heartbeatMs).unref())]);
     },
   };
 }

@@ -33,8 +33,10 @@ export interface Attempt {
   job: JobItem;
   msg: MessageContext | undefined;
   o: WorkerOptions;
-  /** Aborted when the claim or the lock is lost (another worker took over after a stall). */
+  /** Aborted when the claim or the lock is lost (another worker took over after a stall), or could not be renewed in time. */
   signal: AbortSignal;
+  /** Stops the attempt: it no longer owns the job (a fenced write was refused). */
+  abort(why: string): void;
   /** Secrets the attempt handled (passwords): redacted from the failure recorded on the job. */
   secrets: string[];
   /**
@@ -56,7 +58,7 @@ export interface JobRunner {
   /** A delivery of a job that is already completed or failed: bring its records in line. */
   settle?(deps: Deps, job: JobItem): Promise<void>;
   /** The job's last attempt died (lease lapsed, no attempts left) and it was just failed: clean up. */
-  abandoned?(deps: Deps, job: JobItem): Promise<void>;
+  abandoned?(deps: Deps, job: JobItem, o: WorkerOptions): Promise<void>;
   /**
    * Bytes the job will move (pg_database_size for a dump, the artifact's size for a restore): above
    * the offload threshold it runs as a task (offload.ts). A runner without it always runs here.
@@ -93,7 +95,7 @@ export async function runClaimed(deps: Deps, runner: JobRunner, job: JobItem, ms
   // Same test as claimJob's condition (leases are stored to the second).
   if (job.state === "running" && job.lease_expires_at && job.lease_expires_at >= iso(deps.now())) return ignored("running under a live lease");
   if (job.state === "pending" && job.available_at && Date.parse(job.available_at) - now > EARLY_SLACK_MS) return ignored("not due yet");
-  if (job.state === "running" && job.attempts >= job.max_attempts) return abandon(deps, runner, job);
+  if (job.state === "running" && job.attempts >= job.max_attempts) return abandon(deps, runner, job, o);
 
   if (o.offload && runner.measure) {
     const launched = await launchIfLarge(deps, runner, job, msg, o, o.offload);
@@ -120,21 +122,17 @@ export async function runAttempt(deps: Deps, runner: JobRunner, claimed: JobItem
 
   const abort = new AbortController();
   let lost: string | undefined;
-  const heartbeat = startHeartbeat({
-    deps,
-    job: claimed,
-    lock,
-    msg,
-    options: o,
-    onLost: (why) => {
-      lost = why;
-      abort.abort();
-    },
-  });
+  const stop = (why: string) => {
+    lost ??= why;
+    abort.abort();
+  };
+  const heartbeat = startHeartbeat({ deps, job: claimed, lock, msg, options: o, onLost: stop });
   const cleanups: ((f: { retrying: boolean; error: string }) => Promise<void>)[] = [];
-  const attempt: Attempt = { deps, job: claimed, msg, o, signal: abort.signal, secrets: [], onFailure: (fn) => void cleanups.push(fn) };
+  const attempt: Attempt = { deps, job: claimed, msg, o, signal: abort.signal, abort: stop, secrets: [], onFailure: (fn) => void cleanups.push(fn) };
   try {
-    return await runner.attempt(attempt);
+    const outcome = await runner.attempt(attempt);
+    if (lost && outcome.status !== "completed") return ignored(`claim lost: ${lost}`);
+    return outcome;
   } catch (err) {
     const failure = classify(err);
     if (lost) {
@@ -223,11 +221,11 @@ async function lockBusy(deps: Deps, job: JobItem, msg: MessageContext | undefine
  * A job whose worker died on its last attempt (running, lease lapsed, attempts exhausted): fail it
  * and let the runner clean up what the dead attempt may have left.
  */
-async function abandon(deps: Deps, runner: JobRunner, job: JobItem): Promise<RunOutcome> {
+async function abandon(deps: Deps, runner: JobRunner, job: JobItem, o: WorkerOptions): Promise<RunOutcome> {
   const error = `The ${runner.noun} worker stopped responding during its last attempt.`;
   const failed = await failJob(deps, job, error, "transient");
   if (!failed) return ignored("settled by another worker");
   deps.log.warn(`${runner.noun} failed: the last attempt's worker stopped responding`, { job_id: job.id, attempt: job.attempts });
-  await runner.abandoned?.(deps, failed);
+  await runner.abandoned?.(deps, failed, o);
   return { status: "failed", ack: true };
 }

@@ -85,6 +85,6 @@ async function launchFailed(
   const failed = await failJob(deps, job, error, "transient");
   if (!failed) return ignored("the claim was lost before the failure");
   deps.log.warn("task launch failed; no attempts left", fields);
-  await runner.abandoned?.(deps, failed);
+  await runner.abandoned?.(deps, failed, o);
   return { status: "failed", ack: true, reason };
 }

@@ -55,6 +55,8 @@ export interface WorkerOptions {
    * 15 minutes). Absent inside a task: a task never launches another.
    */
   offload?: OffloadOptions;
+  /** The verification server's cluster id, recorded on the backup so that any later cleanup finds its scratch databases there. */
+  verificationClusterId?: string;
   hooks?: WorkerHooks;
 }
 

@@ -17,8 +17,10 @@ export interface VerifyInput {
   expectedRowCounts: Record<string, number>;
   /** Where the throwaway database is created (the project's cluster, or a verification server). */
   conn: ClusterConnection;
-  /** Names the throwaway database, so a retry finds and drops what a dead attempt left. */
+  /** Names the throwaway database, so the cleanup of a failed backup finds what any attempt left. */
   backupId: string;
+  /** The job attempt: each attempt restores into its own database, so a stale attempt never drops a newer one's. */
+  attempt: number;
   tools: PgTools;
   signal: AbortSignal;
 }
@@ -28,8 +30,13 @@ export interface VerifyResult {
   report: ToolReport;
 }
 
-/** `capydb_verify_<backup ulid>`: deterministic per backup, well under 63 bytes. */
-export const throwawayDatabaseName = (backupId: string) => `capydb_verify_${backupId.replace(/^bkp_/, "")}`;
+/**
+ * `capydb_verify_<backup ulid>_<attempt>`: deterministic per backup and attempt (well under 63
+ * bytes), so the cleanup of a failed backup knows every name, and attempts never share one.
+ * Without `attempt`, the name earlier versions used (one per backup), which the cleanup drops too.
+ */
+export const throwawayDatabaseName = (backupId: string, attempt?: number) =>
+  `capydb_verify_${backupId.replace(/^bkp_/, "")}${attempt === undefined ? "" : `_${attempt}`}`;
 
 /** A restore-check failure: permanent, and it fails the backup's verification. */
 const verificationFailed = (message: string, report?: ToolReport, cause?: unknown) =>
@@ -37,18 +44,24 @@ const verificationFailed = (message: string, report?: ToolReport, cause?: unknow
 
 /** Drops the throwaway database (and any session in it). Never throws. */
 export async function dropThrowaway(conn: ClusterConnection, name: string): Promise<void> {
+  // Best effort: the cleanup of a failed backup drops every attempt's name again.
+  await dropScratchDatabases(conn, [name]).catch(() => undefined);
+}
+
+/** Drops the named scratch databases (and any session in them); throws when the server cannot be reached or refuses. */
+export async function dropScratchDatabases(conn: ClusterConnection, names: string[]): Promise<void> {
   let admin: pg.Client | undefined;
   try {
     admin = await connect(conn, conn.adminDatabase);
     const v = await serverVersion(admin);
-    if (v.num >= 130000) {
-      await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
-    } else {
-      await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", [name]);
-      await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)}`);
+    for (const name of names) {
+      if (v.num >= 130000) {
+        await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+      } else {
+        await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", [name]);
+        await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)}`);
+      }
     }
-  } catch {
-    // Best effort: the next attempt (same name) drops it before creating.
   } finally {
     await closeQuietly(admin);
   }
@@ -162,7 +175,7 @@ export async function restoreInto(input: RestoreInput): Promise<VerifyResult> {
  * happened.
  */
 export async function verifyBackup(input: VerifyInput): Promise<VerifyResult> {
-  const name = throwawayDatabaseName(input.backupId);
+  const name = throwawayDatabaseName(input.backupId, input.attempt);
   const started = Date.now();
   let admin: pg.Client | undefined;
   try {

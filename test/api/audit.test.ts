@@ -204,7 +204,7 @@ describe("audit events", () => {
     const backup = (await body(await app.request(`/v1/projects/${tenant.projectId}/backups`, { headers: auth(key) }))).backups[0];
     const { markBackupCompleted, recordBackupArtifact, getBackup } = await import("../../core/backups/backups.ts");
     const item = (await getBackup(env.deps, tenant.projectId, backup.id))!;
-    await recordBackupArtifact(env.deps, item, { size_bytes: 3, sha256: "a".repeat(64), pg_dump_version: "15", server_version: "15", row_counts: {}, dump_ms: 1 });
+    await recordBackupArtifact(env.deps, { backup: item, attempt: 1 }, { size_bytes: 3, sha256: "a".repeat(64), pg_dump_version: "15", server_version: "15", row_counts: {}, dump_ms: 1 });
     await markBackupCompleted(env.deps, item, { verified_at: new Date().toISOString(), restore_ms: 1 });
 
     const restore = await app.request(`/v1/projects/${tenant.projectId}/restores`, { method: "POST", headers: json(key), body: JSON.stringify({ backup_key: backup.backup_key }) });
@@ -239,7 +239,7 @@ describe("audit events", () => {
     const backup = backups[0];
     const { markBackupCompleted, recordBackupArtifact, getBackup } = await import("../../core/backups/backups.ts");
     const item = (await getBackup(env.deps, tenant.projectId, backup.id))!;
-    await recordBackupArtifact(env.deps, item, { size_bytes: 3, sha256: "a".repeat(64), pg_dump_version: "15", server_version: "15", row_counts: {}, dump_ms: 1 });
+    await recordBackupArtifact(env.deps, { backup: item, attempt: 1 }, { size_bytes: 3, sha256: "a".repeat(64), pg_dump_version: "15", server_version: "15", row_counts: {}, dump_ms: 1 });
     await markBackupCompleted(env.deps, item, { verified_at: new Date().toISOString(), restore_ms: 1 });
     const dl = await app.request(`/v1/projects/${tenant.projectId}/backups/${backup.id}/download`, { headers: auth(key) });
     const d = await body(dl);
