@@ -114,6 +114,7 @@ async function attempt(a: Attempt): Promise<RunOutcome> {
   deps.log.info("backup dumped", { job_id: job.id, backup_id: backup.id, size_bytes: dump.sizeBytes, dump_ms: dump.dumpMs, tables: Object.keys(dump.rowCounts).length });
 
   await o.hooks?.beforeVerify?.({ s3: deps.s3, bucket: deps.bucket, key: backup.backup_key });
+  if (signal.aborted) throw new WorkerFailure("transient", "The backup was interrupted.");
   const verified = await verifyBackup({
     s3: deps.s3,
     bucket: deps.bucket,

@@ -1,0 +1,97 @@
+// First: the API modules need @hono/zod-openapi loaded before any domain schema is built.
+import { createTestEnv, type Tenant, type TestEnv } from "../support/env.ts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getBackupForWork, markBackupPending, recordBackupArtifact } from "../../core/backups/backups.ts";
+import { createAwsClients } from "../../core/aws/clients.ts";
+import { getJobItem } from "../../core/jobs/jobs.ts";
+import { getLock } from "../../core/jobs/locks.ts";
+import { runJob } from "../../core/worker/run.ts";
+import { throwawayDatabaseName } from "../../core/worker/verify.ts";
+import { LOCAL_REGION } from "../../local/stack.ts";
+import { fastOptions, objectBytes, postBackup, sha256, smallDatabase, waitFor } from "./support.ts";
+
+let env: TestEnv;
+let tenant: Tenant;
+
+beforeAll(async () => {
+  env = await createTestEnv();
+  tenant = await env.seedTenant({ database: await smallDatabase(env) });
+});
+afterAll(async () => env?.cleanup());
+
+/**
+ * A DynamoDB client whose lock renewals hang forever, as calls on a dead connection do: the
+ * heartbeat of an attempt using it can never renew. (A client middleware: a real DynamoDB cannot
+ * be made to hang one kind of call.)
+ */
+function hangingRenewals() {
+  const { ddb } = createAwsClients({ region: LOCAL_REGION, endpoint: env.infra.endpoint });
+  let hung = 0;
+  ddb.middlewareStack.add(
+    (next, context) => async (args) => {
+      const key = (args.input as { Key?: { pk?: unknown } }).Key?.pk;
+      if (context.commandName === "UpdateItemCommand" && typeof key === "string" && key.startsWith("LOCK#")) {
+        hung++;
+        return new Promise<never>(() => undefined);
+      }
+      return next(args);
+    },
+    { step: "initialize", name: "hangLockRenewals" },
+  );
+  return { ddb, hung: () => hung };
+}
+
+describe("an attempt whose heartbeat hangs past its lease", () => {
+  it("stops itself before the lease ends; the next attempt completes and is verified, and the stale one's writes are refused", async () => {
+    const job = (await getJobItem(env.deps, (await postBackup(env, tenant)).id))!;
+    const stale = hangingRenewals();
+    let releaseStale!: () => void;
+    const staleMayVerify = new Promise<void>((r) => (releaseStale = r));
+
+    // act 1: attempt 1 dumps, then waits before its restore check until attempt 2 is done
+    const first = runJob({ ...env.deps, ddb: stale.ddb, workerId: "stale-worker" }, job.id, undefined, {
+      ...fastOptions,
+      leaseMs: 6000,
+      heartbeatMs: 1000,
+      hooks: { beforeVerify: () => staleMayVerify },
+    });
+    await waitFor("attempt 1's lease and lock to lapse", async () => {
+      const j = await getJobItem(env.deps, job.id);
+      const lock = await getLock(env.deps, job.locked_resource!);
+      const lapsed = (at: string | null | undefined) => Date.parse(at ?? "") + 1000 < Date.now();
+      return j?.attempts === 1 && lapsed(j.lease_expires_at) && (!lock || lapsed(lock.lease_expires_at));
+    });
+    expect(stale.hung(), "a renewal hung").toBeGreaterThan(0);
+
+    // act 2: attempt 2 (another worker) runs while attempt 1 is still alive; its writes are fenced
+    let fencedWhileRunning: unknown[] = [];
+    const second = await runJob(env.deps, job.id, undefined, {
+      ...fastOptions,
+      hooks: {
+        beforeVerify: async () => {
+          const asFirst = { backup: { project_id: job.project_id, id: job.backup_id!, job_id: job.id }, attempt: 1 };
+          fencedWhileRunning = [
+            await recordBackupArtifact(env.deps, asFirst, { size_bytes: 1, sha256: "0".repeat(64), pg_dump_version: "x", server_version: "x", row_counts: {}, dump_ms: 1 }),
+            await markBackupPending(env.deps, asFirst),
+          ];
+        },
+      },
+    });
+    releaseStale();
+    const firstOutcome = await first;
+
+    // assess
+    expect(second, JSON.stringify(second)).toMatchObject({ status: "completed", ack: true });
+    expect(firstOutcome, JSON.stringify(firstOutcome)).toMatchObject({ status: "ignored", reason: expect.stringMatching(/lease could not be renewed/) });
+    expect(fencedWhileRunning, "attempt 1's writes during attempt 2").toEqual([undefined, undefined]);
+    const settled = await getJobItem(env.deps, job.id);
+    expect(settled).toMatchObject({ state: "completed", attempts: 2, claimed_by: env.deps.workerId });
+    const backup = (await getBackupForWork(env.deps, job.project_id, job.backup_id!))!;
+    expect(backup).toMatchObject({ state: "completed", verification_state: "verified", attempt: 2 });
+    expect(sha256(await objectBytes(env.deps, backup.backup_key))).toBe(backup.sha256);
+    expect(throwawayDatabaseName(backup.id, 1)).not.toBe(throwawayDatabaseName(backup.id, 2));
+    const scratch = await env.query("postgres", "SELECT datname FROM pg_database WHERE datname LIKE $1", [`${throwawayDatabaseName(backup.id)}%`]);
+    expect(scratch).toEqual([]);
+    expect(await getLock(env.deps, job.locked_resource!)).toBeUndefined();
+  });
+});
