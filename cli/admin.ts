@@ -106,7 +106,8 @@ key
       name: o.name,
       expires_at: o.expiresAt ?? null,
     }, operatorActor());
-    print({ key: plaintext, record });
+    // The API's shape (POST /v1/organizations/{orgID}/api-keys): one shape wherever a key is made.
+    print({ key: plaintext, plaintext_api_key: plaintext, api_key: record });
     process.stderr.write("This is the only time the key is shown: store it now.\n");
   });
 key

@@ -39,6 +39,19 @@ export const ProjectParams = z.object({
   projectID: z.string().min(1).openapi({ param: { name: "projectID", in: "path" }, description: "Project id." }),
 });
 
+/**
+ * A list's `limit` query parameter: at least 1; a value above the list's maximum is clamped to it
+ * (CapyDB's published clients ask for more than some lists serve), not refused.
+ */
+export const clampedLimit = (max: number, byDefault: number) =>
+  z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(byDefault)
+    .transform((n) => Math.min(n, max))
+    .openapi({ description: `Page size (default ${byDefault}); values above ${max} are treated as ${max}.`, type: "integer", minimum: 1 });
+
 export const security: Record<string, string[]>[] = [{ bearerAuth: [] }, { apiKeyAuth: [] }];
 
 export const Download = downloadSchema

@@ -30,6 +30,9 @@ export function generateApiKey(): string {
 
 export const hashApiKey = (plaintext: string): string => createHash("sha256").update(plaintext).digest("hex");
 
+export const keySources = ["api", "admin"] as const;
+export const keySourceSchema = z.enum(keySources);
+
 export const apiKeyItem = z.object({
   type: z.literal("api_key"),
   id: z.string(),
@@ -43,6 +46,8 @@ export const apiKeyItem = z.object({
   expires_at: z.string().nullable(),
   last_used_at: z.string().nullable(),
   revoked_at: z.string().nullable(),
+  /** How the key was made: over the API, or by an operator (`capydb-admin`, the local seed). Keys stored before this field existed were made over the API. */
+  source: keySourceSchema.default("api"),
 });
 export type ApiKeyItem = z.infer<typeof apiKeyItem>;
 
@@ -66,6 +71,7 @@ export const createApiKeyInput = z.object({
   scopes: z.array(scopeSchema).min(1),
   project_id: idSchema("project").nullable().default(null),
   expires_at: z.iso.datetime().nullable().default(null),
+  source: keySourceSchema.default("admin"),
 });
 
 /** Mints a key. The plaintext is returned here and never again (only its SHA-256 is stored). */
@@ -106,6 +112,7 @@ export async function createApiKey(
     expires_at: data.expires_at ? iso(new Date(data.expires_at)) : null,
     last_used_at: null,
     revoked_at: null,
+    source: data.source,
   };
   const record = { ...keys.apiKey(item.key_hash), ...item, gsi1pk: keys.orgKeysIndex(item.organization_id), gsi1sk: item.id };
   if (!actor) await putItem(deps, record, { condition: "attribute_not_exists(pk)" });

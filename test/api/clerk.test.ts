@@ -46,6 +46,7 @@ describe("Clerk session tokens", () => {
         user_id: "user_2abc",
         is_admin: false,
       },
+      organization: { id: tenant.organizationId, name: expect.any(String), slug: expect.stringMatching(/^[a-z0-9]+(-[a-z0-9]+)*$/) },
     });
     expect(me.principal.scopes).not.toContain("api_keys:write");
   });
@@ -147,10 +148,12 @@ describe("API key management", () => {
   it("creates (plaintext once), lists (never the plaintext) and revokes keys", async () => {
     const res = await create({ name: "deploy-bot", scopes: ["backups:read"], expires_at: new Date(Date.now() + 86400_000).toISOString() });
     expect(res.status, await res.clone().text()).toBe(201);
-    const { key, api_key } = await body(res);
+    const { key, api_key, plaintext_api_key } = await body(res);
+    expect(plaintext_api_key, "the plaintext also under the name CapyDB's clients read").toBe(key);
     expect(Object.keys(api_key).sort()).toEqual(
-      ["id", "name", "key_prefix", "organization_id", "project_id", "scopes", "created_at", "expires_at", "last_used_at", "revoked_at", "is_active"].sort(),
+      ["id", "name", "key_prefix", "organization_id", "project_id", "scopes", "created_at", "expires_at", "last_used_at", "revoked_at", "is_active", "source"].sort(),
     );
+    expect(api_key.source).toBe("api");
     expect(key.startsWith(api_key.key_prefix)).toBe(true);
     await app.request(`/v1/projects/${tenant.projectId}/backups`, { headers: { "x-api-key": key } });
 
@@ -196,6 +199,7 @@ describe("API key management", () => {
     const me = await body(await app.request("/v1/me", { headers: { "x-api-key": scoped } }));
     expect(me).toEqual({
       principal: { auth_source: "api_key", organization_id: tenant.organizationId, project_id: tenant.projectId, scopes: ["backups:read"], user_id: null, is_admin: false },
+      organization: { id: tenant.organizationId, name: expect.any(String), slug: expect.stringMatching(/^[a-z0-9]+(-[a-z0-9]+)*$/) },
     });
     expect((await app.request("/v1/me")).status).toBe(401);
   });

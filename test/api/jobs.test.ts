@@ -1,3 +1,5 @@
+import { ListBackupsQuery } from "../../core/api/routes/backups.list.ts";
+import { ListJobsQuery } from "../../core/api/routes/jobs.list.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestEnv, type Tenant, type TestEnv } from "../support/env.ts";
 import { body, expectShape } from "../support/spec.ts";
@@ -30,10 +32,18 @@ describe("GET /v1/projects/{projectID}/jobs", () => {
     for (const j of jobs) expectShape("Job", j, expect);
   });
 
-  it("honours limit 1..100 and refuses others naming the parameter", async () => {
+  it("honours limit 1..100, clamps a larger one to 100 (as CapyDB's clients send), and refuses others naming the parameter", async () => {
     expect((await body(await list("?limit=1"))).jobs).toHaveLength(1);
     expect((await body(await list("?limit=100"))).jobs).toHaveLength(30);
-    for (const bad of ["0", "101", "-3", "abc", "2.5"]) {
+    for (const large of ["101", "5000"]) {
+      const res = await list(`?limit=${large}`);
+      expect(res.status, await res.clone().text()).toBe(200);
+      expect((await body(res)).jobs).toHaveLength(30);
+    }
+    expect(ListJobsQuery.parse({ limit: "5000" }).limit).toBe(100);
+    expect(ListBackupsQuery.parse({ limit: "5000" }).limit).toBe(1000);
+    expect(ListJobsQuery.parse({}).limit).toBe(25);
+    for (const bad of ["0", "-3", "abc", "2.5"]) {
       const res = await list(`?limit=${bad}`);
       expect(res.status, bad).toBe(400);
       expect((await body(res)).error).toMatch(/^limit/);

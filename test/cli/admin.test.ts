@@ -43,7 +43,9 @@ describe("capydb-admin", () => {
 
     const key = admin(["key", "create", "--org", orgId, "--scopes", "backups:read,jobs:read", "--name", "ci"]);
     expect(key.status, key.stderr).toBe(0);
-    const { key: plaintext, record } = key.json();
+    const { key: plaintext, plaintext_api_key, api_key: record } = key.json();
+    expect(plaintext_api_key).toBe(plaintext);
+    expect(record.source).toBe("admin");
     expect(plaintext).toMatch(/^capy_live_[0-9A-Za-z]{32,}$/);
     expect(record).toMatchObject({ name: "ci", scopes: ["backups:read", "jobs:read"], is_active: true, project_id: null });
     expect(key.stderr).toMatch(/only time/);

@@ -20,6 +20,7 @@ export const CreateApiKeyRequest = z
   .openapi("CreateApiKeyRequest");
 export const CreateApiKeyResponse = z.object({
   key: z.string().openapi({ description: "The plaintext key (capy_live_...): shown this once, never again." }),
+  plaintext_api_key: z.string().openapi({ description: "The same plaintext key, under the name CapyDB's published clients read." }),
   api_key: ApiKey,
 });
 
@@ -51,8 +52,9 @@ export function registerCreateApiKey(app: App, r: RouteDeps) {
       scopes: input.scopes,
       project_id: input.project_id ?? null,
       expires_at: input.expires_at ?? null,
+      source: "api",
     }, actorOf(c.var.principal));
     c.var.log.info("api key created", { api_key_id: record.id });
-    return c.json({ key, api_key: record }, 201);
+    return c.json({ key, plaintext_api_key: key, api_key: record }, 201);
   });
 }

@@ -3,10 +3,10 @@ import { listBackups, toBackup } from "../../backups/backups.ts";
 import { projectAccess } from "../auth.ts";
 import type { App, RouteDeps } from "../context.ts";
 import { errorResponses } from "../errors.ts";
-import { Backup, ProjectParams, security } from "../schemas.ts";
+import { Backup, clampedLimit, ProjectParams, security } from "../schemas.ts";
 
 export const ListBackupsQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(1000).default(1000).openapi({ description: "Page size (1-1000, default 1000)." }),
+  limit: clampedLimit(1000, 1000),
   cursor: z.string().max(2000).optional().openapi({ description: "The `x-next-cursor` header of the previous page." }),
 });
 export const ListBackupsResponse = z.object({ backups: z.array(Backup) });

@@ -3,10 +3,10 @@ import { listJobs, toJob } from "../../jobs/jobs.ts";
 import { projectAccess } from "../auth.ts";
 import type { App, RouteDeps } from "../context.ts";
 import { errorResponses } from "../errors.ts";
-import { Job, ProjectParams, security } from "../schemas.ts";
+import { clampedLimit, Job, ProjectParams, security } from "../schemas.ts";
 
 export const ListJobsQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(100).default(25).openapi({ description: "Page size (1-100, default 25)." }),
+  limit: clampedLimit(100, 25),
   cursor: z.string().max(2000).optional().openapi({ description: "The `x-next-cursor` header of the previous page." }),
 });
 export const ListJobsResponse = z.object({ jobs: z.array(Job) });
