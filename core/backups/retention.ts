@@ -215,11 +215,11 @@ async function deleteArtifact(
 
   let failure: string | undefined;
   try {
-    if (b.state === "failed") {
-      // A failed backup on the index is one whose leftovers may remain: the same cleanup as the
-      // path that failed it (artifact, every attempt's upload and scratch databases).
-      const work = await getBackupForWork(deps, b.project_id, b.id);
-      if (work) await cleanupFailedBackup(deps, work);
+    const work = b.state === "failed" ? await getBackupForWork(deps, b.project_id, b.id) : undefined;
+    if (work?.cleanup_pending) {
+      // A failed backup whose failing path could not clean up: the same cleanup it uses (artifact,
+      // every attempt's upload and scratch databases), retried here until it succeeds.
+      await cleanupFailedBackup(deps, work);
     } else {
       await deps.s3.send(new DeleteObjectCommand({ Bucket: deps.bucket, Key: b.backup_key }));
     }

@@ -66,8 +66,9 @@ export async function openUploads(deps: Pick<Deps, "s3" | "bucket">, prefix: str
 /** Throwaway (verification) databases left on the shared cluster for these backups. */
 export async function throwawaysLeft(env: TestEnv, backupIds: string[]): Promise<string[]> {
   const rows = await env.query<{ datname: string }>("postgres", "SELECT datname FROM pg_database WHERE datname LIKE 'capydb_verify_%'");
-  const names = new Set(backupIds.map((id) => `capydb_verify_${id.replace(/^bkp_/, "")}`));
-  return rows.map((r) => r.datname).filter((n) => names.has(n));
+  // One per attempt: capydb_verify_<backup>_<attempt>.
+  const names = backupIds.map((id) => `capydb_verify_${id.replace(/^bkp_/, "")}`);
+  return rows.map((r) => r.datname).filter((n) => names.some((base) => n === base || n.startsWith(`${base}_`)));
 }
 
 /** An AWS SDK error as a 5xx from the service looks (the SDK's own retries are above it, so they see it too). */
