@@ -14,13 +14,13 @@ import { completeJob, type JobItem } from "../jobs/jobs.ts";
 import { releaseLock } from "../jobs/locks.ts";
 import { getClusterConnection, getProject } from "../orgs/orgs.ts";
 import { WorkerFailure } from "./classify.ts";
-import { failBackupForGood } from "./cleanup.ts";
+import { failBackupForGood, scratchNames } from "./cleanup.ts";
 import { abortUpload, deleteArtifact, dumpToS3, stampChecksum } from "./dump.ts";
 import { setVisibility } from "./heartbeat.ts";
 import { ignored, lockOwner, lockResource, toRunReport, type Attempt, type JobRunner, type RunOutcome } from "./lifecycle.ts";
 import { backoffSeconds, type WorkerOptions } from "./options.ts";
 import { closeQuietly, connect } from "./pgconn.ts";
-import { verifyBackup } from "./verify.ts";
+import { dropScratchDatabases, verifyBackup } from "./verify.ts";
 
 /** `project.backup`: pg_dump to S3, verified by a restore into a throwaway database. */
 export const backupRunner: JobRunner = {
@@ -80,6 +80,16 @@ async function attempt(a: Attempt): Promise<RunOutcome> {
   }
   const conn = await getClusterConnection(deps, project.cluster_id);
   a.secrets.push(conn.password);
+  // ...and their scratch databases (an attempt killed mid-restore leaves its own): best effort,
+  // the cleanup of a failed backup drops them again.
+  if (job.attempts > 1) {
+    const older = scratchNames(backup.id, job.attempts - 1);
+    for (const server of o.verificationServer ? [o.verificationServer, conn] : [conn]) {
+      await dropScratchDatabases(server, older).catch((err: unknown) =>
+        deps.log.warn("could not drop an older attempt's scratch database", { job_id: job.id, error: String(err) }),
+      );
+    }
+  }
 
   o.hooks?.onDumpStart?.(job.id);
   const dump = await dumpToS3({
