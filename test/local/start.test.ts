@@ -49,7 +49,9 @@ const leftovers = () =>
     .stdout.split("\n")
     .filter((l) => l.includes(home) && !l.includes("ps -eo"));
 
-describe("npm start", () => {
+// Each test starts the whole stack (JVM, PostgreSQL, seeding) once or twice: on a busy 2-core machine
+// that alone can pass the default 60 s, so the limit here is generous; speed belongs to the bench.
+describe("npm start", { timeout: 240_000 }, () => {
   it("brings everything up, writes local.json, stops every child on SIGINT, and keeps data for the next start", async () => {
     const p = await ports();
     const first = start(p);
