@@ -137,7 +137,11 @@ describe("GET /v1/projects/{projectID}/backups", () => {
     const page2 = await body(await env.app().request(`/v1/projects/${other.projectId}/backups?limit=2&cursor=${cursor}`, { headers: { "x-api-key": otherKey } }));
     expect(page2.backups.map((b: { label: string }) => b.label)).toEqual(["n2", "n1"]);
 
-    for (const bad of ["0", "1001", "x"]) {
+    // Above the maximum is clamped (CapyDB's clients send larger limits), not refused.
+    const clamped = await env.app().request(`/v1/projects/${other.projectId}/backups?limit=1001`, { headers: { "x-api-key": otherKey } });
+    expect(clamped.status, await clamped.clone().text()).toBe(200);
+    expect((await body(clamped)).backups).toHaveLength(5);
+    for (const bad of ["0", "-1", "x"]) {
       const res = await env.app().request(`/v1/projects/${other.projectId}/backups?limit=${bad}`, { headers: { "x-api-key": otherKey } });
       expect(res.status, bad).toBe(400);
       expect((await body(res)).error).toMatch(/^limit/);
