@@ -171,7 +171,11 @@ describe("load", () => {
       expect((await listKeys(env.deps, `projects/${t.projectId}/`)).sort()).toEqual(backups.map((b) => b.backup_key).sort());
     }
     const items = await scanTable(env.deps);
-    expect(items.filter((i) => i.item_type === "event")).toHaveLength(PROJECTS * PER_PROJECT);
+    // One backup.completed and one job.completed per backup, written with the completion (the outbox).
+    const events = items.filter((i) => i.item_type === "event");
+    expect(events.filter((e) => e.type === "backup.completed")).toHaveLength(PROJECTS * PER_PROJECT);
+    expect(events.filter((e) => e.type === "job.completed")).toHaveLength(PROJECTS * PER_PROJECT);
+    expect(events).toHaveLength(2 * PROJECTS * PER_PROJECT);
     expect(items.filter((i) => i.item_type === "lock")).toEqual([]);
     expect(await throwawaysLeft(env, settled.map((j) => j.backup_id!))).toEqual([]);
     const dlq = await env.deps.sqs.send(new GetQueueAttributesCommand({ QueueUrl: env.dlqUrl, AttributeNames: ["ApproximateNumberOfMessages"] }));
