@@ -20,7 +20,8 @@ const BANNER_END = "Ctrl-C stops everything";
 
 async function settings(): Promise<NodeJS.ProcessEnv> {
   const env: NodeJS.ProcessEnv = { ...process.env, CAPYDB_HOME: home, TERM: "xterm-256color", LOG_LEVEL: "INFO" };
-  for (const k of ["FORCE_COLOR", "NO_COLOR", "NODE_DISABLE_COLORS", "CAPYDB_LOG_FORMAT"]) delete env[k];
+  // A person's terminal, not a CI run: Node reports 2 colours whenever `CI` is set by an unknown CI.
+  for (const k of ["FORCE_COLOR", "NO_COLOR", "NODE_DISABLE_COLORS", "CAPYDB_LOG_FORMAT", "CI"]) delete env[k];
   for (const k of ["PORT", "CAPYDB_AWS_PORT", "CAPYDB_DYNAMODB_PORT", "CAPYDB_FAUXQS_PORT", "CAPYDB_PG_PORT"]) env[k] = String(await freePort());
   return env;
 }
