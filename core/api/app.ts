@@ -99,9 +99,9 @@ export function createApp(opts: AppOptions): App {
   const app: App = new OpenAPIHono<AppEnv>({
     defaultHook: (result, c) => {
       if (!result.success) {
-        const target = (result as { target?: string }).target;
+        const { target, data } = result as { target?: string; data?: unknown };
         const where = target === "json" ? "body" : target === "query" ? "query" : target === "param" ? "path" : target === "header" ? "header" : "request";
-        return c.json({ error: describeZodError(result.error, where) }, 400);
+        return c.json({ error: describeZodError(result.error, where, data) }, 400);
       }
     },
   });

@@ -24,15 +24,59 @@ export function errorResponses(...statuses: number[]) {
   );
 }
 
-/** Formats a zod failure as one message naming the field: `cron_hour: must be <= 23`. */
-export function describeZodError(error: z.ZodError, where = "body"): string {
+/** What was sent, briefly: `null`, `number 5`, `string "abc"` (a long string shortened, with its length), `array`. */
+export function describeSent(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "array";
+  if (typeof value === "string") {
+    const shown = JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
+    return value.length > 40 ? `string ${shown} (${value.length} characters)` : `string ${shown}`;
+  }
+  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") return `${typeof value} ${String(value)}`;
+  return typeof value;
+}
+
+/** The value at `path` in what was sent; `undefined` when it (or a parent) is absent. */
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let v = input;
+  for (const key of path) {
+    if (v === null || typeof v !== "object") return undefined;
+    v = (v as Record<PropertyKey, unknown>)[key];
+  }
+  return v;
+}
+
+const typeNames: Record<string, string> = { int: "integer" };
+
+/**
+ * Formats a zod failure as one message naming the field and, for a value of the wrong type or
+ * outside its allowed values, what was expected and what was sent: `label: expected string, got
+ * null`, `mode: expected one of "empty"|"clone", got string "fork"`. A field that was not sent at
+ * all `is required`. `input` is what was validated (the body, query, path or headers); without it
+ * the sent value cannot be shown and zod's own message is used.
+ */
+export function describeZodError(error: z.ZodError, where = "body", input?: unknown): string {
   const issue = error.issues[0];
   if (!issue) return `invalid ${where}`;
   const path = issue.path.map(String).join(".");
+  const prefix = path ? `${path}: ` : `${where}: `;
   if (issue.code === "unrecognized_keys") return `${where} has unknown field(s): ${issue.keys.join(", ")}`;
-  const missing = issue.code === "invalid_type" && (issue as { input?: unknown }).input === undefined;
-  const message = missing ? "is required" : issue.message;
-  return path ? `${path}: ${message}` : `${where}: ${message}`;
+  const sent = valueAt(input, issue.path);
+  if (issue.code === "invalid_type" || issue.code === "invalid_value") {
+    if (sent === undefined) return `${prefix}is required`;
+    const expected =
+      issue.code === "invalid_type"
+        ? (typeNames[issue.expected] ?? issue.expected)
+        : issue.values.length === 1
+          ? JSON.stringify(issue.values[0])
+          : `one of ${issue.values.map((v) => JSON.stringify(v)).join("|")}`;
+    return `${prefix}expected ${expected}, got ${describeSent(sent)}`;
+  }
+  // A number out of range shows the number (a query parameter arrives as its text).
+  if ((issue.code === "too_big" || issue.code === "too_small") && issue.origin === "number" && (typeof sent === "number" || typeof sent === "string")) {
+    return `${prefix}${issue.message}, got ${sent}`;
+  }
+  return `${prefix}${issue.message}`;
 }
 
 /** The one place errors become responses: `{"error": "..."}` with the mapped status. */

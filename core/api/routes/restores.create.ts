@@ -31,8 +31,9 @@ export const createRestoreRoute = createRoute({
 export function registerCreateRestore(app: App, r: RouteDeps) {
   app.openapi(createRestoreRoute, async (c) => {
         const project = c.var.project;
-    const parsed = restoreRequest.safeParse(c.req.valid("json"));
-    if (!parsed.success) throw new AppError("bad_request", describeZodError(parsed.error));
+    const sent = c.req.valid("json");
+    const parsed = restoreRequest.safeParse(sent);
+    if (!parsed.success) throw new AppError("bad_request", describeZodError(parsed.error, "body", sent));
     const holdsTables = async (previewId: string) => {
       const preview = await getPreview(r.deps, previewId);
       if (!preview) return false;
