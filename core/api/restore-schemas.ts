@@ -51,13 +51,13 @@ export const CreateRestoreRequest = z
     backup_key: text("Source: a completed backup of this project, by its key."),
     restore_point_id: text("Source: an active restore point."),
     restore_time: text("Source: a point in time (RFC 3339). Refused: no WAL archive is kept."),
-    target_kind: z.enum(["new_preview", "preview", "project"]).optional().openapi({ description: "Default new_preview. project is not available yet." }),
+    target_kind: z.enum(["new_preview", "preview", "project"]).optional().openapi({ description: "Default new_preview. project: restore over the project's database (approval_token required; refused for production projects)." }),
     preview_id: text("The preview to restore into (target_kind preview)."),
     preview_name: text("Name of the new preview (target_kind new_preview)."),
     ttl_hours: z.number().int().optional().openapi({ description: "Lifetime of the new preview (1-168, default 24)." }),
     recreate: z.boolean().optional().openapi({ description: "Empty the target preview first (else a preview that holds tables is a 409)." }),
     allow_unverified_backup: z.boolean().optional(),
-    approval_token: text("Required for target_kind project (not available yet)."),
+    approval_token: text("Required for target_kind project: an unused project.restore_overwrite approval of this project."),
   })
   .openapi("CreateRestoreRequest");
 

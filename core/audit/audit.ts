@@ -48,6 +48,7 @@ export const auditActions = [
   "preview.promote_requested",
   "preview.promoted",
   "project.restore_overwrite_requested",
+  "project.restore_overwritten",
   "export.requested",
   "export.download_url_issued",
   "webhook_endpoint.created",

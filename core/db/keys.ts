@@ -25,6 +25,8 @@
  * | preview         | PVW#<pvw>               | PVW         | PRJ#<prj>#PVW / <pvw>          | PVWEXP / <expires_at>#<pvw> (live only)  |
  * | live previews   | PRJ#<prj>               | PVWLIVE     |                                |                                          |
  * | restore point   | PRJ#<prj>               | RPT#<rpt>   |                                |                                          |
+ * | promotion       | JOB#<job>               | PROMOTE     |                                |                                          |
+ * | promote guard   | PRJ#<prj>               | PROMOTING   |                                |                                          |
  */
 export const keys = {
   organization: (id: string) => ({ pk: `ORG#${id}`, sk: "ORG" }),
@@ -69,6 +71,10 @@ export const keys = {
   livePreviews: (projectId: string) => ({ pk: `PRJ#${projectId}`, sk: "PVWLIVE" }),
   restorePoint: (projectId: string, id: string) => ({ pk: `PRJ#${projectId}`, sk: `RPT#${id}` }),
   restorePointPrefix: "RPT#",
+  /** A promote's (or overwrite restore's) phases and plan, beside its job. */
+  promotion: (jobId: string) => ({ pk: `JOB#${jobId}`, sk: "PROMOTE" }),
+  /** The one promote or overwrite restore a project may have in progress. */
+  promoteGuard: (projectId: string) => ({ pk: `PRJ#${projectId}`, sk: "PROMOTING" }),
 } as const;
 
 /** Epoch seconds, for the TTL attribute. */

@@ -106,7 +106,7 @@ export async function reapJobs(deps: Deps, opts: ReaperOptions = defaultReaperOp
     if (!r.value.outcome) return;
     report[r.value.outcome]++;
     report.jobIds.push(job.id);
-    if (r.value.outcome === "retried") toSend.push(job.id);
+    if (r.value.outcome === "retried" || (r.value.outcome === "failed" && cleansUpOnDelivery(job))) toSend.push(job.id);
     deps.log.warn(`reaper: ${r.value.outcome === "retried" ? "retrying" : "failed"} a job whose worker stopped responding`, { job_id: job.id, attempts: job.attempts });
   });
 
@@ -132,3 +132,10 @@ async function failBackup(deps: Deps, job: JobItem, why: string): Promise<void> 
   if (!backup) return;
   await failBackupForGood(deps, backup, { verificationError: `the backup did not complete: ${why}`, attempts: job.attempts });
 }
+
+/**
+ * A promote (or overwrite restore) that died on its last attempt is sent once more: the delivery
+ * finds it failed and its runner cleans up on the cluster (connections allowed again, the hidden
+ * and parked databases' leftovers dropped).
+ */
+const cleansUpOnDelivery = (job: JobItem) => job.type === "project.promote_preview" || (job.type === "project.restore" && !job.preview_database_id);

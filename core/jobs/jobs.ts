@@ -7,7 +7,15 @@ import { iso, type Deps } from "../deps.ts";
 type Db = Pick<Deps, "ddb" | "table" | "now">;
 
 export const jobStates = ["pending", "running", "completed", "failed"] as const;
-export const jobTypes = ["project.backup", "project.backup_delete", "project.restore", "branch.create", "branch.delete", "project.export"] as const;
+export const jobTypes = [
+  "project.backup",
+  "project.backup_delete",
+  "project.restore",
+  "branch.create",
+  "branch.delete",
+  "project.export",
+  "project.promote_preview",
+] as const;
 export type JobType = (typeof jobTypes)[number];
 export const retryClassifications = ["transient", "permanent"] as const;
 
@@ -213,6 +221,14 @@ export async function completeJob(deps: Db, job: JobItem, report: RunReport = {}
     ownershipValues(job),
     [outboxPut(deps, jobEvent(job, { state: "completed" }, now)), ...also],
   );
+}
+
+/**
+ * A running multi-phase job's progress (a promote's phases, shown in `last_stdout`), fenced on the
+ * claim: undefined when the caller no longer owns the job.
+ */
+export async function recordJobProgress(deps: Db, job: JobItem, report: RunReport): Promise<JobItem | undefined> {
+  return transition(deps, job.id, { ...report, updated_at: iso(deps.now()) }, ownership, ownershipValues(job));
 }
 
 /** Transient failure with attempts left: back to pending, due again at `availableAt`. */

@@ -237,3 +237,16 @@ export async function openParkedToItsRole(conn: ClusterConnection, plan: SwapPla
     await closeQuietly(client);
   }
 }
+
+/**
+ * Lets connections into `names` again (those that exist): what a failed or abandoned cutover
+ * ends with, whatever state a killed attempt left. Idempotent.
+ */
+export async function allowConnectionsTo(conn: ClusterConnection, names: string[]): Promise<void> {
+  await withAdmin(conn, (c) => allowConnections(c, names));
+}
+
+/** Which of `names` exist on the cluster. */
+export async function existingDatabases(conn: ClusterConnection, names: string[]): Promise<Set<string>> {
+  return withAdmin(conn, async (c) => new Set((await databases(c, names)).keys()));
+}

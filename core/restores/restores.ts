@@ -8,6 +8,8 @@ import { AppError } from "../errors.ts";
 import type { JobItem } from "../jobs/jobs.ts";
 import type { Project } from "../orgs/orgs.ts";
 import { createPreview, getPreview, previewNameSchema, requestRestoreIntoPreview, ttlHoursSchema } from "../previews/previews.ts";
+import { refuseOverwriteOfProduction, requestRestoreOverwrite } from "../promote/promote.ts";
+import type { Actor } from "../audit/audit.ts";
 import { getRestorePoint } from "./points.ts";
 
 type Db = Pick<Deps, "ddb" | "table" | "now">;
@@ -93,6 +95,8 @@ export async function requestRestore(
   input: RestoreRequest,
   /** Checks whether an existing preview holds tables (the API asks the cluster). */
   holdsTables: (previewId: string) => Promise<boolean>,
+  /** Who asked (an overwrite restore records it and consumes the approval for it). */
+  actor?: Actor,
 ): Promise<{ job: JobItem }> {
   const data = restoreRequest.parse(input);
   const sources = [data.backup_key, data.restore_point_id, data.restore_time].filter((s) => s !== undefined);
@@ -100,7 +104,10 @@ export async function requestRestore(
   if (sources.length > 1) throw new AppError("bad_request", "give exactly one source: backup_key, restore_point_id or restore_time (not several)");
   if (data.restore_time !== undefined) throw new AppError("bad_request", PITR_UNAVAILABLE);
   if (data.target_kind === "project") {
-    throw new AppError("bad_request", "target_kind project (overwriting the project's database) is not available yet: restore into a preview (target_kind new_preview or preview) and promote from there later");
+    if (data.preview_id !== undefined || data.preview_name !== undefined) {
+      throw new AppError("bad_request", "preview_id and preview_name are for a preview target; target_kind project restores into the project's own database");
+    }
+    refuseOverwriteOfProduction(project);
   }
 
   let backup: BackupItem;
@@ -116,6 +123,12 @@ export async function requestRestore(
     backup = b;
   }
   checkRestorable(backup, data.allow_unverified_backup);
+
+  if (data.target_kind === "project") {
+    if (!actor) throw new Error("an overwrite restore needs the requesting actor");
+    const { job } = await requestRestoreOverwrite(deps, project, backup, data.approval_token, actor);
+    return { job };
+  }
 
   if (data.target_kind === "new_preview") {
     if (data.preview_id !== undefined) throw new AppError("bad_request", "preview_id is for target_kind preview; a new preview gets its own id");

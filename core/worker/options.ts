@@ -13,6 +13,8 @@ export interface WorkerHooks {
   onRestoreStart?(jobId: string): void;
   /** The job, its backup and their events have committed (a crash test kills the process here). */
   afterComplete?(jobId: string): Promise<void> | void;
+  /** A promote reached a phase boundary (crash tests kill the process here): see core/worker/promote.ts. */
+  onPromotePhase?(jobId: string, phase: "safety_backup_requested" | "restore" | "rename" | "swapped"): Promise<void> | void;
 }
 
 /**

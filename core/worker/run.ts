@@ -4,6 +4,7 @@ import { backupRunner } from "./backup.ts";
 import { exportRunner } from "./export.ts";
 import { previewCreateRunner, previewDeleteRunner, restoreRunner } from "./previews.ts";
 import type { MessageContext } from "./heartbeat.ts";
+import { promoteRunner, restoreOrOverwrite } from "./promote.ts";
 import { runClaimed, type JobRunner, type RunOutcome } from "./lifecycle.ts";
 import { workerOptions, type WorkerOptions } from "./options.ts";
 
@@ -17,9 +18,10 @@ export type { RunOutcome } from "./lifecycle.ts";
 export const jobRunners: Partial<Record<JobType, JobRunner>> = {
   "project.backup": backupRunner,
   "project.export": exportRunner,
-  "project.restore": restoreRunner,
+  "project.restore": restoreOrOverwrite(restoreRunner),
   "branch.create": previewCreateRunner,
   "branch.delete": previewDeleteRunner,
+  "project.promote_preview": promoteRunner,
 };
 
 /**

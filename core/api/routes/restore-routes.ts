@@ -6,6 +6,7 @@ import { registerGetPreview } from "./previews.get.ts";
 import { registerListPreviews } from "./previews.list.ts";
 import { registerPreviewConnections } from "./previews.connections.ts";
 import { registerResetPreview } from "./previews.reset.ts";
+import { registerPromotePreview } from "./previews.promote.ts";
 import { registerGetProject } from "./projects.get.ts";
 import { registerListProjects } from "./projects.list.ts";
 import { registerCreateRestorePoint } from "./restore-points.create.ts";
@@ -24,6 +25,7 @@ export function registerRestoreRoutes(app: App, r: RouteDeps) {
   registerResetPreview(app, r);
   registerExtendPreview(app, r);
   registerPreviewConnections(app, r);
+  registerPromotePreview(app, r);
   registerCreateRestore(app, r);
   registerListRestorePoints(app, r);
   registerCreateRestorePoint(app, r);

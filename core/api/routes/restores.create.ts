@@ -1,5 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { auditRequest } from "../audit-request.ts";
+import { actorOf } from "../../audit/audit.ts";
 import { AppError } from "../../errors.ts";
 import { toJob } from "../../jobs/jobs.ts";
 import { getClusterConnection } from "../../orgs/orgs.ts";
@@ -18,12 +19,12 @@ export const createRestoreRoute = createRoute({
   method: "post",
   path: "/v1/projects/{projectID}/restores",
   tags: ["Restores"],
-  summary: "Restore a backup (or a restore point) into a new or an existing preview database",
+  summary: "Restore a backup (or a restore point) into a new or an existing preview database, or over the project's database (approval required)",
   security,
   middleware: [projectAccess("backups:write")] as const,
   request: { params: ProjectParams, body: { required: true, content: { "application/json": { schema: CreateRestoreRequest } } } },
   responses: {
-    202: { description: "The restore job (project.restore), with preview_database_id set", content: { "application/json": { schema: CreateRestoreResponse } } },
+    202: { description: "The restore job (project.restore): preview_database_id set for a preview target, null for target_kind project", content: { "application/json": { schema: CreateRestoreResponse } } },
     ...errorResponses(400, 401, 403, 404, 409, 413, 415, 503),
   },
 });
@@ -44,8 +45,9 @@ export function registerCreateRestore(app: App, r: RouteDeps) {
         throw new AppError("unavailable", `could not reach preview ${previewId}'s database to check that it is empty; try again shortly`, { cause: err });
       }
     };
-    const { job } = await requestRestore(r.deps, project, parsed.data, holdsTables);
-    await auditRequest(r, c, {
+    const { job } = await requestRestore(r.deps, project, parsed.data, holdsTables, actorOf(c.var.principal));
+    // An overwrite restore recorded its own event (project.restore_overwrite_requested) with the approval's use.
+    if (parsed.data.target_kind !== "project") await auditRequest(r, c, {
       project,
       action: "restore.requested",
       target_type: "job",
