@@ -185,8 +185,12 @@ async function start(deps: Writer, project: Project, token: string | undefined, 
     updated_at: at,
   };
   const ids = { job_id: jobId, safety_backup_id: safetyBackupId, parked_preview_id: parkedId, preview_id: s.incoming.previewId, backup_id: s.sourceBackupId };
-  const guard = await guardWrite(deps, project, jobId);
   const approvalAction = s.kind === "promote_preview" ? "project.promote_preview" : "project.restore_overwrite";
+  const use = { project, action: approvalAction, actor, target_type: "job", target_id: jobId, metadata: ids } as const;
+  // The approval first: a caller without one learns nothing about what else is going on. Its id
+  // goes on the promotion; it is consumed with the writes (and checked again there).
+  const approval = await checkApproval(deps, token, use);
+  const guard = await guardWrite(deps, project, jobId);
   // The approval's id is known only once checked: commitWithApproval checks it, then commits these.
   const writes = (approvalId: string) => [
     { Put: { TableName: deps.table, Item: job } },
@@ -194,9 +198,6 @@ async function start(deps: Writer, project: Project, token: string | undefined, 
     guard,
     auditItem(deps, { organization_id: project.organization_id, project_id: project.id, action: audit.action, actor, target_type: audit.target_type, target_id: audit.target_id, metadata: ids }),
   ];
-  const use = { project, action: approvalAction, actor, target_type: "job", target_id: jobId, metadata: ids } as const;
-  // The approval's id goes on the promotion: checked here, consumed with the writes (checked again there).
-  const approval = await checkApproval(deps, token, use);
   await commitWithApproval(deps, token, use, writes(approval.id), `project ${project.id} changed while this request was made: try again`);
   await enqueue(deps, jobId);
   return { job: stripKeys(job), promotion };

@@ -73,7 +73,7 @@ describe("POST /v1/projects/{projectID}/restores refusals", () => {
       [{ backup_key: "" }, 400, /exactly one source/],
       [{ backup_key: good.backup_key, restore_point_id: "rpt_01m8bbd943485gy3g6c722w2d4" }, 400, /not several/],
       [{ restore_time: "2026-11-01T00:00:00Z" }, 400, /point-in-time recovery is not available for this project/],
-      [{ backup_key: good.backup_key, target_kind: "project" }, 400, /target_kind project .* is not available yet/],
+      [{ backup_key: good.backup_key, target_kind: "project" }, 409, /production project: restoring over its database is refused/],
       [{ backup_key: good.backup_key, target_kind: "nope" }, 400, /target_kind/],
       [{ backup_key: good.backup_key, ttl_hours: 500 }, 400, /ttl_hours/],
       [{ backup_key: good.backup_key, preview_name: "bad name!" }, 400, /preview_name/],
