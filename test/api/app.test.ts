@@ -45,6 +45,7 @@ describe("GET /v1/openapi.json", () => {
         "/v1/preview-databases/{previewID}",
         "/v1/preview-databases/{previewID}/reset",
         "/v1/preview-databases/{previewID}/extend",
+        "/v1/preview-databases/{previewID}/promote",
         "/v1/preview-databases/{previewID}/connections",
         "/v1/projects/{projectID}/restores",
         "/v1/projects/{projectID}/restore-points",
