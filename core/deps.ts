@@ -1,7 +1,8 @@
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import { awsTimeouts, createAwsClients, type AwsRole } from "./aws/clients.ts";
+import { awsTimeouts, createAwsClients, createAwsClientsWithoutS3, type AwsRole } from "./aws/clients.ts";
+import type { PresignGet } from "./aws/presign.ts";
 import type { Config } from "./config.ts";
 import { createLogger, type Log } from "./log.ts";
 import type { DestinationPolicy } from "./webhooks/destination.ts";
@@ -21,6 +22,8 @@ export interface Deps {
   /** Where webhooks may go (SSRF rules); default: public https receivers only. */
   webhookPolicy?: DestinationPolicy;
   s3: S3Client;
+  /** Signs S3 GET URLs of the bucket's objects (downloads); needs no S3 client. */
+  presignGet: PresignGet;
   bucket: string;
   /** Key that encrypts stored cluster passwords. */
   secretKey: Buffer;
@@ -36,9 +39,27 @@ export interface Deps {
 
 /** `role` picks the AWS clients' timeouts (see `awsTimeouts`): the API's are short, the worker's fit its lease. */
 export function createDeps(config: Config, overrides: Partial<Deps> = {}, role: AwsRole = "worker"): Deps {
-  const clients = createAwsClients(config, awsTimeouts[role]);
+  return { ...settings(config), ...createAwsClients(config, awsTimeouts[role]), ...overrides };
+}
+
+/**
+ * Deps without an S3 client, for the API (functions/api.ts, and the local stack's API): it never
+ * reads or writes an object, it only signs download URLs (`presignGet`). Leaving the client out
+ * keeps `@aws-sdk/client-s3` out of the API's bundle; code that reaches for `deps.s3` there gets
+ * an error naming the mistake rather than a client the function has no rights for.
+ */
+export function createDepsWithoutS3(config: Config, overrides: Partial<Omit<Deps, "s3">> = {}, role: AwsRole = "api"): Deps {
+  const deps = { ...settings(config), ...createAwsClientsWithoutS3(config, awsTimeouts[role]), ...overrides };
+  return Object.defineProperty(deps, "s3", {
+    enumerable: false,
+    get(): never {
+      throw new Error("this function has no S3 client (createDepsWithoutS3): the API only signs download URLs, with deps.presignGet");
+    },
+  }) as Deps;
+}
+
+function settings(config: Config): Omit<Deps, "ddb" | "sqs" | "s3" | "presignGet"> {
   return {
-    ...clients,
     table: config.table,
     queueUrl: config.queueUrl,
     dlqUrl: config.dlqUrl,
@@ -52,7 +73,6 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}, role: 
     previewLimit: config.previewLimit,
     log: createLogger(config.logLevel),
     now: () => new Date(),
-    ...overrides,
   };
 }
 

@@ -6,8 +6,14 @@ import { bucket } from "./storage.ts";
  * The public API: an HTTP API (API Gateway v2) whose `$default` route sends every request to the
  * Hono app, which does its own routing. Chosen over a function URL for the custom domain,
  * stage throttling and access logs a public API wants; the price is $1 per million requests.
+ * `/console` and everything under it go to the console's own function (same origin, so the
+ * pages' `connect-src 'self'` reaches the API), which keeps the pages out of the API's bundle.
  */
 export const api = new sst.aws.ApiGatewayV2("Api");
+
+export const consoleFunction = new sst.aws.Function("Console", functionArgs(functions.console));
+api.route("ANY /console", consoleFunction.arn);
+api.route("ANY /console/{proxy+}", consoleFunction.arn);
 
 api.route(
   "$default",

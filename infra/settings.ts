@@ -67,7 +67,7 @@ export const pgLayerManifest = "dist/pg-layer.json";
 
 export interface FunctionSettings {
   /** Entry point under functions/ (export `handler`). */
-  entry: "api" | "worker" | "dispatch" | "deliver";
+  entry: "api" | "worker" | "dispatch" | "deliver" | "console";
   timeout: DurationMinutes;
   memory: Size;
   /** Ephemeral /tmp. */
@@ -147,6 +147,18 @@ export const functions = {
     timeout: "30 seconds",
     memory: "512 MB",
     link: ["Table", "Deliveries", "ClusterSecretKey"],
+  },
+  /**
+   * The browser console's pages (`/console`, functions/console.ts): server-rendered HTML and one
+   * script, no data and no credential (the browser calls the API with the user's key). Linked to
+   * the two Clerk settings only, to know whether to offer Clerk sign-in. A page renders in a few
+   * milliseconds; 512 MB keeps the cold start short (CPU scales with memory).
+   */
+  console: {
+    entry: "console",
+    timeout: "10 seconds",
+    memory: "512 MB",
+    link: ["ClerkJwksUrl", "ClerkIssuer"],
   },
 } as const satisfies Record<string, FunctionSettings>;
 

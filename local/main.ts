@@ -5,8 +5,10 @@
 import { serve, type ServerType } from "@hono/node-server";
 import pg from "pg";
 import { createApp } from "../core/api/app.ts";
+import { s3HealthCheck } from "../core/api/health-s3.ts";
 import { loadConfig, ConfigError } from "../core/config.ts";
-import { createDeps } from "../core/deps.ts";
+import { createConsoleApp, withConsole } from "../core/console/app.ts";
+import { createDeps, createDepsWithoutS3 } from "../core/deps.ts";
 import { createDispatchHandler } from "../core/dispatch/handler.ts";
 import { createLogger, localLogFormat } from "../core/log.ts";
 import { getClusterConnection } from "../core/orgs/orgs.ts";
@@ -92,10 +94,12 @@ async function main(): Promise<void> {
     writeLocalJson(dir, { ...partial, api_key: seed.apiKey, organization_id: seed.organizationId, project_id: seed.projectId });
 
     const app = createApp({
-      // The API's own AWS clients, with the API's short timeouts (503 within seconds when DynamoDB hangs).
-      deps: createDeps(config, { log: deps.log }, "api"), // one logger (and log format) for the process
+      // The API's own AWS clients, with the API's short timeouts (503 within seconds when DynamoDB
+      // hangs), and like the deployed API no S3 client (it signs download URLs only).
+      deps: createDepsWithoutS3(config, { log: deps.log }, "api"), // one logger (and log format) for the process
       clerk: config.clerk,
       healthChecks: {
+        s3: s3HealthCheck(deps),
         postgres: async () => {
           const client = new pg.Client({ connectionString: infra.postgres.url, connectionTimeoutMillis: 1500 });
           await client.connect();
@@ -108,7 +112,9 @@ async function main(): Promise<void> {
       },
     });
     const server: ServerType = await new Promise((resolve, reject) => {
-      const s = serve({ fetch: app.fetch, port: ports.api, hostname: "127.0.0.1" }, () => resolve(s));
+      // One origin, as deployed: /console to the console app (its own function on AWS), the rest to the API.
+      const fetch = withConsole(app, createConsoleApp({ clerk: config.clerk !== undefined }));
+      const s = serve({ fetch, port: ports.api, hostname: "127.0.0.1" }, () => resolve(s));
       s.once("error", reject);
     });
     stoppers.push(() => new Promise<void>((r) => server.close(() => r())));

@@ -81,7 +81,7 @@ export async function measureColdStart(ctx: BenchContext): Promise<MeasureResult
   );
   return {
     figures: {
-      bundle: { api_kb: apiKb, worker_kb: workerKb, dispatch_kb: kb("dispatch"), hello_kb: kb("hello") },
+      bundle: { api_kb: apiKb, worker_kb: workerKb, dispatch_kb: kb("dispatch"), console_kb: kb("console"), hello_kb: kb("hello") },
       coldstart: {
         api_ratio: round(apiRatio, 2),
         worker_ratio: round(med("worker") / med("hello"), 2),
@@ -94,7 +94,7 @@ export async function measureColdStart(ctx: BenchContext): Promise<MeasureResult
     rows: [
       ["bundle api", `${apiKb} KiB`, "", "", "<= 1024 KiB", pf(checks[0]!)],
       ["bundle worker", `${workerKb} KiB`, "", "", "<= 2048 KiB", pf(checks[1]!)],
-      ...["api", "worker", "dispatch"].map((n) => [
+      ...["api", "worker", "dispatch", "console"].map((n) => [
         `cold start ${n}`,
         `import ${perBundle[n]!.import_median_ms} ms (${kb(n)} KiB)`,
         `hello ${perBundle.hello!.import_median_ms} ms (${kb("hello")} KiB)`,

@@ -27,7 +27,6 @@ import { registerListJobs } from "./routes/jobs.list.ts";
 import { registerListScheduledBackups } from "./routes/scheduled-backups.list.ts";
 import { registerPutScheduledBackup } from "./routes/scheduled-backups.put.ts";
 import { registerRestoreRoutes } from "./routes/restore-routes.ts";
-import { registerConsole } from "../console/routes.tsx";
 import { registerCreateApproval } from "./routes/approvals.create.ts";
 import { registerListProjectAuditEvents } from "./routes/audit-events.list.ts";
 import { registerListOrganizationAuditEvents } from "./routes/audit-events.org-list.ts";
@@ -38,8 +37,8 @@ export const MAX_BODY_BYTES = 64 * 1024;
 export interface AppOptions {
   deps: Deps;
   /**
-   * Extra dependency checks for `GET /health` (the local stack adds PostgreSQL); `undefined`
-   * removes a default one (the deployed API has no S3 permission, so it does not check S3).
+   * Extra dependency checks for `GET /health` beside DynamoDB and SQS (the local stack adds S3
+   * and PostgreSQL; the deployed API has no S3 client); `undefined` removes a default one.
    */
   healthChecks?: Record<string, HealthCheck | undefined>;
   /** How long a resolved API key is cached (default 60 s). */
@@ -184,7 +183,6 @@ export function createApp(opts: AppOptions): App {
   registerRevokeApiKey(app, r);
   registerMe(app, r);
   registerRestoreRoutes(app, r);
-  registerConsole(app, { clerk: r.clerk !== undefined });
   registerCreateApproval(app, r);
   registerListProjectAuditEvents(app, r);
   registerListOrganizationAuditEvents(app, r);

@@ -1,21 +1,20 @@
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
-import { HeadBucketCommand } from "@aws-sdk/client-s3";
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import type { Deps } from "../deps.ts";
 
 export type HealthCheck = () => Promise<void>;
 
-/** Checks of the AWS dependencies every deployment has; the local stack adds PostgreSQL. */
-export function awsHealthChecks(deps: Deps): Record<string, HealthCheck> {
+/**
+ * Checks of the AWS dependencies the API uses; the local stack adds S3 (core/api/health-s3.ts:
+ * the deployed API has no S3 client) and PostgreSQL.
+ */
+export function awsHealthChecks(deps: Pick<Deps, "ddb" | "table" | "sqs" | "queueUrl">): Record<string, HealthCheck> {
   return {
     dynamodb: async () => {
       await deps.ddb.send(new DescribeTableCommand({ TableName: deps.table }));
     },
     sqs: async () => {
       await deps.sqs.send(new GetQueueAttributesCommand({ QueueUrl: deps.queueUrl, AttributeNames: ["QueueArn"] }));
-    },
-    s3: async () => {
-      await deps.s3.send(new HeadBucketCommand({ Bucket: deps.bucket }));
     },
   };
 }

@@ -3,12 +3,15 @@ import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import type { Config } from "../config.ts";
+import { createPresignGet, type PresignGet } from "./presign.ts";
 
 /** The AWS clients, built in one place from the configuration (endpoint overrides for local use). */
 export interface AwsClients {
   ddb: DynamoDBDocumentClient;
   sqs: SQSClient;
   s3: S3Client;
+  /** Signs S3 GET URLs (downloads) without the S3 client: see core/aws/presign.ts. */
+  presignGet: PresignGet;
 }
 
 /** Socket timeouts of one client: to connect, and of silence on an open connection (not a cap on a streaming upload). */
@@ -62,29 +65,45 @@ const handler = (t: ClientTimeouts) => ({
 });
 
 export function createAwsClients(config: Pick<Config, "region" | "endpoint">, timeouts: AwsTimeouts = awsTimeouts.worker): AwsClients {
-  const local = config.endpoint
+  return { ...createAwsClientsWithoutS3(config, timeouts), s3: createS3Client(config, timeouts) };
+}
+
+const base = (config: Pick<Config, "region" | "endpoint">, timeouts: AwsTimeouts) => ({
+  region: config.region,
+  maxAttempts: timeouts.maxAttempts,
+  ...(config.endpoint
     ? {
         endpoint: config.endpoint,
         // The local stand-ins accept any credentials; never let the SDK hunt for real ones.
         credentials: { accessKeyId: "local", secretAccessKey: "local" },
       }
-    : {};
-  const base = { region: config.region, maxAttempts: timeouts.maxAttempts, ...local };
-  const ddb = DynamoDBDocumentClient.from(new DynamoDBClient({ ...base, ...handler(timeouts.ddb) }), {
-    marshallOptions: { removeUndefinedValues: true },
-  });
+    : {}),
+});
+
+/**
+ * DynamoDB, SQS and the S3 GET signer, but no S3 client: what the API function uses. Nothing here
+ * refers to `@aws-sdk/client-s3`, so a bundle that imports only this leaves the S3 client out.
+ * The signer shares DynamoDB's resolved credential chain (the Lambda role's) and hash.
+ */
+export function createAwsClientsWithoutS3(config: Pick<Config, "region" | "endpoint">, timeouts: AwsTimeouts = awsTimeouts.worker): Omit<AwsClients, "s3"> {
+  const dynamo = new DynamoDBClient({ ...base(config, timeouts), ...handler(timeouts.ddb) });
+  const ddb = DynamoDBDocumentClient.from(dynamo, { marshallOptions: { removeUndefinedValues: true } });
   return {
     ddb,
-    sqs: new SQSClient({ ...base, ...handler(timeouts.sqs) }),
-    s3: new S3Client({
-      ...base,
-      ...handler(timeouts.s3),
-      forcePathStyle: Boolean(config.endpoint),
-      // The worker hashes every dump end to end (SHA-256 of the stream, checked again when the
-      // verification reads the object back), so the SDK's per-part CRC32s would only burn CPU
-      // that pg_dump needs.
-      requestChecksumCalculation: "WHEN_REQUIRED",
-      responseChecksumValidation: "WHEN_REQUIRED",
-    }),
+    sqs: new SQSClient({ ...base(config, timeouts), ...handler(timeouts.sqs) }),
+    presignGet: createPresignGet({ region: config.region, endpoint: config.endpoint, credentials: dynamo.config.credentials, sha256: dynamo.config.sha256 }),
   };
+}
+
+export function createS3Client(config: Pick<Config, "region" | "endpoint">, timeouts: AwsTimeouts = awsTimeouts.worker): S3Client {
+  return new S3Client({
+    ...base(config, timeouts),
+    ...handler(timeouts.s3),
+    forcePathStyle: Boolean(config.endpoint),
+    // The worker hashes every dump end to end (SHA-256 of the stream, checked again when the
+    // verification reads the object back), so the SDK's per-part CRC32s would only burn CPU
+    // that pg_dump needs.
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED",
+  });
 }

@@ -1,7 +1,6 @@
 /** @jsxImportSource hono/jsx */
-import type { Context, MiddlewareHandler } from "hono";
+import type { Context, Hono, MiddlewareHandler } from "hono";
 import type { JSX } from "hono/jsx/jsx-runtime";
-import type { App } from "../api/context.ts";
 import { isId } from "../ids.ts";
 import { getAsset } from "./assets.ts";
 import { BackupsPage } from "./pages/backups.tsx";
@@ -53,7 +52,7 @@ export interface ConsoleOptions {
  * credential; everything they show comes from the API, so the console can do nothing the key
  * cannot.
  */
-export function registerConsole(app: App, opts: ConsoleOptions): void {
+export function registerConsole(app: Hono<any, any, any>, opts: ConsoleOptions): void {
   app.use("/console", secureHeaders);
   app.use("/console/*", secureHeaders);
 
@@ -88,4 +87,9 @@ export function registerConsole(app: App, opts: ConsoleOptions): void {
   });
 
   app.get("/console/*", (c) => page(c, <NotFoundPage what={`There is no console page at ${c.req.path}.`} />, 404));
+  // Pages only: another method is a 405, as the API answers it (the console is its own app when deployed).
+  app.on(["POST", "PUT", "PATCH", "DELETE"], ["/console", "/console/*"], (c) => {
+    c.header("Allow", "GET");
+    return c.json({ error: `method ${c.req.method} is not allowed on ${c.req.path}` }, 405);
+  });
 }

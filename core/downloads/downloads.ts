@@ -1,5 +1,3 @@
-import { GetObjectCommand } from "@aws-sdk/client-s3";
-import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { z } from "zod";
 import type { BackupItem } from "../backups/backups.ts";
 import { iso, type Deps } from "../deps.ts";
@@ -32,20 +30,20 @@ export interface Artifact {
  * the size and SHA-256 given beside the URL. Locally the URL points at the local S3 endpoint.
  * Signed at `deps.now()`, so `expires_at` is exactly the signature's X-Amz-Date + X-Amz-Expires.
  */
-export async function signDownload(deps: Pick<Deps, "s3" | "bucket" | "now">, artifact: Artifact): Promise<Download> {
+export async function signDownload(deps: Pick<Deps, "presignGet" | "bucket" | "now">, artifact: Artifact): Promise<Download> {
   const now = deps.now();
   // Whole seconds: X-Amz-Date has no milliseconds, and expires_at must agree with it.
   const signingDate = new Date(Math.floor(now.getTime() / 1000) * 1000);
-  const url = await getSignedUrl(
-    deps.s3,
-    new GetObjectCommand({
-      Bucket: deps.bucket,
-      Key: artifact.key,
-      ResponseContentDisposition: `attachment; filename="${artifact.filename}"`,
-      ResponseContentType: "application/octet-stream",
-    }),
-    { expiresIn: DOWNLOAD_TTL_SECONDS, signingDate },
-  );
+  const url = await deps.presignGet({
+    bucket: deps.bucket,
+    key: artifact.key,
+    query: {
+      "response-content-disposition": `attachment; filename="${artifact.filename}"`,
+      "response-content-type": "application/octet-stream",
+    },
+    expiresIn: DOWNLOAD_TTL_SECONDS,
+    signingDate,
+  });
   return {
     download_url: url,
     expires_at: iso(new Date(signingDate.getTime() + DOWNLOAD_TTL_SECONDS * 1000)),

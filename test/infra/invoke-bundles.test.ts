@@ -1,4 +1,5 @@
 import { transform } from "esbuild";
+import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -18,8 +19,10 @@ import { createTestEnv, type Tenant, type TestEnv } from "../support/env.ts";
 const outDir = mkdtempSync(path.join(tmpdir(), "capydb-invoke-"));
 let env: TestEnv;
 let tenant: Tenant;
+let completedBackupId: string | undefined;
 type Handler<E, R> = (event: E, context: Context) => Promise<R>;
-const handlers: { api?: Handler<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>; worker?: Handler<SQSEvent, SQSBatchResponse>; dispatch?: Handler<unknown, void> } = {};
+type HttpHandler = Handler<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>;
+const handlers: { api?: HttpHandler; console?: HttpHandler; worker?: Handler<SQSEvent, SQSBatchResponse>; dispatch?: Handler<unknown, void> } = {};
 
 const context = { awsRequestId: "req-1", functionName: "test", getRemainingTimeInMillis: () => 900_000 } as unknown as Context;
 
@@ -27,7 +30,7 @@ beforeAll(async () => {
   env = await createTestEnv();
   tenant = await env.seedTenant();
   Object.assign(process.env, env.serviceEnv(), { LOG_LEVEL: "ERROR" });
-  for (const name of ["api", "worker", "dispatch"] as const) {
+  for (const name of ["api", "console", "worker", "dispatch"] as const) {
     const built = await buildFunction(name, outDir);
     const mod = (await import(pathToFileURL(built.file).href)) as { handler: never };
     handlers[name] = mod.handler;
@@ -94,18 +97,25 @@ describe("built bundles", () => {
     expect(JSON.parse(health.body!)).toEqual({ status: "ok", dependencies: { dynamodb: "up", sqs: "up" } });
   });
 
-  it("api: serves the console's pages and its static files from the bundle alone (inlined at build)", async () => {
-    const page = await handlers.api!(httpEvent("GET", "/console", {}), context);
+  it("console: serves the pages and their static files from its bundle alone (inlined at build); the API bundle has none", async () => {
+    const page = await handlers.console!(httpEvent("GET", "/console", {}), context);
     expect(page.statusCode, page.body).toBe(200);
     expect(page.headers?.["content-security-policy"]).toContain("script-src 'self'");
     const src = /\/console\/assets\/console\.js\?v=[0-9a-f]{12}/.exec(page.body!)?.[0];
     expect(src, page.body).toBeDefined();
-    const script = await handlers.api!(httpEvent("GET", "/console/assets/console.js", {}), context);
+    const script = await handlers.console!(httpEvent("GET", "/console/assets/console.js", {}), context);
     expect(script.statusCode).toBe(200);
     expect(script.headers?.["content-type"]).toBe("text/javascript; charset=utf-8");
     // The source file, minified by the build (scripts/esbuild-plugins.mjs).
     const source = readFileSync(path.join(import.meta.dirname, "../../core/console/static/console.js"), "utf8");
     expect(script.body).toBe((await transform(source, { loader: "js", minify: true, target: "es2020" })).code);
+    // A page the console does not have is its own 404 page; /console is not the API's any more.
+    const missing = await handlers.console!(httpEvent("GET", "/console/nowhere", {}), context);
+    expect(missing.statusCode).toBe(404);
+    expect(missing.body).toContain("There is no console page at /console/nowhere");
+    const notApi = await handlers.api!(httpEvent("GET", "/console", {}), context);
+    expect(notApi.statusCode).toBe(404);
+    expect(JSON.parse(notApi.body!)).toEqual({ error: "no route for GET /console" });
   });
 
   it("worker: runs the valid job of an SQS batch and reports exactly the failing record", async () => {
@@ -118,6 +128,24 @@ describe("built bundles", () => {
     expect(res.batchItemFailures).toEqual([{ itemIdentifier: "poison" }]);
     const done = await getJobItem(env.deps, job.id);
     expect(done).toMatchObject({ state: "completed" });
+    completedBackupId = job.backup_id ?? undefined;
+  });
+
+  it("api: signs a download URL without an S3 client, and the URL fetches the dump the worker wrote", async () => {
+    expect(completedBackupId, "the worker test made a backup").toBeDefined();
+    const key = await tenant.key();
+    const res = await handlers.api!(httpEvent("GET", `/v1/projects/${tenant.projectId}/backups/${completedBackupId}/download`, { authorization: `Bearer ${key}` }), context);
+    expect(res.statusCode, res.body).toBe(200);
+    const { download } = JSON.parse(res.body!);
+    const url = new URL(download.download_url);
+    expect(url.searchParams.get("X-Amz-Algorithm")).toBe("AWS4-HMAC-SHA256");
+    expect(url.searchParams.get("X-Amz-Expires")).toBe("900");
+    expect(url.searchParams.get("X-Amz-Signature")).toMatch(/^[0-9a-f]{64}$/);
+    const object = await fetch(url);
+    expect(object.status).toBe(200);
+    const bytes = Buffer.from(await object.arrayBuffer());
+    expect(bytes.length).toBe(download.size_bytes);
+    expect(createHash("sha256").update(bytes).digest("hex")).toBe(download.sha256);
   });
 
   it("dispatch: completes an EventBridge Scheduler invocation", async () => {

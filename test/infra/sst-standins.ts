@@ -59,6 +59,7 @@ export function installStandIns(opts: { root: string; stage?: string }): Created
       Queue: component("sst.aws.Queue", ["url", "arn"], ["subscribe"]),
       Bucket: component("sst.aws.Bucket", ["name", "arn"]),
       ApiGatewayV2: component("sst.aws.ApiGatewayV2", ["url"], ["route"]),
+      Function: component("sst.aws.Function", ["arn", "name"]),
       CronV2: component("sst.aws.CronV2", []),
       Vpc: component("sst.aws.Vpc", ["id", "publicSubnets", "securityGroups"]),
       Cluster: component("sst.aws.Cluster", ["id"]),

@@ -80,9 +80,9 @@ describe("sst.config.ts wiring (recording stand-ins, no AWS)", () => {
 
   it("serves the API from one $default route, linked to what it uses, with s3:GetObject on the bucket's objects only", () => {
     const api = find(created, "sst.aws.ApiGatewayV2", "Api");
-    expect(api.calls).toHaveLength(1);
-    const [route, fnArgs] = api.calls[0]!.args;
-    expect(route).toBe("$default");
+    const defaults = api.calls.filter((c) => c.args[0] === "$default");
+    expect(defaults).toHaveLength(1);
+    const [, fnArgs] = defaults[0]!.args;
     expect(fnArgs).toMatchObject({
       handler: "functions/api.handler",
       runtime: "nodejs24.x",
@@ -95,6 +95,27 @@ describe("sst.config.ts wiring (recording stand-ins, no AWS)", () => {
     // Signing download URLs needs read access to the objects and nothing else: no link to the
     // bucket (which would grant every S3 action), no bucket-level resource, no wildcard action.
     expect(fnArgs.permissions).toEqual([{ actions: ["s3:GetObject"], resources: [`${ref("Backups", "arn")}/*`] }]);
+  });
+
+  it("sends /console and everything under it to the console's own function, which is linked to the Clerk switch only", () => {
+    const api = find(created, "sst.aws.ApiGatewayV2", "Api");
+    const consoleFn = find(created, "sst.aws.Function", "Console");
+    // Every route but $default, and what it points at: the one console function, by ARN.
+    expect(api.calls.filter((c) => c.args[0] !== "$default").map((c) => c.args.slice(0, 2))).toEqual([
+      ["ANY /console", ref("Console", "arn")],
+      ["ANY /console/{proxy+}", ref("Console", "arn")],
+    ]);
+    expect(consoleFn.args).toMatchObject({
+      handler: "functions/console.handler",
+      runtime: "nodejs24.x",
+      architecture: "arm64",
+      timeout: functions.console.timeout,
+      memory: functions.console.memory,
+    });
+    // No table, queue, bucket or key: the pages hold no data and need no credential.
+    expect(linkNames(consoleFn.args)).toEqual(["ClerkIssuer", "ClerkJwksUrl"]);
+    expect(consoleFn.args.permissions).toBeUndefined();
+    expect(consoleFn.args.environment).toEqual({});
   });
 
   it("gives no other function a hand-written permission (links decide; the worker's RunTask: test/infra/task.test.ts)", () => {
@@ -138,9 +159,10 @@ describe("sst.config.ts wiring (recording stand-ins, no AWS)", () => {
   it("bundles every function as scripts/build-functions.ts does", () => {
     const all = [
       find(created, "sst.aws.Queue", "Jobs").calls[0]!.args[0],
-      find(created, "sst.aws.ApiGatewayV2", "Api").calls[0]!.args[1],
+      find(created, "sst.aws.ApiGatewayV2", "Api").calls.find((c) => c.args[0] === "$default")!.args[1],
       find(created, "sst.aws.CronV2", "Dispatch").args.function,
       find(created, "sst.aws.Queue", "Deliveries").calls[0]!.args[0],
+      find(created, "sst.aws.Function", "Console").args,
     ];
     for (const fn of all) {
       expect(fn.nodejs, fn.handler).toEqual({

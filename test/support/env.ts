@@ -4,6 +4,8 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { inject } from "vitest";
 import { createApp, type AppOptions } from "../../core/api/app.ts";
+import { s3HealthCheck } from "../../core/api/health-s3.ts";
+import { registerConsole } from "../../core/console/routes.tsx";
 import { createApiKey } from "../../core/auth/keys.ts";
 import type { Scope } from "../../core/auth/scopes.ts";
 import { loadConfig } from "../../core/config.ts";
@@ -117,7 +119,12 @@ export async function createTestEnv(overrides: Partial<Deps> = {}): Promise<Test
           ).key,
       };
     },
-    app: (opts = {}) => createApp({ deps, keyCacheMs: 0, ...opts }),
+    app: (opts = {}) => {
+      // As the local stack serves it: the S3 check beside the API's own, and the console (its own function when deployed) on the same origin.
+      const app = createApp({ deps, keyCacheMs: 0, ...opts, healthChecks: { s3: s3HealthCheck(opts.deps ?? deps), ...opts.healthChecks } });
+      registerConsole(app, { clerk: opts.clerk !== undefined });
+      return app;
+    },
     serviceEnv: () => ({
       AWS_REGION: LOCAL_REGION,
       CAPYDB_AWS_ENDPOINT: infra.endpoint,
