@@ -1,14 +1,14 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { auditItem, type Actor } from "../audit/audit.ts";
-import { keys, ttlAt } from "../db/keys.ts";
+import { keys } from "../db/keys.ts";
 import { getItem, queryPage, setFields, transactWriteIf, updateItemIf, type Page } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import { AppError } from "../errors.ts";
 import { backupCompletedEvent, outboxPut, type TransactItem } from "../events/outbox.ts";
 import { newId } from "../ids.ts";
-import { newJobItem, getJobItem, type JobItem } from "../jobs/jobs.ts";
-import { enqueueJobs } from "../jobs/queue.ts";
+import { newJobItem, type JobItem } from "../jobs/jobs.ts";
+import { commitJobRequest, replayIdempotent } from "../jobs/request.ts";
 import type { Project } from "../orgs/orgs.ts";
 import { getSchedule } from "./schedules.ts";
 
@@ -70,12 +70,10 @@ export interface RequestBackupOptions {
   actor?: Actor;
 }
 
-const idempotencyItem = z.object({ request_hash: z.string(), job_id: z.string(), expires_at: z.string() });
-const IDEMPOTENCY_MS = 24 * 3600 * 1000;
-
 /**
- * Writes a pending Backup and its pending `project.backup` Job in one transaction, then sends the
- * job to the queue. If the send fails the job is still committed and the dispatcher's reaper
+ * Writes a pending Backup and its pending `project.backup` Job in one transaction (with the
+ * request's audit event and Idempotency-Key record), then sends the job to the queue: see
+ * core/jobs/request.ts. If the send fails the job is still committed and the dispatcher's reaper
  * enqueues it again (pending jobs are indexed by due time), so the caller gets its job either way.
  */
 export async function requestBackup(
@@ -87,17 +85,10 @@ export async function requestBackup(
   const data = requestBackupInput.parse(input);
   const now = deps.now();
   const requestHash = createHash("sha256").update(JSON.stringify({ label: data.label ?? null, retention_days: data.retention_days ?? null })).digest("hex");
+  const idempotency = opts.idempotencyKey ? { key: opts.idempotencyKey, requestHash } : undefined;
 
-  if (opts.idempotencyKey) {
-    const previous = await getItem(deps, idempotencyItem, keys.idempotency(project.id, opts.idempotencyKey));
-    if (previous && Date.parse(previous.expires_at) > now.getTime()) {
-      if (previous.request_hash !== requestHash) {
-        throw new AppError("conflict", "Idempotency-Key was already used with a different request body");
-      }
-      const job = await getJobItem(deps, previous.job_id);
-      if (job) return { job, created: false };
-    }
-  }
+  const replayed = await replayIdempotent(deps, project.id, idempotency);
+  if (replayed) return { job: replayed, created: false };
 
   const retentionDays = data.retention_days ?? (await getSchedule(deps, project.id))?.retention_days ?? DEFAULT_RETENTION_DAYS;
   const { backupItem: backupRecord, job } = newBackupRecords(project, now, {
@@ -105,58 +96,23 @@ export async function requestBackup(
     label: data.label ?? "manual",
     scheduleId: opts.scheduleId ?? null,
   });
-  const jobId = job.id;
-  const at = iso(now);
-  const writes: Parameters<typeof transactWriteIf>[1] = [
-    { Put: { TableName: deps.table, Item: backupRecord } },
-    { Put: { TableName: deps.table, Item: job } },
-  ];
-  if (opts.actor) {
-    writes.push(
-      auditItem(deps, {
-        organization_id: project.organization_id,
-        project_id: project.id,
-        action: "backup.requested",
-        actor: opts.actor,
-        target_type: "backup",
-        target_id: backupRecord.id,
-        metadata: { backup_id: backupRecord.id, job_id: jobId, label: backupRecord.label, retention_days: retentionDays },
-      }),
-    );
-  }
-  if (opts.idempotencyKey) {
-    const until = new Date(now.getTime() + IDEMPOTENCY_MS);
-    writes.push({
-      Put: {
-        TableName: deps.table,
-        Item: { ...keys.idempotency(project.id, opts.idempotencyKey), request_hash: requestHash, job_id: jobId, expires_at: iso(until), ttl: ttlAt(until) },
-        ConditionExpression: "attribute_not_exists(pk) OR expires_at < :now",
-        ExpressionAttributeValues: { ":now": at },
-      },
-    });
-  }
-  if (!(await transactWriteIf(deps, writes))) {
-    // Only the idempotency record is conditional: two requests raced with the same key, and the
-    // other one won. Answer the winner's job (contention was already retried by the store).
-    const previous = opts.idempotencyKey ? await getItem(deps, idempotencyItem, keys.idempotency(project.id, opts.idempotencyKey)) : undefined;
-    if (previous?.request_hash === requestHash) {
-      const job = await getJobItem(deps, previous.job_id);
-      if (job) return { job, created: false };
-    }
-    if (previous) throw new AppError("conflict", "Idempotency-Key was already used with a different request body");
-    throw new AppError("conflict", "a request with this Idempotency-Key is already being processed; retry it", { retryAfterSeconds: 1 });
-  }
-  try {
-    await enqueueJobs(deps, [jobId]);
-  } catch (err) {
-    deps.log.warn("job committed but not enqueued; the reaper will enqueue it", { job_id: jobId, error: String(err) });
-  }
-  return { job: jobItemFromRecord(job), created: true };
-}
-
-function jobItemFromRecord(record: Record<string, unknown>): JobItem {
-  const { pk: _pk, sk: _sk, gsi1pk: _a, gsi1sk: _b, gsi2pk: _c, gsi2sk: _d, ...rest } = record;
-  return rest as JobItem;
+  return commitJobRequest(deps, {
+    projectId: project.id,
+    item: backupRecord,
+    job,
+    audit: opts.actor
+      ? auditItem(deps, {
+          organization_id: project.organization_id,
+          project_id: project.id,
+          action: "backup.requested",
+          actor: opts.actor,
+          target_type: "backup",
+          target_id: backupRecord.id,
+          metadata: { backup_id: backupRecord.id, job_id: job.id, label: backupRecord.label, retention_days: retentionDays },
+        })
+      : undefined,
+    idempotency,
+  });
 }
 
 export async function getBackup(deps: Db, projectId: string, backupId: string): Promise<BackupItem | undefined> {

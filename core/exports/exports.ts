@@ -2,13 +2,13 @@ import { AbortMultipartUploadCommand, DeleteObjectCommand } from "@aws-sdk/clien
 import { z } from "zod";
 import { keys } from "../db/keys.ts";
 import { auditItem, type Actor } from "../audit/audit.ts";
-import { getItem, queryPage, setFields, transactWrite, updateItem, type Page } from "../db/store.ts";
+import { getItem, queryPage, setFields, updateItem, type Page } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import type { Artifact } from "../downloads/downloads.ts";
 import { AppError } from "../errors.ts";
 import { newId } from "../ids.ts";
 import { newJobItem, type JobItem } from "../jobs/jobs.ts";
-import { enqueueJobs } from "../jobs/queue.ts";
+import { commitJobRequest } from "../jobs/request.ts";
 import type { Project } from "../orgs/orgs.ts";
 
 /**
@@ -60,9 +60,10 @@ export const toExport = (item: ExportItem): Export => exportSchema.parse(item);
 export const exportObjectKey = (projectId: string, exportId: string) => `exports/${projectId}/${exportId}.dump`;
 
 /**
- * Writes a pending Export and its pending `project.export` Job in one transaction, then sends the
- * job to the queue. As for backups, a failed send leaves the job committed and due, and the
- * dispatcher's reaper enqueues it.
+ * Writes a pending Export and its pending `project.export` Job in one transaction (with the
+ * request's audit event), then sends the job to the queue, as a backup request does
+ * (core/jobs/request.ts): a failed send leaves the job committed and due, and the dispatcher's
+ * reaper enqueues it.
  */
 export async function requestExport(
   deps: Db & Pick<Deps, "sqs" | "queueUrl" | "log" | "exportRetentionDays">,
@@ -104,30 +105,23 @@ export async function requestExport(
     backup_id: null,
     export_id: exportId,
   });
-  await transactWrite(deps, [
-    { Put: { TableName: deps.table, Item: { ...keys.export(project.id, exportId), ...item }, ConditionExpression: "attribute_not_exists(pk)" } },
-    { Put: { TableName: deps.table, Item: job, ConditionExpression: "attribute_not_exists(pk)" } },
-    ...(actor
-      ? [
-          auditItem(deps, {
-            organization_id: project.organization_id,
-            project_id: project.id,
-            action: "export.requested",
-            actor,
-            target_type: "export",
-            target_id: exportId,
-            metadata: { export_id: exportId, job_id: jobId, database_name: project.database_name, expires_at: item.expires_at },
-          }),
-        ]
-      : []),
-  ]);
-  try {
-    await enqueueJobs(deps, [jobId]);
-  } catch (err) {
-    deps.log.warn("job committed but not enqueued; the reaper will enqueue it", { job_id: jobId, error: String(err) });
-  }
-  const { pk: _pk, sk: _sk, gsi1pk: _a, gsi1sk: _b, gsi2pk: _c, gsi2sk: _d, ...jobFields } = job;
-  return { export: item, job: jobFields as JobItem };
+  const { job: committed } = await commitJobRequest(deps, {
+    projectId: project.id,
+    item: { ...keys.export(project.id, exportId), ...item },
+    job,
+    audit: actor
+      ? auditItem(deps, {
+          organization_id: project.organization_id,
+          project_id: project.id,
+          action: "export.requested",
+          actor,
+          target_type: "export",
+          target_id: exportId,
+          metadata: { export_id: exportId, job_id: jobId, database_name: project.database_name, expires_at: item.expires_at },
+        })
+      : undefined,
+  });
+  return { export: item, job: committed };
 }
 
 export async function getExport(deps: Db, projectId: string, exportId: string): Promise<ExportItem | undefined> {
