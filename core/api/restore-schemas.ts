@@ -1,7 +1,8 @@
 import { z } from "@hono/zod-openapi";
 import { projectSchema } from "../orgs/orgs.ts";
-import { DEFAULT_TTL_HOURS, previewModes, previewNameSchema, previewSchema } from "../previews/previews.ts";
-import { restorePointSchema } from "../restores/points.ts";
+import { DEFAULT_TTL_HOURS, previewModes, previewNameSchema, previewSchema, ttlHoursSchema } from "../previews/previews.ts";
+import { createRestorePointInput, restorePointSchema } from "../restores/points.ts";
+import { restoreRequest } from "../restores/restores.ts";
 
 /**
  * Wire schemas of the restore half (SPEC section 5): projects, preview databases, restores and
@@ -37,35 +38,32 @@ export const CreatePreviewRequest = z
   .object({
     name: z.string().pipe(previewNameSchema).optional().openapi({ description: "Default: the database name. Letters, digits, '.', '_' or '-' (at most 63)." }),
     mode: z.enum(previewModes).default("empty").openapi({ description: "empty, or clone (restores the project's newest verified backup)." }),
-    ttl_hours: z.number().int().min(1).max(168).default(DEFAULT_TTL_HOURS).openapi({ description: "Deleted this many hours from now (1-168, default 24)." }),
+    ttl_hours: ttlHoursSchema.default(DEFAULT_TTL_HOURS).meta({ description: "Deleted this many hours from now (1-168, default 24)." }),
   })
   .openapi("CreatePreviewRequest");
 
 export const ExtendPreviewRequest = z
-  .object({ ttl_hours: z.number().int().min(1).max(168).openapi({ description: "The preview now expires this many hours from now (1-168)." }) })
+  .object({ ttl_hours: ttlHoursSchema.meta({ description: "The preview now expires this many hours from now (1-168)." }) })
   .openapi("ExtendPreviewRequest");
 
-const text = (description: string) => z.string().max(2000).optional().openapi({ description });
-export const CreateRestoreRequest = z
-  .object({
-    backup_key: text("Source: a completed backup of this project, by its key."),
-    restore_point_id: text("Source: an active restore point."),
-    restore_time: text("Source: a point in time (RFC 3339). Refused: no WAL archive is kept."),
-    target_kind: z.enum(["new_preview", "preview", "project"]).optional().openapi({ description: "Default new_preview. project: restore over the project's database (approval_token required; refused for production projects)." }),
-    preview_id: text("The preview to restore into (target_kind preview)."),
-    preview_name: text("Name of the new preview (target_kind new_preview)."),
-    ttl_hours: z.number().int().optional().openapi({ description: "Lifetime of the new preview (1-168, default 24)." }),
-    recreate: z.boolean().optional().openapi({ description: "Empty the target preview first (else a preview that holds tables is a 409)." }),
-    allow_unverified_backup: z.boolean().optional(),
-    approval_token: text("Required for target_kind project: an unused project.restore_overwrite approval of this project."),
+const field = restoreRequest.shape;
+export const CreateRestoreRequest = restoreRequest
+  .extend({
+    backup_key: field.backup_key.meta({ description: "Source: a completed backup of this project, by its key." }),
+    restore_point_id: field.restore_point_id.meta({ description: "Source: an active restore point." }),
+    restore_time: field.restore_time.meta({ description: "Source: a point in time (RFC 3339). Refused: no WAL archive is kept." }),
+    target_kind: field.target_kind.meta({ description: "Default new_preview. project: restore over the project's database (approval_token required; refused for production projects)." }),
+    preview_id: field.preview_id.meta({ description: "The preview to restore into (target_kind preview)." }),
+    preview_name: field.preview_name.meta({ description: "Name of the new preview (target_kind new_preview)." }),
+    ttl_hours: field.ttl_hours.meta({ description: "Lifetime of the new preview (1-168, default 24)." }),
+    recreate: field.recreate.meta({ description: "Empty the target preview first (else a preview that holds tables is a 409)." }),
+    approval_token: field.approval_token.meta({ description: "Required for target_kind project: an unused project.restore_overwrite approval of this project." }),
   })
   .openapi("CreateRestoreRequest");
 
-export const CreateRestorePointRequest = z
-  .object({
-    label: z.string().min(1).max(200),
-    kind: z.enum(["backup", "pitr"]).optional().openapi({ description: "backup (default); pitr is refused (no WAL archive)." }),
-    backup_key: z.string().max(300).optional().openapi({ description: "The backup to pin (default: the project's newest verified backup)." }),
-    note: z.string().max(2000).nullable().optional(),
+export const CreateRestorePointRequest = createRestorePointInput
+  .extend({
+    kind: createRestorePointInput.shape.kind.meta({ description: "backup (default); pitr is refused (no WAL archive)." }),
+    backup_key: createRestorePointInput.shape.backup_key.meta({ description: "The backup to pin (default: the project's newest verified backup)." }),
   })
   .openapi("CreateRestorePointRequest");

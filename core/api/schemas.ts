@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { backupSchema } from "../backups/backups.ts";
+import { backupSchema, requestBackupInput } from "../backups/backups.ts";
 import { putScheduleInput, scheduledBackupSchema } from "../backups/schedules.ts";
 import { downloadSchema } from "../downloads/downloads.ts";
 import { exportSchema } from "../exports/exports.ts";
@@ -28,10 +28,10 @@ export const Job = jobSchema
 /** Unknown fields are ignored (as most JSON APIs do), so older and newer clients interoperate. */
 export const PutScheduledBackupRequest = putScheduleInput.extend({}).openapi("PutScheduledBackupRequest");
 
-export const CreateBackupRequest = z
-  .object({
-    label: z.string().max(200).optional().openapi({ description: "At most 200 characters." }),
-    retention_days: z.number().int().min(1).max(365).optional().openapi({ description: "Overrides the schedule's retention (1-365 days)." }),
+export const CreateBackupRequest = requestBackupInput
+  .extend({
+    label: requestBackupInput.shape.label.meta({ description: "At most 200 characters." }),
+    retention_days: requestBackupInput.shape.retention_days.meta({ description: "Overrides the schedule's retention (1-365 days)." }),
   })
   .openapi("CreateBackupRequest");
 

@@ -1,11 +1,10 @@
 import { DeleteObjectCommand } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import { keys } from "../db/keys.ts";
-import { queryAll, transactWrite, transactWriteIf } from "../db/store.ts";
-import { jobEvent, outboxPut } from "../events/outbox.ts";
+import { queryAll, transactWriteIf } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import { newId } from "../ids.ts";
-import { jobStateIndex, newJobItem } from "../jobs/jobs.ts";
+import { completeJob, createClaimedJob, failJob, type JobItem } from "../jobs/jobs.ts";
 import { errorText, mapSettled } from "../concurrency.ts";
 import { cleanupFailedBackup } from "../worker/cleanup.ts";
 import { backupItem, getBackupForWork, type BackupItem } from "./backups.ts";
@@ -172,33 +171,24 @@ async function deleteArtifact(
   const at = iso(now);
   const lease = iso(new Date(now.getTime() + opts.leaseMs));
   const jobId = newId("job", now);
-  const pending = newJobItem(now, {
-    id: jobId,
-    organization_id: b.organization_id,
-    project_id: b.project_id,
-    cluster_id: b.cluster_id,
-    database_name: b.database_name,
-    type: "project.backup_delete",
-    backup_id: b.id,
-    schedule_id: null,
-    max_attempts: 1,
-  });
-  const job = {
-    ...pending,
-    ...jobStateIndex("running", lease, jobId),
-    state: "running",
-    attempts: 1,
-    claimed_by: claimedBy,
-    claimed_at: at,
-    started_at: at,
-    lease_expires_at: lease,
-    available_at: null,
-    locked_resource: `backup:${b.id}`,
-  };
   const backupKey = keys.backup(b.project_id, b.id);
   // Someone else holds or just changed the backup (a failed condition; contention is retried by the store): busy.
-  const claimed = await transactWriteIf(deps, [
-      { Put: { TableName: deps.table, Item: job, ConditionExpression: "attribute_not_exists(pk)" } },
+  const job = await createClaimedJob(
+    deps,
+    {
+      id: jobId,
+      organization_id: b.organization_id,
+      project_id: b.project_id,
+      cluster_id: b.cluster_id,
+      database_name: b.database_name,
+      type: "project.backup_delete",
+      backup_id: b.id,
+      schedule_id: null,
+      locked_resource: `backup:${b.id}`,
+    },
+    claimedBy,
+    opts.leaseMs,
+    [
       {
         Update: {
           TableName: deps.table,
@@ -209,7 +199,9 @@ async function deleteArtifact(
           ExpressionAttributeValues: { ":job": jobId, ":lease": lease, ":p": keys.backupExpiryIndex, ":expired": "expired", ":now": at },
         },
       },
-    ]);
+    ],
+  );
+  const claimed = job !== undefined;
   if (!claimed) return "busy";
   jobIds.push(jobId);
 
@@ -228,60 +220,46 @@ async function deleteArtifact(
   }
 
   const done = iso(deps.now());
-  const jobUpdate = (fields: string, values: Record<string, unknown>, names: Record<string, string> = {}) => ({
-    Update: {
-      TableName: deps.table,
-      Key: keys.job(jobId),
-      UpdateExpression: `SET #state = :jstate, completed_at = :done, updated_at = :done, lease_expires_at = :null${fields} REMOVE gsi2pk, gsi2sk`,
-      ConditionExpression: "#state = :running AND claimed_by = :by",
-      ExpressionAttributeNames: { "#state": "state", ...names },
-      ExpressionAttributeValues: { ":done": done, ":null": null, ":running": "running", ":by": claimedBy, ...values },
-    },
-  });
+  // The job's end goes through the state machine (fenced on its claim); the backup's change commits with it.
+  const settled = (result: JobItem | undefined) => {
+    if (!result) throw new Error(`retention: delete job ${jobId} or backup ${b.id} changed while the artifact was being deleted`);
+  };
 
   if (!failure) {
-    await transactWrite(deps, [
-      {
-        Update: {
-          TableName: deps.table,
-          Key: backupKey,
-          UpdateExpression: "SET #state = :state, updated_at = :done, artifact_deleted_at = :done REMOVE gsi2pk, gsi2sk, delete_lease_expires_at, cleanup_pending, upload_ids",
-          ConditionExpression: "delete_job_id = :job",
-          ExpressionAttributeNames: { "#state": "state" },
-          // A failed backup keeps saying why it failed; only a completed one becomes expired (SPEC 2).
-          ExpressionAttributeValues: { ":state": b.state === "completed" ? "expired" : b.state, ":done": done, ":job": jobId },
+    settled(
+      await completeJob(deps, job, {}, [
+        {
+          Update: {
+            TableName: deps.table,
+            Key: backupKey,
+            UpdateExpression: "SET #state = :state, updated_at = :done, artifact_deleted_at = :done REMOVE gsi2pk, gsi2sk, delete_lease_expires_at, cleanup_pending, upload_ids",
+            ConditionExpression: "delete_job_id = :job",
+            ExpressionAttributeNames: { "#state": "state" },
+            // A failed backup keeps saying why it failed; only a completed one becomes expired (SPEC 2).
+            ExpressionAttributeValues: { ":state": b.state === "completed" ? "expired" : b.state, ":done": done, ":job": jobId },
+          },
         },
-      },
-      jobUpdate("", { ":jstate": "completed" }),
-      outboxPut(deps, jobEvent({ ...job, attempts: 1 }, { state: "completed" }, done)),
-    ]);
+      ]),
+    );
     return "deleted";
   }
 
   const failures = (b.delete_failures ?? 0) + 1;
   // A second early, so that the tick `backoff` later (ticks come at the same second each minute) sees it.
   const retryAt = new Date(now.getTime() + Math.min(opts.retryMaxMs, opts.retryBaseMs * 2 ** (failures - 1)) - 1000);
-  await transactWrite(deps, [
-    {
-      Update: {
-        TableName: deps.table,
-        Key: backupKey,
-        UpdateExpression: "SET delete_failures = :n, gsi2sk = :sk REMOVE delete_lease_expires_at",
-        ConditionExpression: "delete_job_id = :job",
-        ExpressionAttributeValues: { ":n": failures, ":sk": `${iso(retryAt)}#${b.id}`, ":job": jobId },
-      },
-    },
-    jobUpdate(
-      ", #error = :error, retry_classification = :transient",
+  settled(
+    await failJob(deps, job, `could not delete the backup artifact: ${failure.slice(0, 500)}; retrying after ${iso(retryAt)}`, "transient", {}, [
       {
-        ":jstate": "failed",
-        ":error": `could not delete the backup artifact: ${failure.slice(0, 500)}; retrying after ${iso(retryAt)}`,
-        ":transient": "transient",
+        Update: {
+          TableName: deps.table,
+          Key: backupKey,
+          UpdateExpression: "SET delete_failures = :n, gsi2sk = :sk REMOVE delete_lease_expires_at",
+          ConditionExpression: "delete_job_id = :job",
+          ExpressionAttributeValues: { ":n": failures, ":sk": `${iso(retryAt)}#${b.id}`, ":job": jobId },
+        },
       },
-      { "#error": "error" },
-    ),
-    outboxPut(deps, jobEvent({ ...job, attempts: 1 }, { state: "failed", error: `could not delete the backup artifact: ${failure.slice(0, 500)}`, retry_classification: "transient" }, done)),
-  ]);
+    ]),
+  );
   deps.log.warn("retention: delete failed, will retry", { backup_id: b.id, job_id: jobId, error: failure });
   return "failed";
 }

@@ -83,7 +83,7 @@ export function jobStateIndex(state: Job["state"], at: string, id: string): Reco
 export function newJobItem(
   now: Date,
   fields: Pick<JobItem, "id" | "organization_id" | "project_id" | "cluster_id" | "database_name" | "type" | "backup_id"> &
-    Partial<Pick<JobItem, "schedule_id" | "max_attempts" | "available_at" | "preview_database_id" | "export_id">>,
+    Partial<Pick<JobItem, "schedule_id" | "max_attempts" | "available_at" | "preview_database_id" | "export_id" | "locked_resource">>,
 ): Record<string, unknown> & JobItem {
   const at = iso(now);
   const available = fields.available_at ?? at;
@@ -117,6 +117,37 @@ export function newJobItem(
     ...jobStateIndex("pending", available, item.id),
     ...item,
   };
+}
+
+/**
+ * Creates a job already claimed by `claimedBy` (running, attempt 1 of 1, lease `leaseMs`): work
+ * the caller runs itself right away (retention's deletes), so no worker ever picks it up. `also`
+ * commits with it (the claim on what the job works on); undefined when any condition failed.
+ */
+export async function createClaimedJob(
+  deps: Db,
+  fields: Parameters<typeof newJobItem>[1],
+  claimedBy: string,
+  leaseMs: number,
+  also: TransactItem[] = [],
+): Promise<JobItem | undefined> {
+  const now = deps.now();
+  const at = iso(now);
+  const lease = iso(new Date(now.getTime() + leaseMs));
+  const pending = newJobItem(now, { ...fields, max_attempts: 1 });
+  const job = {
+    ...pending,
+    ...jobStateIndex("running", lease, pending.id),
+    state: "running" as const,
+    attempts: 1,
+    claimed_by: claimedBy,
+    claimed_at: at,
+    started_at: at,
+    lease_expires_at: lease,
+    available_at: null,
+  };
+  const done = await transactWriteIf(deps, [{ Put: { TableName: deps.table, Item: job, ConditionExpression: "attribute_not_exists(pk)" } }, ...also]);
+  return done ? jobItem.parse(job) : undefined;
 }
 
 export async function getJobItem(deps: Db, id: string): Promise<JobItem | undefined> {
@@ -259,6 +290,8 @@ export async function failJob(
   error: string,
   classification: "transient" | "permanent",
   report: RunReport = {},
+  /** Written in the same transaction (what the failure leaves for a later retry). */
+  also: TransactItem[] = [],
 ): Promise<JobItem | undefined> {
   const now = iso(deps.now());
   const event = outboxPut(deps, jobEvent(job, { state: "failed", error, retry_classification: classification }, now));
@@ -278,7 +311,7 @@ export async function failJob(
     },
     ownership,
     ownershipValues(job),
-    [event],
+    [event, ...also],
   );
 }
 

@@ -77,7 +77,7 @@ function pinUpdate(backup: BackupItem, pinsBefore: number, delta: 1 | -1) {
 export const createRestorePointInput = z.object({
   label: z.string().min(1).max(200),
   kind: z.enum(["backup", "pitr"]).default("backup"),
-  backup_key: z.string().min(1).max(300).optional(),
+  backup_key: z.string().max(300).optional(),
   note: z.string().max(2000).nullable().optional(),
 });
 

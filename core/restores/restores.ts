@@ -15,7 +15,7 @@ import { getRestorePoint } from "./points.ts";
 type Db = Pick<Deps, "ddb" | "table" | "now">;
 
 /** An empty string counts as absent (SPEC 5). */
-const optionalText = z.preprocess((v) => (v === "" ? undefined : v), z.string().optional());
+const optionalText = z.preprocess((v) => (v === "" ? undefined : v), z.string().max(2000).optional());
 
 export const restoreRequest = z.object({
   backup_key: optionalText,

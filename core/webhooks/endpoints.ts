@@ -59,12 +59,12 @@ export const MAX_ENDPOINTS_PER_ORG = 20;
 export const SECRET_OVERLAP_MS = 24 * 3600 * 1000;
 
 export const endpointInput = z.object({
-  url: z.string().min(1),
+  url: z.string().min(1).max(2048),
   description: z.string().max(500).optional(),
   event_types: z.array(eventTypeSchema).max(eventTypeSchema.options.length).optional(),
 });
 export const endpointPatch = z.object({
-  url: z.string().min(1).optional(),
+  url: z.string().min(1).max(2048).optional(),
   description: z.string().max(500).optional(),
   event_types: z.array(eventTypeSchema).max(eventTypeSchema.options.length).optional(),
   is_active: z.boolean().optional(),

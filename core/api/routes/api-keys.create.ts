@@ -1,21 +1,18 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { actorOf } from "../../audit/audit.ts";
-import { createApiKey } from "../../auth/keys.ts";
-import { scopeSchema } from "../../auth/scopes.ts";
+import { createApiKey, createApiKeyInput } from "../../auth/keys.ts";
 import { AppError } from "../../errors.ts";
-import { idSchema } from "../../ids.ts";
 import { requireOwnOrganization, scopeGuard } from "../auth.ts";
 import type { App, RouteDeps } from "../context.ts";
 import { errorResponses } from "../errors.ts";
 import { security } from "../schemas.ts";
 import { ApiKey, OrgParams } from "./api-keys.ts";
 
-export const CreateApiKeyRequest = z
-  .object({
-    name: z.string().min(1).max(100),
-    scopes: z.array(scopeSchema).min(1),
-    project_id: idSchema("project").nullable().optional().openapi({ description: "Scope the key to one project (prj_...); absent or null: the whole organization." }),
-    expires_at: z.iso.datetime().nullable().optional().openapi({ description: "RFC 3339; absent: never expires." }),
+export const CreateApiKeyRequest = createApiKeyInput
+  .pick({ name: true, scopes: true, project_id: true, expires_at: true })
+  .extend({
+    project_id: createApiKeyInput.shape.project_id.meta({ description: "Scope the key to one project (prj_...); absent or null: the whole organization." }),
+    expires_at: createApiKeyInput.shape.expires_at.meta({ description: "RFC 3339; absent: never expires." }),
   })
   .openapi("CreateApiKeyRequest");
 export const CreateApiKeyResponse = z.object({

@@ -1,22 +1,22 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { approvalActions, approvalSchema, createApproval } from "../../approvals/approvals.ts";
+import { approvalActionSchema, approvalActions, approvalSchema, createApproval } from "../../approvals/approvals.ts";
 import { actorOf } from "../../audit/audit.ts";
 import { AppError } from "../../errors.ts";
-import { loadProject } from "../auth.ts";
+import { projectAccess } from "../auth.ts";
 import type { App, RouteDeps } from "../context.ts";
 import { errorResponses } from "../errors.ts";
 import { ProjectParams, security } from "../schemas.ts";
 
 export const Approval = approvalSchema
   .extend({
-    action: z.enum(approvalActions),
+    action: approvalActionSchema,
     token: z.string().openapi({ description: "ap_...: shown in this response only; single use, bound to the project and the action." }),
     expires_at: z.string().openapi({ type: "string", format: "date-time", description: "About 10 minutes from now." }),
   })
   .openapi("Approval");
 
 export const CreateApprovalRequest = z
-  .object({ action: z.enum(approvalActions).openapi({ description: `The operation approved: ${approvalActions.join(" or ")}.` }) })
+  .object({ action: approvalActionSchema.meta({ description: `The operation approved: ${approvalActions.join(" or ")}.` }) })
   .openapi("CreateApprovalRequest");
 export const CreateApprovalResponse = z.object({ approval: Approval });
 
@@ -30,6 +30,8 @@ export const createApprovalRoute = createRoute({
     "Only an organization admin's signed-in session may approve: an API key gets a 403, so an automation can never approve its own overwrite. " +
     "Operators can also mint one with `capydb-admin approval create`.",
   security,
+  // The project preamble every project route shares; the real gate (an admin's session) is the handler's.
+  middleware: [projectAccess("projects:read")] as const,
   request: { params: ProjectParams, body: { required: true, content: { "application/json": { schema: CreateApprovalRequest } } } },
   responses: {
     201: { description: "The approval, with its token", content: { "application/json": { schema: CreateApprovalResponse } } },
@@ -41,7 +43,6 @@ export function registerCreateApproval(app: App, r: RouteDeps) {
   app.openapi(createApprovalRoute, async (c) => {
     const p = c.var.principal;
     const { action } = c.req.valid("json");
-    // Refused before the project is looked up: a key learns nothing, whichever project it names.
     if (p.auth_source !== "clerk_session") {
       throw new AppError(
         "forbidden",
@@ -51,7 +52,7 @@ export function registerCreateApproval(app: App, r: RouteDeps) {
     if (!p.is_admin) {
       throw new AppError("forbidden", `only an organization admin can approve ${action}: this session's organization role is not admin`);
     }
-    const project = await loadProject(r, c, c.req.valid("param").projectID);
+    const project = c.var.project;
     const approval = await createApproval(r.deps, { project, action, actor: actorOf(p) });
     c.var.log.info("approval created", { project_id: project.id, approval_id: approval.id, action });
     return c.json({ approval }, 201);

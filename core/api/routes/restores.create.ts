@@ -6,10 +6,10 @@ import { toJob } from "../../jobs/jobs.ts";
 import { getClusterConnection } from "../../orgs/orgs.ts";
 import { previewConnection, previewHoldsTables } from "../../previews/database.ts";
 import { getPreview, previewPassword } from "../../previews/previews.ts";
-import { requestRestore, restoreRequest } from "../../restores/restores.ts";
+import { requestRestore } from "../../restores/restores.ts";
 import { projectAccess } from "../auth.ts";
 import type { App, RouteDeps } from "../context.ts";
-import { describeZodError, errorResponses } from "../errors.ts";
+import { errorResponses } from "../errors.ts";
 import { CreateRestoreRequest } from "../restore-schemas.ts";
 import { Job, ProjectParams, security } from "../schemas.ts";
 
@@ -32,9 +32,8 @@ export const createRestoreRoute = createRoute({
 export function registerCreateRestore(app: App, r: RouteDeps) {
   app.openapi(createRestoreRoute, async (c) => {
         const project = c.var.project;
-    const sent = c.req.valid("json");
-    const parsed = restoreRequest.safeParse(sent);
-    if (!parsed.success) throw new AppError("bad_request", describeZodError(parsed.error, "body", sent));
+    // Validated by the domain's own schema (CreateRestoreRequest derives from it).
+    const request = c.req.valid("json");
     const holdsTables = async (previewId: string) => {
       const preview = await getPreview(r.deps, previewId);
       if (!preview) return false;
@@ -45,14 +44,14 @@ export function registerCreateRestore(app: App, r: RouteDeps) {
         throw new AppError("unavailable", `could not reach preview ${previewId}'s database to check that it is empty; try again shortly`, { cause: err });
       }
     };
-    const { job } = await requestRestore(r.deps, project, parsed.data, holdsTables, actorOf(c.var.principal));
+    const { job } = await requestRestore(r.deps, project, request, holdsTables, actorOf(c.var.principal));
     // An overwrite restore recorded its own event (project.restore_overwrite_requested) with the approval's use.
-    if (parsed.data.target_kind !== "project") await auditRequest(r, c, {
+    if (request.target_kind !== "project") await auditRequest(r, c, {
       project,
       action: "restore.requested",
       target_type: "job",
       target_id: job.id,
-      metadata: { job_id: job.id, preview_id: job.preview_database_id, backup_id: job.backup_id, target_kind: parsed.data.target_kind },
+      metadata: { job_id: job.id, preview_id: job.preview_database_id, backup_id: job.backup_id, target_kind: request.target_kind },
     });
     c.var.log.info("restore requested", { project_id: project.id, job_id: job.id, preview_id: job.preview_database_id });
     return c.json({ job: toJob(job) }, 202);

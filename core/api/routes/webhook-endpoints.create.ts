@@ -1,16 +1,14 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { eventTypeSchema } from "../../events/outbox.ts";
-import { createEndpoint, toEndpoint } from "../../webhooks/endpoints.ts";
+import { createEndpoint, endpointInput, toEndpoint } from "../../webhooks/endpoints.ts";
 import type { App, RouteDeps } from "../context.ts";
 import { errorResponses } from "../errors.ts";
 import { security } from "../schemas.ts";
 import { EndpointWithSecret, WebhookOrgParams, orgAccess } from "./webhook-endpoints.ts";
 
-export const CreateWebhookEndpointRequest = z
-  .object({
-    url: z.string().min(1).max(2048).openapi({ description: "https URL of a public receiver (private, loopback and metadata addresses are refused)." }),
-    event_types: z.array(eventTypeSchema).optional().openapi({ description: "Event types to receive; empty or absent: all." }),
-    description: z.string().max(500).optional(),
+export const CreateWebhookEndpointRequest = endpointInput
+  .extend({
+    url: endpointInput.shape.url.meta({ description: "https URL of a public receiver (private, loopback and metadata addresses are refused)." }),
+    event_types: endpointInput.shape.event_types.meta({ description: "Event types to receive; empty or absent: all." }),
   })
   .openapi("CreateWebhookEndpointRequest");
 

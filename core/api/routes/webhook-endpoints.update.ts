@@ -1,17 +1,14 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { eventTypeSchema } from "../../events/outbox.ts";
-import { toEndpoint, updateEndpoint } from "../../webhooks/endpoints.ts";
+import { endpointPatch, toEndpoint, updateEndpoint } from "../../webhooks/endpoints.ts";
 import type { App, RouteDeps } from "../context.ts";
 import { errorResponses } from "../errors.ts";
 import { security } from "../schemas.ts";
 import { WebhookEndpoint, WebhookEndpointParams, orgAccess } from "./webhook-endpoints.ts";
 
-export const UpdateWebhookEndpointRequest = z
-  .object({
-    url: z.string().min(1).max(2048).optional(),
-    event_types: z.array(eventTypeSchema).optional().openapi({ description: "Replaces the list; empty: all event types." }),
-    description: z.string().max(500).optional(),
-    is_active: z.boolean().optional().openapi({ description: "false stops deliveries; true turns a disabled endpoint back on (its failure streak is forgotten)." }),
+export const UpdateWebhookEndpointRequest = endpointPatch
+  .extend({
+    event_types: endpointPatch.shape.event_types.meta({ description: "Replaces the list; empty: all event types." }),
+    is_active: endpointPatch.shape.is_active.meta({ description: "false stops deliveries; true turns a disabled endpoint back on (its failure streak is forgotten)." }),
   })
   .openapi("UpdateWebhookEndpointRequest");
 export const UpdateWebhookEndpointResponse = z.object({ webhook_endpoint: WebhookEndpoint });
