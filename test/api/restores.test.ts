@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newBackupItem, type BackupItem } from "../../core/backups/backups.ts";
+import type { BackupItem } from "../../core/backups/backups.ts";
 import { keys } from "../../core/db/keys.ts";
-import { putItem } from "../../core/db/store.ts";
-import { iso } from "../../core/deps.ts";
-import { newId } from "../../core/ids.ts";
-import { createProject, getProject } from "../../core/orgs/orgs.ts";
+import { createProject } from "../../core/orgs/orgs.ts";
 import { createTestEnv, uniq, type Tenant, type TestEnv } from "../support/env.ts";
+import { fakeBackup as fakeBackupRecord } from "../support/fake-backup.ts";
 import { securityMatrix, type Endpoint } from "../support/security.ts";
 import { body, expectShape } from "../support/spec.ts";
 import type { Scope } from "../../core/auth/scopes.ts";
@@ -18,25 +16,7 @@ beforeAll(async () => {
 });
 afterAll(async () => env?.cleanup());
 
-/** A backup record as the worker leaves it (no worker runs here: only the API's checks are under test). */
-async function fakeBackup(projectId: string, fields: Partial<BackupItem> = {}): Promise<BackupItem> {
-  const project = (await getProject(env.deps, projectId))!;
-  const now = new Date();
-  const b: BackupItem = {
-    ...newBackupItem(project, now, { jobId: newId("job", now), retentionDays: 14, label: "fake", scheduleId: null }),
-    state: "completed",
-    verification_state: "verified",
-    verified_at: iso(now),
-    size_bytes: 1234,
-    sha256: "0".repeat(64),
-    pg_dump_version: "15.0",
-    server_version: "15.0",
-    row_counts: { "public.t": 1 },
-    ...fields,
-  };
-  await putItem(env.deps, { ...keys.backup(projectId, b.id), ...b, gsi2pk: keys.backupExpiryIndex, gsi2sk: `${b.expires_at}#${b.id}` });
-  return b;
-}
+const fakeBackup = (projectId: string, fields: Partial<BackupItem> = {}) => fakeBackupRecord(env, projectId, fields);
 
 function caller(key: string) {
   return async (method: string, path: string, payload?: unknown) => {

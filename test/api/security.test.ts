@@ -1,13 +1,11 @@
 // First: the API modules need @hono/zod-openapi loaded before any domain schema is built.
 import { createWebhookEnv } from "../webhooks/support.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newBackupItem, type BackupItem } from "../../core/backups/backups.ts";
 import { keys } from "../../core/db/keys.ts";
-import { putItem } from "../../core/db/store.ts";
-import { iso } from "../../core/deps.ts";
 import { getExport, markExportCompleted, updateExportArtifact } from "../../core/exports/exports.ts";
-import { newId } from "../../core/ids.ts";
-import { createProject, getProject } from "../../core/orgs/orgs.ts";
+import type { BackupItem } from "../../core/backups/backups.ts";
+import { createProject } from "../../core/orgs/orgs.ts";
+import { fakeBackup } from "../support/fake-backup.ts";
 import type { Scope } from "../../core/auth/scopes.ts";
 import { startFakeClerk } from "../support/clerk.ts";
 import { uniq, type Tenant, type TestEnv } from "../support/env.ts";
@@ -46,25 +44,6 @@ const call = async (key: string, method: string, path: string, payload?: unknown
 };
 const adminKey = () => fixtures.tenant.key(allScopes);
 
-/** A backup record as the worker leaves it (no worker runs here: only the API's checks are under test). */
-async function fakeBackup(projectId: string): Promise<BackupItem> {
-  const project = (await getProject(env.deps, projectId))!;
-  const now = new Date();
-  const b: BackupItem = {
-    ...newBackupItem(project, now, { jobId: newId("job", now), retentionDays: 14, label: "sec", scheduleId: null }),
-    state: "completed",
-    verification_state: "verified",
-    verified_at: iso(now),
-    size_bytes: 1234,
-    sha256: "0".repeat(64),
-    pg_dump_version: "15.0",
-    server_version: "15.0",
-    row_counts: { "public.t": 1 },
-  };
-  await putItem(env.deps, { ...keys.backup(projectId, b.id), ...b, gsi2pk: keys.backupExpiryIndex, gsi2sk: `${b.expires_at}#${b.id}` });
-  return b;
-}
-
 /** A completed export (its job is not run: the API only reads the record). */
 async function fakeExport(key: string, projectId: string): Promise<string> {
   const { export_id: id } = await call(key, "POST", `/v1/projects/${projectId}/exports`);
@@ -98,7 +77,7 @@ beforeAll(async () => {
   fixtures.jobId = await job(tenant.projectId);
   fixtures.siblingJobId = await job(sibling.projectId);
   for (const p of [tenant.projectId, sibling.projectId]) {
-    const b = await fakeBackup(p);
+    const b = await fakeBackup(env, p);
     backupOf.set(p, b);
     exportOf.set(p, await fakeExport(key, p));
     previewOf.set(p, (await call(key, "POST", `/v1/projects/${p}/preview-databases`, {})).preview.id);
