@@ -4,7 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { keys } from "../../core/db/keys.ts";
 import { getExport, markExportCompleted, updateExportArtifact } from "../../core/exports/exports.ts";
 import type { BackupItem } from "../../core/backups/backups.ts";
+import { createApproval } from "../../core/approvals/approvals.ts";
 import { createProject } from "../../core/orgs/orgs.ts";
+import { createPreview, markPreviewReady } from "../../core/previews/previews.ts";
 import { fakeBackup } from "../support/fake-backup.ts";
 import type { Scope } from "../../core/auth/scopes.ts";
 import { startFakeClerk } from "../support/clerk.ts";
@@ -30,7 +32,7 @@ const exportOf = new Map<string, string>();
 const previewOf = new Map<string, string>();
 const pointOf = new Map<string, string>();
 /** Made just before the route that consumes them (see `prepare`). */
-const made: { previewToReset?: string; previewToDelete?: string; keyToRevoke?: string; endpoint?: string; endpointToDelete?: string; delivery?: string } = {};
+const made: { previewToPromote?: string; promoteToken?: string; previewToReset?: string; previewToDelete?: string; keyToRevoke?: string; endpoint?: string; endpointToDelete?: string; delivery?: string } = {};
 
 const call = async (key: string, method: string, path: string, payload?: unknown) => {
   const res = await fixtures.app!().request(path, {
@@ -214,6 +216,26 @@ const entries: Entry[] = [
     prepare: async () => void (made.previewToReset = await readyPreview(await adminKey(), fixtures.tenant.projectId)),
   },
   {
+    route: "POST /v1/preview-databases/{previewID}/promote",
+    name: "promote preview",
+    method: "POST",
+    path: () => `/v1/preview-databases/${made.previewToPromote}/promote`,
+    scope: "projects:write",
+    get body() {
+      return { approval_token: made.promoteToken };
+    },
+    ok: 202,
+    projectScoped: false,
+    prepare: async () => {
+      // A project of its own, so that no other job of the matrix's stands in the promote's way.
+      const { tenant } = fixtures;
+      const project = await createProject(env.deps, { organization_id: tenant.organizationId, cluster_id: tenant.clusterId, name: uniq("promote"), database_name: "sec_promote" });
+      const { preview } = await createPreview(env.deps, project, { mode: "empty", backupId: null, jobType: "branch.create" });
+      made.previewToPromote = (await markPreviewReady(env.deps, preview, preview.job_id))!.id;
+      made.promoteToken = (await createApproval(env.deps, { project, action: "project.promote_preview", actor: { kind: "operator", id: "security-matrix" } })).token;
+    },
+  },
+  {
     route: "DELETE /v1/preview-databases/{previewID}",
     name: "delete preview",
     method: "DELETE",
@@ -353,7 +375,7 @@ describe("security matrix", () => {
     const covered = new Set(entries.map((e) => e.route));
     expect(all.filter((r) => !covered.has(r)), "routes without a security matrix entry").toEqual([]);
     expect([...covered].filter((r) => !all.includes(r)), "matrix entries for routes the app does not serve").toEqual([]);
-    expect(all.length, "the app serves routes").toBeGreaterThanOrEqual(38);
+    expect(all.length, "the app serves routes").toBeGreaterThanOrEqual(39);
 
     // Each entry calls the route it names.
     for (const e of entries) {
