@@ -33,6 +33,16 @@ describe("Lambda bundles (scripts/build-functions.ts)", () => {
     });
   }
 
+  it("leaves the S3 client and the console out of the API bundle (they are other functions' work)", { timeout: 60_000 }, async () => {
+    const result = await buildFunction("api", outDir);
+    const names = result.byPackage.map((p) => p.name);
+    // Downloads are signed with the SDK's presigner alone (core/aws/presign.ts).
+    expect(names).toContain("@aws-sdk/s3-request-presigner");
+    expect(names).not.toContain("@aws-sdk/client-s3");
+    // /console is functions/console.ts's.
+    expect(names.filter((n) => n.startsWith("core/console"))).toEqual([]);
+  });
+
   it("keeps the budgets the deployment promises", () => {
     expect(bundles.api.maxBytes).toBeLessThanOrEqual(1024 * 1024); // issue 10: the API within 1 MiB
     expect(bundles.worker.maxBytes).toBeLessThanOrEqual(2 * 1024 * 1024);
