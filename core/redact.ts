@@ -6,8 +6,8 @@
 const patterns: [RegExp, string][] = [
   // postgres://user:secret@host -> postgres://user:***@host
   [/\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@]*):[^\s@/]*@/gi, "$1:***@"],
-  // password=secret, PGPASSWORD=secret, "password": "secret"
-  [/\b(pg)?password(\s*[=:]\s*)("?)[^\s"',;]+/gi, "$1password$2$3***"],
+  // password=secret, PGPASSWORD=secret, "password": "secret" (the key keeps its case)
+  [/\b((?:pg)?password"?\s*[=:]\s*"?)[^\s"',;]+/gi, "$1***"],
   [/\bcapy_live_[A-Za-z0-9]+/g, "capy_live_***"],
 ];
 
