@@ -178,3 +178,115 @@ export function backupCompletedEvent(backup: {
     },
   };
 }
+
+// ---------------------------------------------------------------------------------------------
+// The events of previews, restores and exports. Each is written by the transition that makes it
+// true (core/previews/previews.ts, core/exports/exports.ts), under a condition on the state it
+// leaves, so a redelivered job message or a repair of a lost write cannot announce it twice.
+
+/** What a preview event says about the preview: never its password or connection string. */
+interface PreviewFacts {
+  id: string;
+  organization_id: string;
+  project_id: string;
+  name: string;
+  mode: string;
+  database_name: string;
+  source_backup_id: string | null;
+  expires_at: string;
+}
+
+function previewData(p: PreviewFacts, jobId: string) {
+  return {
+    project_id: p.project_id,
+    preview_id: p.id,
+    job_id: jobId,
+    name: p.name,
+    mode: p.mode,
+    database_name: p.database_name,
+    source_backup_id: p.source_backup_id,
+    expires_at: p.expires_at,
+  };
+}
+
+/** `preview.ready`: created, cloned, reset or restored into, and checked; connect with `/connections`. */
+export function previewReadyEvent(p: PreviewFacts, jobId: string, at: string): EventSpec {
+  return {
+    type: "preview.ready",
+    organization_id: p.organization_id,
+    project_id: p.project_id,
+    data: { ...previewData(p, jobId), state: "ready", ready_at: at },
+  };
+}
+
+/** `preview.deleted`: its database and login role are dropped (on request or at expiry). */
+export function previewDeletedEvent(p: PreviewFacts, jobId: string, at: string): EventSpec {
+  return {
+    type: "preview.deleted",
+    organization_id: p.organization_id,
+    project_id: p.project_id,
+    data: { ...previewData(p, jobId), state: "deleted", deleted_at: at },
+  };
+}
+
+/**
+ * `restore.completed`: a backup was restored into a preview and every table's row count matched
+ * the backup's. `target_kind` says where it went ("preview" here; a project restore says "project").
+ */
+export function restoreCompletedEvent(r: {
+  organization_id: string;
+  project_id: string;
+  job_id: string;
+  backup_id: string;
+  backup_key: string;
+  target_kind: "preview" | "project";
+  preview_id: string | null;
+  database_name: string;
+  completed_at: string;
+}): EventSpec {
+  return {
+    type: "restore.completed",
+    organization_id: r.organization_id,
+    project_id: r.project_id,
+    data: {
+      project_id: r.project_id,
+      job_id: r.job_id,
+      backup_id: r.backup_id,
+      backup_key: r.backup_key,
+      target_kind: r.target_kind,
+      preview_id: r.preview_id,
+      database_name: r.database_name,
+      state: "completed",
+      completed_at: r.completed_at,
+    },
+  };
+}
+
+/** `export.completed`: the dump is stored; `GET .../exports/{export_id}/download` answers a signed URL until `expires_at`. */
+export function exportCompletedEvent(e: {
+  id: string;
+  organization_id: string;
+  project_id: string;
+  job_id: string;
+  database_name: string;
+  size_bytes: number;
+  sha256: string | null;
+  expires_at: string;
+}, at: string): EventSpec {
+  return {
+    type: "export.completed",
+    organization_id: e.organization_id,
+    project_id: e.project_id,
+    data: {
+      project_id: e.project_id,
+      export_id: e.id,
+      job_id: e.job_id,
+      database_name: e.database_name,
+      size_bytes: e.size_bytes,
+      sha256: e.sha256,
+      state: "completed",
+      expires_at: e.expires_at,
+      completed_at: at,
+    },
+  };
+}

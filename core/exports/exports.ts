@@ -2,10 +2,11 @@ import { AbortMultipartUploadCommand, DeleteObjectCommand } from "@aws-sdk/clien
 import { z } from "zod";
 import { keys } from "../db/keys.ts";
 import { auditItem, type Actor } from "../audit/audit.ts";
-import { getItem, queryPage, setFields, updateItem, type Page } from "../db/store.ts";
+import { getItem, queryPage, setFields, transactWriteIf, updateItem, type Page } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import type { Artifact } from "../downloads/downloads.ts";
 import { AppError } from "../errors.ts";
+import { exportCompletedEvent, outboxPut } from "../events/outbox.ts";
 import { newId } from "../ids.ts";
 import { newJobItem, type JobItem } from "../jobs/jobs.ts";
 import { commitJobRequest } from "../jobs/request.ts";
@@ -165,16 +166,21 @@ export function exportArtifact(exp: ExportItem, now: Date): Artifact {
 // The worker's transitions: each is conditional on the export still belonging to the job and not
 // being settled, so a late or duplicate run never rewrites a settled export.
 
-async function updateUnsettledExport(deps: Db, exp: Pick<ExportItem, "project_id" | "id" | "job_id">, fields: Record<string, unknown>): Promise<ExportItem | undefined> {
+function unsettledUpdate(deps: Db, exp: Pick<ExportItem, "project_id" | "id" | "job_id">, fields: Record<string, unknown>) {
   const set = setFields({ ...fields, updated_at: iso(deps.now()) });
+  return {
+    Key: keys.export(exp.project_id, exp.id),
+    ...set,
+    UpdateExpression: set.UpdateExpression!,
+    ConditionExpression: "attribute_exists(pk) AND job_id = :job AND #state IN (:pending, :running)",
+    ExpressionAttributeNames: { ...set.ExpressionAttributeNames, "#state": "state" },
+    ExpressionAttributeValues: { ...set.ExpressionAttributeValues, ":job": exp.job_id, ":pending": "pending", ":running": "running" },
+  };
+}
+
+async function updateUnsettledExport(deps: Db, exp: Pick<ExportItem, "project_id" | "id" | "job_id">, fields: Record<string, unknown>): Promise<ExportItem | undefined> {
   try {
-    return await updateItem(deps, exportItem, {
-      Key: keys.export(exp.project_id, exp.id),
-      ...set,
-      ConditionExpression: "attribute_exists(pk) AND job_id = :job AND #state IN (:pending, :running)",
-      ExpressionAttributeNames: { ...set.ExpressionAttributeNames, "#state": "state" },
-      ExpressionAttributeValues: { ...set.ExpressionAttributeValues, ":job": exp.job_id, ":pending": "pending", ":running": "running" },
-    });
+    return await updateItem(deps, exportItem, unsettledUpdate(deps, exp, fields));
   } catch (err) {
     if (err instanceof AppError && err.code === "conflict") return undefined;
     throw err;
@@ -192,16 +198,26 @@ export const updateExportArtifact = (
   artifact: { size_bytes: number; sha256: string; pg_dump_version: string; server_version: string },
 ) => updateUnsettledExport(deps, exp, { ...artifact, upload_id: undefined });
 
-/** Complete: from now on it has a dump, so it enters the expiry index the dispatcher reads (gsi2 EXPEXP). */
-export function markExportCompleted(deps: Db, exp: ExportItem): Promise<ExportItem | undefined> {
-  return updateUnsettledExport(deps, exp, {
+/**
+ * Complete: from now on it has a dump, so it enters the expiry index the dispatcher reads (gsi2
+ * EXPEXP). `export.completed` commits with it; the same unsettled-state condition makes a second
+ * call (a redelivered message repairing a lost completion) write nothing and announce nothing.
+ */
+export async function markExportCompleted(deps: Db, exp: ExportItem): Promise<ExportItem | undefined> {
+  const at = iso(deps.now());
+  const update = unsettledUpdate(deps, exp, {
     state: "completed",
     error: null,
-    completed_at: iso(deps.now()),
+    completed_at: at,
     upload_id: undefined,
     gsi2pk: keys.exportExpiryIndex,
     gsi2sk: `${exp.expires_at}#${exp.id}`,
   });
+  const committed = await transactWriteIf(deps, [
+    { Update: { TableName: deps.table, ...update } },
+    outboxPut(deps, exportCompletedEvent(exp, at)),
+  ]);
+  return committed ? getExport(deps, exp.project_id, exp.id) : undefined;
 }
 
 /** Back to pending: the job failed transiently and will run again. */

@@ -1,9 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { keys } from "../db/keys.ts";
-import { decodeCursor, getItem, queryAll, queryPage, setFields, transactWrite, updateItem, type Page } from "../db/store.ts";
+import { backupObjectKey } from "../backups/backups.ts";
+import { decodeCursor, getItem, queryAll, queryPage, setFields, transactWrite, transactWriteIf, updateItem, type Page } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import { AppError } from "../errors.ts";
+import { outboxPut, previewDeletedEvent, previewReadyEvent, restoreCompletedEvent, type EventSpec } from "../events/outbox.ts";
 import { newId } from "../ids.ts";
 import { newJobItem, type JobItem, type JobType } from "../jobs/jobs.ts";
 import { enqueueJobs } from "../jobs/queue.ts";
@@ -348,15 +350,69 @@ async function updateForJob(deps: Db, preview: Pick<PreviewItem, "id">, jobId: s
 /** The job has begun writing into the database. */
 export const markActionStarted = (deps: Db, preview: PreviewItem, jobId: string) => updateForJob(deps, preview, jobId, { action_started: true });
 
-/** Restored and checked (or created empty): ready. */
+/**
+ * A transition that announces itself: the update and its events in one transaction, conditional on
+ * the preview still naming the job and still being in one of the states `from`. A second call (a
+ * redelivered job message, the reaper's repair racing the worker) finds the state moved on and
+ * writes nothing, so each event is recorded once.
+ */
+async function announceForJob(
+  deps: Db,
+  preview: PreviewItem,
+  jobId: string,
+  fields: Record<string, unknown> & { state: PreviewState },
+  from: PreviewState[],
+  events: (at: string) => EventSpec[],
+): Promise<PreviewItem | undefined> {
+  const at = iso(deps.now());
+  const set = setFields({ ...fields, updated_at: at });
+  const was = Object.fromEntries(from.map((state, i) => [`:was${i}`, state]));
+  const committed = await transactWriteIf(deps, [
+    {
+      Update: {
+        TableName: deps.table,
+        Key: keys.preview(preview.id),
+        ...set,
+        UpdateExpression: set.UpdateExpression!,
+        ConditionExpression: `attribute_exists(pk) AND job_id = :job AND #state IN (${Object.keys(was).join(", ")})`,
+        ExpressionAttributeValues: { ...set.ExpressionAttributeValues, ":job": jobId, ...was },
+      },
+    },
+    ...events(at).map((e) => outboxPut(deps, e)),
+  ]);
+  return committed ? getPreview(deps, preview.id) : undefined;
+}
+
+/**
+ * Restored and checked (or created empty): ready, with `preview.ready`, and for a restore
+ * `restore.completed` as well (a subscriber to either hears it).
+ */
 export const markPreviewReady = (deps: Db, preview: PreviewItem, jobId: string) =>
-  updateForJob(deps, preview, jobId, { state: "ready", error: null, ...expiryIndex({ ...preview, state: "ready" }) });
+  announceForJob(deps, preview, jobId, { state: "ready", error: null, ...expiryIndex({ ...preview, state: "ready" }) }, ["provisioning", "resetting"], (at) => [
+    previewReadyEvent(preview, jobId, at),
+    ...(preview.action === "restore" && preview.action_backup_id
+      ? [
+          restoreCompletedEvent({
+            organization_id: preview.organization_id,
+            project_id: preview.project_id,
+            job_id: jobId,
+            backup_id: preview.action_backup_id,
+            backup_key: backupObjectKey(preview.project_id, preview.action_backup_id),
+            target_kind: "preview",
+            preview_id: preview.id,
+            database_name: preview.database_name,
+            completed_at: at,
+          }),
+        ]
+      : []),
+  ]);
 
 export const markPreviewFailed = (deps: Db, preview: PreviewItem, jobId: string, error: string) =>
   updateForJob(deps, preview, jobId, { state: "failed", error, ...expiryIndex({ ...preview, state: "failed" }) });
 
+/** Dropped: deleted, with `preview.deleted`. */
 export const markPreviewDeleted = (deps: Db, preview: PreviewItem, jobId: string) =>
-  updateForJob(deps, preview, jobId, { state: "deleted", error: null, gsi2pk: undefined, gsi2sk: undefined });
+  announceForJob(deps, preview, jobId, { state: "deleted", error: null, gsi2pk: undefined, gsi2sk: undefined }, ["deleting"], (at) => [previewDeletedEvent(preview, jobId, at)]);
 
 /**
  * Brings the preview in line with its finished job (the job's transition is the fence and commits
