@@ -468,7 +468,7 @@ program
 
 registerRestoreCommands(program, { io, note, int, context, progressOn, waitOptions, onInterrupt });
 
-registerWebhooks(program, io.out);
+registerWebhooks(program, { io, note, int, context, progressOn, waitOptions, onInterrupt });
 
 /** One sentence that says what to do next, under the API's own message. */
 function hintFor(err: ApiError): string | undefined {
@@ -482,6 +482,7 @@ function hintFor(err: ApiError): string | undefined {
   if (err.status === 404 && err.path.startsWith("/v1/projects/")) {
     return `check the project id${s?.project ? ` (from ${sourceName("project", s.project)})` : ""}, and that the key may see it`;
   }
+  if (err.status === 404 && err.path.includes("/webhook-endpoints")) return "check the id with `capydb webhooks list` (and --org, if given: only the key's own organization is visible)";
   if (err.status === 404 && err.path === "/v1/me") return "this API server has no who-am-I endpoint yet (an older version)";
   if (err.status === 503) {
     const wait = err.retryAfter ? ` in ${err.retryAfter}s` : " shortly";

@@ -25,6 +25,13 @@ import { CreateRestorePointResponse } from "../../core/api/routes/restore-points
 import { DeleteRestorePointResponse } from "../../core/api/routes/restore-points.delete.ts";
 import { ListRestorePointsResponse } from "../../core/api/routes/restore-points.list.ts";
 import { CreateRestoreResponse } from "../../core/api/routes/restores.create.ts";
+import { ListWebhookDeliveriesResponse } from "../../core/api/routes/webhook-deliveries.list.ts";
+import { CreateWebhookEndpointRequest } from "../../core/api/routes/webhook-endpoints.create.ts";
+import { DeleteWebhookEndpointResponse } from "../../core/api/routes/webhook-endpoints.delete.ts";
+import { GetWebhookEndpointResponse } from "../../core/api/routes/webhook-endpoints.get.ts";
+import { ListWebhookEndpointsResponse } from "../../core/api/routes/webhook-endpoints.list.ts";
+import { UpdateWebhookEndpointRequest, UpdateWebhookEndpointResponse } from "../../core/api/routes/webhook-endpoints.update.ts";
+import { DeliveryResponse, EndpointWithSecret } from "../../core/api/routes/webhook-endpoints.ts";
 import { CliError, exitCodeForStatus, exitCodes } from "./errors.ts";
 
 export type CreateBackupBody = z.infer<typeof CreateBackupRequest>;
@@ -47,6 +54,10 @@ export type Preview = z.infer<typeof GetPreviewResponse>["preview"];
 export type RestorePoint = z.infer<typeof CreateRestorePointResponse>["restore_point"];
 export type Backup = ListBackups["backups"][number];
 export type ScheduledBackup = PutSchedule["scheduled_backup"];
+export type WebhookEndpoint = z.infer<typeof GetWebhookEndpointResponse>["webhook_endpoint"];
+export type WebhookDelivery = z.infer<typeof DeliveryResponse>["delivery"];
+export type CreateWebhookEndpointBody = z.infer<typeof CreateWebhookEndpointRequest>;
+export type UpdateWebhookEndpointBody = z.infer<typeof UpdateWebhookEndpointRequest>;
 
 /**
  * A response: `data` is the body validated by the route's own schema (typed); `body` is the body
@@ -145,6 +156,47 @@ export class ApiClient {
 
   me() {
     return this.get("/v1/me", MeResponse);
+  }
+
+  listWebhookEndpoints(orgId: string) {
+    return this.get(`/v1/organizations/${seg(orgId)}/webhook-endpoints`, ListWebhookEndpointsResponse);
+  }
+
+  getWebhookEndpoint(orgId: string, endpointId: string) {
+    return this.get(`/v1/organizations/${seg(orgId)}/webhook-endpoints/${seg(endpointId)}`, GetWebhookEndpointResponse);
+  }
+
+  createWebhookEndpoint(orgId: string, body: CreateWebhookEndpointBody) {
+    return this.send("POST", `/v1/organizations/${seg(orgId)}/webhook-endpoints`, CreateWebhookEndpointRequest.parse(body), EndpointWithSecret);
+  }
+
+  updateWebhookEndpoint(orgId: string, endpointId: string, body: UpdateWebhookEndpointBody) {
+    return this.send("PATCH", `/v1/organizations/${seg(orgId)}/webhook-endpoints/${seg(endpointId)}`, UpdateWebhookEndpointRequest.parse(body), UpdateWebhookEndpointResponse);
+  }
+
+  deleteWebhookEndpoint(orgId: string, endpointId: string) {
+    return this.send("DELETE", `/v1/organizations/${seg(orgId)}/webhook-endpoints/${seg(endpointId)}`, undefined, DeleteWebhookEndpointResponse);
+  }
+
+  rotateWebhookSecret(orgId: string, endpointId: string) {
+    return this.send("POST", `/v1/organizations/${seg(orgId)}/webhook-endpoints/${seg(endpointId)}/rotate-secret`, undefined, EndpointWithSecret);
+  }
+
+  testWebhookEndpoint(orgId: string, endpointId: string) {
+    return this.send("POST", `/v1/organizations/${seg(orgId)}/webhook-endpoints/${seg(endpointId)}/test`, undefined, DeliveryResponse);
+  }
+
+  listWebhookDeliveries(orgId: string, endpointId: string, q: { limit?: number; cursor?: string } = {}) {
+    return this.get(`/v1/organizations/${seg(orgId)}/webhook-endpoints/${seg(endpointId)}/deliveries`, ListWebhookDeliveriesResponse, q);
+  }
+
+  redeliverWebhook(orgId: string, endpointId: string, deliveryId: string) {
+    return this.send(
+      "POST",
+      `/v1/organizations/${seg(orgId)}/webhook-endpoints/${seg(endpointId)}/deliveries/${seg(deliveryId)}/redeliver`,
+      undefined,
+      DeliveryResponse,
+    );
   }
 
   listProjects() {
@@ -247,7 +299,7 @@ export class ApiClient {
   }
 
   private async send<S extends z.ZodType>(
-    method: "POST" | "PUT" | "DELETE",
+    method: "POST" | "PUT" | "PATCH" | "DELETE",
     path: string,
     body: unknown,
     schema: S,
