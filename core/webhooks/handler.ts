@@ -1,5 +1,4 @@
-import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
-import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import { sqsBatchHandler } from "../aws/sqs-batch.ts";
 import type { Deps } from "../deps.ts";
 import { deliveryMessageSchema } from "./deliveries.ts";
 import { deliverMessage, type DeliveryOptions } from "./deliver.ts";
@@ -11,17 +10,5 @@ import { deliverMessage, type DeliveryOptions } from "./deliver.ts";
  * An attempt that fails at the receiver is not an error here: it is recorded and rescheduled.
  */
 export function createDeliveryHandler(deps: Deps, options: Partial<DeliveryOptions> = {}) {
-  const record = async (r: SQSRecord) => {
-    let body: unknown;
-    try {
-      body = JSON.parse(r.body);
-    } catch {
-      throw new Error(`message ${r.messageId} is not JSON`);
-    }
-    const msg = deliveryMessageSchema.safeParse(body);
-    if (!msg.success) throw new Error(`message ${r.messageId} is not a delivery message`);
-    await deliverMessage(deps, msg.data, options);
-  };
-  return (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
-    processPartialResponse(event, record, new BatchProcessor(EventType.SQS), { context, throwOnFullBatchFailure: false });
+  return sqsBatchHandler(deliveryMessageSchema, "delivery message", (msg) => deliverMessage(deps, msg, options));
 }
