@@ -59,6 +59,9 @@ export function Layout(props: LayoutProps) {
               <a href="/console/projects" aria-current={props.section === "projects" ? "page" : undefined}>
                 Projects
               </a>
+              <a href="/console/webhooks" aria-current={props.section === "webhooks" ? "page" : undefined}>
+                Webhooks
+              </a>
             </nav>
           )}
           <div class="account" id="account" hidden>

@@ -10,6 +10,7 @@ import { ProjectsPage } from "./pages/projects.tsx";
 import { RestorePointsPage } from "./pages/restore-points.tsx";
 import { SchedulePage } from "./pages/schedule.tsx";
 import { SignInPage } from "./pages/sign-in.tsx";
+import { WebhooksPage } from "./pages/webhooks.tsx";
 
 /**
  * Scripts only from this origin and never inline, nothing from anywhere else, no framing: the
@@ -71,6 +72,7 @@ export function registerConsole(app: Hono<any, any, any>, opts: ConsoleOptions):
   app.get("/console/projects/:projectID/previews", withProject((id) => <PreviewsPage projectId={id} />));
   app.get("/console/projects/:projectID/restore-points", withProject((id) => <RestorePointsPage projectId={id} />));
 
+  app.get("/console/webhooks", (c) => page(c, <WebhooksPage />));
   app.get("/console/jobs/:jobID", (c) => {
     const jobId = c.req.param("jobID");
     if (!isId("job", jobId)) return page(c, <NotFoundPage what={`There is no job ${jobId}: job ids look like job_ followed by 26 letters and digits.`} />, 404);

@@ -1128,6 +1128,181 @@
     }
   }
 
+  // Webhooks -----------------------------------------------------------------------------------
+
+  async function webhooksPage() {
+    const me = await showAccount();
+    if (!me) return;
+    const base = `/v1/organizations/${me.organization_id}/webhook-endpoints`;
+    const status = $("endpoint-action-status");
+    let shown = null; // the endpoint whose deliveries are listed
+
+    const refreshEndpoints = async () => {
+      const { webhook_endpoints: endpoints } = await api("GET", base);
+      fillTable(
+        $("endpoints"),
+        endpoints.map((e) => ({
+          id: e.id,
+          signature: `${e.health}/${e.is_active}/${e.updated_at}`,
+          cols: ["url", "events", "health", "created", "actions"],
+          cells: [
+            h("span", {}, h("code", {}, e.url), e.description ? h("span", { class: "muted" }, h("br"), e.description) : ""),
+            e.event_types.length ? e.event_types.join(", ") : "all",
+            badge(e.health),
+            when(e.created_at),
+            h(
+              "div",
+              { class: "actions" },
+              h("button", { type: "button", class: "small", "data-action": "deliveries", "aria-label": `Deliveries to ${e.url}` }, "Deliveries"),
+              h("button", { type: "button", class: "small secondary", "data-action": "test", "aria-label": `Send a test event to ${e.url}` }, "Send test"),
+              h("button", { type: "button", class: "small secondary", "data-action": e.is_active ? "disable" : "enable", "aria-label": `${e.is_active ? "Turn off" : "Turn on"} ${e.url}` }, e.is_active ? "Turn off" : "Turn on"),
+              h("button", { type: "button", class: "small danger", "data-action": "delete", "aria-label": `Delete endpoint ${e.url}` }, "Delete"),
+            ),
+          ],
+        })),
+        "No endpoints yet.",
+      );
+      return endpoints;
+    };
+
+    const refreshDeliveries = async () => {
+      if (!shown) return [];
+      const { deliveries } = await api("GET", `${base}/${shown.id}/deliveries?limit=25`);
+      fillTable(
+        $("deliveries"),
+        deliveries.map((d) => ({
+          id: d.id,
+          signature: `${d.state}/${d.attempts}/${d.response_status}`,
+          cols: ["event", "state", "attempts", "response", "created", "actions"],
+          cells: [
+            h("code", {}, d.event_type),
+            h("span", {}, badge(d.state), d.last_error ? h("span", { class: "detail" }, d.last_error) : ""),
+            { content: `${d.attempts} of ${d.max_attempts}`, className: "num" },
+            d.response_status === null ? "—" : `HTTP ${d.response_status}`,
+            when(d.created_at),
+            h("button", { type: "button", class: "small secondary", "data-action": "redeliver", "aria-label": `Send delivery ${d.id} again` }, "Send again"),
+          ],
+        })),
+        "No deliveries yet.",
+      );
+      return deliveries;
+    };
+
+    const showDeliveries = async (endpoint) => {
+      shown = endpoint;
+      $("deliveries-endpoint").textContent = endpoint.url;
+      $("deliveries-section").hidden = false;
+      let deliveries = await refreshDeliveries();
+      // Pending deliveries are retried in the background: follow them for a while.
+      for (let i = 0; i < 30 && shown === endpoint && deliveries.some((d) => d.state === "pending"); i++) {
+        await sleep(POLL_MS * 2);
+        deliveries = await refreshDeliveries();
+      }
+    };
+
+    $("endpoints").addEventListener("click", async (e) => {
+      const button = e.target.closest("button[data-action]");
+      const id = button?.closest("tr")?.dataset.id;
+      if (!button || !id) return;
+      const url = button.closest("tr").querySelector("code")?.textContent || id;
+      const action = button.dataset.action;
+      if (action === "delete" && !confirm(`Delete the endpoint ${url}? It receives nothing more.`)) return;
+      button.disabled = true;
+      try {
+        if (action === "deliveries") await showDeliveries({ id, url });
+        else if (action === "test") {
+          const { delivery } = await api("POST", `${base}/${id}/test`);
+          setStatus(status, `Test event sent to ${url}: delivery ${delivery.id} is ${delivery.state}.`);
+          await showDeliveries({ id, url });
+        } else if (action === "disable" || action === "enable") {
+          await api("PATCH", `${base}/${id}`, { is_active: action === "enable" });
+          setStatus(status, `${url} is turned ${action === "enable" ? "on" : "off"}.`);
+          await refreshEndpoints();
+        } else if (action === "delete") {
+          await api("DELETE", `${base}/${id}`);
+          setStatus(status, `Endpoint ${url} deleted.`);
+          if (shown && shown.id === id) $("deliveries-section").hidden = true;
+          await refreshEndpoints();
+        }
+      } catch (err) {
+        fail(err);
+      } finally {
+        if (button.isConnected) button.disabled = false;
+      }
+    });
+
+    $("deliveries").addEventListener("click", async (e) => {
+      const button = e.target.closest("button[data-action=redeliver]");
+      const id = button?.closest("tr")?.dataset.id;
+      if (!button || !id || !shown) return;
+      button.disabled = true;
+      try {
+        const { delivery } = await api("POST", `${base}/${shown.id}/deliveries/${id}/redeliver`);
+        setStatus(status, `Delivery sent again: ${delivery.id} is ${delivery.state}.`);
+        await showDeliveries(shown);
+      } catch (err) {
+        fail(err);
+      } finally {
+        if (button.isConnected) button.disabled = false;
+      }
+    });
+
+    $("hide-secret").addEventListener("click", () => {
+      $("secret-value").value = "";
+      $("secret").hidden = true;
+    });
+    $("copy-secret").addEventListener("click", async () => {
+      const input = $("secret-value");
+      try {
+        await navigator.clipboard.writeText(input.value);
+        setStatus($("secret-status"), "Copied to the clipboard.");
+      } catch {
+        input.focus();
+        input.select();
+        setStatus($("secret-status"), "Selected: press Ctrl+C (or Cmd+C) to copy.");
+      }
+    });
+
+    $("endpoint-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const error = $("endpoint-error");
+      error.hidden = true;
+      const url = $("endpoint-url").value.trim();
+      if (!/^https?:\/\/\S+$/.test(url)) {
+        error.textContent = "Give the endpoint's full URL, like https://example.com/hooks/capydb.";
+        error.hidden = false;
+        $("endpoint-url").focus();
+        return;
+      }
+      const description = $("endpoint-description").value.trim();
+      const eventTypes = [...document.querySelectorAll("input[name=event_types]:checked")].map((i) => i.value);
+      const button = e.target.querySelector("button[type=submit]");
+      button.disabled = true;
+      try {
+        const { webhook_endpoint: endpoint, plaintext_secret: secret } = await api("POST", base, { url, event_types: eventTypes, ...(description ? { description } : {}) });
+        e.target.reset();
+        $("secret-endpoint").textContent = endpoint.url;
+        $("secret-value").value = secret;
+        setStatus($("secret-status"));
+        $("secret").hidden = false;
+        $("secret-value").focus();
+        $("secret-value").select();
+        await refreshEndpoints();
+      } catch (err) {
+        fail(err, error);
+      } finally {
+        button.disabled = false;
+      }
+    });
+
+    try {
+      await refreshEndpoints();
+    } catch (err) {
+      fail(err);
+      fillTable($("endpoints"), [], "The endpoints could not be loaded.");
+    }
+  }
+
   // ---- start --------------------------------------------------------------------------------
 
   const pages = {
@@ -1139,6 +1314,7 @@
     job: jobPage,
     previews: previewsPage,
     "restore-points": restorePointsPage,
+    webhooks: webhooksPage,
   };
 
   function start() {
