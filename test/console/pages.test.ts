@@ -11,7 +11,7 @@ import { CONTENT_SECURITY_POLICY } from "../../core/console/routes.tsx";
 let env: TestEnv;
 const projectId = "prj_01kbq2z8x7y6w5v4t3s2r1q0pa";
 const jobId = "job_01kbq2z8x7y6w5v4t3s2r1q0pa";
-const pages = ["/console", "/console/projects", `/console/projects/${projectId}`, `/console/projects/${projectId}/schedule`, `/console/projects/${projectId}/jobs`, `/console/projects/${projectId}/previews`, `/console/projects/${projectId}/restore-points`, `/console/jobs/${jobId}`];
+const pages = ["/console", "/console/projects", `/console/projects/${projectId}`, `/console/projects/${projectId}/schedule`, `/console/projects/${projectId}/jobs`, `/console/projects/${projectId}/previews`, `/console/projects/${projectId}/restore-points`, `/console/jobs/${jobId}`, "/console/webhooks"];
 
 beforeAll(async () => {
   env = await createTestEnv();

@@ -9,7 +9,7 @@ export function WebhooksPage() {
     <Layout title="Webhooks" page="webhooks" section="webhooks">
       <h1>Webhooks</h1>
       <p class="muted">
-        Your organization's endpoints: CapyDB sends them a signed POST when a backup, restore or preview finishes. Each delivery carries an{" "}
+        Your organization's endpoints: CapyDB sends them a signed POST when a backup, restore, preview or export finishes. Each delivery carries an{" "}
         <code>X-CapyDB-Delivery</code> id to deduplicate on and an <code>X-CapyDB-Signature</code> to check with the endpoint's secret.
       </p>
       <section aria-labelledby="new-endpoint-heading" class="card">

@@ -1156,6 +1156,7 @@
               h("button", { type: "button", class: "small", "data-action": "deliveries", "aria-label": `Deliveries to ${e.url}` }, "Deliveries"),
               h("button", { type: "button", class: "small secondary", "data-action": "test", "aria-label": `Send a test event to ${e.url}` }, "Send test"),
               h("button", { type: "button", class: "small secondary", "data-action": e.is_active ? "disable" : "enable", "aria-label": `${e.is_active ? "Turn off" : "Turn on"} ${e.url}` }, e.is_active ? "Turn off" : "Turn on"),
+              h("button", { type: "button", class: "small secondary", "data-action": "rotate", "aria-label": `New signing secret for ${e.url}` }, "New secret"),
               h("button", { type: "button", class: "small danger", "data-action": "delete", "aria-label": `Delete endpoint ${e.url}` }, "Delete"),
             ),
           ],
@@ -1207,6 +1208,7 @@
       const url = button.closest("tr").querySelector("code")?.textContent || id;
       const action = button.dataset.action;
       if (action === "delete" && !confirm(`Delete the endpoint ${url}? It receives nothing more.`)) return;
+      if (action === "rotate" && !confirm(`Make a new signing secret for ${url}? The current one keeps signing beside it for 24 hours.`)) return;
       button.disabled = true;
       try {
         if (action === "deliveries") await showDeliveries({ id, url });
@@ -1218,6 +1220,10 @@
           await api("PATCH", `${base}/${id}`, { is_active: action === "enable" });
           setStatus(status, `${url} is turned ${action === "enable" ? "on" : "off"}.`);
           await refreshEndpoints();
+        } else if (action === "rotate") {
+          const { webhook_endpoint: endpoint, plaintext_secret: secret } = await api("POST", `${base}/${id}/rotate-secret`);
+          setStatus(status, `${url} has a new signing secret; the previous one keeps signing beside it for 24 hours.`);
+          showSecret(endpoint, secret);
         } else if (action === "delete") {
           await api("DELETE", `${base}/${id}`);
           setStatus(status, `Endpoint ${url} deleted.`);
@@ -1246,6 +1252,16 @@
         if (button.isConnected) button.disabled = false;
       }
     });
+
+    /** The secret the API answered (create, rotate): shown here once, selected for copying. */
+    const showSecret = (endpoint, secret) => {
+      $("secret-endpoint").textContent = endpoint.url;
+      $("secret-value").value = secret;
+      setStatus($("secret-status"));
+      $("secret").hidden = false;
+      $("secret-value").focus();
+      $("secret-value").select();
+    };
 
     $("hide-secret").addEventListener("click", () => {
       $("secret-value").value = "";
@@ -1281,12 +1297,7 @@
       try {
         const { webhook_endpoint: endpoint, plaintext_secret: secret } = await api("POST", base, { url, event_types: eventTypes, ...(description ? { description } : {}) });
         e.target.reset();
-        $("secret-endpoint").textContent = endpoint.url;
-        $("secret-value").value = secret;
-        setStatus($("secret-status"));
-        $("secret").hidden = false;
-        $("secret-value").focus();
-        $("secret-value").select();
+        showSecret(endpoint, secret);
         await refreshEndpoints();
       } catch (err) {
         fail(err, error);
