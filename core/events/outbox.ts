@@ -230,20 +230,25 @@ export function previewDeletedEvent(p: PreviewFacts, jobId: string, at: string):
 }
 
 /**
- * `restore.completed`: a backup was restored into a preview and every table's row count matched
- * the backup's. `target_kind` says where it went ("preview" here; a project restore says "project").
+ * `restore.completed`: a backup was restored and checked, into a preview (`target_kind: "preview"`,
+ * `preview_id` set) or over the project's database (`"project"`; `extra` adds what that restore
+ * kept: the safety backup, the preview holding the old data). One shape for both, so receivers
+ * read one event.
  */
-export function restoreCompletedEvent(r: {
-  organization_id: string;
-  project_id: string;
-  job_id: string;
-  backup_id: string;
-  backup_key: string;
-  target_kind: "preview" | "project";
-  preview_id: string | null;
-  database_name: string;
-  completed_at: string;
-}): EventSpec {
+export function restoreCompletedEvent(
+  r: {
+    organization_id: string;
+    project_id: string;
+    job_id: string;
+    backup_id: string | null;
+    backup_key: string | null;
+    target_kind: "preview" | "project";
+    preview_id: string | null;
+    database_name: string;
+    completed_at: string;
+  },
+  extra: Record<string, unknown> = {},
+): EventSpec {
   return {
     type: "restore.completed",
     organization_id: r.organization_id,
@@ -258,6 +263,7 @@ export function restoreCompletedEvent(r: {
       database_name: r.database_name,
       state: "completed",
       completed_at: r.completed_at,
+      ...extra,
     },
   };
 }

@@ -1,7 +1,7 @@
 import { auditItem } from "../audit/audit.ts";
-import { getBackup } from "../backups/backups.ts";
+import { backupObjectKey, getBackup } from "../backups/backups.ts";
 import { iso, type Deps } from "../deps.ts";
-import { outboxPut } from "../events/outbox.ts";
+import { outboxPut, restoreCompletedEvent } from "../events/outbox.ts";
 import { completeJob, getJobItem, recordJobProgress, releaseClaim, type JobItem } from "../jobs/jobs.ts";
 import { getClusterConnection, getProject, type ClusterConnection, type Project } from "../orgs/orgs.ts";
 import { createPreviewDatabase, dropPreview, dropPreviewDatabase, ensurePreviewRole, previewConnection } from "../previews/database.ts";
@@ -209,12 +209,23 @@ async function finish(a: Attempt, p: PromotionItem, project: Project, cluster: C
   ];
   if (p.kind === "restore_overwrite") {
     also.push(
-      outboxPut(deps, {
-        type: "restore.completed",
-        organization_id: project.organization_id,
-        project_id: project.id,
-        data: { project_id: project.id, job_id: job.id, backup_id: p.source_backup_id, target_kind: "project", database_name: project.database_name, safety_backup_id: p.safety_backup_id, pre_promote_preview_id: p.parked_preview_id },
-      }),
+      outboxPut(
+        deps,
+        restoreCompletedEvent(
+          {
+            organization_id: project.organization_id,
+            project_id: project.id,
+            job_id: job.id,
+            backup_id: p.source_backup_id,
+            backup_key: p.source_backup_id && backupObjectKey(project.id, p.source_backup_id),
+            target_kind: "project",
+            preview_id: null,
+            database_name: project.database_name,
+            completed_at: iso(deps.now()),
+          },
+          { safety_backup_id: p.safety_backup_id, pre_promote_preview_id: p.parked_preview_id },
+        ),
+      ),
     );
   }
   const completed = await completeJob(deps, job, { last_stdout: tail([...p.progress, done].join("\n"), 4096), last_stderr: null, last_exit_code: null }, also);
