@@ -15,7 +15,8 @@ import { releaseLock } from "../jobs/locks.ts";
 import { getClusterConnection, getProject } from "../orgs/orgs.ts";
 import { WorkerFailure } from "./classify.ts";
 import { failBackupForGood, scratchNames } from "./cleanup.ts";
-import { abortUpload, deleteArtifact, dumpToS3, stampChecksum } from "./dump.ts";
+import { abortUpload, deleteArtifact, stampChecksum } from "./dump.ts";
+import { dumpForJob } from "./dump-job.ts";
 import { setVisibility } from "./heartbeat.ts";
 import { ignored, lockOwner, lockResource, toRunReport, type Attempt, type JobRunner, type RunOutcome } from "./lifecycle.ts";
 import { backoffSeconds, type WorkerOptions } from "./options.ts";
@@ -91,34 +92,20 @@ async function attempt(a: Attempt): Promise<RunOutcome> {
     }
   }
 
-  o.hooks?.onDumpStart?.(job.id);
-  const dump = await dumpToS3({
-    s3: deps.s3,
-    bucket: deps.bucket,
+  const { dump, artifact } = await dumpForJob(a, {
     key: backup.backup_key,
     conn,
     database: project.database_name,
-    pgBinDirs: deps.pgBinDirs,
-    partSizeBytes: o.partSizeBytes,
-    uploadQueueSize: o.uploadQueueSize,
-    lockWaitTimeoutMs: o.lockWaitTimeoutMs,
-    signal,
+    countRows: true,
     onUploadId: async (id) => {
       uploadId = id;
       // Refused: a newer attempt owns the backup; stop (the abort also aborts this upload).
       if (!(await recordBackupUpload(deps, me, id))) superseded(a);
     },
     metadata: { "backup-id": backup.id, "project-id": backup.project_id },
-  }).finally(() => o.hooks?.onDumpEnd?.(job.id));
-  uploaded = true;
-  const recorded = await recordBackupArtifact(deps, me, {
-    size_bytes: dump.sizeBytes,
-    sha256: dump.sha256,
-    pg_dump_version: dump.tools.version,
-    server_version: dump.serverVersion,
-    row_counts: dump.rowCounts,
-    dump_ms: dump.dumpMs,
   });
+  uploaded = true;
+  const recorded = await recordBackupArtifact(deps, me, { ...artifact, row_counts: dump.rowCounts, dump_ms: dump.dumpMs });
   if (!recorded) throw superseded(a);
   backup = recorded;
   deps.log.info("backup dumped", { job_id: job.id, backup_id: backup.id, size_bytes: dump.sizeBytes, dump_ms: dump.dumpMs, tables: Object.keys(dump.rowCounts).length });

@@ -14,7 +14,8 @@ import { releaseLock } from "../jobs/locks.ts";
 import { getClusterConnection, getProject } from "../orgs/orgs.ts";
 import { databaseSize } from "./backup.ts";
 import { WorkerFailure } from "./classify.ts";
-import { abortUpload, deleteArtifact, dumpToS3 } from "./dump.ts";
+import { abortUpload, deleteArtifact } from "./dump.ts";
+import { dumpForJob } from "./dump-job.ts";
 import { ignored, lockOwner, lockResource, toRunReport, type Attempt, type JobRunner, type RunOutcome } from "./lifecycle.ts";
 
 /**
@@ -58,29 +59,18 @@ async function attempt(a: Attempt): Promise<RunOutcome> {
   a.secrets.push(conn.password);
 
   const current = exp;
-  const dump = await dumpToS3({
-    s3: deps.s3,
-    bucket: deps.bucket,
+  const { dump, artifact } = await dumpForJob(a, {
     key: exp.export_key,
     conn,
     database: project.database_name,
-    pgBinDirs: deps.pgBinDirs,
-    partSizeBytes: o.partSizeBytes,
-    uploadQueueSize: o.uploadQueueSize,
-    lockWaitTimeoutMs: o.lockWaitTimeoutMs,
-    signal,
+    countRows: false,
     onUploadId: async (uploadId) => void (await recordExportUpload(deps, current, uploadId)),
     metadata: { "export-id": exp.id, "project-id": exp.project_id },
   });
   uploaded = true;
   // Recorded before the job completes, so that a delivery repairing a completion lost after the
   // job's transition (settleExport) finds the size and checksum on the export.
-  const recorded = await updateExportArtifact(deps, exp, {
-    size_bytes: dump.sizeBytes,
-    sha256: dump.sha256,
-    pg_dump_version: dump.tools.version,
-    server_version: dump.serverVersion,
-  });
+  const recorded = await updateExportArtifact(deps, exp, artifact);
   if (!recorded) throw new WorkerFailure("permanent", "The export was settled while it was being written.");
   exp = recorded;
 

@@ -48,6 +48,8 @@ export interface WorkerOptions {
   /** Multipart part size (5..10 MiB): memory use is about partSize * (queueSize + 1). */
   partSizeBytes: number;
   uploadQueueSize: number;
+  /** pg_dump's zlib level (0-9); default 4 (dump.ts). */
+  dumpCompressLevel?: number;
   /** pg_dump's --lock-wait-timeout: a table locked exclusively fails the attempt (transient) instead of hanging. */
   lockWaitTimeoutMs: number;
   /** Restore into a throwaway database here instead of on the project's own cluster. */
@@ -89,6 +91,9 @@ export const defaultWorkerOptions: WorkerOptions = {
 export function workerOptions(overrides: Partial<WorkerOptions> = {}): WorkerOptions {
   const o = { ...defaultWorkerOptions, ...overrides };
   if (o.heartbeatMs >= o.leaseMs) throw new Error("worker options: heartbeatMs must be shorter than leaseMs");
+  if (o.dumpCompressLevel !== undefined && !(Number.isInteger(o.dumpCompressLevel) && o.dumpCompressLevel >= 0 && o.dumpCompressLevel <= 9)) {
+    throw new Error("worker options: dumpCompressLevel must be an integer 0..9");
+  }
   if (o.partSizeBytes < 5 * 1024 * 1024 || o.partSizeBytes > 10 * 1024 * 1024) throw new Error("worker options: partSizeBytes must be 5..10 MiB");
   return o;
 }

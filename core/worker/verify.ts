@@ -7,7 +7,7 @@ import type { ClusterConnection } from "../orgs/orgs.ts";
 import { WorkerFailure, classify, classifyText, firstErrorLine, type ToolReport } from "./classify.ts";
 import { closeQuietly, connect, countRows, serverVersion, toolEnv } from "./pgconn.ts";
 import type { PgTools } from "./pgtools.ts";
-import { startTool } from "./process.ts";
+import { startTool, type ToolExit } from "./process.ts";
 
 export interface VerifyInput {
   s3: S3Client;
@@ -39,8 +39,27 @@ export const throwawayDatabaseName = (backupId: string, attempt?: number) =>
   `capydb_verify_${backupId.replace(/^bkp_/, "")}${attempt === undefined ? "" : `_${attempt}`}`;
 
 /** A restore-check failure: permanent, and it fails the backup's verification. */
-const verificationFailed = (message: string, report?: ToolReport, cause?: unknown) =>
+export const verificationFailed = (message: string, report?: ToolReport, cause?: unknown) =>
   new WorkerFailure("permanent", message, { verification: true, report, cause });
+
+/**
+ * Creates the attempt's empty throwaway database (dropping one a crashed run left). A server that
+ * will not give one cannot verify anything: that is the verification failing.
+ */
+export async function createThrowaway(conn: ClusterConnection, name: string): Promise<void> {
+  await dropThrowaway(conn, name);
+  let admin: pg.Client | undefined;
+  try {
+    admin = await connect(conn, conn.adminDatabase);
+    await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)} TEMPLATE template0`);
+  } catch (err) {
+    const c = classify(err);
+    if (c.classification === "permanent") throw verificationFailed(`Could not create the scratch database for the restore check: ${c.message}`, undefined, err);
+    throw c;
+  } finally {
+    await closeQuietly(admin);
+  }
+}
 
 /** Drops the throwaway database (and any session in it). Never throws. */
 export async function dropThrowaway(conn: ClusterConnection, name: string): Promise<void> {
@@ -139,6 +158,23 @@ export async function restoreInto(input: RestoreInput): Promise<VerifyResult> {
   if (input.expectedSha256 && sha256 !== input.expectedSha256) {
     throw fail("The stored backup file is corrupted: its SHA-256 does not match the one computed while it was written.", report);
   }
+  await checkRestored({ ...input, fail, exit, report });
+  return { restoreMs: Date.now() - started, report };
+}
+
+/**
+ * After pg_restore: its exit (an error fails the check, unless the server was only briefly
+ * unavailable), then every table's row count in the restored database against the dump's.
+ */
+export async function checkRestored(input: {
+  conn: ClusterConnection;
+  database: string;
+  expectedRowCounts: Record<string, number>;
+  fail: (message: string, report?: ToolReport, cause?: unknown) => WorkerFailure;
+  exit: ToolExit;
+  report: ToolReport;
+}): Promise<void> {
+  const { fail, exit, report } = input;
   if (exit.code !== 0) {
     const known = classifyText(report.stderr);
     if (known?.classification === "transient") throw new WorkerFailure("transient", known.message, { report });
@@ -167,7 +203,6 @@ export async function restoreInto(input: RestoreInput): Promise<VerifyResult> {
   if (mismatches.length) {
     throw fail(`The restored backup's row counts differ from the source: ${mismatches.slice(0, 3).join("; ")}${mismatches.length > 3 ? ` (and ${mismatches.length - 3} more)` : ""}.`, report);
   }
-  return { restoreMs: Date.now() - started, report };
 }
 
 /**
@@ -177,21 +212,8 @@ export async function restoreInto(input: RestoreInput): Promise<VerifyResult> {
 export async function verifyBackup(input: VerifyInput): Promise<VerifyResult> {
   const name = throwawayDatabaseName(input.backupId, input.attempt);
   const started = Date.now();
-  let admin: pg.Client | undefined;
   try {
-    await dropThrowaway(input.conn, name);
-    try {
-      admin = await connect(input.conn, input.conn.adminDatabase);
-      await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)} TEMPLATE template0`);
-    } catch (err) {
-      const c = classify(err);
-      // A server that will not give us a scratch database cannot verify anything: that is the verification failing.
-      if (c.classification === "permanent") throw verificationFailed(`Could not create the scratch database for the restore check: ${c.message}`, undefined, err);
-      throw c;
-    } finally {
-      await closeQuietly(admin);
-      admin = undefined;
-    }
+    await createThrowaway(input.conn, name);
     const result = await restoreInto({ ...input, database: name });
     return { restoreMs: Date.now() - started, report: result.report };
   } catch (err) {
