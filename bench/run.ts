@@ -3,7 +3,8 @@
  * baseline run in the same invocation, on stand-ins the bench starts itself (DynamoDB Local,
  * fauxqs, PostgreSQL 15) and stops again, also on failure and Ctrl-C. Prints a table and writes
  * bench/results.json. `BENCH_QUICK=1` runs smaller sizes (said so in the output);
- * `npm run bench -- dump api` runs some measures only (coldstart, api, dispatch, dump).
+ * `npm run bench -- dump api` runs some measures only (coldstart, api, dispatch, dump);
+ * `--repeat N` runs N rounds of the dump comparison (dump.ratio is then the median of the rounds).
  */
 import { randomBytes } from "node:crypto";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -29,6 +30,11 @@ type MeasureName = keyof typeof measures;
 /** The keys the issue names, in its order: results.json's `summary` holds exactly these. */
 const STABLE_KEYS = [
   "dump.ratio",
+  "dump.vs_peer",
+  "dump.artifact_vs_peer",
+  "dump.source_reads_ratio",
+  "backup.verified_ratio",
+  "restore.ratio",
   "dump.peak_rss_mb",
   "verify.ratio",
   "api.list.rps",
@@ -75,7 +81,18 @@ function table(rows: string[][]): string {
 async function main(): Promise<number> {
   installSignalHandlers();
   const quick = process.env.BENCH_QUICK === "1";
-  const selected = (process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(measures)) as MeasureName[];
+  const args = process.argv.slice(2);
+  let repeat = 1;
+  const named: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const m = /^--repeat(?:=(\d+))?$/.exec(a);
+    if (m) {
+      repeat = Number(m[1] ?? args[++i]);
+      if (!Number.isInteger(repeat) || repeat < 1) throw new Error("--repeat takes a whole number of rounds, e.g. --repeat 3");
+    } else named.push(a);
+  }
+  const selected = (named.length ? named : Object.keys(measures)) as MeasureName[];
   for (const m of selected) if (!(m in measures)) throw new Error(`unknown measure ${m}; known: ${Object.keys(measures).join(", ")}`);
   const started = Date.now();
   const machineAtStart = machine();
@@ -125,6 +142,7 @@ async function main(): Promise<number> {
   const pgUrl = new URL(infra.postgres.url);
   const ctx: BenchContext = {
     quick,
+    repeat,
     tmp,
     infra,
     childEnv,

@@ -4,6 +4,8 @@ import type { Infra } from "../../local/stack.ts";
 
 export interface BenchContext {
   quick: boolean;
+  /** `--repeat N` (default 1): rounds of the dump comparison, for the median of several runs. */
+  repeat: number;
   tmp: string;
   infra: Infra;
   /** Environment of a child that builds its Deps with loadConfig() against the stand-ins. */

@@ -15,15 +15,16 @@ import { releaseLock } from "../jobs/locks.ts";
 import { getClusterConnection, getProject } from "../orgs/orgs.ts";
 import { WorkerFailure } from "./classify.ts";
 import { failBackupForGood, scratchNames } from "./cleanup.ts";
-import { abortUpload, deleteArtifact, stampChecksum } from "./dump.ts";
-import { dumpForJob } from "./dump-job.ts";
+import { abortUpload, deleteArtifact, stampChecksum, type DumpResult } from "./dump.ts";
+import { dumpForJob, type ArtifactFields } from "./dump-job.ts";
+import { StreamVerification } from "./stream-verify.ts";
 import { setVisibility } from "./heartbeat.ts";
 import { ignored, lockOwner, lockResource, toRunReport, type Attempt, type JobRunner, type RunOutcome } from "./lifecycle.ts";
 import { backoffSeconds, type WorkerOptions } from "./options.ts";
 import { closeQuietly, connect } from "./pgconn.ts";
-import { dropScratchDatabases, verifyBackup } from "./verify.ts";
+import { dropScratchDatabases, type VerifyResult } from "./verify.ts";
 
-/** `project.backup`: pg_dump to S3, verified by a restore into a throwaway database. */
+/** `project.backup`: pg_dump to S3, verified by a restore into a throwaway database (run as the archive streams; stream-verify.ts). */
 export const backupRunner: JobRunner = {
   noun: "backup",
   attempt,
@@ -92,38 +93,44 @@ async function attempt(a: Attempt): Promise<RunOutcome> {
     }
   }
 
-  const { dump, artifact } = await dumpForJob(a, {
-    key: backup.backup_key,
-    conn,
-    database: project.database_name,
-    countRows: true,
-    onUploadId: async (id) => {
-      uploadId = id;
-      // Refused: a newer attempt owns the backup; stop (the abort also aborts this upload).
-      if (!(await recordBackupUpload(deps, me, id))) superseded(a);
-    },
-    metadata: { "backup-id": backup.id, "project-id": backup.project_id },
-  });
-  uploaded = true;
-  const recorded = await recordBackupArtifact(deps, me, { ...artifact, row_counts: dump.rowCounts, dump_ms: dump.dumpMs });
-  if (!recorded) throw superseded(a);
-  backup = recorded;
-  deps.log.info("backup dumped", { job_id: job.id, backup_id: backup.id, size_bytes: dump.sizeBytes, dump_ms: dump.dumpMs, tables: Object.keys(dump.rowCounts).length });
+  // The verification restore reads the archive as it is written (stream-verify.ts); it is dropped whatever happens.
+  const verification = new StreamVerification({ s3: deps.s3, bucket: deps.bucket, conn: o.verificationServer ?? conn, backupId: backup.id, attempt: job.attempts, signal });
+  let dump: DumpResult;
+  let verified: VerifyResult;
+  try {
+    let artifact: ArtifactFields;
+    ({ dump, artifact } = await dumpForJob(a, {
+      key: backup.backup_key,
+      conn,
+      database: project.database_name,
+      countRows: true,
+      openSink: (tools) => verification.open(tools),
+      onUploadId: async (id) => {
+        uploadId = id;
+        // Refused: a newer attempt owns the backup; stop (the abort also aborts this upload).
+        if (!(await recordBackupUpload(deps, me, id))) superseded(a);
+      },
+      metadata: { "backup-id": backup.id, "project-id": backup.project_id },
+    }));
+    uploaded = true;
+    const recorded = await recordBackupArtifact(deps, me, { ...artifact, row_counts: dump.rowCounts, dump_ms: dump.dumpMs });
+    if (!recorded) throw superseded(a);
+    backup = recorded;
+    deps.log.info("backup dumped", {
+      job_id: job.id,
+      backup_id: backup.id,
+      size_bytes: dump.sizeBytes,
+      dump_ms: dump.dumpMs,
+      tables: Object.keys(dump.rowCounts).length,
+      row_counts_from: dump.rowCountsFrom,
+    });
 
-  await o.hooks?.beforeVerify?.({ s3: deps.s3, bucket: deps.bucket, key: backup.backup_key });
-  if (signal.aborted) throw new WorkerFailure("transient", "The backup was interrupted.");
-  const verified = await verifyBackup({
-    s3: deps.s3,
-    bucket: deps.bucket,
-    key: backup.backup_key,
-    expectedSha256: dump.sha256,
-    expectedRowCounts: dump.rowCounts,
-    conn: o.verificationServer ?? conn,
-    backupId: backup.id,
-    attempt: job.attempts,
-    tools: dump.tools,
-    signal,
-  });
+    await o.hooks?.beforeVerify?.({ s3: deps.s3, bucket: deps.bucket, key: backup.backup_key });
+    if (signal.aborted) throw new WorkerFailure("transient", "The backup was interrupted.");
+    verified = await verification.finish({ key: backup.backup_key, sha256: dump.sha256, rowCounts: dump.rowCounts });
+  } finally {
+    await verification.close();
+  }
   deps.log.info("backup verified", { job_id: job.id, backup_id: backup.id, restore_ms: verified.restoreMs });
 
   // One transaction: the job (its transition is the fence: only the claim's owner settles the

@@ -2,6 +2,7 @@ import type { Writable } from "node:stream";
 import type { ClusterConnection } from "../orgs/orgs.ts";
 import { dumpToS3, type DumpResult } from "./dump.ts";
 import type { Attempt } from "./lifecycle.ts";
+import type { PgTools } from "./pgtools.ts";
 
 /** What every record of a dumped artifact keeps (a backup adds its row counts and timing). */
 export interface ArtifactFields {
@@ -21,7 +22,7 @@ export interface JobDumpInput {
   /** Count each table's rows from the archive (a backup verifies against them; an export does not). */
   countRows: boolean;
   /** A second reader of the archive stream (the backup's verification restore). */
-  sink?: Writable;
+  openSink?(tools: PgTools): Promise<Writable>;
 }
 
 /**
@@ -43,7 +44,7 @@ export async function dumpForJob(a: Attempt, p: JobDumpInput): Promise<{ dump: D
     lockWaitTimeoutMs: o.lockWaitTimeoutMs,
     compressLevel: o.dumpCompressLevel,
     countRows: p.countRows,
-    sink: p.sink,
+    openSink: p.openSink,
     signal,
     onUploadId: p.onUploadId,
     metadata: p.metadata,

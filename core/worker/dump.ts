@@ -33,11 +33,11 @@ export interface DumpInput {
   /** Count each table's rows from the archive (backups do; an export needs no counts). Default true. */
   countRows?: boolean;
   /**
-   * Also receives every byte of the archive, in order, as it is hashed and uploaded (the backup's
-   * verification restores from it). Backpressure applies; once it closes it receives nothing more
-   * and the dump goes on.
+   * Opens a second reader of the archive (the backup's verification restore), once the tools are
+   * known and before pg_dump starts: it receives every byte, in order, as it is hashed and
+   * uploaded, with backpressure. Once it closes it receives nothing more and the dump goes on.
    */
-  sink?: Writable;
+  openSink?(tools: PgTools): Promise<Writable>;
   /** Where a fallback to counting in the snapshot is reported. */
   warn?(message: string, fields: Record<string, unknown>): void;
 }
@@ -110,6 +110,7 @@ export async function dumpToS3(input: DumpInput): Promise<DumpResult> {
     const { rows } = await client.query<{ snapshot: string }>("SELECT pg_export_snapshot() AS snapshot");
     const snapshot = rows[0]!.snapshot;
     const tables = await listTables(client);
+    const sink = input.openSink ? await input.openSink(tools) : undefined;
 
     const tool = startTool(
       tools.pgDump,
@@ -130,7 +131,7 @@ export async function dumpToS3(input: DumpInput): Promise<DumpResult> {
     const hash = createHash("sha256");
     let bytes = 0;
     const counter = input.countRows === false ? undefined : new ArchiveRowCounter();
-    const side = input.sink ? new SideSink(input.sink) : undefined;
+    const side = sink ? new SideSink(sink) : undefined;
     // The stream ends only once pg_dump has exited 0: a failed dump must never complete the upload.
     const meter = new Transform({
       transform(chunk: Buffer, _enc, cb) {

@@ -48,6 +48,11 @@ export interface WorkerOptions {
   /** Multipart part size (5..10 MiB): memory use is about partSize * (queueSize + 1). */
   partSizeBytes: number;
   uploadQueueSize: number;
+  /**
+   * Restores into previews: above 1, an artifact is downloaded to local disk and restored with
+   * `pg_restore --jobs` (falls back to streaming when the disk lacks room).
+   */
+  restoreJobs: number;
   /** pg_dump's zlib level (0-9); default 4 (dump.ts). */
   dumpCompressLevel?: number;
   /** pg_dump's --lock-wait-timeout: a table locked exclusively fails the attempt (transient) instead of hanging. */
@@ -85,6 +90,7 @@ export const defaultWorkerOptions: WorkerOptions = {
   maxReceiveCount: 5,
   partSizeBytes: 8 * 1024 * 1024,
   uploadQueueSize: 2,
+  restoreJobs: 1,
   lockWaitTimeoutMs: 120_000,
 };
 

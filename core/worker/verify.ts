@@ -1,7 +1,11 @@
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
 import { once } from "node:events";
-import type { Readable, Writable } from "node:stream";
+import { createWriteStream, mkdtempSync, rmSync, statfsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Transform, type Readable, type Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import pg from "pg";
 import type { ClusterConnection } from "../orgs/orgs.ts";
 import { WorkerFailure, classify, classifyText, firstErrorLine, type ToolReport } from "./classify.ts";
@@ -119,6 +123,13 @@ export interface RestoreInput {
   failed?: (message: string, report?: ToolReport, cause?: unknown) => WorkerFailure;
   /** Words for the messages: "backup" (verification) or "restore". */
   what?: string;
+  /**
+   * Above 1: the object is first downloaded (and hashed) to a file in `tempDir`, then restored by
+   * `pg_restore --jobs` (parallel restore needs a seekable archive). Falls back to streaming when
+   * the disk lacks room for it.
+   */
+  jobs?: number;
+  tempDir?: string;
 }
 
 /**
@@ -133,6 +144,14 @@ export async function restoreInto(input: RestoreInput): Promise<VerifyResult> {
   const object = await input.s3.send(new GetObjectCommand({ Bucket: input.bucket, Key: input.key })).catch((err: unknown) => {
     throw classify(err, "storage");
   });
+  const dir = (input.jobs ?? 1) > 1 ? tempDirFor(input.tempDir ?? tmpdir(), object.ContentLength) : undefined;
+  if (dir) {
+    try {
+      return await restoreFromFile(input, object.Body as Readable, dir, fail, started);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
   const tool = startTool(
     input.tools.pgRestore,
     ["--no-owner", "--no-acl", "--exit-on-error", "--no-password", "--dbname", input.database],
@@ -203,6 +222,63 @@ export async function checkRestored(input: {
   if (mismatches.length) {
     throw fail(`The restored backup's row counts differ from the source: ${mismatches.slice(0, 3).join("; ")}${mismatches.length > 3 ? ` (and ${mismatches.length - 3} more)` : ""}.`, report);
   }
+}
+
+/** A private directory for the downloaded archive when the disk has room for it (twice its size); else undefined (stream instead). */
+function tempDirFor(base: string, size: number | undefined): string | undefined {
+  try {
+    const fs = statfsSync(base);
+    if (size === undefined || fs.bavail * fs.bsize < 2 * size) return undefined;
+    return mkdtempSync(join(base, "capydb-restore-"));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The parallel path: the object to a local file through the SHA-256 (a corrupted file is refused
+ * before anything is restored), then `pg_restore --jobs` from it.
+ */
+async function restoreFromFile(input: RestoreInput, body: Readable, dir: string, fail: NonNullable<RestoreInput["failed"]>, started: number): Promise<VerifyResult> {
+  const file = join(dir, "archive.dump");
+  const hash = createHash("sha256");
+  try {
+    await pipeline(
+      body,
+      new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          hash.update(chunk);
+          cb(null, chunk);
+        },
+      }),
+      createWriteStream(file, { mode: 0o600 }),
+      { signal: input.signal },
+    );
+  } catch (err) {
+    if (input.signal.aborted) throw new WorkerFailure("transient", `The ${input.what ?? "backup"} was interrupted.`, { cause: err });
+    throw classify(err, "storage");
+  }
+  if (input.expectedSha256 && hash.digest("hex") !== input.expectedSha256) {
+    throw fail("The stored backup file is corrupted: its SHA-256 does not match the one computed while it was written.");
+  }
+  const tool = startTool(
+    input.tools.pgRestore,
+    ["--no-owner", "--no-acl", "--exit-on-error", "--no-password", `--jobs=${input.jobs}`, "--dbname", input.database, file],
+    toolEnv(input.conn, input.database),
+    { secrets: [input.conn.password], keepStdout: true },
+  );
+  tool.stdin.end();
+  const onAbort = () => tool.kill();
+  input.signal.addEventListener("abort", onAbort, { once: true });
+  let exit: ToolExit;
+  try {
+    exit = await tool.exited;
+  } finally {
+    input.signal.removeEventListener("abort", onAbort);
+  }
+  if (input.signal.aborted) throw new WorkerFailure("transient", `The ${input.what ?? "backup"} was interrupted.`);
+  await checkRestored({ ...input, fail, exit, report: tool.report(exit) });
+  return { restoreMs: Date.now() - started, report: tool.report(exit) };
 }
 
 /**
