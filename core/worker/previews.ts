@@ -121,6 +121,7 @@ async function provisionAttempt(a: Attempt): Promise<RunOutcome> {
       tools,
       signal,
       what: "restore",
+      jobs: o.restoreJobs,
       failed: (message, rep, cause) => new WorkerFailure("permanent", message, { report: rep, cause }),
     });
     report = restored.report;
