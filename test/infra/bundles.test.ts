@@ -47,6 +47,6 @@ describe("Lambda bundles (scripts/build-functions.ts)", () => {
     expect(bundles.api.maxBytes).toBeLessThanOrEqual(1024 * 1024); // issue 10: the API within 1 MiB
     expect(bundles.worker.maxBytes).toBeLessThanOrEqual(2 * 1024 * 1024);
     expect(bundles.deliver.maxBytes).toBeLessThanOrEqual(1024 * 1024);
-    expect(bundles.console.maxBytes).toBeLessThanOrEqual(384 * 1024);
+    expect(bundles.console.maxBytes).toBeLessThanOrEqual(160 * 1024);
   });
 });
