@@ -52,6 +52,13 @@ export const clampedLimit = (max: number, byDefault: number) =>
     .transform((n) => Math.min(n, max))
     .openapi({ description: `Page size (default ${byDefault}); values above ${max} are treated as ${max}.`, type: "integer", minimum: 1 });
 
+/** A list's paging query: `limit` (clamped to the list's maximum) and the previous page's `cursor`. */
+export const listQuery = (max: number, byDefault: number) =>
+  z.object({
+    limit: clampedLimit(max, byDefault),
+    cursor: z.string().max(2000).optional().openapi({ description: "The `x-next-cursor` header of the previous page." }),
+  });
+
 export const security: Record<string, string[]>[] = [{ bearerAuth: [] }, { apiKeyAuth: [] }];
 
 export const Download = downloadSchema

@@ -14,7 +14,7 @@ let key: string;
 beforeAll(async () => {
   env = await createTestEnv();
   tenant = await env.seedTenant({ database: "valmsg_db" });
-  key = await tenant.key(["backups:read", "backups:write", "jobs:read", "projects:read", "projects:write", "api_keys:write", "organizations:write"]);
+  key = await tenant.key(["backups:read", "backups:write", "jobs:read", "projects:read", "projects:write", "api_keys:write", "organizations:read", "organizations:write"]);
 });
 afterAll(async () => env?.cleanup());
 
@@ -60,5 +60,43 @@ describe("validation messages", () => {
     const b = await body(res);
     expect(res.status, JSON.stringify(b)).toBe(400);
     expect(b).toEqual({ error });
+  });
+});
+
+describe("list limits: one rule for every list", () => {
+  const lists = () => {
+    const org = `/v1/organizations/${tenant.organizationId}`;
+    return [
+      `${project()}/backups`,
+      `${project()}/jobs`,
+      `${project()}/exports`,
+      `${project()}/preview-databases`,
+      `${project()}/audit-events`,
+      `${org}/audit-events`,
+      `${org}/webhook-endpoints/${webhookEndpointId}/deliveries`,
+    ];
+  };
+  let webhookEndpointId: string;
+  beforeAll(async () => {
+    env.deps.webhookPolicy = { allowLoopbackHttp: true };
+    const res = await env.app().request(`/v1/organizations/${tenant.organizationId}/webhook-endpoints`, {
+      method: "POST",
+      headers: { "x-api-key": key, "content-type": "application/json" },
+      body: JSON.stringify({ url: "http://127.0.0.1:9/limits" }),
+    });
+    const b = await body(res);
+    expect(res.status, JSON.stringify(b)).toBe(201);
+    webhookEndpointId = b.webhook_endpoint.id;
+  });
+
+  it("a limit above a list's maximum is clamped (200), 0 and text are 400s naming limit", async () => {
+    for (const list of lists()) {
+      for (const [limit, status] of [["5000", 200], ["1", 200], ["0", 400], ["-3", 400], ["ten", 400]] as const) {
+        const res = await env.app().request(`${list}?limit=${limit}`, { headers: { "x-api-key": key } });
+        const b = await body(res);
+        expect(res.status, `${list}?limit=${limit}: ${JSON.stringify(b)}`).toBe(status);
+        if (status === 400) expect(b.error, list).toMatch(/^limit: /);
+      }
+    }
   });
 });

@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { auditEventSchema } from "../../audit/audit.ts";
+import { listQuery } from "../schemas.ts";
 
 /** The AuditEvent wire schema (SPEC section 5), named for the OpenAPI document. */
 export const AuditEvent = auditEventSchema
@@ -12,10 +13,7 @@ export const AuditEvent = auditEventSchema
   })
   .openapi("AuditEvent");
 
-export const ListAuditEventsQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(100).default(25).openapi({ description: "Page size (1-100, default 25)." }),
-  cursor: z.string().max(2000).optional().openapi({ description: "The `x-next-cursor` header of the previous page." }),
-});
+export const ListAuditEventsQuery = listQuery(100, 25);
 export const ListAuditEventsResponse = z.object({ audit_events: z.array(AuditEvent) });
 
 export const listResponses = {

@@ -3,12 +3,9 @@ import { listBackups, toBackup } from "../../backups/backups.ts";
 import { projectAccess } from "../auth.ts";
 import type { App, RouteDeps } from "../context.ts";
 import { errorResponses } from "../errors.ts";
-import { Backup, clampedLimit, ProjectParams, security } from "../schemas.ts";
+import { Backup, listQuery, ProjectParams, security } from "../schemas.ts";
 
-export const ListBackupsQuery = z.object({
-  limit: clampedLimit(1000, 1000),
-  cursor: z.string().max(2000).optional().openapi({ description: "The `x-next-cursor` header of the previous page." }),
-});
+export const ListBackupsQuery = listQuery(1000, 1000);
 export const ListBackupsResponse = z.object({ backups: z.array(Backup) });
 
 export const listBackupsRoute = createRoute({

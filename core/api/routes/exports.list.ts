@@ -3,12 +3,9 @@ import { listExports, toExport } from "../../exports/exports.ts";
 import { projectAccess } from "../auth.ts";
 import type { App, RouteDeps } from "../context.ts";
 import { errorResponses } from "../errors.ts";
-import { Export, ProjectParams, security } from "../schemas.ts";
+import { Export, listQuery, ProjectParams, security } from "../schemas.ts";
 
-export const ListExportsQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(1000).default(100).openapi({ description: "Page size (1-1000, default 100)." }),
-  cursor: z.string().max(2000).optional().openapi({ description: "The `x-next-cursor` header of the previous page." }),
-});
+export const ListExportsQuery = listQuery(1000, 100);
 export const ListExportsResponse = z.object({ exports: z.array(Export) });
 
 export const listExportsRoute = createRoute({

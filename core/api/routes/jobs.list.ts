@@ -3,12 +3,9 @@ import { listJobs, toJob } from "../../jobs/jobs.ts";
 import { projectAccess } from "../auth.ts";
 import type { App, RouteDeps } from "../context.ts";
 import { errorResponses } from "../errors.ts";
-import { clampedLimit, Job, ProjectParams, security } from "../schemas.ts";
+import { Job, listQuery, ProjectParams, security } from "../schemas.ts";
 
-export const ListJobsQuery = z.object({
-  limit: clampedLimit(100, 25),
-  cursor: z.string().max(2000).optional().openapi({ description: "The `x-next-cursor` header of the previous page." }),
-});
+export const ListJobsQuery = listQuery(100, 25);
 export const ListJobsResponse = z.object({ jobs: z.array(Job) });
 
 export const listJobsRoute = createRoute({

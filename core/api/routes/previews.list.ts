@@ -4,12 +4,9 @@ import { projectAccess } from "../auth.ts";
 import type { App, RouteDeps } from "../context.ts";
 import { errorResponses } from "../errors.ts";
 import { Preview } from "../restore-schemas.ts";
-import { ProjectParams, security } from "../schemas.ts";
+import { listQuery, ProjectParams, security } from "../schemas.ts";
 
-export const ListPreviewsQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(100).default(100).openapi({ description: "Page size (1-100, default 100)." }),
-  cursor: z.string().max(2000).optional().openapi({ description: "The `x-next-cursor` header of the previous page." }),
-});
+export const ListPreviewsQuery = listQuery(100, 100);
 export const ListPreviewsResponse = z.object({ preview_databases: z.array(Preview) });
 
 export const listPreviewsRoute = createRoute({

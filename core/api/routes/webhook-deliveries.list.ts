@@ -3,13 +3,10 @@ import { listDeliveries, toDelivery } from "../../webhooks/deliveries.ts";
 import { requireEndpoint } from "../../webhooks/endpoints.ts";
 import type { App, RouteDeps } from "../context.ts";
 import { errorResponses } from "../errors.ts";
-import { security } from "../schemas.ts";
+import { listQuery, security } from "../schemas.ts";
 import { WebhookDelivery, WebhookEndpointParams, orgAccess } from "./webhook-endpoints.ts";
 
-export const ListWebhookDeliveriesQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(100).default(25).openapi({ description: "Page size (1-100, default 25)." }),
-  cursor: z.string().max(2000).optional().openapi({ description: "The `x-next-cursor` header of the previous page." }),
-});
+export const ListWebhookDeliveriesQuery = listQuery(100, 25);
 export const ListWebhookDeliveriesResponse = z.object({ deliveries: z.array(WebhookDelivery) });
 
 export const listWebhookDeliveriesRoute = createRoute({
