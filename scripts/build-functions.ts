@@ -33,7 +33,7 @@ export const bundles = {
   worker: { entry: "functions/worker.ts", maxBytes: 2 * 1024 * 1024 },
   dispatch: { entry: "functions/dispatch.ts", maxBytes: 1024 * 1024 },
   deliver: { entry: "functions/deliver.ts", maxBytes: 1024 * 1024 },
-  // Pages, one script, a style sheet and Hono with its JSX runtime: no AWS SDK, no zod.
+  // Pages, one script, a style sheet, Hono's JSX runtime and zod/mini by name; no AWS SDK.
   console: { entry: "functions/console.ts", maxBytes: 160 * 1024 },
 } as const;
 export type BundleName = keyof typeof bundles;
