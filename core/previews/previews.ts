@@ -387,8 +387,11 @@ async function announceForJob(
  * Restored and checked (or created empty): ready, with `preview.ready`, and for a restore
  * `restore.completed` as well (a subscriber to either hears it).
  */
-export const markPreviewReady = (deps: Db, preview: PreviewItem, jobId: string) =>
-  announceForJob(deps, preview, jobId, { state: "ready", error: null, ...expiryIndex({ ...preview, state: "ready" }) }, ["provisioning", "resetting"], (at) => [
+export async function markPreviewReady(deps: Db, read: PreviewItem, jobId: string): Promise<PreviewItem | undefined> {
+  // Read afresh: the job's copy is from its start, and an extend since then moved expires_at.
+  // Provisioning and resetting are live, like ready: the expiry index entry stays as it is.
+  const preview = (await getPreview(deps, read.id)) ?? read;
+  return announceForJob(deps, preview, jobId, { state: "ready", error: null }, ["provisioning", "resetting"], (at) => [
     previewReadyEvent(preview, jobId, at),
     ...(preview.action === "restore" && preview.action_backup_id
       ? [
@@ -406,6 +409,7 @@ export const markPreviewReady = (deps: Db, preview: PreviewItem, jobId: string) 
         ]
       : []),
   ]);
+}
 
 export const markPreviewFailed = (deps: Db, preview: PreviewItem, jobId: string, error: string) =>
   updateForJob(deps, preview, jobId, { state: "failed", error, ...expiryIndex({ ...preview, state: "failed" }) });
