@@ -6,7 +6,7 @@ import { getBackup } from "../../core/backups/backups.ts";
 import { getPreview, previewPassword } from "../../core/previews/previews.ts";
 import { expectShape } from "../support/spec.ts";
 import { runQueueUntilSettled } from "../worker/support.ts";
-import { appProject, approval, as, changedPreview, existing, hashesAs, hashesOf, jobOf, promoteRequest, promotionOf, rowHashes, verifiedBackup } from "./support.ts";
+import { allowsConnections, appProject, approval, as, changedPreview, existing, hashesAs, hashesOf, jobOf, promoteRequest, promotionOf, rowHashes, verifiedBackup } from "./support.ts";
 
 let env: TestEnv;
 beforeAll(async () => {
@@ -91,6 +91,38 @@ describe("POST /v1/preview-databases/{previewID}/promote", () => {
     const second = await promotionOf(env, undone!.id);
     const parkedAgain = (await getPreview(env.deps, second.parked_preview_id))!;
     expect(await hashesAs(env, parkedAgain.role_name, parkedAgain.database_name, previewPassword(env.deps, parkedAgain))).toEqual(newHashes);
+  }, 240_000);
+});
+
+describe("a promote that fails before the rename", () => {
+  it("leaves the project's database untouched and accepting connections, says what failed, and leaves no pre-promote preview or role behind", async () => {
+    // prepare: a preview whose database disappears (dropped behind the service's back) before the swap
+    const p = await appProject(env);
+    const backup = await verifiedBackup(env, p.tenant);
+    const preview = await changedPreview(env, p, backup);
+    const oldHashes = await hashesOf(env, p.database);
+    const key = await p.tenant.key(["projects:write"]);
+    const { res, json } = await promoteRequest(env, key, preview.id, await approval(env, p.tenant.projectId, p.tenant.organizationId));
+    expect(res.status, JSON.stringify(json)).toBe(202);
+    await env.query("postgres", `DROP DATABASE ${preview.database_name} WITH (FORCE)`);
+
+    // act
+    const [failed] = await runQueueUntilSettled(env.deps, [json.job.id]);
+
+    // assess
+    expect(failed, JSON.stringify(failed)).toMatchObject({ state: "failed", retry_classification: "permanent" });
+    expect(failed!.error).toMatch(/are not both on the cluster any more \(was the preview deleted\?\)\. The project's database was not changed\./);
+    expect(await hashesAs(env, p.role, p.database)).toEqual(oldHashes);
+    expect(await allowsConnections(env, p.database)).toBe(true);
+    const promotion = await promotionOf(env, failed!.id);
+    expect(await getBackup(env.deps, p.tenant.projectId, promotion.safety_backup_id)).toMatchObject({ state: "completed", verification_state: "verified" });
+    expect(await existing(env, [promotion.parked_database])).toEqual([]);
+    expect(await env.query("postgres", "SELECT 1 FROM pg_roles WHERE rolname = $1", [promotion.parked_database])).toEqual([]);
+    const parked = await getPreview(env.deps, promotion.parked_preview_id);
+    expect(parked === undefined || parked.state === "deleted", JSON.stringify(parked)).toBe(true);
+    // A new promote of the project is accepted again (the failed one no longer holds it).
+    const again = await promoteRequest(env, key, preview.id, await approval(env, p.tenant.projectId, p.tenant.organizationId));
+    expect(again.res.status, JSON.stringify(again.json)).not.toBe(409);
   }, 240_000);
 });
 
