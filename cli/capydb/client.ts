@@ -19,6 +19,7 @@ import { GetPreviewResponse } from "../../core/api/routes/previews.get.ts";
 import { ListPreviewsResponse } from "../../core/api/routes/previews.list.ts";
 import { PreviewConnectionsResponse } from "../../core/api/routes/previews.connections.ts";
 import { ResetPreviewResponse } from "../../core/api/routes/previews.reset.ts";
+import { PromotePreviewResponse } from "../../core/api/routes/previews.promote.ts";
 import { GetProjectResponse } from "../../core/api/routes/projects.get.ts";
 import { ListProjectsResponse } from "../../core/api/routes/projects.list.ts";
 import { CreateRestorePointResponse } from "../../core/api/routes/restore-points.create.ts";
@@ -229,6 +230,10 @@ export class ApiClient {
 
   resetPreview(previewId: string) {
     return this.send("POST", `/v1/preview-databases/${seg(previewId)}/reset`, undefined, ResetPreviewResponse);
+  }
+
+  promotePreview(previewId: string, approvalToken: string) {
+    return this.send("POST", `/v1/preview-databases/${seg(previewId)}/promote`, { approval_token: approvalToken }, PromotePreviewResponse);
   }
 
   extendPreview(previewId: string, ttlHours: number) {

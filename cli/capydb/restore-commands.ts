@@ -82,6 +82,50 @@ export function registerRestoreCommands(program: Command, kit: CommandKit): void
     void cmd;
   }
 
+  /**
+   * Follows a promote or an overwrite restore: with --wait, the current phase is shown on the
+   * progress line (a terminal only); at the end, the job and every phase it went through.
+   */
+  async function finishCutover(client: ApiClient, format: Format, job: Job, wait: boolean, timeout: string) {
+    if (!wait) {
+      if (format === "json") return printJson(io, { job });
+      io.out.write(renderFields([["job", job.id], ["type", job.type], ["state", job.state]]));
+      note(`Follow it with \`capydb jobs get ${job.id} --wait\`: a safety backup of the project's database comes first, then the swap.`);
+      return;
+    }
+    const opts = kit.waitOptions(timeout, kit.progressOn());
+    const release = kit.onInterrupt(job.id, opts.progress);
+    let done: { job: Job };
+    try {
+      done = await waitForJob(client, job.id, opts);
+    } catch (err) {
+      opts.progress?.stop();
+      throw err;
+    } finally {
+      release();
+    }
+    opts.progress?.stop(`${done.job.state === "completed" ? "✓" : "✗"} job ${job.id} ${done.job.state} · ${opts.progress.elapsed()}`);
+    if (format === "json") printJson(io, { job: done.job });
+    else {
+      io.out.write(renderFields([["job", done.job.id], ["type", done.job.type], ["state", done.job.state], ...(done.job.error ? ([["error", done.job.error]] as [string, string][]) : [])]));
+      if (done.job.last_stdout) io.out.write(`\nphases:\n${done.job.last_stdout.split("\n").map((l) => `  ${l}`).join("\n")}\n`);
+    }
+    if (done.job.state === "failed") throw new CliError(`job ${job.id} failed: ${done.job.error ?? "no reason given"}`);
+    const undo = /promoting preview (pvw_\w+)/.exec(done.job.last_stdout ?? "")?.[1];
+    if (undo && format !== "json") note(`To undo within 24 hours: ask an admin for a project.promote_preview approval, then \`capydb previews promote ${undo} --approval-token ...\`.`);
+  }
+
+  const approvalToken = (o: { approvalToken?: string }, action: string) => {
+    const token = o.approvalToken ?? process.env.CAPYDB_APPROVAL_TOKEN;
+    if (!token) {
+      throw new CliError(
+        `--approval-token is required: an organization admin approves ${action} (POST /v1/projects/{id}/approvals while signed in, or an operator with \`capydb-admin approval create --action ${action}\`)`,
+        exitCodes.usage,
+      );
+    }
+    return token;
+  };
+
   const projects = program.command("projects").description("the projects the key may see");
   projects
     .command("list")
@@ -108,7 +152,8 @@ export function registerRestoreCommands(program: Command, kit: CommandKit): void
     .description("restore a backup (or a restore point) into a new preview database, or into an existing one")
     .option("--backup-key <key>", "the backup to restore (its backup_key, from `capydb backups list -o json`)")
     .option("--restore-point <id>", "restore the backup an active restore point pins")
-    .addOption(new Option("--target-kind <kind>", "new_preview (default) or preview").choices(["new_preview", "preview"]))
+    .addOption(new Option("--target-kind <kind>", "new_preview (default), preview, or project (over the project's database: needs --approval-token; refused for production projects)").choices(["new_preview", "preview", "project"]))
+    .option("--approval-token <token>", "for --target-kind project: an admin's project.restore_overwrite approval (or CAPYDB_APPROVAL_TOKEN)")
     .option("--preview <id>", "the preview to restore into (--target-kind preview)")
     .option("--preview-name <name>", "name of the new preview")
     .option("--ttl-hours <n>", "the new preview is deleted after this many hours (1-168, default 24)", kit.int("--ttl-hours", 1, 168))
@@ -118,11 +163,12 @@ export function registerRestoreCommands(program: Command, kit: CommandKit): void
     .option("--wait-timeout <duration>", "give up waiting after this long (exit 6)", "30m")
     .action(
       async (
-        o: { backupKey?: string; restorePoint?: string; targetKind?: string; preview?: string; previewName?: string; ttlHours?: number; recreate?: boolean; allowUnverified?: boolean; wait?: boolean; waitTimeout: string },
+        o: { backupKey?: string; restorePoint?: string; targetKind?: string; approvalToken?: string; preview?: string; previewName?: string; ttlHours?: number; recreate?: boolean; allowUnverified?: boolean; wait?: boolean; waitTimeout: string },
         cmd: Command,
       ) => {
         if (!o.backupKey === !o.restorePoint) throw new CliError("give exactly one of --backup-key or --restore-point", exitCodes.usage);
         const targetKind = o.targetKind ?? (o.preview ? "preview" : "new_preview");
+        const token = targetKind === "project" ? approvalToken(o, "project.restore_overwrite") : undefined;
         const { client, format, project } = kit.context(cmd);
         const res = await client.restore(project(), {
           backup_key: o.backupKey,
@@ -133,8 +179,11 @@ export function registerRestoreCommands(program: Command, kit: CommandKit): void
           ttl_hours: o.ttlHours,
           recreate: o.recreate ?? false,
           allow_unverified_backup: o.allowUnverified ?? false,
+          ...(token ? { approval_token: token } : {}),
         });
-        await finish(cmd, client, format, res.data.job, Boolean(o.wait || cmd.getOptionValueSource("waitTimeout") === "cli"), o.waitTimeout);
+        const wait = Boolean(o.wait || cmd.getOptionValueSource("waitTimeout") === "cli");
+        if (targetKind === "project") return finishCutover(client, format, res.data.job, wait, o.waitTimeout);
+        await finish(cmd, client, format, res.data.job, wait, o.waitTimeout);
       },
     );
 
@@ -181,6 +230,18 @@ export function registerRestoreCommands(program: Command, kit: CommandKit): void
         await finish(cmd, client, format, res.data.job, Boolean(o.wait || cmd.getOptionValueSource("waitTimeout") === "cli"), o.waitTimeout);
       });
   }
+  previews
+    .command("promote <preview-id>")
+    .description("make the preview's data the project's database: a verified safety backup first, then one short swap; the old data stays 24 hours as a pre-promote preview")
+    .option("--approval-token <token>", "an admin's project.promote_preview approval of the project (or CAPYDB_APPROVAL_TOKEN)")
+    .option("--wait", "wait until it is done, showing each phase")
+    .option("--wait-timeout <duration>", "give up waiting after this long (exit 6)", "30m")
+    .action(async (id: string, o: { approvalToken?: string; wait?: boolean; waitTimeout: string }, cmd: Command) => {
+      const token = approvalToken(o, "project.promote_preview");
+      const { client, format } = kit.context(cmd);
+      const res = await client.promotePreview(id, token);
+      await finishCutover(client, format, res.data.job, Boolean(o.wait || cmd.getOptionValueSource("waitTimeout") === "cli"), o.waitTimeout);
+    });
   previews
     .command("extend <preview-id>")
     .description("keep it: it now expires --ttl-hours from now")

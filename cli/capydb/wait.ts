@@ -95,8 +95,24 @@ const pollDelay = (o: WaitOptions, elapsedMs: number) => {
 
 const followHint = (jobId: string) => `it goes on on the server: follow it with \`capydb jobs get ${jobId} --wait\``;
 
+/** A promote or an overwrite restore: a job in phases, which it lists in `last_stdout` (one line each). */
+export const isCutover = (job: Pick<Job, "type" | "preview_database_id">) =>
+  job.type === "project.promote_preview" || (job.type === "project.restore" && job.preview_database_id === null);
+
+/** The phase a promote or overwrite restore is in, from the last line it wrote. */
+export function cutoverPhase(job: Pick<Job, "last_stdout" | "state" | "type">): string {
+  const last = job.last_stdout?.trim().split("\n").at(-1) ?? "";
+  if (!last) return job.state === "pending" ? "queued" : job.type === "project.restore" ? "restoring the backup into a hidden database" : "starting";
+  if (/restored into a hidden database/.test(last)) return "restore checked · safety backup next";
+  if (/safety backup \S+ requested/.test(last)) return "safety backup: dumping and verifying the project's database";
+  if (/safety backup \S+ verified/.test(last)) return "safety backup verified · swapping the databases";
+  if (/^\S+ swapped/.test(last)) return "swapped · keeping the old data as a pre-promote preview";
+  return last.replace(/^\S+ /, "");
+}
+
 export function jobStatus(job: Job, backup?: Backup): string {
   const attempt = `attempt ${Math.max(job.attempts, 1)}/${job.max_attempts}`;
+  if (isCutover(job)) return `job ${job.id}: ${cutoverPhase(job)} · ${attempt}`;
   let phase: string = job.state === "pending" ? "queued" : job.state;
   if (job.state === "pending" && job.attempts > 0) phase = `waiting to retry (${job.error ?? "transient failure"})`;
   if (job.state === "running" && backup) {
