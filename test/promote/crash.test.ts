@@ -4,7 +4,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { listBackups } from "../../core/backups/backups.ts";
+import { reapJobs } from "../../core/dispatch/reaper.ts";
 import { getLock } from "../../core/jobs/locks.ts";
+import { runJob } from "../../core/worker/run.ts";
 import { getPreview, previewPassword } from "../../core/previews/previews.ts";
 import { body } from "../support/spec.ts";
 import { fastOptions, runQueueUntilSettled } from "../worker/support.ts";
@@ -17,6 +19,7 @@ import {
   existing,
   hashesAs,
   hashesOf,
+  jobOf,
   promoteRequest,
   promotionOf,
   verifiedBackup,
@@ -130,6 +133,33 @@ describe("a worker killed during a promote", () => {
     expect(await hashesAs(env, s.p.role, s.p.database)).toEqual(s.newHashes);
     expect(await getPreview(env.deps, promotion.parked_preview_id)).toMatchObject({ state: "provisioning" });
     await assessRecovered(s.p, s.jobId, s.oldHashes, s.newHashes);
+  }, 300_000);
+});
+
+describe("a promote whose last attempt is killed", () => {
+  it("just before the rename: the reaper fails it and sends it once more; that delivery lets connections in again and drops the parked role; the old data stays", async () => {
+    const s = await promoteScenario();
+    const { UpdateCommand } = await import("@aws-sdk/lib-dynamodb");
+    const { keys } = await import("../../core/db/keys.ts");
+    await env.deps.ddb.send(new UpdateCommand({ TableName: env.deps.table, Key: keys.job(s.jobId), UpdateExpression: "SET max_attempts = :one", ExpressionAttributeValues: { ":one": 1 } }));
+    const promotion = await promotionOf(env, s.jobId);
+    await workerKilledAt("rename");
+    expect(await allowsConnections(env, s.p.database)).toBe(false);
+
+    await new Promise((r) => setTimeout(r, 5000)); // the 4 s lease lapses
+    const report = await reapJobs(env.deps);
+    expect(report.failed, JSON.stringify(report)).toBe(1);
+    expect(report.jobIds).toContain(s.jobId);
+    const outcome = await runJob(env.deps, s.jobId, undefined, fastOptions);
+    expect(outcome).toMatchObject({ status: "ignored", reason: "job already failed" });
+
+    const failed = await jobOf(env, s.jobId);
+    expect(failed, JSON.stringify(failed)).toMatchObject({ state: "failed" });
+    expect(await allowsConnections(env, s.p.database)).toBe(true);
+    expect(await hashesAs(env, s.p.role, s.p.database)).toEqual(s.oldHashes);
+    expect(await existing(env, [promotion.parked_database])).toEqual([]);
+    expect(await env.query("postgres", "SELECT 1 FROM pg_roles WHERE rolname = $1", [promotion.parked_database])).toEqual([]);
+    expect(await getPreview(env.deps, promotion.parked_preview_id)).toMatchObject({ state: "deleted", error: expect.stringMatching(/failed before the swap/) });
   }, 300_000);
 });
 
