@@ -196,6 +196,17 @@ interface DbRun {
 const size0Rounds = (ctx: BenchContext) => Math.max(1, ctx.repeat);
 
 const RESTORE_JOBS = 2;
+
+/** `BENCH_DUMP_PARTS=peer,verified,restore` (default: all): the large database's side measures to run; the pairs with bare pg_dump always run. */
+const ALL_PARTS = ["peer", "verified", "restore"] as const;
+type Part = (typeof ALL_PARTS)[number];
+function dumpParts(): Set<Part> {
+  const raw = process.env.BENCH_DUMP_PARTS;
+  if (raw === undefined || raw.trim() === "") return new Set(ALL_PARTS);
+  const parts = raw.split(",").map((p) => p.trim()).filter(Boolean);
+  for (const p of parts) if (!(ALL_PARTS as readonly string[]).includes(p)) throw new Error(`BENCH_DUMP_PARTS: unknown part ${p}; known: ${ALL_PARTS.join(", ")}`);
+  return new Set(parts as Part[]);
+}
 /** What a restore into a preview uses (WorkerOptions.restoreJobs' default): restore.ratio measures that path. */
 const SERVICE_RESTORE_JOBS = defaultWorkerOptions.restoreJobs;
 
@@ -251,6 +262,7 @@ export async function measureDump(ctx: BenchContext): Promise<MeasureResult> {
   const runs: DbRun[] = [];
 
   const rounds = size0Rounds(ctx);
+  const parts = dumpParts();
   for (const size of sizes) {
     const db = `bench_${size.label}`;
     const large = size.label === "large";
@@ -307,18 +319,22 @@ export async function measureDump(ctx: BenchContext): Promise<MeasureResult> {
             `source reads: blocks ${bare.reads.blocks} bare / ${reads.blocks} ours, tuples ${bare.reads.tuples} / ${reads.tuples})`,
         );
         if (large && round_ === 0 && i < size.sideReps) {
-          const peerKey = `bench/${db}/peer-${i}.dump`;
-          const peer = await runChild<PeerOut>(ctx.children.dump, { mode: "peer", conn: ctx.conn, database: db, key: peerKey, serverMajor: major }, ctx.childEnv, { timeoutMs: 20 * 60_000 });
-          await drop(peerKey);
-          r.peer.push({ bareMs: bare.result, out: peer.result });
-          const backupKey = `bench/${db}/verified-${i}.dump`;
-          const verified = await runChild<BackupOut>(ctx.children.dump, { mode: "backup", conn: ctx.conn, database: db, key: backupKey }, ctx.childEnv, { timeoutMs: 30 * 60_000 });
-          await drop(backupKey);
-          r.verified.push({ bareMs: bare.result, out: verified.result });
-          ctx.log(
-            `dump: ${db} #${i + 1}: peer ${round(peer.result.ms / 1000, 1)} s (pg_dump ${round(peer.result.dumpMs / 1000, 1)} s + upload ${round(peer.result.uploadMs / 1000, 1)} s, ${round(mb(peer.result.sizeBytes), 1)} MB); ` +
-              `verified backup ${round(verified.result.ms / 1000, 1)} s (dump+restore stream ${round(verified.result.dumpMs / 1000, 1)} s, restore in all ${round(verified.result.restoreMs / 1000, 1)} s)`,
-          );
+          if (parts.has("peer")) {
+            const peerKey = `bench/${db}/peer-${i}.dump`;
+            const peer = await runChild<PeerOut>(ctx.children.dump, { mode: "peer", conn: ctx.conn, database: db, key: peerKey, serverMajor: major }, ctx.childEnv, { timeoutMs: 20 * 60_000 });
+            await drop(peerKey);
+            r.peer.push({ bareMs: bare.result, out: peer.result });
+            ctx.log(`dump: ${db} #${i + 1}: peer ${round(peer.result.ms / 1000, 1)} s (pg_dump ${round(peer.result.dumpMs / 1000, 1)} s + upload ${round(peer.result.uploadMs / 1000, 1)} s, ${round(mb(peer.result.sizeBytes), 1)} MB)`);
+          }
+          if (parts.has("verified")) {
+            const backupKey = `bench/${db}/verified-${i}.dump`;
+            const verified = await runChild<BackupOut>(ctx.children.dump, { mode: "backup", conn: ctx.conn, database: db, key: backupKey }, ctx.childEnv, { timeoutMs: 30 * 60_000 });
+            await drop(backupKey);
+            r.verified.push({ bareMs: bare.result, out: verified.result });
+            ctx.log(
+              `dump: ${db} #${i + 1}: verified backup ${round(verified.result.ms / 1000, 1)} s (dump+restore stream ${round(verified.result.dumpMs / 1000, 1)} s, restore in all ${round(verified.result.restoreMs / 1000, 1)} s)`,
+            );
+          }
         }
       }
       const ratios = r.pipelineMs.slice(from).map((p, k) => p / r.bareMs[from + k]!);
@@ -334,7 +350,7 @@ export async function measureDump(ctx: BenchContext): Promise<MeasureResult> {
     );
     r.verify = { ms: v.result.ms, vmHwmKb: v.result.vmHwmKb };
     ctx.log(`dump: ${db} verified in ${round(v.result.ms / 1000, 1)} s`);
-    if (large) r.restore = await measureRestores(ctx, tools.pgRestore, r, major, size.sideReps);
+    if (large && parts.has("restore")) r.restore = await measureRestores(ctx, tools.pgRestore, r, major, size.sideReps);
     await drop(r.key);
     await sql(ctx, "postgres", `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
     runs.push(r);
@@ -357,7 +373,7 @@ export async function measureDump(ctx: BenchContext): Promise<MeasureResult> {
   const tuplesRatio = sum(large.pipelineReads.map((x) => x.tuples)) / sum(large.bareReads.map((x) => x.tuples));
   const readsRatio = Math.max(blocksRatio, tuplesRatio);
   const verifiedRatio = pairs(large.verified.map((v) => v.out.ms), large.verified.map((v) => v.bareMs));
-  const rs = large.restore!;
+  const rs = large.restore ?? { bareMs: [], streamedMs: [], parallelMs: [], jobs: RESTORE_JOBS };
   const restoreRatio = pairs(SERVICE_RESTORE_JOBS > 1 ? rs.parallelMs : rs.streamedMs, rs.bareMs);
   const restoreOther = pairs(SERVICE_RESTORE_JOBS > 1 ? rs.streamedMs : rs.parallelMs, rs.bareMs);
   const peakRssMb = Math.max(...large.peakRssKb, ...small.peakRssKb) / 1024;
@@ -391,11 +407,15 @@ export async function measureDump(ctx: BenchContext): Promise<MeasureResult> {
 
   const checks: Check[] = [
     { key: "dump.ratio", value: round(ratio, 3), target: "<= 1.15", pass: ratio <= 1.15 },
-    { key: "dump.vs_peer", value: round(vsPeer, 3), target: "<= 0.8", pass: vsPeer <= 0.8 },
-    { key: "dump.artifact_vs_peer", value: round(artifactVsPeer, 3), target: "<= 1.1", pass: artifactVsPeer <= 1.1 },
+    ...(parts.has("peer")
+      ? [
+          { key: "dump.vs_peer", value: round(vsPeer, 3), target: "<= 0.8", pass: vsPeer <= 0.8 },
+          { key: "dump.artifact_vs_peer", value: round(artifactVsPeer, 3), target: "<= 1.1", pass: artifactVsPeer <= 1.1 },
+        ]
+      : []),
     { key: "dump.source_reads_ratio", value: round(readsRatio, 3), target: "<= 1.05", pass: readsRatio <= 1.05 },
-    { key: "backup.verified_ratio", value: round(verifiedRatio, 3), target: "<= 1.4", pass: verifiedRatio <= 1.4 },
-    { key: "restore.ratio", value: round(restoreRatio, 3), target: "<= 1.2", pass: restoreRatio <= 1.2 },
+    ...(parts.has("verified") ? [{ key: "backup.verified_ratio", value: round(verifiedRatio, 3), target: "<= 1.4", pass: verifiedRatio <= 1.4 }] : []),
+    ...(parts.has("restore") ? [{ key: "restore.ratio", value: round(restoreRatio, 3), target: "<= 1.2", pass: restoreRatio <= 1.2 }] : []),
     { key: "dump.peak_rss_mb", value: round(peakRssMb, 1), target: "<= 256", pass: peakRssMb <= 256 },
     { key: "dump.rss_flatness", value: round(flatness, 3), target: "<= 1.20 (large/small peak)", pass: flatness <= 1.2 },
   ];
@@ -406,7 +426,7 @@ export async function measureDump(ctx: BenchContext): Promise<MeasureResult> {
   const s = per(small);
   const l = per(large);
   const pf = (c: Check) => (c.pass ? "PASS" : "FAIL");
-  const check = (key: string) => checks.find((c) => c.key === key)!;
+  const check = (key: string) => checks.find((c) => c.key === key) ?? { key, value: NaN, target: "", pass: false };
   const sec = (ms: number) => `${round(ms / 1000, 1)} s`;
   const peerMs = median(large.peer.map((p) => p.out.ms));
   const verifiedMs = median(large.verified.map((v) => v.out.ms));
@@ -478,7 +498,7 @@ export async function measureDump(ctx: BenchContext): Promise<MeasureResult> {
       },
     },
     checks,
-    rows: [
+    rows: ([
       [
         `dump ${l.db_mb} MB db`,
         `pipeline ${l.pipeline_median_ms} ms (median)`,
@@ -530,6 +550,13 @@ export async function measureDump(ctx: BenchContext): Promise<MeasureResult> {
         "",
       ],
       ...(checks.find((c) => c.key === "dump.large_db_mb") ? [["dump db size", `${l.db_mb} MB`, "", "", ">= 500 MB", pf(check("dump.large_db_mb"))]] : []),
-    ],
+    ] as string[][]).filter(
+      (row) =>
+        !(
+          (row[0] === "dump vs peer" && !parts.has("peer")) ||
+          (row[0]!.startsWith("verified backup") && !parts.has("verified")) ||
+          (row[0]!.startsWith("restore ") && !parts.has("restore"))
+        ),
+    ),
   };
 }
