@@ -10,7 +10,7 @@
  * | project         | PRJ#<prj>               | PRJ         | ORG#<org>#PRJ / <prj>          |                                          |
  * | api key         | APIKEY#<sha256>         | APIKEY      | ORG#<org>#KEY / <key>          |                                          |
  * | backup          | PRJ#<prj>               | BKP#<bkp>   |                                | BKPEXP / <expires_at>#<bkp> (has artifact)|
- * | schedule        | PRJ#<prj>               | SCH         |                                | SCHED / <HH:MM>#<sch> (active only)       |
+ * | schedule        | PRJ#<prj>               | SCH         | SCHRETRY / <next_at>#<sch> (set aside) | SCHED / <HH:MM>#<sch> (active only) |
  * | job             | JOB#<job>               | JOB         | PRJ#<prj>#JOB / <job>          | JOBS#<state> / <due time>#<job> (pending, running) |
  * | event (outbox)  | EVT#<evt>               | EVT         |                                | OUTBOX / <created_at>#<evt> (until relayed) |
  * | webhook endpoint| ORG#<org>               | WHE#<whe>   |                                |                                          |
@@ -42,6 +42,8 @@ export const keys = {
   backupExpiryIndex: "BKPEXP",
   schedule: (projectId: string) => ({ pk: `PRJ#${projectId}`, sk: "SCH" }),
   scheduleIndex: "SCHED",
+  /** Schedules whose run failed to start, set aside by the dispatcher to retry on their own. */
+  scheduleRetryIndex: "SCHRETRY",
   job: (id: string) => ({ pk: `JOB#${id}`, sk: "JOB" }),
   projectJobsIndex: (projectId: string) => `PRJ#${projectId}#JOB`,
   jobStateIndex: (state: "pending" | "running") => `JOBS#${state}`,

@@ -50,7 +50,8 @@ async function indexedJobs(deps: Db, state: "pending" | "running", before: Date,
 }
 
 /**
- * Lost messages and dead workers, found through the job-state index (never a scan):
+ * Dead workers and lost messages, found through the job-state index (never a scan), dead workers
+ * first, and nothing started past `deadline` (a `Date.now()` instant; the rest waits on its index):
  * - a `pending` job due more than `pendingGraceMs` ago is sent again; its `available_at` moves to
  *   now so it is sent at most once per grace period while a busy queue drains;
  * - a `running` job whose lease lapsed goes back to `pending` (sent again) while it has attempts
@@ -59,27 +60,17 @@ async function indexedJobs(deps: Db, state: "pending" | "running", before: Date,
  * Every transition is conditional on what was read, so a worker that claims or finishes the job
  * meanwhile wins.
  */
-export async function reapJobs(deps: Deps, opts: ReaperOptions = defaultReaperOptions): Promise<ReaperReport> {
+export async function reapJobs(deps: Deps, opts: ReaperOptions = defaultReaperOptions, deadline = Infinity): Promise<ReaperReport> {
   const now = deps.now();
   const report: ReaperReport = { requeued: 0, retried: 0, failed: 0, locksReleased: 0, errors: 0, jobIds: [] };
   const toSend: string[] = [];
+  // Nothing is started past the deadline: what is left stays on its index for the next tick.
+  const timeLeft = () => Date.now() < deadline;
 
-  const waiting = await indexedJobs(deps, "pending", new Date(now.getTime() - opts.pendingGraceMs), opts.limit);
-  const requeued = await mapSettled(waiting, opts.concurrency, (job) => requeuePendingJob(deps, job));
-  requeued.forEach((r, i) => {
-    const job = waiting[i]!;
-    if (r.status === "rejected") {
-      report.errors++;
-      deps.log.error("reaper: could not requeue a pending job", { job_id: job.id, error: errorText(r.reason) });
-    } else if (r.value) {
-      report.requeued++;
-      report.jobIds.push(job.id);
-      toSend.push(job.id);
-    }
-  });
-
+  // Dead workers first: a backlog of pending jobs (a catch-up) must not delay their recovery.
   const lapsed = await indexedJobs(deps, "running", now, opts.limit);
   const reaped = await mapSettled(lapsed, opts.concurrency, async (job) => {
+    if (!timeLeft()) return { outcome: undefined, lockReleased: false };
     const reaped = await reapLapsedJob(deps, job);
     const outcome = reaped?.outcome;
     if (outcome === "failed" && job.type === "project.backup" && job.backup_id) {
@@ -108,6 +99,20 @@ export async function reapJobs(deps: Deps, opts: ReaperOptions = defaultReaperOp
     report.jobIds.push(job.id);
     if (r.value.outcome === "retried" || (r.value.outcome === "failed" && cleansUpOnDelivery(job))) toSend.push(job.id);
     deps.log.warn(`reaper: ${r.value.outcome === "retried" ? "retrying" : "failed"} a job whose worker stopped responding`, { job_id: job.id, attempts: job.attempts });
+  });
+
+  const waiting = timeLeft() ? await indexedJobs(deps, "pending", new Date(now.getTime() - opts.pendingGraceMs), opts.limit) : [];
+  const requeued = await mapSettled(waiting, opts.concurrency, (job) => (timeLeft() ? requeuePendingJob(deps, job) : Promise.resolve(undefined)));
+  requeued.forEach((r, i) => {
+    const job = waiting[i]!;
+    if (r.status === "rejected") {
+      report.errors++;
+      deps.log.error("reaper: could not requeue a pending job", { job_id: job.id, error: errorText(r.reason) });
+    } else if (r.value) {
+      report.requeued++;
+      report.jobIds.push(job.id);
+      toSend.push(job.id);
+    }
   });
 
   if (toSend.length) {
