@@ -42,7 +42,7 @@ function interleave(matches: (command: string, input: Record<string, unknown>) =
   env.deps.ddb.middlewareStack.add(
     (next, context) => async (args) => {
       const out = await next(args);
-      if (armed && matches(context.commandName, args.input as Record<string, unknown>)) {
+      if (armed && matches(context.commandName ?? "", args.input as Record<string, unknown>)) {
         armed = false;
         await between();
       }
