@@ -241,13 +241,15 @@ export interface RunReport {
 /**
  * running -> completed, with its `job.completed` event in the same transaction, and `also` (the
  * backup the job completes, that backup's own event) with it: all commit together or none does.
+ * A completed job has no `error` and no `retry_classification` (both describe a failure, and an
+ * earlier attempt's failure is not the job's outcome); `attempts` still shows how many it took.
  */
 export async function completeJob(deps: Db, job: JobItem, report: RunReport = {}, also: TransactItem[] = []): Promise<JobItem | undefined> {
   const now = iso(deps.now());
   return transition(
     deps,
     job.id,
-    { ...report, state: "completed", completed_at: now, updated_at: now, lease_expires_at: null, error: null, ...jobStateIndex("completed", now, job.id) },
+    { ...report, state: "completed", completed_at: now, updated_at: now, lease_expires_at: null, error: null, retry_classification: null, ...jobStateIndex("completed", now, job.id) },
     ownership,
     ownershipValues(job),
     [outboxPut(deps, jobEvent(job, { state: "completed" }, now)), ...also],
