@@ -46,7 +46,16 @@ describe("indexRanges: the schedule index (HH:MM#sch) a window reads", () => {
         ["00:00#", "00:02#~"],
       ],
     ],
-    ["a whole day: every minute once", w("2026-11-25T02:15:00Z", "2026-11-26T02:15:00Z"), [["00:00#", "23:59#~"]]],
+    // In the order the minutes happened, so a tick that runs out of time can save how far it got.
+    [
+      "a whole day: every minute once, oldest first",
+      w("2026-11-25T02:15:00Z", "2026-11-26T02:15:00Z"),
+      [
+        ["02:16#", "23:59#~"],
+        ["00:00#", "02:15#~"],
+      ],
+    ],
+    ["a whole day ending at 23:59: one range", w("2026-11-25T23:59:00Z", "2026-11-26T23:59:00Z"), [["00:00#", "23:59#~"]]],
     [
       "a day less a minute: wraps, and skips only the window's start",
       w("2026-11-25T02:16:00Z", "2026-11-26T02:15:00Z"),
