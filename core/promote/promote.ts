@@ -8,6 +8,7 @@ import { keys } from "../db/keys.ts";
 import { getItem, setFields, transactWriteIf, updateItemIf } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import { AppError } from "../errors.ts";
+import { outboxPut, previewDeletedEvent, previewReadyEvent } from "../events/outbox.ts";
 import { newId } from "../ids.ts";
 import { getJobItem, newJobItem, type JobItem } from "../jobs/jobs.ts";
 import { enqueueJobs } from "../jobs/queue.ts";
@@ -395,18 +396,33 @@ export async function createParkedPreview(deps: Db, p: PromotionItem): Promise<v
   ]);
 }
 
-/** The parked preview holds the old data: ready, expiring 24 hours from now (the undo window). */
+/**
+ * The parked preview holds the old data: ready, expiring 24 hours from now (the undo window), with
+ * `preview.ready` in the same transaction. Conditional on the preview still provisioning for this
+ * job, so a redelivered job announces nothing again.
+ */
 export async function markParkedReady(deps: Db, p: PromotionItem): Promise<PreviewItem | undefined> {
+  const parked = await getItem(deps, previewItem, keys.preview(p.parked_preview_id));
+  if (!parked || parked.job_id !== p.job_id || parked.state !== "provisioning") return undefined;
   const now = deps.now();
+  const at = iso(now);
   const expires = iso(new Date(now.getTime() + PARKED_TTL_HOURS * 3600_000));
-  const set = setFields({ state: "ready", error: null, expires_at: expires, updated_at: iso(now), gsi2pk: keys.previewExpiryIndex, gsi2sk: `${expires}#${p.parked_preview_id}` });
-  return updateItemIf(deps, previewItem, {
-    Key: keys.preview(p.parked_preview_id),
-    ...set,
-    ConditionExpression: "job_id = :job AND #state = :provisioning",
-    ExpressionAttributeNames: { ...set.ExpressionAttributeNames, "#state": "state" },
-    ExpressionAttributeValues: { ...set.ExpressionAttributeValues, ":job": p.job_id, ":provisioning": "provisioning" },
-  });
+  const set = setFields({ state: "ready", error: null, expires_at: expires, updated_at: at, gsi2pk: keys.previewExpiryIndex, gsi2sk: `${expires}#${p.parked_preview_id}` });
+  const committed = await transactWriteIf(deps, [
+    {
+      Update: {
+        TableName: deps.table,
+        Key: keys.preview(p.parked_preview_id),
+        ...set,
+        UpdateExpression: set.UpdateExpression!,
+        ConditionExpression: "job_id = :job AND #state = :provisioning",
+        ExpressionAttributeNames: { ...set.ExpressionAttributeNames, "#state": "state" },
+        ExpressionAttributeValues: { ...set.ExpressionAttributeValues, ":job": p.job_id, ":provisioning": "provisioning" },
+      },
+    },
+    outboxPut(deps, previewReadyEvent({ ...parked, expires_at: expires }, p.job_id, at)),
+  ]);
+  return committed ? getItem(deps, previewItem, keys.preview(p.parked_preview_id)) : undefined;
 }
 
 /** The swap never happened: the parked preview's record goes (not counted any more). */
@@ -433,10 +449,11 @@ export async function dropParkedRecord(deps: Db, p: PromotionItem, error: string
  * dropped) and frees its place. Skipped when a request changed it meanwhile (a delete already
  * counted it out).
  */
-export async function retirePromotedPreview(deps: Db, previewId: string): Promise<void> {
+export async function retirePromotedPreview(deps: Db, previewId: string, promoteJobId: string): Promise<void> {
   const preview = await getItem(deps, previewItem, keys.preview(previewId));
   if (!preview || preview.state === "deleted") return;
-  const set = setFields({ state: "deleted", error: null, counted: false, updated_at: iso(deps.now()), gsi2pk: undefined, gsi2sk: undefined });
+  const at = iso(deps.now());
+  const set = setFields({ state: "deleted", error: null, counted: false, updated_at: at, gsi2pk: undefined, gsi2sk: undefined });
   const writes: Parameters<typeof transactWriteIf>[1] = [
     {
       Update: {
@@ -449,6 +466,8 @@ export async function retirePromotedPreview(deps: Db, previewId: string): Promis
         ExpressionAttributeValues: { ...set.ExpressionAttributeValues, ":job": preview.job_id, ":was": preview.state },
       },
     },
+    // Its database lives on as the project's; subscribers hear that the preview is gone.
+    outboxPut(deps, previewDeletedEvent(preview, promoteJobId, at)),
   ];
   if (preview.counted) {
     writes.push({ Update: { TableName: deps.table, Key: keys.livePreviews(preview.project_id), UpdateExpression: "ADD live :minus", ConditionExpression: "live > :zero", ExpressionAttributeValues: { ":minus": -1, ":zero": 0 } } });

@@ -237,7 +237,7 @@ async function finish(a: Attempt, p: PromotionItem, project: Project, cluster: C
 /** The records the cutover changes: the parked preview ready, the promoted one deleted. Idempotent. */
 async function finishRecords(deps: Deps, p: PromotionItem): Promise<void> {
   await markParkedReady(deps, p);
-  if (p.incoming_preview_id) await retirePromotedPreview(deps, p.incoming_preview_id);
+  if (p.incoming_preview_id) await retirePromotedPreview(deps, p.incoming_preview_id, p.job_id);
 }
 
 /**

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listProjectAuditEvents } from "../../core/audit/audit.ts";
 import { getBackup } from "../../core/backups/backups.ts";
 import { getPreview, previewPassword } from "../../core/previews/previews.ts";
+import { storedEvents } from "../support/events.ts";
 import { expectShape } from "../support/spec.ts";
 import { runQueueUntilSettled } from "../worker/support.ts";
 import { allowsConnections, appProject, approval, as, changedPreview, existing, hashesAs, hashesOf, jobOf, promoteRequest, promotionOf, rowHashes, verifiedBackup } from "./support.ts";
@@ -69,6 +70,11 @@ describe("POST /v1/preview-databases/{previewID}/promote", () => {
     expect(await hashesAs(env, parked.role_name, parked.database_name, previewPassword(env.deps, parked))).toEqual(oldHashes);
     expect(await getPreview(env.deps, preview.id)).toMatchObject({ state: "deleted" });
     expect(await existing(env, [preview.database_name])).toEqual([]);
+    // Webhook subscribers hear both record changes once: the parked preview ready, the promoted one gone.
+    const parkedReady = await storedEvents(env.deps, { type: "preview.ready", field: "preview_id", value: parked.id });
+    expect(parkedReady.map((e) => e.event.data)).toEqual([expect.objectContaining({ job_id: done!.id, name: parked.name, expires_at: parked.expires_at })]);
+    const promotedGone = await storedEvents(env.deps, { type: "preview.deleted", field: "preview_id", value: preview.id });
+    expect(promotedGone.map((e) => e.event.data)).toEqual([expect.objectContaining({ job_id: done!.id, state: "deleted" })]);
 
     const events = (await listProjectAuditEvents(env.deps, p.tenant.projectId, 50)).items;
     const requested = events.find((e) => e.action === "preview.promote_requested");
