@@ -77,6 +77,8 @@ async function pendingJobSchedules(env: TestEnv): Promise<(string | null)[]> {
         KeyConditionExpression: "gsi2pk = :p",
         ExpressionAttributeValues: { ":p": keys.jobStateIndex("pending") },
         ProjectionExpression: "schedule_id",
+        // Small pages: each request stays far inside the client's 10 s timeout on a busy machine.
+        Limit: 500,
         ExclusiveStartKey: start,
       }),
     );
