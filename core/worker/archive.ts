@@ -42,6 +42,8 @@ export class ArchiveRowCounter {
   private chunkLeft = 0;
   private text: CopyText | undefined;
   private inflater: Inflate | undefined;
+  private batch: Buffer[] = [];
+  private batchBytes = 0;
   private waitDrain: Promise<void> | undefined;
 
   /** Feeds the next bytes of the archive. Never throws: a problem sets `unsupported`. */
@@ -82,6 +84,8 @@ export class ArchiveRowCounter {
     this.avail = 0;
     this.inflater?.destroy();
     this.inflater = undefined;
+    this.batch = [];
+    this.batchBytes = 0;
     this.waitDrain = undefined;
   }
 
@@ -278,7 +282,10 @@ export class ArchiveRowCounter {
           this.chunkLeft -= k;
           if (this.blockTable !== undefined) {
             if (this.inflater) {
-              if (!this.inflater.write(piece)) this.waitDrain ??= onceDrained(this.inflater).finally(() => (this.waitDrain = undefined));
+              // pg_dump writes ~4 KiB chunks: hand zlib fewer, larger writes (each is a trip to the thread pool).
+              this.batch.push(piece);
+              this.batchBytes += piece.length;
+              if (this.batchBytes >= INFLATE_BATCH) this.flushBatch();
             } else {
               this.text!.add(piece);
             }
@@ -290,9 +297,17 @@ export class ArchiveRowCounter {
     }
   }
 
+  private flushBatch(): void {
+    if (!this.inflater || this.batchBytes === 0) return;
+    const data = this.batch.length === 1 ? this.batch[0]! : Buffer.concat(this.batch, this.batchBytes);
+    this.batch = [];
+    this.batchBytes = 0;
+    if (!this.inflater.write(data)) this.waitDrain ??= onceDrained(this.inflater).finally(() => (this.waitDrain = undefined));
+  }
+
   private startInflate(): void {
     const table = this.blockTable!;
-    const inflater = createInflate({ chunkSize: 64 * 1024 });
+    const inflater = createInflate({ chunkSize: 256 * 1024 });
     this.inflater = inflater;
     const text = this.text!;
     inflater.on("data", (d: Buffer) => text.add(d));
@@ -317,7 +332,10 @@ export class ArchiveRowCounter {
       return;
     }
     if (this.blockTable !== undefined) {
-      if (this.inflater) this.inflater.end();
+      if (this.inflater) {
+        this.flushBatch();
+        this.inflater.end();
+      }
       else this.counts.set(this.blockTable, (this.counts.get(this.blockTable) ?? 0) + this.text!.rows());
     }
     this.inflater = undefined;
@@ -326,6 +344,7 @@ export class ArchiveRowCounter {
 }
 
 const NEED_MORE = Symbol("need more bytes");
+const INFLATE_BATCH = 256 * 1024;
 
 /**
  * One table's COPY text: its rows are its newlines, less the end-of-data marker `\.` and the two
