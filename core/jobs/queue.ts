@@ -25,3 +25,15 @@ export async function enqueueJobs(deps: Pick<Deps, "sqs" | "queueUrl">, jobIds: 
     }
   }
 }
+
+/**
+ * Enqueues a job whose record is already committed. A failure is logged, not thrown: the request
+ * succeeded, and the reaper enqueues committed jobs it finds without a message.
+ */
+export async function enqueueCommitted(deps: Pick<Deps, "sqs" | "queueUrl" | "log">, jobId: string): Promise<void> {
+  try {
+    await enqueueJobs(deps, [jobId]);
+  } catch (err) {
+    deps.log.warn("job committed but not enqueued; the reaper will enqueue it", { job_id: jobId, error: String(err) });
+  }
+}

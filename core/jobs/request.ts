@@ -5,7 +5,7 @@ import { iso, type Deps } from "../deps.ts";
 import { AppError } from "../errors.ts";
 import type { TransactItem } from "../events/outbox.ts";
 import { getJobItem, type JobItem } from "./jobs.ts";
-import { enqueueJobs } from "./queue.ts";
+import { enqueueCommitted } from "./queue.ts";
 
 /**
  * How a request that starts a job is committed (an on-demand backup, an export): the item the job
@@ -84,16 +84,12 @@ export async function commitJobRequest(deps: Db & Pick<Deps, "sqs" | "queueUrl" 
     if (previous) throw new AppError("conflict", DIFFERENT_BODY);
     throw new AppError("conflict", "a request with this Idempotency-Key is already being processed; retry it", { retryAfterSeconds: 1 });
   }
-  try {
-    await enqueueJobs(deps, [req.job.id]);
-  } catch (err) {
-    deps.log.warn("job committed but not enqueued; the reaper will enqueue it", { job_id: req.job.id, error: String(err) });
-  }
+  await enqueueCommitted(deps, req.job.id);
   return { job: jobFromRecord(req.job), created: true };
 }
 
 /** The job without its table keys, as the rest of the code reads jobs. */
-function jobFromRecord(record: Record<string, unknown>): JobItem {
+export function jobFromRecord(record: Record<string, unknown>): JobItem {
   const { pk: _pk, sk: _sk, gsi1pk: _a, gsi1sk: _b, gsi2pk: _c, gsi2sk: _d, ...rest } = record;
   return rest as JobItem;
 }

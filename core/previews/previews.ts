@@ -8,7 +8,8 @@ import { AppError } from "../errors.ts";
 import { outboxPut, previewDeletedEvent, previewReadyEvent, restoreCompletedEvent, type EventSpec } from "../events/outbox.ts";
 import { newId } from "../ids.ts";
 import { newJobItem, type JobItem, type JobType } from "../jobs/jobs.ts";
-import { enqueueJobs } from "../jobs/queue.ts";
+import { enqueueCommitted } from "../jobs/queue.ts";
+import { jobFromRecord } from "../jobs/request.ts";
 import { open, seal } from "../orgs/secretbox.ts";
 import { getCluster, type Project } from "../orgs/orgs.ts";
 
@@ -118,19 +119,6 @@ function previewJob(project: Project, preview: Pick<PreviewItem, "id" | "databas
   });
 }
 
-function stripKeys(record: Record<string, unknown>): JobItem {
-  const { pk: _pk, sk: _sk, gsi1pk: _a, gsi1sk: _b, gsi2pk: _c, gsi2sk: _d, ...rest } = record;
-  return rest as JobItem;
-}
-
-async function enqueue(deps: Pick<Deps, "sqs" | "queueUrl" | "log">, jobId: string) {
-  try {
-    await enqueueJobs(deps, [jobId]);
-  } catch (err) {
-    deps.log.warn("job committed but not enqueued; the reaper will enqueue it", { job_id: jobId, error: String(err) });
-  }
-}
-
 type Writer = Db & Pick<Deps, "sqs" | "queueUrl" | "log" | "secretKey" | "previewLimit">;
 
 /**
@@ -198,8 +186,8 @@ export async function createPreview(
     ],
     `the project already has ${limit} live preview databases (the limit): delete one first`,
   );
-  await enqueue(deps, job.id);
-  return { preview, job: stripKeys(job) };
+  await enqueueCommitted(deps, job.id);
+  return { preview, job: jobFromRecord(job) };
 }
 
 /** Transitions of a preview by the API: conditional on the state read, so concurrent requests conflict (409). */
@@ -260,8 +248,8 @@ async function startAction(
     });
   }
   await transactWrite(deps, writes, `preview ${preview.id} changed while this request was made: try again`);
-  await enqueue(deps, job.id);
-  return { preview: next, job: stripKeys(job) };
+  await enqueueCommitted(deps, job.id);
+  return { preview: next, job: jobFromRecord(job) };
 }
 
 /** Deletes a preview (any state but deleting/deleted): the job drops its database and role. */

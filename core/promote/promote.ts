@@ -11,7 +11,8 @@ import { AppError } from "../errors.ts";
 import { outboxPut, previewDeletedEvent, previewReadyEvent } from "../events/outbox.ts";
 import { newId } from "../ids.ts";
 import { getJobItem, newJobItem, type JobItem } from "../jobs/jobs.ts";
-import { enqueueJobs } from "../jobs/queue.ts";
+import { enqueueCommitted } from "../jobs/queue.ts";
+import { jobFromRecord } from "../jobs/request.ts";
 import { open, seal } from "../orgs/secretbox.ts";
 import type { Project } from "../orgs/orgs.ts";
 import { previewDatabaseName, previewItem, type PreviewItem } from "../previews/previews.ts";
@@ -117,19 +118,6 @@ async function guardWrite(deps: Db, project: Project, jobId: string) {
   };
 }
 
-function stripKeys(record: Record<string, unknown>): JobItem {
-  const { pk: _pk, sk: _sk, gsi1pk: _a, gsi1sk: _b, gsi2pk: _c, gsi2sk: _d, ...rest } = record;
-  return rest as JobItem;
-}
-
-async function enqueue(deps: Pick<Deps, "sqs" | "queueUrl" | "log">, jobId: string) {
-  try {
-    await enqueueJobs(deps, [jobId]);
-  } catch (err) {
-    deps.log.warn("job committed but not enqueued; the reaper will enqueue it", { job_id: jobId, error: String(err) });
-  }
-}
-
 interface Start {
   kind: PromotionItem["kind"];
   incoming: { database: string; role: string; passwordSealed: string | null; previewId: string | null };
@@ -200,8 +188,8 @@ async function start(deps: Writer, project: Project, token: string | undefined, 
     auditItem(deps, { organization_id: project.organization_id, project_id: project.id, action: audit.action, actor, target_type: audit.target_type, target_id: audit.target_id, metadata: ids }),
   ];
   await commitWithApproval(deps, token, use, writes(approval.id), `project ${project.id} changed while this request was made: try again`);
-  await enqueue(deps, jobId);
-  return { job: stripKeys(job), promotion };
+  await enqueueCommitted(deps, jobId);
+  return { job: jobFromRecord(job), promotion };
 }
 
 /**
@@ -345,7 +333,7 @@ export async function requestSafetyBackup(deps: Writer, project: Project, p: Pro
     }),
   ]);
   const now2 = (await getPromotion(deps, p.job_id))!;
-  if (ok) await enqueue(deps, jobId);
+  if (ok) await enqueueCommitted(deps, jobId);
   return now2;
 }
 
