@@ -122,7 +122,8 @@ async function attempt(a: Attempt): Promise<RunOutcome> {
       size_bytes: dump.sizeBytes,
       dump_ms: dump.dumpMs,
       tables: Object.keys(dump.rowCounts).length,
-      row_counts_from: dump.rowCountsFrom,
+      // Counted from the archive is the rule; only the fallback (a count in the snapshot) is news.
+      ...(dump.rowCountsFrom === "archive" ? {} : { row_counts_from: dump.rowCountsFrom }),
     });
 
     await o.hooks?.beforeVerify?.({ s3: deps.s3, bucket: deps.bucket, key: backup.backup_key });
