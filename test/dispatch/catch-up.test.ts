@@ -17,7 +17,7 @@ import { z } from "zod";
 const freshEnv = freshEnvs();
 
 /**
- * The catch-up's sizes, explicit: 100,000 schedules; a 30 s tick budget (the deployed default), of
+ * The catch-up's sizes, explicit: 100,000 schedules; a 30 s tick budget (the deployed default; 10 s for the smaller run), of
  * which the schedules phase gets 40% or more; 500 schedules a page; 8 transactions of up to 25 runs
  * in flight. On a busy shared 2-core machine DynamoDB Local starts a few dozen runs a second, so
  * this takes the better part of an hour there (seeding 200,000 items included); the assertions are
@@ -26,7 +26,11 @@ const freshEnv = freshEnvs();
  * full 100,000 (CAPYDB_CATCHUP_SCHEDULES sets any size).
  */
 const SCHEDULES = Number(process.env.CAPYDB_CATCHUP_SCHEDULES ?? 5_000);
-const BUDGET_MS = 30_000;
+/**
+ * The deployed 30 s budget for the full run; the smaller run (npm test's) gets 10 s, so that on a
+ * quiet machine its 5,000 schedules still take several ticks, which is what the test is about.
+ */
+const BUDGET_MS = SCHEDULES >= 100_000 ? 30_000 : 10_000;
 const MINUTE = 60_000;
 /** The ticker was down from T - 24 h to T: its last tick ran at T - 24 h. */
 const T = new Date("2026-11-26T12:00:20Z");
