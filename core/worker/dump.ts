@@ -3,7 +3,7 @@ import { Upload } from "@aws-sdk/lib-storage";
 import { createHash } from "node:crypto";
 import { Transform, type Writable } from "node:stream";
 import type pg from "pg";
-import { ArchiveRowCounter } from "./archive.ts";
+import { storedArchive } from "./archive.ts";
 import type { ClusterConnection } from "../orgs/orgs.ts";
 import { WorkerFailure, classify, classifyText, firstErrorLine, type ToolReport } from "./classify.ts";
 import { closeQuietly, connect, countRows, listTables, serverMajor, serverVersion, toolEnv } from "./pgconn.ts";
@@ -26,8 +26,10 @@ export interface DumpInput {
   onUploadId?(uploadId: string): Promise<void>;
   metadata?: Record<string, string>;
   /**
-   * pg_dump's zlib level (`--compress`, 0-9). Default 4: on the bench's data it stores the same
-   * bytes as pg_dump's default (6) for about a quarter less of pg_dump's CPU (see README, Benchmarks).
+   * The archive's zlib level (0-9). Default 4: on the bench's data it stores the same bytes as
+   * pg_dump's default (6) for about a quarter less CPU (see README, Benchmarks). pg_dump runs
+   * uncompressed and the worker compresses (archive.ts) in parallel, off pg_dump's single thread;
+   * a pg_dump newer than the archive reader knows compresses itself, as before.
    */
   compressLevel?: number;
   /** Count each table's rows from the archive (backups do; an export needs no counts). Default true. */
@@ -58,6 +60,8 @@ export interface DumpResult {
 }
 
 export const DEFAULT_COMPRESS_LEVEL = 4;
+/** The newest pg_dump whose archive (1.16) archive.ts knows how to compress. */
+const NEWEST_READABLE_PG_DUMP = 17;
 
 /** A second reader of the archive stream: written with backpressure until it closes (a restore that stopped early), then skipped. */
 class SideSink {
@@ -89,14 +93,15 @@ class SideSink {
 const COPY_OBJECT_LIMIT = 5 * 1024 ** 3;
 
 /**
- * Dumps `database` into `s3://bucket/key` without a temporary file: pg_dump's stdout goes through a
- * SHA-256, a byte counter and the archive reader that counts every table's rows (archive.ts) into
- * a multipart upload, so memory stays at about partSize * (queueSize + 1) whatever the size, and
- * the customer's tables are read once, by pg_dump. A REPEATABLE READ transaction exports the
- * snapshot pg_dump imports (--snapshot) and lists the tables in it; it stays open until the dump
- * ends so that, should the archive be unreadable to the counter (a pg_dump newer than it knows),
- * the counts are taken in that same snapshot instead. On failure nothing is left in S3 (the upload
- * is aborted) and the error is classified.
+ * Dumps `database` into `s3://bucket/key` without a temporary file: pg_dump writes an uncompressed
+ * custom-format archive to its stdout; the archive reader (archive.ts) counts every table's rows
+ * and compresses it in parallel on the way, and the result goes through a SHA-256 and a byte
+ * counter into a multipart upload, so memory stays at about partSize * (queueSize + 1) whatever
+ * the size, and the customer's tables are read once, by pg_dump. A REPEATABLE READ transaction
+ * exports the snapshot pg_dump imports (--snapshot) and lists the tables in it; it stays open
+ * until the dump ends so that, should the archive be unreadable to the counter (a pg_dump newer
+ * than it knows), the counts are taken in that same snapshot instead. On failure nothing is left
+ * in S3 (the upload is aborted) and the error is classified.
  */
 export async function dumpToS3(input: DumpInput): Promise<DumpResult> {
   const secrets = [input.conn.password];
@@ -111,12 +116,14 @@ export async function dumpToS3(input: DumpInput): Promise<DumpResult> {
     const snapshot = rows[0]!.snapshot;
     const tables = await listTables(client);
     const sink = input.openSink ? await input.openSink(tools) : undefined;
+    const level = input.compressLevel ?? DEFAULT_COMPRESS_LEVEL;
+    const workerCompresses = level > 0 && tools.major <= NEWEST_READABLE_PG_DUMP;
 
     const tool = startTool(
       tools.pgDump,
       [
         "--format=custom",
-        `--compress=${input.compressLevel ?? DEFAULT_COMPRESS_LEVEL}`,
+        `--compress=${workerCompresses ? 0 : level}`,
         `--snapshot=${snapshot}`,
         "--no-password",
         `--lock-wait-timeout=${input.lockWaitTimeoutMs}`,
@@ -130,17 +137,18 @@ export async function dumpToS3(input: DumpInput): Promise<DumpResult> {
 
     const hash = createHash("sha256");
     let bytes = 0;
-    const counter = input.countRows === false ? undefined : new ArchiveRowCounter();
+    // pg_dump's output, compressed by the worker when pg_dump did not, its rows counted on the way.
+    const { reader, archive } = storedArchive(tool.stdout, workerCompresses ? level : 0);
+    const counter = input.countRows === false ? undefined : reader;
     const side = sink ? new SideSink(sink) : undefined;
     // The stream ends only once pg_dump has exited 0: a failed dump must never complete the upload.
     const meter = new Transform({
       transform(chunk: Buffer, _enc, cb) {
         hash.update(chunk);
         bytes += chunk.length;
-        counter?.write(chunk);
-        const waits = [counter?.drained(), side?.write(chunk)].filter((w): w is Promise<void> => w !== undefined);
-        if (waits.length === 0) cb(null, chunk);
-        else Promise.all(waits).then(() => cb(null, chunk), cb);
+        const wait = side?.write(chunk);
+        if (!wait) cb(null, chunk);
+        else wait.then(() => cb(null, chunk), cb);
       },
       flush(cb) {
         tool.exited.then(
@@ -149,8 +157,8 @@ export async function dumpToS3(input: DumpInput): Promise<DumpResult> {
         );
       },
     });
-    tool.stdout.on("error", (err) => meter.destroy(err));
-    tool.stdout.pipe(meter);
+    archive.on("error", (err) => meter.destroy(err));
+    archive.pipe(meter);
 
     const upload = new Upload({
       client: input.s3,

@@ -2,7 +2,8 @@
 import { createTestEnv, type TestEnv } from "../support/env.ts";
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ArchiveRowCounter } from "../../core/worker/archive.ts";
+import { ArchiveReader, storedArchive } from "../../core/worker/archive.ts";
+import { WorkerFailure } from "../../core/worker/classify.ts";
 import { pickPgTools, type PgTools } from "../../core/worker/pgtools.ts";
 import { backupOf, fastOptions, libpqEnv, postBackup, runQueueUntilSettled } from "./support.ts";
 
@@ -44,9 +45,9 @@ beforeAll(async () => {
 });
 afterAll(async () => env?.cleanup());
 
-function pgDump(args: string[]): Promise<Buffer> {
+function pgDump(args: string[], database = db): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const child = spawn(tools.pgDump, ["--format=custom", ...args], { env: libpqEnv(env.infra.postgresUrl, db), stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(tools.pgDump, ["--format=custom", ...args], { env: libpqEnv(env.infra.postgresUrl, database), stdio: ["ignore", "pipe", "pipe"] });
     const out: Buffer[] = [];
     let err = "";
     child.stdout.on("data", (d: Buffer) => out.push(d));
@@ -58,7 +59,7 @@ function pgDump(args: string[]): Promise<Buffer> {
 
 /** Feeds `archive` in pieces of the given sizes (cycled), as a pipe would deliver it. */
 async function countIn(archive: Buffer, sizes: number[]) {
-  const counter = new ArchiveRowCounter();
+  const counter = new ArchiveReader();
   let at = 0;
   for (let i = 0; at < archive.length; i++) {
     const n = sizes[i % sizes.length]!;
@@ -69,15 +70,15 @@ async function countIn(archive: Buffer, sizes: number[]) {
   return { counts: await counter.finish(), unsupported: counter.unsupported };
 }
 
-async function truth(): Promise<Record<string, number>> {
+async function truth(database = db): Promise<Record<string, number>> {
   const tables = await env.query<{ schema: string; name: string }>(
-    db,
+    database,
     `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'`,
   );
   const out: Record<string, number> = {};
   for (const t of tables) {
-    const [row] = await env.query<{ n: string }>(db, `SELECT count(*) AS n FROM ONLY "${t.schema.replace(/"/g, '""')}"."${t.name.replace(/"/g, '""')}"`);
+    const [row] = await env.query<{ n: string }>(database, `SELECT count(*) AS n FROM ONLY "${t.schema.replace(/"/g, '""')}"."${t.name.replace(/"/g, '""')}"`);
     out[`${t.schema}.${t.name}`] = Number(row!.n);
   }
   return out;
@@ -111,6 +112,120 @@ describe("row counts read from a custom-format archive", () => {
     const plain = await countIn(Buffer.from("--\n-- PostgreSQL database dump\n--\n"), [65536]);
     expect(plain.counts).toBeUndefined();
     expect(plain.unsupported).toMatch(/not a pg_dump archive/);
+  });
+});
+
+/** Runs a PostgreSQL tool with `input` on its stdin; resolves with its stdout. */
+function runTool(bin: string, args: string[], database: string, input: Buffer): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, { env: libpqEnv(env.infra.postgresUrl, database), stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`${bin} exited ${code}: ${err}`))));
+    child.stdin.on("error", () => undefined); // `pg_restore --list` stops reading after the table of contents
+    child.stdin.end(input);
+  });
+}
+
+/** Every table's rows (md5 of them in order) and every large object's bytes: what a restore must reproduce. */
+async function fingerprint(database: string): Promise<Record<string, string>> {
+  const tables = await env.query<{ schema: string; name: string }>(
+    database,
+    `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'`,
+  );
+  const out: Record<string, string> = {};
+  for (const t of tables) {
+    const q = `"${t.schema.replace(/"/g, '""')}"."${t.name.replace(/"/g, '""')}"`;
+    const [row] = await env.query<{ n: string; h: string | null }>(database, `SELECT count(*) AS n, md5(string_agg(t::text, '|' ORDER BY t::text)) AS h FROM ONLY ${q} t`);
+    out[`${t.schema}.${t.name}`] = `${row!.n}:${row!.h}`;
+  }
+  for (const lo of await env.query<{ oid: number; h: string }>(database, "SELECT oid, md5(lo_get(oid)) AS h FROM pg_largeobject_metadata ORDER BY oid")) out[`lo ${lo.oid}`] = lo.h;
+  return out;
+}
+
+/** `archive` through storedArchive, delivered in pieces of the given sizes (cycled). */
+async function store(archive: Buffer, sizes: number[], level = 4) {
+  async function* pieces() {
+    let at = 0;
+    for (let i = 0; at < archive.length; i++) {
+      const n = sizes[i % sizes.length]!;
+      yield archive.subarray(at, at + n);
+      at += n;
+    }
+  }
+  const { reader, archive: out } = storedArchive(pieces(), level);
+  const parts: Buffer[] = [];
+  let error: unknown;
+  try {
+    for await (const b of out) parts.push(b as Buffer);
+  } catch (err) {
+    error = err;
+  }
+  return { stored: Buffer.concat(parts), error, counts: error ? undefined : await reader.finish(), unsupported: reader.unsupported };
+}
+
+describe("the worker compresses pg_dump's uncompressed archive", () => {
+  it.each([
+    ["in 64 KiB pieces", [65536]],
+    ["in odd small pieces that split every header, length and row", [1, 2, 3, 5, 7, 11, 4096, 13]],
+  ])("%s: a standard compressed archive that pg_restore restores to the same rows and large objects, about pg_dump's size, with the counts", async (_label, sizes) => {
+    // prepare
+    const plain = await pgDump(["--compress=0"]);
+    const byPgDump = await pgDump(["--compress=4"]);
+
+    // act
+    const { stored, error, counts, unsupported } = await store(plain, sizes);
+
+    // assess: the header says so, the data is compressed, and nothing else changed
+    expect(error).toBeUndefined();
+    expect(unsupported).toBeUndefined();
+    expect(counts).toEqual(await truth());
+    expect(stored.length).toBeLessThan(plain.length * 0.8);
+    expect(stored.length).toBeLessThan(byPgDump.length * 1.1);
+    const list = await runTool(tools.pgRestore, ["--list"], db, stored);
+    expect(list).toMatch(/Compression: 4/);
+    expect(list.split("\n").filter((l) => !l.startsWith(";"))).toEqual((await runTool(tools.pgRestore, ["--list"], db, plain)).split("\n").filter((l) => !l.startsWith(";")));
+    const target = await env.createDatabase({ prefix: "arcr" });
+    await runTool(tools.pgRestore, ["--no-owner", "--no-acl", "--exit-on-error", "--dbname", target], target, stored);
+    expect(await fingerprint(target)).toEqual(await fingerprint(db));
+  });
+
+  it("an archive pg_dump compressed itself passes unchanged (and is counted)", async () => {
+    const byPgDump = await pgDump(["--compress=6"]);
+    const { stored, error, counts } = await store(byPgDump, [4096, 7]);
+    expect(error).toBeUndefined();
+    expect(stored.equals(byPgDump)).toBe(true);
+    expect(counts).toEqual(await truth());
+  });
+
+  it("what it cannot read before compressing passes unchanged; a stream cut short after it began fails the dump", async () => {
+    // Not an archive at all: the bytes are stored as they came, and the counts fall back.
+    const text = Buffer.from("--\n-- PostgreSQL database dump\n--\n");
+    const notArchive = await store(text, [5]);
+    expect(notArchive.error).toBeUndefined();
+    expect(notArchive.stored.equals(text)).toBe(true);
+    expect(notArchive.unsupported).toMatch(/not a pg_dump archive/);
+
+    // Cut inside the table data: never a half-compressed archive that looks whole.
+    const plain = await pgDump(["--compress=0"]);
+    const cut = await store(plain.subarray(0, Math.floor(plain.length * 0.6)), [65536]);
+    expect(cut.error).toBeInstanceOf(WorkerFailure);
+    expect(String((cut.error as Error).message)).toMatch(/could not be compressed: the archive ended inside a block/);
+  });
+
+  it("an empty database's archive (no data at all) compresses and restores", async () => {
+    const empty = await env.createDatabase({ prefix: "arce" });
+    await env.query(empty, "CREATE TABLE t (id int); CREATE TABLE u (x text)");
+    const { stored, error, counts } = await store(await pgDump(["--compress=0"], empty), [3]);
+    expect(error).toBeUndefined();
+    expect(counts).toEqual({ "public.t": 0, "public.u": 0 });
+    const target = await env.createDatabase({ prefix: "arcr" });
+    await runTool(tools.pgRestore, ["--no-owner", "--no-acl", "--exit-on-error", "--dbname", target], target, stored);
+    expect(await fingerprint(target)).toEqual(await fingerprint(empty));
   });
 });
 
