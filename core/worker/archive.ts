@@ -64,6 +64,7 @@ export class ArchiveReader {
   private chunkLeft = 0;
   private text: CopyText | undefined;
   private data: BlockData | undefined;
+  private segments = new SegmentPool();
   private inflater: Inflate | undefined;
   private batch: Buffer[] = [];
   private batchBytes = 0;
@@ -422,7 +423,7 @@ export class ArchiveReader {
       return;
     }
     const deflate = this.mode === "compress" ? new ParallelDeflate(this.compressLevel) : undefined;
-    this.data = new BlockData(this.text, deflate, (c) => this.emitChunk(c));
+    this.data = new BlockData(this.text, deflate, (c) => this.emitChunk(c), this.segments);
   }
 
   /**
@@ -533,6 +534,17 @@ const INFLATE_BATCH = 256 * 1024;
 const SEGMENT = 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
 
+/** Segment buffers for reuse: a dump allocates a few, not one per MiB of data (memory stays flat). */
+class SegmentPool {
+  private free: Buffer[] = [];
+  take(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafe(SEGMENT);
+  }
+  release(b: Buffer): void {
+    if (this.free.length < IN_FLIGHT + 2) this.free.push(b);
+  }
+}
+
 /**
  * An uncompressed data stream, gathered into segments: each is counted (a table's rows) and, when
  * compressing, handed to ParallelDeflate, whose chunks go out in order.
@@ -545,12 +557,13 @@ class BlockData {
     private readonly text: CopyText | undefined,
     private readonly deflate: ParallelDeflate | undefined,
     private readonly out: (compressed: Promise<Buffer>) => void,
+    private readonly pool: SegmentPool,
   ) {}
 
   add(src: Buffer, start: number, end: number): void {
     if (!this.deflate && !this.text) return;
     while (start < end) {
-      this.seg ??= Buffer.allocUnsafe(SEGMENT);
+      this.seg ??= this.pool.take();
       const k = Math.min(end - start, SEGMENT - this.len);
       src.copy(this.seg, this.len, start, start + k);
       this.len += k;
@@ -564,11 +577,17 @@ class BlockData {
   }
 
   private cut(last: boolean): void {
-    const data = this.seg ? this.seg.subarray(0, this.len) : EMPTY;
+    const seg = this.seg;
+    const data = seg ? seg.subarray(0, this.len) : EMPTY;
     this.text?.add(data);
     if (this.deflate) {
-      if (data.length > 0 || last) this.out(this.deflate.segment(data, last));
-      this.seg = undefined; // the compression holds it; the next segment gets a new one
+      if (data.length > 0 || last) {
+        const compressed = this.deflate.segment(data, last);
+        this.out(compressed);
+        // The compression holds the segment until it is done; then the next one can use it.
+        if (seg) compressed.then(() => this.pool.release(seg), () => undefined);
+      }
+      this.seg = undefined;
     }
     this.len = 0;
   }

@@ -1,7 +1,7 @@
 import { AbortMultipartUploadCommand, CopyObjectCommand, DeleteObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { createHash } from "node:crypto";
-import { Transform, type Writable } from "node:stream";
+import { PassThrough, Transform, type Writable } from "node:stream";
 import type pg from "pg";
 import { storedArchive } from "./archive.ts";
 import type { ClusterConnection } from "../orgs/orgs.ts";
@@ -26,10 +26,11 @@ export interface DumpInput {
   onUploadId?(uploadId: string): Promise<void>;
   metadata?: Record<string, string>;
   /**
-   * The archive's zlib level (0-9). Default 4: on the bench's data it stores the same bytes as
-   * pg_dump's default (6) for about a quarter less CPU (see README, Benchmarks). pg_dump runs
-   * uncompressed and the worker compresses (archive.ts) in parallel, off pg_dump's single thread;
-   * a pg_dump newer than the archive reader knows compresses itself, as before.
+   * The archive's zlib level (0-9). Default 1: on the bench's data it stores 3 % more than
+   * pg_dump's default (6) and 9 % more than level 4, for about a third less CPU than level 4 (see
+   * README, Benchmarks). pg_dump runs uncompressed and the worker compresses (archive.ts) in
+   * parallel, off pg_dump's single thread; a pg_dump newer than the archive reader knows
+   * compresses itself, as before.
    */
   compressLevel?: number;
   /** Count each table's rows from the archive (backups do; an export needs no counts). Default true. */
@@ -59,35 +60,47 @@ export interface DumpResult {
   metadata: Record<string, string>;
 }
 
-export const DEFAULT_COMPRESS_LEVEL = 4;
+export const DEFAULT_COMPRESS_LEVEL = 1;
 /** The newest pg_dump whose archive (1.16) archive.ts knows how to compress. */
 const NEWEST_READABLE_PG_DUMP = 17;
 
-/** A second reader of the archive stream: written with backpressure until it closes (a restore that stopped early), then skipped. */
+/**
+ * A second reader of the archive stream: written with backpressure until it closes (a restore that
+ * stopped early), then skipped. Up to SIDE_BUFFER bytes wait for it, so that the dump and the
+ * restore each run at their own pace over short stalls instead of in lockstep at a pipe's 64 KiB.
+ */
 class SideSink {
   private open = true;
-  constructor(private readonly sink: Writable) {
-    const closed = () => (this.open = false);
+  private readonly buffer = new PassThrough({ writableHighWaterMark: 1024 * 1024, readableHighWaterMark: SIDE_BUFFER });
+  constructor(sink: Writable) {
+    this.buffer.pipe(sink);
+    const closed = () => {
+      this.open = false;
+      this.buffer.unpipe(sink);
+      this.buffer.destroy();
+    };
     sink.once("close", closed);
     sink.once("error", closed);
   }
   write(chunk: Buffer): Promise<void> | undefined {
-    if (!this.open || this.sink.writableEnded) return undefined;
-    if (this.sink.write(chunk)) return undefined;
+    if (!this.open) return undefined;
+    if (this.buffer.write(chunk)) return undefined;
     return new Promise((resolve) => {
       const done = () => {
-        this.sink.off("drain", done);
-        this.sink.off("close", done);
+        this.buffer.off("drain", done);
+        this.buffer.off("close", done);
         resolve();
       };
-      this.sink.once("drain", done);
-      this.sink.once("close", done);
+      this.buffer.once("drain", done);
+      this.buffer.once("close", done);
     });
   }
   end(): void {
-    if (this.open && !this.sink.writableEnded) this.sink.end();
+    if (this.open && !this.buffer.writableEnded) this.buffer.end();
   }
 }
+
+const SIDE_BUFFER = 8 * 1024 * 1024;
 
 /** S3's CopyObject limit: larger artifacts keep their SHA-256 on the backup record only. */
 const COPY_OBJECT_LIMIT = 5 * 1024 ** 3;

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listProjectAuditEvents } from "../../core/audit/audit.ts";
 import { getExport } from "../../core/exports/exports.ts";
+import { DEFAULT_COMPRESS_LEVEL } from "../../core/worker/dump.ts";
 import { pickPgTools } from "../../core/worker/pgtools.ts";
 import { tick } from "../dispatch/support.ts";
 import { securityMatrix } from "../support/security.ts";
@@ -110,6 +111,10 @@ describe("exports", () => {
     const tools = await pickPgTools({ major: 15, text: "15" }, env.deps.pgBinDirs);
     const restored = await runTool(tools.pgRestore, ["--no-owner", "--no-privileges", "--exit-on-error", "-d", target, file], libpqEnv(env.infra.postgresUrl, target));
     expect(restored.code, restored.stderr).toBe(0);
+    // pg_dump's own compressed format, though the worker compressed it (pg_dump ran uncompressed)
+    const list = await runTool(tools.pgRestore, ["--list", file], libpqEnv(env.infra.postgresUrl, target));
+    expect(list.stdout).toMatch(new RegExp(`Compression: ${DEFAULT_COMPRESS_LEVEL}\\b[\\s\\S]*Format: CUSTOM`));
+    expect(DEFAULT_COMPRESS_LEVEL).toBeGreaterThan(0);
     const source = await fingerprint(tenant.database);
     expect(Object.keys(source).length).toBeGreaterThanOrEqual(4);
     expect(await fingerprint(target)).toEqual(source);

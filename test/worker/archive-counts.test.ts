@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ArchiveReader, storedArchive } from "../../core/worker/archive.ts";
 import { WorkerFailure } from "../../core/worker/classify.ts";
 import { pickPgTools, type PgTools } from "../../core/worker/pgtools.ts";
-import { backupOf, fastOptions, libpqEnv, postBackup, runQueueUntilSettled } from "./support.ts";
+import { backupOf, fastOptions, libpqEnv, postBackup, runQueueUntilSettled, runTool } from "./support.ts";
 
 let env: TestEnv;
 let tools: PgTools;
@@ -115,19 +115,11 @@ describe("row counts read from a custom-format archive", () => {
   });
 });
 
-/** Runs a PostgreSQL tool with `input` on its stdin; resolves with its stdout. */
-function runTool(bin: string, args: string[], database: string, input: Buffer): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { env: libpqEnv(env.infra.postgresUrl, database), stdio: ["pipe", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`${bin} exited ${code}: ${err}`))));
-    child.stdin.on("error", () => undefined); // `pg_restore --list` stops reading after the table of contents
-    child.stdin.end(input);
-  });
+/** Runs a PostgreSQL tool against `database` with `input` on its stdin; its stdout, once it exited 0. */
+async function pgTool(bin: string, args: string[], database: string, input: Buffer): Promise<string> {
+  const r = await runTool(bin, args, libpqEnv(env.infra.postgresUrl, database), input);
+  if (r.code !== 0) throw new Error(`${bin} exited ${r.code}: ${r.stderr}`);
+  return r.stdout;
 }
 
 /** Every table's rows (md5 of them in order) and every large object's bytes: what a restore must reproduce. */
@@ -186,11 +178,11 @@ describe("the worker compresses pg_dump's uncompressed archive", () => {
     expect(counts).toEqual(await truth());
     expect(stored.length).toBeLessThan(plain.length * 0.8);
     expect(stored.length).toBeLessThan(byPgDump.length * 1.1);
-    const list = await runTool(tools.pgRestore, ["--list"], db, stored);
+    const list = await pgTool(tools.pgRestore, ["--list"], db, stored);
     expect(list).toMatch(/Compression: 4/);
-    expect(list.split("\n").filter((l) => !l.startsWith(";"))).toEqual((await runTool(tools.pgRestore, ["--list"], db, plain)).split("\n").filter((l) => !l.startsWith(";")));
+    expect(list.split("\n").filter((l) => !l.startsWith(";"))).toEqual((await pgTool(tools.pgRestore, ["--list"], db, plain)).split("\n").filter((l) => !l.startsWith(";")));
     const target = await env.createDatabase({ prefix: "arcr" });
-    await runTool(tools.pgRestore, ["--no-owner", "--no-acl", "--exit-on-error", "--dbname", target], target, stored);
+    await pgTool(tools.pgRestore, ["--no-owner", "--no-acl", "--exit-on-error", "--dbname", target], target, stored);
     expect(await fingerprint(target)).toEqual(await fingerprint(db));
   });
 
@@ -224,7 +216,7 @@ describe("the worker compresses pg_dump's uncompressed archive", () => {
     expect(error).toBeUndefined();
     expect(counts).toEqual({ "public.t": 0, "public.u": 0 });
     const target = await env.createDatabase({ prefix: "arcr" });
-    await runTool(tools.pgRestore, ["--no-owner", "--no-acl", "--exit-on-error", "--dbname", target], target, stored);
+    await pgTool(tools.pgRestore, ["--no-owner", "--no-acl", "--exit-on-error", "--dbname", target], target, stored);
     expect(await fingerprint(target)).toEqual(await fingerprint(empty));
   });
 });
