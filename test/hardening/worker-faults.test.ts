@@ -11,7 +11,7 @@ import { getJobItem } from "../../core/jobs/jobs.ts";
 import { runJob } from "../../core/worker/run.ts";
 import { startPostgres, type PostgresServer } from "../../local/postgres.ts";
 import { freePort } from "../../local/wait.ts";
-import { CapturingLogger, fastOptions, postBackup, runQueueUntilSettled, smallDatabase, waitFor } from "../worker/support.ts";
+import { CapturingLogger, fastOptions, FILLER_OVER_ONE_PART, postBackup, runQueueUntilSettled, smallDatabase, waitFor } from "../worker/support.ts";
 import { CANARY, canaryClusterUrl, canarySightings, expectCleanCompletion, scanTable, throwawaysLeft, wrappedInstallation } from "./support.ts";
 
 const logLines: string[] = [];
@@ -76,7 +76,7 @@ function startWorkerProcess(jobId: string, pgBinDir: string): ChildProcess {
 const phases = {
   // The dump's output stops after 2 kB and its stream never ends: nothing is uploaded yet.
   dump: (mark: string) => ({ pg_dump: `"$REAL" "$@" | { head -c 2000; touch "${mark}"; exec sleep 300; }` }),
-  // The dump is written out uncompressed (over one 8 MiB part) and pg_dump never exits: a part is in flight.
+  // The whole dump is written out (over one 8 MiB part, compressed) and pg_dump never exits: a part is in flight.
   upload: (mark: string) => ({ pg_dump: `"$REAL" "$@" --compress=0\ntouch "${mark}"\nexec sleep 300` }),
   // The artifact is stored, the throwaway database created, and pg_restore never finishes.
   verification: (mark: string) => ({ pg_restore: `touch "${mark}"\nexec sleep 300` }),
@@ -86,7 +86,7 @@ describe("a worker killed mid-job", () => {
   let big: string;
   beforeAll(async () => {
     big = await env.createDatabase({ prefix: "kill" });
-    await env.query(big, "CREATE TABLE filler (id int PRIMARY KEY, payload text); INSERT INTO filler SELECT g, repeat(md5(g::text), 2) FROM generate_series(1, 160000) g");
+    await env.query(big, FILLER_OVER_ONE_PART);
   });
 
   it.each(Object.keys(phases) as (keyof typeof phases)[])(

@@ -13,7 +13,7 @@ import { localTaskLauncher, type LocalTaskLauncher } from "../../core/tasks/loca
 import type { OffloadOptions, WorkerOptions } from "../../core/worker/options.ts";
 import { pickPgTools } from "../../core/worker/pgtools.ts";
 import { runJob } from "../../core/worker/run.ts";
-import { fastOptions, objectBytes, postBackup, runQueueUntilSettled, sha256, waitFor } from "../worker/support.ts";
+import { fastOptions, FILLER_OVER_ONE_PART, objectBytes, postBackup, runQueueUntilSettled, sha256, waitFor } from "../worker/support.ts";
 
 const MB = 1024 * 1024;
 /** A shared, busy 2-core machine: generous bounds (nothing here asserts a duration). */
@@ -136,7 +136,7 @@ describe("jobs above the threshold run as a task (threshold 1 MB, tasks are chil
   it("a restore into a new preview goes through the task path and ends ready, every row there, the task's process gone", async () => {
     // prepare: a database whose backup artifact is over 1 MB, backed up (through a task too)
     const db = await env.createDatabase({ prefix: "taskrestore" });
-    await env.query(db, "CREATE TABLE filler (id int PRIMARY KEY, payload text); INSERT INTO filler SELECT g, repeat(md5(g::text), 2) FROM generate_series(1, 160000) g");
+    await env.query(db, FILLER_OVER_ONE_PART);
     const tenant = await env.seedTenant({ database: db });
     const launcher = tasks();
     const [backedUp] = await runQueueUntilSettled(env.deps, [(await postBackup(env, tenant)).id], withOffload(launcher), SLOW);
@@ -166,7 +166,7 @@ describe("jobs above the threshold run as a task (threshold 1 MB, tasks are chil
       return got.body.preview?.state === "ready" || got.body.preview?.state === "failed" ? got.body.preview : undefined;
     });
     expect(preview, JSON.stringify(preview)).toMatchObject({ state: "ready", error: null, source_backup_id: backup.id });
-    expect(await env.query(preview.database_name, "SELECT count(*)::int AS n FROM filler")).toEqual([{ n: 160000 }]);
+    expect(await env.query(preview.database_name, "SELECT count(*)::int AS n FROM filler")).toEqual([{ n: 400000 }]);
   }, SLOW * 3);
 
   it("a job under the threshold stays in the worker: no task is launched", async () => {
@@ -243,7 +243,7 @@ describe("jobs above the threshold run as a task (threshold 1 MB, tasks are chil
     chmodSync(join(bin, "pg_dump"), 0o755);
     symlinkSync(real.pgRestore, join(bin, "pg_restore"));
     const db = await env.createDatabase({ prefix: "taskcrash" });
-    await env.query(db, "CREATE TABLE filler (id int PRIMARY KEY, payload text); INSERT INTO filler SELECT g, repeat(md5(g::text), 2) FROM generate_series(1, 160000) g");
+    await env.query(db, FILLER_OVER_ONE_PART);
     const tenant = await env.seedTenant({ database: db });
     const job = (await getJobItem(env.deps, (await postBackup(env, tenant)).id))!;
     const launcher = tasks({ CAPYDB_PG_BIN_DIRS: join(dir, "pg") });
@@ -277,6 +277,6 @@ describe("jobs above the threshold run as a task (threshold 1 MB, tasks are chil
     expect(secondPid).not.toBe(firstPid);
     expect(await launcher.exited(secondPid)).toBe(0);
     const backup = await expectVerified(settled!);
-    expect(backup.row_counts).toEqual({ "public.filler": 160000 });
+    expect(backup.row_counts).toEqual({ "public.filler": 400000 });
   }, SLOW * 2);
 });

@@ -11,7 +11,7 @@ import { getJobItem } from "../../core/jobs/jobs.ts";
 import { getLock } from "../../core/jobs/locks.ts";
 import { pickPgTools } from "../../core/worker/pgtools.ts";
 import { runJob } from "../../core/worker/run.ts";
-import { fastOptions, objectBytes, postBackup, sha256, waitFor } from "./support.ts";
+import { fastOptions, FILLER_OVER_ONE_PART, objectBytes, postBackup, sha256, waitFor } from "./support.ts";
 
 let env: TestEnv;
 let dir: string;
@@ -31,7 +31,7 @@ afterAll(async () => {
 });
 
 /**
- * A PostgreSQL installation whose pg_dump writes the real (uncompressed) dump and then hangs, as a
+ * A PostgreSQL installation whose pg_dump writes the whole real dump and then hangs, as a
  * worker stuck mid-dump would: the upload has parts in flight and never finishes.
  */
 async function stallingInstallation(): Promise<string> {
@@ -51,7 +51,7 @@ describe("a worker killed in the middle of a dump", () => {
   it("leaves a lease that lapses; another worker completes the job, no lock or partial upload remains", async () => {
     // prepare: a database whose dump is larger than one upload part (8 MiB)
     const db = await env.createDatabase({ prefix: "crash" });
-    await env.query(db, "CREATE TABLE filler (id int PRIMARY KEY, payload text); INSERT INTO filler SELECT g, repeat(md5(g::text), 2) FROM generate_series(1, 160000) g");
+    await env.query(db, FILLER_OVER_ONE_PART);
     const tenant = await env.seedTenant({ database: db });
     const job = (await getJobItem(env.deps, (await postBackup(env, tenant)).id))!;
     const pgDir = await stallingInstallation();
@@ -108,7 +108,7 @@ describe("a worker killed in the middle of a dump", () => {
     expect(settled, JSON.stringify(settled)).toMatchObject({ state: "completed", attempts: 2, claimed_by: env.deps.workerId });
     expect(await getLock(env.deps, settled!.locked_resource!)).toBeUndefined();
     const backup = await getBackupForWork(env.deps, tenant.projectId, job.backup_id!);
-    expect(backup).toMatchObject({ state: "completed", verification_state: "verified", row_counts: { "public.filler": 160000 } });
+    expect(backup).toMatchObject({ state: "completed", verification_state: "verified", row_counts: { "public.filler": 400000 } });
     expect(backup!.upload_id ?? null).toBeNull();
     expect(sha256(await objectBytes(env.deps, backup!.backup_key))).toBe(backup!.sha256);
     // The dead worker's multipart upload was aborted...

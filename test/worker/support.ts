@@ -157,3 +157,11 @@ export function libpqEnv(url: string, database: string): NodeJS.ProcessEnv {
     PGDATABASE: database,
   };
 }
+
+/**
+ * A table whose dump is larger than one 8 MiB upload part even once the worker has compressed it
+ * (two md5s in hex per row: about 29 MB of COPY text, about 2:1 compressible), for the tests that
+ * need a part in flight.
+ */
+export const FILLER_OVER_ONE_PART =
+  "CREATE TABLE filler (id int PRIMARY KEY, payload text); INSERT INTO filler SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 400000) g";
