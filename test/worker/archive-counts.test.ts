@@ -18,7 +18,8 @@ beforeAll(async () => {
   // COPY text's corner cases: values that are empty, NULL, hold newlines, tabs, backslashes, a
   // lone `\.`; a one-column table whose rows are empty lines (and whose last row is one); odd
   // schema and table names; an empty table; partitions; an unlogged table; large objects (a
-  // block of another type between the tables' data); a table big enough for many chunks.
+  // block of another type between the tables' data); rows of 1.3-3.8 MB (one row over several of
+  // the worker's 1 MiB compression segments); a table big enough for many chunks.
   await env.query(
     db,
     `CREATE TABLE lines (t text);
@@ -39,6 +40,8 @@ beforeAll(async () => {
      INSERT INTO scratch SELECT generate_series(1, 77);
      SELECT lo_from_bytea(0, decode(repeat('ab', 50000), 'hex'));
      SELECT lo_from_bytea(0, E'\\\\x0a0a0a'::bytea);
+     CREATE TABLE wide (id int, t text);
+     INSERT INTO wide SELECT g, repeat(md5(g::text), 40000 * g) FROM generate_series(1, 3) g;
      CREATE TABLE big (id int, payload text);
      INSERT INTO big SELECT g, md5(g::text) || E'\\t' || md5((g * 7)::text) FROM generate_series(1, 60000) g;`,
   );
