@@ -73,16 +73,22 @@ async function countIn(archive: Buffer, sizes: number[]) {
   return { counts: await counter.finish(), unsupported: counter.unsupported };
 }
 
-async function truth(database = db): Promise<Record<string, number>> {
+/** Every ordinary table of `database` (partitions included), with its quoted name. */
+async function userTables(database: string): Promise<{ key: string; quoted: string }[]> {
   const tables = await env.query<{ schema: string; name: string }>(
     database,
     `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'`,
   );
+  const quote = (id: string) => `"${id.replace(/"/g, '""')}"`;
+  return tables.map((t) => ({ key: `${t.schema}.${t.name}`, quoted: `${quote(t.schema)}.${quote(t.name)}` }));
+}
+
+async function truth(database = db): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  for (const t of tables) {
-    const [row] = await env.query<{ n: string }>(database, `SELECT count(*) AS n FROM ONLY "${t.schema.replace(/"/g, '""')}"."${t.name.replace(/"/g, '""')}"`);
-    out[`${t.schema}.${t.name}`] = Number(row!.n);
+  for (const t of await userTables(database)) {
+    const [row] = await env.query<{ n: string }>(database, `SELECT count(*) AS n FROM ONLY ${t.quoted}`);
+    out[t.key] = Number(row!.n);
   }
   return out;
 }
@@ -127,16 +133,10 @@ async function pgTool(bin: string, args: string[], database: string, input: Buff
 
 /** Every table's rows (md5 of them in order) and every large object's bytes: what a restore must reproduce. */
 async function fingerprint(database: string): Promise<Record<string, string>> {
-  const tables = await env.query<{ schema: string; name: string }>(
-    database,
-    `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'`,
-  );
   const out: Record<string, string> = {};
-  for (const t of tables) {
-    const q = `"${t.schema.replace(/"/g, '""')}"."${t.name.replace(/"/g, '""')}"`;
-    const [row] = await env.query<{ n: string; h: string | null }>(database, `SELECT count(*) AS n, md5(string_agg(t::text, '|' ORDER BY t::text)) AS h FROM ONLY ${q} t`);
-    out[`${t.schema}.${t.name}`] = `${row!.n}:${row!.h}`;
+  for (const t of await userTables(database)) {
+    const [row] = await env.query<{ n: string; h: string | null }>(database, `SELECT count(*) AS n, md5(string_agg(t::text, '|' ORDER BY t::text)) AS h FROM ONLY ${t.quoted} t`);
+    out[t.key] = `${row!.n}:${row!.h}`;
   }
   for (const lo of await env.query<{ oid: number; h: string }>(database, "SELECT oid, md5(lo_get(oid)) AS h FROM pg_largeobject_metadata ORDER BY oid")) out[`lo ${lo.oid}`] = lo.h;
   return out;
