@@ -399,8 +399,14 @@ export async function markPreviewReady(deps: Db, read: PreviewItem, jobId: strin
   ]);
 }
 
-export const markPreviewFailed = (deps: Db, preview: PreviewItem, jobId: string, error: string) =>
-  updateForJob(deps, preview, jobId, { state: "failed", error, ...expiryIndex({ ...preview, state: "failed" }) });
+/**
+ * The job failed: failed with the reason. The expiry index entry is rebuilt from the preview read
+ * afresh (the job's copy is from its start, and an extend since then moved expires_at).
+ */
+export async function markPreviewFailed(deps: Db, read: PreviewItem, jobId: string, error: string): Promise<PreviewItem | undefined> {
+  const preview = (await getPreview(deps, read.id)) ?? read;
+  return updateForJob(deps, preview, jobId, { state: "failed", error, ...expiryIndex({ ...preview, state: "failed" }) });
+}
 
 /** Dropped: deleted, with `preview.deleted`. */
 export const markPreviewDeleted = (deps: Db, preview: PreviewItem, jobId: string) =>

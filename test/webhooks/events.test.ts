@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getBackupForWork } from "../../core/backups/backups.ts";
 import { getExport, markExportCompleted } from "../../core/exports/exports.ts";
 import { getJobItem } from "../../core/jobs/jobs.ts";
-import { expiredPreviews, getPreview, markPreviewDeleted, markPreviewReady } from "../../core/previews/previews.ts";
+import { expiredPreviews, getPreview, markPreviewDeleted, markPreviewFailed, markPreviewReady } from "../../core/previews/previews.ts";
 import { runJob } from "../../core/worker/run.ts";
 import { storedEvents } from "../support/events.ts";
 import { postBackup, runQueueUntilSettled, smallDatabase, waitFor } from "../worker/support.ts";
@@ -164,6 +164,21 @@ describe("restore, preview and export events", () => {
     const muchLater = { ...env.deps, now: () => new Date(Date.parse(expiresAt) + 60_000) };
     expect((await expiredPreviews(muchLater, 1000)).map((p) => p.id)).toContain(previewId);
     expect(await storedEvents(env.deps, { type: "preview.ready", field: "preview_id", value: previewId })).toHaveLength(1);
+  });
+
+  it("a preview extended while its job runs keeps the new expiry once failed too: not deleted at the old one", async () => {
+    const created = await call("POST", `/v1/projects/${tenant.projectId}/preview-databases`, { name: "events-extended-failed", mode: "empty", ttl_hours: 24 });
+    const previewId = created.job.preview_database_id!;
+    const workersCopy = (await getPreview(env.deps, previewId))!;
+    const extended = await api(env, key, "POST", `/v1/preview-databases/${previewId}/extend`, { ttl_hours: 100 });
+    expect(extended.status, JSON.stringify(extended.body)).toBe(200);
+    const expiresAt: string = extended.body.preview.expires_at;
+    // the attempt fails for good, from its old copy
+    expect(await markPreviewFailed(env.deps, workersCopy, created.job.id, "The restore failed.")).toMatchObject({ state: "failed", expires_at: expiresAt });
+    const later = { ...env.deps, now: () => new Date(Date.now() + 48 * 3600_000) };
+    expect((await expiredPreviews(later, 1000)).map((p) => p.id)).not.toContain(previewId);
+    const muchLater = { ...env.deps, now: () => new Date(Date.parse(expiresAt) + 60_000) };
+    expect((await expiredPreviews(muchLater, 1000)).map((p) => p.id)).toContain(previewId);
   });
 
   it("an export: export.completed once, with its size and checksum; a redelivered job message adds none", async () => {
