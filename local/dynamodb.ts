@@ -37,7 +37,8 @@ export interface DynamoLocal {
  * Starts DynamoDB Local as a direct `java` child (no wrapper process that could leave the JVM
  * behind). `dbPath` persists the data; without it the database lives in memory.
  */
-export async function startDynamoLocal(opts: { port: number; dbPath?: string }): Promise<DynamoLocal> {
+/** `ownProcessGroup`: see startPostgres. */
+export async function startDynamoLocal(opts: { port: number; dbPath?: string; ownProcessGroup?: boolean }): Promise<DynamoLocal> {
   checkJava();
   const { jar, libDir } = findJar();
   const args = [`-Djava.library.path=${libDir}`, "-Xmx1g", "-jar", jar, "-port", String(opts.port), "-sharedDb"];
@@ -48,7 +49,7 @@ export async function startDynamoLocal(opts: { port: number; dbPath?: string }):
     args.push("-inMemory");
   }
   // DynamoDB Local writes a metadata file into its working directory: keep it out of the repo.
-  const child = spawn(javaCommand(), args, { stdio: ["ignore", "pipe", "pipe"], cwd: opts.dbPath ?? tmpdir() });
+  const child = spawn(javaCommand(), args, { stdio: ["ignore", "pipe", "pipe"], cwd: opts.dbPath ?? tmpdir(), detached: opts.ownProcessGroup === true });
   let output = "";
   const collect = (d: Buffer) => {
     output = (output + d.toString()).slice(-4000);

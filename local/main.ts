@@ -62,9 +62,12 @@ async function main(): Promise<void> {
   };
   process.on("SIGINT", () => void shutdown(0));
   process.on("SIGTERM", () => void shutdown(0));
+  // The stand-ins run in process groups of their own (a Ctrl-C reaches only this process, which
+  // stops them last): a closed terminal must stop them through here too.
+  process.on("SIGHUP", () => void shutdown(0));
 
   // startInfra stops whatever it had started when one stand-in fails, so a failure here leaves nothing behind.
-  const infra: Infra = await startInfra({ dir, persist: true, ports, postgresPassword: secrets.postgres_password });
+  const infra: Infra = await startInfra({ dir, persist: true, ports, postgresPassword: secrets.postgres_password, ownProcessGroups: true });
   stoppers.push(infra.stop);
   try {
     const names = { table: "capydb-backups", queue: "capydb-jobs", bucket: "capydb-backups", deliveryQueue: "capydb-webhook-deliveries" };

@@ -97,6 +97,11 @@ export interface StartPostgresOptions {
   user?: string;
   /** Extra `-c name=value` settings. */
   settings?: Record<string, string>;
+  /**
+   * Its own process group: a Ctrl-C in the terminal then reaches only the service, which stops the
+   * server after what uses it (`npm start`). Tests leave it in theirs, so that it dies with them.
+   */
+  ownProcessGroup?: boolean;
 }
 
 /**
@@ -137,7 +142,7 @@ export async function startPostgres(opts: StartPostgresOptions): Promise<Postgre
     ...opts.settings,
   };
   const args = ["-D", dataDir, ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`])];
-  const child = spawn(join(bin, "postgres"), args, { stdio: ["ignore", "ignore", "pipe"], ...owner });
+  const child = spawn(join(bin, "postgres"), args, { stdio: ["ignore", "ignore", "pipe"], detached: opts.ownProcessGroup === true, ...owner });
   let stderr = "";
   child.stderr?.on("data", (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);

@@ -18,6 +18,12 @@ export interface InfraOptions {
   persist: boolean;
   ports: { aws: number; dynamodb: number; fauxqs: number; postgres: number };
   postgresPassword: string;
+  /**
+   * DynamoDB Local and PostgreSQL in process groups of their own (`npm start`): a Ctrl-C reaches
+   * only the service, which stops them after the loops and the API that use them, so nothing logs
+   * a failed call while stopping. Tests and the bench leave them in theirs.
+   */
+  ownProcessGroups?: boolean;
 }
 
 /** The embedded stand-ins: DynamoDB Local, fauxqs (SQS + S3), one AWS endpoint in front, PostgreSQL. */
@@ -44,7 +50,7 @@ export async function startInfra(opts: InfraOptions): Promise<Infra> {
     mkdirSync(opts.dir, { recursive: true });
     // allSettled, not all: when one fails, wait for the others to finish starting so they are stopped too.
     const settled = await Promise.allSettled([
-      startDynamoLocal({ port: opts.ports.dynamodb, dbPath: opts.persist ? join(opts.dir, "dynamodb") : undefined }).then((d) => {
+      startDynamoLocal({ port: opts.ports.dynamodb, dbPath: opts.persist ? join(opts.dir, "dynamodb") : undefined, ownProcessGroup: opts.ownProcessGroups }).then((d) => {
         stops.push(d.stop);
         return d;
       }),
@@ -58,7 +64,7 @@ export async function startInfra(opts: InfraOptions): Promise<Infra> {
         stops.push(() => f.stop());
         return f;
       }),
-      startPostgres({ dataDir: join(opts.dir, "postgres"), port: opts.ports.postgres, password: opts.postgresPassword }).then((p) => {
+      startPostgres({ dataDir: join(opts.dir, "postgres"), port: opts.ports.postgres, password: opts.postgresPassword, ownProcessGroup: opts.ownProcessGroups }).then((p) => {
         stops.push(p.stop);
         return p;
       }),

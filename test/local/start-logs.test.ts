@@ -76,7 +76,7 @@ const logLines = (out: string) =>
     .filter((l) => l.trim() !== "");
 
 const leftovers = () =>
-  spawnSync("ps", ["-eo", "pid,args"], { encoding: "utf8" })
+  spawnSync("ps", ["-eo", "pid,pgid,args"], { encoding: "utf8" })
     .stdout.split("\n")
     .filter((l) => l.includes(home) && !l.includes("ps -eo"));
 
@@ -120,6 +120,13 @@ describe("npm start's log", () => {
       expect(life[3]).toMatch(/ restore=\d+(\.\d)?m?s$/);
       expect(life[4]).toMatch(/state=completed attempt=1 size=\S+ dump=\S+ restore=\S+/);
       expect(plain.filter((l) => l.startsWith("request "))).toContainEqual(expect.stringMatching(new RegExp(`^request POST /v1/projects/${local.project_id}/backups 202 \\d+ms$`)));
+      // Ctrl-C reaches the service alone: PostgreSQL and DynamoDB Local lead process groups of
+      // their own, so the service stops them after its loops (no failed call logged on the way out).
+      const standIns = leftovers()
+        .map((l) => l.trim().split(/\s+/))
+        .filter(([, , cmd, ...rest]) => /\/postgres$/.test(cmd ?? "") || (/java$/.test(cmd ?? "") && rest.includes("-jar")));
+      expect(standIns.length, leftovers().join("\n")).toBe(2);
+      for (const [pid, pgid, cmd] of standIns) expect({ cmd, pgid }).toEqual({ cmd, pgid: pid });
     } catch (err) {
       await run.stop();
       throw new Error(`${err instanceof Error ? err.message : String(err)}\n--- npm start printed ---\n${run.stdout()}${run.stderr()}`);
