@@ -110,7 +110,8 @@ export class ArchiveReader {
     this.ended = true;
     if (this.failure) return;
     if (!this.unsupported && (this.phase !== "blocks" || this.state !== "type" || this.avail !== 0)) {
-      this.problem(this.phase === "head" ? "the archive ended inside its header" : "the archive ended inside a block");
+      // Cut short: pg_dump died or was stopped mid-archive, which a retry may not meet again.
+      this.problem(this.phase === "head" ? "the archive ended inside its header" : "the archive ended inside a block", "transient");
     }
     this.flushSmall();
   }
@@ -129,10 +130,10 @@ export class ArchiveReader {
     return Object.fromEntries(this.counts);
   }
 
-  private problem(reason: string): void {
+  /** `permanent` by default: an archive this reader cannot follow, which a retry would read the same. */
+  private problem(reason: string, classification: "permanent" | "transient" = "permanent"): void {
     if (this.mode === "hold") this.passFromHere();
-    // pg_dump exited 0 with an archive this reader cannot follow: a retry would read the same.
-    else if (this.mode === "compress") this.failure ??= new WorkerFailure("permanent", `pg_dump's archive could not be compressed: ${reason}`);
+    else if (this.mode === "compress") this.failure ??= new WorkerFailure(classification, `pg_dump's archive could not be compressed: ${reason}`);
     this.giveUp(reason);
   }
 

@@ -209,6 +209,7 @@ describe("the worker compresses pg_dump's uncompressed archive", () => {
     const plain = await pgDump(["--compress=0"]);
     const cut = await store(plain.subarray(0, Math.floor(plain.length * 0.6)), [65536]);
     expect(cut.error).toBeInstanceOf(WorkerFailure);
+    expect((cut.error as WorkerFailure).classification).toBe("transient"); // pg_dump died mid-archive: worth a retry
     expect(String((cut.error as Error).message)).toMatch(/could not be compressed: the archive ended inside a block/);
   });
 
