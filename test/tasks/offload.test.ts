@@ -14,6 +14,7 @@ import type { OffloadOptions, WorkerOptions } from "../../core/worker/options.ts
 import { pickPgTools } from "../../core/worker/pgtools.ts";
 import { runJob } from "../../core/worker/run.ts";
 import { fastOptions, FILLER_OVER_ONE_PART, objectBytes, postBackup, runQueueUntilSettled, sha256, waitFor } from "../worker/support.ts";
+import { appProject, approval, as, changedPreview, hashesAs, hashesOf, promoteRequest, promotionOf, verifiedBackup } from "../promote/support.ts";
 
 const MB = 1024 * 1024;
 /** A shared, busy 2-core machine: generous bounds (nothing here asserts a duration). */
@@ -167,6 +168,42 @@ describe("jobs above the threshold run as a task (threshold 1 MB, tasks are chil
     });
     expect(preview, JSON.stringify(preview)).toMatchObject({ state: "ready", error: null, source_backup_id: backup.id });
     expect(await env.query(preview.database_name, "SELECT count(*)::int AS n FROM filler")).toEqual([{ n: 400000 }]);
+  }, SLOW * 3);
+
+  it("a promote whose safety backup is large: the backup runs as a task, the promote waits for it in the worker and swaps the data in", async () => {
+    // prepare: the application's project, grown over the threshold by its own role, a verified
+    // backup and a preview restored from it and changed (both in this process: no offload)
+    const p = await appProject(env);
+    const app = as(env, p.role, p.database);
+    await app.connect();
+    await app.query(FILLER_OVER_ONE_PART).finally(() => app.end());
+    const backup = await verifiedBackup(env, p.tenant);
+    const preview = await changedPreview(env, p, backup);
+    const newHashes = await hashesOf(env, preview.database_name);
+    const key = await p.tenant.key(["projects:write", "projects:read", "jobs:read"]);
+    const launcher = tasks();
+
+    // act: the promote, with the worker offloading what is over 1 MB
+    const { res, json } = await promoteRequest(env, key, preview.id, await approval(env, p.tenant.projectId, p.tenant.organizationId));
+    expect(res.status, JSON.stringify(json)).toBe(202);
+    const [done] = await runQueueUntilSettled(env.deps, [json.job.id], withOffload(launcher), SLOW);
+
+    // assess: the promote ran here (it moves no data itself), its safety backup in a task that has
+    // exited, verified; the project's database holds the preview's data
+    expect(done, JSON.stringify(done)).toMatchObject({ type: "project.promote_preview", state: "completed", error: null });
+    expect(done!.claimed_by).not.toMatch(/task/);
+    const promotion = await promotionOf(env, done!.id);
+    const safetyJob = (await getJobItem(env.deps, promotion.safety_job_id!))!;
+    expect(safetyJob, JSON.stringify(safetyJob)).toMatchObject({ type: "project.backup", state: "completed" });
+    const pid = pidOf(safetyJob);
+    expect(safetyJob.claimed_by).toBe(`local-task:${pid}`);
+    expect(await launcher.exited(pid)).toBe(0);
+    expect(alive(pid)).toBe(false);
+    const safety = await expectVerified(safetyJob);
+    expect(safety.size_bytes).toBeGreaterThan(1 * MB);
+    expect(safety.row_counts).toMatchObject({ "public.filler": 400000, "public.orders": 400, "public.customers": 50 });
+    expect(await hashesAs(env, p.role, p.database)).toEqual(newHashes);
+    expect(launcher.running()).toEqual([]);
   }, SLOW * 3);
 
   it("a job under the threshold stays in the worker: no task is launched", async () => {
