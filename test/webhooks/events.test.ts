@@ -145,40 +145,43 @@ describe("restore, preview and export events", () => {
     expect(await storedEvents(env.deps, { type: "restore.completed", field: "preview_id", value: previewId })).toHaveLength(0);
   });
 
-  it("a preview extended while its job runs keeps the new expiry once ready: not deleted at the old one, and the event says the new one", async () => {
-    const created = await call("POST", `/v1/projects/${tenant.projectId}/preview-databases`, { name: "events-extended", mode: "empty", ttl_hours: 24 });
+  /**
+   * A preview whose job has started (the worker's copy is read then) and which the user extends
+   * afterwards, to 100 h from the 24 h it was created with.
+   */
+  async function extendedWhileItsJobRuns(name: string) {
+    const created = await call("POST", `/v1/projects/${tenant.projectId}/preview-databases`, { name, mode: "empty", ttl_hours: 24 });
     const previewId = created.job.preview_database_id!;
-    // the worker's copy, read when its attempt starts; the user extends the preview after that
     const workersCopy = (await getPreview(env.deps, previewId))!;
     const extended = await api(env, key, "POST", `/v1/preview-databases/${previewId}/extend`, { ttl_hours: 100 });
     expect(extended.status, JSON.stringify(extended.body)).toBe(200);
-    const expiresAt: string = extended.body.preview.expires_at;
-    // the attempt ends: ready, from its old copy (then the job itself runs and completes, adding nothing)
-    expect(await markPreviewReady(env.deps, workersCopy, created.job.id)).toMatchObject({ state: "ready", expires_at: expiresAt });
-    await runAndRedeliver(created.job.id);
-    await waitFor("the receiver to hear preview.ready", async () => received("preview.ready", "preview_id", previewId).length || undefined, 30_000);
-    expect(JSON.parse(received("preview.ready", "preview_id", previewId)[0]!.body).data.expires_at).toBe(expiresAt);
-    // two days on: past the first expiry (24 h), well before the extended one (100 h)
+    return { jobId: created.job.id, previewId, workersCopy, expiresAt: extended.body.preview.expires_at as string };
+  }
+
+  /** Two days on (past the first expiry, well before the extended one) it is kept; after the extended one it is due. */
+  async function expectExpiresAt(previewId: string, expiresAt: string) {
     const later = { ...env.deps, now: () => new Date(Date.now() + 48 * 3600_000) };
     expect((await expiredPreviews(later, 1000)).map((p) => p.id)).not.toContain(previewId);
     const muchLater = { ...env.deps, now: () => new Date(Date.parse(expiresAt) + 60_000) };
     expect((await expiredPreviews(muchLater, 1000)).map((p) => p.id)).toContain(previewId);
+  }
+
+  it("a preview extended while its job runs keeps the new expiry once ready: not deleted at the old one, and the event says the new one", async () => {
+    const { jobId, previewId, workersCopy, expiresAt } = await extendedWhileItsJobRuns("events-extended");
+    // the attempt ends: ready, from its old copy (then the job itself runs and completes, adding nothing)
+    expect(await markPreviewReady(env.deps, workersCopy, jobId)).toMatchObject({ state: "ready", expires_at: expiresAt });
+    await runAndRedeliver(jobId);
+    await waitFor("the receiver to hear preview.ready", async () => received("preview.ready", "preview_id", previewId).length || undefined, 30_000);
+    expect(JSON.parse(received("preview.ready", "preview_id", previewId)[0]!.body).data.expires_at).toBe(expiresAt);
+    await expectExpiresAt(previewId, expiresAt);
     expect(await storedEvents(env.deps, { type: "preview.ready", field: "preview_id", value: previewId })).toHaveLength(1);
   });
 
   it("a preview extended while its job runs keeps the new expiry once failed too: not deleted at the old one", async () => {
-    const created = await call("POST", `/v1/projects/${tenant.projectId}/preview-databases`, { name: "events-extended-failed", mode: "empty", ttl_hours: 24 });
-    const previewId = created.job.preview_database_id!;
-    const workersCopy = (await getPreview(env.deps, previewId))!;
-    const extended = await api(env, key, "POST", `/v1/preview-databases/${previewId}/extend`, { ttl_hours: 100 });
-    expect(extended.status, JSON.stringify(extended.body)).toBe(200);
-    const expiresAt: string = extended.body.preview.expires_at;
+    const { jobId, previewId, workersCopy, expiresAt } = await extendedWhileItsJobRuns("events-extended-failed");
     // the attempt fails for good, from its old copy
-    expect(await markPreviewFailed(env.deps, workersCopy, created.job.id, "The restore failed.")).toMatchObject({ state: "failed", expires_at: expiresAt });
-    const later = { ...env.deps, now: () => new Date(Date.now() + 48 * 3600_000) };
-    expect((await expiredPreviews(later, 1000)).map((p) => p.id)).not.toContain(previewId);
-    const muchLater = { ...env.deps, now: () => new Date(Date.parse(expiresAt) + 60_000) };
-    expect((await expiredPreviews(muchLater, 1000)).map((p) => p.id)).toContain(previewId);
+    expect(await markPreviewFailed(env.deps, workersCopy, jobId, "The restore failed.")).toMatchObject({ state: "failed", expires_at: expiresAt });
+    await expectExpiresAt(previewId, expiresAt);
   });
 
   it("an export: export.completed once, with its size and checksum; a redelivered job message adds none", async () => {
