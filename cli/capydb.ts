@@ -9,7 +9,7 @@ import { rmSync } from "node:fs";
 import { basename } from "node:path";
 import { ZodError } from "zod";
 import { CreateBackupRequest, PutScheduledBackupRequest } from "../core/api/schemas.ts";
-import { ApiClient, ApiError, cliVersion, type Backup, type Download, type Job } from "./capydb/client.ts";
+import { ApiClient, ApiError, cliVersion, type Download, type Job } from "./capydb/client.ts";
 import { downloadTarget, downloadToFile } from "./capydb/download.ts";
 import { CliError, exitCodes } from "./capydb/errors.ts";
 import {
@@ -83,6 +83,26 @@ function waitOptions(timeout: string, progress: Progress | undefined): WaitOptio
   return { deadline: Date.now() + parseDuration(timeout), timeoutText: timeout, progress };
 }
 
+/**
+ * `--wait` on a job: runs `wait` with a progress line (a terminal only) and Ctrl-C handling. On an
+ * error the progress line is cleared; otherwise the caller closes it with its own summary.
+ */
+async function following<T>(jobId: string, timeout: string, wait: (opts: WaitOptions) => Promise<T>): Promise<{ result: T; progress: Progress | undefined }> {
+  const progress = progressOn();
+  const release = onInterrupt(jobId, progress);
+  try {
+    return { result: await wait(waitOptions(timeout, progress)), progress };
+  } catch (err) {
+    progress?.stop();
+    throw err;
+  } finally {
+    release();
+  }
+}
+
+/** Closes the progress line with the job's outcome. */
+const jobDone = (progress: Progress | undefined, job: Job) => progress?.stop(`${job.state === "completed" ? "✓" : "✗"} job ${job.id} ${job.state} · ${progress.elapsed()}`);
+
 const program = new Command("capydb")
   .description("CapyDB backups from the terminal and from CI: take, wait for, list and schedule verified backups")
   .version(cliVersion, "-V, --version")
@@ -155,21 +175,14 @@ backups
         return;
       }
 
-      const progress = progressOn();
-      const release = onInterrupt(job.id, progress);
-      let finished: { job: Job };
-      let result: { backup: Backup; body: unknown };
-      try {
-        progress?.update(`job ${job.id}: requested`);
-        const opts = waitOptions(deadlineText, progress);
-        finished = await waitForJob(client, job.id, opts, async (j) => (await findJobBackup(client, projectId, j))?.backup);
-        result = await waitForJobBackup(client, projectId, finished.job, opts);
-      } catch (err) {
-        progress?.stop();
-        throw err;
-      } finally {
-        release();
-      }
+      const {
+        result: { finished, result },
+        progress,
+      } = await following(job.id, deadlineText, async (opts) => {
+        opts.progress?.update(`job ${job.id}: requested`);
+        const finished = await waitForJob(client, job.id, opts, async (j) => (await findJobBackup(client, projectId, j))?.backup);
+        return { finished, result: await waitForJobBackup(client, projectId, finished.job, opts) };
+      });
       const { backup } = result;
       const verified = backup.state === "completed" && backup.verification_state === "verified";
       progress?.stop(
@@ -328,22 +341,14 @@ exportsCmd
       note(`Export ${exportId} requested. Wait for it with \`capydb jobs get ${job.id} --wait\`, then \`capydb exports download ${exportId}\`.`);
       return;
     }
-    const opts = waitOptions(o.waitTimeout, progressOn());
-    const release = onInterrupt(job.id, opts.progress);
-    let finished: { job: Job };
-    try {
+    const { result: finished, progress } = await following(job.id, o.waitTimeout, (opts) => {
       opts.progress?.update(`job ${job.id}: requested`);
-      finished = await waitForJob(client, job.id, opts);
-    } catch (err) {
-      opts.progress?.stop();
-      throw err;
-    } finally {
-      release();
-    }
+      return waitForJob(client, job.id, opts);
+    });
     const found = await findExport(client, projectId, exportId);
     const exp = found?.exp;
-    opts.progress?.stop(
-      exp?.state === "completed" ? `✓ export ${exportId} completed · ${formatBytes(exp.size_bytes)} · ${opts.progress.elapsed()}` : `✗ export ${exportId} ${exp?.state ?? finished.job.state} · ${opts.progress.elapsed()}`,
+    progress?.stop(
+      exp?.state === "completed" ? `✓ export ${exportId} completed · ${formatBytes(exp.size_bytes)} · ${progress.elapsed()}` : `✗ export ${exportId} ${exp?.state ?? finished.job.state} · ${progress.elapsed()}`,
     );
     if (format === "json") printJson(io, found ? { export: found.body } : { export_id: exportId, job: finished.job });
     else if (exp) io.out.write(exportFields(exp));
@@ -418,18 +423,8 @@ jobs
       if (format === "json") return printJson(io, res.body);
       return void io.out.write(jobFields(res.data.job));
     }
-    const opts = waitOptions(o.waitTimeout, progressOn());
-    const release = onInterrupt(jobId, opts.progress);
-    let done: { job: Job; body: unknown };
-    try {
-      done = await waitForJob(client, jobId, opts);
-    } catch (err) {
-      opts.progress?.stop();
-      throw err;
-    } finally {
-      release();
-    }
-    opts.progress?.stop(`${done.job.state === "completed" ? "✓" : "✗"} job ${jobId} ${done.job.state} · ${opts.progress.elapsed()}`);
+    const { result: done, progress } = await following(jobId, o.waitTimeout, (opts) => waitForJob(client, jobId, opts));
+    jobDone(progress, done.job);
     if (format === "json") printJson(io, done.body);
     else io.out.write(jobFields(done.job));
     if (done.job.state === "failed") throw new CliError(`job ${jobId} failed: ${done.job.error ?? "no reason given"}`);
@@ -466,9 +461,9 @@ program
     io.out.write(meFields(res.data, s.apiUrl?.value ?? ""));
   });
 
-registerRestoreCommands(program, { io, note, int, context, progressOn, waitOptions, onInterrupt });
+registerRestoreCommands(program, { io, note, int, context, following, jobDone });
 
-registerWebhooks(program, { io, note, int, context, progressOn, waitOptions, onInterrupt });
+registerWebhooks(program, { io, note, int, context, following, jobDone });
 
 /** One sentence that says what to do next, under the API's own message. */
 function hintFor(err: ApiError): string | undefined {

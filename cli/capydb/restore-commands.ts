@@ -11,9 +11,10 @@ export interface CommandKit {
   note(text: string): void;
   int(name: string, min: number, max: number): (value: string) => number;
   context(cmd: Command): { format: Format; client: ApiClient; project: () => string };
-  progressOn(): Progress | undefined;
-  waitOptions(timeout: string, progress: Progress | undefined): WaitOptions;
-  onInterrupt(jobId: string, progress: Progress | undefined): () => void;
+  /** `--wait` on a job, with a progress line and Ctrl-C handling (see capydb.ts). */
+  following<T>(jobId: string, timeout: string, wait: (opts: WaitOptions) => Promise<T>): Promise<{ result: T; progress: Progress | undefined }>;
+  /** Closes the progress line with the job's outcome. */
+  jobDone(progress: Progress | undefined, job: Job): void;
 }
 
 const projectFields = (p: Project) =>
@@ -62,18 +63,8 @@ export function registerRestoreCommands(program: Command, kit: CommandKit): void
       note(`Follow it with \`capydb jobs get ${job.id} --wait\`${previewId ? `, then \`capydb previews connect ${previewId}\`` : ""}.`);
       return;
     }
-    const opts = kit.waitOptions(timeout, kit.progressOn());
-    const release = kit.onInterrupt(job.id, opts.progress);
-    let done: { job: Job };
-    try {
-      done = await waitForJob(client, job.id, opts);
-    } catch (err) {
-      opts.progress?.stop();
-      throw err;
-    } finally {
-      release();
-    }
-    opts.progress?.stop(`${done.job.state === "completed" ? "✓" : "✗"} job ${job.id} ${done.job.state} · ${opts.progress.elapsed()}`);
+    const { result: done, progress } = await kit.following(job.id, timeout, (opts) => waitForJob(client, job.id, opts));
+    kit.jobDone(progress, done.job);
     const preview = previewId ? (await client.getPreview(previewId)).data.preview : undefined;
     if (format === "json") printJson(io, { job: done.job, ...(preview ? { preview } : {}) });
     else if (preview) io.out.write(previewFields(preview));
@@ -93,18 +84,8 @@ export function registerRestoreCommands(program: Command, kit: CommandKit): void
       note(`Follow it with \`capydb jobs get ${job.id} --wait\`: a safety backup of the project's database comes first, then the swap.`);
       return;
     }
-    const opts = kit.waitOptions(timeout, kit.progressOn());
-    const release = kit.onInterrupt(job.id, opts.progress);
-    let done: { job: Job };
-    try {
-      done = await waitForJob(client, job.id, opts);
-    } catch (err) {
-      opts.progress?.stop();
-      throw err;
-    } finally {
-      release();
-    }
-    opts.progress?.stop(`${done.job.state === "completed" ? "✓" : "✗"} job ${job.id} ${done.job.state} · ${opts.progress.elapsed()}`);
+    const { result: done, progress } = await kit.following(job.id, timeout, (opts) => waitForJob(client, job.id, opts));
+    kit.jobDone(progress, done.job);
     if (format === "json") printJson(io, { job: done.job });
     else {
       io.out.write(renderFields([["job", done.job.id], ["type", done.job.type], ["state", done.job.state], ...(done.job.error ? ([["error", done.job.error]] as [string, string][]) : [])]));
