@@ -1,11 +1,13 @@
 import { z } from "zod";
+import { readSstLinks, type SstLinks } from "./sst-links.ts";
 import { DEFAULT_TASK_THRESHOLD_BYTES, parseSize, taskResourceSchema } from "./tasks/launcher.ts";
 
 /**
  * Service configuration, parsed once at each entry point (Lambda handler module, local stack,
- * capydb-admin). Deployed, the resource names come from SST's links (`Resource.X`, which SST
- * passes to the function as `SST_RESOURCE_X` environment variables); locally they come from plain
- * environment variables set by the local stack or read from `.capydb/local.json`.
+ * capydb-admin). Deployed, the resource names come from SST's links: sealed in `resource.enc`
+ * beside a Lambda function's code, `SST_RESOURCE_<Name>` variables in the Fargate task
+ * (core/sst-links.ts reads both). Locally they come from plain environment variables set by the
+ * local stack or read from `.capydb/local.json`. A plain variable is the fallback for a link.
  */
 export const configSchema = z.object({
   region: z.string().min(1),
@@ -81,17 +83,6 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
-/** Reads an SST link (`SST_RESOURCE_<name>` holds the resource's properties as JSON). */
-function sstResource(env: Env, name: string): Record<string, unknown> | undefined {
-  const raw = env[`SST_RESOURCE_${name}`];
-  if (!raw) return undefined;
-  try {
-    return JSON.parse(raw) as Record<string, unknown>;
-  } catch {
-    throw new ConfigError(`invalid setting SST_RESOURCE_${name}: not JSON`);
-  }
-}
-
 function jsonSetting(env: Env, name: string): unknown {
   const raw = str(env[name]);
   if (raw === undefined) return undefined;
@@ -117,16 +108,21 @@ const str = (v: unknown): string | undefined => (typeof v === "string" && v !== 
  * naming the first missing or malformed setting.
  */
 export function loadConfig(env: Env = process.env): Config {
-  const table = sstResource(env, "Table");
-  const queue = sstResource(env, "Jobs");
-  const dlq = sstResource(env, "JobsDlq");
-  const deliveries = sstResource(env, "Deliveries");
-  const bucket = sstResource(env, "Backups");
-  const secret = sstResource(env, "ClusterSecretKey");
-  const clerkJwks = str(sstResource(env, "ClerkJwksUrl")?.value) ?? str(env.CLERK_JWKS_URL);
-  const clerkIssuer = str(sstResource(env, "ClerkIssuer")?.value) ?? str(env.CLERK_ISSUER);
-  const clerkParties =
-    str(sstResource(env, "ClerkAuthorizedParties")?.value) ?? str(env.CLERK_AUTHORIZED_PARTIES);
+  let links: SstLinks;
+  try {
+    links = readSstLinks(env);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  const table = links.Table;
+  const queue = links.Jobs;
+  const dlq = links.JobsDlq;
+  const deliveries = links.Deliveries;
+  const bucket = links.Backups;
+  const secret = links.ClusterSecretKey;
+  const clerkJwks = str(links.ClerkJwksUrl?.value) ?? str(env.CLERK_JWKS_URL);
+  const clerkIssuer = str(links.ClerkIssuer?.value) ?? str(env.CLERK_ISSUER);
+  const clerkParties = str(links.ClerkAuthorizedParties?.value) ?? str(env.CLERK_AUTHORIZED_PARTIES);
 
   const raw = {
     region: str(env.AWS_REGION) ?? str(env.AWS_DEFAULT_REGION) ?? "us-east-1",

@@ -1,22 +1,17 @@
 import { object, string } from "zod/mini";
+import { readSstLinks, type SstLinks } from "../sst-links.ts";
 
 type Env = Record<string, string | undefined>;
 
 // Named imports, not the `z` namespace: esbuild then keeps only what these two schemas use.
 const link = object({ value: string() });
 
-/** An SST secret link's value (`SST_RESOURCE_<name>` = `{"value": "..."}`), or a plain variable locally. */
-function setting(env: Env, linkName: string, plain: string): string | undefined {
-  const raw = env[`SST_RESOURCE_${linkName}`];
+/** An SST secret link's value (core/sst-links.ts: resource.enc on Lambda), or a plain variable locally. */
+function setting(links: SstLinks, env: Env, linkName: string, plain: string): string | undefined {
+  const raw = links[linkName];
   if (raw) {
-    let json: unknown;
-    try {
-      json = JSON.parse(raw);
-    } catch {
-      throw new Error(`invalid setting SST_RESOURCE_${linkName}: not JSON`);
-    }
-    const parsed = link.safeParse(json);
-    if (!parsed.success) throw new Error(`invalid setting SST_RESOURCE_${linkName}: expected {"value": "..."}`);
+    const parsed = link.safeParse(raw);
+    if (!parsed.success) throw new Error(`invalid setting ${linkName}: expected a secret link {"value": "..."}`);
     if (parsed.data.value !== "") return parsed.data.value;
   }
   return env[plain] || undefined;
@@ -28,5 +23,8 @@ function setting(env: Env, linkName: string, plain: string): string | undefined 
  * (Clerk is on when its JWKS URL or issuer is set), from the same SST secrets.
  */
 export function loadConsoleOptions(env: Env = process.env): { clerk: boolean } {
-  return { clerk: setting(env, "ClerkJwksUrl", "CLERK_JWKS_URL") !== undefined || setting(env, "ClerkIssuer", "CLERK_ISSUER") !== undefined };
+  const links = readSstLinks(env);
+  return {
+    clerk: setting(links, env, "ClerkJwksUrl", "CLERK_JWKS_URL") !== undefined || setting(links, env, "ClerkIssuer", "CLERK_ISSUER") !== undefined,
+  };
 }

@@ -19,6 +19,6 @@ describe("loadConsoleOptions", () => {
 
   it("names the setting that is not a secret link's JSON", () => {
     expect(() => loadConsoleOptions({ SST_RESOURCE_ClerkIssuer: "https://clerk.example.com" })).toThrow("invalid setting SST_RESOURCE_ClerkIssuer: not JSON");
-    expect(() => loadConsoleOptions({ SST_RESOURCE_ClerkJwksUrl: '{"value":42}' })).toThrow('invalid setting SST_RESOURCE_ClerkJwksUrl: expected {"value": "..."}');
+    expect(() => loadConsoleOptions({ SST_RESOURCE_ClerkJwksUrl: '{"value":42}' })).toThrow('invalid setting ClerkJwksUrl: expected a secret link {"value": "..."}');
   });
 });
