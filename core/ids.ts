@@ -19,6 +19,8 @@ export const idPrefixes = {
   restorePoint: "rpt",
   webhookEndpoint: "whe",
   webhookDelivery: "whd",
+  baseBackup: "bbk",
+  walGap: "gap",
 } as const;
 export type IdKind = keyof typeof idPrefixes;
 
@@ -51,6 +53,8 @@ const kindNames: Record<IdKind, string> = {
   restorePoint: "a restore point",
   webhookEndpoint: "a webhook endpoint",
   webhookDelivery: "a webhook delivery",
+  baseBackup: "a base backup",
+  walGap: "a WAL gap",
 };
 
 /** `must be a project id (prj_ and 26 characters), got "xyz"`: what was expected and what was sent, shortened. */

@@ -47,8 +47,11 @@ export class ClerkVerifier {
     } catch (err) {
       throw new AppError("unauthorized", `the session token is not valid (${reason(err)})`);
     }
-    if (claims.azp && this.config.authorizedParties.length && !this.config.authorizedParties.includes(claims.azp)) {
-      throw new AppError("unauthorized", "the session token is not valid (unauthorized party)");
+    // Clerk's guidance: with authorized parties configured, a token must name one (a token without
+    // `azp` was minted for no browser origin, e.g. by a backend API, and is not a session of this app).
+    if (this.config.authorizedParties.length) {
+      if (typeof claims.azp !== "string" || !claims.azp) throw new AppError("unauthorized", "the session token is not valid (no azp claim: an authorized party is required)");
+      if (!this.config.authorizedParties.includes(claims.azp)) throw new AppError("unauthorized", "the session token is not valid (unauthorized party)");
     }
     const clerkOrgId = claims.o?.id ?? claims.org_id;
     const role = claims.o?.rol ?? claims.org_role ?? "";

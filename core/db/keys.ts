@@ -27,6 +27,10 @@
  * | restore point   | PRJ#<prj>               | RPT#<rpt>   |                                |                                          |
  * | promotion       | JOB#<job>               | PROMOTE     |                                |                                          |
  * | promote guard   | PRJ#<prj>               | PROMOTING   |                                |                                          |
+ * | WAL archive     | CLS#<cls>               | WAL         | WALARCH / <cls>                |                                          |
+ * | base backup     | CLS#<cls>               | BBK#<bbk>   |                                |                                          |
+ * | WAL gap         | CLS#<cls>               | GAP#<gap>   |                                |                                          |
+ * | WAL segment     | WALSEG#<cls>            | <segment name> or HIST#<timeline> |              |                                          |
  */
 export const keys = {
   organization: (id: string) => ({ pk: `ORG#${id}`, sk: "ORG" }),
@@ -77,6 +81,18 @@ export const keys = {
   promotion: (jobId: string) => ({ pk: `JOB#${jobId}`, sk: "PROMOTE" }),
   /** The one promote or overwrite restore a project may have in progress. */
   promoteGuard: (projectId: string) => ({ pk: `PRJ#${projectId}`, sk: "PROMOTING" }),
+  /** A cluster's WAL archive: its receiver's progress, slot and window (core/wal). */
+  walArchive: (clusterId: string) => ({ pk: `CLS#${clusterId}`, sk: "WAL" }),
+  /** Every cluster with an archive, for the receiver supervisor and archive health. */
+  walArchiveIndex: "WALARCH",
+  baseBackup: (clusterId: string, id: string) => ({ pk: `CLS#${clusterId}`, sk: `BBK#${id}` }),
+  baseBackupPrefix: "BBK#",
+  walGap: (clusterId: string, id: string) => ({ pk: `CLS#${clusterId}`, sk: `GAP#${id}` }),
+  walGapPrefix: "GAP#",
+  /** One item per archived segment, sorted by name (timeline, then position) in the cluster's own partition. */
+  walSegment: (clusterId: string, name: string) => ({ pk: `WALSEG#${clusterId}`, sk: name }),
+  walHistory: (clusterId: string, timeline: number) => ({ pk: `WALSEG#${clusterId}`, sk: `HIST#${timeline.toString(16).toUpperCase().padStart(8, "0")}` }),
+  walSegmentPartition: (clusterId: string) => `WALSEG#${clusterId}`,
 } as const;
 
 /** Epoch seconds, for the TTL attribute. */

@@ -5,7 +5,7 @@ import { iso, type Deps } from "../deps.ts";
 import { acquireLock, releaseLock } from "../jobs/locks.ts";
 import { redact } from "../redact.ts";
 import { deliveryItem, dueIndex, enqueueDeliveries, getDelivery, messageOf, type DeliveryItem, type DeliveryMessage } from "./deliveries.ts";
-import { DestinationRefused, parseWebhookUrl, resolveDestination } from "./destination.ts";
+import { DestinationRefused, defaultPolicy, parseWebhookUrl, resolveDestination } from "./destination.ts";
 import { getEndpointItem, recordEndpointFailure, recordEndpointSuccess, signingSecrets, type EndpointItem } from "./endpoints.ts";
 import { postWebhook } from "./http.ts";
 import { signatureHeader } from "./signature.ts";
@@ -136,6 +136,7 @@ async function attempt(deps: Deps, endpoint: EndpointItem, d: DeliveryItem, o: D
       url,
       address: dest.address,
       family: dest.family,
+      policy: deps.webhookPolicy ?? defaultPolicy,
       body: d.body,
       timeoutMs: o.timeoutMs,
       maxResponseBytes: o.maxResponseBytes,

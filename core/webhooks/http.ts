@@ -1,6 +1,7 @@
 import http from "node:http";
 import https from "node:https";
 import type { LookupFunction } from "node:net";
+import { refusedAddress, type DestinationPolicy } from "./destination.ts";
 
 export interface PostResult {
   /** The HTTP status, when the receiver answered. */
@@ -15,13 +16,16 @@ export interface PostResult {
 /**
  * One POST to a checked address: the connection goes to `address` (the address the caller
  * checked, never a fresh DNS answer) while the URL's host name stays in the Host header and TLS's
- * SNI and certificate check. No redirect is followed (a 3xx is a failure), the whole exchange is
+ * SNI and certificate check. The connected socket's peer address is checked again under `policy`
+ * before the request is written (whatever resolved it, a refused peer gets nothing, not even the
+ * headers). No redirect is followed (a 3xx is a failure), the whole exchange is
  * bounded by `timeoutMs`, and at most `maxResponseBytes` of the answer are read.
  */
 export function postWebhook(opts: {
   url: URL;
   address: string;
   family: 4 | 6;
+  policy: DestinationPolicy;
   headers: Record<string, string>;
   body: string;
   timeoutMs: number;
@@ -75,6 +79,16 @@ export function postWebhook(opts: {
     const timer = setTimeout(
       () => finish({ status: null, body: "", error: `no answer within ${opts.timeoutMs / 1000} s`, ok: false }),
       opts.timeoutMs,
+    );
+    // Prepended so that it runs before the request's own pending write on connect.
+    req.on("socket", (socket) =>
+      socket.prependOnceListener("connect", () => {
+        const peer = socket.remoteAddress;
+        const why = peer ? refusedAddress(peer, opts.policy) : "the connection has no peer address";
+        if (!why) return;
+        socket.destroy();
+        finish({ status: null, body: "", error: `refused: the connection went to ${why}`, ok: false });
+      }),
     );
     req.on("error", (err: NodeJS.ErrnoException) =>
       finish({ status: null, body: "", error: `could not deliver: ${err.code ?? err.message}`, ok: false }),

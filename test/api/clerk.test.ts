@@ -77,6 +77,8 @@ describe("Clerk session tokens", () => {
     ["not yet valid", () => clerk.sign({ org_id: clerkOrg }, { nbf: Math.floor(Date.now() / 1000) + 120 })],
     ["wrong issuer", () => clerk.sign({ org_id: clerkOrg, iss: "https://evil.example" })],
     ["wrong azp", () => clerk.sign({ org_id: clerkOrg, azp: "https://evil.example" })],
+    ["without azp (authorized parties configured)", () => clerk.sign({ org_id: clerkOrg, azp: undefined })],
+    ["with an empty azp", () => clerk.sign({ org_id: clerkOrg, azp: "" })],
     ["unknown kid", () => clerk.sign({ org_id: clerkOrg }, { kid: "not-a-known-kid" })],
     [
       "bad signature",
@@ -92,6 +94,16 @@ describe("Clerk session tokens", () => {
     const res = await app.request(`/v1/projects/${tenant.projectId}/backups`, { headers: bearer(await make()) });
     expect(res.status, await res.clone().text()).toBe(401);
     expect(Object.keys(await body(res))).toEqual(["error"]);
+  });
+
+  it("name the missing azp in the 401, and accept a token without azp where no authorized party is configured", async () => {
+    const token = await clerk.sign({ org_id: clerkOrg, org_role: "org:member", azp: undefined });
+    const refused = await app.request("/v1/me", { headers: bearer(token) });
+    expect(refused.status).toBe(401);
+    expect((await body(refused)).error).toBe("the session token is not valid (no azp claim: an authorized party is required)");
+    const open = env.app({ clerk: { ...clerk.config, authorizedParties: [] } });
+    const res = await open.request("/v1/me", { headers: bearer(token) });
+    expect(res.status, await res.clone().text()).toBe(200);
   });
 
   it("answer 403 to a token with no active organization, or one that maps to none", async () => {
