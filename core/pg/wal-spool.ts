@@ -1,0 +1,232 @@
+import { watch, type FSWatcher } from "node:fs";
+import { chmod, chown, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+
+/**
+ * Where a recovery instance's WAL comes from. `fetchSegment` returns the segment's bytes (16 MiB,
+ * decompressed) after checking them against the archive's SHA-256; `undefined` when the archive
+ * ends before it (the newest WAL is not archived yet); it throws when the segment should be there
+ * but is missing or corrupt (a gap, a bad object), which fails the recovery instead of letting it
+ * end early at an older time.
+ */
+export interface WalSource {
+  fetchSegment(timeline: number, segment: string, signal: AbortSignal): Promise<Buffer | undefined>;
+  /** `<timeline>.history`: undefined when the archive has none (a cluster that never failed over). */
+  fetchHistory?(timeline: number, signal: AbortSignal): Promise<Buffer | undefined>;
+}
+
+/** `TTTTTTTTXXXXXXXXYYYYYYYY`: timeline, then the segment number split in two 32-bit halves. */
+const SEGMENT = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$/;
+const HISTORY = /^([0-9A-F]{8})\.history$/;
+
+export interface SegmentName {
+  timeline: number;
+  /** The segment number (LSN / segment size). */
+  number: number;
+}
+
+export function parseSegmentName(name: string, segmentSize = 16 * 1024 * 1024): SegmentName | undefined {
+  const m = SEGMENT.exec(name);
+  if (!m) return undefined;
+  const perId = 0x100000000 / segmentSize;
+  return { timeline: parseInt(m[1]!, 16), number: parseInt(m[2]!, 16) * perId + parseInt(m[3]!, 16) };
+}
+
+export function segmentName(timeline: number, number: number, segmentSize = 16 * 1024 * 1024): string {
+  const perId = 0x100000000 / segmentSize;
+  const hex = (n: number) => n.toString(16).toUpperCase().padStart(8, "0");
+  return hex(timeline) + hex(Math.floor(number / perId)) + hex(number % perId);
+}
+
+/** `0/3000028` -> the segment holding that LSN. */
+export function segmentOfLsn(lsn: string, segmentSize = 16 * 1024 * 1024): number {
+  const [hi, lo] = lsn.split("/");
+  return Math.floor((parseInt(hi ?? "0", 16) * 0x100000000 + parseInt(lo ?? "0", 16)) / segmentSize);
+}
+
+/**
+ * The `restore_command`: a few lines of sh run by the recovery instance's startup process (as
+ * the server's user). It asks for a file by creating `req/<file>` and waits for the worker's
+ * answer in `ready/`: the file itself (moved into place: a rename, no copy), `<file>.absent` (the
+ * archive ends before it: exit 1, PostgreSQL's "not found"), or `<file>.failed` (exit 200: above
+ * 128, which PostgreSQL treats as fatal, so a bad segment stops recovery rather than ending it
+ * early). It also gives up when the worker's process is gone, so an orphan never waits forever.
+ */
+export function restoreCommandScript(spoolDir: string, workerPid: number): string {
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  return `#!/bin/sh
+# CapyDB recovery instance restore_command: asks the worker for one WAL file ($1) to copy to $2.
+spool=${q(spoolDir)}
+f="$1"
+: > "$spool/req/$f" || exit 200
+while :; do
+  if [ -f "$spool/ready/$f" ]; then mv -f "$spool/ready/$f" "$2" && exit 0; exit 200; fi
+  [ -f "$spool/ready/$f.absent" ] && exit 1
+  [ -f "$spool/ready/$f.failed" ] && exit 200
+  [ -d /proc/${workerPid} ] || exit 200
+  sleep 0.01
+done
+`;
+}
+
+export interface SpoolOptions {
+  dir: string;
+  source: WalSource;
+  /** Segments fetched ahead of the one replay asks for (replay is single-threaded: keep it fed). */
+  prefetch: number;
+  /** Concurrent fetches. */
+  parallel: number;
+  owner?: { uid: number; gid: number };
+  segmentSize?: number;
+}
+
+/**
+ * Serves a recovery instance's WAL requests from a `WalSource`, fetching ahead of replay: when
+ * replay asks for segment N, N+1..N+prefetch are fetched too (`parallel` at a time) and wait in
+ * `ready/`, so replay seldom waits on the network. The first fetch error is kept (`failure`): the
+ * instance's exit is then explained by it rather than by PostgreSQL's own words.
+ */
+export class WalSpool {
+  private readonly errors = new Map<string, Error>();
+  private readonly requested = new Set<string>();
+  /** The error of the first file replay asked for and could not have (a prefetch failure replay never reached does not count). */
+  get failure(): Error | undefined {
+    for (const name of this.requested) {
+      const e = this.errors.get(name);
+      if (e) return e;
+    }
+    return undefined;
+  }
+  /** Segments served (moved into the instance) and bytes fetched. */
+  readonly stats = { requests: 0, fetched: 0, bytes: 0, waitedMs: 0 };
+  private readonly ready: string;
+  private readonly req: string;
+  private readonly started = new Map<string, Promise<void>>();
+  private readonly queue: string[] = [];
+  private running = 0;
+  private watcher: FSWatcher | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly abort = new AbortController();
+  private scanning = false;
+  private rescan = false;
+  private absentFrom: { timeline: number; number: number } | undefined;
+
+  constructor(private readonly o: SpoolOptions) {
+    this.ready = join(o.dir, "ready");
+    this.req = join(o.dir, "req");
+  }
+
+  async start(): Promise<void> {
+    for (const d of [this.o.dir, this.ready, this.req]) {
+      await mkdir(d, { recursive: true, mode: 0o700 });
+      if (this.o.owner) await chown(d, this.o.owner.uid, this.o.owner.gid);
+    }
+    // inotify wakes the spool at once; the timer covers a missed event.
+    this.watcher = watch(this.req, () => void this.scan());
+    this.watcher.on("error", () => undefined);
+    this.timer = setInterval(() => void this.scan(), 50);
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    this.watcher?.close();
+    if (this.timer) clearInterval(this.timer);
+    await Promise.allSettled([...this.started.values()]);
+  }
+
+  private async scan(): Promise<void> {
+    if (this.scanning) {
+      this.rescan = true;
+      return;
+    }
+    this.scanning = true;
+    try {
+      do {
+        this.rescan = false;
+        const names = await readdir(this.req).catch(() => [] as string[]);
+        for (const name of names) {
+          await rm(join(this.req, name), { force: true });
+          this.request(name);
+        }
+      } while (this.rescan);
+    } finally {
+      this.scanning = false;
+    }
+  }
+
+  private request(name: string): void {
+    this.stats.requests++;
+    this.requested.add(name);
+    const seg = parseSegmentName(name, this.o.segmentSize);
+    if (seg) {
+      this.enqueue(name, true);
+      for (let i = 1; i <= this.o.prefetch; i++) {
+        const n = seg.number + i;
+        // Past the archive's end nothing more is fetched ahead.
+        if (this.absentFrom && this.absentFrom.timeline === seg.timeline && n >= this.absentFrom.number) break;
+        this.enqueue(segmentName(seg.timeline, n, this.o.segmentSize), false);
+      }
+    } else {
+      this.enqueue(name, true);
+    }
+    this.pump();
+  }
+
+  private enqueue(name: string, urgent: boolean): void {
+    if (this.started.has(name)) return;
+    const i = this.queue.indexOf(name);
+    if (i >= 0) {
+      if (urgent && i > 0) {
+        this.queue.splice(i, 1);
+        this.queue.unshift(name);
+      }
+      return;
+    }
+    if (urgent) this.queue.unshift(name);
+    else this.queue.push(name);
+  }
+
+  private pump(): void {
+    while (this.running < this.o.parallel && this.queue.length) {
+      const name = this.queue.shift()!;
+      this.running++;
+      const p = this.serve(name).finally(() => {
+        this.running--;
+        this.pump();
+      });
+      this.started.set(name, p);
+    }
+  }
+
+  private async serve(name: string): Promise<void> {
+    const signal = this.abort.signal;
+    let answer: { kind: "file"; bytes: Buffer } | { kind: "absent" } | { kind: "failed" };
+    try {
+      const seg = parseSegmentName(name, this.o.segmentSize);
+      const hist = HISTORY.exec(name);
+      let bytes: Buffer | undefined;
+      if (seg) bytes = await this.o.source.fetchSegment(seg.timeline, name, signal);
+      else if (hist) bytes = this.o.source.fetchHistory ? await this.o.source.fetchHistory(parseInt(hist[1]!, 16), signal) : undefined;
+      else bytes = undefined; // e.g. a .partial or .backup name: the archive serves whole segments only
+      if (bytes) {
+        this.stats.fetched++;
+        this.stats.bytes += bytes.length;
+        answer = { kind: "file", bytes };
+      } else {
+        if (seg && (!this.absentFrom || seg.number < this.absentFrom.number)) this.absentFrom = seg;
+        answer = { kind: "absent" };
+      }
+    } catch (err) {
+      if (signal.aborted) return;
+      this.errors.set(name, err instanceof Error ? err : new Error(String(err)));
+      answer = { kind: "failed" };
+    }
+    if (signal.aborted) return;
+    const file = join(this.ready, answer.kind === "file" ? name : `${name}.${answer.kind}`);
+    const tmp = join(this.o.dir, `.${name}.tmp`);
+    await writeFile(tmp, answer.kind === "file" ? answer.bytes : "", { mode: 0o600 });
+    if (this.o.owner) await chown(tmp, this.o.owner.uid, this.o.owner.gid);
+    else await chmod(tmp, 0o600);
+    await rename(tmp, file);
+  }
+}
