@@ -9,6 +9,7 @@ import {
   UpdateCommand,
   type UpdateCommandInput,
 } from "@aws-sdk/lib-dynamodb";
+import { randomUUID } from "node:crypto";
 import type { z } from "zod";
 import type { Deps } from "../deps.ts";
 import { AppError, isUnavailable } from "../errors.ts";
@@ -230,15 +231,50 @@ export async function deleteItemIf(db: Db, key: { pk: string; sk: string }, opts
 
 type TransactItems = NonNullable<TransactWriteCommandInput["TransactItems"]>;
 
-/** TransactWriteItems (table names filled in); false when any item's condition did not hold. */
+/**
+ * Pauses before sending a transaction again with the same token after its answer was lost (the
+ * SDK's own tries, which reuse the token too, have all timed out): two more sends in all.
+ */
+export const unknownOutcomeBackoffMs = [250, 1000];
+
+/**
+ * TransactWriteItems (table names filled in); false when any item's condition did not hold.
+ *
+ * A transaction whose answer never came (a timeout, a reset connection) may have committed: the
+ * write can land after the client gave up. Answering "unavailable, try again" then invites a
+ * second copy of whatever it created (a second backup for a client that retries as told). So every
+ * transaction carries a ClientRequestToken, and an unanswered one is sent again with the same
+ * token: DynamoDB commits it at most once and, for 10 minutes, answers a repeat with the earlier
+ * outcome (success without writing again). Only when every send went unanswered does the caller
+ * get the 503, and then whether it committed is unknown (an Idempotency-Key makes the client's
+ * retry safe in that case too).
+ */
 export async function transactWriteIf(db: Db, items: TransactItems): Promise<boolean> {
   const withTable = items.map((i) => {
     const op = i.Put ?? i.Update ?? i.Delete ?? i.ConditionCheck;
     if (op) (op as { TableName?: string }).TableName = db.table;
     return i;
   });
-  const res = await runWrite(() => db.ddb.send(new TransactWriteCommand({ TransactItems: withTable })));
-  return res !== conditionFailed;
+  // One token for every send of this transaction, the contention retries' too: a cancelled
+  // transaction is executed afresh when sent again with its token; only a committed one is not.
+  const input = { TransactItems: withTable, ClientRequestToken: randomUUID() };
+  for (let resend = 0; ; resend++) {
+    try {
+      const res = await runWrite(() => db.ddb.send(new TransactWriteCommand(input)));
+      return res !== conditionFailed;
+    } catch (err) {
+      const unanswered = err instanceof AppError && err.code === "unavailable" && isUnavailable(err.cause) && !isThrottled(err.cause);
+      if (!unanswered || resend >= unknownOutcomeBackoffMs.length) throw err;
+      await new Promise((r) => setTimeout(r, unknownOutcomeBackoffMs[resend]));
+    }
+  }
+}
+
+/** A refusal DynamoDB did answer (throttled: nothing was written), as opposed to no answer at all. */
+function isThrottled(err: unknown): boolean {
+  const e = err as { name?: string; CancellationReasons?: { Code?: string }[] } | undefined;
+  if (e?.name === "TransactionCanceledException") return true;
+  return e?.name !== undefined && ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"].includes(e.name);
 }
 
 /** TransactWriteItems; a failed condition is a conflict AppError (409) with `conflictMessage`. */

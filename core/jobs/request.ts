@@ -71,7 +71,7 @@ export async function commitJobRequest(deps: Db & Pick<Deps, "sqs" | "queueUrl" 
       },
     });
   }
-  if (!(await transactWriteIf(deps, writes))) {
+  if (!(await confirmCommitted(deps, req.job.id, () => transactWriteIf(deps, writes), true))) {
     // The item and the job have fresh ids, so it is the idempotency record's condition that
     // failed: two requests raced with the same key, and the other one won. Answer the winner's
     // job (contention was already retried by the store).
@@ -86,6 +86,24 @@ export async function commitJobRequest(deps: Db & Pick<Deps, "sqs" | "queueUrl" 
   }
   await enqueueCommitted(deps, req.job.id);
   return { job: jobFromRecord(req.job), created: true };
+}
+
+/**
+ * Runs `commit`, the transaction that writes job `jobId` (and what starts with it), and returns
+ * its result. When DynamoDB answered none of its sends (the store's 503 after resending it with its
+ * ClientRequestToken), the job is read back: there, the transaction committed and `committed` is
+ * returned, so the caller answers 202 with the job; absent, nothing was written and the 503
+ * stands. A 503 never hides a committed job, and a client that retries it makes no second one.
+ */
+export async function confirmCommitted<T>(deps: Db, jobId: string, commit: () => Promise<T>, committed: T): Promise<T> {
+  try {
+    return await commit();
+  } catch (err) {
+    if (!(err instanceof AppError && err.code === "unavailable")) throw err;
+    const written = await getJobItem(deps, jobId).catch(() => undefined);
+    if (!written) throw err;
+    return committed;
+  }
 }
 
 /** The job without its table keys, as the rest of the code reads jobs. */

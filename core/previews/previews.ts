@@ -7,9 +7,9 @@ import { iso, type Deps } from "../deps.ts";
 import { AppError } from "../errors.ts";
 import { outboxPut, previewDeletedEvent, previewReadyEvent, restoreCompletedEvent, type EventSpec } from "../events/outbox.ts";
 import { newId } from "../ids.ts";
-import { newJobItem, type JobItem, type JobType } from "../jobs/jobs.ts";
+import { getJobItem, newJobItem, type JobItem, type JobType } from "../jobs/jobs.ts";
 import { enqueueCommitted } from "../jobs/queue.ts";
-import { jobFromRecord } from "../jobs/request.ts";
+import { confirmCommitted, jobFromRecord } from "../jobs/request.ts";
 import { open, seal } from "../orgs/secretbox.ts";
 import { getCluster, type Project } from "../orgs/orgs.ts";
 
@@ -164,7 +164,7 @@ export async function createPreview(
     action_started: false,
     counted: true,
   };
-  await transactWrite(
+  await confirmCommitted(deps, job.id, () => transactWrite(
     deps,
     [
       {
@@ -185,7 +185,7 @@ export async function createPreview(
       { Put: { TableName: deps.table, Item: job } },
     ],
     `the project already has ${limit} live preview databases (the limit): delete one first`,
-  );
+  ), undefined);
   await enqueueCommitted(deps, job.id);
   return { preview, job: jobFromRecord(job) };
 }
@@ -198,6 +198,7 @@ async function startAction(
   action: PreviewAction,
   opts: { backupId: string | null; recreate?: boolean; state: PreviewState; jobType: JobType; mode?: Preview["mode"] },
 ): Promise<{ preview: PreviewItem; job: JobItem }> {
+  const promoting = await promotionOf(deps, project.id, preview.id);
   const now = deps.now();
   const job = previewJob(project, preview, opts.jobType, opts.backupId, now);
   const next: PreviewItem = {
@@ -241,15 +242,42 @@ async function startAction(
       },
     },
     { Put: { TableName: deps.table, Item: job } },
+    // A promote of this preview accepted meanwhile names its job in the project's guard.
+    {
+      ConditionCheck: {
+        TableName: deps.table,
+        Key: keys.promoteGuard(project.id),
+        ConditionExpression: promoting.guardJobId ? "job_id = :guard" : "attribute_not_exists(pk)",
+        ...(promoting.guardJobId ? { ExpressionAttributeValues: { ":guard": promoting.guardJobId } } : {}),
+      },
+    },
   ];
   if (preview.counted && !next.counted) {
     writes.push({
       Update: { TableName: deps.table, Key: keys.livePreviews(project.id), UpdateExpression: "ADD live :minus", ConditionExpression: "live > :zero", ExpressionAttributeValues: { ":minus": -1, ":zero": 0 } },
     });
   }
-  await transactWrite(deps, writes, `preview ${preview.id} changed while this request was made: try again`);
+  await confirmCommitted(deps, job.id, () => transactWrite(deps, writes, `preview ${preview.id} changed while this request was made: try again`), undefined);
   await enqueueCommitted(deps, job.id);
   return { preview: next, job: jobFromRecord(job) };
+}
+
+const guardItem = z.object({ job_id: z.string() });
+
+/**
+ * The project's promote guard (the job of its promote or overwrite restore in progress, if any):
+ * a 409 when that job is promoting this very preview and has not finished, since deleting,
+ * resetting or restoring into the preview would pull the data from under it. `guardJobId` is what
+ * the guard named, for the transaction's check that no promote was accepted since.
+ */
+async function promotionOf(deps: Db, projectId: string, previewId: string): Promise<{ guardJobId: string | undefined }> {
+  const guard = await getItem(deps, guardItem, keys.promoteGuard(projectId));
+  if (!guard) return { guardJobId: undefined };
+  const job = await getJobItem(deps, guard.job_id);
+  if (job && job.preview_database_id === previewId && (job.state === "pending" || job.state === "running")) {
+    throw new AppError("conflict", `preview ${previewId} is being promoted by job ${job.id}: wait until it finishes (capydb jobs get ${job.id} --wait)`);
+  }
+  return { guardJobId: guard.job_id };
 }
 
 /** Deletes a preview (any state but deleting/deleted): the job drops its database and role. */

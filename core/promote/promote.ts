@@ -8,14 +8,14 @@ import { keys } from "../db/keys.ts";
 import { getItem, setFields, transactWriteIf, updateItemIf } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import { AppError } from "../errors.ts";
-import { outboxPut, previewDeletedEvent, previewReadyEvent } from "../events/outbox.ts";
+import { outboxPut, previewDeletedEvent, previewReadyEvent, type TransactItem } from "../events/outbox.ts";
 import { newId } from "../ids.ts";
 import { getJobItem, newJobItem, type JobItem } from "../jobs/jobs.ts";
 import { enqueueCommitted } from "../jobs/queue.ts";
-import { jobFromRecord } from "../jobs/request.ts";
+import { confirmCommitted, jobFromRecord } from "../jobs/request.ts";
 import { open, seal } from "../orgs/secretbox.ts";
 import type { Project } from "../orgs/orgs.ts";
-import { previewDatabaseName, previewItem, type PreviewItem } from "../previews/previews.ts";
+import { getPreview, previewDatabaseName, previewItem, type PreviewItem } from "../previews/previews.ts";
 
 type Db = Pick<Deps, "ddb" | "table" | "now">;
 type Writer = Db & Pick<Deps, "sqs" | "queueUrl" | "log" | "secretKey">;
@@ -122,6 +122,8 @@ interface Start {
   kind: PromotionItem["kind"];
   incoming: { database: string; role: string; passwordSealed: string | null; previewId: string | null };
   sourceBackupId: string | null;
+  /** Checked in the transaction that consumes the approval: what must still hold (the preview as read). */
+  checks?: TransactItem[];
 }
 
 /** The job, the promotion and the guard, committed with the approval's consumption and the request's audit event. */
@@ -186,8 +188,9 @@ async function start(deps: Writer, project: Project, token: string | undefined, 
     { Put: { TableName: deps.table, Item: { ...keys.promotion(jobId), ...promotion, approval_id: approvalId }, ConditionExpression: "attribute_not_exists(pk)" } },
     guard,
     auditItem(deps, { organization_id: project.organization_id, project_id: project.id, action: audit.action, actor, target_type: audit.target_type, target_id: audit.target_id, metadata: ids }),
+    ...(s.checks ?? []),
   ];
-  await commitWithApproval(deps, token, use, writes(approval.id), `project ${project.id} changed while this request was made: try again`);
+  await confirmCommitted(deps, jobId, () => commitWithApproval(deps, token, use, writes(approval.id), `project ${project.id} changed while this request was made: try again`), approval);
   await enqueueCommitted(deps, jobId);
   return { job: jobFromRecord(job), promotion };
 }
@@ -207,11 +210,32 @@ export async function requestPromote(deps: Writer, project: Project, preview: Pr
     throw new AppError("conflict", `preview ${preview.id} is on another cluster than project ${project.id}'s database: it cannot be promoted`);
   }
   const jobId = newId("job", deps.now());
-  return start(deps, project, token, actor, jobId, {
-    kind: "promote_preview",
-    incoming: { database: preview.database_name, role: preview.role_name, passwordSealed: null, previewId: preview.id },
-    sourceBackupId: null,
-  }, { action: "preview.promote_requested", target_type: "preview", target_id: preview.id });
+  // The preview must still be the ready one read here when the approval is consumed: a delete,
+  // reset or restore accepted meanwhile refuses the promote (409) and leaves the approval unused.
+  const unchanged: TransactItem = {
+    ConditionCheck: {
+      TableName: deps.table,
+      Key: keys.preview(preview.id),
+      ConditionExpression: "#state = :ready AND job_id = :job",
+      ExpressionAttributeNames: { "#state": "state" },
+      ExpressionAttributeValues: { ":ready": "ready", ":job": preview.job_id },
+    },
+  };
+  try {
+    return await start(deps, project, token, actor, jobId, {
+      kind: "promote_preview",
+      incoming: { database: preview.database_name, role: preview.role_name, passwordSealed: null, previewId: preview.id },
+      sourceBackupId: null,
+      checks: [unchanged],
+    }, { action: "preview.promote_requested", target_type: "preview", target_id: preview.id });
+  } catch (err) {
+    if (!(err instanceof AppError && err.code === "conflict")) throw err;
+    const now = await getPreview(deps, preview.id);
+    if (now && (now.state !== "ready" || now.job_id !== preview.job_id)) {
+      throw new AppError("conflict", `preview ${preview.id} is now ${now.state} (job ${now.job_id}): only a ready preview can be promoted; the approval was not used`);
+    }
+    throw err;
+  }
 }
 
 /** Production projects are never overwritten straight from a backup (409, saying what to do instead). */

@@ -8,7 +8,8 @@ import { keys } from "../../core/db/keys.ts";
 import { putItem } from "../../core/db/store.ts";
 import { getJobItem } from "../../core/jobs/jobs.ts";
 import { createProject, getProject } from "../../core/orgs/orgs.ts";
-import { createPreview, markPreviewReady, type PreviewItem } from "../../core/previews/previews.ts";
+import { createPreview, getPreview, markPreviewReady, requestPreviewDelete, type PreviewItem } from "../../core/previews/previews.ts";
+import { requestPromote } from "../../core/promote/promote.ts";
 import { securityMatrix } from "../support/security.ts";
 import { body, expectShape } from "../support/spec.ts";
 import { approval, promoteRequest } from "./support.ts";
@@ -162,5 +163,59 @@ describe("restores with target_kind project", () => {
     expect(events).toContain("project.restore_overwrite_requested");
     expect(events).toContain("approval.used");
     expect(events).not.toContain("restore.requested");
+  });
+});
+
+describe("a promote and a delete of the same preview at once", () => {
+  const fresh = async () => {
+    const t = await env.seedTenant({ database: uniq("prm_race").replace(/-/g, "_") });
+    const k = await t.key(["projects:write", "projects:read", "backups:write", "backups:read", "jobs:read"]);
+    return { t, k, project: (await getProject(env.deps, t.projectId))!, preview: await readyPreview(t) };
+  };
+  const deletePreview = (k: string, id: string) => env.app().request(`/v1/preview-databases/${id}`, { method: "DELETE", headers: { authorization: `Bearer ${k}` } });
+
+  it("a promote that read the preview before a delete committed is refused (409) and its approval stays unused", async () => {
+    // prepare: the promote has read the preview (ready) when the delete commits
+    const { t, k, project, preview: read } = await fresh();
+    const deleted = await deletePreview(k, read.id);
+    expect(deleted.status, await deleted.clone().text()).toBe(202);
+    const token = await approval(env, t.projectId, t.organizationId);
+
+    // act: the promote commits with the preview as it read it
+    const refused = await requestPromote(env.deps, project, read, token, { kind: "api_key", id: "key_test" }).catch((e: unknown) => e);
+
+    // assess: a conflict that says why, nothing started, and the approval still good for a promote that can go ahead
+    expect(refused).toMatchObject({ code: "conflict", message: expect.stringMatching(/is now deleting .*only a ready preview can be promoted; the approval was not used/) });
+    const events = (await listProjectAuditEvents(env.deps, t.projectId, 50)).items.map((e) => e.action);
+    expect(events).not.toContain("approval.used");
+    expect(events).not.toContain("preview.promote_requested");
+    const other = await readyPreview(t);
+    const ok = await promoteRequest(env, k, other.id, token);
+    expect(ok.res.status, JSON.stringify(ok.json)).toBe(202);
+  });
+
+  it("a delete, reset or restore into a preview whose promote was accepted is refused (409), even when it read the preview before", async () => {
+    const { t, k, project, preview: read } = await fresh();
+    const promoted = await promoteRequest(env, k, read.id, await approval(env, t.projectId, t.organizationId));
+    expect(promoted.res.status, JSON.stringify(promoted.json)).toBe(202);
+
+    const res = await deletePreview(k, read.id);
+    expect(res.status, await res.clone().text()).toBe(409);
+    expect((await body(res)).error).toMatch(new RegExp(`preview ${read.id} is being promoted by job ${promoted.json.job.id}`));
+    const reset = await env.app().request(`/v1/preview-databases/${read.id}/reset`, { method: "POST", headers: { authorization: `Bearer ${k}` } });
+    expect(reset.status, await reset.clone().text()).toBe(409);
+    // The delete that read the preview (and no guard) before the promote committed: refused by the transaction.
+    const stale = await requestPreviewDelete(env.deps, project, read).catch((e: unknown) => e);
+    expect(stale).toMatchObject({ code: "conflict" });
+    expect((await getPreview(env.deps, read.id))?.state).toBe("ready");
+  });
+
+  it("sent together, exactly one is accepted", async () => {
+    const { t, k, preview } = await fresh();
+    const token = await approval(env, t.projectId, t.organizationId);
+    const [promote, del] = await Promise.all([promoteRequest(env, k, preview.id, token), deletePreview(k, preview.id)]);
+    expect([promote.res.status, del.status].sort(), JSON.stringify(promote.json)).toEqual([202, 409]);
+    const used = (await listProjectAuditEvents(env.deps, t.projectId, 50)).items.some((e) => e.action === "approval.used");
+    expect(used, "the approval is used only by an accepted promote").toBe(promote.res.status === 202);
   });
 });
