@@ -147,7 +147,7 @@ async function main(): Promise<number> {
     infra,
     childEnv,
     deps,
-    conn: { host: pgUrl.hostname, port: Number(pgUrl.port), user: infra.postgres.user, password: infra.postgres.password, adminDatabase: "postgres", sslmode: "disable" },
+    conn: { host: pgUrl.hostname, port: Number(pgUrl.port), user: infra.postgres.user, password: infra.postgres.password, adminDatabase: "postgres", sslmode: "disable", insecureTls: true },
     children: await buildChildren(path.join(tmp, "children")),
     log,
   };

@@ -56,11 +56,12 @@ program
   .requiredOption("--name <name>", "unique cluster name")
   .option("--url <url>", "postgres://user:password@host:port/admin_db (prefer --url-stdin: keeps the password out of shell history)")
   .option("--url-stdin", "read the connection URL from standard input")
-  .action(async (o: { name: string; url?: string; urlStdin?: boolean }) => {
+  .option("--insecure-tls", "allow plaintext or unverified TLS in the URL's sslmode (default: verify-full, refusing anything weaker)")
+  .action(async (o: { name: string; url?: string; urlStdin?: boolean; insecureTls?: boolean }) => {
     const url = o.urlStdin ? await readStdin() : (o.url ?? process.env.CAPYDB_CLUSTER_URL);
     if (!url) throw new AppError("bad_request", "give the connection URL with --url, --url-stdin or CAPYDB_CLUSTER_URL");
     // The stored password is sealed with the service's key; it is never printed, logged or served.
-    print(await createCluster(getDeps(), { name: o.name, url }));
+    print(await createCluster(getDeps(), { name: o.name, url, insecure_tls: o.insecureTls ?? false }));
   });
 
 program

@@ -6,7 +6,7 @@ import {
   createCluster,
   createOrganization,
   createProject,
-  getClusterByName,
+  getClusterByName, setClusterInsecureTls,
   getOrganizationByName,
   getProjectByName,
 } from "../core/orgs/orgs.ts";
@@ -30,7 +30,14 @@ export async function seedLocal(
   opts: { clusterUrl: string; databaseName: string; previousApiKey?: string },
 ): Promise<SeedResult> {
   const org = (await getOrganizationByName(deps, "local")) ?? (await createOrganization(deps, { name: "local" }));
-  const cluster = (await getClusterByName(deps, "local")) ?? (await createCluster(deps, { name: "local", url: opts.clusterUrl }));
+  // The local PostgreSQL serves no TLS: its cluster carries the explicit opt-out (core/pg/tls.ts),
+  // given at start to a cluster registered before the opt-out existed.
+  const existing = await getClusterByName(deps, "local");
+  const cluster = existing
+    ? existing.insecure_tls
+      ? existing
+      : await setClusterInsecureTls(deps, existing.id, true)
+    : await createCluster(deps, { name: "local", url: opts.clusterUrl, insecure_tls: true });
   const project =
     (await getProjectByName(deps, org.id, "demo")) ??
     (await createProject(deps, {

@@ -36,7 +36,7 @@ export async function measureApi(ctx: BenchContext): Promise<MeasureResult> {
 
   ctx.log("api: seeding an organization, two projects, keys and 100 backups");
   const org = await createOrganization(deps, { name: `bench-org-${Date.now()}` });
-  const cluster = await createCluster(deps, { name: `bench-cls-${Date.now()}`, url: ctx.infra.postgres.url });
+  const cluster = await createCluster(deps, { name: `bench-cls-${Date.now()}`, url: ctx.infra.postgres.url, insecure_tls: true });
   const listProject = await createProject(deps, { organization_id: org.id, cluster_id: cluster.id, name: "bench-list", database_name: "postgres" });
   const postProject = await createProject(deps, { organization_id: org.id, cluster_id: cluster.id, name: "bench-post", database_name: "postgres" });
   const { key } = await createApiKey(deps, { organization_id: org.id, name: "bench", scopes: ["backups:read", "backups:write"], project_id: null, expires_at: null });

@@ -81,7 +81,7 @@ async function seed(ctx: BenchContext, total: number): Promise<Deps> {
   const deps: Deps = { ...ctx.deps, table };
   const created = new Date(DAY - 86_400_000);
   const org = await createOrganization(deps, { name: `bench-dispatch-${total}` });
-  const cluster = await createCluster(deps, { name: `bench-dispatch-${total}`, url: ctx.infra.postgres.url });
+  const cluster = await createCluster(deps, { name: `bench-dispatch-${total}`, url: ctx.infra.postgres.url, insecure_tls: true });
   const items: Record<string, unknown>[] = [];
   for (let r = 0; r < REPS; r++) {
     for (let i = 0; i < DUE; i++) {

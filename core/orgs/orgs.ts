@@ -1,9 +1,10 @@
 import { z } from "zod";
 import { keys } from "../db/keys.ts";
-import { getItem, queryAll, transactWrite } from "../db/store.ts";
+import { getItem, queryAll, setFields, transactWrite, updateItem } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import { AppError } from "../errors.ts";
 import { newId } from "../ids.ts";
+import { sslmodeProblem } from "../pg/tls.ts";
 import { open, seal } from "./secretbox.ts";
 
 type Db = Pick<Deps, "ddb" | "table" | "now">;
@@ -102,6 +103,12 @@ export const clusterItem = z.object({
   /** Database to connect to for administrative statements (CREATE/DROP DATABASE, version). */
   admin_database: z.string(),
   sslmode: z.string().nullable(),
+  /**
+   * The explicit opt-out of verified TLS (core/pg/tls.ts): only then does the worker connect in
+   * plaintext or without checking the certificate, in the URL's sslmode. Absent on clusters
+   * registered before it existed, which therefore connect verify-full.
+   */
+  insecure_tls: z.boolean().default(false),
   created_at: z.string(),
 });
 export type ClusterItem = z.infer<typeof clusterItem>;
@@ -118,6 +125,8 @@ export const createClusterInput = z.object({
       return false;
     }
   }, "must be a postgres:// URL with a user and a host"),
+  /** Allow plaintext or unverified TLS (sslmode disable, allow, prefer, require, verify-ca) for this cluster. */
+  insecure_tls: z.boolean().default(false),
 });
 
 export function publicCluster(c: ClusterItem): Cluster {
@@ -128,6 +137,8 @@ export function publicCluster(c: ClusterItem): Cluster {
 export async function createCluster(deps: Db & Pick<Deps, "secretKey">, input: z.input<typeof createClusterInput>): Promise<Cluster> {
   const data = createClusterInput.parse(input);
   const url = new URL(data.url);
+  const tlsProblem = sslmodeProblem(url.searchParams.get("sslmode"), data.insecure_tls);
+  if (tlsProblem) throw new AppError("bad_request", `url: ${tlsProblem}`);
   const now = deps.now();
   const item: ClusterItem = {
     type: "cluster",
@@ -139,6 +150,7 @@ export async function createCluster(deps: Db & Pick<Deps, "secretKey">, input: z
     password_sealed: seal(deps.secretKey, decodeURIComponent(url.password)),
     admin_database: decodeURIComponent(url.pathname.replace(/^\//, "")) || "postgres",
     sslmode: url.searchParams.get("sslmode"),
+    insecure_tls: data.insecure_tls,
     created_at: iso(now),
   };
   await transactWrite(
@@ -149,6 +161,19 @@ export async function createCluster(deps: Db & Pick<Deps, "secretKey">, input: z
     ],
     `a cluster named ${item.name} already exists`,
   );
+  return publicCluster(item);
+}
+
+/**
+ * Turns a cluster's opt-out of verified TLS on or off (the local stack's cluster, registered before
+ * the opt-out existed, is given it at start; an operator uses it to move a cluster either way).
+ */
+export async function setClusterInsecureTls(deps: Db, id: string, insecureTls: boolean): Promise<Cluster> {
+  const item = await updateItem(deps, clusterItem, {
+    Key: keys.cluster(id),
+    ConditionExpression: "attribute_exists(pk)",
+    ...setFields({ insecure_tls: insecureTls }),
+  });
   return publicCluster(item);
 }
 
@@ -169,7 +194,9 @@ export interface ClusterConnection {
   user: string;
   password: string;
   adminDatabase: string;
+  /** As registered; the connection's mode comes from core/pg/tls.ts (verify-full unless insecureTls). */
   sslmode: string | null;
+  insecureTls?: boolean;
 }
 
 export async function getClusterConnection(deps: Db & Pick<Deps, "secretKey">, id: string): Promise<ClusterConnection> {
@@ -182,6 +209,7 @@ export async function getClusterConnection(deps: Db & Pick<Deps, "secretKey">, i
     password: open(deps.secretKey, c.password_sealed),
     adminDatabase: c.admin_database,
     sslmode: c.sslmode,
+    insecureTls: c.insecure_tls,
   };
 }
 

@@ -1,12 +1,6 @@
 import pg from "pg";
 import type { ClusterConnection } from "../orgs/orgs.ts";
-
-/** node-postgres has no `prefer`/`allow`: those connect without TLS, like libpq would fall back to. */
-function sslOption(sslmode: string | null): pg.ClientConfig["ssl"] {
-  if (sslmode === "require") return { rejectUnauthorized: false };
-  if (sslmode === "verify-ca" || sslmode === "verify-full") return { rejectUnauthorized: true };
-  return false;
-}
+import { libpqTls, nodeTls } from "../pg/tls.ts";
 
 /** A connected client to `database`; the password stays inside the config object. */
 export async function connect(conn: ClusterConnection, database: string): Promise<pg.Client> {
@@ -16,7 +10,8 @@ export async function connect(conn: ClusterConnection, database: string): Promis
     user: conn.user,
     password: conn.password,
     database,
-    ssl: sslOption(conn.sslmode),
+    // verify-full unless the cluster opted out (core/pg/tls.ts).
+    ssl: nodeTls(conn),
     connectionTimeoutMillis: 15_000,
     application_name: "capydb-backup",
   });
@@ -45,7 +40,7 @@ export function toolEnv(conn: ClusterConnection, database: string): NodeJS.Proce
     PGUSER: conn.user,
     PGPASSWORD: conn.password,
     PGDATABASE: database,
-    PGSSLMODE: conn.sslmode ?? "prefer",
+    ...libpqTls(conn),
     PGCONNECT_TIMEOUT: "15",
     PGAPPNAME: "capydb-backup",
     PGPASSFILE: "/dev/null",

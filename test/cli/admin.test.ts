@@ -76,13 +76,23 @@ describe("capydb-admin", () => {
     const badUrl = admin(["cluster", "add", "--name", "x", "--url", "mysql://a@b/c"]);
     expect(badUrl.status).toBe(2);
     expect(badUrl.stderr).toMatch(/postgres:\/\//);
+    // TLS is verify-full unless the cluster opts out, visibly: a provider's `sslmode=require` is refused without it.
+    const unverified = admin(["cluster", "add", "--name", uniq("c"), "--url", "postgres://u:p@db.example.com/postgres?sslmode=require"]);
+    expect(unverified.status).toBe(2);
+    expect(unverified.stderr).toContain("sslmode=require does not verify the server's certificate and host name");
+    expect(unverified.stderr).toContain("--insecure-tls");
+    const optedOut = admin(["cluster", "add", "--name", uniq("c"), "--url", "postgres://u:p@db.example.com/postgres?sslmode=require", "--insecure-tls"]);
+    expect(optedOut.status, optedOut.stderr).toBe(0);
+    expect(optedOut.json()).toMatchObject({ sslmode: "require", insecure_tls: true });
+    expect(admin(["cluster", "add", "--name", uniq("c"), "--url", "postgres://u:p@db.example.com/postgres"]).json()).toMatchObject({ sslmode: null, insecure_tls: false });
     const usage = admin(["project", "create", "--org", "x"]);
     expect(usage.status).toBe(2);
   });
 
   it("project create takes --environment (production or non_production)", () => {
     const orgId = admin(["org", "create", "--name", uniq("o")]).json().id;
-    const clusterId = admin(["cluster", "add", "--name", uniq("c"), "--url", env.infra.postgresUrl]).json().id;
+    // The local PostgreSQL serves no TLS: the explicit opt-out, or the version probe could not connect.
+    const clusterId = admin(["cluster", "add", "--name", uniq("c"), "--url", env.infra.postgresUrl, "--insecure-tls"]).json().id;
     const staging = admin(["project", "create", "--org", orgId, "--cluster", clusterId, "--name", "staging", "--database", "s", "--environment", "non_production"]);
     expect(staging.status, staging.stderr).toBe(0);
     expect(staging.json()).toMatchObject({ environment: "non_production" });

@@ -15,7 +15,7 @@ const created: { dbs: string[]; roles: string[] } = { dbs: [], roles: [] };
 beforeAll(async () => {
   env = await createTestEnv();
   const u = new URL(env.infra.postgresUrl);
-  admin = { host: u.hostname, port: Number(u.port), user: decodeURIComponent(u.username), password: decodeURIComponent(u.password), adminDatabase: "postgres", sslmode: null };
+  admin = { host: u.hostname, port: Number(u.port), user: decodeURIComponent(u.username), password: decodeURIComponent(u.password), adminDatabase: "postgres", sslmode: null, insecureTls: true };
 });
 afterAll(async () => {
   for (const db of created.dbs) await env.query("postgres", `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(db)} WITH (FORCE)`).catch(() => undefined);

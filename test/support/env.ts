@@ -100,7 +100,7 @@ export async function createTestEnv(overrides: Partial<Deps> = {}): Promise<Test
     async seedTenant(opts = {}) {
       const database = opts.database ?? (await env.createDatabase({ demo: true }));
       const org = await createOrganization(deps, { name: uniq("org"), clerk_organization_id: opts.clerkOrganizationId ?? null });
-      const cluster = await createCluster(deps, { name: uniq("cls"), url: opts.clusterUrl ?? infra.postgresUrl });
+      const cluster = await createCluster(deps, { name: uniq("cls"), url: opts.clusterUrl ?? infra.postgresUrl, insecure_tls: true });
       const project = await createProject(deps, { organization_id: org.id, cluster_id: cluster.id, name: uniq("prj"), database_name: database });
       return {
         organizationId: org.id,

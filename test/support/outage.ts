@@ -29,7 +29,7 @@ export async function createTable(env: TestEnv, opts: { timeouts?: AwsTimeouts }
   await ensureTable(raw, table);
   const deps = { ...env.deps, ddb: DynamoDBDocumentClient.from(raw, { marshallOptions: { removeUndefinedValues: true } }), table };
   const org = await createOrganization(deps, { name: uniq("org") });
-  const cluster = await createCluster(deps, { name: uniq("cls"), url: env.infra.postgresUrl });
+  const cluster = await createCluster(deps, { name: uniq("cls"), url: env.infra.postgresUrl, insecure_tls: true });
   const project = await createProject(deps, { organization_id: org.id, cluster_id: cluster.id, name: "p", database_name: "x" });
   return {
     ddb,

@@ -23,7 +23,7 @@ beforeAll(async () => {
   env = await createTestEnv();
   tenant = await env.seedTenant({ database: "cleanup_src" });
   // A verification cluster (CAPYDB_VERIFY_CLUSTER_ID): the scratch databases of the attempts that used it live there.
-  verifyClusterId = (await createCluster(env.deps, { name: uniq("verify"), url: env.infra.postgresUrl })).id;
+  verifyClusterId = (await createCluster(env.deps, { name: uniq("verify"), url: env.infra.postgresUrl, insecure_tls: true })).id;
 });
 afterAll(async () => env?.cleanup());
 

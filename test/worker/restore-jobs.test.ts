@@ -39,7 +39,7 @@ afterAll(async () => env?.cleanup());
 
 function connOf(e: TestEnv) {
   const u = new URL(e.infra.postgresUrl);
-  return { host: u.hostname, port: Number(u.port), user: decodeURIComponent(u.username), password: decodeURIComponent(u.password), adminDatabase: "postgres", sslmode: "disable" };
+  return { host: u.hostname, port: Number(u.port), user: decodeURIComponent(u.username), password: decodeURIComponent(u.password), adminDatabase: "postgres", sslmode: "disable", insecureTls: true };
 }
 
 describe("a restore with jobs: 2 (downloaded to local disk, then pg_restore --jobs)", () => {
