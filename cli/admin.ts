@@ -15,6 +15,7 @@ import { probePostgresVersion } from "../core/orgs/probe.ts";
 import { ZodError } from "zod";
 import { operatorConfig } from "./config.ts";
 import { dlqList, dlqRedrive } from "./dlq.ts";
+import { exitWhenFlushed } from "./exit.ts";
 
 let deps: Deps | undefined;
 const getDeps = (): Deps => (deps ??= createDeps(operatorConfig(), {}));
@@ -150,9 +151,9 @@ dlq
 
 try {
   await program.parseAsync(process.argv);
-  process.exit(0);
+  await exitWhenFlushed(0);
 } catch (err) {
-  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
+  if (err instanceof CommanderError) await exitWhenFlushed(err.exitCode === 0 ? 0 : 2);
   const message =
     err instanceof ZodError
       ? err.issues.map((i) => `${i.path.join(".") || "input"}: ${i.message}`).join("; ")
@@ -162,5 +163,5 @@ try {
           ? err.message
           : String(err);
   process.stderr.write(`capydb-admin: ${message}\n`);
-  process.exit(err instanceof ZodError || (err instanceof AppError && err.status < 500) ? 2 : 1);
+  await exitWhenFlushed(err instanceof ZodError || (err instanceof AppError && err.status < 500) ? 2 : 1);
 }

@@ -12,6 +12,7 @@ import { CreateBackupRequest, PutScheduledBackupRequest } from "../core/api/sche
 import { ApiClient, ApiError, cliVersion, type Download, type Job } from "./capydb/client.ts";
 import { downloadTarget, downloadToFile } from "./capydb/download.ts";
 import { CliError, exitCodes } from "./capydb/errors.ts";
+import { exitWhenFlushed } from "./exit.ts";
 import {
   auditTable,
   backupFields,
@@ -487,7 +488,7 @@ function hintFor(err: ApiError): string | undefined {
   return undefined;
 }
 
-function fail(err: unknown): never {
+async function fail(err: unknown): Promise<never> {
   let code: number = exitCodes.error;
   let message: string;
   if (err instanceof ApiError) {
@@ -504,13 +505,13 @@ function fail(err: unknown): never {
     message = err instanceof Error ? err.message : String(err);
   }
   process.stderr.write(`capydb: ${message}\n`);
-  process.exit(code);
+  return exitWhenFlushed(code);
 }
 
 try {
   await program.parseAsync(process.argv);
-  process.exit(exitCodes.ok);
+  await exitWhenFlushed(exitCodes.ok);
 } catch (err) {
-  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? exitCodes.ok : exitCodes.usage);
-  fail(err);
+  if (err instanceof CommanderError) await exitWhenFlushed(err.exitCode === 0 ? exitCodes.ok : exitCodes.usage);
+  await fail(err);
 }
