@@ -18,6 +18,7 @@ import { createWorkerHandler } from "../core/worker/handler.ts";
 import { createDeliveryHandler } from "../core/webhooks/handler.ts";
 import { relayEvents } from "../core/webhooks/relay.ts";
 import { ensureDemoDatabase } from "./demo.ts";
+import { forgetChildren, recordChildren, stopLeftovers } from "./leftovers.ts";
 import { localDir, localEnv, localSecrets, readLocalJson, writeLocalJson, type LocalJson } from "./files.ts";
 import { startTicker, startWorkerLoop } from "./loops.ts";
 import { MissingDependencyError } from "./postgres.ts";
@@ -44,6 +45,9 @@ async function main(): Promise<void> {
     fauxqs: envPort("CAPYDB_FAUXQS_PORT", 4567),
     postgres: envPort("CAPYDB_PG_PORT", 54329),
   };
+  // After a kill -9, PostgreSQL and DynamoDB Local (in process groups of their own) still hold the ports.
+  const stopped = await stopLeftovers(dir);
+  if (stopped) process.stderr.write(`capydb: ${stopped}\n`);
   for (const [name, port] of Object.entries(ports)) {
     if (!(await portIsFree(port))) {
       throw new MissingDependencyError(
@@ -58,6 +62,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     for (const stop of stoppers.reverse()) await stop().catch(() => undefined);
+    forgetChildren(dir);
     process.exit(code);
   };
   process.on("SIGINT", () => void shutdown(0));
@@ -69,6 +74,10 @@ async function main(): Promise<void> {
   // startInfra stops whatever it had started when one stand-in fails, so a failure here leaves nothing behind.
   const infra: Infra = await startInfra({ dir, persist: true, ports, postgresPassword: secrets.postgres_password, ownProcessGroups: true });
   stoppers.push(infra.stop);
+  recordChildren(dir, [
+    { what: "PostgreSQL", pid: infra.postgres.process.pid },
+    { what: "DynamoDB Local", pid: infra.dynamo.process.pid },
+  ]);
   try {
     const names = { table: "capydb-backups", queue: "capydb-jobs", bucket: "capydb-backups", deliveryQueue: "capydb-webhook-deliveries" };
     const resources = await provision(infra, names);
@@ -158,6 +167,7 @@ async function main(): Promise<void> {
     );
   } catch (err) {
     await infra.stop().catch(() => undefined);
+    forgetChildren(dir);
     throw err;
   }
 }

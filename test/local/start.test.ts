@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
@@ -109,6 +109,48 @@ describe("npm start", { timeout: 240_000 }, () => {
     second.child.kill("SIGTERM");
     expect(await second.exited).toBe(0);
     expect(leftovers()).toEqual([]);
+  });
+
+  it("after a kill -9, the next start stops what the first left running (checked to be that program for that data directory), says so in one line, and comes up", async () => {
+    const crashHome = mkdtempSync(join(tmpdir(), "capydb-crash-"));
+    chmodSync(crashHome, 0o755);
+    const running = () => spawnSync("ps", ["-eo", "pid,args"], { encoding: "utf8" }).stdout.split("\n").filter((l) => l.includes(crashHome) && !l.includes("ps -eo"));
+    // An unrelated process whose id the record claims with another command line: a reused id, to be left alone.
+    const bystander = spawn("sleep", ["300"], { stdio: "ignore" });
+    try {
+      const p = await ports();
+      const first = start(p, crashHome);
+      await first.ready;
+      first.child.kill("SIGKILL");
+      await first.exited;
+      expect(running().length, "PostgreSQL and DynamoDB Local outlive the kill -9").toBeGreaterThanOrEqual(2);
+      const record = JSON.parse(readFileSync(join(crashHome, "children.json"), "utf8"));
+      expect(record.children.map((c: { what: string }) => c.what).sort()).toEqual(["DynamoDB Local", "PostgreSQL"]);
+      record.children.push({ what: "PostgreSQL", pid: bystander.pid, command: `postgres -D ${crashHome}/postgres` });
+      writeFileSync(join(crashHome, "children.json"), JSON.stringify(record));
+
+      // The same ports, which the leftovers hold.
+      const second = start(p, crashHome);
+      await second.ready;
+      const lines = second.output().split("\n").filter((l) => l.startsWith("capydb: "));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/^capydb: stopped what the previous run left running: (PostgreSQL|DynamoDB Local) \(pid \d+\), (PostgreSQL|DynamoDB Local) \(pid \d+\)$/);
+      expect(lines[0]).not.toContain(`pid ${bystander.pid}`);
+      expect(bystander.exitCode).toBeNull();
+      expect(bystander.signalCode).toBeNull();
+      const json = JSON.parse(readFileSync(join(crashHome, "local.json"), "utf8"));
+      expect((await body(await fetch(`${json.api_url}/health`))).status).toBe("ok");
+
+      second.child.kill("SIGINT");
+      expect(await second.exited).toBe(0);
+      expect(running()).toEqual([]);
+    } finally {
+      bystander.kill();
+      for (const l of spawnSync("ps", ["-eo", "pid,args"], { encoding: "utf8" }).stdout.split("\n").filter((l) => l.includes(crashHome) && !l.includes("ps -eo"))) {
+        process.kill(Number(l.trim().split(/\s+/)[0]), "SIGKILL");
+      }
+      rmSync(crashHome, { recursive: true, force: true });
+    }
   });
 
   it("ends with one clear line when a port is taken", async () => {
