@@ -42,7 +42,7 @@ export async function startArchivedCluster(): Promise<ArchivedCluster> {
     password,
     settings: { wal_level: "replica", max_wal_senders: "4", max_replication_slots: "4", track_commit_timestamp: "on", fsync: "off" },
   });
-  const conn: ClusterConnection = { host: "127.0.0.1", port: server.port, user: server.user, password, adminDatabase: "postgres", sslmode: "disable" };
+  const conn: ClusterConnection = { host: "127.0.0.1", port: server.port, user: server.user, password, adminDatabase: "postgres", sslmode: "disable", insecureTls: true };
   const bin = findPostgresBinDir();
   const env = { ...process.env, PGHOST: "127.0.0.1", PGPORT: String(server.port), PGUSER: server.user, PGPASSWORD: password, PGDATABASE: "postgres" };
   const slot = `s_${randomBytes(3).toString("hex")}`;
