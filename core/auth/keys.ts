@@ -159,10 +159,24 @@ async function findApiKeyById(deps: Db, organizationId: string, keyId: string): 
   return page.items[0];
 }
 
+/**
+ * Who revokes through the API: a key may revoke only keys whose scopes it holds itself (the rule
+ * creation applies to granting), so a key cannot take away a more powerful one; an organization
+ * admin's session may revoke any. Operators (`capydb-admin`) pass none.
+ */
+export interface Revoker {
+  scopes: readonly Scope[];
+  is_admin: boolean;
+}
+
 /** Revokes a key (idempotent). Caches that resolved it stop accepting it within their window. */
-export async function revokeApiKey(deps: Db, organizationId: string, keyId: string, actor?: Actor): Promise<ApiKeyRecord> {
+export async function revokeApiKey(deps: Db, organizationId: string, keyId: string, actor?: Actor, revoker?: Revoker): Promise<ApiKeyRecord> {
   const found = await findApiKeyById(deps, organizationId, keyId);
   if (!found) throw new AppError("not_found", `api key ${keyId} does not exist`);
+  if (revoker && !revoker.is_admin) {
+    const lacking = found.scopes.filter((s) => !revoker.scopes.includes(s));
+    if (lacking.length) throw new AppError("forbidden", `cannot revoke a key with scopes you lack: ${lacking.join(", ")}`);
+  }
   if (found.revoked_at) return apiKeyRecord(found, deps.now());
   if (actor) {
     const revokedAt = iso(deps.now());

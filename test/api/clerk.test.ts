@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestEnv, uniq, type Tenant, type TestEnv } from "../support/env.ts";
 import { startFakeClerk } from "../support/clerk.ts";
 import { body } from "../support/spec.ts";
+import { allScopes } from "../../core/auth/scopes.ts";
 
 let env: TestEnv;
 let clerk: Awaited<ReturnType<typeof startFakeClerk>>;
@@ -204,6 +205,29 @@ describe("API key management", () => {
     expect((await app.request(`${keysPath()}/key_01m8bbd9ce6mpdt0y4c1nmnfae`, { method: "DELETE", headers: { "x-api-key": adminKey } })).status).toBe(404);
     const bad = await create({ name: "", scopes: [] });
     expect(bad.status).toBe(400);
+  });
+
+  it("lets a key revoke only keys whose scopes it holds; an organization admin's session revokes any", async () => {
+    const full = await tenant.key([...allScopes]);
+    const me = (await body(await app.request("/v1/me", { headers: { "x-api-key": full } }))).principal;
+    const listed = (await body(await app.request(keysPath(), { headers: { "x-api-key": adminKey } }))).api_keys as { id: string; key_prefix: string }[];
+    const fullRecord = listed.find((k) => full.startsWith(k.key_prefix))!;
+    expect(me.scopes).toHaveLength(allScopes.length);
+    const keyManager = await tenant.key(["api_keys:read", "api_keys:write"]);
+
+    const refused = await app.request(`${keysPath()}/${fullRecord.id}`, { method: "DELETE", headers: { "x-api-key": keyManager } });
+    expect(refused.status, await refused.clone().text()).toBe(403);
+    expect((await body(refused)).error).toMatch(/^cannot revoke a key with scopes you lack: .*backups:write/);
+    expect((await app.request(`/v1/projects/${tenant.projectId}/backups`, { headers: { "x-api-key": full } })).status, "the full key still works").toBe(200);
+
+    // A key within the revoker's scopes may go.
+    const small = await (await create({ name: "small", scopes: ["api_keys:read"] }, keyManager)).json();
+    const ok = await app.request(`${keysPath()}/${small.api_key.id}`, { method: "DELETE", headers: { "x-api-key": keyManager } });
+    expect(ok.status, await ok.clone().text()).toBe(200);
+
+    const admin = await app.request(`${keysPath()}/${fullRecord.id}`, { method: "DELETE", headers: bearer(await clerk.admin(clerkOrg)) });
+    expect(admin.status, await admin.clone().text()).toBe(200);
+    expect((await body(admin)).api_key).toMatchObject({ id: fullRecord.id, is_active: false });
   });
 
   it("answers /v1/me for an API key", async () => {

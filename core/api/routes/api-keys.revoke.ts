@@ -15,7 +15,7 @@ export const revokeApiKeyRoute = createRoute({
   method: "delete",
   path: "/v1/organizations/{orgID}/api-keys/{keyID}",
   tags: ["API keys"],
-  summary: "Revoke an API key (idempotent; other API instances stop accepting it within 60 s)",
+  summary: "Revoke an API key (idempotent; other API instances stop accepting it within 60 s). A key may revoke only keys whose scopes it holds (403 otherwise); an organization admin's session may revoke any",
   security,
   middleware: [scopeGuard("api_keys:write")] as const,
   request: {
@@ -32,7 +32,7 @@ export function registerRevokeApiKey(app: App, r: RouteDeps) {
     const { orgID, keyID } = c.req.valid("param");
     requireOwnOrganization(c, orgID);
     if (!isId("apiKey", keyID)) throw new AppError("not_found", `api key ${keyID} not found`);
-    const record = await revokeApiKey(r.deps, orgID, keyID, actorOf(c.var.principal)).catch((err: unknown) => {
+    const record = await revokeApiKey(r.deps, orgID, keyID, actorOf(c.var.principal), c.var.principal).catch((err: unknown) => {
       if (err instanceof AppError && err.code === "not_found") throw new AppError("not_found", `api key ${keyID} not found`);
       throw err;
     });
