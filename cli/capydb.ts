@@ -8,7 +8,6 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { rmSync } from "node:fs";
 import { basename } from "node:path";
 import { ZodError } from "zod";
-import { CreateBackupRequest, PutScheduledBackupRequest } from "../core/api/schemas.ts";
 import { ApiClient, ApiError, cliVersion, type Download, type Job } from "./capydb/client.ts";
 import { downloadTarget, downloadToFile } from "./capydb/download.ts";
 import { CliError, exitCodes } from "./capydb/errors.ts";
@@ -33,6 +32,8 @@ import { requireApiKey, requireApiUrl, requireProject, resolveSettings, sourceNa
 import { registerRestoreCommands } from "./capydb/restore-commands.ts";
 import { registerWebhooks } from "./capydb/webhooks.ts";
 import { Progress, findJobBackup, parseDuration, waitForJob, waitForJobBackup, type WaitOptions } from "./capydb/wait.ts";
+import { CreateBackupRequest } from "../core/api/routes/backups/schema.ts";
+import { PutScheduledBackupRequest } from "../core/api/routes/scheduled-backups/schema.ts";
 
 interface Globals extends GlobalFlags {
   output?: string;

@@ -5,6 +5,7 @@ import type { ApiKeyResolver } from "../auth/resolve.ts";
 import type { Deps } from "../deps.ts";
 import type { Log } from "../log.ts";
 import type { Project } from "../orgs/orgs.ts";
+import type { PreviewItem } from "../previews/previews.ts";
 
 export interface AppEnv {
   Variables: {
@@ -13,8 +14,10 @@ export interface AppEnv {
     principal: Principal;
     /** What the routes were registered with (set for every request), for middleware declared at module level. */
     routeDeps: RouteDeps;
-    /** Set by the `projectAccess` middleware: the project the route acts on, already authorized. */
+    /** Set by `projectAccess` and `previewAccess`: the project the route acts on, already authorized. */
     project: Project;
+    /** Set by `previewAccess`: the preview the route acts on, already authorized. */
+    preview: PreviewItem;
   };
 }
 

@@ -1,9 +1,12 @@
+import { createRoute } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTable } from "../support/outage.ts";
 import { createTestEnv, type Tenant, type TestEnv } from "../support/env.ts";
 import { body, specFields } from "../support/spec.ts";
 import { ApiKeyResolver } from "../../core/auth/resolve.ts";
 import { createApiKey, revokeApiKey } from "../../core/auth/keys.ts";
+import { PUBLIC_ROUTES, scopeAccess } from "../../core/api/auth.ts";
 
 let env: TestEnv;
 let tenant: Tenant;
@@ -147,5 +150,51 @@ describe("API key cache", () => {
     const all = await Promise.all(Array.from({ length: 20 }, () => resolver.resolve(k)));
     expect(new Set(all.map((p) => p.organization_id))).toEqual(new Set([tenant.organizationId]));
     expect(reads).toBe(1);
+  });
+});
+
+describe("/v1 is closed by default", () => {
+  it("a path under a prefix no route serves asks for a credential first (401), then is a 404", async () => {
+    const app = env.app();
+    const anon = await app.request("/v1/brand-new-prefix/things");
+    expect(anon.status, JSON.stringify(await body(anon))).toBe(401);
+    const keyed = await app.request("/v1/brand-new-prefix/things", { headers: { "x-api-key": key } });
+    expect(keyed.status, JSON.stringify(await body(keyed))).toBe(404);
+  });
+
+  it("a route added without declaring its access is refused to every caller and its handler never runs; declaring one serves it", async () => {
+    const app = env.app();
+    let ran = 0;
+    const handler = (c: Context) => {
+      ran++;
+      return c.json({ secret: "for nobody" }, 200);
+    };
+    // What a newcomer might write: a route with no access middleware, by the OpenAPI helper and by plain Hono.
+    app.openapi(createRoute({ method: "get", path: "/v1/widgets", responses: { 200: { description: "widgets" } } }), handler);
+    app.get("/v1/gadgets/:id", handler);
+    app.openapi(
+      createRoute({ method: "get", path: "/v1/declared", middleware: [scopeAccess("projects:read")] as const, responses: { 200: { description: "declared" } } }),
+      handler,
+    );
+    const admin = await tenant.key(["backups:read", "backups:write", "jobs:read", "projects:read", "projects:write", "organizations:read", "api_keys:read"]);
+    for (const path of ["/v1/widgets", "/v1/gadgets/1"]) {
+      const anon = await app.request(path);
+      expect(anon.status, JSON.stringify(await body(anon))).toBe(401);
+      const res = await app.request(path, { headers: { "x-api-key": admin } });
+      const b = await body(res);
+      expect(res.status, JSON.stringify(b)).toBe(403);
+      expect(b).toEqual({ error: "this route declares no access rule" });
+    }
+    expect(ran).toBe(0);
+
+    expect((await app.request("/v1/declared", { headers: { "x-api-key": key } })).status).toBe(403);
+    const ok = await app.request("/v1/declared", { headers: { "x-api-key": admin } });
+    expect(ok.status, JSON.stringify(await body(ok))).toBe(200);
+    expect(ran).toBe(1);
+  });
+
+  it("the public list is short: only the OpenAPI document answers without a credential", async () => {
+    expect(PUBLIC_ROUTES).toEqual(["GET /v1/openapi.json"]);
+    expect((await env.app().request("/v1/openapi.json")).status).toBe(200);
   });
 });

@@ -1,25 +1,12 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { actorOf } from "../../audit/audit.ts";
-import { createApiKey, createApiKeyInput } from "../../auth/keys.ts";
-import { AppError } from "../../errors.ts";
-import { requireOwnOrganization, scopeGuard } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { security } from "../schemas.ts";
-import { ApiKey, OrgParams } from "./api-keys.ts";
-
-export const CreateApiKeyRequest = createApiKeyInput
-  .pick({ name: true, scopes: true, project_id: true, expires_at: true })
-  .extend({
-    project_id: createApiKeyInput.shape.project_id.meta({ description: "Scope the key to one project (prj_...); absent or null: the whole organization." }),
-    expires_at: createApiKeyInput.shape.expires_at.meta({ description: "RFC 3339; absent: never expires." }),
-  })
-  .openapi("CreateApiKeyRequest");
-export const CreateApiKeyResponse = z.object({
-  key: z.string().openapi({ description: "The plaintext key (capy_live_...): shown this once, never again." }),
-  plaintext_api_key: z.string().openapi({ description: "The same plaintext key, under the name CapyDB's published clients read." }),
-  api_key: ApiKey,
-});
+import { createRoute } from "@hono/zod-openapi";
+import { actorOf } from "../../../audit/audit.ts";
+import { createApiKey } from "../../../auth/keys.ts";
+import { AppError } from "../../../errors.ts";
+import { orgAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { OrgParams, security } from "../shared.ts";
+import { CreateApiKeyRequest, CreateApiKeyResponse } from "./schema.ts";
 
 export const createApiKeyRoute = createRoute({
   method: "post",
@@ -27,7 +14,7 @@ export const createApiKeyRoute = createRoute({
   tags: ["API keys"],
   summary: "Create an API key (the plaintext is in this response only)",
   security,
-  middleware: [scopeGuard("api_keys:write")] as const,
+  middleware: [orgAccess("api_keys:write")] as const,
   request: { params: OrgParams, body: { required: true, content: { "application/json": { schema: CreateApiKeyRequest } } } },
   responses: {
     201: { description: "The key and its record", content: { "application/json": { schema: CreateApiKeyResponse } } },
@@ -38,7 +25,6 @@ export const createApiKeyRoute = createRoute({
 export function registerCreateApiKey(app: App, r: RouteDeps) {
   app.openapi(createApiKeyRoute, async (c) => {
     const { orgID } = c.req.valid("param");
-    requireOwnOrganization(c, orgID);
     const input = c.req.valid("json");
     // A key never carries more power than the caller who makes it.
     const lacking = input.scopes.filter((s) => !c.var.principal.scopes.includes(s));

@@ -1,12 +1,10 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { listApiKeys } from "../../auth/keys.ts";
-import { requireOwnOrganization, scopeGuard } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { security } from "../schemas.ts";
-import { ApiKey, OrgParams } from "./api-keys.ts";
-
-export const ListApiKeysResponse = z.object({ api_keys: z.array(ApiKey) });
+import { createRoute } from "@hono/zod-openapi";
+import { listApiKeys } from "../../../auth/keys.ts";
+import { orgAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { OrgParams, security } from "../shared.ts";
+import { ListApiKeysResponse } from "./schema.ts";
 
 export const listApiKeysRoute = createRoute({
   method: "get",
@@ -14,7 +12,7 @@ export const listApiKeysRoute = createRoute({
   tags: ["API keys"],
   summary: "List the organization's API keys, newest first (never the plaintext)",
   security,
-  middleware: [scopeGuard("api_keys:read")] as const,
+  middleware: [orgAccess("api_keys:read")] as const,
   request: { params: OrgParams },
   responses: {
     200: { description: "The keys", content: { "application/json": { schema: ListApiKeysResponse } } },
@@ -25,7 +23,6 @@ export const listApiKeysRoute = createRoute({
 export function registerListApiKeys(app: App, r: RouteDeps) {
   app.openapi(listApiKeysRoute, async (c) => {
     const { orgID } = c.req.valid("param");
-    requireOwnOrganization(c, orgID);
     return c.json({ api_keys: await listApiKeys(r.deps, orgID) }, 200);
   });
 }

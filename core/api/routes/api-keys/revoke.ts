@@ -1,15 +1,13 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { actorOf } from "../../audit/audit.ts";
-import { revokeApiKey } from "../../auth/keys.ts";
-import { AppError } from "../../errors.ts";
-import { isId } from "../../ids.ts";
-import { requireOwnOrganization, scopeGuard } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { security } from "../schemas.ts";
-import { ApiKey, OrgParams } from "./api-keys.ts";
-
-export const RevokeApiKeyResponse = z.object({ api_key: ApiKey });
+import { actorOf } from "../../../audit/audit.ts";
+import { revokeApiKey } from "../../../auth/keys.ts";
+import { AppError } from "../../../errors.ts";
+import { isId } from "../../../ids.ts";
+import { orgAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { OrgParams, security } from "../shared.ts";
+import { RevokeApiKeyResponse } from "./schema.ts";
 
 export const revokeApiKeyRoute = createRoute({
   method: "delete",
@@ -17,7 +15,7 @@ export const revokeApiKeyRoute = createRoute({
   tags: ["API keys"],
   summary: "Revoke an API key (idempotent; other API instances stop accepting it within 60 s). A key may revoke only keys whose scopes it holds (403 otherwise); an organization admin's session may revoke any",
   security,
-  middleware: [scopeGuard("api_keys:write")] as const,
+  middleware: [orgAccess("api_keys:write")] as const,
   request: {
     params: OrgParams.extend({ keyID: z.string().min(1).openapi({ param: { name: "keyID", in: "path" }, description: "API key id." }) }),
   },
@@ -30,7 +28,6 @@ export const revokeApiKeyRoute = createRoute({
 export function registerRevokeApiKey(app: App, r: RouteDeps) {
   app.openapi(revokeApiKeyRoute, async (c) => {
     const { orgID, keyID } = c.req.valid("param");
-    requireOwnOrganization(c, orgID);
     if (!isId("apiKey", keyID)) throw new AppError("not_found", `api key ${keyID} not found`);
     const record = await revokeApiKey(r.deps, orgID, keyID, actorOf(c.var.principal), c.var.principal).catch((err: unknown) => {
       if (err instanceof AppError && err.code === "not_found") throw new AppError("not_found", `api key ${keyID} not found`);

@@ -1,24 +1,12 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { approvalActionSchema, approvalActions, approvalSchema, createApproval } from "../../approvals/approvals.ts";
-import { actorOf } from "../../audit/audit.ts";
-import { AppError } from "../../errors.ts";
-import { projectAccess } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { ProjectParams, security } from "../schemas.ts";
-
-export const Approval = approvalSchema
-  .extend({
-    action: approvalActionSchema,
-    token: z.string().openapi({ description: "ap_...: shown in this response only; single use, bound to the project and the action." }),
-    expires_at: z.string().openapi({ type: "string", format: "date-time", description: "About 10 minutes from now." }),
-  })
-  .openapi("Approval");
-
-export const CreateApprovalRequest = z
-  .object({ action: approvalActionSchema.meta({ description: `The operation approved: ${approvalActions.join(" or ")}.` }) })
-  .openapi("CreateApprovalRequest");
-export const CreateApprovalResponse = z.object({ approval: Approval });
+import { createRoute } from "@hono/zod-openapi";
+import { createApproval } from "../../../approvals/approvals.ts";
+import { actorOf } from "../../../audit/audit.ts";
+import { AppError } from "../../../errors.ts";
+import { projectAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { ProjectParams, security } from "../shared.ts";
+import { CreateApprovalRequest, CreateApprovalResponse } from "./schema.ts";
 
 export const createApprovalRoute = createRoute({
   method: "post",

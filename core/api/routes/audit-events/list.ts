@@ -1,10 +1,10 @@
 import { createRoute } from "@hono/zod-openapi";
-import { listProjectAuditEvents, toAuditEvent } from "../../audit/audit.ts";
-import { projectAccess } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { ProjectParams, security } from "../schemas.ts";
-import { ListAuditEventsQuery, listResponses } from "./audit-events.ts";
+import { listProjectAuditEvents, toAuditEvent } from "../../../audit/audit.ts";
+import { projectAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { ProjectParams, security } from "../shared.ts";
+import { ListAuditEventsQuery, listResponses } from "./schema.ts";
 
 export const listProjectAuditEventsRoute = createRoute({
   method: "get",

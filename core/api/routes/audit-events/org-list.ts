@@ -1,11 +1,10 @@
 import { createRoute } from "@hono/zod-openapi";
-import { listOrganizationAuditEvents, toAuditEvent } from "../../audit/audit.ts";
-import { requireOwnOrganization, scopeGuard } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { security } from "../schemas.ts";
-import { OrgParams } from "./api-keys.ts";
-import { ListAuditEventsQuery, listResponses } from "./audit-events.ts";
+import { listOrganizationAuditEvents, toAuditEvent } from "../../../audit/audit.ts";
+import { orgAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { OrgParams, security } from "../shared.ts";
+import { ListAuditEventsQuery, listResponses } from "./schema.ts";
 
 export const listOrganizationAuditEventsRoute = createRoute({
   method: "get",
@@ -13,7 +12,7 @@ export const listOrganizationAuditEventsRoute = createRoute({
   tags: ["Audit"],
   summary: "List the organization's audit events (its projects' and its own), newest first",
   security,
-  middleware: [scopeGuard("organizations:read")] as const,
+  middleware: [orgAccess("organizations:read")] as const,
   request: { params: OrgParams, query: ListAuditEventsQuery },
   responses: { 200: listResponses, ...errorResponses(400, 401, 403, 404) },
 });
@@ -21,7 +20,6 @@ export const listOrganizationAuditEventsRoute = createRoute({
 export function registerListOrganizationAuditEvents(app: App, r: RouteDeps) {
   app.openapi(listOrganizationAuditEventsRoute, async (c) => {
     const { orgID } = c.req.valid("param");
-    requireOwnOrganization(c, orgID);
     const { limit, cursor } = c.req.valid("query");
     const page = await listOrganizationAuditEvents(r.deps, orgID, limit, cursor);
     if (page.cursor) c.header("x-next-cursor", page.cursor);

@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
-import { auditEventSchema } from "../../audit/audit.ts";
-import { listQuery } from "../schemas.ts";
+import { auditEventSchema } from "../../../audit/audit.ts";
+import { listQuery } from "../shared.ts";
 
 /** The AuditEvent wire schema (SPEC section 5), named for the OpenAPI document. */
 export const AuditEvent = auditEventSchema

@@ -1,14 +1,13 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { actorOf } from "../../audit/audit.ts";
-import { requestBackup } from "../../backups/backups.ts";
-import { AppError } from "../../errors.ts";
-import { toJob } from "../../jobs/jobs.ts";
-import { projectAccess } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { CreateBackupRequest, Job, ProjectParams, security } from "../schemas.ts";
-
-export const CreateBackupResponse = z.object({ job: Job });
+import { actorOf } from "../../../audit/audit.ts";
+import { requestBackup } from "../../../backups/backups.ts";
+import { AppError } from "../../../errors.ts";
+import { toJob } from "../../../jobs/jobs.ts";
+import { projectAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { ProjectParams, security } from "../shared.ts";
+import { CreateBackupRequest, CreateBackupResponse } from "./schema.ts";
 
 export const createBackupRoute = createRoute({
   method: "post",

@@ -1,15 +1,14 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { actorOf, recordAudit } from "../../audit/audit.ts";
-import { getBackup } from "../../backups/backups.ts";
-import { backupArtifact, signDownload } from "../../downloads/downloads.ts";
-import { AppError } from "../../errors.ts";
-import { isId } from "../../ids.ts";
-import { projectAccess } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { Download, ProjectParams, security } from "../schemas.ts";
-
-export const DownloadResponse = z.object({ download: Download });
+import { actorOf, recordAudit } from "../../../audit/audit.ts";
+import { getBackup } from "../../../backups/backups.ts";
+import { backupArtifact, signDownload } from "../../../downloads/downloads.ts";
+import { AppError } from "../../../errors.ts";
+import { isId } from "../../../ids.ts";
+import { projectAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { ProjectParams, security } from "../shared.ts";
+import { DownloadResponse } from "./schema.ts";
 
 export const downloadBackupRoute = createRoute({
   method: "get",

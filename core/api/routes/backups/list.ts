@@ -1,12 +1,10 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { listBackups, toBackup } from "../../backups/backups.ts";
-import { projectAccess } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { Backup, listQuery, ProjectParams, security } from "../schemas.ts";
-
-export const ListBackupsQuery = listQuery(1000, 1000);
-export const ListBackupsResponse = z.object({ backups: z.array(Backup) });
+import { createRoute } from "@hono/zod-openapi";
+import { listBackups, toBackup } from "../../../backups/backups.ts";
+import { projectAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { ProjectParams, security } from "../shared.ts";
+import { ListBackupsQuery, ListBackupsResponse } from "./schema.ts";
 
 export const listBackupsRoute = createRoute({
   method: "get",

@@ -1,13 +1,12 @@
-import { actorOf } from "../../audit/audit.ts";
+import { actorOf } from "../../../audit/audit.ts";
 import { createRoute, z } from "@hono/zod-openapi";
-import { requestExport } from "../../exports/exports.ts";
-import { toJob } from "../../jobs/jobs.ts";
-import { projectAccess } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { Job, ProjectParams, security } from "../schemas.ts";
-
-export const CreateExportResponse = z.object({ export_id: z.string(), job: Job });
+import { requestExport } from "../../../exports/exports.ts";
+import { toJob } from "../../../jobs/jobs.ts";
+import { projectAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { ProjectParams, security } from "../shared.ts";
+import { CreateExportResponse } from "./schema.ts";
 
 export const createExportRoute = createRoute({
   method: "post",

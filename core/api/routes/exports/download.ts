@@ -1,14 +1,15 @@
-import { actorOf, recordAudit } from "../../audit/audit.ts";
+import { actorOf, recordAudit } from "../../../audit/audit.ts";
 import { createRoute } from "@hono/zod-openapi";
-import { signDownload } from "../../downloads/downloads.ts";
-import { AppError } from "../../errors.ts";
-import { exportArtifact, getExport } from "../../exports/exports.ts";
-import { isId } from "../../ids.ts";
-import { projectAccess } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { ExportParams, security } from "../schemas.ts";
-import { DownloadResponse } from "./backups.download.ts";
+import { signDownload } from "../../../downloads/downloads.ts";
+import { AppError } from "../../../errors.ts";
+import { exportArtifact, getExport } from "../../../exports/exports.ts";
+import { isId } from "../../../ids.ts";
+import { projectAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { DownloadResponse } from "../backups/schema.ts";
+import { security } from "../shared.ts";
+import { ExportParams } from "./schema.ts";
 
 export const downloadExportRoute = createRoute({
   method: "get",

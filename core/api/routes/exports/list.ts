@@ -1,12 +1,10 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { listExports, toExport } from "../../exports/exports.ts";
-import { projectAccess } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { Export, listQuery, ProjectParams, security } from "../schemas.ts";
-
-export const ListExportsQuery = listQuery(1000, 100);
-export const ListExportsResponse = z.object({ exports: z.array(Export) });
+import { createRoute } from "@hono/zod-openapi";
+import { listExports, toExport } from "../../../exports/exports.ts";
+import { projectAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { ProjectParams, security } from "../shared.ts";
+import { ListExportsQuery, ListExportsResponse } from "./schema.ts";
 
 export const listExportsRoute = createRoute({
   method: "get",

@@ -1,13 +1,12 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { AppError } from "../../errors.ts";
-import { isId } from "../../ids.ts";
-import { getJobItem, toJob } from "../../jobs/jobs.ts";
-import { scopeGuard } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { Job, security } from "../schemas.ts";
-
-export const GetJobResponse = z.object({ job: Job });
+import { AppError } from "../../../errors.ts";
+import { isId } from "../../../ids.ts";
+import { getJobItem, toJob } from "../../../jobs/jobs.ts";
+import { scopeAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { security } from "../shared.ts";
+import { GetJobResponse } from "./schema.ts";
 
 export const getJobRoute = createRoute({
   method: "get",
@@ -15,7 +14,7 @@ export const getJobRoute = createRoute({
   tags: ["Jobs"],
   summary: "Get a job",
   security,
-  middleware: [scopeGuard("jobs:read")] as const,
+  middleware: [scopeAccess("jobs:read")] as const,
   request: { params: z.object({ jobID: z.string().min(1).openapi({ param: { name: "jobID", in: "path" }, description: "Job id." }) }) },
   responses: {
     200: { description: "The job", content: { "application/json": { schema: GetJobResponse } } },

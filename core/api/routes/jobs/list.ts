@@ -1,12 +1,10 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { listJobs, toJob } from "../../jobs/jobs.ts";
-import { projectAccess } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { Job, listQuery, ProjectParams, security } from "../schemas.ts";
-
-export const ListJobsQuery = listQuery(100, 25);
-export const ListJobsResponse = z.object({ jobs: z.array(Job) });
+import { createRoute } from "@hono/zod-openapi";
+import { listJobs, toJob } from "../../../jobs/jobs.ts";
+import { projectAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { ProjectParams, security } from "../shared.ts";
+import { ListJobsQuery, ListJobsResponse } from "./schema.ts";
 
 export const listJobsRoute = createRoute({
   method: "get",

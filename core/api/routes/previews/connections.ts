@@ -1,16 +1,13 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { AppError } from "../../errors.ts";
-import { getCluster } from "../../orgs/orgs.ts";
-import { previewUrl } from "../../previews/database.ts";
-import { previewPassword } from "../../previews/previews.ts";
-import { scopeGuard } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { loadPreview } from "../previews-access.ts";
-import { Connections, PreviewParams } from "../restore-schemas.ts";
-import { security } from "../schemas.ts";
-
-export const PreviewConnectionsResponse = z.object({ connections: Connections });
+import { createRoute } from "@hono/zod-openapi";
+import { AppError } from "../../../errors.ts";
+import { getCluster } from "../../../orgs/orgs.ts";
+import { previewUrl } from "../../../previews/database.ts";
+import { previewPassword } from "../../../previews/previews.ts";
+import { previewAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { security } from "../shared.ts";
+import { PreviewConnectionsResponse, PreviewParams } from "./schema.ts";
 
 export const previewConnectionsRoute = createRoute({
   method: "get",
@@ -18,7 +15,7 @@ export const previewConnectionsRoute = createRoute({
   tags: ["Preview databases"],
   summary: "How to connect to a preview: its role's URL (the only place its password is shown)",
   security,
-  middleware: [scopeGuard("credentials:read")] as const,
+  middleware: [previewAccess("credentials:read")] as const,
   request: { params: PreviewParams },
   responses: {
     200: { description: "The connection details", content: { "application/json": { schema: PreviewConnectionsResponse } } },
@@ -28,7 +25,7 @@ export const previewConnectionsRoute = createRoute({
 
 export function registerPreviewConnections(app: App, r: RouteDeps) {
   app.openapi(previewConnectionsRoute, async (c) => {
-        const { preview } = await loadPreview(r, c, c.req.valid("param").previewID);
+    const { preview } = c.var;
     if (preview.state === "deleting" || preview.state === "deleted") throw new AppError("conflict", `preview ${preview.id} is ${preview.state}: it has no connections`);
     const cluster = await getCluster(r.deps, preview.cluster_id);
     if (!cluster) throw new AppError("not_found", `preview ${preview.id} not found`);

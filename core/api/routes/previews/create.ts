@@ -1,16 +1,14 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { auditRequest } from "../audit-request.ts";
-import { toJob } from "../../jobs/jobs.ts";
-import { createPreview } from "../../previews/previews.ts";
-import { newestVerifiedBackup } from "../../restores/restores.ts";
-import { projectAccess } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { CreatePreviewRequest, Preview } from "../restore-schemas.ts";
-import { Job, ProjectParams, security } from "../schemas.ts";
-import { toPreview } from "../../previews/previews.ts";
-
-export const CreatePreviewResponse = z.object({ preview: Preview, job: Job });
+import { createRoute } from "@hono/zod-openapi";
+import { auditRequest } from "../../audit-request.ts";
+import { toJob } from "../../../jobs/jobs.ts";
+import { createPreview } from "../../../previews/previews.ts";
+import { newestVerifiedBackup } from "../../../restores/restores.ts";
+import { projectAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { toPreview } from "../../../previews/previews.ts";
+import { ProjectParams, security } from "../shared.ts";
+import { CreatePreviewRequest, CreatePreviewResponse } from "./schema.ts";
 
 export const createPreviewRoute = createRoute({
   method: "post",

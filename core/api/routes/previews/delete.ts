@@ -1,15 +1,12 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { auditRequest } from "../audit-request.ts";
-import { toJob } from "../../jobs/jobs.ts";
-import { requestPreviewDelete } from "../../previews/previews.ts";
-import { scopeGuard } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { loadPreview } from "../previews-access.ts";
-import { PreviewParams } from "../restore-schemas.ts";
-import { Job, security } from "../schemas.ts";
-
-export const DeletePreviewResponse = z.object({ job: Job });
+import { createRoute } from "@hono/zod-openapi";
+import { auditRequest } from "../../audit-request.ts";
+import { toJob } from "../../../jobs/jobs.ts";
+import { requestPreviewDelete } from "../../../previews/previews.ts";
+import { previewAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { security } from "../shared.ts";
+import { DeletePreviewResponse, PreviewParams } from "./schema.ts";
 
 export const deletePreviewRoute = createRoute({
   method: "delete",
@@ -17,7 +14,7 @@ export const deletePreviewRoute = createRoute({
   tags: ["Preview databases"],
   summary: "Delete a preview database: the job (branch.delete) drops its database and its role",
   security,
-  middleware: [scopeGuard("projects:write")] as const,
+  middleware: [previewAccess("projects:write")] as const,
   request: { params: PreviewParams },
   responses: {
     202: { description: "The preview is deleting", content: { "application/json": { schema: DeletePreviewResponse } } },
@@ -27,7 +24,7 @@ export const deletePreviewRoute = createRoute({
 
 export function registerDeletePreview(app: App, r: RouteDeps) {
   app.openapi(deletePreviewRoute, async (c) => {
-        const { preview, project } = await loadPreview(r, c, c.req.valid("param").previewID);
+    const { preview, project } = c.var;
     const { job } = await requestPreviewDelete(r.deps, project, preview);
     await auditRequest(r, c, { project, action: "preview.deleted", target_type: "preview", target_id: preview.id, metadata: { preview_id: preview.id, job_id: job.id, name: preview.name } });
     c.var.log.info("preview deletion requested", { project_id: project.id, preview_id: preview.id, job_id: job.id });

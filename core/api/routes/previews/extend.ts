@@ -1,14 +1,11 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { auditRequest } from "../audit-request.ts";
-import { extendPreview, toPreview } from "../../previews/previews.ts";
-import { scopeGuard } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { loadPreview } from "../previews-access.ts";
-import { ExtendPreviewRequest, Preview, PreviewParams } from "../restore-schemas.ts";
-import { security } from "../schemas.ts";
-
-export const ExtendPreviewResponse = z.object({ preview: Preview });
+import { createRoute } from "@hono/zod-openapi";
+import { auditRequest } from "../../audit-request.ts";
+import { extendPreview, toPreview } from "../../../previews/previews.ts";
+import { previewAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { security } from "../shared.ts";
+import { ExtendPreviewRequest, ExtendPreviewResponse, PreviewParams } from "./schema.ts";
 
 export const extendPreviewRoute = createRoute({
   method: "post",
@@ -16,7 +13,7 @@ export const extendPreviewRoute = createRoute({
   tags: ["Preview databases"],
   summary: "Keep a preview longer: it now expires ttl_hours from now",
   security,
-  middleware: [scopeGuard("projects:write")] as const,
+  middleware: [previewAccess("projects:write")] as const,
   request: { params: PreviewParams, body: { required: true, content: { "application/json": { schema: ExtendPreviewRequest } } } },
   responses: {
     200: { description: "The preview with its new expiry", content: { "application/json": { schema: ExtendPreviewResponse } } },
@@ -26,7 +23,7 @@ export const extendPreviewRoute = createRoute({
 
 export function registerExtendPreview(app: App, r: RouteDeps) {
   app.openapi(extendPreviewRoute, async (c) => {
-        const { preview, project } = await loadPreview(r, c, c.req.valid("param").previewID);
+    const { preview, project } = c.var;
     const extended = await extendPreview(r.deps, preview, c.req.valid("json").ttl_hours);
     await auditRequest(r, c, {
       project,

@@ -1,13 +1,10 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { toPreview } from "../../previews/previews.ts";
-import { scopeGuard } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { loadPreview } from "../previews-access.ts";
-import { Preview, PreviewParams } from "../restore-schemas.ts";
-import { security } from "../schemas.ts";
-
-export const GetPreviewResponse = z.object({ preview: Preview });
+import { createRoute } from "@hono/zod-openapi";
+import { toPreview } from "../../../previews/previews.ts";
+import { previewAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { security } from "../shared.ts";
+import { GetPreviewResponse, PreviewParams } from "./schema.ts";
 
 export const getPreviewRoute = createRoute({
   method: "get",
@@ -15,7 +12,7 @@ export const getPreviewRoute = createRoute({
   tags: ["Preview databases"],
   summary: "Get a preview database",
   security,
-  middleware: [scopeGuard("projects:read")] as const,
+  middleware: [previewAccess("projects:read")] as const,
   request: { params: PreviewParams },
   responses: {
     200: { description: "The preview", content: { "application/json": { schema: GetPreviewResponse } } },
@@ -25,7 +22,7 @@ export const getPreviewRoute = createRoute({
 
 export function registerGetPreview(app: App, r: RouteDeps) {
   app.openapi(getPreviewRoute, async (c) => {
-        const { preview } = await loadPreview(r, c, c.req.valid("param").previewID);
+    const { preview } = c.var;
     return c.json({ preview: toPreview(preview) }, 200);
   });
 }

@@ -1,13 +1,10 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { listPreviews, toPreview } from "../../previews/previews.ts";
-import { projectAccess } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { Preview } from "../restore-schemas.ts";
-import { listQuery, ProjectParams, security } from "../schemas.ts";
-
-export const ListPreviewsQuery = listQuery(100, 100);
-export const ListPreviewsResponse = z.object({ preview_databases: z.array(Preview) });
+import { createRoute } from "@hono/zod-openapi";
+import { listPreviews, toPreview } from "../../../previews/previews.ts";
+import { projectAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { ProjectParams, security } from "../shared.ts";
+import { ListPreviewsQuery, ListPreviewsResponse } from "./schema.ts";
 
 export const listPreviewsRoute = createRoute({
   method: "get",

@@ -1,22 +1,12 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { actorOf } from "../../audit/audit.ts";
-import { toJob } from "../../jobs/jobs.ts";
-import { requestPromote } from "../../promote/promote.ts";
-import { scopeGuard } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { loadPreview } from "../previews-access.ts";
-import { PreviewParams } from "../restore-schemas.ts";
-import { Job, security } from "../schemas.ts";
-
-export const PromotePreviewRequest = z
-  .object({
-    approval_token: z.string().max(200).optional().openapi({
-      description: "ap_...: an unused project.promote_preview approval of the preview's project (POST /v1/projects/{projectID}/approvals, by an organization admin).",
-    }),
-  })
-  .openapi("PromotePreviewRequest");
-export const PromotePreviewResponse = z.object({ job: Job });
+import { createRoute } from "@hono/zod-openapi";
+import { actorOf } from "../../../audit/audit.ts";
+import { toJob } from "../../../jobs/jobs.ts";
+import { requestPromote } from "../../../promote/promote.ts";
+import { previewAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { security } from "../shared.ts";
+import { PreviewParams, PromotePreviewRequest, PromotePreviewResponse } from "./schema.ts";
 
 export const promotePreviewRoute = createRoute({
   method: "post",
@@ -28,7 +18,7 @@ export const promotePreviewRoute = createRoute({
     "sessions ended, both databases renamed, connections allowed again). The project's database then holds the preview's data, owned by the " +
     "project's role; the replaced data is kept as a new preview `pre-promote-<date>` for 24 hours (promote it to undo). The job's `last_stdout` shows the phases.",
   security,
-  middleware: [scopeGuard("projects:write")] as const,
+  middleware: [previewAccess("projects:write")] as const,
   request: { params: PreviewParams, body: { required: true, content: { "application/json": { schema: PromotePreviewRequest } } } },
   responses: {
     202: { description: "The promote job (project.promote_preview)", content: { "application/json": { schema: PromotePreviewResponse } } },
@@ -38,7 +28,7 @@ export const promotePreviewRoute = createRoute({
 
 export function registerPromotePreview(app: App, r: RouteDeps) {
   app.openapi(promotePreviewRoute, async (c) => {
-    const { preview, project } = await loadPreview(r, c, c.req.valid("param").previewID);
+    const { preview, project } = c.var;
     const { approval_token } = c.req.valid("json");
     const { job, promotion } = await requestPromote(r.deps, project, preview, approval_token || undefined, actorOf(c.var.principal));
     c.var.log.info("promote requested", { project_id: project.id, preview_id: preview.id, job_id: job.id, backup_id: promotion.safety_backup_id });

@@ -1,16 +1,13 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { auditRequest } from "../audit-request.ts";
-import { toJob } from "../../jobs/jobs.ts";
-import { requestPreviewReset } from "../../previews/previews.ts";
-import { newestVerifiedBackup } from "../../restores/restores.ts";
-import { scopeGuard } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { loadPreview } from "../previews-access.ts";
-import { PreviewParams } from "../restore-schemas.ts";
-import { Job, security } from "../schemas.ts";
-
-export const ResetPreviewResponse = z.object({ job: Job });
+import { createRoute } from "@hono/zod-openapi";
+import { auditRequest } from "../../audit-request.ts";
+import { toJob } from "../../../jobs/jobs.ts";
+import { requestPreviewReset } from "../../../previews/previews.ts";
+import { newestVerifiedBackup } from "../../../restores/restores.ts";
+import { previewAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { security } from "../shared.ts";
+import { PreviewParams, ResetPreviewResponse } from "./schema.ts";
 
 export const resetPreviewRoute = createRoute({
   method: "post",
@@ -18,7 +15,7 @@ export const resetPreviewRoute = createRoute({
   tags: ["Preview databases"],
   summary: "Reset a preview: empty again, or re-cloned from the project's newest verified backup",
   security,
-  middleware: [scopeGuard("projects:write")] as const,
+  middleware: [previewAccess("projects:write")] as const,
   request: { params: PreviewParams },
   responses: {
     202: { description: "The preview is resetting (job branch.create)", content: { "application/json": { schema: ResetPreviewResponse } } },
@@ -28,7 +25,7 @@ export const resetPreviewRoute = createRoute({
 
 export function registerResetPreview(app: App, r: RouteDeps) {
   app.openapi(resetPreviewRoute, async (c) => {
-        const { preview, project } = await loadPreview(r, c, c.req.valid("param").previewID);
+    const { preview, project } = c.var;
     const backupId = preview.mode === "clone" ? (await newestVerifiedBackup(r.deps, project)).id : null;
     const { job } = await requestPreviewReset(r.deps, project, preview, backupId);
     await auditRequest(r, c, { project, action: "preview.reset", target_type: "preview", target_id: preview.id, metadata: { preview_id: preview.id, job_id: job.id, source_backup_id: backupId } });

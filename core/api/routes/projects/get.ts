@@ -1,12 +1,10 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { toProject } from "../../orgs/orgs.ts";
-import { projectAccess } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { Project } from "../restore-schemas.ts";
-import { ProjectParams, security } from "../schemas.ts";
-
-export const GetProjectResponse = z.object({ project: Project });
+import { createRoute } from "@hono/zod-openapi";
+import { toProject } from "../../../orgs/orgs.ts";
+import { projectAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { ProjectParams, security } from "../shared.ts";
+import { GetProjectResponse } from "./schema.ts";
 
 export const getProjectRoute = createRoute({
   method: "get",

@@ -1,12 +1,10 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { getProject, listProjects, toProject } from "../../orgs/orgs.ts";
-import { scopeGuard } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { Project } from "../restore-schemas.ts";
-import { security } from "../schemas.ts";
-
-export const ListProjectsResponse = z.object({ projects: z.array(Project) });
+import { createRoute } from "@hono/zod-openapi";
+import { getProject, listProjects, toProject } from "../../../orgs/orgs.ts";
+import { scopeAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { security } from "../shared.ts";
+import { ListProjectsResponse } from "./schema.ts";
 
 export const listProjectsRoute = createRoute({
   method: "get",
@@ -14,7 +12,7 @@ export const listProjectsRoute = createRoute({
   tags: ["Projects"],
   summary: "List the caller's projects (a project-scoped key sees its one project)",
   security,
-  middleware: [scopeGuard("projects:read")] as const,
+  middleware: [scopeAccess("projects:read")] as const,
   responses: {
     200: { description: "The projects, oldest first", content: { "application/json": { schema: ListProjectsResponse } } },
     ...errorResponses(401, 403),

@@ -1,15 +1,13 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { auditRequest } from "../audit-request.ts";
-import { AppError } from "../../errors.ts";
-import { createRestorePoint, toRestorePoint } from "../../restores/points.ts";
-import { PITR_UNAVAILABLE, backupByKey, newestVerifiedBackup } from "../../restores/restores.ts";
-import { projectAccess } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { CreateRestorePointRequest, RestorePoint } from "../restore-schemas.ts";
-import { ProjectParams, security } from "../schemas.ts";
-
-export const CreateRestorePointResponse = z.object({ restore_point: RestorePoint });
+import { createRoute } from "@hono/zod-openapi";
+import { auditRequest } from "../../audit-request.ts";
+import { AppError } from "../../../errors.ts";
+import { createRestorePoint, toRestorePoint } from "../../../restores/points.ts";
+import { PITR_UNAVAILABLE, backupByKey, newestVerifiedBackup } from "../../../restores/restores.ts";
+import { projectAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { ProjectParams, security } from "../shared.ts";
+import { CreateRestorePointRequest, CreateRestorePointResponse } from "./schema.ts";
 
 export const createRestorePointRoute = createRoute({
   method: "post",

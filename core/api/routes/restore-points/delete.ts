@@ -1,14 +1,12 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { auditRequest } from "../audit-request.ts";
-import { AppError } from "../../errors.ts";
-import { deleteRestorePoint, getRestorePoint, toRestorePoint } from "../../restores/points.ts";
-import { projectAccess } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { RestorePoint } from "../restore-schemas.ts";
-import { ProjectParams, security } from "../schemas.ts";
-
-export const DeleteRestorePointResponse = z.object({ restore_point: RestorePoint });
+import { auditRequest } from "../../audit-request.ts";
+import { AppError } from "../../../errors.ts";
+import { deleteRestorePoint, getRestorePoint, toRestorePoint } from "../../../restores/points.ts";
+import { projectAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { ProjectParams, security } from "../shared.ts";
+import { DeleteRestorePointResponse } from "./schema.ts";
 
 export const deleteRestorePointRoute = createRoute({
   method: "delete",

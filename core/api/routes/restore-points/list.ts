@@ -1,15 +1,10 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { listRestorePoints, toRestorePoint } from "../../restores/points.ts";
-import { projectAccess } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { RestorePoint } from "../restore-schemas.ts";
-import { ProjectParams, security } from "../schemas.ts";
-
-export const ListRestorePointsResponse = z.object({
-  restore_points: z.array(RestorePoint),
-  pitr_window_days: z.number().int().openapi({ description: "Always 0: no WAL archive is kept." }),
-});
+import { createRoute } from "@hono/zod-openapi";
+import { listRestorePoints, toRestorePoint } from "../../../restores/points.ts";
+import { projectAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { ProjectParams, security } from "../shared.ts";
+import { ListRestorePointsResponse } from "./schema.ts";
 
 export const listRestorePointsRoute = createRoute({
   method: "get",

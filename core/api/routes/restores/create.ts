@@ -1,19 +1,17 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { auditRequest } from "../audit-request.ts";
-import { actorOf } from "../../audit/audit.ts";
-import { AppError } from "../../errors.ts";
-import { toJob } from "../../jobs/jobs.ts";
-import { getClusterConnection } from "../../orgs/orgs.ts";
-import { previewConnection, previewHoldsTables } from "../../previews/database.ts";
-import { getPreview, previewPassword } from "../../previews/previews.ts";
-import { requestRestore } from "../../restores/restores.ts";
-import { projectAccess } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { CreateRestoreRequest } from "../restore-schemas.ts";
-import { Job, ProjectParams, security } from "../schemas.ts";
-
-export const CreateRestoreResponse = z.object({ job: Job });
+import { createRoute } from "@hono/zod-openapi";
+import { auditRequest } from "../../audit-request.ts";
+import { actorOf } from "../../../audit/audit.ts";
+import { AppError } from "../../../errors.ts";
+import { toJob } from "../../../jobs/jobs.ts";
+import { getClusterConnection } from "../../../orgs/orgs.ts";
+import { previewConnection, previewHoldsTables } from "../../../previews/database.ts";
+import { getPreview, previewPassword } from "../../../previews/previews.ts";
+import { requestRestore } from "../../../restores/restores.ts";
+import { projectAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { ProjectParams, security } from "../shared.ts";
+import { CreateRestoreRequest, CreateRestoreResponse } from "./schema.ts";
 
 export const createRestoreRoute = createRoute({
   method: "post",

@@ -1,11 +1,10 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { getSchedule, toScheduledBackup } from "../../backups/schedules.ts";
-import { projectAccess } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { ProjectParams, ScheduledBackup, security } from "../schemas.ts";
-
-export const ListScheduledBackupsResponse = z.object({ scheduled_backups: z.array(ScheduledBackup) });
+import { createRoute } from "@hono/zod-openapi";
+import { getSchedule, toScheduledBackup } from "../../../backups/schedules.ts";
+import { projectAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { ProjectParams, security } from "../shared.ts";
+import { ListScheduledBackupsResponse } from "./schema.ts";
 
 export const listScheduledBackupsRoute = createRoute({
   method: "get",

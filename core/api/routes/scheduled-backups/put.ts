@@ -1,12 +1,11 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { actorOf } from "../../audit/audit.ts";
-import { putSchedule, toScheduledBackup } from "../../backups/schedules.ts";
-import { projectAccess } from "../auth.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { ProjectParams, PutScheduledBackupRequest, ScheduledBackup, security } from "../schemas.ts";
-
-export const PutScheduledBackupResponse = z.object({ scheduled_backup: ScheduledBackup });
+import { createRoute } from "@hono/zod-openapi";
+import { actorOf } from "../../../audit/audit.ts";
+import { putSchedule, toScheduledBackup } from "../../../backups/schedules.ts";
+import { projectAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { ProjectParams, security } from "../shared.ts";
+import { PutScheduledBackupRequest, PutScheduledBackupResponse } from "./schema.ts";
 
 export const putScheduledBackupRoute = createRoute({
   method: "put",

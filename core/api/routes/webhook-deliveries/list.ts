@@ -1,13 +1,12 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { listDeliveries, toDelivery } from "../../webhooks/deliveries.ts";
-import { requireEndpoint } from "../../webhooks/endpoints.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { listQuery, security } from "../schemas.ts";
-import { WebhookDelivery, WebhookEndpointParams, orgAccess } from "./webhook-endpoints.ts";
-
-export const ListWebhookDeliveriesQuery = listQuery(100, 25);
-export const ListWebhookDeliveriesResponse = z.object({ deliveries: z.array(WebhookDelivery) });
+import { createRoute } from "@hono/zod-openapi";
+import { listDeliveries, toDelivery } from "../../../webhooks/deliveries.ts";
+import { requireEndpoint } from "../../../webhooks/endpoints.ts";
+import { orgAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { security } from "../shared.ts";
+import { WebhookEndpointParams } from "../webhook-endpoints/schema.ts";
+import { ListWebhookDeliveriesQuery, ListWebhookDeliveriesResponse } from "./schema.ts";
 
 export const listWebhookDeliveriesRoute = createRoute({
   method: "get",
@@ -15,7 +14,7 @@ export const listWebhookDeliveriesRoute = createRoute({
   tags: ["Webhooks"],
   summary: "The endpoint's deliveries, newest first",
   security,
-  middleware: [orgAccess("read")] as const,
+  middleware: [orgAccess("organizations:read")] as const,
   request: { params: WebhookEndpointParams, query: ListWebhookDeliveriesQuery },
   responses: {
     200: {

@@ -1,11 +1,13 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { AppError } from "../../errors.ts";
-import { createDelivery, getDelivery, toDelivery } from "../../webhooks/deliveries.ts";
-import { requireEndpoint } from "../../webhooks/endpoints.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { security } from "../schemas.ts";
-import { DeliveryResponse, WebhookEndpointParams, orgAccess } from "./webhook-endpoints.ts";
+import { AppError } from "../../../errors.ts";
+import { createDelivery, getDelivery, toDelivery } from "../../../webhooks/deliveries.ts";
+import { requireEndpoint } from "../../../webhooks/endpoints.ts";
+import { orgAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { security } from "../shared.ts";
+import { WebhookEndpointParams } from "../webhook-endpoints/schema.ts";
+import { DeliveryResponse } from "./schema.ts";
 
 export const redeliverWebhookRoute = createRoute({
   method: "post",
@@ -13,7 +15,7 @@ export const redeliverWebhookRoute = createRoute({
   tags: ["Webhooks"],
   summary: "Send a delivery's event again, as a new delivery (new X-CapyDB-Delivery, same event id and body)",
   security,
-  middleware: [orgAccess("write")] as const,
+  middleware: [orgAccess("organizations:write")] as const,
   request: {
     params: WebhookEndpointParams.extend({
       deliveryID: z.string().min(1).openapi({ param: { name: "deliveryID", in: "path" }, description: "Delivery id (whd_...)." }),

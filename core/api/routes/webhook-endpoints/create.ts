@@ -1,16 +1,10 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { createEndpoint, endpointInput, toEndpoint } from "../../webhooks/endpoints.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { security } from "../schemas.ts";
-import { EndpointWithSecret, WebhookOrgParams, orgAccess } from "./webhook-endpoints.ts";
-
-export const CreateWebhookEndpointRequest = endpointInput
-  .extend({
-    url: endpointInput.shape.url.meta({ description: "https URL of a public receiver (private, loopback and metadata addresses are refused)." }),
-    event_types: endpointInput.shape.event_types.meta({ description: "Event types to receive; empty or absent: all." }),
-  })
-  .openapi("CreateWebhookEndpointRequest");
+import { createRoute } from "@hono/zod-openapi";
+import { createEndpoint, toEndpoint } from "../../../webhooks/endpoints.ts";
+import { orgAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { OrgParams, security } from "../shared.ts";
+import { CreateWebhookEndpointRequest, EndpointWithSecret } from "./schema.ts";
 
 export const createWebhookEndpointRoute = createRoute({
   method: "post",
@@ -18,8 +12,8 @@ export const createWebhookEndpointRoute = createRoute({
   tags: ["Webhooks"],
   summary: "Create a webhook endpoint (its signing secret is in this response only)",
   security,
-  middleware: [orgAccess("write")] as const,
-  request: { params: WebhookOrgParams, body: { required: true, content: { "application/json": { schema: CreateWebhookEndpointRequest } } } },
+  middleware: [orgAccess("organizations:write")] as const,
+  request: { params: OrgParams, body: { required: true, content: { "application/json": { schema: CreateWebhookEndpointRequest } } } },
   responses: {
     201: { description: "The endpoint and its secret", content: { "application/json": { schema: EndpointWithSecret } } },
     ...errorResponses(400, 401, 403, 404, 409, 413, 415),

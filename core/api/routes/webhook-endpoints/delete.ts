@@ -1,11 +1,10 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { deleteEndpoint, toEndpoint } from "../../webhooks/endpoints.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { security } from "../schemas.ts";
-import { WebhookEndpoint, WebhookEndpointParams, orgAccess } from "./webhook-endpoints.ts";
-
-export const DeleteWebhookEndpointResponse = z.object({ webhook_endpoint: WebhookEndpoint });
+import { createRoute } from "@hono/zod-openapi";
+import { deleteEndpoint, toEndpoint } from "../../../webhooks/endpoints.ts";
+import { orgAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { security } from "../shared.ts";
+import { DeleteWebhookEndpointResponse, WebhookEndpointParams } from "./schema.ts";
 
 export const deleteWebhookEndpointRoute = createRoute({
   method: "delete",
@@ -13,7 +12,7 @@ export const deleteWebhookEndpointRoute = createRoute({
   tags: ["Webhooks"],
   summary: "Delete a webhook endpoint (its pending deliveries fail; its history goes with it)",
   security,
-  middleware: [orgAccess("write")] as const,
+  middleware: [orgAccess("organizations:write")] as const,
   request: { params: WebhookEndpointParams },
   responses: {
     200: { description: "The deleted endpoint", content: { "application/json": { schema: DeleteWebhookEndpointResponse } } },

@@ -1,11 +1,10 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { requireEndpoint, toEndpoint } from "../../webhooks/endpoints.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { security } from "../schemas.ts";
-import { WebhookEndpoint, WebhookEndpointParams, orgAccess } from "./webhook-endpoints.ts";
-
-export const GetWebhookEndpointResponse = z.object({ webhook_endpoint: WebhookEndpoint });
+import { createRoute } from "@hono/zod-openapi";
+import { requireEndpoint, toEndpoint } from "../../../webhooks/endpoints.ts";
+import { orgAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { security } from "../shared.ts";
+import { GetWebhookEndpointResponse, WebhookEndpointParams } from "./schema.ts";
 
 export const getWebhookEndpointRoute = createRoute({
   method: "get",
@@ -13,7 +12,7 @@ export const getWebhookEndpointRoute = createRoute({
   tags: ["Webhooks"],
   summary: "Show a webhook endpoint and its health",
   security,
-  middleware: [orgAccess("read")] as const,
+  middleware: [orgAccess("organizations:read")] as const,
   request: { params: WebhookEndpointParams },
   responses: {
     200: { description: "The endpoint", content: { "application/json": { schema: GetWebhookEndpointResponse } } },

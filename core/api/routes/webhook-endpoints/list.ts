@@ -1,11 +1,10 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { listEndpointItems, toEndpoint } from "../../webhooks/endpoints.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { security } from "../schemas.ts";
-import { WebhookEndpoint, WebhookOrgParams, orgAccess } from "./webhook-endpoints.ts";
-
-export const ListWebhookEndpointsResponse = z.object({ webhook_endpoints: z.array(WebhookEndpoint) });
+import { createRoute } from "@hono/zod-openapi";
+import { listEndpointItems, toEndpoint } from "../../../webhooks/endpoints.ts";
+import { orgAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { OrgParams, security } from "../shared.ts";
+import { ListWebhookEndpointsResponse } from "./schema.ts";
 
 export const listWebhookEndpointsRoute = createRoute({
   method: "get",
@@ -13,8 +12,8 @@ export const listWebhookEndpointsRoute = createRoute({
   tags: ["Webhooks"],
   summary: "List the organization's webhook endpoints, newest first (never their secrets)",
   security,
-  middleware: [orgAccess("read")] as const,
-  request: { params: WebhookOrgParams },
+  middleware: [orgAccess("organizations:read")] as const,
+  request: { params: OrgParams },
   responses: {
     200: { description: "The endpoints", content: { "application/json": { schema: ListWebhookEndpointsResponse } } },
     ...errorResponses(401, 403, 404),

@@ -1,9 +1,10 @@
 import { createRoute } from "@hono/zod-openapi";
-import { SECRET_OVERLAP_MS, rotateSecret, toEndpoint } from "../../webhooks/endpoints.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { security } from "../schemas.ts";
-import { EndpointWithSecret, WebhookEndpointParams, orgAccess } from "./webhook-endpoints.ts";
+import { SECRET_OVERLAP_MS, rotateSecret, toEndpoint } from "../../../webhooks/endpoints.ts";
+import { orgAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { security } from "../shared.ts";
+import { EndpointWithSecret, WebhookEndpointParams } from "./schema.ts";
 
 export const rotateWebhookSecretRoute = createRoute({
   method: "post",
@@ -11,7 +12,7 @@ export const rotateWebhookSecretRoute = createRoute({
   tags: ["Webhooks"],
   summary: `Rotate the signing secret: the previous one keeps signing beside the new one for ${SECRET_OVERLAP_MS / 3600_000} hours`,
   security,
-  middleware: [orgAccess("write")] as const,
+  middleware: [orgAccess("organizations:write")] as const,
   request: { params: WebhookEndpointParams },
   responses: {
     200: { description: "The endpoint and its new secret (shown this once)", content: { "application/json": { schema: EndpointWithSecret } } },

@@ -1,10 +1,12 @@
 import { createRoute } from "@hono/zod-openapi";
-import { createDelivery, testEvent, toDelivery } from "../../webhooks/deliveries.ts";
-import { requireEndpoint } from "../../webhooks/endpoints.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { security } from "../schemas.ts";
-import { DeliveryResponse, WebhookEndpointParams, orgAccess } from "./webhook-endpoints.ts";
+import { createDelivery, testEvent, toDelivery } from "../../../webhooks/deliveries.ts";
+import { requireEndpoint } from "../../../webhooks/endpoints.ts";
+import { orgAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { security } from "../shared.ts";
+import { DeliveryResponse } from "../webhook-deliveries/schema.ts";
+import { WebhookEndpointParams } from "./schema.ts";
 
 export const testWebhookEndpointRoute = createRoute({
   method: "post",
@@ -12,7 +14,7 @@ export const testWebhookEndpointRoute = createRoute({
   tags: ["Webhooks"],
   summary: "Send a `webhook.test` event to the endpoint (asynchronously: follow the delivery in its history)",
   security,
-  middleware: [orgAccess("write")] as const,
+  middleware: [orgAccess("organizations:write")] as const,
   request: { params: WebhookEndpointParams },
   responses: {
     202: { description: "The pending delivery", content: { "application/json": { schema: DeliveryResponse } } },

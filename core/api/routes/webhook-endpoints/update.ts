@@ -1,17 +1,10 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { endpointPatch, toEndpoint, updateEndpoint } from "../../webhooks/endpoints.ts";
-import type { App, RouteDeps } from "../context.ts";
-import { errorResponses } from "../errors.ts";
-import { security } from "../schemas.ts";
-import { WebhookEndpoint, WebhookEndpointParams, orgAccess } from "./webhook-endpoints.ts";
-
-export const UpdateWebhookEndpointRequest = endpointPatch
-  .extend({
-    event_types: endpointPatch.shape.event_types.meta({ description: "Replaces the list; empty: all event types." }),
-    is_active: endpointPatch.shape.is_active.meta({ description: "false stops deliveries; true turns a disabled endpoint back on (its failure streak is forgotten)." }),
-  })
-  .openapi("UpdateWebhookEndpointRequest");
-export const UpdateWebhookEndpointResponse = z.object({ webhook_endpoint: WebhookEndpoint });
+import { createRoute } from "@hono/zod-openapi";
+import { toEndpoint, updateEndpoint } from "../../../webhooks/endpoints.ts";
+import { orgAccess } from "../../auth.ts";
+import type { App, RouteDeps } from "../../context.ts";
+import { errorResponses } from "../../errors.ts";
+import { security } from "../shared.ts";
+import { UpdateWebhookEndpointRequest, UpdateWebhookEndpointResponse, WebhookEndpointParams } from "./schema.ts";
 
 export const updateWebhookEndpointRoute = createRoute({
   method: "patch",
@@ -19,7 +12,7 @@ export const updateWebhookEndpointRoute = createRoute({
   tags: ["Webhooks"],
   summary: "Change a webhook endpoint's URL, event types, description or activity (fields not given keep their values)",
   security,
-  middleware: [orgAccess("write")] as const,
+  middleware: [orgAccess("organizations:write")] as const,
   request: { params: WebhookEndpointParams, body: { required: true, content: { "application/json": { schema: UpdateWebhookEndpointRequest } } } },
   responses: {
     200: { description: "The endpoint", content: { "application/json": { schema: UpdateWebhookEndpointResponse } } },

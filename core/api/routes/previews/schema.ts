@@ -1,0 +1,59 @@
+import { z } from "@hono/zod-openapi";
+import { DEFAULT_TTL_HOURS, previewModes, previewNameSchema, previewSchema, ttlHoursSchema } from "../../../previews/previews.ts";
+import { Job } from "../jobs/schema.ts";
+import { at, listQuery } from "../shared.ts";
+
+/** Wire schemas of the preview databases (SPEC section 5), named as OpenAPI components. */
+export const Preview = previewSchema
+  .extend({ expires_at: at(), created_at: at(), updated_at: at() })
+  .openapi("Preview");
+
+export const Connections = z
+  .object({
+    direct_url: z.string().openapi({ description: "postgres:// URL with the preview role's password" }),
+    pooled_url: z.string().nullable().openapi({ description: "null: there is no pooler" }),
+    username: z.string(),
+  })
+  .openapi("Connections");
+
+export const PreviewParams = z.object({
+  previewID: z.string().min(1).openapi({ param: { name: "previewID", in: "path" }, description: "Preview database id." }),
+});
+
+export const CreatePreviewRequest = z
+  .object({
+    name: z.string().pipe(previewNameSchema).optional().openapi({ description: "Default: the database name. Letters, digits, '.', '_' or '-' (at most 63)." }),
+    mode: z.enum(previewModes).default("empty").openapi({ description: "empty, or clone (restores the project's newest verified backup)." }),
+    ttl_hours: ttlHoursSchema.default(DEFAULT_TTL_HOURS).meta({ description: "Deleted this many hours from now (1-168, default 24)." }),
+  })
+  .openapi("CreatePreviewRequest");
+
+export const ExtendPreviewRequest = z
+  .object({ ttl_hours: ttlHoursSchema.meta({ description: "The preview now expires this many hours from now (1-168)." }) })
+  .openapi("ExtendPreviewRequest");
+
+export const PreviewConnectionsResponse = z.object({ connections: Connections });
+
+export const CreatePreviewResponse = z.object({ preview: Preview, job: Job });
+
+export const DeletePreviewResponse = z.object({ job: Job });
+
+export const ExtendPreviewResponse = z.object({ preview: Preview });
+
+export const GetPreviewResponse = z.object({ preview: Preview });
+
+export const ListPreviewsQuery = listQuery(100, 100);
+
+export const ListPreviewsResponse = z.object({ preview_databases: z.array(Preview) });
+
+export const PromotePreviewRequest = z
+  .object({
+    approval_token: z.string().max(200).optional().openapi({
+      description: "ap_...: an unused project.promote_preview approval of the preview's project (POST /v1/projects/{projectID}/approvals, by an organization admin).",
+    }),
+  })
+  .openapi("PromotePreviewRequest");
+
+export const PromotePreviewResponse = z.object({ job: Job });
+
+export const ResetPreviewResponse = z.object({ job: Job });
