@@ -221,7 +221,7 @@ describe("API key management", () => {
     expect((await app.request(`/v1/projects/${tenant.projectId}/backups`, { headers: { "x-api-key": full } })).status, "the full key still works").toBe(200);
 
     // A key within the revoker's scopes may go.
-    const small = await (await create({ name: "small", scopes: ["api_keys:read"] }, keyManager)).json();
+    const small = await body(await create({ name: "small", scopes: ["api_keys:read"] }, keyManager));
     const ok = await app.request(`${keysPath()}/${small.api_key.id}`, { method: "DELETE", headers: { "x-api-key": keyManager } });
     expect(ok.status, await ok.clone().text()).toBe(200);
 
