@@ -31,6 +31,8 @@
  * | base backup     | CLS#<cls>               | BBK#<bbk>   |                                |                                          |
  * | WAL gap         | CLS#<cls>               | GAP#<gap>   |                                |                                          |
  * | WAL segment     | WALSEG#<cls>            | <segment name> or HIST#<timeline> |              |                                          |
+ * | pitr pin        | CLS#<cls>               | PITRPIN#<rpt> |                              |                                          |
+ * | pitr request    | JOB#<job>               | PITR        |                                |                                          |
  */
 export const keys = {
   organization: (id: string) => ({ pk: `ORG#${id}`, sk: "ORG" }),
@@ -93,6 +95,11 @@ export const keys = {
   walSegment: (clusterId: string, name: string) => ({ pk: `WALSEG#${clusterId}`, sk: name }),
   walHistory: (clusterId: string, timeline: number) => ({ pk: `WALSEG#${clusterId}`, sk: `HIST#${timeline.toString(16).toUpperCase().padStart(8, "0")}` }),
   walSegmentPartition: (clusterId: string) => `WALSEG#${clusterId}`,
+  /** An active restore point of kind pitr: the cluster's archive keeps what it needs (core/restores/points.ts). */
+  pitrPin: (clusterId: string, pointId: string) => ({ pk: `CLS#${clusterId}`, sk: `PITRPIN#${pointId}` }),
+  pitrPinPrefix: "PITRPIN#",
+  /** A point-in-time restore's target, beside its job (core/restores/pitr.ts). */
+  pitrRequest: (jobId: string) => ({ pk: `JOB#${jobId}`, sk: "PITR" }),
 } as const;
 
 /** Epoch seconds, for the TTL attribute. */

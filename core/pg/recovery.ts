@@ -41,8 +41,12 @@ export interface RecoveryOptions {
   /** The backup's manifest when it is stored beside the tar (pg_basebackup -D - puts it inside). */
   manifest?: Buffer;
   wal: WalSource;
-  /** Replay stops at the last commit at or before this time (recovery_target_inclusive). */
-  targetTime: Date;
+  /**
+   * Where replay stops: after the last commit at or before `time` (PostgreSQL stops before the
+   * first commit after it, so the archive must hold one), or right after the restore point `name`
+   * (`pg_create_restore_point`).
+   */
+  target: RecoveryTarget;
   /** Databases restored in full (pgBackRest's --db-include); unset: the whole cluster. */
   includeDatabaseOids?: readonly number[];
   /** The role clients connect as (it exists in the backup; the private socket trusts it). */
@@ -59,6 +63,10 @@ export interface RecoveryOptions {
   /** Progress lines (stage changes, the stop point). */
   onProgress?: (message: string, fields?: Record<string, unknown>) => void;
 }
+
+export type RecoveryTarget = { time: Date } | { name: string };
+
+const describe = (t: RecoveryTarget) => ("time" in t ? t.time.toISOString() : `restore point ${t.name}`);
 
 export interface RecoveryInstance {
   dir: string;
@@ -120,6 +128,19 @@ export async function findServerBinary(major: number, pgBinDirs: readonly string
   throw new RecoveryError(`the base backup is of PostgreSQL ${major}, and no PostgreSQL ${major} server binary is installed where the worker runs`, "server");
 }
 
+/** Whether any `postgres` server binary is where the worker runs (a Lambda has none: its restores go to the task). */
+export function hasServerBinary(pgBinDirs: readonly string[] = []): boolean {
+  const dirs = [...pgBinDirs, "/usr/lib/postgresql", ...(process.env.PATH ?? "").split(":").filter(Boolean)];
+  return dirs.some((d) => {
+    if (executable(join(d, "postgres"))) return true;
+    try {
+      return readdirSync(d).some((v) => /^\d+$/.test(v) && executable(join(d, v, "bin", "postgres")));
+    } catch {
+      return false;
+    }
+  });
+}
+
 function processAlive(pid: number): boolean {
   return existsSync(`/proc/${pid}`);
 }
@@ -163,14 +184,14 @@ const quoteConf = (v: string) => `'${v.replace(/\\/g, "\\\\").replace(/'/g, "''"
  * follow or a port, none of which belong on a throwaway copy. Hot standby is off: nobody reads it
  * before promotion, and the primary's connection limits then need not be matched.
  */
-function configuration(o: { socketDir: string; restoreCommand: string; targetTime: Date; settings?: Record<string, string> }): string {
+function configuration(o: { socketDir: string; restoreCommand: string; target: RecoveryTarget; settings?: Record<string, string> }): string {
   const settings: Record<string, string> = {
     listen_addresses: "",
     port: "5432",
     unix_socket_directories: o.socketDir,
     unix_socket_permissions: "0700",
     restore_command: o.restoreCommand,
-    recovery_target_time: o.targetTime.toISOString().replace("T", " ").replace("Z", "+00"),
+    ...("time" in o.target ? { recovery_target_time: o.target.time.toISOString().replace("T", " ").replace("Z", "+00") } : { recovery_target_name: o.target.name }),
     recovery_target_inclusive: "on",
     recovery_target_action: "promote",
     hot_standby: "off",
@@ -295,7 +316,7 @@ export async function startRecoveryInstance(o: RecoveryOptions): Promise<Recover
     await mkdir(join(data, "pg_wal", "archive_status"), { recursive: true, mode: 0o700 });
     const script = join(dir, "restore_command.sh");
     await writeFile(script, restoreCommandScript(spoolDir, process.pid), { mode: 0o755 });
-    await writeFile(join(data, "postgresql.conf"), configuration({ socketDir, restoreCommand: `${script} %f %p`, targetTime: o.targetTime, settings: o.settings }), { mode: 0o600 });
+    await writeFile(join(data, "postgresql.conf"), configuration({ socketDir, restoreCommand: `${script} %f %p`, target: o.target, settings: o.settings }), { mode: 0o600 });
     await writeFile(join(data, "pg_hba.conf"), "# the recovery instance: its private socket only\nlocal all all trust\n", { mode: 0o600 });
     await writeFile(join(data, "pg_ident.conf"), "", { mode: 0o600 });
     await writeFile(join(data, "recovery.signal"), "", { mode: 0o600 });
@@ -310,7 +331,7 @@ export async function startRecoveryInstance(o: RecoveryOptions): Promise<Recover
     await spool.start();
     const log = new ServerLog((line) => progress("recovery", { line: line.replace(/^\S+ \S+ \S+ /, "") }));
     const t1 = Date.now();
-    progress("replaying WAL", { target_time: o.targetTime.toISOString() });
+    progress("replaying WAL", { target: describe(o.target) });
     // setpriv --pdeathsig: the server is killed when the worker's process dies, whatever kills it.
     const usePdeath = executable("/usr/bin/setpriv");
     const cmd = usePdeath ? "/usr/bin/setpriv" : bin;
@@ -331,7 +352,7 @@ export async function startRecoveryInstance(o: RecoveryOptions): Promise<Recover
       };
       void exited!.then(() => {
         if (o.signal?.aborted) return done(interrupted());
-        done(explainExit(log, spool!, o.targetTime));
+        done(explainExit(log, spool!, describe(o.target)));
       });
     });
     const replayMs = Date.now() - t1;
@@ -359,18 +380,18 @@ export async function startRecoveryInstance(o: RecoveryOptions): Promise<Recover
 }
 
 /** Why the server exited before it was ready, in words about the archive rather than the server. */
-function explainExit(log: ServerLog, spool: WalSpool, target: Date): RecoveryError {
+function explainExit(log: ServerLog, spool: WalSpool, target: string): RecoveryError {
   const failure = spool.failure;
-  if (failure) return new RecoveryError(`WAL needed to reach ${target.toISOString()} could not be read from the archive: ${failure.message}`, "archive", { cause: failure });
+  if (failure) return new RecoveryError(`WAL needed to reach ${target} could not be read from the archive: ${failure.message}`, "archive", { cause: failure });
   const fatal = log.fatal() ?? "the server exited during recovery";
   if (/recovery ended before configured recovery target was reached/.test(fatal)) {
     return new RecoveryError(
-      `the WAL archive ends before ${target.toISOString()}${log.lastTransaction ? ` (its last transaction is at ${log.lastTransaction})` : ""}: the time is not restorable yet`,
+      `the WAL archive ends before ${target}${log.lastTransaction ? ` (its last transaction is at ${log.lastTransaction})` : ""}: the time is not restorable yet`,
       "archive",
     );
   }
   if (/requested recovery stop point is before consistent recovery point/.test(fatal)) {
-    return new RecoveryError(`${target.toISOString()} is before the end of the base backup used: choose a later time or an older base backup`, "base_backup");
+    return new RecoveryError(`${target} is before the end of the base backup used: choose a later time or an older base backup`, "base_backup");
   }
   return new RecoveryError(`the recovery instance failed: ${fatal}`, "server");
 }

@@ -121,6 +121,9 @@ function previewJob(project: Project, preview: Pick<PreviewItem, "id" | "databas
 
 type Writer = Db & Pick<Deps, "sqs" | "queueUrl" | "log" | "secretKey" | "previewLimit">;
 
+/** More writes for the transaction that creates a job (a point-in-time restore's target), given the job's id. */
+export type AlsoWrites = (jobId: string) => Parameters<typeof transactWrite>[1];
+
 /**
  * Creates a preview (`provisioning`) and the job that provisions it, in one transaction with the
  * project's live-preview counter: at most `previewLimit` live previews, even under concurrent
@@ -129,7 +132,7 @@ type Writer = Db & Pick<Deps, "sqs" | "queueUrl" | "log" | "secretKey" | "previe
 export async function createPreview(
   deps: Writer,
   project: Project,
-  input: { name?: string; mode: "empty" | "clone"; ttl_hours?: number; backupId: string | null; jobType: JobType },
+  input: { name?: string; mode: "empty" | "clone"; ttl_hours?: number; backupId: string | null; jobType: JobType; also?: AlsoWrites },
 ): Promise<{ preview: PreviewItem; job: JobItem }> {
   const now = deps.now();
   const at = iso(now);
@@ -183,6 +186,7 @@ export async function createPreview(
         },
       },
       { Put: { TableName: deps.table, Item: job } },
+      ...(input.also?.(job.id) ?? []),
     ],
     `the project already has ${limit} live preview databases (the limit): delete one first`,
   ), undefined);
@@ -196,7 +200,7 @@ async function startAction(
   project: Project,
   preview: PreviewItem,
   action: PreviewAction,
-  opts: { backupId: string | null; recreate?: boolean; state: PreviewState; jobType: JobType; mode?: Preview["mode"] },
+  opts: { backupId: string | null; recreate?: boolean; state: PreviewState; jobType: JobType; mode?: Preview["mode"]; also?: AlsoWrites },
 ): Promise<{ preview: PreviewItem; job: JobItem }> {
   const promoting = await promotionOf(deps, project.id, preview.id);
   const now = deps.now();
@@ -251,6 +255,7 @@ async function startAction(
         ...(promoting.guardJobId ? { ExpressionAttributeValues: { ":guard": promoting.guardJobId } } : {}),
       },
     },
+    ...(opts.also?.(job.id) ?? []),
   ];
   if (preview.counted && !next.counted) {
     writes.push({
@@ -302,9 +307,9 @@ export async function requestPreviewReset(deps: Writer, project: Project, previe
 }
 
 /** Restores `backupId` into an existing preview (`recreate`: drop what it holds first). */
-export async function requestRestoreIntoPreview(deps: Writer, project: Project, preview: PreviewItem, backupId: string, recreate: boolean) {
+export async function requestRestoreIntoPreview(deps: Writer, project: Project, preview: PreviewItem, backupId: string | null, recreate: boolean, also?: AlsoWrites) {
   requireSettled(preview, "restore into it");
-  return startAction(deps, project, preview, "restore", { backupId, recreate, state: "resetting", jobType: jobTypeOf.restore, mode: "clone" });
+  return startAction(deps, project, preview, "restore", { backupId, recreate, state: "resetting", jobType: jobTypeOf.restore, mode: "clone", also });
 }
 
 /** Sets the expiry to `ttlHours` from now. */
@@ -403,12 +408,30 @@ async function announceForJob(
  * Restored and checked (or created empty): ready, with `preview.ready`, and for a restore
  * `restore.completed` as well (a subscriber to either hears it).
  */
-export async function markPreviewReady(deps: Db, read: PreviewItem, jobId: string): Promise<PreviewItem | undefined> {
+export async function markPreviewReady(deps: Db, read: PreviewItem, jobId: string, pitr?: { restore_time: string }): Promise<PreviewItem | undefined> {
   // Read afresh: the job's copy is from its start, and an extend since then moved expires_at.
   // Provisioning and resetting are live, like ready: the expiry index entry stays as it is.
   const preview = (await getPreview(deps, read.id)) ?? read;
   return announceForJob(deps, preview, jobId, { state: "ready", error: null }, ["provisioning", "resetting"], (at) => [
     previewReadyEvent(preview, jobId, at),
+    ...(preview.action === "restore" && pitr
+      ? [
+          restoreCompletedEvent(
+            {
+              organization_id: preview.organization_id,
+              project_id: preview.project_id,
+              job_id: jobId,
+              backup_id: null,
+              backup_key: null,
+              target_kind: "preview",
+              preview_id: preview.id,
+              database_name: preview.database_name,
+              completed_at: at,
+            },
+            { source_kind: "pitr", restore_time: pitr.restore_time },
+          ),
+        ]
+      : []),
     ...(preview.action === "restore" && preview.action_backup_id
       ? [
           restoreCompletedEvent({

@@ -15,7 +15,7 @@ import { enqueueCommitted } from "../jobs/queue.ts";
 import { confirmCommitted, jobFromRecord } from "../jobs/request.ts";
 import { open, seal } from "../orgs/secretbox.ts";
 import type { Project } from "../orgs/orgs.ts";
-import { getPreview, previewDatabaseName, previewItem, type PreviewItem } from "../previews/previews.ts";
+import { getPreview, previewDatabaseName, previewItem, type AlsoWrites, type PreviewItem } from "../previews/previews.ts";
 
 type Db = Pick<Deps, "ddb" | "table" | "now">;
 type Writer = Db & Pick<Deps, "sqs" | "queueUrl" | "log" | "secretKey">;
@@ -127,7 +127,16 @@ interface Start {
 }
 
 /** The job, the promotion and the guard, committed with the approval's consumption and the request's audit event. */
-async function start(deps: Writer, project: Project, token: string | undefined, actor: Actor, jobId: string, s: Start, audit: { action: "preview.promote_requested" | "project.restore_overwrite_requested"; target_type: string; target_id: string }) {
+async function start(
+  deps: Writer,
+  project: Project,
+  token: string | undefined,
+  actor: Actor,
+  jobId: string,
+  s: Start,
+  audit: { action: "preview.promote_requested" | "project.restore_overwrite_requested"; target_type: string; target_id: string; metadata?: Record<string, unknown> },
+  also: AlsoWrites = () => [],
+) {
   const now = deps.now();
   const at = iso(now);
   const safetyBackupId = newId("backup", now);
@@ -187,8 +196,9 @@ async function start(deps: Writer, project: Project, token: string | undefined, 
     { Put: { TableName: deps.table, Item: job } },
     { Put: { TableName: deps.table, Item: { ...keys.promotion(jobId), ...promotion, approval_id: approvalId }, ConditionExpression: "attribute_not_exists(pk)" } },
     guard,
-    auditItem(deps, { organization_id: project.organization_id, project_id: project.id, action: audit.action, actor, target_type: audit.target_type, target_id: audit.target_id, metadata: ids }),
+    auditItem(deps, { organization_id: project.organization_id, project_id: project.id, action: audit.action, actor, target_type: audit.target_type, target_id: audit.target_id, metadata: { ...ids, ...audit.metadata } }),
     ...(s.checks ?? []),
+    ...also(jobId),
   ];
   await confirmCommitted(deps, jobId, () => commitWithApproval(deps, token, use, writes(approval.id), `project ${project.id} changed while this request was made: try again`), approval);
   await enqueueCommitted(deps, jobId);
@@ -253,15 +263,23 @@ export function refuseOverwriteOfProduction(project: Pick<Project, "id" | "envir
  * then the same phases as a promote. Refused for production projects (restore into a preview and
  * promote it: the data can be looked at before it replaces anything).
  */
-export async function requestRestoreOverwrite(deps: Writer, project: Project, backup: BackupItem, token: string | undefined, actor: Actor) {
+export async function requestRestoreOverwrite(
+  deps: Writer,
+  project: Project,
+  backup: BackupItem | null,
+  token: string | undefined,
+  actor: Actor,
+  /** A point-in-time overwrite: no backup; the job's pitr request (written with it) names the time. */
+  pitr?: { restore_time: string; also: AlsoWrites },
+) {
   refuseOverwriteOfProduction(project);
   const jobId = newId("job", deps.now());
   const hidden = hiddenRestoreDatabase(jobId);
   return start(deps, project, token, actor, jobId, {
     kind: "restore_overwrite",
     incoming: { database: hidden, role: hidden, passwordSealed: seal(deps.secretKey, randomBytes(24).toString("base64url")), previewId: null },
-    sourceBackupId: backup.id,
-  }, { action: "project.restore_overwrite_requested", target_type: "project", target_id: project.id });
+    sourceBackupId: backup?.id ?? null,
+  }, { action: "project.restore_overwrite_requested", target_type: "project", target_id: project.id, metadata: pitr ? { restore_time: pitr.restore_time } : undefined }, pitr?.also);
 }
 
 // ---------------------------------------------------------------------------------------------

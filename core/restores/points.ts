@@ -28,7 +28,13 @@ export const restorePointSchema = z.object({
 });
 export type RestorePoint = z.infer<typeof restorePointSchema>;
 
-export const restorePointItem = restorePointSchema.extend({ item_type: z.literal("restore_point") });
+export const restorePointItem = restorePointSchema.extend({
+  item_type: z.literal("restore_point"),
+  /** Kind pitr: the name marked in the WAL with pg_create_restore_point (the point's id), when it was. */
+  wal_restore_point: z.string().nullable().default(null),
+  /** Kind pitr: the cluster whose archive the point pins (its pin item lives there). */
+  pin_cluster_id: z.string().nullable().default(null),
+});
 export type RestorePointItem = z.infer<typeof restorePointItem>;
 
 export const toRestorePoint = (p: RestorePointItem): RestorePoint => restorePointSchema.parse(p);
@@ -78,8 +84,71 @@ export const createRestorePointInput = z.object({
   label: z.string().min(1).max(200),
   kind: z.enum(["backup", "pitr"]).default("backup"),
   backup_key: z.string().max(300).optional(),
+  /** Kind pitr: the moment (RFC 3339); default now. An empty string counts as absent. */
+  pitr_time: z.preprocess((v) => (v === "" || v === null ? undefined : v), z.string().max(100).optional()),
   note: z.string().max(2000).nullable().optional(),
 });
+
+/**
+ * What keeps a cluster's WAL archive past its window: one item per active restore point of kind
+ * pitr, in the cluster's partition (`CLS#<cls>` / `PITRPIN#<rpt>`), so the archive's retention
+ * reads every pin of a cluster with one query (`listPitrPins`).
+ */
+export const pitrPinItem = z.object({
+  item_type: z.literal("pitr_pin"),
+  cluster_id: z.string(),
+  project_id: z.string(),
+  restore_point_id: z.string(),
+  pitr_time: z.string(),
+  created_at: z.string(),
+});
+export type PitrPinItem = z.infer<typeof pitrPinItem>;
+
+/** The active pitr restore points of a cluster: retention keeps the base backup and WAL each one needs. */
+export async function listPitrPins(deps: Db, clusterId: string): Promise<PitrPinItem[]> {
+  return queryAll(deps, pitrPinItem, {
+    KeyConditionExpression: "pk = :p AND begins_with(sk, :r)",
+    ExpressionAttributeValues: { ":p": keys.pitrPin(clusterId, "").pk, ":r": keys.pitrPinPrefix },
+  });
+}
+
+/**
+ * An active point of kind pitr at `pitrTime` (checked against the window by the caller), with its
+ * pin on the cluster's archive. `walRestorePoint`: the name marked in the WAL for it, if any.
+ */
+export async function createPitrRestorePoint(
+  deps: Db,
+  project: Project,
+  input: { id: string; label: string; note?: string | null; pitrTime: string; walRestorePoint: string | null },
+  actor: { kind: "api_key" | "clerk_session"; id: string },
+): Promise<RestorePointItem> {
+  const at = iso(deps.now());
+  const point: RestorePointItem = {
+    item_type: "restore_point",
+    id: input.id,
+    organization_id: project.organization_id,
+    project_id: project.id,
+    kind: "pitr",
+    label: input.label,
+    note: input.note ?? null,
+    backup_id: null,
+    backup_key: null,
+    pitr_time: input.pitrTime,
+    state: "active",
+    created_by_actor_kind: actor.kind,
+    created_by_actor_id: actor.id,
+    created_at: at,
+    updated_at: at,
+    wal_restore_point: input.walRestorePoint,
+    pin_cluster_id: project.cluster_id,
+  };
+  const pin: PitrPinItem = { item_type: "pitr_pin", cluster_id: project.cluster_id, project_id: project.id, restore_point_id: point.id, pitr_time: input.pitrTime, created_at: at };
+  await transactWrite(deps, [
+    { Put: { TableName: deps.table, Item: { ...keys.restorePoint(project.id, point.id), ...point }, ConditionExpression: "attribute_not_exists(pk)" } },
+    { Put: { TableName: deps.table, Item: { ...keys.pitrPin(project.cluster_id, point.id), ...pin } } },
+  ]);
+  return point;
+}
 
 /** Up to three tries when a concurrent pin or unpin changed the backup's count. */
 async function withPinRetry<T>(fn: () => Promise<T>): Promise<T> {
@@ -119,6 +188,8 @@ export async function createRestorePoint(
     created_by_actor_id: actor.id,
     created_at: iso(now),
     updated_at: iso(now),
+    wal_restore_point: null,
+    pin_cluster_id: null,
   };
   await withPinRetry(async () => {
     const current = await getItem(deps, pinnedBackup, keys.backup(project.id, backup.id));
@@ -154,6 +225,8 @@ export async function deleteRestorePoint(deps: Db, point: RestorePointItem): Pro
     ];
     const backup = point.backup_id ? await getItem(deps, pinnedBackup, keys.backup(point.project_id, point.backup_id)) : undefined;
     if (backup && (backup.pin_count ?? 0) > 0) writes.push({ Update: { ...pinUpdate(backup, backup.pin_count ?? 0, -1), TableName: deps.table } });
+    // A pitr point's pin goes with it: the archive's retention may then let its time go.
+    if (point.pin_cluster_id) writes.push({ Delete: { TableName: deps.table, Key: keys.pitrPin(point.pin_cluster_id, point.id) } });
     await transactWrite(deps, writes, PIN_RACE);
   });
   return { ...point, state: "deleted", updated_at: at };

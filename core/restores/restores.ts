@@ -11,6 +11,7 @@ import { createPreview, getPreview, previewNameSchema, requestRestoreIntoPreview
 import { refuseOverwriteOfProduction, requestRestoreOverwrite } from "../promote/promote.ts";
 import type { Actor } from "../audit/audit.ts";
 import { getRestorePoint } from "./points.ts";
+import { parseRestoreTime, pitrRequestPut, resolveRestoreTime, type PitrTarget, type ResolvedRestoreTime } from "./pitr.ts";
 
 type Db = Pick<Deps, "ddb" | "table" | "now">;
 
@@ -97,12 +98,11 @@ export async function requestRestore(
   holdsTables: (previewId: string) => Promise<boolean>,
   /** Who asked (an overwrite restore records it and consumes the approval for it). */
   actor?: Actor,
-): Promise<{ job: JobItem }> {
+): Promise<{ job: JobItem; pitr?: ResolvedRestoreTime }> {
   const data = restoreRequest.parse(input);
   const sources = [data.backup_key, data.restore_point_id, data.restore_time].filter((s) => s !== undefined);
   if (sources.length === 0) throw new AppError("bad_request", "give exactly one source: backup_key, restore_point_id or restore_time");
   if (sources.length > 1) throw new AppError("bad_request", "give exactly one source: backup_key, restore_point_id or restore_time (not several)");
-  if (data.restore_time !== undefined) throw new AppError("bad_request", PITR_UNAVAILABLE);
   if (data.target_kind === "project") {
     if (data.preview_id !== undefined || data.preview_name !== undefined) {
       throw new AppError("bad_request", "preview_id and preview_name are for a preview target; target_kind project restores into the project's own database");
@@ -110,24 +110,36 @@ export async function requestRestore(
     refuseOverwriteOfProduction(project);
   }
 
-  let backup: BackupItem;
-  if (data.backup_key !== undefined) {
+  // The source: a backup, or a point in time of the cluster's WAL archive (a time, or a point of kind pitr).
+  let backup: BackupItem | undefined;
+  let pitr: PitrTarget | undefined;
+  if (data.restore_time !== undefined) {
+    pitr = { ...(await resolveRestoreTime(deps, project, parseRestoreTime(data.restore_time))), restore_point_id: null, wal_restore_point: null };
+  } else if (data.backup_key !== undefined) {
     backup = await backupByKey(deps, project, data.backup_key);
   } else {
     const point = await getRestorePoint(deps, project.id, data.restore_point_id!);
     if (!point) throw new AppError("not_found", `restore point ${data.restore_point_id} not found in project ${project.id}`);
     if (point.state !== "active") throw new AppError("bad_request", `restore point ${point.id} was deleted: it no longer pins a backup`);
-    if (point.kind === "pitr" || !point.backup_id) throw new AppError("bad_request", PITR_UNAVAILABLE);
-    const b = await getBackup(deps, project.id, point.backup_id);
-    if (!b) throw new AppError("not_found", `the backup of restore point ${point.id} no longer exists`);
-    backup = b;
+    if (point.kind === "pitr") {
+      if (!point.pitr_time) throw new AppError("bad_request", `restore point ${point.id} has no pitr_time`);
+      const resolved = await resolveRestoreTime(deps, project, new Date(point.pitr_time), { clamp: false, field: `restore point ${point.id}'s pitr_time` });
+      pitr = { ...resolved, restore_point_id: point.id, wal_restore_point: point.wal_restore_point };
+    } else {
+      if (!point.backup_id) throw new AppError("bad_request", `restore point ${point.id} names no backup`);
+      const b = await getBackup(deps, project.id, point.backup_id);
+      if (!b) throw new AppError("not_found", `the backup of restore point ${point.id} no longer exists`);
+      backup = b;
+    }
   }
-  checkRestorable(backup, data.allow_unverified_backup);
+  if (backup) checkRestorable(backup, data.allow_unverified_backup);
+  const also = pitr ? (jobId: string) => [pitrRequestPut(deps, project, jobId, pitr)] : undefined;
+  const answer = pitr ? { requested_restore_time: pitr.requested_restore_time, restore_time: pitr.restore_time, restore_time_clamped: pitr.restore_time_clamped } : undefined;
 
   if (data.target_kind === "project") {
     if (!actor) throw new Error("an overwrite restore needs the requesting actor");
-    const { job } = await requestRestoreOverwrite(deps, project, backup, data.approval_token, actor);
-    return { job };
+    const { job } = await requestRestoreOverwrite(deps, project, backup ?? null, data.approval_token, actor, pitr && also ? { restore_time: pitr.restore_time, also } : undefined);
+    return { job, pitr: answer };
   }
 
   if (data.target_kind === "new_preview") {
@@ -136,10 +148,11 @@ export async function requestRestore(
       name: data.preview_name,
       mode: "clone",
       ttl_hours: data.ttl_hours,
-      backupId: backup.id,
+      backupId: backup?.id ?? null,
       jobType: "project.restore",
+      also,
     });
-    return { job };
+    return { job, pitr: answer };
   }
   if (data.preview_id === undefined) throw new AppError("bad_request", "preview_id: is required when target_kind is preview");
   const preview = await getPreview(deps, data.preview_id);
@@ -149,6 +162,6 @@ export async function requestRestore(
   if (preview.state === "ready" && !data.recreate && (await holdsTables(preview.id))) {
     throw new AppError("conflict", `preview ${preview.id} holds tables: pass recreate: true to empty it first`);
   }
-  const { job } = await requestRestoreIntoPreview(deps, project, preview, backup.id, data.recreate);
-  return { job };
+  const { job } = await requestRestoreIntoPreview(deps, project, preview, backup?.id ?? null, data.recreate, also);
+  return { job, pitr: answer };
 }

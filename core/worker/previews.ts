@@ -24,6 +24,9 @@ import { WorkerFailure, type ToolReport } from "./classify.ts";
 import { ignored, toRunReport, type Attempt, type JobRunner, type RunOutcome } from "./lifecycle.ts";
 import { installedPgTools, type PgTools } from "./pgtools.ts";
 import { restoreInto } from "./verify.ts";
+import { getPitrRequest } from "../restores/pitr.ts";
+import { tail } from "../redact.ts";
+import { pitrJobSize, restoreDatabaseToTime, type PitrCopyResult } from "./pitr.ts";
 
 const permanent = (message: string) => new WorkerFailure("permanent", message);
 
@@ -93,6 +96,8 @@ async function provisionAttempt(a: Attempt): Promise<RunOutcome> {
   const password = previewPassword(deps, preview);
   a.secrets.push(cluster.password, password);
   const backup = preview.action_backup_id ? await sourceBackup(deps, project.id, preview.action_backup_id) : undefined;
+  // A point-in-time restore: its target is recorded beside the job.
+  const pitr = !backup && preview.action === "restore" ? await getPitrRequest(deps, job.id) : undefined;
   const tools = backup ? await pickRestoreTools(backup.pg_dump_version, deps.pgBinDirs) : undefined;
 
   await ensurePreviewRole(cluster, preview.role_name, password);
@@ -126,18 +131,37 @@ async function provisionAttempt(a: Attempt): Promise<RunOutcome> {
     });
     report = restored.report;
   }
+  let pitrDone: PitrCopyResult | undefined;
+  if (pitr) {
+    o.hooks?.onRestoreStart?.(job.id);
+    pitrDone = await restoreDatabaseToTime({
+      deps,
+      clusterId: preview.cluster_id,
+      cluster,
+      database: project.database_name,
+      time: new Date(pitr.restore_time),
+      restorePointName: pitr.wal_restore_point ?? undefined,
+      into: asRole,
+      intoDatabase: preview.database_name,
+      signal,
+      progress: (text) => deps.log.info("point-in-time restore", { job_id: job.id, progress: text }),
+    });
+    report = { ...pitrDone.report, stdout: tail(`restored ${project.database_name} as of ${pitr.restore_time} from base backup ${pitrDone.baseBackupId}; replay stopped ${pitrDone.stoppedAt ?? "at the target"}\n${pitrDone.report.stdout}`, 4096) };
+  }
 
   const done = await completeJob(deps, job, toRunReport(report));
   if (!done) return ignored("the claim was lost before completion");
   // If this write is lost, the next delivery of the message (or the reaper's) settles the preview.
-  await markPreviewReady(deps, preview, job.id).catch((err: unknown) =>
+  await markPreviewReady(deps, preview, job.id, pitr ? { restore_time: pitr.restore_time } : undefined).catch((err: unknown) =>
     deps.log.warn("job completed but its preview is not marked ready yet", { job_id: job.id, preview_id: preview.id, error: String(err) }),
   );
-  deps.log.info(backup ? "preview restored" : "preview created", {
+  deps.log.info(backup || pitr ? "preview restored" : "preview created", {
     job_id: job.id,
     preview_id: preview.id,
     backup_id: backup?.id,
-    tables: backup ? Object.keys(backup.row_counts).length : 0,
+    restore_time: pitr?.restore_time,
+    ...pitrDone?.timings,
+    tables: backup ? Object.keys(backup.row_counts).length : pitrDone ? Object.keys(pitrDone.rowCounts).length : 0,
   });
   return { status: "completed", ack: true };
 }
@@ -165,6 +189,8 @@ const settle = (deps: Deps, job: JobItem) => settlePreviewForJob(deps, job);
 
 /** Bytes a restore moves, for the worker-or-task decision (offload.ts): its backup's artifact (0 for an empty preview). */
 async function artifactSize(deps: Deps, job: JobItem): Promise<number> {
+  const pitr = job.type === "project.restore" ? await pitrJobSize(deps, job) : undefined;
+  if (pitr !== undefined) return pitr;
   const preview = job.preview_database_id ? await getPreview(deps, job.preview_database_id) : undefined;
   const backupId = preview?.action_backup_id ?? job.backup_id;
   if (!backupId) return 0;

@@ -30,6 +30,8 @@ import {
   type SwapPlan,
 } from "../promote/swap.ts";
 import { tail } from "../redact.ts";
+import { getPitrRequest, type PitrRequestItem } from "../restores/pitr.ts";
+import { pitrJobSize, restoreDatabaseToTime } from "./pitr.ts";
 import { WorkerFailure } from "./classify.ts";
 import { ignored, requeue, type Attempt, type JobRunner, type RunOutcome } from "./lifecycle.ts";
 import { jitter } from "./options.ts";
@@ -121,6 +123,10 @@ async function waitForSafetyBackup(a: Attempt, p: PromotionItem): Promise<RunOut
 /** Overwrite restores: the backup into the hidden database, as its own role, row counts checked. Always from an empty database. */
 async function restorePhase(a: Attempt, p: PromotionItem, project: Project, cluster: ClusterConnection, hook: (phase: "restore") => Promise<void>): Promise<PromotionItem> {
   const { deps, job, signal } = a;
+  if (!p.source_backup_id && p.incoming_password_sealed) {
+    const pitr = await getPitrRequest(deps, job.id);
+    if (pitr) return pitrRestorePhase(a, p, project, cluster, hook, pitr);
+  }
   if (!p.source_backup_id || !p.incoming_password_sealed) throw permanent("The restore names no backup.");
   const backup = await getBackup(deps, project.id, p.source_backup_id);
   if (!backup || backup.state !== "completed" || !backup.row_counts || !backup.pg_dump_version) {
@@ -149,6 +155,39 @@ async function restorePhase(a: Attempt, p: PromotionItem, project: Project, clus
   deps.log.info("restored for an overwrite", { job_id: job.id, backup_id: backup.id, restore_ms: restored.restoreMs });
   const tables = Object.keys(backup.row_counts).length;
   return advancePromotion(deps, p, "safety_backup", {}, line(deps, `backup ${backup.id} restored into a hidden database and checked (${tables} tables' row counts)`));
+}
+
+/** Point-in-time overwrites: the project's database as it was at the time, out of a recovery instance, into the hidden database. */
+async function pitrRestorePhase(
+  a: Attempt,
+  p: PromotionItem,
+  project: Project,
+  cluster: ClusterConnection,
+  hook: (phase: "restore") => Promise<void>,
+  pitr: PitrRequestItem,
+): Promise<PromotionItem> {
+  const { deps, job, signal } = a;
+  const password = promotionSecret(deps, p.incoming_password_sealed!);
+  a.secrets.push(password);
+  await ensurePreviewRole(cluster, p.incoming_role, password);
+  await dropPreviewDatabase(cluster, p.incoming_database);
+  await createPreviewDatabase(cluster, p.incoming_database, p.incoming_role, project.database_name);
+  await hook("restore");
+  const restored = await restoreDatabaseToTime({
+    deps,
+    clusterId: p.cluster_id,
+    cluster,
+    database: project.database_name,
+    time: new Date(pitr.restore_time),
+    restorePointName: pitr.wal_restore_point ?? undefined,
+    into: previewConnection(cluster, p.incoming_role, password),
+    intoDatabase: p.incoming_database,
+    signal,
+    progress: (text) => deps.log.info("point-in-time restore", { job_id: job.id, progress: text }),
+  });
+  deps.log.info("restored to a point in time for an overwrite", { job_id: job.id, restore_time: pitr.restore_time, base_backup_id: restored.baseBackupId, ...restored.timings });
+  const tables = Object.keys(restored.rowCounts).length;
+  return advancePromotion(deps, p, "safety_backup", {}, line(deps, `${project.database_name} as of ${pitr.restore_time} restored into a hidden database (replay stopped ${restored.stoppedAt ?? "at the target"}) and checked (${tables} tables' row counts)`));
 }
 
 /** The cutover. The plan (the project database's owner and grants) is read once, before anything is renamed. */
@@ -195,6 +234,7 @@ async function finish(a: Attempt, p: PromotionItem, project: Project, cluster: C
     requested_by_actor_kind: p.requested_by_actor_kind,
     requested_by_actor_id: p.requested_by_actor_id,
   };
+  const pitr = p.kind === "restore_overwrite" && !p.source_backup_id ? await getPitrRequest(deps, job.id) : undefined;
   const also = [
     promotionDoneItem(deps, p, done),
     auditItem(deps, {
@@ -204,7 +244,7 @@ async function finish(a: Attempt, p: PromotionItem, project: Project, cluster: C
       actor: { kind: "system", id: job.id },
       target_type: p.kind === "promote_preview" ? "preview" : "project",
       target_id: p.incoming_preview_id ?? project.id,
-      metadata: ids,
+      metadata: { ...ids, ...(pitr ? { restore_time: pitr.restore_time } : {}) },
     }),
   ];
   if (p.kind === "restore_overwrite") {
@@ -223,7 +263,7 @@ async function finish(a: Attempt, p: PromotionItem, project: Project, cluster: C
             database_name: project.database_name,
             completed_at: iso(deps.now()),
           },
-          { safety_backup_id: p.safety_backup_id, pre_promote_preview_id: p.parked_preview_id },
+          { safety_backup_id: p.safety_backup_id, pre_promote_preview_id: p.parked_preview_id, ...(pitr ? { source_kind: "pitr", restore_time: pitr.restore_time } : {}) },
         ),
       ),
     );
@@ -282,7 +322,7 @@ export const overwriteRunner: JobRunner = {
   attempt,
   settle,
   abandoned: (deps, job) => settle(deps, job),
-  measure: async (deps, job) => (job.backup_id ? ((await getBackup(deps, job.project_id, job.backup_id))?.size_bytes ?? 0) : 0),
+  measure: async (deps, job) => (job.backup_id ? ((await getBackup(deps, job.project_id, job.backup_id))?.size_bytes ?? 0) : ((await pitrJobSize(deps, job)) ?? 0)),
 };
 
 /** `project.restore` is either a restore into a preview (preview_database_id set) or an overwrite of the project. */

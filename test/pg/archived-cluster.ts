@@ -22,6 +22,8 @@ export interface ArchivedCluster {
   walDir: string;
   /** Takes a base backup now (tar with the manifest inside, from `pg_basebackup -D -`). */
   baseBackup(): Promise<string>;
+  /** When each base backup (by file) started and finished. */
+  backupTimes: Map<string, { startedAt: Date; finishedAt: Date }>;
   /** Serves segments from the receiver's directory: a finished one, else its `.partial`; `hide`/`corrupt` fake a bad archive. */
   walSource(faults?: { missing?: Set<string>; corrupt?: Set<string> }): WalSource;
   /** Waits until the receiver has written WAL up to the server's current insert position. */
@@ -60,7 +62,9 @@ export async function startArchivedCluster(): Promise<ArchivedCluster> {
   };
 
   let backups = 0;
+  const backupTimes = new Map<string, { startedAt: Date; finishedAt: Date }>();
   return {
+    backupTimes,
     server,
     conn,
     dir,
@@ -68,6 +72,7 @@ export async function startArchivedCluster(): Promise<ArchivedCluster> {
     query,
     async baseBackup() {
       const file = join(dir, `base-${++backups}.tar`);
+      const startedAt = new Date();
       const child = spawn(join(bin, "pg_basebackup"), ["-D", "-", "-Ft", "-X", "none", "--manifest-checksums=SHA256", "--checkpoint=fast"], { env, stdio: ["ignore", "pipe", "pipe"] });
       let err = "";
       child.stderr.on("data", (d: Buffer) => (err += d.toString()));
@@ -75,6 +80,7 @@ export async function startArchivedCluster(): Promise<ArchivedCluster> {
       await pipeline(child.stdout, createWriteStream(file));
       const code = await exited;
       if (code !== 0) throw new Error(`pg_basebackup failed: ${err}`);
+      backupTimes.set(file, { startedAt, finishedAt: new Date() });
       return file;
     },
     walSource(faults = {}) {

@@ -62,7 +62,7 @@ async function recover(target: Date, faults?: Parameters<ArchivedCluster["walSou
   return startRecoveryInstance({
     baseBackup: async () => createReadStream(baseTar),
     wal: src.walSource(faults),
-    targetTime: target,
+    target: { time: target },
     includeDatabaseOids: include ? [appOid] : undefined,
     user: src.conn.user,
     workRoot,
@@ -130,7 +130,7 @@ describe("recovery instance", () => {
     const err = await startRecoveryInstance({
       baseBackup: async () => createReadStream(badTar),
       wal: src.walSource(),
-      targetTime: between(5),
+      target: { time: between(5) },
       user: src.conn.user,
       workRoot,
     }).catch((e: unknown) => e);

@@ -8,7 +8,8 @@ export const RestorePoint = restorePointSchema
 
 export const CreateRestorePointRequest = createRestorePointInput
   .extend({
-    kind: createRestorePointInput.shape.kind.meta({ description: "backup (default); pitr is refused (no WAL archive)." }),
+    kind: createRestorePointInput.shape.kind.meta({ description: "backup (default): pins a backup; pitr: a moment of the WAL archive (pitr_time), kept past the window until the point is deleted." }),
+    pitr_time: createRestorePointInput.shape.pitr_time.meta({ description: "Kind pitr: the moment (RFC 3339, inside the restorable window); default now, which also marks the WAL with pg_create_restore_point(<the point's id>)." }),
     backup_key: createRestorePointInput.shape.backup_key.meta({ description: "The backup to pin (default: the project's newest verified backup)." }),
   })
   .openapi("CreateRestorePointRequest");

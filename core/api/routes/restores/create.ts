@@ -42,16 +42,16 @@ export function registerCreateRestore(app: App, r: RouteDeps) {
         throw new AppError("unavailable", `could not reach preview ${previewId}'s database to check that it is empty; try again shortly`, { cause: err });
       }
     };
-    const { job } = await requestRestore(r.deps, project, request, holdsTables, actorOf(c.var.principal));
+    const { job, pitr } = await requestRestore(r.deps, project, request, holdsTables, actorOf(c.var.principal));
     // An overwrite restore recorded its own event (project.restore_overwrite_requested) with the approval's use.
     if (request.target_kind !== "project") await auditRequest(r, c, {
       project,
       action: "restore.requested",
       target_type: "job",
       target_id: job.id,
-      metadata: { job_id: job.id, preview_id: job.preview_database_id, backup_id: job.backup_id, target_kind: request.target_kind },
+      metadata: { job_id: job.id, preview_id: job.preview_database_id, backup_id: job.backup_id, target_kind: request.target_kind, ...(pitr ? { restore_time: pitr.restore_time, restore_time_clamped: pitr.restore_time_clamped } : {}) },
     });
-    c.var.log.info("restore requested", { project_id: project.id, job_id: job.id, preview_id: job.preview_database_id });
-    return c.json({ job: toJob(job) }, 202);
+    c.var.log.info("restore requested", { project_id: project.id, job_id: job.id, preview_id: job.preview_database_id, restore_time: pitr?.restore_time });
+    return c.json(pitr ? { job: toJob(job), pitr } : { job: toJob(job) }, 202);
   });
 }

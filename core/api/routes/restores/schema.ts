@@ -7,7 +7,10 @@ export const CreateRestoreRequest = restoreRequest
   .extend({
     backup_key: field.backup_key.meta({ description: "Source: a completed backup of this project, by its key." }),
     restore_point_id: field.restore_point_id.meta({ description: "Source: an active restore point." }),
-    restore_time: field.restore_time.meta({ description: "Source: a point in time (RFC 3339). Refused: no WAL archive is kept." }),
+    restore_time: field.restore_time.meta({
+      description:
+        "Source: a point in time (RFC 3339) of the cluster's WAL archive. After the latest restorable time it is moved back to it (the answer's pitr says so); before the window or inside a gap it is a 400 naming the bounds.",
+    }),
     target_kind: field.target_kind.meta({ description: "Default new_preview. project: restore over the project's database (approval_token required; refused for production projects)." }),
     preview_id: field.preview_id.meta({ description: "The preview to restore into (target_kind preview)." }),
     preview_name: field.preview_name.meta({ description: "Name of the new preview (target_kind new_preview)." }),
@@ -17,4 +20,15 @@ export const CreateRestoreRequest = restoreRequest
   })
   .openapi("CreateRestoreRequest");
 
-export const CreateRestoreResponse = z.object({ job: Job });
+export const PitrAnswer = z
+  .object({
+    requested_restore_time: z.string().openapi({ format: "date-time" }),
+    restore_time: z.string().openapi({ format: "date-time", description: "The time the job restores to." }),
+    restore_time_clamped: z.boolean().openapi({ description: "True when the requested time was after the latest restorable time and was moved back to it." }),
+  })
+  .openapi("PitrRestore");
+
+export const CreateRestoreResponse = z.object({
+  job: Job,
+  pitr: PitrAnswer.optional().openapi({ description: "Present for a point-in-time restore (restore_time, or a restore point of kind pitr)." }),
+});
