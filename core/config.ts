@@ -43,6 +43,10 @@ export const configSchema = z.object({
   /** Identity recorded as a job's `claimed_by`. */
   workerId: z.string().min(1),
   logLevel: z.enum(["DEBUG", "INFO", "WARN", "ERROR"]).default("INFO"),
+  /** `HH:MM` UTC of each archived cluster's daily base backup. */
+  baseBackupAt: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "must be a UTC time HH:MM such as 04:00").default("04:00"),
+  /** Where the WAL archiver spools what pg_receivewal writes before it ships (kept across restarts). */
+  walSpoolDir: z.string().min(1).default("/tmp/capydb-wal"),
   /** Live preview databases a project may have at once. */
   previewLimit: z.coerce.number().int().min(1).max(100).default(5),
   clerk: z
@@ -74,6 +78,8 @@ const envNames: Record<string, string> = {
   task: "CAPYDB_TASK",
   logLevel: "LOG_LEVEL",
   previewLimit: "CAPYDB_PREVIEW_LIMIT",
+  baseBackupAt: "CAPYDB_BASE_BACKUP_AT",
+  walSpoolDir: "CAPYDB_WAL_SPOOL_DIR",
   clerk: "CLERK_JWKS_URL",
 };
 
@@ -147,6 +153,8 @@ export function loadConfig(env: Env = process.env): Config {
       `worker-${process.pid}`,
     logLevel: str(env.LOG_LEVEL)?.toUpperCase(),
     previewLimit: str(env.CAPYDB_PREVIEW_LIMIT),
+    baseBackupAt: str(env.CAPYDB_BASE_BACKUP_AT),
+    walSpoolDir: str(env.CAPYDB_WAL_SPOOL_DIR),
     clerk:
       clerkJwks || clerkIssuer
         ? {

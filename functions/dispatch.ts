@@ -2,7 +2,8 @@ import { loadConfig } from "../core/config.ts";
 import { createDeps } from "../core/deps.ts";
 import { createDispatchHandler } from "../core/dispatch/handler.ts";
 
-const run = createDispatchHandler(createDeps(loadConfig(), {}, "dispatch"));
+const config = loadConfig();
+const run = createDispatchHandler(createDeps(config, {}, "dispatch"), { baseBackupAt: config.baseBackupAt });
 
 /** EventBridge minute tick -> due schedules, retention, reaper. */
 export const handler = async (): Promise<void> => {

@@ -17,6 +17,9 @@ import { localTaskLauncher } from "../core/tasks/local.ts";
 import { createWorkerHandler } from "../core/worker/handler.ts";
 import { createDeliveryHandler } from "../core/webhooks/handler.ts";
 import { relayEvents } from "../core/webhooks/relay.ts";
+import { join } from "node:path";
+import { enableArchive } from "../core/wal/archive.ts";
+import { defaultArchiverOptions, startArchiver } from "../core/wal/archiver.ts";
 import { ensureDemoDatabase } from "./demo.ts";
 import { forgetChildren, recordChildren, stopLeftovers } from "./leftovers.ts";
 import { localDir, localEnv, localSecrets, readLocalJson, writeLocalJson, type LocalJson } from "./files.ts";
@@ -137,7 +140,7 @@ async function main(): Promise<void> {
     const offload = { launcher: tasks, thresholdBytes: config.taskThresholdBytes, leaseMs: DEFAULT_TASK_LEASE_MS };
     const worker = startWorkerLoop(deps, createWorkerHandler(deps, { verificationServer, verificationClusterId: config.verifyClusterId, offload }));
     stoppers.push(() => worker.stop());
-    const ticker = startTicker(deps, createDispatchHandler(deps));
+    const ticker = startTicker(deps, createDispatchHandler(deps, { baseBackupAt: config.baseBackupAt }));
     stoppers.push(() => ticker.stop());
     // Webhooks: the outbox relay every two seconds (the deployed dispatcher relays once a minute)
     // and the deliveries loop, which feeds the deliveries queue to the delivery function's handler.
@@ -145,6 +148,12 @@ async function main(): Promise<void> {
     stoppers.push(() => relay.stop());
     const deliveries = startWorkerLoop(deps, createDeliveryHandler(deps), { queueUrl: resources.deliveryQueueUrl, name: "webhook-deliveries", batchSize: 10 });
     stoppers.push(() => deliveries.stop());
+
+    // The WAL archive: the local cluster archives continuously (a base backup at once on a fresh
+    // start), the receiver and base backups in this process as the archiver service does deployed.
+    await enableArchive(deps, seed.clusterId);
+    const archiver = startArchiver(deps, defaultArchiverOptions(process.env.CAPYDB_WAL_SPOOL_DIR ?? join(dir, "wal-spool")));
+    stoppers.push(() => archiver.stop());
 
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     process.stdout.write(

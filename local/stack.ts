@@ -64,7 +64,15 @@ export async function startInfra(opts: InfraOptions): Promise<Infra> {
         stops.push(() => f.stop());
         return f;
       }),
-      startPostgres({ dataDir: join(opts.dir, "postgres"), port: opts.ports.postgres, password: opts.postgresPassword, ownProcessGroup: opts.ownProcessGroups }).then((p) => {
+      startPostgres({
+        dataDir: join(opts.dir, "postgres"),
+        port: opts.ports.postgres,
+        password: opts.postgresPassword,
+        ownProcessGroup: opts.ownProcessGroups,
+        // The WAL archive streams from it (initdb's pg_hba.conf already has the replication lines);
+        // the cap keeps a stopped receiver from filling the disk (past it the slot is lost: a gap).
+        settings: { wal_level: "replica", max_wal_senders: "10", max_slot_wal_keep_size: "1GB" },
+      }).then((p) => {
         stops.push(p.stop);
         return p;
       }),

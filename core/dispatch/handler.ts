@@ -9,14 +9,17 @@ import { expirePreviews, type ExpiryReport } from "../previews/previews.ts";
 import { defaultSchedulerOptions, dispatchDueSchedules, type ScheduleTickReport, type SchedulerOptions } from "./scheduler.ts";
 import { defaultSweepOptions, sweepDueDeliveries } from "../webhooks/deliveries.ts";
 import { relayEvents, type RelayReport } from "../webhooks/relay.ts";
+import { DEFAULT_BASE_BACKUP_AT, markDailyBaseBackupsDue } from "../wal/basebackups.ts";
 
-type Phase = "schedules" | "retention" | "reaper" | "exports" | "previews" | "webhooks";
+type Phase = "schedules" | "retention" | "reaper" | "exports" | "previews" | "webhooks" | "baseBackups";
 
 export interface DispatchOptions {
   scheduler: SchedulerOptions;
   retention: RetentionOptions;
   reaper: ReaperOptions;
   exports: ExportSweepOptions;
+  /** `HH:MM` UTC at which each archived cluster's daily base backup becomes due (CAPYDB_BASE_BACKUP_AT). */
+  baseBackupAt: string;
   /**
    * The tick's time budget, ms, well inside the function's timeout (50 s, infra/settings.ts): the
    * phases share it (`shares`), none can take another's share, and a phase stuck far past its
@@ -28,15 +31,16 @@ export interface DispatchOptions {
 }
 
 /** The order of the phases: the reaper first, so lost jobs are recovered on every tick. */
-const phaseOrder: Phase[] = ["reaper", "schedules", "retention", "exports", "previews", "webhooks"];
+const phaseOrder: Phase[] = ["reaper", "schedules", "retention", "exports", "previews", "baseBackups", "webhooks"];
 
 export const defaultDispatchOptions: DispatchOptions = {
   scheduler: defaultSchedulerOptions,
   retention: defaultRetentionOptions,
   reaper: defaultReaperOptions,
   exports: defaultExportSweepOptions,
+  baseBackupAt: DEFAULT_BASE_BACKUP_AT,
   budgetMs: 30_000,
-  shares: { reaper: 0.15, schedules: 0.4, retention: 0.15, exports: 0.075, previews: 0.075, webhooks: 0.15 },
+  shares: { reaper: 0.15, schedules: 0.375, retention: 0.15, exports: 0.075, previews: 0.075, baseBackups: 0.025, webhooks: 0.15 },
 };
 
 export interface TickReport {
@@ -47,6 +51,8 @@ export interface TickReport {
   /** Exports past their retention: dumps deleted, exports expired. */
   exports?: ExportSweepReport;
   previews?: ExpiryReport;
+  /** Archived clusters whose daily base backup was made due (the archiver takes it). */
+  baseBackups?: { due: number };
   /** Outbox events relayed to webhook deliveries, and lost deliveries sent again. */
   webhooks?: RelayReport & { resent: number };
   /** Phases that threw or ran past their share; the other phases still ran. */
@@ -117,6 +123,7 @@ export async function runTick(deps: Deps, opts: Partial<DispatchOptions> = {}): 
     retention: () => sweepExpiredBackups(deps, `dispatcher:${deps.workerId}`, o.retention),
     exports: () => sweepExpiredExports(deps, o.exports),
     previews: () => expirePreviews(deps, (id) => getProject(deps, id)),
+    baseBackups: async () => ({ due: await markDailyBaseBackupsDue(deps, o.baseBackupAt) }),
   };
   for (const name of phaseOrder) await phase(name, run[name] as (deadline: number) => Promise<never>);
   report.ms = Date.now() - started;

@@ -11,6 +11,8 @@ export const lsnSchema = z.string().refine(isLsn, "must be an LSN such as 0/3000
 /** `pitr_window_days` when a cluster's archive does not say otherwise (CapyDB's own is about 30). */
 export const DEFAULT_PITR_WINDOW_DAYS = 7;
 
+export const baseBackupTriggers = ["initial", "daily", "operator", "after_gap"] as const;
+
 /**
  * A cluster's archive: what the receiver has shipped and what is restorable. The receiver owns the
  * progress fields; `restorable_time` is the newest moment whose every commit lies at or before
@@ -41,6 +43,8 @@ export const walArchiveItem = z.object({
   receiver_error: z.string().nullable(),
   /** Set when a base backup must be taken at once (no base backup yet, a lost slot): the dispatcher starts it. */
   base_backup_due_at: z.string().nullable(),
+  /** Why it is due (recorded on the base backup as its trigger). */
+  base_backup_reason: z.enum(baseBackupTriggers).nullable().default(null),
   created_at: z.string(),
   updated_at: z.string(),
 });
@@ -77,8 +81,6 @@ export const walSegmentItem = z.object({
 export type WalSegmentItem = z.infer<typeof walSegmentItem>;
 
 export const baseBackupStates = ["running", "completed", "failed", "deleted"] as const;
-export const baseBackupTriggers = ["initial", "daily", "operator", "after_gap"] as const;
-
 /** One physical base backup (`pg_basebackup -Ft`, gzip, verified with pg_verifybackup). */
 export const baseBackupItem = z.object({
   item_type: z.literal("base_backup"),
@@ -134,3 +136,17 @@ export const walGapItem = z.object({
   detected_at: z.string(),
 });
 export type WalGapItem = z.infer<typeof walGapItem>;
+
+/**
+ * A time that must stay restorable past the window (a restore point of kind `pitr`), until
+ * unpinned: retention keeps the base backup before it and the WAL from there on.
+ */
+export const walPinItem = z.object({
+  item_type: z.literal("wal_pin"),
+  cluster_id: z.string(),
+  /** Who pins it (a restore point id). */
+  pinned_by: z.string(),
+  time: z.string(),
+  created_at: z.string(),
+});
+export type WalPinItem = z.infer<typeof walPinItem>;

@@ -20,7 +20,7 @@ function archive(restorableSeg: number, restorableMin: number): WalArchiveItem {
     item_type: "wal_archive", cluster_id: "cls_x", enabled: true, window_days: 7, slot_name: "s", segment_size: seg, timeline: 1,
     chain_start_lsn: at(1), archived_lsn: at(restorableSeg, 900), archived_at: t(restorableMin), restorable_lsn: at(restorableSeg, 800),
     restorable_time: t(restorableMin), slot_retained_bytes: 0, receiver_id: "r", receiver_heartbeat_at: t(restorableMin),
-    receiver_error: null, base_backup_due_at: null, created_at: t(0), updated_at: t(restorableMin),
+    receiver_error: null, base_backup_due_at: null, base_backup_reason: null, created_at: t(0), updated_at: t(restorableMin),
   };
 }
 function gap(fromSeg: number, toSeg: number, fromMin: number): WalGapItem {
