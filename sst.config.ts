@@ -22,6 +22,7 @@ export default $config({
     await import("./infra/worker.ts");
     await import("./infra/dispatch.ts");
     await import("./infra/webhooks.ts");
+    const { egressIps } = await import("./infra/network.ts");
 
     // Named after the variables capydb-admin reads (docs/deploy.md).
     return {
@@ -31,6 +32,8 @@ export default $config({
       CAPYDB_DLQ_URL: jobsDlq.url,
       CAPYDB_BUCKET: bucket.name,
       CAPYDB_DELIVERY_QUEUE_URL: deliveries.url,
+      // The addresses customers allow on their clusters' port (docs/deploy.md).
+      EgressIps: egressIps.map((e) => e.publicIp),
     };
   },
 });

@@ -73,13 +73,14 @@ export interface FunctionSettings {
   /** Ephemeral /tmp. */
   storage?: Size;
   environment?: Record<string, string>;
-  /** Link names (see LinkName) this function reads: exactly what it uses. */
-  link: readonly LinkName[];
   /**
-   * IAM actions on the bucket's objects for a function that is not linked to the bucket (a link
-   * grants every S3 action): the API signs download URLs, which needs s3:GetObject and no more.
+   * Link names (see LinkName) this function reads: exactly what it uses. A link only delivers the
+   * names (resource.enc); the IAM rights are `grants` below, never the link's own (`dynamodb:*`,
+   * `sqs:*`, `s3:*`), which infra/resources.ts replaces with them.
    */
-  bucketObjectActions?: readonly string[];
+  link: readonly LinkName[];
+  /** Reserved concurrency: a share of the account's concurrency no other function can take. */
+  reservedConcurrency?: number;
 }
 
 /** Names of the linked resources, as core/config.ts reads them (`SST_RESOURCE_<Name>`). */
@@ -108,7 +109,11 @@ export const functions = {
     timeout: "29 seconds",
     memory: "1024 MB",
     link: ["Table", "Jobs", "Deliveries", "ClusterSecretKey", "ClerkJwksUrl", "ClerkIssuer", "ClerkAuthorizedParties"],
-    bucketObjectActions: ["s3:GetObject"],
+    /**
+     * The worker's event source is capped (workerSubscription), so a midnight of schedules cannot
+     * take the account's concurrency (1,000 by default) from the API: 100 of it stay the API's.
+     */
+    reservedConcurrency: 100,
   },
   /**
    * The worker runs pg_dump and streams it through SHA-256 into an S3 multipart upload, then
@@ -166,6 +171,77 @@ export const functions = {
 export const bucketNameOnly = ["api", "deliver"] as const;
 
 // ---------------------------------------------------------------------------------------------
+// IAM: exactly the actions each entry point's code calls (test/infra/iam.test.ts derives them
+// from the source files in each bundle and compares), on exactly its resources.
+
+/** What a grant applies to: the table and its indexes, a queue, the bucket's objects. */
+export type GrantTarget = "table" | "jobs" | "deliveries" | "bucketObjects";
+export interface Grant {
+  on: GrantTarget;
+  actions: readonly string[];
+  /** Not called by the code: what Lambda's SQS poller needs to feed the function. */
+  trigger?: true;
+}
+
+/** DynamoDB through core/db/store.ts: Get, Put, Update, Delete, Query, and TransactWrite (its items' actions plus ConditionCheckItem). */
+const tableRw = ["dynamodb:ConditionCheckItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"] as const;
+/** What Lambda's event source mapping calls on the queue with the function's role. */
+const sqsTrigger = ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"] as const;
+/** Dump, verify and clean up: multipart upload (s3:PutObject), CopyObject, GetObject, DeleteObject, AbortMultipartUpload. */
+const artifactRw = ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject"] as const;
+
+export const grants = {
+  /** Health reads the table's description and the queue's attributes; signing a download URL needs s3:GetObject. */
+  api: [
+    { on: "table", actions: [...tableRw, "dynamodb:DescribeTable"] },
+    { on: "jobs", actions: ["sqs:GetQueueAttributes", "sqs:SendMessage"] },
+    { on: "deliveries", actions: ["sqs:SendMessage"] },
+    { on: "bucketObjects", actions: ["s3:GetObject"] },
+  ],
+  /** Jobs re-enqueue themselves (retries) and keep their message invisible while they run (heartbeat). */
+  worker: [
+    { on: "table", actions: tableRw },
+    { on: "jobs", actions: ["sqs:ChangeMessageVisibility", "sqs:SendMessage"] },
+    { on: "jobs", actions: sqsTrigger, trigger: true },
+    { on: "bucketObjects", actions: artifactRw },
+  ],
+  /** Schedules, retention (deletes), the reaper, the webhook outbox; BatchGet for due schedules' projects. */
+  dispatch: [
+    { on: "table", actions: [...tableRw, "dynamodb:BatchGetItem"] },
+    { on: "jobs", actions: ["sqs:SendMessage"] },
+    { on: "deliveries", actions: ["sqs:SendMessage"] },
+    { on: "bucketObjects", actions: artifactRw },
+  ],
+  /** One POST per message; a retry is a new delayed message on its own queue. */
+  deliver: [
+    { on: "table", actions: tableRw },
+    { on: "deliveries", actions: ["sqs:SendMessage"] },
+    { on: "deliveries", actions: sqsTrigger, trigger: true },
+  ],
+  /** Pages only. */
+  console: [],
+  /** The worker's code, started for one job (no trigger). */
+  task: [
+    { on: "table", actions: tableRw },
+    { on: "jobs", actions: ["sqs:ChangeMessageVisibility", "sqs:SendMessage"] },
+    { on: "bucketObjects", actions: artifactRw },
+  ],
+} as const satisfies Record<FunctionSettings["entry"] | "task", readonly Grant[]>;
+
+// ---------------------------------------------------------------------------------------------
+// Data protection.
+
+/**
+ * The backups bucket keeps versions: a deleted or overwritten artifact stays recoverable as a
+ * noncurrent version for this many days (retention's deletes included), then expires. DynamoDB's
+ * deletion protection refuses DeleteTable on production (other stages stay removable).
+ */
+export const dataProtection = {
+  bucketVersioning: true,
+  noncurrentVersionDays: 30,
+  tableDeletionProtection: (stage: string) => stage === "production",
+} as const;
+// ---------------------------------------------------------------------------------------------
 // Queue.
 
 /**
@@ -186,6 +262,16 @@ export const queue = {
  * records individually, which is what SQS needs to redeliver only those.
  */
 export const workerSubscription = { batch: { size: 1, partialResponses: true } } as const;
+
+/**
+ * At most this many worker invocations at once (the SQS event source's maximum concurrency, 2 to
+ * 1,000): excess job messages wait in the queue, they do not fail. Each invocation is one pg_dump
+ * against a customer's cluster; the per-cluster cap (core/jobs) bounds what one cluster gets.
+ */
+export const workerMaxConcurrency = 50;
+
+/** The API stage's throttle (API Gateway answers 429 beyond it), requests per second and burst. */
+export const apiThrottle = { rateLimit: 200, burstLimit: 400 } as const;
 
 /**
  * The webhook deliveries queue. A message is one attempt; retries are new delayed messages (or,
@@ -227,6 +313,15 @@ export const bucketLifecycleRules = [
     status: "Enabled",
     filter: { prefix: "" },
     abortIncompleteMultipartUpload: { daysAfterInitiation: 1 },
+  },
+  {
+    // Versioning keeps what retention (or anyone) deletes for a while, then lets it go; the
+    // delete markers left once their versions expired are removed too.
+    id: "expire-noncurrent-versions",
+    status: "Enabled",
+    filter: { prefix: "" },
+    noncurrentVersionExpiration: { noncurrentDays: dataProtection.noncurrentVersionDays },
+    expiration: { expiredObjectDeleteMarker: true },
   },
 ];
 
@@ -284,9 +379,18 @@ export const task = {
    * 3-6x). Fargate includes 20 GB; the other 80 cost $0.0089 an hour while a task runs.
    */
   storage: "100 GB",
-  /** Exactly what the worker links: the task runs the worker's code. */
-  link: ["Table", "Jobs", "Backups", "ClusterSecretKey"],
+  /**
+   * What the worker links but the cluster key: a Task turns each link into a plain
+   * `SST_RESOURCE_<Name>` variable of its task definition, which anyone with
+   * ecs:DescribeTaskDefinition reads. The key comes as a secret instead (`secrets`).
+   */
+  link: ["Table", "Jobs", "Backups"],
   environment: { CAPYDB_PG_BIN_DIRS: pgBinDir },
+  /**
+   * Variables ECS fills from an SSM SecureString parameter when the container starts (the task
+   * definition holds only the parameter's ARN), by the sst.Secret whose value the parameter holds.
+   */
+  secrets: { CAPYDB_SECRET_KEY: "ClusterSecretKey" },
   /** Built on deploy (context: the repository root; it copies dist/pg-layer/pgsql to /opt/pgsql). */
   dockerfile: "infra/task/Dockerfile",
   /**
@@ -302,17 +406,28 @@ export const task = {
   storage: `${number} GB`;
   link: readonly LinkName[];
   environment: Record<string, string>;
+  secrets: Record<string, SecretName>;
   dockerfile: string;
   leaseMinutes: number;
 };
 
+/** The variables that carry a secret's value: never a plain variable of a function or the task. */
+export const secretVariables: Record<SecretName, string> = {
+  ClusterSecretKey: "CAPYDB_SECRET_KEY",
+  ClerkJwksUrl: "CLERK_JWKS_URL",
+  ClerkIssuer: "CLERK_ISSUER",
+  ClerkAuthorizedParties: "CLERK_AUTHORIZED_PARTIES",
+};
+
 /**
- * The network for the task: a VPC **without NAT**, tasks in its public subnets with a public IP.
- * The task must reach DynamoDB, SQS, S3, ECR (its image), CloudWatch Logs and the customers'
- * PostgreSQL clusters, which the worker reaches at public addresses today. Endpoints would cover
- * the AWS services only (not the clusters), and the interface endpoints that ECR, SQS and Logs
- * need cost about $7.30 a month each per zone even when no task runs; a public IP costs $0.005
- * an hour, only while a task runs. Nothing is reachable from the internet: the task is not
- * `public`, and the VPC's security group admits inbound traffic from inside the VPC only.
+ * The network (infra/network.ts): the worker, the dispatcher and the task reach customers'
+ * clusters from fixed addresses, NAT gateways on Elastic IPs the deploy outputs, so a customer
+ * allows those on 5432 instead of the internet. One NAT gateway per zone (two zones, so a zone's
+ * outage leaves the other's path): about $33 a month each plus $0.045 per GB processed, and the
+ * Elastic IPs $3.60 a month each. S3 and DynamoDB, where the artifacts go, use gateway endpoints
+ * (free, and no NAT charge per GB); SQS, ECR and CloudWatch Logs go through NAT.
  */
-export const taskVpc = { az: 2 } as const;
+export const network = { az: 2, gatewayEndpoints: ["s3", "dynamodb"] } as const;
+
+/** Functions that connect to customers' clusters, and so run in the VPC. */
+export const inVpc = ["worker", "dispatch"] as const;

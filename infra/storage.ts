@@ -1,6 +1,7 @@
 import {
   bucketEncryption,
   bucketLifecycleRules,
+  dataProtection,
   deliveriesQueue,
   queue as queueSettings,
   tableArgs,
@@ -10,8 +11,12 @@ import {
 export const table = new sst.aws.Dynamo("Table", {
   ...tableArgs,
   transform: {
-    // SST turns it on today; stated here so a change of SST's default cannot turn it off.
-    table: { pointInTimeRecovery: { enabled: true } },
+    table: {
+      // SST turns it on today; stated here so a change of SST's default cannot turn it off.
+      pointInTimeRecovery: { enabled: true },
+      // Production's table refuses DeleteTable (console, CLI or a stray `sst remove`).
+      deletionProtectionEnabled: dataProtection.tableDeletionProtection($app.stage),
+    },
   },
 });
 
@@ -39,6 +44,8 @@ export const deliveries = new sst.aws.Queue("Deliveries", {
 
 /** Backup artifacts. Private (all four public-access blocks), encrypted at rest. */
 export const bucket = new sst.aws.Bucket("Backups", {
+  // Deleted or overwritten artifacts stay recoverable for a while (lifecycle: settings.ts).
+  versioning: dataProtection.bucketVersioning,
   transform: {
     publicAccessBlock: {
       blockPublicAcls: true,

@@ -9,8 +9,10 @@ import {
   pgMajors,
   runtime,
   taskThreshold,
+  workerMaxConcurrency,
   workerSubscription,
 } from "./settings.ts";
+import { vpc } from "./network.ts";
 import { jobs } from "./storage.ts";
 import { largeJobs } from "./task.ts";
 
@@ -53,6 +55,8 @@ function pgLayerArn(): $util.Input<string> {
 export const worker = jobs.subscribe(
   functionArgs(functions.worker, {
     layers: [pgLayerArn()],
+    // Private subnets behind the NAT's fixed addresses (infra/network.ts).
+    vpc,
     // Jobs above the threshold go to the task (core/worker/offload.ts). Not a link: a link to a
     // Task grants ecs:* on the cluster's tasks; the worker may start this task and nothing more.
     environment: {
@@ -79,5 +83,9 @@ export const worker = jobs.subscribe(
       },
     ],
   }),
-  workerSubscription,
+  {
+    ...workerSubscription,
+    // Excess job messages wait in the queue for a free slot (they are not throttled into retries).
+    transform: { eventSourceMapping: { scalingConfig: { maximumConcurrency: workerMaxConcurrency } } },
+  },
 );

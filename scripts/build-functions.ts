@@ -49,6 +49,8 @@ export interface BundleResult {
   exports: string[];
   /** The five largest inputs, to see what to trim when a budget breaks. */
   largestInputs: { path: string; bytes: number }[];
+  /** The repository's own source files in the bundle (not node_modules), relative to the root. */
+  sources: string[];
   /** Bytes in the bundle by package (`zod`, `@aws-sdk/client-dynamodb`) or source directory (`core/api`), largest first. */
   byPackage: { name: string; bytes: number }[];
 }
@@ -105,6 +107,7 @@ export async function buildFunction(
     maxBytes,
     exports: output?.exports ?? [],
     largestInputs: largest(output),
+    sources: Object.keys(output?.inputs ?? {}).filter((p) => !p.includes("node_modules/")),
     byPackage: byPackage(output),
   };
 }

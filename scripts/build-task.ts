@@ -16,6 +16,12 @@ export async function buildTask(outfile = path.join(root, taskBundle)): Promise<
   return outfile;
 }
 
+/** The repository's own source files the task bundle holds (relative to the root), for the IAM test. */
+export async function taskSources(outfile: string): Promise<string[]> {
+  const result = await build({ ...lambdaBuildOptions(), entryPoints: [taskEntry], outfile, metafile: true });
+  return Object.keys(result.metafile.inputs).filter((p) => !p.includes("node_modules/"));
+}
+
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   console.log(await buildTask(process.argv[2]));
 }

@@ -75,6 +75,7 @@ export function localOutputs(local: {
     "<LargeJobs.securityGroups>": ["sg-0a"],
     "<LargeJobs.assignPublicIp>": false,
     "<LargeJobs.containers>": ["LargeJobs"],
+    "<ClusterSecretKeyParameter.arn>": "arn:aws:ssm:us-east-1:123456789012:parameter/capydb-backups/test/ClusterSecretKey",
   };
 }
 

@@ -273,7 +273,7 @@ describe("built bundles, started as deployed (fresh Node 24 process, SST's envir
     const dir = mkdtempSync(path.join(work, "task-"));
     cpSync(taskBundle, path.join(dir, "index.mjs"));
     // The secrets ECS resolves from Secrets Manager / SSM when it starts the container.
-    const secretValues: Record<string, string> = {};
+    const secretValues = { [String(outputs["<ClusterSecretKeyParameter.arn>"])]: env.infra.secretKey };
     const containerEnv = taskEnvironment(stack, outputs, secretValues, {
       PATH: "/usr/local/bin:/usr/bin:/bin",
       AWS_REGION: "us-east-1",
@@ -283,6 +283,9 @@ describe("built bundles, started as deployed (fresh Node 24 process, SST's envir
       CAPYDB_AWS_ENDPOINT: env.infra.endpoint,
     });
     expect(containerEnv).not.toHaveProperty("CAPYDB_TABLE");
+    // The key arrives as ECS resolves the task's `ssm` entry, not as a link (a plain variable of the task definition).
+    expect(containerEnv).not.toHaveProperty("SST_RESOURCE_ClusterSecretKey");
+    expect(containerEnv.CAPYDB_SECRET_KEY).toBe(env.infra.secretKey);
     let exit: Promise<{ code: number | null; stderr: string }> | undefined;
     // RunTask's container overrides (core/tasks/aws.ts), here as a child process.
     const launcher: TaskLauncher = {

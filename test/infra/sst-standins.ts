@@ -34,6 +34,10 @@ export function installStandIns(opts: { root: string; stage?: string }): Created
         (this as any).nodes = Object.fromEntries(
           Object.entries(nodes).map(([node, nprops]) => [node, Object.fromEntries(nprops.map((p) => [p, ref(`${name}.nodes.${node}`, p)]))]),
         );
+        if (type === "sst.aws.Vpc") {
+          // An Output of the route tables, as SST's Vpc gives it.
+          (this as any).nodes.privateRouteTables = { apply: (f: (t: { id: string }[]) => unknown) => f([1, 2].map((i) => ({ id: ref(`${name}.privateRouteTable${i}`, "id") }))) };
+        }
         for (const m of methods) {
           (this as any)[m] = (...margs: any[]) => {
             this.$record.calls.push({ method: m, args: margs });
@@ -71,6 +75,11 @@ export function installStandIns(opts: { root: string; stage?: string }): Created
   };
   g.aws = {
     lambda: { LayerVersion: component("aws.lambda.LayerVersion", ["arn"]) },
+    ssm: { Parameter: component("aws.ssm.Parameter", ["arn", "name"]) },
+    ec2: { Eip: component("aws.ec2.Eip", ["allocationId", "publicIp"]), VpcEndpoint: component("aws.ec2.VpcEndpoint", ["id"]) },
+    sns: { Topic: component("aws.sns.Topic", ["arn"]), TopicSubscription: component("aws.sns.TopicSubscription", []) },
+    cloudwatch: { MetricAlarm: component("aws.cloudwatch.MetricAlarm", ["arn"]), Dashboard: component("aws.cloudwatch.Dashboard", ["dashboardName"]) },
+    getRegionOutput: () => ({ name: "us-east-1" }),
     s3: {
       BucketLifecycleConfiguration: component("aws.s3.BucketLifecycleConfiguration", []),
       BucketServerSideEncryptionConfiguration: component(

@@ -43,15 +43,22 @@ describe("sst.config.ts: the large-job task (recording stand-ins, no AWS)", () =
     expect(readFileSync(path.join(repoRoot, t.args.image.dockerfile), "utf8")).toMatch(/^FROM /m);
   });
 
-  it("is linked to the table, the queue, the bucket and the cluster key only", () => {
-    expect(linkNames(find(created, "sst.aws.Task", "LargeJobs").args)).toEqual(["Backups", "ClusterSecretKey", "Jobs", "Table"]);
+  it("is linked to the table, the queue and the bucket only; the cluster key comes as a secret (test/infra/iam.test.ts)", () => {
+    expect(linkNames(find(created, "sst.aws.Task", "LargeJobs").args)).toEqual(["Backups", "Jobs", "Table"]);
   });
 
-  it("lives in a VPC without NAT, in a cluster of its own", () => {
-    const vpc = find(created, "sst.aws.Vpc", "TaskVpc");
-    expect(vpc.args.nat).toBeUndefined();
+  it("lives in the shared VPC, whose NAT leaves from the deploy's Elastic IPs, in a cluster of its own", () => {
+    const vpc = find(created, "sst.aws.Vpc", "Vpc");
+    expect(vpc.args.nat).toEqual({ type: "managed", ip: [ref("Egress1", "allocationId"), ref("Egress2", "allocationId")] });
     expect(vpc.args.bastion).toBeUndefined();
-    expect(find(created, "sst.aws.Cluster", "TaskCluster").args.vpc.$name).toBe("TaskVpc");
+    expect(find(created, "sst.aws.Cluster", "TaskCluster").args.vpc.$name).toBe("Vpc");
+    // The worker and the dispatcher connect to clusters too: the same VPC.
+    expect(find(created, "sst.aws.Queue", "Jobs").calls[0]!.args[0].vpc.$name).toBe("Vpc");
+    expect(find(created, "sst.aws.CronV2", "Dispatch").args.function.vpc.$name).toBe("Vpc");
+    // S3 and DynamoDB through gateway endpoints on the private route tables, not through NAT.
+    const endpoints = created.filter((c) => c.type === "aws.ec2.VpcEndpoint").map((c) => c.args);
+    expect(endpoints.map((e) => [e.serviceName, e.vpcEndpointType])).toEqual([["com.amazonaws.us-east-1.s3", "Gateway"], ["com.amazonaws.us-east-1.dynamodb", "Gateway"]]);
+    expect(endpoints[0].routeTableIds).toEqual([ref("Vpc.privateRouteTable1", "id"), ref("Vpc.privateRouteTable2", "id")]);
     // Not reachable from the internet (public IPs are for outbound traffic only).
     expect(find(created, "sst.aws.Task", "LargeJobs").args.public).toBeUndefined();
   });
@@ -60,16 +67,19 @@ describe("sst.config.ts: the large-job task (recording stand-ins, no AWS)", () =
     const [fnArgs] = find(created, "sst.aws.Queue", "Jobs").calls[0]!.args;
     // No link to the task (a link grants ecs:* on the cluster's tasks).
     expect(linkNames(fnArgs)).toEqual(["Backups", "ClusterSecretKey", "Jobs", "Table"]);
-    expect(fnArgs.permissions).toEqual([
+    const statements = JSON.parse(fnArgs.transform.role.inlinePolicies[0].policy).Statement;
+    expect(statements.filter((s: any) => s.Action.some((a: string) => a.startsWith("ecs:") || a.startsWith("iam:")))).toEqual([
       {
-        actions: ["ecs:RunTask"],
-        resources: [ref("LargeJobs", "taskDefinition")],
-        conditions: [{ test: "ArnEquals", variable: "ecs:cluster", values: [ref("LargeJobs", "cluster")] }],
+        Effect: "Allow",
+        Action: ["ecs:RunTask"],
+        Resource: [ref("LargeJobs", "taskDefinition")],
+        Condition: { ArnEquals: { "ecs:cluster": [ref("LargeJobs", "cluster")] } },
       },
       {
-        actions: ["iam:PassRole"],
-        resources: [ref("LargeJobs.nodes.taskRole", "arn"), ref("LargeJobs.nodes.executionRole", "arn")],
-        conditions: [{ test: "StringEquals", variable: "iam:PassedToService", values: ["ecs-tasks.amazonaws.com"] }],
+        Effect: "Allow",
+        Action: ["iam:PassRole"],
+        Resource: [ref("LargeJobs.nodes.taskRole", "arn"), ref("LargeJobs.nodes.executionRole", "arn")],
+        Condition: { StringEquals: { "iam:PassedToService": ["ecs-tasks.amazonaws.com"] } },
       },
     ]);
   });
