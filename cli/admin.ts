@@ -10,8 +10,8 @@ import { allScopes, type Scope } from "../core/auth/scopes.ts";
 import { ConfigError } from "../core/config.ts";
 import { createDeps, type Deps } from "../core/deps.ts";
 import { AppError } from "../core/errors.ts";
-import { createCluster, createOrganization, createProject, getOrganization, getProject, listProjects, toProject } from "../core/orgs/orgs.ts";
-import { probePostgresVersion } from "../core/orgs/probe.ts";
+import { createCluster, newClusterConnection, createOrganization, createProject, getOrganization, getProject, listProjects, toProject } from "../core/orgs/orgs.ts";
+import { isolateNewCluster, probePostgresVersion } from "../core/orgs/probe.ts";
 import { ZodError } from "zod";
 import { operatorConfig } from "./config.ts";
 import { dlqList, dlqRedrive } from "./dlq.ts";
@@ -58,11 +58,26 @@ program
   .option("--url <url>", "postgres://user:password@host:port/admin_db (prefer --url-stdin: keeps the password out of shell history)")
   .option("--url-stdin", "read the connection URL from standard input")
   .option("--insecure-tls", "allow plaintext or unverified TLS in the URL's sslmode (default: verify-full, refusing anything weaker)")
-  .action(async (o: { name: string; url?: string; urlStdin?: boolean; insecureTls?: boolean }) => {
+  .option("--pg-hba-isolated", "register even with databases open to PUBLIC: pg_hba.conf confines every role to its own database (docs/security.md)")
+  .action(async (o: { name: string; url?: string; urlStdin?: boolean; insecureTls?: boolean; pgHbaIsolated?: boolean }) => {
     const url = o.urlStdin ? await readStdin() : (o.url ?? process.env.CAPYDB_CLUSTER_URL);
     if (!url) throw new AppError("bad_request", "give the connection URL with --url, --url-stdin or CAPYDB_CLUSTER_URL");
+    const input = { name: o.name, url, insecure_tls: o.insecureTls ?? false };
+    // Tenants apart: a preview's role (its password is the customer's) must reach no database but its own.
+    const isolation = await isolateNewCluster(newClusterConnection(input));
+    if (isolation?.open.length && !o.pgHbaIsolated) {
+      const list = isolation.open.map((d) => `"${d}"`).join(", ");
+      throw new AppError(
+        "bad_request",
+        `a preview role could connect to ${list} on this cluster (PUBLIC may connect to ${isolation.open.length === 1 ? "it" : "them"}): ` +
+          `revoke that (REVOKE CONNECT, TEMPORARY ON DATABASE ... FROM PUBLIC, then GRANT CONNECT to the roles that use it), ` +
+          "or confine every role to its own database with pg_hba.conf rules and pass --pg-hba-isolated (docs/security.md)",
+      );
+    }
     // The stored password is sealed with the service's key; it is never printed, logged or served.
-    print(await createCluster(getDeps(), { name: o.name, url, insecure_tls: o.insecureTls ?? false }));
+    print(await createCluster(getDeps(), input));
+    if (!isolation) process.stderr.write("Could not reach the cluster to check that tenants are kept apart on it: see docs/security.md before creating previews there.\n");
+    else if (isolation.closed.length) process.stderr.write(`Closed to PUBLIC, so that preview roles cannot connect: ${isolation.closed.join(", ")}.\n`);
   });
 
 program

@@ -134,11 +134,27 @@ export function publicCluster(c: ClusterItem): Cluster {
   return rest;
 }
 
-export async function createCluster(deps: Db & Pick<Deps, "secretKey">, input: z.input<typeof createClusterInput>): Promise<Cluster> {
+/** The connection a new cluster's URL describes, checked as `createCluster` checks it (shape, TLS mode). */
+export function newClusterConnection(input: z.input<typeof createClusterInput>): ClusterConnection {
   const data = createClusterInput.parse(input);
   const url = new URL(data.url);
   const tlsProblem = sslmodeProblem(url.searchParams.get("sslmode"), data.insecure_tls);
   if (tlsProblem) throw new AppError("bad_request", `url: ${tlsProblem}`);
+  return {
+    host: decodeURIComponent(url.hostname),
+    port: url.port ? Number(url.port) : 5432,
+    user: decodeURIComponent(url.username),
+    password: decodeURIComponent(url.password),
+    adminDatabase: decodeURIComponent(url.pathname.replace(/^\//, "")) || "postgres",
+    sslmode: url.searchParams.get("sslmode"),
+    insecureTls: data.insecure_tls,
+  };
+}
+
+export async function createCluster(deps: Db & Pick<Deps, "secretKey">, input: z.input<typeof createClusterInput>): Promise<Cluster> {
+  const data = createClusterInput.parse(input);
+  const url = new URL(data.url);
+  newClusterConnection(input); // the same checks
   const now = deps.now();
   const item: ClusterItem = {
     type: "cluster",

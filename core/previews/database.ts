@@ -1,5 +1,6 @@
 import pg from "pg";
 import type { ClusterConnection } from "../orgs/orgs.ts";
+import { createClosedDatabase, openDatabase } from "../pg/isolation.ts";
 import { closeQuietly, connect, serverVersion } from "../worker/pgconn.ts";
 
 /**
@@ -53,21 +54,22 @@ export async function dropPreviewDatabase(conn: ClusterConnection, database: str
 
 /**
  * A fresh, empty database owned by the role. PostgreSQL grants CONNECT on every new database to
- * PUBLIC: it is revoked on the preview and on the project's database, so the preview's role
+ * PUBLIC: the preview is created closed to every connection and opened only once that is revoked,
+ * and it is revoked on the project's database too, so the preview's role
  * reaches only its own preview (and no other role reaches the preview but its owner and the
  * cluster's administrators).
  */
 export async function createPreviewDatabase(conn: ClusterConnection, database: string, role: string, projectDatabase: string): Promise<void> {
   await withAdmin(conn, async (c) => {
     const { rows } = await c.query("SELECT 1 FROM pg_database WHERE datname = $1", [database]);
-    if (!rows.length) await c.query(`CREATE DATABASE ${id(database)} OWNER ${id(role)} TEMPLATE template0`);
+    // Closed until PUBLIC's access is revoked (a retry after a crash in between opens it here).
+    if (!rows.length) await createClosedDatabase(c, database, role);
     await isolate(c, database, role, projectDatabase);
   });
 }
 
 async function isolate(c: pg.Client, database: string, role: string, projectDatabase: string) {
-  await c.query(`REVOKE CONNECT, TEMPORARY ON DATABASE ${id(database)} FROM PUBLIC`);
-  await c.query(`GRANT CONNECT, TEMPORARY ON DATABASE ${id(database)} TO ${id(role)}`);
+  await openDatabase(c, database, role);
   const { rows } = await c.query("SELECT 1 FROM pg_database WHERE datname = $1", [projectDatabase]);
   if (rows.length) {
     // The service's own user keeps its access to the project's database explicitly.

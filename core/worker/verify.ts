@@ -8,6 +8,7 @@ import { Transform, type Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import pg from "pg";
 import type { ClusterConnection } from "../orgs/orgs.ts";
+import { createClosedDatabase, openDatabase } from "../pg/isolation.ts";
 import { WorkerFailure, classify, classifyText, firstErrorLine, type ToolReport } from "./classify.ts";
 import { closeQuietly, connect, countRows, serverVersion, toolEnv } from "./pgconn.ts";
 import type { PgTools } from "./pgtools.ts";
@@ -55,7 +56,10 @@ export async function createThrowaway(conn: ClusterConnection, name: string): Pr
   let admin: pg.Client | undefined;
   try {
     admin = await connect(conn, conn.adminDatabase);
-    await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)} TEMPLATE template0`);
+    // Closed from the moment it exists: another tenant's preview role on a shared cluster must
+    // never see what is restored here (core/pg/isolation.ts).
+    await createClosedDatabase(admin, name);
+    await openDatabase(admin, name);
   } catch (err) {
     const c = classify(err);
     if (c.classification === "permanent") throw verificationFailed(`Could not create the scratch database for the restore check: ${c.message}`, undefined, err);

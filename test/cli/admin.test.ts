@@ -92,7 +92,9 @@ describe("capydb-admin", () => {
   it("project create takes --environment (production or non_production)", () => {
     const orgId = admin(["org", "create", "--name", uniq("o")]).json().id;
     // The local PostgreSQL serves no TLS: the explicit opt-out, or the version probe could not connect.
-    const clusterId = admin(["cluster", "add", "--name", uniq("c"), "--url", env.infra.postgresUrl, "--insecure-tls"]).json().id;
+    // The suite's shared server holds every test's databases, open to PUBLIC: the isolation check
+    // (test/pg/isolation.test.ts) would refuse it, so this cluster claims pg_hba.conf isolation.
+    const clusterId = admin(["cluster", "add", "--name", uniq("c"), "--url", env.infra.postgresUrl, "--insecure-tls", "--pg-hba-isolated"]).json().id;
     const staging = admin(["project", "create", "--org", orgId, "--cluster", clusterId, "--name", "staging", "--database", "s", "--environment", "non_production"]);
     expect(staging.status, staging.stderr).toBe(0);
     expect(staging.json()).toMatchObject({ environment: "non_production" });
