@@ -110,3 +110,25 @@ describe("response headers", () => {
     for (const r of responses) expect(r.headers.get("x-content-type-options"), `${r.status}`).toBe("nosniff");
   });
 });
+
+describe("lists returned whole", () => {
+  it("refuse limit and cursor with a 400 naming them, instead of ignoring them", async () => {
+    const all = await tenant.key(["projects:read", "api_keys:read", "organizations:read", "backups:read"]);
+    const lists = [
+      "/v1/projects",
+      `/v1/organizations/${tenant.organizationId}/api-keys`,
+      `/v1/organizations/${tenant.organizationId}/webhook-endpoints`,
+      `/v1/projects/${tenant.projectId}/restore-points`,
+    ];
+    for (const path of lists) {
+      const plain = await get(path, all);
+      expect(plain.status, `${path}: ${await plain.clone().text()}`).toBe(200);
+      for (const [param, value] of [["limit", "1"], ["cursor", "abc"]] as const) {
+        const res = await get(`${path}?${param}=${value}`, all);
+        const b = await body(res);
+        expect(res.status, `${path}?${param}: ${JSON.stringify(b)}`).toBe(400);
+        expect(b.error).toMatch(new RegExp(`^${param}: this list is not paged \\(it returns .* in one answer\\): leave out ${param}$`));
+      }
+    }
+  });
+});

@@ -35,4 +35,19 @@ export const listQuery = (max: number, byDefault: number) =>
     cursor: z.string().max(2000).optional().openapi({ description: "The `x-next-cursor` header of the previous page." }),
   });
 
+/**
+ * The query of a list returned whole (projects, API keys, webhook endpoints, restore points: short
+ * by nature, and an organization's webhook endpoints are at most 20): `limit` and `cursor` are
+ * refused with a 400 rather than silently ignored, so a client that pages finds out at once.
+ */
+export const unpagedQuery = (what: string) => {
+  const refused = (name: string) =>
+    z
+      .string()
+      .optional()
+      .refine((v) => v === undefined, { message: `this list is not paged (it returns ${what} in one answer): leave out ${name}` })
+      .openapi({ description: `Not accepted (400): this list returns ${what} in one answer.` });
+  return z.object({ limit: refused("limit"), cursor: refused("cursor") });
+};
+
 export const security: Record<string, string[]>[] = [{ bearerAuth: [] }, { apiKeyAuth: [] }];

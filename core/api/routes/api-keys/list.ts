@@ -3,7 +3,7 @@ import { listApiKeys } from "../../../auth/keys.ts";
 import { orgAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { OrgParams, security } from "../shared.ts";
+import { OrgParams, security, unpagedQuery } from "../shared.ts";
 import { ListApiKeysResponse } from "./schema.ts";
 
 export const listApiKeysRoute = createRoute({
@@ -13,7 +13,7 @@ export const listApiKeysRoute = createRoute({
   summary: "List the organization's API keys, newest first (never the plaintext)",
   security,
   middleware: [orgAccess("api_keys:read")] as const,
-  request: { params: OrgParams },
+  request: { params: OrgParams, query: unpagedQuery("every key of the organization") },
   responses: {
     200: { description: "The keys", content: { "application/json": { schema: ListApiKeysResponse } } },
     ...errorResponses(401, 403, 404),

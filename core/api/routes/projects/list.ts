@@ -3,7 +3,7 @@ import { getProject, listProjects, toProject } from "../../../orgs/orgs.ts";
 import { scopeAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { security } from "../shared.ts";
+import { security, unpagedQuery } from "../shared.ts";
 import { ListProjectsResponse } from "./schema.ts";
 
 export const listProjectsRoute = createRoute({
@@ -13,6 +13,7 @@ export const listProjectsRoute = createRoute({
   summary: "List the caller's projects (a project-scoped key sees its one project)",
   security,
   middleware: [scopeAccess("projects:read")] as const,
+  request: { query: unpagedQuery("every project the caller may see") },
   responses: {
     200: { description: "The projects, oldest first", content: { "application/json": { schema: ListProjectsResponse } } },
     ...errorResponses(401, 403),

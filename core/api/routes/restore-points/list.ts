@@ -3,7 +3,7 @@ import { listRestorePoints, toRestorePoint } from "../../../restores/points.ts";
 import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { ProjectParams, security } from "../shared.ts";
+import { ProjectParams, security, unpagedQuery } from "../shared.ts";
 import { ListRestorePointsResponse } from "./schema.ts";
 
 export const listRestorePointsRoute = createRoute({
@@ -13,7 +13,7 @@ export const listRestorePointsRoute = createRoute({
   summary: "List the project's restore points, newest first",
   security,
   middleware: [projectAccess("backups:read")] as const,
-  request: { params: ProjectParams },
+  request: { params: ProjectParams, query: unpagedQuery("every restore point of the project") },
   responses: {
     200: { description: "The restore points", content: { "application/json": { schema: ListRestorePointsResponse } } },
     ...errorResponses(401, 403, 404),

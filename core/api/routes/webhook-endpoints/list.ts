@@ -3,7 +3,7 @@ import { listEndpointItems, toEndpoint } from "../../../webhooks/endpoints.ts";
 import { orgAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { OrgParams, security } from "../shared.ts";
+import { OrgParams, security, unpagedQuery } from "../shared.ts";
 import { ListWebhookEndpointsResponse } from "./schema.ts";
 
 export const listWebhookEndpointsRoute = createRoute({
@@ -13,7 +13,7 @@ export const listWebhookEndpointsRoute = createRoute({
   summary: "List the organization's webhook endpoints, newest first (never their secrets)",
   security,
   middleware: [orgAccess("organizations:read")] as const,
-  request: { params: OrgParams },
+  request: { params: OrgParams, query: unpagedQuery("every endpoint of the organization, at most 20") },
   responses: {
     200: { description: "The endpoints", content: { "application/json": { schema: ListWebhookEndpointsResponse } } },
     ...errorResponses(401, 403, 404),
