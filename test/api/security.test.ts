@@ -267,8 +267,9 @@ const entries: Entry[] = [
     scope: "api_keys:write",
     ok: 200,
     projectScoped: false,
+    // Within the revoker's scopes: a key may revoke only keys whose scopes it holds (the matrix's key holds just api_keys:write).
     prepare: async () => {
-      made.keyToRevoke = (await call(await adminKey(), "POST", `${org()}/api-keys`, { name: "to revoke", scopes: ["backups:read"] })).api_key.id;
+      made.keyToRevoke = (await call(await adminKey(), "POST", `${org()}/api-keys`, { name: "to revoke", scopes: ["api_keys:write"] })).api_key.id;
     },
   },
   { route: "GET /v1/organizations/{orgID}/audit-events", name: "organization audit events", method: "GET", path: () => `${org()}/audit-events`, scope: "organizations:read", ok: 200, projectScoped: false },
