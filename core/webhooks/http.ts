@@ -80,16 +80,18 @@ export function postWebhook(opts: {
       () => finish({ status: null, body: "", error: `no answer within ${opts.timeoutMs / 1000} s`, ok: false }),
       opts.timeoutMs,
     );
-    // Prepended so that it runs before the request's own pending write on connect.
-    req.on("socket", (socket) =>
-      socket.prependOnceListener("connect", () => {
+    req.on("socket", (socket) => {
+      const checkPeer = () => {
         const peer = socket.remoteAddress;
         const why = peer ? refusedAddress(peer, opts.policy) : "the connection has no peer address";
         if (!why) return;
         socket.destroy();
         finish({ status: null, body: "", error: `refused: the connection went to ${why}`, ok: false });
-      }),
-    );
+      };
+      // Prepended so that it runs before the request's own pending write on connect.
+      if (socket.connecting) socket.prependOnceListener("connect", checkPeer);
+      else checkPeer();
+    });
     req.on("error", (err: NodeJS.ErrnoException) =>
       finish({ status: null, body: "", error: `could not deliver: ${err.code ?? err.message}`, ok: false }),
     );
