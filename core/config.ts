@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { z } from "./zod.ts";
 import { readSstLinks, type SstLinks } from "./sst-links.ts";
 import { DEFAULT_TASK_THRESHOLD_BYTES, parseSize, taskResourceSchema } from "./tasks/launcher.ts";
 

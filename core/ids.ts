@@ -1,5 +1,4 @@
 import { monotonicFactory } from "ulid";
-import { z } from "zod";
 
 const ulid = monotonicFactory();
 
@@ -62,12 +61,4 @@ export function idMismatch(kind: IdKind, value: unknown): string {
   const shown = typeof value === "string" ? JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value) : value === null ? "null" : typeof value;
   const sent = typeof value === "string" && value.length > 40 ? `${shown} (${value.length} characters)` : shown;
   return `must be ${kindNames[kind]} id (${idPrefixes[kind]}_ and 26 characters), got ${sent}`;
-}
-
-/**
- * The zod schema of an id of this kind, for every boundary that takes one (bodies, stored
- * references): shape checked before any lookup, so a wrong one is a 400, never a DynamoDB error.
- */
-export function idSchema(kind: IdKind) {
-  return z.string().refine((s) => isId(kind, s), { error: (issue) => idMismatch(kind, issue.input) });
 }

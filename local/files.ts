@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { z } from "zod";
+import { z } from "../core/zod.ts";
 
 /** Where the local stack keeps its data: `.capydb/` in the working directory (CAPYDB_HOME overrides). */
 export const localDir = (cwd = process.cwd()) => resolve(process.env.CAPYDB_HOME ?? join(cwd, ".capydb"));

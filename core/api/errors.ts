@@ -1,4 +1,4 @@
-import { z } from "@hono/zod-openapi";
+import { z } from "../zod.ts";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { AppError, isUnavailable } from "../errors.ts";

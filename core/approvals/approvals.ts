@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { TransactWriteCommandInput } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { auditItem, type Actor } from "../audit/audit.ts";
 import { keys, ttlAt } from "../db/keys.ts";
 import { getItem, transactWrite } from "../db/store.ts";

@@ -1,6 +1,6 @@
 import { userInfo } from "node:os";
 import type { TransactWriteCommandInput } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import { z } from "../zod.ts";
 import type { Principal } from "../auth/principal.ts";
 import { keys, ttlAt } from "../db/keys.ts";
 import { putItem, queryPage, type Page } from "../db/store.ts";

@@ -1,11 +1,11 @@
 import { createHash, randomBytes } from "node:crypto";
-import { z } from "zod";
+import { idSchema, z } from "../zod.ts";
 import { auditItem, type Actor } from "../audit/audit.ts";
 import { keys } from "../db/keys.ts";
 import { getItem, putItem, queryAll, queryPage, setFields, transactWrite, updateItem } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import { AppError } from "../errors.ts";
-import { idSchema, newId } from "../ids.ts";
+import { newId } from "../ids.ts";
 import { getOrganization, getProject } from "../orgs/orgs.ts";
 import { orgManagementScopes, scopeSchema, type Scope } from "./scopes.ts";
 

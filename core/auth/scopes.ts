@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { z } from "../zod.ts";
 
 /** CapyDB's scope list. */
 export const allScopes = [

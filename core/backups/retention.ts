@@ -1,5 +1,5 @@
 import { DeleteObjectCommand } from "@aws-sdk/client-s3";
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { keys } from "../db/keys.ts";
 import { queryAll, transactWriteIf } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";

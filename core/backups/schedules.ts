@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { auditItem, type Actor } from "../audit/audit.ts";
 import { keys } from "../db/keys.ts";
 import { getItem, setFields, transactWriteIf, updateItemIf } from "../db/store.ts";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { newBackupRecords } from "../backups/backups.ts";
 import { minuteOfDay, scheduleItem, type ScheduleItem } from "../backups/schedules.ts";
 import { keys, ttlAt } from "../db/keys.ts";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { z } from "../zod.ts";
 import type { BackupItem } from "../backups/backups.ts";
 import { iso, type Deps } from "../deps.ts";
 import { AppError } from "../errors.ts";

@@ -1,5 +1,5 @@
 import type { TransactWriteCommandInput } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { keys, ttlAt } from "../db/keys.ts";
 import { getItem } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";

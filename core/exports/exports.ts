@@ -1,5 +1,5 @@
 import { AbortMultipartUploadCommand, DeleteObjectCommand } from "@aws-sdk/client-s3";
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { keys } from "../db/keys.ts";
 import { auditItem, type Actor } from "../audit/audit.ts";
 import { getItem, queryPage, setFields, transactWriteIf, updateItem, type Page } from "../db/store.ts";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { keys } from "../db/keys.ts";
 import { getItem, queryPage, setFields, transactWriteIf, updateItemIf, type Page } from "../db/store.ts";
 import { jobEvent, outboxPut, type TransactItem } from "../events/outbox.ts";

@@ -1,5 +1,5 @@
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
-import { z } from "zod";
+import { z } from "../zod.ts";
 import type { Deps } from "../deps.ts";
 
 /** The jobs queue's message: only a job id; the job record is the source of truth. */

@@ -2,7 +2,7 @@ import { createHash, type Hash } from "node:crypto";
 import { mkdir, open, type FileHandle } from "node:fs/promises";
 import { dirname, join, normalize } from "node:path";
 import type { Readable } from "node:stream";
-import { z } from "zod";
+import { z } from "../zod.ts";
 
 /**
  * Unpacks a `pg_basebackup -Ft` archive (base.tar) into a data directory and checks it against

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { keys } from "../db/keys.ts";
 import { backupObjectKey } from "../backups/backups.ts";
 import { decodeCursor, getItem, queryAll, queryPage, setFields, transactWrite, transactWriteIf, updateItem, type Page } from "../db/store.ts";

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { checkApproval, commitWithApproval } from "../approvals/approvals.ts";
 import { auditItem, type Actor } from "../audit/audit.ts";
 import { DEFAULT_RETENTION_DAYS, newBackupItem, type BackupItem } from "../backups/backups.ts";

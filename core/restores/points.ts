@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { backupItem, type BackupItem } from "../backups/backups.ts";
 import { keys } from "../db/keys.ts";
 import { getItem, queryAll, transactWrite } from "../db/store.ts";

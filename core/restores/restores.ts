@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { getBackup, type BackupItem } from "../backups/backups.ts";
 import { queryAll } from "../db/store.ts";
 import { keys } from "../db/keys.ts";

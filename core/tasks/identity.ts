@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { fargateTaskId, localTaskId } from "./launcher.ts";
 
 const taskMetadata = z.object({ TaskARN: z.string().startsWith("arn:") });

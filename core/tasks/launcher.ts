@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { z } from "../zod.ts";
 
 /**
  * Starts the task entry (functions/task.ts) for one job, somewhere with no time limit: a Fargate

@@ -3,7 +3,7 @@
  * item per archived WAL file, one per base backup, one per gap. Times are RFC 3339 UTC, LSNs
  * PostgreSQL's `X/Y` text (see lsn.ts for arithmetic).
  */
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { isLsn } from "./lsn.ts";
 
 export const lsnSchema = z.string().refine(isLsn, "must be an LSN such as 0/3000028");

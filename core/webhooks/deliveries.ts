@@ -1,6 +1,6 @@
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { errorText, mapSettled } from "../concurrency.ts";
 import { keys } from "../db/keys.ts";
 import { decodeCursor, getItem, isConditionFailed, mapDbError, putItem, queryAll, queryPage, type Page } from "../db/store.ts";

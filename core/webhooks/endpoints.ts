@@ -1,5 +1,5 @@
 import { DeleteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { keys } from "../db/keys.ts";
 import { getItem, isConditionFailed, mapDbError, putItem, queryAll, setFields, updateItem } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";

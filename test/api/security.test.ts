@@ -1,4 +1,3 @@
-// First: the API modules need @hono/zod-openapi loaded before any domain schema is built.
 import { createWebhookEnv } from "../webhooks/support.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { keys } from "../../core/db/keys.ts";

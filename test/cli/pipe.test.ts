@@ -1,4 +1,3 @@
-// First: the API's schemas need @hono/zod-openapi loaded before any domain schema is built.
 import { createTestEnv, type Tenant, type TestEnv } from "../support/env.ts";
 import { serve, type ServerType } from "@hono/node-server";
 import { spawn } from "node:child_process";

@@ -1,5 +1,3 @@
-// First: the API's schemas call `.openapi()`, which exists only on zod schemas built after
-// @hono/zod-openapi has loaded.
 import { createTestEnv, type Tenant, type TestEnv } from "../support/env.ts";
 import { serve, type ServerType } from "@hono/node-server";
 import { spawn } from "node:child_process";

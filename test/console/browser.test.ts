@@ -1,5 +1,3 @@
-// First: the API's schemas call `.openapi()`, which exists only on zod schemas built after
-// @hono/zod-openapi has loaded; importing the worker first would build the domain schemas before it.
 import { createTestEnv, type Tenant, type TestEnv } from "../support/env.ts";
 import { serve, type ServerType } from "@hono/node-server";
 import { createHash } from "node:crypto";

@@ -1,4 +1,3 @@
-// First: the API schemas extend zod with .openapi, which must happen before any domain schema is built.
 import type { TestEnv } from "../support/env.ts";
 import { PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { describe, expect, it } from "vitest";
@@ -12,7 +11,7 @@ import { defaultDispatchOptions, runTick, type TickReport } from "../../core/dis
 import { dispatchRetrySchema } from "../../core/dispatch/scheduler.ts";
 import { newId } from "../../core/ids.ts";
 import { claimJob, getJobItem, newJobItem, type JobItem } from "../../core/jobs/jobs.ts";
-import { z } from "zod";
+import { z } from "../../core/zod.ts";
 
 const freshEnv = freshEnvs();
 

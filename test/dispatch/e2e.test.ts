@@ -1,4 +1,3 @@
-// First: the API schemas extend zod with .openapi, which must happen before any domain schema is built.
 import { createTestEnv, type Tenant, type TestEnv } from "../support/env.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runTick } from "../../core/dispatch/handler.ts";

@@ -1,4 +1,3 @@
-// First: the API schemas extend zod with .openapi, which must happen before any domain schema is built.
 import type { TestEnv } from "../support/env.ts";
 import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { PutCommand } from "@aws-sdk/lib-dynamodb";

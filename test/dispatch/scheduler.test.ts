@@ -1,4 +1,3 @@
-// First: the API schemas extend zod with .openapi, which must happen before any domain schema is built.
 import type { TestEnv } from "../support/env.ts";
 import { DeleteCommand } from "@aws-sdk/lib-dynamodb";
 import { describe, expect, it } from "vitest";

@@ -1,4 +1,3 @@
-// First: the API modules need @hono/zod-openapi loaded before any domain schema is built.
 import { createTestEnv, uniq, type Tenant, type TestEnv } from "../support/env.ts";
 import fc from "fast-check";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";

@@ -1,4 +1,3 @@
-// First: the API modules need @hono/zod-openapi loaded before any domain schema is built.
 import { createTestEnv, uniq, type Tenant, type TestEnv } from "../support/env.ts";
 import { serve, type ServerType } from "@hono/node-server";
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";

@@ -1,4 +1,3 @@
-// First: the API modules need @hono/zod-openapi loaded before any domain schema is built.
 import { createTestEnv, type TestEnv } from "../support/env.ts";
 import { GetQueueAttributesCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";

@@ -1,4 +1,3 @@
-// First: the API modules need @hono/zod-openapi loaded before any domain schema is built.
 import { uniq, type TestEnv } from "../support/env.ts";
 import { ListMultipartUploadsCommand } from "@aws-sdk/client-s3";
 import { ScanCommand } from "@aws-sdk/lib-dynamodb";

@@ -1,4 +1,3 @@
-// First: the API modules need @hono/zod-openapi loaded before any domain schema is built.
 import type { Tenant, TestEnv } from "../support/env.ts";
 import { uniq } from "../support/env.ts";
 import pg from "pg";

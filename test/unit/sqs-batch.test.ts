@@ -1,6 +1,6 @@
 import type { Context, SQSRecord } from "aws-lambda";
 import { describe, expect, it } from "vitest";
-import { z } from "zod";
+import { z } from "../../core/zod.ts";
 import { sqsBatchHandler } from "../../core/aws/sqs-batch.ts";
 
 /** The Lambda event's record shape, as SQS delivers it. */

@@ -1,4 +1,3 @@
-// First: the API modules need @hono/zod-openapi loaded before any domain schema is built.
 import { createTestEnv, type Tenant, type TestEnv } from "../support/env.ts";
 import { DeleteQueueCommand } from "@aws-sdk/client-sqs";
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from "node:http";

@@ -1,4 +1,3 @@
-// First: the API modules need @hono/zod-openapi loaded before any domain schema is built.
 import { createTestEnv, type TestEnv } from "../support/env.ts";
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -1,4 +1,3 @@
-// First: the API modules need @hono/zod-openapi loaded before any domain schema is built.
 import { createTestEnv, type TestEnv } from "../support/env.ts";
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";

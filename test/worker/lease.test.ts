@@ -1,4 +1,3 @@
-// First: the API modules need @hono/zod-openapi loaded before any domain schema is built.
 import { createTestEnv, type Tenant, type TestEnv } from "../support/env.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getBackupForWork, markBackupPending, recordBackupArtifact } from "../../core/backups/backups.ts";

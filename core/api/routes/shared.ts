@@ -1,9 +1,8 @@
-import { z } from "@hono/zod-openapi";
+import { z } from "../../zod.ts";
 
 /** Wire pieces every resource's schemas share: path parameters, paging, timestamps, security. */
 export const timestamp = { type: "string", format: "date-time", example: "2026-11-26T02:15:00Z" } as const;
-// Fresh field schemas (not the domain ones' fields): their OpenAPI metadata must not depend on the
-// order in which modules were evaluated relative to @hono/zod-openapi's zod extension.
+// Timestamps as fresh field schemas, so the OpenAPI document shows them as date-times with an example.
 export const at = () => z.string().openapi(timestamp);
 export const atOrNull = () => z.string().nullable().openapi(timestamp);
 

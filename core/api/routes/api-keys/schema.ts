@@ -1,4 +1,4 @@
-import { z } from "@hono/zod-openapi";
+import { z } from "../../../zod.ts";
 import { apiKeyItem, createApiKeyInput } from "../../../auth/keys.ts";
 
 /** CapyDB's API key record shape: the stored key without its type and hash (never the plaintext). */

@@ -1,4 +1,4 @@
-import { z } from "@hono/zod-openapi";
+import { z } from "../../../zod.ts";
 import { approvalActionSchema, approvalActions, approvalSchema } from "../../../approvals/approvals.ts";
 
 export const Approval = approvalSchema

@@ -1,4 +1,4 @@
-import { z } from "@hono/zod-openapi";
+import { z } from "../../../zod.ts";
 import { auditEventSchema } from "../../../audit/audit.ts";
 import { listQuery } from "../shared.ts";
 

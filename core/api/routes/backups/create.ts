@@ -1,4 +1,5 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { createRoute } from "@hono/zod-openapi";
+import { z } from "../../../zod.ts";
 import { actorOf } from "../../../audit/audit.ts";
 import { requestBackup } from "../../../backups/backups.ts";
 import { AppError } from "../../../errors.ts";

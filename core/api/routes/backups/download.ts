@@ -1,4 +1,5 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { createRoute } from "@hono/zod-openapi";
+import { z } from "../../../zod.ts";
 import { actorOf, recordAudit } from "../../../audit/audit.ts";
 import { getBackup } from "../../../backups/backups.ts";
 import { backupArtifact, signDownload } from "../../../downloads/downloads.ts";

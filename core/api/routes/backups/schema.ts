@@ -1,4 +1,4 @@
-import { z } from "@hono/zod-openapi";
+import { z } from "../../../zod.ts";
 import { backupSchema, requestBackupInput } from "../../../backups/backups.ts";
 import { downloadSchema } from "../../../downloads/downloads.ts";
 import { Job } from "../jobs/schema.ts";

@@ -1,5 +1,6 @@
 import { actorOf } from "../../../audit/audit.ts";
-import { createRoute, z } from "@hono/zod-openapi";
+import { createRoute } from "@hono/zod-openapi";
+import { z } from "../../../zod.ts";
 import { requestExport } from "../../../exports/exports.ts";
 import { toJob } from "../../../jobs/jobs.ts";
 import { projectAccess } from "../../auth.ts";

@@ -1,4 +1,4 @@
-import { z } from "@hono/zod-openapi";
+import { z } from "../../../zod.ts";
 import { exportSchema } from "../../../exports/exports.ts";
 import { Job } from "../jobs/schema.ts";
 import { at, listQuery, ProjectParams, timestamp } from "../shared.ts";

@@ -1,4 +1,5 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { createRoute } from "@hono/zod-openapi";
+import { z } from "../../../zod.ts";
 import { AppError } from "../../../errors.ts";
 import { isId } from "../../../ids.ts";
 import { getJobItem, toJob } from "../../../jobs/jobs.ts";

@@ -1,4 +1,4 @@
-import { z } from "@hono/zod-openapi";
+import { z } from "../../../zod.ts";
 import { jobSchema } from "../../../jobs/jobs.ts";
 import { at, atOrNull, listQuery } from "../shared.ts";
 

@@ -1,4 +1,4 @@
-import { z } from "@hono/zod-openapi";
+import { z } from "../../../zod.ts";
 import { DEFAULT_TTL_HOURS, previewModes, previewNameSchema, previewSchema, ttlHoursSchema } from "../../../previews/previews.ts";
 import { Job } from "../jobs/schema.ts";
 import { at, listQuery } from "../shared.ts";

@@ -1,4 +1,4 @@
-import { z } from "@hono/zod-openapi";
+import { z } from "../../../zod.ts";
 import { projectSchema } from "../../../orgs/orgs.ts";
 import { at } from "../shared.ts";
 

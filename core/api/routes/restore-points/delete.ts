@@ -1,4 +1,5 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { createRoute } from "@hono/zod-openapi";
+import { z } from "../../../zod.ts";
 import { auditRequest } from "../../audit-request.ts";
 import { AppError } from "../../../errors.ts";
 import { deleteRestorePoint, getRestorePoint, toRestorePoint } from "../../../restores/points.ts";

@@ -1,4 +1,4 @@
-import { z } from "@hono/zod-openapi";
+import { z } from "../../../zod.ts";
 import { createRestorePointInput, restorePointSchema } from "../../../restores/points.ts";
 import { at, timestamp } from "../shared.ts";
 

@@ -1,4 +1,4 @@
-import { z } from "@hono/zod-openapi";
+import { z } from "../../../zod.ts";
 import { restoreRequest } from "../../../restores/restores.ts";
 import { Job } from "../jobs/schema.ts";
 

@@ -1,4 +1,4 @@
-import { z } from "@hono/zod-openapi";
+import { z } from "../../../zod.ts";
 import { putScheduleInput, scheduledBackupSchema } from "../../../backups/schedules.ts";
 import { at, atOrNull } from "../shared.ts";
 

@@ -1,4 +1,5 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { createRoute } from "@hono/zod-openapi";
+import { z } from "../../../zod.ts";
 import { AppError } from "../../../errors.ts";
 import { createDelivery, getDelivery, toDelivery } from "../../../webhooks/deliveries.ts";
 import { requireEndpoint } from "../../../webhooks/endpoints.ts";

@@ -1,4 +1,4 @@
-import { z } from "@hono/zod-openapi";
+import { z } from "../../../zod.ts";
 import { deliveryStates, webhookDeliverySchema } from "../../../webhooks/deliveries.ts";
 import { listQuery, timestamp } from "../shared.ts";
 

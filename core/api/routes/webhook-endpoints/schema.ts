@@ -1,4 +1,4 @@
-import { z } from "@hono/zod-openapi";
+import { z } from "../../../zod.ts";
 import { eventTypes } from "../../../events/outbox.ts";
 import { endpointHealths, endpointInput, endpointPatch, webhookEndpointSchema } from "../../../webhooks/endpoints.ts";
 import { OrgParams, timestamp } from "../shared.ts";
@@ -7,7 +7,6 @@ import { OrgParams, timestamp } from "../shared.ts";
 export const WebhookEndpoint = webhookEndpointSchema
   .extend({
     event_types: z.array(z.string()).openapi({ description: `Subscribed event types; empty: all of ${eventTypes.join(", ")}.` }),
-    // Fresh field schemas (not the domain's): their OpenAPI metadata must not depend on module order (see ../shared.ts).
     health: z.enum(endpointHealths).openapi({
       description: "healthy: the last delivery succeeded; failing: deliveries fail since a while; disabled: turned off (by the organization, or after 3 days of failures only).",
     }),
