@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the service's speed and memory targets (issue 10), each measured against a
+ * `npm run bench`: the service's speed and memory targets (docs/benchmarks.md), each measured against a
  * baseline run in the same invocation, on stand-ins the bench starts itself (DynamoDB Local,
  * fauxqs, PostgreSQL 15) and stops again, also on failure and Ctrl-C. Prints a table and writes
  * bench/results.json. `BENCH_QUICK=1` runs smaller sizes (said so in the output);

@@ -1,5 +1,5 @@
 import { createRequire } from "node:module";
-import { z } from "../../core/zod.ts";
+import type { z } from "../../core/zod.ts";
 import { CliError, exitCodeForStatus, exitCodes } from "./errors.ts";
 import { ListAuditEventsResponse } from "../../core/api/routes/audit-events/schema.ts";
 import { CreateBackupRequest, CreateBackupResponse, DownloadResponse, ListBackupsResponse } from "../../core/api/routes/backups/schema.ts";

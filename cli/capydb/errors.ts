@@ -1,5 +1,5 @@
 /**
- * Exit codes of `capydb` (issue 8): scripts and CI branch on them, so they are part of the
+ * Exit codes of `capydb`: scripts and CI branch on them, so they are part of the
  * interface and never change meaning.
  */
 export const exitCodes = {

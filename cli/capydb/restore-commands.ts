@@ -50,7 +50,7 @@ const previewsTable = (ps: Preview[]) =>
 const pointsTable = (ps: RestorePoint[]) =>
   renderTable(["ID", "LABEL", "STATE", "BACKUP", "CREATED"], ps.map((p) => [p.id, p.label, p.state, p.backup_id ?? "-", formatTime(p.created_at)]));
 
-/** `capydb projects`, `restore`, `previews`, `restore-points` (issue 13). */
+/** `capydb projects`, `restore`, `previews`, `restore-points`: the restore half of the API. */
 export function registerRestoreCommands(program: Command, kit: CommandKit): void {
   const { io, note } = kit;
 

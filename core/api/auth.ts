@@ -1,6 +1,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
 import { looksLikeJwt } from "../auth/clerk.ts";
+import type { Principal } from "../auth/principal.ts";
 import type { Scope } from "../auth/scopes.ts";
 import { AppError } from "../errors.ts";
 import { isId } from "../ids.ts";
@@ -30,7 +31,7 @@ function credentialOf(c: Context<AppEnv>): string {
  */
 async function authenticate(c: Context<AppEnv>, { keys, clerk }: RouteDeps): Promise<void> {
   const credential = credentialOf(c);
-  let principal;
+  let principal: Principal;
   if (credential.startsWith("capy_live_")) principal = await keys.resolve(credential);
   else if (clerk && looksLikeJwt(credential)) principal = await clerk.verify(credential);
   else throw new AppError("unauthorized", "the credential is not a CapyDB API key or a valid session token");

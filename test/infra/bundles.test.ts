@@ -44,7 +44,7 @@ describe("Lambda bundles (scripts/build-functions.ts)", () => {
   });
 
   it("keeps the budgets the deployment promises", () => {
-    expect(bundles.api.maxBytes).toBeLessThanOrEqual(1024 * 1024); // issue 10: the API within 1 MiB
+    expect(bundles.api.maxBytes).toBeLessThanOrEqual(1024 * 1024); // the API within 1 MiB: its cold start stays short
     expect(bundles.worker.maxBytes).toBeLessThanOrEqual(2 * 1024 * 1024);
     expect(bundles.deliver.maxBytes).toBeLessThanOrEqual(1024 * 1024);
     expect(bundles.console.maxBytes).toBeLessThanOrEqual(160 * 1024);

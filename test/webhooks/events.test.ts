@@ -11,7 +11,7 @@ import { storedEvents } from "../support/events.ts";
 import { postBackup, runQueueUntilSettled, smallDatabase, waitFor } from "../worker/support.ts";
 
 /**
- * The events of previews, restores and exports (issue 15): each delivered once, signed, to a real
+ * The events of previews, restores and exports: each delivered once, signed, to a real
  * receiver, for real jobs run by the worker; a redelivered job message announces nothing again.
  */
 let env: TestEnv;

@@ -20,7 +20,7 @@ export const getPreviewRoute = createRoute({
   },
 });
 
-export function registerGetPreview(app: App, r: RouteDeps) {
+export function registerGetPreview(app: App, _r: RouteDeps) {
   app.openapi(getPreviewRoute, async (c) => {
     const { preview } = c.var;
     return c.json({ preview: toPreview(preview) }, 200);

@@ -1,5 +1,5 @@
 import { createRoute } from "@hono/zod-openapi";
-import { getProject, listProjects, toProject } from "../../../orgs/orgs.ts";
+import { getProject, listProjects, toProject, type Project } from "../../../orgs/orgs.ts";
 import { scopeAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
@@ -23,7 +23,7 @@ export const listProjectsRoute = createRoute({
 export function registerListProjects(app: App, r: RouteDeps) {
   app.openapi(listProjectsRoute, async (c) => {
     const p = c.var.principal;
-    let projects;
+    let projects: Project[];
     if (p.project_id) {
       const one = await getProject(r.deps, p.project_id);
       projects = one && one.organization_id === p.organization_id ? [one] : [];
