@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { keys } from "../db/keys.ts";
 import { getItem } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
