@@ -23,6 +23,7 @@ export default $config({
     await import("./infra/dispatch.ts");
     await import("./infra/webhooks.ts");
     const { egressIps } = await import("./infra/network.ts");
+    const { alarmTopic, dashboard } = await import("./infra/alarms.ts");
 
     // Named after the variables capydb-admin reads (docs/deploy.md).
     return {
@@ -34,6 +35,9 @@ export default $config({
       CAPYDB_DELIVERY_QUEUE_URL: deliveries.url,
       // The addresses customers allow on their clusters' port (docs/deploy.md).
       EgressIps: egressIps.map((e) => e.publicIp),
+      // Subscribe a mailbox or pager to it (docs/operations.md); the dashboard shows the same figures.
+      AlarmTopicArn: alarmTopic.arn,
+      Dashboard: dashboard.dashboardName,
     };
   },
 });

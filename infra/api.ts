@@ -23,7 +23,7 @@ export const consoleFunction = new sst.aws.Function("Console", functionArgs(func
 api.route("ANY /console", consoleFunction.arn);
 api.route("ANY /console/{proxy+}", consoleFunction.arn);
 
-api.route(
+export const apiRoute = api.route(
   "$default",
   functionArgs(functions.api, {
     // core/config.ts requires a bucket name at every entry point. The API only signs download URLs

@@ -270,6 +270,14 @@ export const workerSubscription = { batch: { size: 1, partialResponses: true } }
  */
 export const workerMaxConcurrency = 50;
 
+/** Alarm thresholds (infra/alarms.ts); the others alarm on anything above 0. */
+export const alarms = {
+  /** A job message older than this: workers saturated or failing (a job normally starts within a minute). */
+  oldestJobMessageSeconds: 1800,
+  /** Function errors in 5 minutes before it alarms (a single transient error is retried and not news). */
+  functionErrors: 5,
+} as const;
+
 /** The API stage's throttle (API Gateway answers 429 beyond it), requests per second and burst. */
 export const apiThrottle = { rateLimit: 200, burstLimit: 400 } as const;
 

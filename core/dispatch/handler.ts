@@ -10,6 +10,8 @@ import { defaultSchedulerOptions, dispatchDueSchedules, type ScheduleTickReport,
 import { defaultSweepOptions, sweepDueDeliveries } from "../webhooks/deliveries.ts";
 import { relayEvents, type RelayReport } from "../webhooks/relay.ts";
 import { DEFAULT_BASE_BACKUP_AT, markDailyBaseBackupsDue } from "../wal/basebackups.ts";
+import type { Metrics } from "@aws-lambda-powertools/metrics";
+import { publishTickMetrics } from "./metrics.ts";
 
 type Phase = "schedules" | "retention" | "reaper" | "exports" | "previews" | "webhooks" | "baseBackups";
 
@@ -135,9 +137,11 @@ export async function runTick(deps: Deps, opts: Partial<DispatchOptions> = {}): 
  * stack's ticker. It throws after all phases ran if any failed, so the invocation shows as failed
  * (and a retry is harmless).
  */
-export function createDispatchHandler(deps: Deps, opts: Partial<DispatchOptions> = {}) {
+export function createDispatchHandler(deps: Deps, opts: Partial<DispatchOptions> = {}, metrics?: Metrics) {
   return async (): Promise<TickReport> => {
     const report = await runTick(deps, opts);
+    // Deployed: phase failures and backup staleness as CloudWatch metrics (core/dispatch/metrics.ts).
+    if (metrics) await publishTickMetrics(deps, report, metrics);
     // A tick that found nothing to do logs at DEBUG: one INFO line a minute saying "nothing" would
     // bury the lines that matter (and costs CloudWatch ingestion); Lambda's own REPORT line still
     // shows every invocation.

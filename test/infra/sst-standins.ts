@@ -41,7 +41,8 @@ export function installStandIns(opts: { root: string; stage?: string }): Created
         for (const m of methods) {
           (this as any)[m] = (...margs: any[]) => {
             this.$record.calls.push({ method: m, args: margs });
-            return { $subscriberOf: name, method: m };
+            const n = this.$record.calls.length;
+            return { $subscriberOf: name, method: m, nodes: { function: { name: ref(`${name}.${m}${n}.function`, "name") } } };
           };
         }
       }
@@ -60,11 +61,11 @@ export function installStandIns(opts: { root: string; stage?: string }): Created
     Secret: component("sst.Secret", ["name", "value"]),
     aws: {
       Dynamo: component("sst.aws.Dynamo", ["name", "arn"]),
-      Queue: component("sst.aws.Queue", ["url", "arn"], ["subscribe"]),
+      Queue: component("sst.aws.Queue", ["url", "arn"], ["subscribe"], { queue: ["name"] }),
       Bucket: component("sst.aws.Bucket", ["name", "arn"]),
       ApiGatewayV2: component("sst.aws.ApiGatewayV2", ["url"], ["route"]),
-      Function: component("sst.aws.Function", ["arn", "name"]),
-      CronV2: component("sst.aws.CronV2", []),
+      Function: component("sst.aws.Function", ["arn", "name"], [], { function: ["name"] }),
+      CronV2: component("sst.aws.CronV2", [], [], { function: ["name"] }),
       Vpc: component("sst.aws.Vpc", ["id", "publicSubnets", "securityGroups"]),
       Cluster: component("sst.aws.Cluster", ["id"]),
       Task: component("sst.aws.Task", ["cluster", "taskDefinition", "subnets", "securityGroups", "assignPublicIp", "containers"], [], {

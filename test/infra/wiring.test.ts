@@ -214,7 +214,28 @@ describe("sst.config.ts wiring (recording stand-ins, no AWS)", () => {
       CAPYDB_BUCKET: ref("Backups", "name"),
       CAPYDB_DELIVERY_QUEUE_URL: ref("Deliveries", "url"),
       EgressIps: [ref("Egress1", "publicIp"), ref("Egress2", "publicIp")],
+      AlarmTopicArn: ref("Alarms", "arn"),
+      Dashboard: ref("Dashboard", "dashboardName"),
     });
+  });
+
+  it("alarms to the topic on dead letters, old job messages, function errors and throttles, a failing dispatcher phase and stale backups", () => {
+    const alarms = created.filter((c) => c.type === "aws.cloudwatch.MetricAlarm");
+    for (const a of alarms) expect(a.args.alarmActions, a.name).toEqual([ref("Alarms", "arn")]);
+    const by = (name: string) => alarms.find((a) => a.name === name)!.args;
+    expect(by("JobsDlqDepth")).toMatchObject({ namespace: "AWS/SQS", metricName: "ApproximateNumberOfMessagesVisible", dimensions: { QueueName: ref("JobsDlq.nodes.queue", "name") }, threshold: 0 });
+    expect(by("DeliveriesDlqDepth").dimensions).toEqual({ QueueName: ref("DeliveriesDlq.nodes.queue", "name") });
+    expect(by("JobsOldestMessage")).toMatchObject({ metricName: "ApproximateAgeOfOldestMessage", dimensions: { QueueName: ref("Jobs.nodes.queue", "name") } });
+    for (const fn of ["Api", "Worker", "Dispatch", "Deliver", "Console"]) {
+      expect(by(`${fn}Errors`)).toMatchObject({ namespace: "AWS/Lambda", metricName: "Errors" });
+      expect(by(`${fn}Throttles`)).toMatchObject({ namespace: "AWS/Lambda", metricName: "Throttles", threshold: 0 });
+    }
+    expect(by("WorkerErrors").dimensions).toEqual({ FunctionName: ref("Jobs.subscribe1.function", "name") });
+    // The dispatcher's own metrics (core/dispatch/metrics.ts); a staleness figure that stops arriving breaches.
+    expect(by("DispatchPhaseFailing")).toMatchObject({ namespace: "CapyDB", metricName: "DispatchPhaseFailures", dimensions: { service: "dispatch" }, threshold: 0 });
+    expect(by("BackupStaleness")).toMatchObject({ namespace: "CapyDB", metricName: "StaleProjects", treatMissingData: "breaching", threshold: 0 });
+    const dashboard = JSON.parse(find(created, "aws.cloudwatch.Dashboard", "Dashboard").args.dashboardBody);
+    expect(dashboard.widgets.map((w: any) => w.properties.title)).toHaveLength(5);
   });
 });
 
