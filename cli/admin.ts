@@ -10,8 +10,22 @@ import { allScopes, type Scope } from "../core/auth/scopes.ts";
 import { ConfigError } from "../core/config.ts";
 import { createDeps, type Deps } from "../core/deps.ts";
 import { AppError } from "../core/errors.ts";
-import { createCluster, newClusterConnection, createOrganization, createProject, getOrganization, getProject, listProjects, toProject } from "../core/orgs/orgs.ts";
-import { isolateNewCluster, probePostgresVersion } from "../core/orgs/probe.ts";
+import {
+  createCluster,
+  createOrganization,
+  createProject,
+  getCluster,
+  getOrganization,
+  getProject,
+  listProjects,
+  newClusterConnection,
+  toOrganization,
+  toProject,
+  updateClusterSettings,
+  updateOrganizationSettings,
+  updateProjectSettings,
+} from "../core/orgs/orgs.ts";
+import { isolateNewCluster, probeProjectFacts } from "../core/orgs/probe.ts";
 import { ZodError } from "zod";
 import { operatorConfig } from "./config.ts";
 import { dlqList, dlqRedrive } from "./dlq.ts";
@@ -40,29 +54,65 @@ org
   .requiredOption("--name <name>", "unique organization name")
   .option("--clerk-org <id>", "the Clerk organization id that maps to it")
   .action(async (o: { name: string; clerkOrg?: string }) => {
-    print(await createOrganization(getDeps(), { name: o.name, clerk_organization_id: o.clerkOrg ?? null }));
+    print(toOrganization(await createOrganization(getDeps(), { name: o.name, clerk_organization_id: o.clerkOrg ?? null })));
   });
 org
   .command("get <orgID>")
   .action(async (id: string) => {
     const found = await getOrganization(getDeps(), id);
     if (!found) throw new AppError("not_found", `organization ${id} not found`);
-    print({ ...found, projects: await listProjects(getDeps(), id) });
+    print({ ...toOrganization(found), projects: await listProjects(getDeps(), id) });
+  });
+org
+  .command("set <orgID>")
+  .description("record what only the operators know (the API shows it to the organization's callers)")
+  .option("--billing-plan <plan>")
+  .option("--billing-status <status>")
+  .option("--billing-provider <provider>")
+  .option("--clerk-org-slug <slug>", "the Clerk organization's slug ('none' clears it)")
+  .option("--suspended-at <time>", "RFC 3339 time the organization was suspended ('none' clears it)")
+  .action(async (id: string, o: { billingPlan?: string; billingStatus?: string; billingProvider?: string; clerkOrgSlug?: string; suspendedAt?: string }) => {
+    const updated = await updateOrganizationSettings(getDeps(), id, {
+      billing_plan: o.billingPlan,
+      billing_status: o.billingStatus,
+      billing_provider: o.billingProvider,
+      clerk_organization_slug: orNull(o.clerkOrgSlug),
+      suspended_at: orNull(o.suspendedAt),
+    });
+    print(toOrganization(updated));
   });
 
-program
-  .command("cluster")
-  .description("PostgreSQL clusters that host project databases")
+/** An option's value, 'none' meaning null (clear it), absent meaning unchanged. */
+function orNull(v: string | undefined): string | null | undefined {
+  return v === undefined ? undefined : v === "none" ? null : v;
+}
+/** A whole number option ('none' clears it); anything else is refused by name. */
+function intOrNull(name: string, v: string | undefined): number | null | undefined {
+  if (v === undefined || v === "none") return orNull(v) as null | undefined;
+  if (!/^\d+$/.test(v)) throw new AppError("bad_request", `${name}: must be a whole number (or 'none')`);
+  return Number(v);
+}
+/** Drops the options that were not given, so only those change. */
+const given = <T extends Record<string, unknown>>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+
+type ClusterOptions = { region?: string; publicHost?: string; poolerPort?: string };
+const clusterSettings = (o: ClusterOptions) =>
+  given({ region: orNull(o.region), public_host: orNull(o.publicHost), pooler_port: intOrNull("--pooler-port", o.poolerPort) });
+const cluster = program.command("cluster").description("PostgreSQL clusters that host project databases");
+cluster
   .command("add")
   .requiredOption("--name <name>", "unique cluster name")
   .option("--url <url>", "postgres://user:password@host:port/admin_db (prefer --url-stdin: keeps the password out of shell history)")
   .option("--url-stdin", "read the connection URL from standard input")
   .option("--insecure-tls", "allow plaintext or unverified TLS in the URL's sslmode (default: verify-full, refusing anything weaker)")
   .option("--pg-hba-isolated", "register even with databases open to PUBLIC: pg_hba.conf confines every role to its own database (docs/security.md)")
-  .action(async (o: { name: string; url?: string; urlStdin?: boolean; insecureTls?: boolean; pgHbaIsolated?: boolean }) => {
+  .option("--region <region>", "where it runs (e.g. eu-west-1): the region its projects show")
+  .option("--public-host <host>", "the host clients connect to, when not the one in --url")
+  .option("--pooler-port <port>", "the port of its connection pooler, if it has one")
+  .action(async (o: { name: string; url?: string; urlStdin?: boolean; insecureTls?: boolean; pgHbaIsolated?: boolean } & ClusterOptions) => {
     const url = o.urlStdin ? await readStdin() : (o.url ?? process.env.CAPYDB_CLUSTER_URL);
     if (!url) throw new AppError("bad_request", "give the connection URL with --url, --url-stdin or CAPYDB_CLUSTER_URL");
-    const input = { name: o.name, url, insecure_tls: o.insecureTls ?? false };
+    const input = { name: o.name, url, insecure_tls: o.insecureTls ?? false, ...clusterSettings(o) };
     // Tenants apart: a preview's role (its password is the customer's) must reach no database but its own.
     const isolation = await isolateNewCluster(newClusterConnection(input));
     if (isolation?.open.length && !o.pgHbaIsolated) {
@@ -79,10 +129,16 @@ program
     if (!isolation) process.stderr.write("Could not reach the cluster to check that tenants are kept apart on it: see docs/security.md before creating previews there.\n");
     else if (isolation.closed.length) process.stderr.write(`Closed to PUBLIC, so that preview roles cannot connect: ${isolation.closed.join(", ")}.\n`);
   });
+cluster
+  .command("set <clusterID>")
+  .description("change what the cluster's projects and previews show ('none' clears a value)")
+  .option("--region <region>")
+  .option("--public-host <host>")
+  .option("--pooler-port <port>")
+  .action(async (id: string, o: ClusterOptions) => print(await updateClusterSettings(getDeps(), id, clusterSettings(o))));
 
-program
-  .command("project")
-  .description("projects: one database on one cluster")
+const project = program.command("project").description("projects: one database on one cluster");
+project
   .command("create")
   .requiredOption("--org <orgID>")
   .requiredOption("--cluster <clusterID>")
@@ -91,20 +147,60 @@ program
   .addOption(new Option("--environment <env>", "production or non_production").choices(["production", "non_production"]).default("production"))
   .option("--postgres-version <major>", "the server's major version (default: asked of the cluster)")
   .action(async (o: { org: string; cluster: string; name: string; database: string; environment: "production" | "non_production"; postgresVersion?: string }) => {
-    const version = o.postgresVersion ?? (await probePostgresVersion(getDeps(), o.cluster).catch(() => undefined));
+    const facts = await probeProjectFacts(getDeps(), o.cluster, o.database).catch(() => ({}) as Awaited<ReturnType<typeof probeProjectFacts>>);
+    const version = o.postgresVersion ?? facts.postgres_version;
     if (!version) process.stderr.write("Could not reach the cluster to read its PostgreSQL version; the project's postgres_version stays null.\n");
-    print(
-      toProject(
-        await createProject(getDeps(), {
-          organization_id: o.org,
-          cluster_id: o.cluster,
-          name: o.name,
-          database_name: o.database,
-          environment: o.environment,
-          postgres_version: version ?? null,
-        }),
-      ),
+    const created = await createProject(getDeps(), {
+      organization_id: o.org,
+      cluster_id: o.cluster,
+      name: o.name,
+      database_name: o.database,
+      environment: o.environment,
+      postgres_version: version ?? null,
+      max_connections: facts.max_connections ?? null,
+      role_name: facts.role_name ?? null,
+    });
+    print(toProject(created, { cluster: await getCluster(getDeps(), o.cluster) }));
+  });
+project
+  .command("set <projectID>")
+  .description("record what only the operators know (the API shows it; 'none' clears a value back to the cluster's or the default)")
+  .option("--region <region>")
+  .option("--plan <plan>")
+  .addOption(new Option("--always-on <bool>").choices(["true", "false"]))
+  .option("--runtime-status <status>")
+  .option("--storage-limit-bytes <n>", "0: no limit")
+  .option("--max-connections <n>")
+  .option("--direct-port <port>")
+  .option("--pooled-port <port>")
+  .option("--role-name <role>", "the role that owns the project's database")
+  .option("--public-host <host>")
+  .addOption(new Option("--ssl-mode <mode>").choices(["disable", "allow", "prefer", "require", "verify-ca", "verify-full", "none"]))
+  .option("--statement-timeout <value>", "as PostgreSQL writes it, e.g. 30s")
+  .option("--idle-transaction-timeout <value>", "as PostgreSQL writes it, e.g. 5min")
+  .option("--last-error <text>")
+  .action(async (id: string, o: Record<string, string | undefined>) => {
+    const updated = await updateProjectSettings(
+      getDeps(),
+      id,
+      given({
+        region: orNull(o.region),
+        plan: o.plan,
+        always_on: o.alwaysOn === undefined ? undefined : o.alwaysOn === "true",
+        runtime_status: o.runtimeStatus,
+        storage_limit_bytes: intOrNull("--storage-limit-bytes", o.storageLimitBytes) ?? undefined,
+        max_connections: intOrNull("--max-connections", o.maxConnections),
+        direct_port: intOrNull("--direct-port", o.directPort),
+        pooled_port: intOrNull("--pooled-port", o.pooledPort),
+        role_name: orNull(o.roleName),
+        public_host: orNull(o.publicHost),
+        ssl_mode: orNull(o.sslMode) as "require" | null | undefined,
+        statement_timeout: orNull(o.statementTimeout),
+        idle_transaction_timeout: orNull(o.idleTransactionTimeout),
+        last_error: orNull(o.lastError),
+      }),
     );
+    print(toProject(updated, { cluster: await getCluster(getDeps(), updated.cluster_id) }));
   });
 
 const key = program.command("key").description("API keys");

@@ -20,6 +20,7 @@ export const idPrefixes = {
   webhookDelivery: "whd",
   baseBackup: "bbk",
   walGap: "gap",
+  cliLoginSession: "cli",
 } as const;
 export type IdKind = keyof typeof idPrefixes;
 
@@ -54,6 +55,7 @@ const kindNames: Record<IdKind, string> = {
   webhookDelivery: "a webhook delivery",
   baseBackup: "a base backup",
   walGap: "a WAL gap",
+  cliLoginSession: "a CLI login session",
 };
 
 /** `must be a project id (prj_ and 26 characters), got "xyz"`: what was expected and what was sent, shortened. */

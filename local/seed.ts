@@ -1,7 +1,7 @@
 import { createApiKey, findApiKey, isKeyActive } from "../core/auth/keys.ts";
 import type { Scope } from "../core/auth/scopes.ts";
 import type { Deps } from "../core/deps.ts";
-import { probePostgresVersion } from "../core/orgs/probe.ts";
+import { probeProjectFacts, type ProjectFacts } from "../core/orgs/probe.ts";
 import {
   createCluster,
   createOrganization,
@@ -38,15 +38,19 @@ export async function seedLocal(
       ? existing
       : await setClusterInsecureTls(deps, existing.id, true)
     : await createCluster(deps, { name: "local", url: opts.clusterUrl, insecure_tls: true });
+  const existingProject = await getProjectByName(deps, org.id, "demo");
+  const facts: ProjectFacts = existingProject ? {} : await probeProjectFacts(deps, cluster.id, opts.databaseName);
   const project =
-    (await getProjectByName(deps, org.id, "demo")) ??
+    existingProject ??
     (await createProject(deps, {
       organization_id: org.id,
       cluster_id: cluster.id,
       name: "demo",
       database_name: opts.databaseName,
       environment: "non_production",
-      postgres_version: (await probePostgresVersion(deps, cluster.id)) ?? null,
+      postgres_version: facts.postgres_version ?? null,
+      max_connections: facts.max_connections ?? null,
+      role_name: facts.role_name ?? null,
     }));
   let apiKey = opts.previousApiKey;
   const previous = apiKey ? await findApiKey(deps, apiKey) : undefined;

@@ -144,7 +144,8 @@ export function meFields(me: Me, apiUrl: string): string {
   return renderFields([
     ["API", apiUrl],
     ["Authenticated by", p.auth_source],
-    ["Organization", p.organization_id],
+    ["Organization", `${me.organization.name} (${p.organization_id})`],
+    ["Plan", `${me.organization.billing_plan}, ${me.organization.billing_status}${me.organization.suspended_at ? `, suspended since ${formatTime(me.organization.suspended_at)}` : ""}`],
     ["Project", p.project_id ?? "all projects of the organization"],
     ...(p.user_id ? ([["User", p.user_id]] as [string, string][]) : []),
     ["Admin", p.is_admin ? "yes" : "no"],

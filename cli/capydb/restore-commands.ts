@@ -26,8 +26,17 @@ const projectFields = (p: Project) =>
     ["database", p.database_name],
     ["postgres", p.postgres_version ?? "-"],
     ["state", p.state],
+    ["region", p.region ?? "-"],
+    ["plan", p.plan],
+    ["host", p.public_host ? `${p.public_host}:${p.direct_port}` : "-"],
+    ["role", p.role_name ?? "-"],
+    ["latest job", p.latest_job_id ?? "-"],
     ["created", formatTime(p.created_at)],
   ]);
+
+/** Where a preview's data came from: empty, a backup's key, or a point in time. */
+const previewSource = (p: Preview) =>
+  p.source_kind === "backup" ? (p.source_backup_key ?? "backup") : p.source_kind === "pitr" ? `pitr ${p.source_restore_time ? formatTime(p.source_restore_time) : ""}`.trim() : "empty";
 
 const previewFields = (p: Preview) =>
   renderFields([
@@ -36,15 +45,15 @@ const previewFields = (p: Preview) =>
     ["mode", p.mode],
     ["state", p.state],
     ["database", p.database_name],
-    ["from backup", p.source_backup_id ?? "-"],
-    ["expires", formatTime(p.expires_at)],
-    ...(p.error ? ([["error", p.error]] as [string, string][]) : []),
+    ["source", previewSource(p)],
+    ["expires", formatTime(p.ttl_expires_at)],
+    ...(p.last_error ? ([["error", p.last_error]] as [string, string][]) : []),
   ]);
 
 const previewsTable = (ps: Preview[]) =>
   renderTable(
-    ["ID", "NAME", "MODE", "STATE", "EXPIRES", "FROM BACKUP"],
-    ps.map((p) => [p.id, p.name, p.mode, p.state, formatTime(p.expires_at), p.source_backup_id ?? "-"]),
+    ["ID", "NAME", "MODE", "STATE", "EXPIRES", "SOURCE"],
+    ps.map((p) => [p.id, p.name, p.mode, p.state, formatTime(p.ttl_expires_at), previewSource(p)]),
   );
 
 const pointsTable = (ps: RestorePoint[]) =>

@@ -17,6 +17,7 @@ export function errorResponses(...statuses: number[]) {
     409: "Conflict",
     413: "Body over 64 KiB",
     415: "Body is not JSON",
+    429: "Too many requests; retry after the Retry-After delay",
     503: "A dependency is unavailable; retry after the Retry-After delay",
   };
   return Object.fromEntries(

@@ -36,6 +36,8 @@ export const auditActions = [
   "scheduled_backup.updated",
   "api_key.created",
   "api_key.revoked",
+  "cli_login.approved",
+  "cli_login.denied",
   "approval.created",
   "approval.used",
   "restore.requested",

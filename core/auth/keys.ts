@@ -2,6 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { idSchema, z } from "../zod.ts";
 import { auditItem, type Actor } from "../audit/audit.ts";
 import { keys } from "../db/keys.ts";
+import type { TransactItem } from "../events/outbox.ts";
 import { getItem, putItem, queryAll, queryPage, setFields, transactWrite, updateItem } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import { AppError } from "../errors.ts";
@@ -30,7 +31,8 @@ export function generateApiKey(): string {
 
 export const hashApiKey = (plaintext: string): string => createHash("sha256").update(plaintext).digest("hex");
 
-export const keySources = ["api", "admin"] as const;
+/** How a key was made: over the API, by an operator, or by a device login of the CLI (`capydb login`). */
+export const keySources = ["api", "admin", "cli"] as const;
 export const keySourceSchema = z.enum(keySources);
 
 export const apiKeyItem = z.object({
@@ -79,6 +81,8 @@ export async function createApiKey(
   deps: Db,
   input: z.input<typeof createApiKeyInput>,
   actor?: Actor,
+  /** Writes that must commit with the key, or not at all (a CLI login's transition); with the condition failure's message. */
+  also?: { items: TransactItem[]; conflictMessage: string },
 ): Promise<{ key: string; record: ApiKeyRecord }> {
   const data = createApiKeyInput.parse(input);
   const now = deps.now();
@@ -115,20 +119,26 @@ export async function createApiKey(
     source: data.source,
   };
   const record = { ...keys.apiKey(item.key_hash), ...item, gsi1pk: keys.orgKeysIndex(item.organization_id), gsi1sk: item.id };
-  if (!actor) await putItem(deps, record, { condition: "attribute_not_exists(pk)" });
+  if (!actor && !also) await putItem(deps, record, { condition: "attribute_not_exists(pk)" });
   else {
-    await transactWrite(deps, [
-      { Put: { TableName: deps.table, Item: record, ConditionExpression: "attribute_not_exists(pk)" } },
-      auditItem(deps, {
+    const audit = actor
+      ? [
+          auditItem(deps, {
         organization_id: item.organization_id,
         project_id: item.project_id,
         action: "api_key.created",
         actor,
         target_type: "api_key",
         target_id: item.id,
-        metadata: { api_key_id: item.id, name: item.name, key_prefix: item.key_prefix, scopes: item.scopes, project_id: item.project_id, expires_at: item.expires_at },
-      }),
-    ]);
+        metadata: { api_key_id: item.id, name: item.name, key_prefix: item.key_prefix, scopes: item.scopes, project_id: item.project_id, expires_at: item.expires_at, source: item.source },
+          }),
+        ]
+      : [];
+    await transactWrite(
+      deps,
+      [{ Put: { TableName: deps.table, Item: record, ConditionExpression: "attribute_not_exists(pk)" } }, ...audit, ...(also?.items ?? [])],
+      also?.conflictMessage,
+    );
   }
   return { key: plaintext, record: apiKeyRecord(item, now) };
 }

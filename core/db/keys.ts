@@ -34,6 +34,7 @@
  * | WAL segment     | WALSEG#<cls>            | <segment name> or HIST#<timeline> |              |                                          |
  * | pitr pin        | CLS#<cls>               | PITRPIN#<rpt> |                              |                                          |
  * | pitr request    | JOB#<job>               | PITR        |                                |                                          |
+ * | CLI login       | CLILOGIN#<cli>          | CLILOGIN    |                                |                                          |
  */
 export const keys = {
   organization: (id: string) => ({ pk: `ORG#${id}`, sk: "ORG" }),
@@ -103,6 +104,8 @@ export const keys = {
   pitrPinPrefix: "PITRPIN#",
   /** A point-in-time restore's target, beside its job (core/restores/pitr.ts). */
   pitrRequest: (jobId: string) => ({ pk: `JOB#${jobId}`, sk: "PITR" }),
+  /** A device login of the CLI (kept by TTL a while past its expiry). */
+  cliLogin: (id: string) => ({ pk: `CLILOGIN#${id}`, sk: "CLILOGIN" }),
 } as const;
 
 /** Epoch seconds, for the TTL attribute. */

@@ -12,11 +12,17 @@ export const jobTypes = [
   "project.backup_delete",
   "project.restore",
   "branch.create",
-  "branch.delete",
+  "instance.destroy",
   "project.export",
   "project.promote_preview",
 ] as const;
 export type JobType = (typeof jobTypes)[number];
+/**
+ * Types stored under an earlier name: a preview deletion was `branch.delete` until the type
+ * became one CapyDB's CLI knows (`instance.destroy`). Such jobs read under the current name.
+ */
+const formerJobTypes: Record<string, JobType> = { "branch.delete": "instance.destroy" };
+const storedJobType = z.preprocess((v) => (typeof v === "string" ? (formerJobTypes[v] ?? v) : v), z.enum(jobTypes));
 export const retryClassifications = ["transient", "permanent"] as const;
 
 /** The Job as the API shows it (SPEC section 1): exactly these fields. */
@@ -47,7 +53,7 @@ export type Job = z.infer<typeof jobSchema>;
 
 /** The stored job: the API fields plus what the worker and reaper need. */
 export const jobItem = jobSchema.extend({
-  type: z.enum(jobTypes),
+  type: storedJobType,
   item_type: z.literal("job"),
   database_name: z.string(),
   /**

@@ -78,16 +78,24 @@ async function isolate(c: pg.Client, database: string, role: string, projectData
   }
 }
 
-/** True when the database holds any table, view, sequence or materialized view outside the system schemas. */
-export async function previewHoldsTables(conn: ClusterConnection, database: string): Promise<boolean> {
+/**
+ * Drops, inside the preview's database, everything its role owns (every object a restore or the
+ * preview's user made: pg_restore runs as that role), leaving an empty database under the same
+ * name. Sessions that hold locks on those objects make it wait up to `lock_timeout`, then fail
+ * (transient: the job retries). DROP OWNED also revokes the role's grants here and on the database;
+ * the role keeps its access as the database's owner, and the grants are given back at once.
+ */
+export async function emptyPreviewDatabase(conn: ClusterConnection, database: string, role: string): Promise<void> {
   const client = await connect(conn, database);
   try {
-    const { rows } = await client.query(
-      `SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-       WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-         AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' LIMIT 1`,
-    );
-    return rows.length > 0;
+    await client.query("SET lock_timeout = '30s'");
+    await client.query("BEGIN");
+    await client.query(`DROP OWNED BY ${id(role)}`);
+    await client.query(`GRANT CONNECT, TEMPORARY ON DATABASE ${id(database)} TO ${id(role)}`);
+    await client.query("COMMIT");
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw err;
   } finally {
     await closeQuietly(client);
   }

@@ -11,7 +11,7 @@ import { getJobItem, newJobItem, type JobItem, type JobType } from "../jobs/jobs
 import { enqueueCommitted } from "../jobs/queue.ts";
 import { confirmCommitted, jobFromRecord } from "../jobs/request.ts";
 import { open, seal } from "../orgs/secretbox.ts";
-import { getCluster, type Project } from "../orgs/orgs.ts";
+import { getCluster, PROJECT_DEFAULTS, type Cluster, type Project } from "../orgs/orgs.ts";
 
 type Db = Pick<Deps, "ddb" | "table" | "now">;
 
@@ -19,7 +19,10 @@ export const previewStates = ["provisioning", "ready", "resetting", "deleting", 
 export const previewModes = ["empty", "clone"] as const;
 export type PreviewState = (typeof previewStates)[number];
 
-/** The Preview as the API shows it (SPEC section 5): exactly these fields. */
+export const previewSourceKinds = ["empty", "backup", "pitr"] as const;
+export type PreviewSourceKind = (typeof previewSourceKinds)[number];
+
+/** The Preview as the API shows it (SPEC section 5, the names CapyDB's clients read): exactly these fields. */
 export const previewSchema = z.object({
   id: z.string(),
   organization_id: z.string(),
@@ -28,9 +31,22 @@ export const previewSchema = z.object({
   mode: z.enum(previewModes),
   state: z.enum(previewStates),
   database_name: z.string(),
-  source_backup_id: z.string().nullable(),
-  error: z.string().nullable(),
-  expires_at: z.string(),
+  /** The login role that owns the database (the same name as the database). */
+  role_name: z.string(),
+  direct_port: z.number().int(),
+  /** The pooler's port; the direct port when the cluster has no pooler. */
+  pooled_port: z.number().int(),
+  public_host: z.string(),
+  ssl_mode: z.string().nullable(),
+  /** Where its data came from: nothing, a backup, or a point in time of the project's WAL archive. */
+  source_kind: z.enum(previewSourceKinds),
+  source_backup_key: z.string().nullable(),
+  /** The project database the data was taken from (null for an empty preview). */
+  source_database: z.string().nullable(),
+  /** The moment restored (source_kind pitr). */
+  source_restore_time: z.string().nullable(),
+  last_error: z.string().nullable(),
+  ttl_expires_at: z.string(),
   created_at: z.string(),
   updated_at: z.string(),
 });
@@ -43,8 +59,30 @@ export type Preview = z.infer<typeof previewSchema>;
 export const previewActions = ["create", "reset", "restore", "delete"] as const;
 export type PreviewAction = (typeof previewActions)[number];
 
-export const previewItem = previewSchema.extend({
+/**
+ * The stored preview. It keeps the names it was first stored under (`expires_at`, `error`,
+ * `source_backup_id`: the expiry index and the worker's conditions use them); `toPreview` answers
+ * the clients' names. Fields added later (the source's kind, database and time) read with
+ * defaults, so older items stay valid.
+ */
+export const previewItem = z.object({
   item_type: z.literal("preview"),
+  id: z.string(),
+  organization_id: z.string(),
+  project_id: z.string(),
+  name: z.string(),
+  mode: z.enum(previewModes),
+  state: z.enum(previewStates),
+  database_name: z.string(),
+  source_backup_id: z.string().nullable(),
+  /** Absent on older items: they came from their backup, or from nothing. */
+  source_kind: z.enum(previewSourceKinds).optional(),
+  source_database: z.string().nullable().default(null),
+  source_restore_time: z.string().nullable().default(null),
+  error: z.string().nullable(),
+  expires_at: z.string(),
+  created_at: z.string(),
+  updated_at: z.string(),
   cluster_id: z.string(),
   /** The login role that owns the database; the same name as the database. */
   role_name: z.string(),
@@ -54,16 +92,48 @@ export const previewItem = previewSchema.extend({
   action: z.enum(previewActions),
   /** The backup the current action restores (null: an empty database). */
   action_backup_id: z.string().nullable(),
-  /** Restore into this preview: drop what it holds first. */
+  /** Restore into this preview: drop and recreate its database first (else its objects are dropped in place). */
   action_recreate: z.boolean(),
   /** The action has begun writing into the database (a retry starts from an empty one). */
   action_started: z.boolean(),
   /** Counted against the project's live-preview limit. */
   counted: z.boolean(),
 });
-export type PreviewItem = z.infer<typeof previewItem>;
+export type PreviewItem = z.input<typeof previewItem>;
 
-export const toPreview = (p: PreviewItem): Preview => previewSchema.parse(p);
+/**
+ * The API's view of a preview: the clients' names, and the connection facts of its cluster
+ * (`cluster`: host, port, sslmode, pooler).
+ */
+export function toPreview(p: PreviewItem, cluster: Pick<Cluster, "host" | "port" | "sslmode" | "public_host" | "pooler_port"> | undefined): Preview {
+  const item = previewItem.parse(p);
+  const port = cluster?.port ?? PROJECT_DEFAULTS.port;
+  return previewSchema.parse({
+    ...item,
+    direct_port: port,
+    pooled_port: cluster?.pooler_port ?? port,
+    public_host: cluster?.public_host ?? cluster?.host ?? "",
+    ssl_mode: cluster?.sslmode ?? null,
+    source_kind: item.source_kind ?? (item.source_backup_id ? "backup" : "empty"),
+    source_backup_key: item.source_backup_id ? backupObjectKey(item.project_id, item.source_backup_id) : null,
+    last_error: item.error,
+    ttl_expires_at: item.expires_at,
+  });
+}
+
+/** Previews as the API shows them (one cluster read per distinct cluster). */
+export async function previewViews(deps: Db, previews: PreviewItem[]): Promise<Preview[]> {
+  const clusters = new Map<string, Promise<Cluster | undefined>>();
+  return Promise.all(
+    previews.map(async (p) => {
+      let c = clusters.get(p.cluster_id);
+      if (!c) clusters.set(p.cluster_id, (c = getCluster(deps, p.cluster_id)));
+      return toPreview(p, await c);
+    }),
+  );
+}
+
+export const previewView = async (deps: Db, preview: PreviewItem): Promise<Preview> => (await previewViews(deps, [preview]))[0]!;
 
 /** `capydb_pvw_<ulid>`: the database and its role, deterministic from the id (well under 63 bytes). */
 export const previewDatabaseName = (previewId: string) => `capydb_pvw_${previewId.replace(/^pvw_/, "")}`;
@@ -82,7 +152,7 @@ const liveStates: PreviewState[] = ["provisioning", "ready", "resetting", "faile
 export const isLive = (p: Pick<Preview, "state">) => liveStates.includes(p.state);
 
 /** Index attributes: live previews are in the expiry index the dispatcher reads. */
-function expiryIndex(p: Pick<Preview, "id" | "state" | "expires_at">): { gsi2pk: string | undefined; gsi2sk: string | undefined } {
+function expiryIndex(p: Pick<PreviewItem, "id" | "state" | "expires_at">): { gsi2pk: string | undefined; gsi2sk: string | undefined } {
   return isLive(p) ? { gsi2pk: keys.previewExpiryIndex, gsi2sk: `${p.expires_at}#${p.id}` } : { gsi2pk: undefined, gsi2sk: undefined };
 }
 
@@ -124,6 +194,16 @@ type Writer = Db & Pick<Deps, "sqs" | "queueUrl" | "log" | "secretKey" | "previe
 /** More writes for the transaction that creates a job (a point-in-time restore's target), given the job's id. */
 export type AlsoWrites = (jobId: string) => Parameters<typeof transactWrite>[1];
 
+/** The source fields of a preview that now holds `backupId`'s data (or nothing, or what `source` says). */
+function previewSource(project: Project, backupId: string | null, source?: { kind: PreviewSourceKind; restore_time: string | null }) {
+  const kind: PreviewSourceKind = source?.kind ?? (backupId ? "backup" : "empty");
+  return {
+    source_kind: kind,
+    source_database: kind === "empty" ? null : project.database_name,
+    source_restore_time: source?.restore_time ?? null,
+  };
+}
+
 /**
  * Creates a preview (`provisioning`) and the job that provisions it, in one transaction with the
  * project's live-preview counter: at most `previewLimit` live previews, even under concurrent
@@ -132,7 +212,16 @@ export type AlsoWrites = (jobId: string) => Parameters<typeof transactWrite>[1];
 export async function createPreview(
   deps: Writer,
   project: Project,
-  input: { name?: string; mode: "empty" | "clone"; ttl_hours?: number; backupId: string | null; jobType: JobType; also?: AlsoWrites },
+  input: {
+    name?: string;
+    mode: "empty" | "clone";
+    ttl_hours?: number;
+    backupId: string | null;
+    jobType: JobType;
+    also?: AlsoWrites;
+    /** Where the data comes from when it is not `backupId` (a point-in-time restore says `pitr` and the time). */
+    source?: { kind: PreviewSourceKind; restore_time: string | null };
+  },
 ): Promise<{ preview: PreviewItem; job: JobItem }> {
   const now = deps.now();
   const at = iso(now);
@@ -153,6 +242,7 @@ export async function createPreview(
     state: "provisioning",
     database_name: database,
     source_backup_id: input.backupId,
+    ...previewSource(project, input.backupId, input.source),
     error: null,
     expires_at: iso(expires),
     created_at: at,
@@ -200,7 +290,15 @@ async function startAction(
   project: Project,
   preview: PreviewItem,
   action: PreviewAction,
-  opts: { backupId: string | null; recreate?: boolean; state: PreviewState; jobType: JobType; mode?: Preview["mode"]; also?: AlsoWrites },
+  opts: {
+    backupId: string | null;
+    recreate?: boolean;
+    state: PreviewState;
+    jobType: JobType;
+    mode?: Preview["mode"];
+    also?: AlsoWrites;
+    source?: { kind: PreviewSourceKind; restore_time: string | null };
+  },
 ): Promise<{ preview: PreviewItem; job: JobItem }> {
   const promoting = await promotionOf(deps, project.id, preview.id);
   const now = deps.now();
@@ -210,6 +308,9 @@ async function startAction(
     state: opts.state,
     mode: opts.mode ?? preview.mode,
     source_backup_id: action === "delete" ? preview.source_backup_id : opts.backupId,
+    ...(action === "delete"
+      ? { source_kind: preview.source_kind, source_database: preview.source_database, source_restore_time: preview.source_restore_time }
+      : previewSource(project, opts.backupId, opts.source)),
     error: null,
     updated_at: iso(now),
     job_id: job.id,
@@ -223,6 +324,9 @@ async function startAction(
     state: next.state,
     mode: next.mode,
     source_backup_id: next.source_backup_id,
+    source_kind: next.source_kind,
+    source_database: next.source_database ?? null,
+    source_restore_time: next.source_restore_time ?? null,
     error: null,
     updated_at: next.updated_at,
     job_id: next.job_id,
@@ -290,7 +394,7 @@ export async function requestPreviewDelete(deps: Writer, project: Project, previ
   if (preview.state === "deleting" || preview.state === "deleted") {
     throw new AppError("conflict", `preview ${preview.id} is already ${preview.state}`);
   }
-  return startAction(deps, project, preview, "delete", { backupId: null, state: "deleting", jobType: "branch.delete" });
+  return startAction(deps, project, preview, "delete", { backupId: null, state: "deleting", jobType: "instance.destroy" });
 }
 
 /** Only a settled preview (ready or failed) takes a new data action. */
@@ -307,9 +411,17 @@ export async function requestPreviewReset(deps: Writer, project: Project, previe
 }
 
 /** Restores `backupId` into an existing preview (`recreate`: drop what it holds first). */
-export async function requestRestoreIntoPreview(deps: Writer, project: Project, preview: PreviewItem, backupId: string | null, recreate: boolean, also?: AlsoWrites) {
+export async function requestRestoreIntoPreview(
+  deps: Writer,
+  project: Project,
+  preview: PreviewItem,
+  backupId: string | null,
+  recreate: boolean,
+  also?: AlsoWrites,
+  source?: { kind: PreviewSourceKind; restore_time: string | null },
+) {
   requireSettled(preview, "restore into it");
-  return startAction(deps, project, preview, "restore", { backupId, recreate, state: "resetting", jobType: jobTypeOf.restore, mode: "clone", also });
+  return startAction(deps, project, preview, "restore", { backupId, recreate, state: "resetting", jobType: jobTypeOf.restore, mode: "clone", also, source });
 }
 
 /** Sets the expiry to `ttlHours` from now. */
@@ -491,7 +603,7 @@ export interface ExpiryReport {
 
 /**
  * Starts the deletion of every live preview past its `expires_at` (oldest first, up to `limit`
- * per tick): the same `branch.delete` job a DELETE request makes.
+ * per tick): the same `instance.destroy` job a DELETE request makes.
  */
 export async function expirePreviews(deps: Writer, getProjectOf: (id: string) => Promise<Project | undefined>, limit = 100): Promise<ExpiryReport> {
   const report: ExpiryReport = { deleted: 0, busy: 0, jobIds: [] };

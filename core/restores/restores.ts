@@ -88,14 +88,13 @@ type Writer = Db & Pick<Deps, "sqs" | "queueUrl" | "log" | "secretKey" | "previe
 
 /**
  * Validates a restore request against SPEC 5's rules and starts its `project.restore` job: into a
- * new preview (created `provisioning` with the job) or into an existing preview of the project.
+ * new preview (created `provisioning` with the job), into an existing preview of the project
+ * (replacing what it holds), or over the project's database (approval required).
  */
 export async function requestRestore(
   deps: Writer,
   project: Project,
   input: RestoreRequest,
-  /** Checks whether an existing preview holds tables (the API asks the cluster). */
-  holdsTables: (previewId: string) => Promise<boolean>,
   /** Who asked (an overwrite restore records it and consumes the approval for it). */
   actor?: Actor,
 ): Promise<{ job: JobItem; pitr?: ResolvedRestoreTime }> {
@@ -134,6 +133,8 @@ export async function requestRestore(
   }
   if (backup) checkRestorable(backup, data.allow_unverified_backup);
   const also = pitr ? (jobId: string) => [pitrRequestPut(deps, project, jobId, pitr)] : undefined;
+  // What the preview reports as its source (source_kind pitr, source_restore_time).
+  const source = pitr ? { kind: "pitr" as const, restore_time: pitr.restore_time } : undefined;
   const answer = pitr ? { requested_restore_time: pitr.requested_restore_time, restore_time: pitr.restore_time, restore_time_clamped: pitr.restore_time_clamped } : undefined;
 
   if (data.target_kind === "project") {
@@ -151,6 +152,7 @@ export async function requestRestore(
       backupId: backup?.id ?? null,
       jobType: "project.restore",
       also,
+      source,
     });
     return { job, pitr: answer };
   }
@@ -159,9 +161,10 @@ export async function requestRestore(
   if (!preview || preview.project_id !== project.id || preview.state === "deleted") {
     throw new AppError("not_found", `preview ${data.preview_id} not found in project ${project.id}`);
   }
-  if (preview.state === "ready" && !data.recreate && (await holdsTables(preview.id))) {
-    throw new AppError("conflict", `preview ${preview.id} holds tables: pass recreate: true to empty it first`);
-  }
-  const { job } = await requestRestoreIntoPreview(deps, project, preview, backup?.id ?? null, data.recreate, also);
+  // Naming an existing preview (target_kind preview + its id) is the request to replace its data,
+  // as CapyDB's clients document: what it holds is dropped before the data is loaded (`recreate`:
+  // the whole database is dropped and created again). Never the default target: a restore without
+  // target_kind makes a new preview, and the project's own database needs an approval.
+  const { job } = await requestRestoreIntoPreview(deps, project, preview, backup?.id ?? null, data.recreate, also, source);
   return { job, pitr: answer };
 }

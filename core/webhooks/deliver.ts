@@ -117,10 +117,10 @@ async function claim(deps: Deps, d: DeliveryItem, o: DeliveryOptions): Promise<D
   const until = iso(new Date(now.getTime() + o.timeoutMs + CLAIM_MARGIN_MS));
   return updateItemIf(deps, deliveryItem, {
     Key: keys.webhookDelivery(d.endpoint_id, d.id),
-    UpdateExpression: "SET attempts = :next, next_attempt_at = :until, gsi2sk = :sk",
+    UpdateExpression: "SET attempts = :next, next_attempt_at = :until, updated_at = :now, gsi2sk = :sk",
     ConditionExpression: "#state = :pending AND attempts = :n AND attempts < max_attempts",
     ExpressionAttributeNames: { "#state": "state" },
-    ExpressionAttributeValues: { ":next": d.attempts + 1, ":until": until, ":sk": dueIndex(until, d.id).gsi2sk, ":pending": "pending", ":n": d.attempts },
+    ExpressionAttributeValues: { ":next": d.attempts + 1, ":until": until, ":now": iso(now), ":sk": dueIndex(until, d.id).gsi2sk, ":pending": "pending", ":n": d.attempts },
   });
 }
 
@@ -197,11 +197,12 @@ async function settle(
     ":error": r.error ? r.error.slice(0, 2048) : null,
     ":next": next,
     ":delivered": r.state === "delivered" ? at : null,
+    ":updated": at,
     ":pending": "pending",
     ":n": d.attempts,
   };
   if (next) Object.assign(values, { ":gpk": dueIndex(next, d.id).gsi2pk, ":gsk": dueIndex(next, d.id).gsi2sk });
-  const sets = "#state = :state, response_status = :status, response_body = :body, last_error = :error, next_attempt_at = :next, delivered_at = :delivered";
+  const sets = "#state = :state, response_status = :status, response_body = :body, last_error = :error, next_attempt_at = :next, delivered_at = :delivered, updated_at = :updated";
   const settled = await updateItemIf(deps, deliveryItem, {
     Key: keys.webhookDelivery(d.endpoint_id, d.id),
     UpdateExpression: next ? `SET ${sets}, gsi2pk = :gpk, gsi2sk = :gsk` : `SET ${sets} ${index}`,

@@ -27,17 +27,24 @@ export const webhookDeliverySchema = z.object({
   last_error: z.string().nullable(),
   created_at: z.string(),
   delivered_at: z.string().nullable(),
+  /** When the delivery last changed (an attempt began or ended, or it was rescheduled). */
+  updated_at: z.string(),
 });
 export type WebhookDelivery = z.infer<typeof webhookDeliverySchema>;
 
-export const deliveryItem = webhookDeliverySchema.omit({ payload: true }).extend({
+export const deliveryItem = webhookDeliverySchema
+  .omit({ payload: true })
+  .extend({
   item_type: z.literal("webhook_delivery"),
+  /** Absent on deliveries stored before the field existed: they read their last change from the other timestamps. */
+  updated_at: z.string().optional(),
   event_id: z.string(),
   /** The exact request body (the event), signed byte for byte. */
   body: z.string(),
   /** The receiver's last answer, its first 1 KiB, redacted. */
   response_body: z.string().nullable(),
-});
+  })
+  .transform((d) => ({ ...d, updated_at: d.updated_at ?? d.delivered_at ?? d.created_at }));
 export type DeliveryItem = z.infer<typeof deliveryItem>;
 
 export function toDelivery(item: DeliveryItem): WebhookDelivery {
@@ -74,6 +81,7 @@ export function newDeliveryItem(
     last_error: null,
     created_at: at,
     delivered_at: null,
+    updated_at: at,
   };
 }
 
@@ -203,7 +211,7 @@ export async function sweepDueDeliveries(
         new UpdateCommand({
           TableName: deps.table,
           Key: keys.webhookDelivery(d.endpoint_id, d.id),
-          UpdateExpression: "SET next_attempt_at = :at, gsi2sk = :sk",
+          UpdateExpression: "SET next_attempt_at = :at, updated_at = :at, gsi2sk = :sk",
           ConditionExpression: "#state = :pending AND next_attempt_at = :was",
           ExpressionAttributeNames: { "#state": "state" },
           ExpressionAttributeValues: { ":at": at, ":sk": dueIndex(at, d.id).gsi2sk, ":pending": "pending", ":was": d.next_attempt_at },

@@ -6,9 +6,9 @@ import {
   createPreviewDatabase,
   dropPreview,
   dropPreviewDatabase,
+  emptyPreviewDatabase,
   ensurePreviewRole,
   previewConnection,
-  previewHoldsTables,
 } from "../previews/database.ts";
 import {
   getPreview,
@@ -102,14 +102,14 @@ async function provisionAttempt(a: Attempt): Promise<RunOutcome> {
 
   await ensurePreviewRole(cluster, preview.role_name, password);
   const asRole = previewConnection(cluster, preview.role_name, password);
-  // A restore into an existing preview keeps it unless asked to recreate it; everything else (and
-  // any retry of an attempt that had begun writing) starts from an empty database.
+  // A restore into an existing preview replaces its data in place (the database, its settings and
+  // its name stay; every object the preview's role owns in it is dropped) unless asked to recreate
+  // it; everything else (and any retry of an attempt that had begun writing) starts from a new,
+  // empty database.
   const fresh = preview.action !== "restore" || preview.action_recreate || preview.action_started;
   if (fresh) await dropPreviewDatabase(cluster, preview.database_name);
   await createPreviewDatabase(cluster, preview.database_name, preview.role_name, project.database_name);
-  if (!fresh && (await previewHoldsTables(asRole, preview.database_name))) {
-    throw permanent(`Preview ${preview.id} holds tables: restore with recreate: true to replace what it holds.`);
-  }
+  if (!fresh) await emptyPreviewDatabase(cluster, preview.database_name, preview.role_name);
   if (!(await markActionStarted(deps, preview, job.id))) throw permanent(`A later request took over preview ${preview.id}; this job was superseded.`);
 
   let report: ToolReport | undefined;
@@ -166,7 +166,7 @@ async function provisionAttempt(a: Attempt): Promise<RunOutcome> {
   return { status: "completed", ack: true };
 }
 
-/** `branch.delete`: terminate the preview's sessions, drop its database and its role. */
+/** `instance.destroy`: terminate the preview's sessions, drop its database and its role. */
 async function deleteAttempt(a: Attempt): Promise<RunOutcome> {
   const { deps, job } = a;
   const preview = await currentPreview(deps, job);

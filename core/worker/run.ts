@@ -20,7 +20,7 @@ export const jobRunners: Partial<Record<JobType, JobRunner>> = {
   "project.export": exportRunner,
   "project.restore": restoreOrOverwrite(restoreRunner),
   "branch.create": previewCreateRunner,
-  "branch.delete": previewDeleteRunner,
+  "instance.destroy": previewDeleteRunner,
   "project.promote_preview": promoteRunner,
 };
 

@@ -26,7 +26,7 @@ describe("GET /v1/openapi.json", () => {
     const doc = await body(res);
     expect(doc.openapi).toBe("3.1.0");
     const schemas = doc.components.schemas;
-    for (const name of ["ScheduledBackup", "Backup", "Job", "Download", "Project", "Approval", "AuditEvent", "Export", "Preview", "RestorePoint", "Connections"] as const) {
+    for (const name of ["ScheduledBackup", "Backup", "Job", "Download", "Project", "Approval", "AuditEvent", "Export", "Preview", "RestorePoint", "Connections", "Organization"] as const) {
       expect(Object.keys(schemas[name].properties).sort(), name).toEqual([...specFields[name]].sort());
       expect([...schemas[name].required].sort(), name).toEqual([...specFields[name]].sort());
     }
@@ -37,6 +37,7 @@ describe("GET /v1/openapi.json", () => {
       [
         "/v1/jobs/{jobID}",
         "/v1/me",
+        "/v1/organizations/{orgID}",
         "/v1/organizations/{orgID}/api-keys",
         "/v1/organizations/{orgID}/api-keys/{keyID}",
         "/v1/organizations/{orgID}/audit-events",

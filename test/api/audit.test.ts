@@ -221,7 +221,7 @@ describe("audit events", () => {
     const events = (await projectEvents()).events.filter((e) => e.actor_id === keyId);
     const byAction = (a: string) => events.filter((e) => e.action === a);
     expect(byAction("preview.created")[0]).toMatchObject({ target_type: "preview", target_id: previewId, metadata: { job_id: c.job.id, mode: "empty", name: "look" } });
-    expect(byAction("preview.extended")[0]).toMatchObject({ target_id: previewId, metadata: { expires_at_before: c.preview.expires_at } });
+    expect(byAction("preview.extended")[0]).toMatchObject({ target_id: previewId, metadata: { expires_at_before: c.preview.ttl_expires_at } });
     expect(byAction("restore.requested")[0]).toMatchObject({ target_type: "job", target_id: rb.job.id, metadata: { backup_id: backup.id, preview_id: rb.job.preview_database_id, target_kind: "new_preview" } });
     expect(byAction("restore_point.created")[0]).toMatchObject({ target_id: pb.restore_point.id, metadata: { backup_id: backup.id } });
     expect(byAction("restore_point.deleted")[0]).toMatchObject({ target_id: pb.restore_point.id });

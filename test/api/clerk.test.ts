@@ -2,7 +2,7 @@ import { generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestEnv, uniq, type Tenant, type TestEnv } from "../support/env.ts";
 import { startFakeClerk } from "../support/clerk.ts";
-import { body } from "../support/spec.ts";
+import { body, expectShape } from "../support/spec.ts";
 import { allScopes } from "../../core/auth/scopes.ts";
 
 let env: TestEnv;
@@ -47,8 +47,9 @@ describe("Clerk session tokens", () => {
         user_id: "user_2abc",
         is_admin: false,
       },
-      organization: { id: tenant.organizationId, name: expect.any(String), slug: expect.stringMatching(/^[a-z0-9]+(-[a-z0-9]+)*$/) },
+      organization: expect.objectContaining({ id: tenant.organizationId, name: expect.any(String), slug: expect.stringMatching(/^[a-z0-9]+(-[a-z0-9]+)*$/), billing_plan: "standard" }),
     });
+    expectShape("Organization", me.organization, expect);
     expect(me.principal.scopes).not.toContain("api_keys:write");
   });
 
@@ -235,7 +236,7 @@ describe("API key management", () => {
     const me = await body(await app.request("/v1/me", { headers: { "x-api-key": scoped } }));
     expect(me).toEqual({
       principal: { auth_source: "api_key", organization_id: tenant.organizationId, project_id: tenant.projectId, scopes: ["backups:read"], user_id: null, is_admin: false },
-      organization: { id: tenant.organizationId, name: expect.any(String), slug: expect.stringMatching(/^[a-z0-9]+(-[a-z0-9]+)*$/) },
+      organization: expect.objectContaining({ id: tenant.organizationId, name: expect.any(String), slug: expect.stringMatching(/^[a-z0-9]+(-[a-z0-9]+)*$/), billing_plan: "standard" }),
     });
     expect((await app.request("/v1/me")).status).toBe(401);
   });

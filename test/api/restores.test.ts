@@ -87,8 +87,8 @@ describe("POST /v1/projects/{projectID}/restores refusals", () => {
     expect(res.body.job).toMatchObject({ type: "project.restore", state: "pending", preview_database_id: expect.stringMatching(/^pvw_/) });
     const preview = await call("GET", `/v1/preview-databases/${res.body.job.preview_database_id}`);
     expectShape("Preview", preview.body.preview, expect);
-    expect(preview.body.preview).toMatchObject({ name: "shape", mode: "clone", state: "provisioning", source_backup_id: good.id });
-    const hours = (Date.parse(preview.body.preview.expires_at) - Date.parse(preview.body.preview.created_at)) / 3600_000;
+    expect(preview.body.preview).toMatchObject({ name: "shape", mode: "clone", state: "provisioning", source_kind: "backup", source_backup_key: good.backup_key });
+    const hours = (Date.parse(preview.body.preview.ttl_expires_at) - Date.parse(preview.body.preview.created_at)) / 3600_000;
     expect(hours).toBe(3);
   });
 
@@ -109,7 +109,7 @@ describe("preview databases: the limit, reset, extend", () => {
       const res = await call("POST", `/v1/projects/${tenant.projectId}/preview-databases`, { name: `p${i}` });
       expect(res.status, JSON.stringify(res.body)).toBe(202);
       expectShape("Preview", res.body.preview, expect);
-      expect(res.body.preview).toMatchObject({ mode: "empty", state: "provisioning", source_backup_id: null });
+      expect(res.body.preview).toMatchObject({ mode: "empty", state: "provisioning", source_kind: "empty", source_backup_key: null });
       made.push(res.body.preview.id);
     }
     const sixth = await call("POST", `/v1/projects/${tenant.projectId}/preview-databases`, { name: "p5" });
@@ -147,7 +147,7 @@ describe("preview databases: the limit, reset, extend", () => {
     const ext = await call("POST", `/v1/preview-databases/${id}/extend`, { ttl_hours: 48 });
     expect(ext.status, JSON.stringify(ext.body)).toBe(200);
     expectShape("Preview", ext.body.preview, expect);
-    const hours = (Date.parse(ext.body.preview.expires_at) - Date.parse(ext.body.preview.updated_at)) / 3600_000;
+    const hours = (Date.parse(ext.body.preview.ttl_expires_at) - Date.parse(ext.body.preview.updated_at)) / 3600_000;
     expect(hours).toBe(48);
     const bad = await call("POST", `/v1/preview-databases/${id}/extend`, { ttl_hours: 1000 });
     expect(bad.status).toBe(400);
@@ -195,7 +195,7 @@ describe("restore points", () => {
     const restore = await call("POST", `/v1/projects/${tenant.projectId}/restores`, { restore_point_id: created.body.restore_point.id });
     expect(restore.status, JSON.stringify(restore.body)).toBe(202);
     const preview = await call("GET", `/v1/preview-databases/${restore.body.job.preview_database_id}`);
-    expect(preview.body.preview.source_backup_id).toBe(backup.id);
+    expect(preview.body.preview.source_backup_key).toBe(backup.backup_key);
 
     const del = await call("DELETE", `/v1/projects/${tenant.projectId}/restore-points/${created.body.restore_point.id}`);
     expect(del.status, JSON.stringify(del.body)).toBe(200);

@@ -271,6 +271,7 @@ const entries: Entry[] = [
       made.keyToRevoke = (await call(await adminKey(), "POST", `${org()}/api-keys`, { name: "to revoke", scopes: ["api_keys:write"] })).api_key.id;
     },
   },
+  { route: "GET /v1/organizations/{orgID}", name: "get organization", method: "GET", path: () => org(), scope: "organizations:read", ok: 200, projectScoped: false },
   { route: "GET /v1/organizations/{orgID}/audit-events", name: "organization audit events", method: "GET", path: () => `${org()}/audit-events`, scope: "organizations:read", ok: 200, projectScoped: false },
   { route: "GET /v1/organizations/{orgID}/webhook-endpoints", name: "list webhook endpoints", method: "GET", path: webhooks, scope: "organizations:read", ok: 200, projectScoped: false },
   {

@@ -304,6 +304,6 @@ describe("capydb whoami", () => {
     expect(res.json()).toEqual(await api("/v1/me"));
     expect(res.json().principal).toMatchObject({ organization_id: tenant.organizationId, project_id: null });
     const table = await capydb(["whoami", "-o", "table"]);
-    expect(table.stdout).toMatch(/Organization:\s+org_/);
+    expect(table.stdout).toMatch(/Organization:\s+\S+ \(org_\w+\)/);
   });
 });

@@ -108,6 +108,6 @@ describe("capydb restore and previews", () => {
     expect(missing.status, show(missing)).toBe(4);
     const deleted = await capydb(["previews", "delete", preview.id, "--wait", "-o", "json"]);
     expect(deleted.status, show(deleted)).toBe(0);
-    expect(deleted.json()).toMatchObject({ job: { type: "branch.delete", state: "completed" }, preview: { state: "deleted" } });
+    expect(deleted.json()).toMatchObject({ job: { type: "instance.destroy", state: "completed" }, preview: { state: "deleted" } });
   }, 240_000);
 });

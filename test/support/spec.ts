@@ -1,4 +1,4 @@
-/** The wire field sets of SPEC section 1, written out independently of the code's schemas. */
+/** The wire field sets of SPEC sections 1 and 5, written out independently of the code's schemas. */
 export const specFields = {
   ScheduledBackup: [
     "id", "organization_id", "project_id", "label", "cron_hour", "cron_minute", "is_active",
@@ -18,11 +18,24 @@ export const specFields = {
   Download: ["download_url", "expires_at", "size_bytes", "sha256"],
   Project: [
     "id", "organization_id", "name", "slug", "environment", "postgres_version", "database_name",
-    "state", "created_at", "updated_at",
+    "state", "region", "plan", "always_on", "runtime_status", "storage_limit_bytes",
+    "max_connections", "direct_port", "pooled_port", "role_name", "public_host", "ssl_mode",
+    "statement_timeout", "idle_transaction_timeout", "last_error", "latest_job_id",
+    "primary_instance_id", "created_at", "updated_at",
   ],
   Preview: [
-    "id", "organization_id", "project_id", "name", "mode", "state", "database_name",
-    "source_backup_id", "error", "expires_at", "created_at", "updated_at",
+    "id", "organization_id", "project_id", "name", "mode", "state", "database_name", "role_name",
+    "direct_port", "pooled_port", "public_host", "ssl_mode", "source_kind", "source_backup_key",
+    "source_database", "source_restore_time", "last_error", "ttl_expires_at", "created_at", "updated_at",
+  ],
+  Organization: [
+    "id", "name", "slug", "billing_plan", "billing_status", "billing_provider",
+    "clerk_organization_id", "clerk_organization_slug", "suspended_at", "created_at", "updated_at",
+  ],
+  WebhookDelivery: [
+    "id", "organization_id", "endpoint_id", "event_type", "payload", "state", "attempts",
+    "max_attempts", "next_attempt_at", "response_status", "last_error", "created_at",
+    "delivered_at", "updated_at",
   ],
   RestorePoint: [
     "id", "organization_id", "project_id", "kind", "label", "note", "backup_id", "backup_key",

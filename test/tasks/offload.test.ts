@@ -165,7 +165,7 @@ describe("jobs above the threshold run as a task (threshold 1 MB, tasks are chil
       const got = await call("GET", `/v1/preview-databases/${created.body.job.preview_database_id}`);
       return got.body.preview?.state === "ready" || got.body.preview?.state === "failed" ? got.body.preview : undefined;
     });
-    expect(preview, JSON.stringify(preview)).toMatchObject({ state: "ready", error: null, source_backup_id: backup.id });
+    expect(preview, JSON.stringify(preview)).toMatchObject({ state: "ready", last_error: null, source_kind: "backup", source_backup_key: backup.backup_key });
     expect(await env.query(preview.database_name, "SELECT count(*)::int AS n FROM filler")).toEqual([{ n: 400000 }]);
   }, SLOW * 3);
 

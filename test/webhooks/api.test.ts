@@ -11,7 +11,7 @@ const contract = {
   WebhookEndpoint: ["id", "organization_id", "url", "description", "event_types", "is_active", "health", "created_at", "updated_at"],
   WebhookDelivery: [
     "id", "organization_id", "endpoint_id", "event_type", "payload", "state", "attempts", "max_attempts",
-    "next_attempt_at", "response_status", "last_error", "created_at", "delivered_at",
+    "next_attempt_at", "response_status", "last_error", "created_at", "delivered_at", "updated_at",
   ],
 };
 

@@ -89,6 +89,11 @@ describe("webhook deliveries to a real receiver", () => {
         return d?.state === "delivered" ? d : undefined;
       }, 30_000);
       expect(delivered).toMatchObject({ id: test.body.delivery.id, attempts: 3, response_status: 200, last_error: null });
+      // updated_at follows the delivery: set when it was queued, moved by each attempt, last at its success.
+      expect(test.body.delivery.updated_at).toBe(test.body.delivery.created_at);
+      expect(delivered.updated_at).toBe(delivered.delivered_at);
+      const listed = await api(env, key, "GET", `/v1/organizations/${tenant.organizationId}/webhook-endpoints/${endpoint.id}/deliveries`);
+      expect(listed.body.deliveries[0]).toMatchObject({ id: delivered.id, updated_at: delivered.delivered_at });
       expect(receiver.requests).toHaveLength(3);
       expect(new Set(receiver.requests.map((r) => r.headers["x-capydb-delivery"]))).toEqual(new Set([test.body.delivery.id]));
       // every attempt carries the same body, each freshly signed

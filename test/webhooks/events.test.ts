@@ -155,7 +155,7 @@ describe("restore, preview and export events", () => {
     const workersCopy = (await getPreview(env.deps, previewId))!;
     const extended = await api(env, key, "POST", `/v1/preview-databases/${previewId}/extend`, { ttl_hours: 100 });
     expect(extended.status, JSON.stringify(extended.body)).toBe(200);
-    return { jobId: created.job.id, previewId, workersCopy, expiresAt: extended.body.preview.expires_at as string };
+    return { jobId: created.job.id, previewId, workersCopy, expiresAt: extended.body.preview.ttl_expires_at as string };
   }
 
   /** Two days on (past the first expiry, well before the extended one) it is kept; after the extended one it is due. */

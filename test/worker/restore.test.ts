@@ -107,7 +107,7 @@ describe("restoring a backup into a new preview", () => {
     expect(got.status, JSON.stringify(got.body)).toBe(200);
     expectShape("Preview", got.body.preview, expect);
     const backupId = /bkp_[0-9a-z]{26}/.exec(backupKey)![0];
-    expect(got.body.preview).toMatchObject({ state: "ready", error: null, source_backup_id: backupId, project_id: tenant.projectId });
+    expect(got.body.preview).toMatchObject({ state: "ready", last_error: null, source_kind: "backup", source_backup_key: backupKey, project_id: tenant.projectId });
 
     const conn = await call("GET", `/v1/preview-databases/${previewId}/connections`);
     expect(conn.status, JSON.stringify(conn.body)).toBe(200);
@@ -150,26 +150,37 @@ describe("restoring a backup into a new preview", () => {
     expect(power).toEqual({ rolsuper: false, rolcreatedb: false, rolcreaterole: false });
   }, 120_000);
 
-  it("a restore into that preview is a 409 while it holds tables; with recreate it is replaced", async () => {
-    const refused = await call("POST", `/v1/projects/${tenant.projectId}/restores`, { backup_key: backupKey, target_kind: "preview", preview_id: previewId });
-    expect(refused.status, JSON.stringify(refused.body)).toBe(409);
-    expect(refused.body.error).toMatch(/holds tables: pass recreate: true/);
+  it("a restore into that preview replaces what it holds: in place by default, dropping and recreating the database with recreate", async () => {
+    // What a user did in the preview since: a table of their own, rows deleted.
     await withClient(url, (c) => c.query("CREATE TABLE scribble (x int); DELETE FROM order_items"));
-    const res = await call("POST", `/v1/projects/${tenant.projectId}/restores`, { backup_key: backupKey, target_kind: "preview", preview_id: previewId, recreate: true });
+    const databaseOid = () => withClient(url, async (c) => (await c.query<{ oid: string }>("SELECT oid::text FROM pg_database WHERE datname = current_database()")).rows[0]!.oid);
+    const oidBefore = await databaseOid();
+    const res = await call("POST", `/v1/projects/${tenant.projectId}/restores`, { backup_key: backupKey, target_kind: "preview", preview_id: previewId });
     expect(res.status, JSON.stringify(res.body)).toBe(202);
     expect(res.body.job).toMatchObject({ type: "project.restore", preview_database_id: previewId });
     expect((await call("GET", `/v1/preview-databases/${previewId}`)).body.preview.state).toBe("resetting");
     const [done] = await runQueueUntilSettled(env.deps, [res.body.job.id]);
     expect(done?.state, JSON.stringify(done)).toBe("completed");
-    expect((await call("GET", `/v1/preview-databases/${previewId}`)).body.preview.state).toBe("ready");
+    expect((await call("GET", `/v1/preview-databases/${previewId}`)).body.preview).toMatchObject({ state: "ready", source_kind: "backup", source_backup_key: backupKey, last_error: null });
     expect(await withClient(url, rowHashes)).toEqual(atSnapshot); // scribble is gone, order_items are back
-  }, 120_000);
+    expect(await databaseOid()).toBe(oidBefore); // the same database, emptied in place
+    // The role still reaches its preview only.
+    expect(await tryConnect(url, tenant.database)).toMatch(/permission denied for database/);
+
+    await withClient(url, (c) => c.query("CREATE TABLE scribble (x int)"));
+    const recreated = await call("POST", `/v1/projects/${tenant.projectId}/restores`, { backup_key: backupKey, target_kind: "preview", preview_id: previewId, recreate: true });
+    expect(recreated.status, JSON.stringify(recreated.body)).toBe(202);
+    const [again] = await runQueueUntilSettled(env.deps, [recreated.body.job.id]);
+    expect(again?.state, JSON.stringify(again)).toBe("completed");
+    expect(await withClient(url, rowHashes)).toEqual(atSnapshot);
+    expect(await databaseOid()).not.toBe(oidBefore); // dropped and created again
+  }, 180_000);
 
   it("DELETE drops the database and the role; the preview is listed as deleted", async () => {
     const before = (await call("GET", `/v1/preview-databases/${previewId}`)).body.preview;
     const res = await call("DELETE", `/v1/preview-databases/${previewId}`);
     expect(res.status, JSON.stringify(res.body)).toBe(202);
-    expect(res.body.job).toMatchObject({ type: "branch.delete", preview_database_id: previewId });
+    expect(res.body.job).toMatchObject({ type: "instance.destroy", preview_database_id: previewId });
     const [done] = await runQueueUntilSettled(env.deps, [res.body.job.id]);
     expect(done?.state, JSON.stringify(done)).toBe("completed");
     expect(await dbExists(before.database_name)).toBe(false);
@@ -186,7 +197,7 @@ describe("expiry", () => {
   it("the dispatcher deletes a preview past expires_at, database and role", async () => {
     const res = await call("POST", `/v1/projects/${tenant.projectId}/preview-databases`, { name: "short-lived", mode: "clone", ttl_hours: 1 });
     expect(res.status, JSON.stringify(res.body)).toBe(202);
-    expect(res.body.preview).toMatchObject({ mode: "clone", source_backup_id: expect.stringMatching(/^bkp_/) });
+    expect(res.body.preview).toMatchObject({ mode: "clone", source_kind: "backup", source_backup_key: expect.stringMatching(/^projects\/prj_\w+\/backups\/bkp_\w+\.dump$/) });
     await runQueueUntilSettled(env.deps, [res.body.job.id]);
     const preview = (await call("GET", `/v1/preview-databases/${res.body.preview.id}`)).body.preview;
     expect(preview.state).toBe("ready");
@@ -209,7 +220,7 @@ describe("expiry", () => {
     expect(late.errors).toEqual([]);
     expect(late.previews?.deleted).toBe(1);
     const [deletion] = await runQueueUntilSettled(env.deps, late.previews!.jobIds);
-    expect(deletion).toMatchObject({ type: "branch.delete", preview_database_id: preview.id, state: "completed" });
+    expect(deletion).toMatchObject({ type: "instance.destroy", preview_database_id: preview.id, state: "completed" });
     expect((await call("GET", `/v1/preview-databases/${preview.id}`)).body.preview.state).toBe("deleted");
     expect(await dbExists(preview.database_name)).toBe(false);
     expect(await roleExists(preview.database_name)).toBe(false);

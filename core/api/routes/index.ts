@@ -5,6 +5,7 @@ import { registerExportsRoutes } from "./exports/index.ts";
 import { registerJobsRoutes } from "./jobs/index.ts";
 import { registerApiKeysRoutes } from "./api-keys/index.ts";
 import { registerMeRoutes } from "./me/index.ts";
+import { registerOrganizationsRoutes } from "./organizations/index.ts";
 import { registerProjectsRoutes } from "./projects/index.ts";
 import { registerPreviewsRoutes } from "./previews/index.ts";
 import { registerRestoresRoutes } from "./restores/index.ts";
@@ -26,6 +27,7 @@ export function registerRoutes(app: App, r: RouteDeps): void {
   registerJobsRoutes(app, r);
   registerApiKeysRoutes(app, r);
   registerMeRoutes(app, r);
+  registerOrganizationsRoutes(app, r);
   registerProjectsRoutes(app, r);
   registerPreviewsRoutes(app, r);
   registerRestoresRoutes(app, r);

@@ -863,13 +863,13 @@
       $("previews"),
       previews.map((p) => ({
         id: p.id,
-        signature: `${p.state}/${p.expires_at}/${p.error}`,
+        signature: `${p.state}/${p.ttl_expires_at}/${p.last_error}`,
         cols: ["name", "state", "from", "expires", "actions"],
         cells: [
           h("span", {}, h("strong", {}, p.name), h("br"), h("code", { class: "muted" }, p.database_name)),
-          h("span", {}, badge(p.state), p.error ? h("span", { class: "detail" }, p.error) : ""),
-          p.source_backup_id ? h("code", {}, p.source_backup_id) : p.mode === "clone" ? "a backup" : "empty",
-          p.state === "deleted" ? "—" : when(p.expires_at),
+          h("span", {}, badge(p.state), p.last_error ? h("span", { class: "detail" }, p.last_error) : ""),
+          p.source_kind === "backup" && p.source_backup_key ? h("code", {}, p.source_backup_key) : p.source_kind === "pitr" ? `the project at ${p.source_restore_time ? when(p.source_restore_time) : "a point in time"}` : p.source_kind === "backup" ? "a backup" : "empty",
+          p.state === "deleted" ? "—" : when(p.ttl_expires_at),
           previewActions(p),
         ],
       })),
@@ -907,7 +907,7 @@
       ]);
       $("connection-name").textContent = preview.name;
       $("connection-url").value = connections.direct_url;
-      $("connection-help").textContent = `User ${connections.username}. ${connections.pooled_url ? `Pooled: ${connections.pooled_url}` : "There is no connection pooler for previews."} Expires ${new Date(preview.expires_at).toUTCString()}.`;
+      $("connection-help").textContent = `User ${connections.username}. ${connections.pooled_url ? `Pooled: ${connections.pooled_url}` : "There is no connection pooler for previews."} Expires ${new Date(preview.ttl_expires_at).toUTCString()}.`;
       setStatus($("copy-status"));
       panel.hidden = false;
       $("connection-url").focus();
@@ -934,7 +934,7 @@
         button.disabled = true;
         try {
           const { preview } = await api("POST", `/v1/preview-databases/${id}/extend`, { ttl_hours: 24 });
-          setStatus(status, `Preview ${preview.name} now expires ${new Date(preview.expires_at).toUTCString()}.`);
+          setStatus(status, `Preview ${preview.name} now expires ${new Date(preview.ttl_expires_at).toUTCString()}.`);
           await refreshPreviews();
         } catch (err) {
           fail(err);

@@ -1,6 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import { AppError } from "../../../errors.ts";
-import { getOrganization, slugOf } from "../../../orgs/orgs.ts";
+import { getOrganization, toOrganization } from "../../../orgs/orgs.ts";
 import { callerAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
@@ -25,6 +25,6 @@ export function registerMe(app: App, r: RouteDeps) {
     const { key_id: _k, ...principal } = c.var.principal;
     const org = await getOrganization(r.deps, principal.organization_id);
     if (!org) throw new AppError("unauthorized", "the credential's organization no longer exists");
-    return c.json({ principal, organization: { id: org.id, name: org.name, slug: slugOf(org.name) } }, 200);
+    return c.json({ principal, organization: toOrganization(org) }, 200);
   });
 }

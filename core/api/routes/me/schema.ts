@@ -12,8 +12,7 @@ export const Principal = z
   })
   .openapi("Principal");
 
-export const Organization = z
-  .object({ id: z.string(), name: z.string(), slug: z.string() })
-  .openapi("Organization", { description: "The caller's organization (the slug is derived from the name)." });
+export { Organization } from "../organizations/schema.ts";
+import { Organization } from "../organizations/schema.ts";
 
 export const MeResponse = z.object({ principal: Principal, organization: Organization });

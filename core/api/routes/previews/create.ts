@@ -6,7 +6,7 @@ import { newestVerifiedBackup } from "../../../restores/restores.ts";
 import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { toPreview } from "../../../previews/previews.ts";
+import { previewView } from "../../../previews/previews.ts";
 import { ProjectParams, security } from "../shared.ts";
 import { CreatePreviewRequest, CreatePreviewResponse } from "./schema.ts";
 
@@ -38,6 +38,6 @@ export function registerCreatePreview(app: App, r: RouteDeps) {
       metadata: { preview_id: preview.id, job_id: job.id, name: preview.name, mode: preview.mode, source_backup_id: backupId, expires_at: preview.expires_at },
     });
     c.var.log.info("preview requested", { project_id: project.id, preview_id: preview.id, job_id: job.id, mode: preview.mode });
-    return c.json({ preview: toPreview(preview), job: toJob(job) }, 202);
+    return c.json({ preview: await previewView(r.deps, preview), job: toJob(job) }, 202);
   });
 }

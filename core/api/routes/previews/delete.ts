@@ -12,7 +12,7 @@ export const deletePreviewRoute = createRoute({
   method: "delete",
   path: "/v1/preview-databases/{previewID}",
   tags: ["Preview databases"],
-  summary: "Delete a preview database: the job (branch.delete) drops its database and its role",
+  summary: "Delete a preview database: the job (instance.destroy) drops its database and its role",
   security,
   middleware: [previewAccess("projects:write")] as const,
   request: { params: PreviewParams },

@@ -1,6 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import { auditRequest } from "../../audit-request.ts";
-import { extendPreview, toPreview } from "../../../previews/previews.ts";
+import { extendPreview, previewView } from "../../../previews/previews.ts";
 import { previewAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
@@ -32,6 +32,6 @@ export function registerExtendPreview(app: App, r: RouteDeps) {
       target_id: preview.id,
       metadata: { preview_id: preview.id, expires_at_before: preview.expires_at, expires_at: extended.expires_at },
     });
-    return c.json({ preview: toPreview(extended) }, 200);
+    return c.json({ preview: await previewView(r.deps, extended) }, 200);
   });
 }

@@ -1,5 +1,5 @@
 import { createRoute } from "@hono/zod-openapi";
-import { toPreview } from "../../../previews/previews.ts";
+import { previewView } from "../../../previews/previews.ts";
 import { previewAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
@@ -23,6 +23,6 @@ export const getPreviewRoute = createRoute({
 export function registerGetPreview(app: App, _r: RouteDeps) {
   app.openapi(getPreviewRoute, async (c) => {
     const { preview } = c.var;
-    return c.json({ preview: toPreview(preview) }, 200);
+    return c.json({ preview: await previewView(r.deps, preview) }, 200);
   });
 }

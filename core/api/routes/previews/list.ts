@@ -1,5 +1,5 @@
 import { createRoute } from "@hono/zod-openapi";
-import { listPreviews, toPreview } from "../../../previews/previews.ts";
+import { listPreviews, previewViews } from "../../../previews/previews.ts";
 import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
@@ -30,6 +30,6 @@ export function registerListPreviews(app: App, r: RouteDeps) {
     const { limit, cursor } = c.req.valid("query");
     const page = await listPreviews(r.deps, project.id, limit, cursor);
     if (page.cursor) c.header("x-next-cursor", page.cursor);
-    return c.json({ preview_databases: page.items.map(toPreview) }, 200);
+    return c.json({ preview_databases: await previewViews(r.deps, page.items) }, 200);
   });
 }

@@ -5,7 +5,12 @@ import { at, listQuery } from "../shared.ts";
 
 /** Wire schemas of the preview databases (SPEC section 5), named as OpenAPI components. */
 export const Preview = previewSchema
-  .extend({ expires_at: at(), created_at: at(), updated_at: at() })
+  .extend({
+    source_restore_time: z.string().nullable().openapi({ type: "string", format: "date-time", example: "2026-11-26T02:15:00Z" }),
+    ttl_expires_at: at().openapi({ description: "When the preview is deleted (extend moves it)." }),
+    created_at: at(),
+    updated_at: at(),
+  })
   .openapi("Preview");
 
 export const Connections = z

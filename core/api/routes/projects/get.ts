@@ -1,5 +1,5 @@
 import { createRoute } from "@hono/zod-openapi";
-import { toProject } from "../../../orgs/orgs.ts";
+import { projectView } from "../../../orgs/views.ts";
 import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
@@ -20,8 +20,8 @@ export const getProjectRoute = createRoute({
   },
 });
 
-export function registerGetProject(app: App, _r: RouteDeps) {
+export function registerGetProject(app: App, r: RouteDeps) {
   app.openapi(getProjectRoute, async (c) => {
-    return c.json({ project: toProject(c.var.project) }, 200);
+    return c.json({ project: await projectView(r.deps, c.var.project) }, 200);
   });
 }

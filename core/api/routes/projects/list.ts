@@ -1,5 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
-import { getProject, listProjects, toProject, type Project } from "../../../orgs/orgs.ts";
+import { getProject, listProjects, type Project } from "../../../orgs/orgs.ts";
+import { projectViews } from "../../../orgs/views.ts";
 import { scopeAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
@@ -30,6 +31,6 @@ export function registerListProjects(app: App, r: RouteDeps) {
     } else {
       projects = await listProjects(r.deps, p.organization_id);
     }
-    return c.json({ projects: projects.map(toProject) }, 200);
+    return c.json({ projects: await projectViews(r.deps, projects) }, 200);
   });
 }

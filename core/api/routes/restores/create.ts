@@ -1,11 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { auditRequest } from "../../audit-request.ts";
 import { actorOf } from "../../../audit/audit.ts";
-import { AppError } from "../../../errors.ts";
 import { toJob } from "../../../jobs/jobs.ts";
-import { getClusterConnection } from "../../../orgs/orgs.ts";
-import { previewConnection, previewHoldsTables } from "../../../previews/database.ts";
-import { getPreview, previewPassword } from "../../../previews/previews.ts";
 import { requestRestore } from "../../../restores/restores.ts";
 import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
@@ -32,24 +28,22 @@ export function registerCreateRestore(app: App, r: RouteDeps) {
         const project = c.var.project;
     // Validated by the domain's own schema (CreateRestoreRequest derives from it).
     const request = c.req.valid("json");
-    const holdsTables = async (previewId: string) => {
-      const preview = await getPreview(r.deps, previewId);
-      if (!preview) return false;
-      const cluster = await getClusterConnection(r.deps, preview.cluster_id);
-      try {
-        return await previewHoldsTables(previewConnection(cluster, preview.role_name, previewPassword(r.deps, preview)), preview.database_name);
-      } catch (err) {
-        throw new AppError("unavailable", `could not reach preview ${previewId}'s database to check that it is empty; try again shortly`, { cause: err });
-      }
-    };
-    const { job, pitr } = await requestRestore(r.deps, project, request, holdsTables, actorOf(c.var.principal));
+    const { job, pitr } = await requestRestore(r.deps, project, request, actorOf(c.var.principal));
     // An overwrite restore recorded its own event (project.restore_overwrite_requested) with the approval's use.
     if (request.target_kind !== "project") await auditRequest(r, c, {
       project,
       action: "restore.requested",
       target_type: "job",
       target_id: job.id,
-      metadata: { job_id: job.id, preview_id: job.preview_database_id, backup_id: job.backup_id, target_kind: request.target_kind, ...(pitr ? { restore_time: pitr.restore_time, restore_time_clamped: pitr.restore_time_clamped } : {}) },
+      metadata: {
+        job_id: job.id,
+        preview_id: job.preview_database_id,
+        backup_id: job.backup_id,
+        target_kind: request.target_kind,
+        ...(pitr ? { restore_time: pitr.restore_time, restore_time_clamped: pitr.restore_time_clamped } : {}),
+        // A restore into an existing preview replaces its data: the trail says so, and how.
+        ...(request.target_kind === "preview" ? { replaces_data: true, recreate: request.recreate } : {}),
+      },
     });
     c.var.log.info("restore requested", { project_id: project.id, job_id: job.id, preview_id: job.preview_database_id, restore_time: pitr?.restore_time });
     return c.json(pitr ? { job: toJob(job), pitr } : { job: toJob(job) }, 202);

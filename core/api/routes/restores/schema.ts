@@ -15,7 +15,10 @@ export const CreateRestoreRequest = restoreRequest
     preview_id: field.preview_id.meta({ description: "The preview to restore into (target_kind preview)." }),
     preview_name: field.preview_name.meta({ description: "Name of the new preview (target_kind new_preview)." }),
     ttl_hours: field.ttl_hours.meta({ description: "Lifetime of the new preview (1-168, default 24)." }),
-    recreate: field.recreate.meta({ description: "Empty the target preview first (else a preview that holds tables is a 409)." }),
+    recreate: field.recreate.meta({
+      description:
+        "How an existing preview's data is replaced (target_kind preview): false (default) drops what it holds inside the database and loads the backup; true drops and recreates the whole database first (its sessions are ended).",
+    }),
     approval_token: field.approval_token.meta({ description: "Required for target_kind project: an unused project.restore_overwrite approval of this project." }),
   })
   .openapi("CreateRestoreRequest");

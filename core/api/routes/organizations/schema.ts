@@ -1,0 +1,18 @@
+import { z } from "../../../zod.ts";
+import { organizationSchema } from "../../../orgs/orgs.ts";
+
+const timestamp = { type: "string", format: "date-time", example: "2026-11-26T02:15:00Z" } as const;
+
+export const Organization = organizationSchema
+  .extend({
+    slug: z.string().openapi({ description: "Derived from the name (names are unique)." }),
+    billing_plan: z.string().openapi({ description: "Informational: `standard` unless an operator recorded another plan." }),
+    billing_status: z.string().openapi({ description: "Informational: `active` unless an operator recorded otherwise." }),
+    billing_provider: z.string().openapi({ description: "Informational: `manual` (billed by the operators) unless recorded otherwise." }),
+    suspended_at: z.string().nullable().openapi(timestamp),
+    created_at: z.string().openapi(timestamp),
+    updated_at: z.string().openapi(timestamp),
+  })
+  .openapi("Organization", { description: "An organization: the caller's own (GET /v1/me, GET /v1/organizations/{orgID})." });
+
+export const GetOrganizationResponse = z.object({ organization: Organization });
