@@ -147,7 +147,7 @@ export function registerRestoreCommands(program: Command, kit: CommandKit): void
     .option("--preview <id>", "the preview to restore into (--target-kind preview)")
     .option("--preview-name <name>", "name of the new preview")
     .option("--ttl-hours <n>", "the new preview is deleted after this many hours (1-168, default 24)", kit.int("--ttl-hours", 1, 168))
-    .option("--recreate", "empty the target preview first")
+    .option("--recreate", "restoring into an existing preview (which replaces its data): drop and recreate its database first")
     .option("--allow-unverified", "restore a backup whose verification did not pass")
     .option("--wait", "wait until the preview is ready (or the restore failed)")
     .option("--wait-timeout <duration>", "give up waiting after this long (exit 6)", "30m")
