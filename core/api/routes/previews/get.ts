@@ -20,7 +20,7 @@ export const getPreviewRoute = createRoute({
   },
 });
 
-export function registerGetPreview(app: App, _r: RouteDeps) {
+export function registerGetPreview(app: App, r: RouteDeps) {
   app.openapi(getPreviewRoute, async (c) => {
     const { preview } = c.var;
     return c.json({ preview: await previewView(r.deps, preview) }, 200);
