@@ -29,6 +29,8 @@ export const configSchema = z.object({
   pgBinDirs: z.array(z.string()).default([]),
   /** A cluster (by id, from the store) to restore verification copies on, instead of the project's own. */
   verifyClusterId: z.string().regex(/^cls_[0-9a-z]{26}$/, "must be a cluster id (cls_...)").optional(),
+  /** Deployed: verification never runs on a customer's server, so a verification cluster is required. */
+  requireVerifyCluster: z.boolean().default(false),
   /** How long an export's dump is kept for download before the dispatcher deletes it. */
   exportRetentionDays: z
     .string()
@@ -73,6 +75,7 @@ const envNames: Record<string, string> = {
   pgBinDirs: "CAPYDB_PG_BIN_DIRS",
   workerId: "CAPYDB_WORKER_ID",
   verifyClusterId: "CAPYDB_VERIFY_CLUSTER_ID",
+  requireVerifyCluster: "CAPYDB_REQUIRE_VERIFY_CLUSTER",
   exportRetentionDays: "CAPYDB_EXPORT_RETENTION_DAYS",
   taskThresholdBytes: "CAPYDB_TASK_THRESHOLD",
   task: "CAPYDB_TASK",
@@ -144,6 +147,7 @@ export function loadConfig(env: Env = process.env): Config {
     secretKey: str(secret?.value) ?? str(env.CAPYDB_SECRET_KEY),
     pgBinDirs: (str(env.CAPYDB_PG_BIN_DIRS) ?? "").split(":").filter(Boolean),
     verifyClusterId: str(env.CAPYDB_VERIFY_CLUSTER_ID),
+    requireVerifyCluster: str(env.CAPYDB_REQUIRE_VERIFY_CLUSTER) === "1",
     exportRetentionDays: str(env.CAPYDB_EXPORT_RETENTION_DAYS),
     taskThresholdBytes: taskThreshold(env),
     task: jsonSetting(env, "CAPYDB_TASK"),
@@ -172,6 +176,11 @@ export function loadConfig(env: Env = process.env): Config {
     const missing = issue.code === "invalid_type" && issue.input === undefined;
     throw new ConfigError(
       missing ? `missing setting ${name}` : `invalid setting ${name}: ${issue.message}`,
+    );
+  }
+  if (parsed.data.requireVerifyCluster && !parsed.data.verifyClusterId) {
+    throw new ConfigError(
+      "missing setting CAPYDB_VERIFY_CLUSTER_ID: this deployment restores verification copies on a verification cluster, never on a customer's server (docs/deploy.md)",
     );
   }
   return parsed.data;

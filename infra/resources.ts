@@ -1,5 +1,5 @@
 import { secrets } from "./secrets.ts";
-import { type FunctionSettings, type Grant, type GrantTarget, type LinkName, architecture, grants, runtime } from "./settings.ts";
+import { type FunctionSettings, type Grant, type GrantTarget, type LinkName, architecture, grants, runtime, verifyClusterVariable } from "./settings.ts";
 import { bucket, deliveries, jobs, jobsDlq, table } from "./storage.ts";
 
 /** Every linkable resource by the name core/config.ts reads it under (`SST_RESOURCE_<Name>`). */
@@ -11,6 +11,23 @@ export const resources: Record<LinkName, unknown> = {
   Deliveries: deliveries,
   ...secrets,
 };
+
+/**
+ * The verification cluster's id, from the deploy's own environment (CAPYDB_VERIFY_CLUSTER_ID: a
+ * cluster registered with capydb-admin, so not known before the first deploy). Without it the
+ * worker and the task refuse to start (they require one), and the deploy says so.
+ */
+export function verifyClusterEnvironment(): Record<string, string> {
+  const id = process.env[verifyClusterVariable];
+  if (!id) {
+    console.warn(
+      `${verifyClusterVariable} is not set: the worker and the task will not start until it names a verification cluster ` +
+        "(register one with capydb-admin cluster add, then deploy again with it set; docs/deploy.md)",
+    );
+    return {};
+  }
+  return { [verifyClusterVariable]: id };
+}
 
 /** The ARNs a grant's target covers: the table with its indexes, a queue, the bucket's objects. */
 function targetArns(on: GrantTarget): $util.Input<string>[] {

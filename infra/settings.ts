@@ -62,6 +62,8 @@ export const pgBinDir = "/opt/pgsql";
 export const pgMajors = [16, 17, 18] as const;
 /** Where scripts/build-pg-layer.sh leaves the layer's content (a directory SST zips on deploy). */
 export const pgLayerDir = "dist/pg-layer";
+/** The layer's zip (scripts/zip-dir.ts: Unix modes kept), what the deploy uploads. */
+export const pgLayerZip = "dist/pg-layer.zip";
 /** Written beside it by the script: `{ "arch": "arm64", "majors": [16, 17, 18] }`. */
 export const pgLayerManifest = "dist/pg-layer.json";
 
@@ -126,7 +128,7 @@ export const functions = {
     entry: "worker",
     timeout: "15 minutes",
     memory: "4096 MB",
-    environment: { CAPYDB_PG_BIN_DIRS: pgBinDir },
+    environment: { CAPYDB_PG_BIN_DIRS: pgBinDir, CAPYDB_REQUIRE_VERIFY_CLUSTER: "1" },
     link: ["Table", "Jobs", "Backups", "ClusterSecretKey"],
   },
   /**
@@ -270,6 +272,13 @@ export const workerSubscription = { batch: { size: 1, partialResponses: true } }
  */
 export const workerMaxConcurrency = 50;
 
+/**
+ * Verification restores run on a verification cluster, never on a customer's production server:
+ * the worker and the task require CAPYDB_VERIFY_CLUSTER_ID (CAPYDB_REQUIRE_VERIFY_CLUSTER=1), which
+ * the deploy takes from its own environment (a cluster registered with capydb-admin; docs/deploy.md).
+ */
+export const verifyClusterVariable = "CAPYDB_VERIFY_CLUSTER_ID";
+
 /** Alarm thresholds (infra/alarms.ts); the others alarm on anything above 0. */
 export const alarms = {
   /** A job message older than this: workers saturated or failing (a job normally starts within a minute). */
@@ -393,7 +402,7 @@ export const task = {
    * ecs:DescribeTaskDefinition reads. The key comes as a secret instead (`secrets`).
    */
   link: ["Table", "Jobs", "Backups"],
-  environment: { CAPYDB_PG_BIN_DIRS: pgBinDir },
+  environment: { CAPYDB_PG_BIN_DIRS: pgBinDir, CAPYDB_REQUIRE_VERIFY_CLUSTER: "1" },
   /**
    * Variables ECS fills from an SSM SecureString parameter when the container starts (the task
    * definition holds only the parameter's ARN), by the sst.Secret whose value the parameter holds.

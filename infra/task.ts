@@ -1,4 +1,4 @@
-import { grantStatements, inlinePolicy, resources } from "./resources.ts";
+import { grantStatements, inlinePolicy, resources, verifyClusterEnvironment } from "./resources.ts";
 import { secrets } from "./secrets.ts";
 import { vpc } from "./network.ts";
 import { grants, task as settings } from "./settings.ts";
@@ -38,7 +38,7 @@ export const largeJobs = new sst.aws.Task("LargeJobs", {
   storage: settings.storage,
   image: { context: ".", dockerfile: settings.dockerfile },
   link: settings.link.map((name) => resources[name]) as sst.aws.TaskArgs["link"],
-  environment: settings.environment,
+  environment: { ...settings.environment, ...verifyClusterEnvironment() },
   ssm: Object.fromEntries(Object.entries(taskSecretParameters).map(([variable, p]) => [variable, p.arn])),
   transform: {
     // Exactly its grants (no link's every-action rights, no ECS Exec channels).

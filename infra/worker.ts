@@ -1,11 +1,13 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { functionArgs } from "./resources.ts";
+import { zipDirectory } from "../scripts/zip-dir.ts";
+import { functionArgs, verifyClusterEnvironment } from "./resources.ts";
 import {
   architecture,
   functions,
   pgLayerDir,
   pgLayerManifest,
+  pgLayerZip,
   pgMajors,
   runtime,
   taskThreshold,
@@ -42,10 +44,15 @@ function pgLayerArn(): $util.Input<string> {
         `rebuild it with ARCH=${architecture} scripts/build-pg-layer.sh`,
     );
   }
+  // The layer's zip, written here with every entry's Unix mode (pg_dump must stay executable):
+  // Pulumi's FileArchive of a directory is reported to drop modes (pulumi/pulumi#3593); given a
+  // .zip file, it uploads that file as it is.
+  const zip = path.join(root, pgLayerZip);
+  zipDirectory(dir, zip);
   return new aws.lambda.LayerVersion("PgTools", {
     layerName: `${$app.name}-${$app.stage}-pgtools`,
     description: `pg_dump, pg_restore, psql for PostgreSQL ${pgMajors.join(", ")} (${architecture})`,
-    code: new $util.asset.FileArchive(dir),
+    code: new $util.asset.FileArchive(zip),
     compatibleArchitectures: [architecture],
     compatibleRuntimes: [runtime],
   }).arn;
@@ -60,6 +67,7 @@ export const worker = jobs.subscribe(
     // Jobs above the threshold go to the task (core/worker/offload.ts). Not a link: a link to a
     // Task grants ecs:* on the cluster's tasks; the worker may start this task and nothing more.
     environment: {
+      ...verifyClusterEnvironment(),
       CAPYDB_TASK_THRESHOLD: taskThreshold,
       CAPYDB_TASK: $jsonStringify({
         cluster: largeJobs.cluster,

@@ -65,8 +65,10 @@ build_inside() {
     echo "this machine is $(uname -m), the layer must be $UNAME_ARCH" >&2
     exit 1
   fi
+  # bison, flex, perl: PostgreSQL 17 and later tarballs ship no pre-generated parsers and headers
+  # (distprep was removed in 17), so building libpq and pg_dump from them needs the generators.
   dnf install -y --setopt=install_weak_deps=False \
-    gcc make tar gzip bzip2 findutils binutils gawk \
+    gcc make tar gzip bzip2 findutils binutils gawk bison flex perl \
     openssl-devel zlib-devel libzstd-devel lz4-devel >/dev/null
 
   local work

@@ -98,6 +98,12 @@ describe("configuration", () => {
     });
   });
 
+  it("requires a verification cluster where the deploy says so (verification never on a customer's server)", () => {
+    expect(() => loadConfig({ ...base, CAPYDB_REQUIRE_VERIFY_CLUSTER: "1" })).toThrow(/^missing setting CAPYDB_VERIFY_CLUSTER_ID: this deployment restores verification copies on a verification cluster/);
+    expect(loadConfig({ ...base, CAPYDB_REQUIRE_VERIFY_CLUSTER: "1", CAPYDB_VERIFY_CLUSTER_ID: "cls_01m8bbd943485gy3g6c722w2d4" }).verifyClusterId).toBe("cls_01m8bbd943485gy3g6c722w2d4");
+    expect(loadConfig(base).requireVerifyCluster).toBe(false); // the local stack may keep one cluster
+  });
+
   it("turns Clerk on only when its settings are present", () => {
     const c = loadConfig({ ...base, CLERK_JWKS_URL: "https://clerk.example/jwks", CLERK_ISSUER: "https://clerk.example", CLERK_AUTHORIZED_PARTIES: "https://a, https://b" });
     expect(c.clerk).toEqual({ jwksUrl: "https://clerk.example/jwks", issuer: "https://clerk.example", authorizedParties: ["https://a", "https://b"] });

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { listBackups } from "../backups/backups.ts";
 import { keys } from "../db/keys.ts";
 import { queryAll } from "../db/store.ts";

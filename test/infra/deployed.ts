@@ -21,9 +21,10 @@ export interface DeployedStack {
 }
 
 /** Evaluates sst.config.ts's `run()` with the stand-ins and returns what each entry point is given. */
-export async function deployedStack(repoRoot: string): Promise<DeployedStack> {
+export async function deployedStack(repoRoot: string, deployEnv: Record<string, string> = {}): Promise<DeployedStack> {
   vi.resetModules();
   vi.stubEnv("CAPYDB_PG_LAYER_ARN", "arn:aws:lambda:us-east-1:123456789012:layer:pg:1");
+  for (const [k, v] of Object.entries(deployEnv)) vi.stubEnv(k, v);
   const created = installStandIns({ root: repoRoot });
   try {
     await (await loadSstConfig(repoRoot)).run();

@@ -9,6 +9,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, SQSBatc
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getBackupForWork } from "../../core/backups/backups.ts";
 import { getJobItem } from "../../core/jobs/jobs.ts";
+import { createCluster } from "../../core/orgs/orgs.ts";
 import { taskEnv, type TaskLauncher } from "../../core/tasks/launcher.ts";
 import { createDelivery, getDelivery, messageOf, testEvent } from "../../core/webhooks/deliveries.ts";
 import { createEndpoint } from "../../core/webhooks/endpoints.ts";
@@ -59,7 +60,9 @@ beforeAll(async () => {
   env = await createTestEnv();
   tenant = await env.seedTenant();
   deliveryQueueUrl = (await ensureQueues(env.deps.sqs, uniq("wh"), { visibilityTimeoutSeconds: 30 })).queueUrl;
-  stack = await deployedStack(repoRoot);
+  // Deployed, verification restores go to a verification cluster (the deploy's CAPYDB_VERIFY_CLUSTER_ID).
+  const verifyCluster = await createCluster(env.deps, { name: uniq("verify"), url: env.infra.postgresUrl, insecure_tls: true });
+  stack = await deployedStack(repoRoot, { CAPYDB_VERIFY_CLUSTER_ID: verifyCluster.id });
   outputs = localOutputs({ ...env.names, queueUrl: env.deps.queueUrl, dlqUrl: env.dlqUrl, deliveryQueueUrl, secretKey: env.infra.secretKey });
   for (const name of ["api", "console", "worker", "dispatch", "deliver"] as const) {
     bundles[name] = (await buildFunction(name, path.join(work, "build"))).file;

@@ -36,7 +36,7 @@ describe("sst.config.ts: the large-job task (recording stand-ins, no AWS)", () =
       memory: "8 GB",
       storage: task.storage,
       image: { context: ".", dockerfile: "infra/task/Dockerfile" },
-      environment: { CAPYDB_PG_BIN_DIRS: "/opt/pgsql" },
+      environment: { CAPYDB_PG_BIN_DIRS: "/opt/pgsql", CAPYDB_REQUIRE_VERIFY_CLUSTER: "1" },
       dev: false,
     });
     expect(t.args.cluster.$name).toBe("TaskCluster");

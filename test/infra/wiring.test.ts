@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -73,7 +73,7 @@ describe("sst.config.ts wiring (recording stand-ins, no AWS)", () => {
       architecture: "arm64",
       timeout: "15 minutes",
       memory: functions.worker.memory,
-      environment: { CAPYDB_PG_BIN_DIRS: "/opt/pgsql" },
+      environment: { CAPYDB_PG_BIN_DIRS: "/opt/pgsql", CAPYDB_REQUIRE_VERIFY_CLUSTER: "1" },
       layers: ["arn:aws:lambda:us-east-1:123456789012:layer:pg:1"],
     });
     expect(linkNames(fnArgs)).toEqual(["Backups", "ClusterSecretKey", "Jobs", "Table"]);
@@ -219,6 +219,18 @@ describe("sst.config.ts wiring (recording stand-ins, no AWS)", () => {
     });
   });
 
+  it("verifies on a verification cluster: the worker and the task require one, named by the deploy's environment", async () => {
+    vi.resetModules();
+    vi.stubEnv("CAPYDB_VERIFY_CLUSTER_ID", "cls_01m8bbd943485gy3g6c722w2d4");
+    const again = installStandIns({ root: repoRoot });
+    await (await loadSstConfig(repoRoot)).run();
+    const worker = find(again, "sst.aws.Queue", "Jobs").calls[0]!.args[0];
+    const task = find(again, "sst.aws.Task", "LargeJobs").args;
+    for (const env of [worker.environment, task.environment]) {
+      expect(env).toMatchObject({ CAPYDB_REQUIRE_VERIFY_CLUSTER: "1", CAPYDB_VERIFY_CLUSTER_ID: "cls_01m8bbd943485gy3g6c722w2d4" });
+    }
+  });
+
   it("alarms to the topic on dead letters, old job messages, function errors and throttles, a failing dispatcher phase and stale backups", () => {
     const alarms = created.filter((c) => c.type === "aws.cloudwatch.MetricAlarm");
     for (const a of alarms) expect(a.args.alarmActions, a.name).toEqual([ref("Alarms", "arn")]);
@@ -272,7 +284,9 @@ describe("sst.config.ts: the pg layer", () => {
       compatibleRuntimes: ["nodejs24.x"],
       layerName: "capydb-backups-test-pgtools",
     });
-    expect(layer.args.code.path).toBe(path.join(root, "dist/pg-layer"));
+    // The zip the deploy writes with modes kept (scripts/zip-dir.ts), not the directory.
+    expect(layer.args.code.path).toBe(path.join(root, "dist/pg-layer.zip"));
+    expect(existsSync(layer.args.code.path)).toBe(true);
     const [fnArgs] = find(created, "sst.aws.Queue", "Jobs").calls[0]!.args;
     expect(fnArgs.layers).toEqual([ref("PgTools", "arn")]);
   });

@@ -63,7 +63,7 @@ const cluster = (host: string, extra: Partial<ClusterConnection> = {}): ClusterC
 });
 
 async function nodeConnects(conn: ClusterConnection): Promise<{ ok: true; ssl: boolean } | { ok: false; error: string }> {
-  let client;
+  let client: Awaited<ReturnType<typeof connect>> | undefined;
   try {
     client = await connect(conn, "postgres");
     const { rows } = await client.query<{ ssl: boolean }>("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()");
