@@ -227,7 +227,7 @@ export class ApiClient {
     return this.get(`/v1/projects/${seg(projectId)}/restore-points`, ListRestorePointsResponse);
   }
 
-  createRestorePoint(projectId: string, body: { label: string; backup_key?: string; note?: string }) {
+  createRestorePoint(projectId: string, body: { label: string; kind?: "backup" | "pitr"; backup_key?: string; pitr_time?: string; note?: string }) {
     return this.send("POST", `/v1/projects/${seg(projectId)}/restore-points`, body, CreateRestorePointResponse);
   }
 

@@ -57,17 +57,34 @@ const previewsTable = (ps: Preview[]) =>
   );
 
 const pointsTable = (ps: RestorePoint[]) =>
-  renderTable(["ID", "LABEL", "STATE", "BACKUP", "CREATED"], ps.map((p) => [p.id, p.label, p.state, p.backup_id ?? "-", formatTime(p.created_at)]));
+  renderTable(
+    ["ID", "LABEL", "KIND", "STATE", "BACKUP OR TIME", "CREATED"],
+    ps.map((p) => [p.id, p.label, p.kind, p.state, p.kind === "pitr" ? (p.pitr_time ?? "-") : (p.backup_id ?? "-"), formatTime(p.created_at)]),
+  );
+
+/**
+ * A point in time as the API wants it: RFC 3339 as given, or relative to now (`-15m`, `-2h`,
+ * `-1d`, `-90s`: "fifteen minutes ago"), resolved here so the request says which moment it meant.
+ */
+export function parsePointInTime(text: string, option: string, now = new Date()): string {
+  const rel = /^-(\d+)(s|m|h|d)$/.exec(text.trim());
+  if (rel) {
+    const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as "s" | "m" | "h" | "d"];
+    return new Date(now.getTime() - Number(rel[1]) * unit).toISOString();
+  }
+  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i.test(text.trim()) && !Number.isNaN(Date.parse(text))) return text.trim();
+  throw new CliError(`${option} must be an RFC 3339 time (2026-12-06T14:31:00Z) or a time ago (-15m, -2h, -1d), got ${JSON.stringify(text)}`, exitCodes.usage);
+}
 
 /** `capydb projects`, `restore`, `previews`, `restore-points`: the restore half of the API. */
 export function registerRestoreCommands(program: Command, kit: CommandKit): void {
   const { io, note } = kit;
 
   /** Waits for a preview job, then shows the preview (and how to connect when it is ready). */
-  async function finish(cmd: Command, client: ApiClient, format: Format, job: Job, wait: boolean, timeout: string) {
+  async function finish(cmd: Command, client: ApiClient, format: Format, job: Job, wait: boolean, timeout: string, extra: Record<string, unknown> = {}) {
     const previewId = job.preview_database_id;
     if (!wait) {
-      if (format === "json") return printJson(io, { job });
+      if (format === "json") return printJson(io, { job, ...extra });
       io.out.write(renderFields([["job", job.id], ["type", job.type], ["state", job.state], ["preview", previewId ?? "-"]]));
       note(`Follow it with \`capydb jobs get ${job.id} --wait\`${previewId ? `, then \`capydb previews connect ${previewId}\`` : ""}.`);
       return;
@@ -75,7 +92,7 @@ export function registerRestoreCommands(program: Command, kit: CommandKit): void
     const { result: done, progress } = await kit.following(job.id, timeout, (opts) => waitForJob(client, job.id, opts));
     kit.jobDone(progress, done.job);
     const preview = previewId ? (await client.getPreview(previewId)).data.preview : undefined;
-    if (format === "json") printJson(io, { job: done.job, ...(preview ? { preview } : {}) });
+    if (format === "json") printJson(io, { job: done.job, ...(preview ? { preview } : {}), ...extra });
     else if (preview) io.out.write(previewFields(preview));
     if (done.job.state === "failed") throw new CliError(`job ${job.id} failed: ${done.job.error ?? "no reason given"}`);
     if (preview?.state === "ready" && format !== "json") note(`Connect with \`capydb previews connect ${preview.id} --psql\` (or without --psql for the URL).`);
@@ -86,16 +103,16 @@ export function registerRestoreCommands(program: Command, kit: CommandKit): void
    * Follows a promote or an overwrite restore: with --wait, the current phase is shown on the
    * progress line (a terminal only); at the end, the job and every phase it went through.
    */
-  async function finishCutover(client: ApiClient, format: Format, job: Job, wait: boolean, timeout: string) {
+  async function finishCutover(client: ApiClient, format: Format, job: Job, wait: boolean, timeout: string, extra: Record<string, unknown> = {}) {
     if (!wait) {
-      if (format === "json") return printJson(io, { job });
+      if (format === "json") return printJson(io, { job, ...extra });
       io.out.write(renderFields([["job", job.id], ["type", job.type], ["state", job.state]]));
       note(`Follow it with \`capydb jobs get ${job.id} --wait\`: a safety backup of the project's database comes first, then the swap.`);
       return;
     }
     const { result: done, progress } = await kit.following(job.id, timeout, (opts) => waitForJob(client, job.id, opts));
     kit.jobDone(progress, done.job);
-    if (format === "json") printJson(io, { job: done.job });
+    if (format === "json") printJson(io, { job: done.job, ...extra });
     else {
       io.out.write(renderFields([["job", done.job.id], ["type", done.job.type], ["state", done.job.state], ...(done.job.error ? ([["error", done.job.error]] as [string, string][]) : [])]));
       if (done.job.last_stdout) io.out.write(`\nphases:\n${done.job.last_stdout.split("\n").map((l) => `  ${l}`).join("\n")}\n`);
@@ -139,9 +156,10 @@ export function registerRestoreCommands(program: Command, kit: CommandKit): void
 
   program
     .command("restore")
-    .description("restore a backup (or a restore point) into a new preview database, or into an existing one")
+    .description("restore a backup, a restore point or a point in time into a new preview database, an existing one, or the project")
     .option("--backup-key <key>", "the backup to restore (its backup_key, from `capydb backups list -o json`)")
-    .option("--restore-point <id>", "restore the backup an active restore point pins")
+    .option("--restore-point <id>", "restore what an active restore point keeps (its backup, or its point in time)")
+    .option("--restore-time <time>", "restore the project's database as it was at this moment: RFC 3339 (2026-12-06T14:31:00Z) or a time ago (-15m, -2h); see `capydb pitr` for the window")
     .addOption(new Option("--target-kind <kind>", "new_preview (default), preview, or project (over the project's database: needs --approval-token; refused for production projects)").choices(["new_preview", "preview", "project"]))
     .option("--approval-token <token>", "for --target-kind project: an admin's project.restore_overwrite approval (or CAPYDB_APPROVAL_TOKEN)")
     .option("--preview <id>", "the preview to restore into (--target-kind preview)")
@@ -153,16 +171,20 @@ export function registerRestoreCommands(program: Command, kit: CommandKit): void
     .option("--wait-timeout <duration>", "give up waiting after this long (exit 6)", "30m")
     .action(
       async (
-        o: { backupKey?: string; restorePoint?: string; targetKind?: string; approvalToken?: string; preview?: string; previewName?: string; ttlHours?: number; recreate?: boolean; allowUnverified?: boolean; wait?: boolean; waitTimeout: string },
+        o: { backupKey?: string; restorePoint?: string; restoreTime?: string; targetKind?: string; approvalToken?: string; preview?: string; previewName?: string; ttlHours?: number; recreate?: boolean; allowUnverified?: boolean; wait?: boolean; waitTimeout: string },
         cmd: Command,
       ) => {
-        if (!o.backupKey === !o.restorePoint) throw new CliError("give exactly one of --backup-key or --restore-point", exitCodes.usage);
+        if ([o.backupKey, o.restorePoint, o.restoreTime].filter(Boolean).length !== 1) {
+          throw new CliError("give exactly one of --backup-key, --restore-point or --restore-time", exitCodes.usage);
+        }
+        const restoreTime = o.restoreTime ? parsePointInTime(o.restoreTime, "--restore-time") : undefined;
         const targetKind = o.targetKind ?? (o.preview ? "preview" : "new_preview");
         const token = targetKind === "project" ? approvalToken(o, "project.restore_overwrite") : undefined;
         const { client, format, project } = kit.context(cmd);
         const res = await client.restore(project(), {
           backup_key: o.backupKey,
           restore_point_id: o.restorePoint,
+          restore_time: restoreTime,
           target_kind: targetKind,
           preview_id: o.preview,
           preview_name: o.previewName,
@@ -172,8 +194,17 @@ export function registerRestoreCommands(program: Command, kit: CommandKit): void
           ...(token ? { approval_token: token } : {}),
         });
         const wait = Boolean(o.wait || cmd.getOptionValueSource("waitTimeout") === "cli");
-        if (targetKind === "project") return finishCutover(client, format, res.data.job, wait, o.waitTimeout);
-        await finish(cmd, client, format, res.data.job, wait, o.waitTimeout);
+        const pitr = res.data.pitr;
+        if (pitr && format !== "json") {
+          note(
+            pitr.restore_time_clamped
+              ? `Restoring to ${pitr.restore_time}, the latest restorable time (${pitr.requested_restore_time} is not in the archive yet).`
+              : `Restoring to ${pitr.restore_time}.`,
+          );
+        }
+        const extra = pitr ? { pitr } : {};
+        if (targetKind === "project") return finishCutover(client, format, res.data.job, wait, o.waitTimeout, extra);
+        await finish(cmd, client, format, res.data.job, wait, o.waitTimeout, extra);
       },
     );
 
@@ -263,7 +294,7 @@ export function registerRestoreCommands(program: Command, kit: CommandKit): void
       if (code !== 0) throw new CliError(`psql exited with ${code}`);
     });
 
-  const points = program.command("restore-points").description("labelled restore points: each keeps its backup past retention");
+  const points = program.command("restore-points").description("labelled restore points: each keeps its backup (or its point in time) past retention");
   points.command("list").action(async (_o: unknown, cmd: Command) => {
     const { client, format, project } = kit.context(cmd);
     const res = await client.listRestorePoints(project());
@@ -274,11 +305,16 @@ export function registerRestoreCommands(program: Command, kit: CommandKit): void
   points
     .command("create")
     .requiredOption("--label <label>", "what it is for (e.g. before-v2-migration)")
-    .option("--backup-key <key>", "the backup to pin (default: the newest verified one)")
+    .addOption(new Option("--kind <kind>", "backup (pins a backup) or pitr (a moment of the WAL archive)").choices(["backup", "pitr"]).default("backup"))
+    .option("--backup-key <key>", "kind backup: the backup to pin (default: the newest verified one)")
+    .option("--pitr-time <time>", "kind pitr: the moment, RFC 3339 or a time ago (-15m); default now")
     .option("--note <text>", "a note")
-    .action(async (o: { label: string; backupKey?: string; note?: string }, cmd: Command) => {
+    .action(async (o: { label: string; kind: "backup" | "pitr"; backupKey?: string; pitrTime?: string; note?: string }, cmd: Command) => {
+      if (o.kind === "pitr" && o.backupKey) throw new CliError("--backup-key is for --kind backup", exitCodes.usage);
+      if (o.kind === "backup" && o.pitrTime) throw new CliError("--pitr-time is for --kind pitr", exitCodes.usage);
+      const pitrTime = o.pitrTime ? parsePointInTime(o.pitrTime, "--pitr-time") : undefined;
       const { client, format, project } = kit.context(cmd);
-      const res = await client.createRestorePoint(project(), { label: o.label, backup_key: o.backupKey, note: o.note });
+      const res = await client.createRestorePoint(project(), { label: o.label, kind: o.kind, backup_key: o.backupKey, pitr_time: pitrTime, note: o.note });
       if (format === "json") return printJson(io, res.body);
       io.out.write(pointsTable([res.data.restore_point]));
     });

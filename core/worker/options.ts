@@ -57,6 +57,12 @@ export interface WorkerOptions {
   dumpCompressLevel?: number;
   /** pg_dump's --lock-wait-timeout: a table locked exclusively fails the attempt (transient) instead of hanging. */
   lockWaitTimeoutMs: number;
+  /**
+   * Point-in-time restores: how long to wait for the WAL archive to hold the commit the restore
+   * makes on the cluster (PostgreSQL stops a recovery at the first commit after the time; the
+   * receiver ships within seconds). Past it, the restore goes on with what the archive holds.
+   */
+  pitrArchiveWaitSeconds: number;
   /** Restore into a throwaway database here instead of on the project's own cluster. */
   verificationServer?: ClusterConnection;
   /**
@@ -92,6 +98,7 @@ export const defaultWorkerOptions: WorkerOptions = {
   uploadQueueSize: 2,
   restoreJobs: 1,
   lockWaitTimeoutMs: 120_000,
+  pitrArchiveWaitSeconds: 120,
 };
 
 export function workerOptions(overrides: Partial<WorkerOptions> = {}): WorkerOptions {

@@ -141,6 +141,7 @@ async function provisionAttempt(a: Attempt): Promise<RunOutcome> {
       database: project.database_name,
       time: new Date(pitr.restore_time),
       restorePointName: pitr.wal_restore_point ?? undefined,
+      archiveWaitSeconds: o.pitrArchiveWaitSeconds,
       into: asRole,
       intoDatabase: preview.database_name,
       signal,

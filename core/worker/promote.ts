@@ -180,6 +180,7 @@ async function pitrRestorePhase(
     database: project.database_name,
     time: new Date(pitr.restore_time),
     restorePointName: pitr.wal_restore_point ?? undefined,
+    archiveWaitSeconds: a.o.pitrArchiveWaitSeconds,
     into: previewConnection(cluster, p.incoming_role, password),
     intoDatabase: p.incoming_database,
     signal,

@@ -71,7 +71,7 @@ describe("capydb restore and previews", () => {
 
     const usage = await capydb(["restore", "--backup-key", backupKey, "--restore-point", "rpt_x"]);
     expect(usage.status, show(usage)).toBe(2);
-    expect(usage.stderr).toMatch(/exactly one of --backup-key or --restore-point/);
+    expect(usage.stderr).toMatch(/exactly one of --backup-key, --restore-point or --restore-time/);
     const pitr = await capydb(["restore", "--backup-key", backupKey, "--target-kind", "preview"]);
     expect(pitr.status, show(pitr)).toBe(2); // 400: preview_id is required
     expect(pitr.stderr).toMatch(/preview_id/);
