@@ -1,4 +1,4 @@
-import pg from "pg";
+import type pg from "pg";
 import type { ClusterConnection } from "../orgs/orgs.ts";
 import { WorkerFailure, firstErrorLine, type ToolReport } from "../worker/classify.ts";
 import { closeQuietly, connect, countRows, listTables, toolEnv } from "../worker/pgconn.ts";

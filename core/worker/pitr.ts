@@ -1,4 +1,4 @@
-import pg from "pg";
+import type pg from "pg";
 import type { Deps } from "../deps.ts";
 import type { ClusterConnection } from "../orgs/orgs.ts";
 import { copyDatabase } from "../pg/copy-database.ts";
