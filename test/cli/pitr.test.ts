@@ -88,7 +88,7 @@ describe("capydb restore --restore-time", () => {
     expect(restored.status, show(restored)).toBe(0);
     const { job, preview, pitr } = restored.json();
     expect(job).toMatchObject({ type: "project.restore", state: "completed" });
-    expect(preview).toMatchObject({ name: "before-drop", state: "ready" });
+    expect(preview).toMatchObject({ name: "before-drop", state: "ready", source_kind: "pitr", source_restore_time: at, source_backup_key: null });
     expect(pitr).toEqual({ requested_restore_time: at, restore_time: at, restore_time_clamped: false });
 
     const url = await capydb(["previews", "connect", preview.id, "-o", "table"]);
