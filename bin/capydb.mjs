@@ -1,5 +1,28 @@
 #!/usr/bin/env node
-// Runs the TypeScript source directly (tsx), like capydb-admin; a published package would ship a bundle.
-import { register } from "tsx/esm/api";
-register();
-await import("../cli/capydb.ts");
+// The prebuilt bundle (dist/cli/capydb.mjs, made by `npm install` through `prepare`, or `npm run
+// build:cli`), as a published package ships it: plain Node, no TypeScript compiled at start. The
+// TypeScript source through tsx when there is no bundle, when one of its source files was edited
+// since it was built, or with CAPYDB_CLI_SOURCE=1.
+import { existsSync, readFileSync, statSync } from "node:fs";
+
+const root = new URL("../", import.meta.url);
+const bundle = new URL("dist/cli/capydb.mjs", root);
+
+function bundleIsCurrent() {
+  if (process.env.CAPYDB_CLI_SOURCE === "1" || !existsSync(bundle)) return false;
+  try {
+    const built = statSync(bundle).mtimeMs;
+    const inputs = JSON.parse(readFileSync(new URL("dist/cli/capydb.inputs.json", root), "utf8"));
+    return inputs.every((p) => statSync(new URL(p, root)).mtimeMs <= built);
+  } catch {
+    return false; // an input moved or went away: the source is the truth
+  }
+}
+
+if (bundleIsCurrent()) {
+  await import(bundle.href);
+} else {
+  const { register } = await import("tsx/esm/api");
+  register();
+  await import("../cli/capydb.ts");
+}
