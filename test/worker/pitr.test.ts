@@ -10,6 +10,13 @@ import { restoreDatabaseToTime } from "../../core/worker/pitr.ts";
 import { startArchivedCluster, type ArchivedCluster } from "../pg/archived-cluster.ts";
 import { publishArchive } from "../pg/publish-archive.ts";
 import { createTestEnv, type Tenant, type TestEnv } from "../support/env.ts";
+import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { createApproval } from "../../core/approvals/approvals.ts";
+import { keys } from "../../core/db/keys.ts";
+import { getProject } from "../../core/orgs/orgs.ts";
+import { storedEvents } from "../support/events.ts";
+import { body } from "../support/spec.ts";
+import { fastOptions, runQueueUntilSettled } from "./support.ts";
 
 /**
  * The point-in-time restore's data path on the archive's storage contract: base backup and WAL
@@ -99,4 +106,37 @@ describe("restoreDatabaseToTime", () => {
     }
     expect(await getWalFile(env.deps, tenant.clusterId, last.name)).toBeDefined();
   }, 120_000);
+});
+
+describe("a point-in-time restore into the project", () => {
+  it("goes through the approval, the safety backup and the swap; the project's database then holds the rows of that time", async () => {
+    await env.deps.ddb.send(new UpdateCommand({ TableName: env.deps.table, Key: keys.project(tenant.projectId), UpdateExpression: "SET environment = :e", ExpressionAttributeValues: { ":e": "non_production" } }));
+    const project = (await getProject(env.deps, tenant.projectId))!;
+    const { token } = await createApproval(env.deps, { project, action: "project.restore_overwrite", actor: { kind: "operator", id: "test" } });
+    const at = between(7).toISOString();
+    const res = await env.app().request(`/v1/projects/${tenant.projectId}/restores`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${await tenant.key()}`, "content-type": "application/json" },
+      body: JSON.stringify({ restore_time: at, target_kind: "project", approval_token: token }),
+    });
+    const answer = await body(res);
+    expect(res.status, JSON.stringify(answer)).toBe(202);
+    const [job] = await runQueueUntilSettled(env.deps, [answer.job.id], { ...fastOptions, pitrArchiveWaitSeconds: 1 }, 240_000);
+    expect(job, JSON.stringify(job)).toMatchObject({ state: "completed" });
+    expect(job!.last_stdout).toMatch(new RegExp(`app as of ${at} restored into a hidden database`));
+    const rows = await src.query<{ n: string; max: number }>("app", "SELECT count(*) AS n, max(id) AS max FROM ledger");
+    expect(rows[0]).toEqual({ n: "7", max: 7 });
+    const events = await storedEvents(env.deps, { type: "restore.completed" });
+    const done = events.find((e) => (e.event.data as { job_id?: string }).job_id === job!.id);
+    expect(done?.event.data).toMatchObject({ target_kind: "project", source_kind: "pitr", restore_time: at });
+    // The worker's recovery instance (default directory) is gone.
+    const left = (() => {
+      try {
+        return readdirSync(join(tmpdir(), "capydb-recovery")).filter((d) => d.startsWith(`r-${process.pid}-`));
+      } catch {
+        return [];
+      }
+    })();
+    expect(left).toEqual([]);
+  }, 300_000);
 });
