@@ -6,7 +6,9 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { rmSync } from "node:fs";
+import { hostname } from "node:os";
 import { basename } from "node:path";
+import { credentialsPath, removeLogin, writeLogin } from "./capydb/credentials.ts";
 import { ZodError } from "zod";
 import { ApiClient, ApiError, cliVersion, type Download, type Job } from "./capydb/client.ts";
 import { downloadTarget, downloadToFile } from "./capydb/download.ts";
@@ -461,6 +463,50 @@ program
     const res = await client.me();
     if (format === "json") return printJson(io, res.body);
     io.out.write(meFields(res.data, s.apiUrl?.value ?? ""));
+  });
+
+program
+  .command("login")
+  .description("sign this device in: approve it in the console (opened at the printed link), and the CLI keeps a new API key of its own")
+  .option("--device-name <name>", "how the device shows in the console and as the key's name (default: this machine's host name)")
+  .option("--timeout <duration>", "give up after this long (e.g. 10m)", "10m")
+  .action(async (o: { deviceName?: string; timeout: string }, cmd: Command) => {
+    const g = cmd.optsWithGlobals<Globals>();
+    const s = resolveSettings({ ...g, apiKey: undefined });
+    const apiUrl = requireApiUrl(s);
+    const client = new ApiClient({ baseUrl: apiUrl, apiKey: "" });
+    const deviceName = (o.deviceName ?? `capydb CLI on ${hostname()}`).slice(0, 100);
+    const started = await client.startLogin({ device_name: deviceName, source: "cli" });
+    const login = started.data;
+    note(`Open this link, sign in and approve "${deviceName}":\n\n  ${login.verification_url}\n`);
+    note(`Waiting for the approval (until ${login.expires_at})...`);
+    const deadline = Date.now() + Math.min(parseDuration(o.timeout), Date.parse(login.expires_at) - Date.now() + 5_000);
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 2_000));
+      const poll = (await client.pollLogin(login.session_id, login.poll_token)).data;
+      if (poll.state === "completed") {
+        if (!poll.plaintext_api_key) throw new CliError("the login completed, but its key went to another poll: run `capydb login` again", exitCodes.auth);
+        const path = writeLogin({ api_url: apiUrl, api_key: poll.plaintext_api_key, session_id: login.session_id, device_name: deviceName, created_at: new Date().toISOString() });
+        const me = (await new ApiClient({ baseUrl: apiUrl, apiKey: poll.plaintext_api_key }).me()).data;
+        if (g.output === "json") return printJson(io, { logged_in: true, api_url: apiUrl, credentials_path: path, organization: me.organization, principal: me.principal });
+        io.out.write(meFields(me, apiUrl));
+        note(`Signed in. The key is kept in ${path} (readable by you only); CAPYDB_API_KEY and --api-key still take precedence.`);
+        if (process.env.CAPYDB_API_KEY) note("Note: CAPYDB_API_KEY is set in this shell, so it (not the new key) is used until you unset it.");
+        return;
+      }
+      if (poll.state === "denied") throw new CliError("the login was denied in the console: no key was made", exitCodes.auth);
+      if (poll.state === "expired") throw new CliError("the login expired before it was approved: run `capydb login` again", exitCodes.auth);
+      if (Date.now() > deadline) throw new CliError(`no approval within ${o.timeout}: run \`capydb login\` again`, exitCodes.error);
+    }
+  });
+
+program
+  .command("logout")
+  .description("forget the key `capydb login` stored on this device (revoke it in the console or with the API to end it everywhere)")
+  .action(async () => {
+    const had = removeLogin();
+    note(had ? `Signed out: removed ${credentialsPath()}.` : "Not signed in with `capydb login` on this device: nothing to remove.");
+    if (process.env.CAPYDB_API_KEY) note("CAPYDB_API_KEY is still set in this shell and is still used.");
   });
 
 registerRestoreCommands(program, { io, note, int, context, following, jobDone });

@@ -6,6 +6,7 @@ import { CreateBackupRequest, CreateBackupResponse, DownloadResponse, ListBackup
 import { CreateExportResponse, ListExportsResponse } from "../../core/api/routes/exports/schema.ts";
 import { GetJobResponse, ListJobsResponse } from "../../core/api/routes/jobs/schema.ts";
 import { MeResponse } from "../../core/api/routes/me/schema.ts";
+import { CliLoginPoll, CliLoginSession, CreateCliLoginRequest } from "../../core/api/routes/cli-login/schema.ts";
 import { CreatePreviewResponse, DeletePreviewResponse, ExtendPreviewResponse, GetPreviewResponse, ListPreviewsResponse, PreviewConnectionsResponse, PromotePreviewResponse, ResetPreviewResponse } from "../../core/api/routes/previews/schema.ts";
 import { GetProjectResponse, ListProjectsResponse } from "../../core/api/routes/projects/schema.ts";
 import { CreateRestorePointResponse, DeleteRestorePointResponse, ListRestorePointsResponse } from "../../core/api/routes/restore-points/schema.ts";
@@ -138,6 +139,16 @@ export class ApiClient {
     return this.get("/v1/me", MeResponse);
   }
 
+  /** Starts a device login (no credential is sent). */
+  startLogin(body: z.input<typeof CreateCliLoginRequest>) {
+    return this.send("POST", "/v1/cli/login/sessions", CreateCliLoginRequest.parse(body), CliLoginSession);
+  }
+
+  /** Polls a device login with its poll token (in a header, never in the URL). */
+  pollLogin(sessionId: string, pollToken: string) {
+    return this.get(`/v1/cli/login/sessions/${seg(sessionId)}`, CliLoginPoll, {}, { "x-capydb-poll-token": pollToken });
+  }
+
   listWebhookEndpoints(orgId: string) {
     return this.get(`/v1/organizations/${seg(orgId)}/webhook-endpoints`, ListWebhookEndpointsResponse);
   }
@@ -258,16 +269,23 @@ export class ApiClient {
   }
 
   private headers(extra: Record<string, string> = {}): Record<string, string> {
-    return { accept: "application/json", authorization: `Bearer ${this.opts.apiKey}`, "user-agent": `capydb-cli/${cliVersion}`, ...extra };
+    // Without a key (a device login) no Authorization header is sent at all.
+    const auth: Record<string, string> = this.opts.apiKey ? { authorization: `Bearer ${this.opts.apiKey}` } : {};
+    return { accept: "application/json", ...auth, "user-agent": `capydb-cli/${cliVersion}`, ...extra };
   }
 
-  private async get<S extends z.ZodType>(path: string, schema: S, query: Record<string, string | number | undefined> = {}): Promise<ApiResult<z.infer<S>>> {
+  private async get<S extends z.ZodType>(
+    path: string,
+    schema: S,
+    query: Record<string, string | number | undefined> = {},
+    extraHeaders: Record<string, string> = {},
+  ): Promise<ApiResult<z.infer<S>>> {
     const url = this.url(path, query);
     for (let attempt = 1; ; attempt++) {
       const last = attempt >= this.retry.attempts;
       let res: Response;
       try {
-        res = await this.fetchFn(url, { method: "GET", headers: this.headers(), signal: AbortSignal.timeout(this.opts.requestTimeoutMs ?? 30_000) });
+        res = await this.fetchFn(url, { method: "GET", headers: this.headers(extraHeaders), signal: AbortSignal.timeout(this.opts.requestTimeoutMs ?? 30_000) });
       } catch (err) {
         if (last) throw this.networkError(err, "GET", path, true);
         await this.backoff(attempt, undefined, describeNetworkError(err));

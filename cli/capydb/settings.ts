@@ -1,9 +1,10 @@
 import { join } from "node:path";
 import { localDir, readLocalJson, type LocalJson } from "../../local/files.ts";
+import { readLogin } from "./credentials.ts";
 import { CliError, exitCodes } from "./errors.ts";
 
 /** Where a setting came from, so error messages can say which one to fix. */
-export type Source = "flag" | "env" | "local.json";
+export type Source = "flag" | "env" | "login" | "local.json";
 
 export interface Setting {
   value: string;
@@ -27,6 +28,7 @@ export interface GlobalFlags {
 const describe: Record<Source, Record<"apiUrl" | "apiKey" | "project", string>> = {
   flag: { apiUrl: "--api-url", apiKey: "--api-key", project: "--project" },
   env: { apiUrl: "CAPYDB_API_URL", apiKey: "CAPYDB_API_KEY", project: "CAPYDB_PROJECT" },
+  login: { apiUrl: "the API of `capydb login`", apiKey: "the key of `capydb login`", project: "-" },
   "local.json": { apiUrl: "api_url in .capydb/local.json", apiKey: "api_key in .capydb/local.json", project: "project_id in .capydb/local.json" },
 };
 
@@ -48,13 +50,15 @@ export function resolveSettings(flags: GlobalFlags, env: NodeJS.ProcessEnv = pro
   } catch (err) {
     throw new CliError(`could not read ${join(dir, "local.json")}: ${(err as Error).message}`, exitCodes.usage);
   }
-  const pick = (flag: string | undefined, envValue: string | undefined, localValue: string | undefined): Setting | undefined => {
+  const login = readLogin(env);
+  const pick = (flag: string | undefined, envValue: string | undefined, localValue: string | undefined, loginValue?: string): Setting | undefined => {
     if (flag) return { value: flag, source: "flag" };
     if (envValue) return { value: envValue, source: "env" };
+    if (loginValue) return { value: loginValue, source: "login" };
     if (localValue) return { value: localValue, source: "local.json" };
     return undefined;
   };
-  const apiUrl = pick(flags.apiUrl, env.CAPYDB_API_URL, local?.api_url);
+  const apiUrl = pick(flags.apiUrl, env.CAPYDB_API_URL, local?.api_url, login?.api_url);
   if (apiUrl) {
     apiUrl.value = normalizeUrl(apiUrl.value);
     if (!/^https?:\/\/[^/]/.test(apiUrl.value) || !URL.canParse(apiUrl.value)) {
@@ -62,9 +66,11 @@ export function resolveSettings(flags: GlobalFlags, env: NodeJS.ProcessEnv = pro
     }
   }
   const localKeyFits = local && apiUrl && normalizeUrl(local.api_url) === apiUrl.value ? local.api_key : undefined;
+  // The same rule for the key `capydb login` stored: only ever sent to the API that issued it.
+  const loginKeyFits = login && apiUrl && normalizeUrl(login.api_url) === apiUrl.value ? login.api_key : undefined;
   return {
     apiUrl,
-    apiKey: pick(flags.apiKey, env.CAPYDB_API_KEY, localKeyFits),
+    apiKey: pick(flags.apiKey, env.CAPYDB_API_KEY, localKeyFits, loginKeyFits),
     project: pick(flags.project, env.CAPYDB_PROJECT, local?.project_id),
     localJsonPath: local ? join(dir, "local.json") : undefined,
   };
@@ -78,7 +84,7 @@ export function requireApiUrl(s: Settings): string {
 }
 
 export function requireApiKey(s: Settings): string {
-  if (!s.apiKey) throw new CliError("no API key: pass --api-key or set CAPYDB_API_KEY", exitCodes.auth);
+  if (!s.apiKey) throw new CliError("no API key: run `capydb login`, or pass --api-key or set CAPYDB_API_KEY", exitCodes.auth);
   return s.apiKey.value;
 }
 

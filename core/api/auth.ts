@@ -48,7 +48,12 @@ async function authenticate(c: Context<AppEnv>, { keys, clerk }: RouteDeps): Pro
  * Paths under `/v1` that answer without a credential (Hono route patterns, as registered). Anything
  * else under `/v1`, a prefix added tomorrow included, needs one: the API is closed by default.
  */
-export const PUBLIC_ROUTES: readonly string[] = ["GET /v1/openapi.json"];
+export const PUBLIC_ROUTES: readonly string[] = [
+  "GET /v1/openapi.json",
+  // The CLI's device login: starting one needs no credential, polling needs the session's poll token.
+  "POST /v1/cli/login/sessions",
+  "GET /v1/cli/login/sessions/:sessionID",
+];
 
 /** The middlewares a route may declare (the family below); `guardV1` checks that one is there. */
 const declaredAccess = new WeakSet<MiddlewareHandler<AppEnv>>();

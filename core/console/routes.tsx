@@ -4,6 +4,7 @@ import type { JSX } from "hono/jsx/jsx-runtime";
 import { isId } from "../ids.ts";
 import { getAsset } from "./assets.ts";
 import { BackupsPage } from "./pages/backups.tsx";
+import { CliLoginPage } from "./pages/cli-login.tsx";
 import { JobPage, JobsPage, NotFoundPage } from "./pages/jobs.tsx";
 import { PreviewsPage } from "./pages/previews.tsx";
 import { ProjectsPage } from "./pages/projects.tsx";
@@ -73,6 +74,11 @@ export function registerConsole(app: Hono<any, any, any>, opts: ConsoleOptions):
   app.get("/console/projects/:projectID/restore-points", withProject((id) => <RestorePointsPage projectId={id} />));
 
   app.get("/console/webhooks", (c) => page(c, <WebhooksPage />));
+  app.get("/console/cli-login/:sessionID", (c) => {
+    const sessionId = c.req.param("sessionID");
+    if (!isId("cliLoginSession", sessionId)) return page(c, <NotFoundPage what={`There is no login ${sessionId}: run \`capydb login\` again and open the link it prints.`} />, 404);
+    return page(c, <CliLoginPage sessionId={sessionId} />);
+  });
   app.get("/console/jobs/:jobID", (c) => {
     const jobId = c.req.param("jobID");
     if (!isId("job", jobId)) return page(c, <NotFoundPage what={`There is no job ${jobId}: job ids look like job_ followed by 26 letters and digits.`} />, 404);

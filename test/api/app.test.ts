@@ -38,6 +38,11 @@ describe("GET /v1/openapi.json", () => {
         "/v1/jobs/{jobID}",
         "/v1/me",
         "/v1/organizations/{orgID}",
+        "/v1/cli/login/sessions",
+        "/v1/cli/login/sessions/{sessionID}",
+        "/v1/cli/login/sessions/{sessionID}/approval",
+        "/v1/cli/login/sessions/{sessionID}/approve",
+        "/v1/cli/login/sessions/{sessionID}/deny",
         "/v1/organizations/{orgID}/api-keys",
         "/v1/organizations/{orgID}/api-keys/{keyID}",
         "/v1/organizations/{orgID}/audit-events",
@@ -194,8 +199,10 @@ describe("/v1 is closed by default", () => {
     expect(ran).toBe(1);
   });
 
-  it("the public list is short: only the OpenAPI document answers without a credential", async () => {
-    expect(PUBLIC_ROUTES).toEqual(["GET /v1/openapi.json"]);
+  it("the public list is short: the OpenAPI document and the CLI's device login (start, and poll with its token)", async () => {
+    expect(PUBLIC_ROUTES).toEqual(["GET /v1/openapi.json", "POST /v1/cli/login/sessions", "GET /v1/cli/login/sessions/:sessionID"]);
     expect((await env.app().request("/v1/openapi.json")).status).toBe(200);
+    // Deciding a login is not public: it needs a signed-in person.
+    expect((await env.app().request("/v1/cli/login/sessions/cli_01m8bbd943485gy3g6c722w2d4/approve", { method: "POST" })).status).toBe(401);
   });
 });

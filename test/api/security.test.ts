@@ -11,6 +11,7 @@ import type { Scope } from "../../core/auth/scopes.ts";
 import { startFakeClerk } from "../support/clerk.ts";
 import { uniq, type Tenant, type TestEnv } from "../support/env.ts";
 import { securityMatrix, type Endpoint } from "../support/security.ts";
+import { PUBLIC_ROUTES } from "../../core/api/auth.ts";
 import { body } from "../support/spec.ts";
 
 /**
@@ -98,11 +99,25 @@ type Entry = Endpoint & {
 };
 
 const org = () => `/v1/organizations/${fixtures.tenant.organizationId}`;
+
+/** Pending CLI logins, one per call: approving or denying one settles it, so each call takes a fresh one. */
+const logins: string[] = [];
+const moreLogins = async () => {
+  for (let i = 0; i < 20; i++) {
+    const res = await fixtures.app!().request("/v1/cli/login/sessions", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ device_name: `matrix ${i}` }) });
+    logins.push(((await body(res)) as { session_id: string }).session_id);
+  }
+};
+const freshLogin = () => logins.shift() ?? "cli_01m8bbd943485gy3g6c722w2d4";
 const webhooks = () => `${org()}/webhook-endpoints`;
 
 const entries: Entry[] = [
   // The caller's own view.
   { route: "GET /v1/me", name: "me", method: "GET", path: () => "/v1/me", scope: null, ok: 200, tenancy: "caller" },
+  // A CLI login, as a signed-in person approving it sees it (any credential: the key it makes belongs to the approver's organization).
+  { route: "GET /v1/cli/login/sessions/{sessionID}/approval", name: "see a CLI login", method: "GET", path: () => `/v1/cli/login/sessions/${logins[0] ?? "x"}/approval`, scope: null, ok: 200, tenancy: "caller", prepare: moreLogins },
+  { route: "POST /v1/cli/login/sessions/{sessionID}/approve", name: "approve a CLI login", method: "POST", path: () => `/v1/cli/login/sessions/${freshLogin()}/approve`, scope: null, ok: 200, tenancy: "caller", prepare: moreLogins },
+  { route: "POST /v1/cli/login/sessions/{sessionID}/deny", name: "deny a CLI login", method: "POST", path: () => `/v1/cli/login/sessions/${freshLogin()}/deny`, scope: null, ok: 200, tenancy: "caller", prepare: moreLogins },
   { route: "GET /v1/projects", name: "list projects", method: "GET", path: () => "/v1/projects", scope: "projects:read", ok: 200, tenancy: "caller" },
 
   // A project and what it holds.
@@ -368,11 +383,13 @@ describe("security matrix", () => {
   it("covers every route the app serves: a route without an entry above fails here", async () => {
     const app = env.app();
     const served = app.routes
-      .filter((r) => r.method !== "ALL" && r.path.startsWith("/v1/") && r.path !== "/v1/openapi.json")
+      .filter((r) => r.method !== "ALL" && r.path.startsWith("/v1/"))
       .map((r) => `${r.method} ${r.path.replace(/:(\w+)/g, "{$1}")}`);
     const doc = await body(await app.request("/v1/openapi.json"));
     const documented = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
-    const all = [...new Set([...served, ...documented])].sort();
+    // Public routes (no credential: the OpenAPI document, the CLI's login start and poll) have their own tests.
+    const isPublic = (r: string) => PUBLIC_ROUTES.map((p) => p.replace(/:(\w+)/g, "{$1}")).includes(r);
+    const all = [...new Set([...served, ...documented])].filter((r) => !isPublic(r)).sort();
     const covered = new Set(entries.map((e) => e.route));
     expect(all.filter((r) => !covered.has(r)), "routes without a security matrix entry").toEqual([]);
     expect([...covered].filter((r) => !all.includes(r)), "matrix entries for routes the app does not serve").toEqual([]);

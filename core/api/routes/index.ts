@@ -6,6 +6,7 @@ import { registerJobsRoutes } from "./jobs/index.ts";
 import { registerApiKeysRoutes } from "./api-keys/index.ts";
 import { registerMeRoutes } from "./me/index.ts";
 import { registerOrganizationsRoutes } from "./organizations/index.ts";
+import { registerCliLoginRoutes } from "./cli-login/index.ts";
 import { registerProjectsRoutes } from "./projects/index.ts";
 import { registerPreviewsRoutes } from "./previews/index.ts";
 import { registerRestoresRoutes } from "./restores/index.ts";
@@ -28,6 +29,7 @@ export function registerRoutes(app: App, r: RouteDeps): void {
   registerApiKeysRoutes(app, r);
   registerMeRoutes(app, r);
   registerOrganizationsRoutes(app, r);
+  registerCliLoginRoutes(app, r);
   registerProjectsRoutes(app, r);
   registerPreviewsRoutes(app, r);
   registerRestoresRoutes(app, r);

@@ -1314,6 +1314,56 @@
     }
   }
 
+  // ---- CLI login approval -------------------------------------------------------------------
+
+  async function cliLoginPage() {
+    await showAccount();
+    const id = document.body.dataset.sessionId;
+    const status = $("cli-login-status");
+    const approve = $("cli-login-approve");
+    const deny = $("cli-login-deny");
+    const settled = {
+      completed: "This login is already complete: the device has its key.",
+      denied: "This login was denied: the device got no key.",
+      expired: "This login expired: run `capydb login` again on the device.",
+    };
+    let login;
+    try {
+      ({ login } = await api("GET", `/v1/cli/login/sessions/${id}/approval`));
+    } catch (err) {
+      if (handleSignedOut(err)) return;
+      status.textContent = err.status === 404 ? "There is no such login: run `capydb login` again and open the link it prints." : err.message;
+      return;
+    }
+    $("cli-login-device").textContent = `${login.device_name} (${login.source === "agent" ? "an agent" : "the CapyDB CLI"})`;
+    $("cli-login-requested").textContent = login.requested_scopes.join(", ");
+    $("cli-login-granted").textContent = login.granted_scopes.length
+      ? `${login.granted_scopes.join(", ")}${login.project_id ? ` (project ${login.project_id} only)` : ""}`
+      : "nothing: you hold none of these scopes";
+    $("cli-login-expires").replaceChildren(when(login.expires_at));
+    if (login.state !== "pending") {
+      status.textContent = login.state === "pending" ? "" : settled[login.state] || login.state;
+      return;
+    }
+    approve.disabled = login.granted_scopes.length === 0;
+    deny.disabled = false;
+    const decide = async (verb) => {
+      approve.disabled = true;
+      deny.disabled = true;
+      status.textContent = verb === "approve" ? "Approving…" : "Denying…";
+      try {
+        await api("POST", `/v1/cli/login/sessions/${id}/${verb}`);
+        status.textContent =
+          verb === "approve" ? `Approved. ${login.device_name} is signed in; you can close this tab.` : `Denied. ${login.device_name} got no key.`;
+      } catch (err) {
+        if (handleSignedOut(err)) return;
+        status.textContent = err.message;
+      }
+    };
+    approve.addEventListener("click", () => void decide("approve"));
+    deny.addEventListener("click", () => void decide("deny"));
+  }
+
   // ---- start --------------------------------------------------------------------------------
 
   const pages = {
@@ -1326,6 +1376,7 @@
     previews: previewsPage,
     "restore-points": restorePointsPage,
     webhooks: webhooksPage,
+    "cli-login": cliLoginPage,
   };
 
   function start() {
