@@ -106,7 +106,7 @@ describe("capydb: settings, errors and exit codes", () => {
       const otherUrl = apiUrl.replace("127.0.0.1", "localhost");
       const other = await capydb(["backups", "list"], { ...none, CAPYDB_API_URL: otherUrl });
       expect(other.status, show(other)).toBe(3);
-      expect(other.stderr).toContain("no API key: pass --api-key or set CAPYDB_API_KEY");
+      expect(other.stderr).toContain("no API key: run `capydb login`, or pass --api-key or set CAPYDB_API_KEY");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -121,7 +121,7 @@ describe("capydb: settings, errors and exit codes", () => {
 
     const missing = await capydb(["backups", "list"], { CAPYDB_API_KEY: undefined });
     expect(missing.status, show(missing)).toBe(3);
-    expect(missing.stderr.trim()).toBe("capydb: no API key: pass --api-key or set CAPYDB_API_KEY");
+    expect(missing.stderr.trim()).toBe("capydb: no API key: run `capydb login`, or pass --api-key or set CAPYDB_API_KEY");
 
     const readOnly = await tenant.key(["backups:read", "jobs:read"]);
     const forbidden = await capydb(["backups", "create", "--api-key", readOnly]);

@@ -4,7 +4,9 @@ import { z } from "../../zod.ts";
 export const timestamp = { type: "string", format: "date-time", example: "2026-11-26T02:15:00Z" } as const;
 // Timestamps as fresh field schemas, so the OpenAPI document shows them as date-times with an example.
 export const at = () => z.string().openapi(timestamp);
-export const atOrNull = () => z.string().nullable().openapi(timestamp);
+// Without `type`: the schema's own (string or null) stays; a `type: "string"` here would document
+// a nullable timestamp as never null.
+export const atOrNull = () => z.string().nullable().openapi({ format: "date-time", example: timestamp.example });
 
 export const ProjectParams = z.object({
   projectID: z.string().min(1).openapi({ param: { name: "projectID", in: "path" }, description: "Project id." }),

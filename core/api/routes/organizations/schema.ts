@@ -1,5 +1,6 @@
 import { z } from "../../../zod.ts";
 import { organizationSchema } from "../../../orgs/orgs.ts";
+import { atOrNull } from "../shared.ts";
 
 const timestamp = { type: "string", format: "date-time", example: "2026-11-26T02:15:00Z" } as const;
 
@@ -9,7 +10,7 @@ export const Organization = organizationSchema
     billing_plan: z.string().openapi({ description: "Informational: `standard` unless an operator recorded another plan." }),
     billing_status: z.string().openapi({ description: "Informational: `active` unless an operator recorded otherwise." }),
     billing_provider: z.string().openapi({ description: "Informational: `manual` (billed by the operators) unless recorded otherwise." }),
-    suspended_at: z.string().nullable().openapi(timestamp),
+    suspended_at: atOrNull(),
     created_at: z.string().openapi(timestamp),
     updated_at: z.string().openapi(timestamp),
   })

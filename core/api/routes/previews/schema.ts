@@ -1,12 +1,12 @@
 import { z } from "../../../zod.ts";
 import { DEFAULT_TTL_HOURS, previewModes, previewNameSchema, previewSchema, ttlHoursSchema } from "../../../previews/previews.ts";
 import { Job } from "../jobs/schema.ts";
-import { at, listQuery } from "../shared.ts";
+import { at, atOrNull, listQuery } from "../shared.ts";
 
 /** Wire schemas of the preview databases (SPEC section 5), named as OpenAPI components. */
 export const Preview = previewSchema
   .extend({
-    source_restore_time: z.string().nullable().openapi({ type: "string", format: "date-time", example: "2026-11-26T02:15:00Z" }),
+    source_restore_time: atOrNull(),
     ttl_expires_at: at().openapi({ description: "When the preview is deleted (extend moves it)." }),
     created_at: at(),
     updated_at: at(),

@@ -1,9 +1,9 @@
 import { z } from "../../../zod.ts";
 import { createRestorePointInput, restorePointSchema } from "../../../restores/points.ts";
-import { at, timestamp } from "../shared.ts";
+import { at, atOrNull, timestamp } from "../shared.ts";
 
 export const RestorePoint = restorePointSchema
-  .extend({ pitr_time: z.string().nullable().openapi(timestamp), created_at: at(), updated_at: at() })
+  .extend({ pitr_time: atOrNull(), created_at: at(), updated_at: at() })
   .openapi("RestorePoint");
 
 export const CreateRestorePointRequest = createRestorePointInput
