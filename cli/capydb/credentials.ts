@@ -18,7 +18,7 @@ export const storedLogin = z.object({
 export type StoredLogin = z.infer<typeof storedLogin>;
 
 export function credentialsPath(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_CONFIG_HOME && env.XDG_CONFIG_HOME.startsWith("/") ? env.XDG_CONFIG_HOME : join(env.HOME || homedir(), ".config");
+  const base = env.XDG_CONFIG_HOME?.startsWith("/") ? env.XDG_CONFIG_HOME : join(env.HOME || homedir(), ".config");
   return join(base, "capydb", "credentials.json");
 }
 

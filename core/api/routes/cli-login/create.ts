@@ -1,5 +1,5 @@
 import { createRoute } from "@hono/zod-openapi";
-import { z } from "../../../zod.ts";
+import type { z } from "../../../zod.ts";
 import { createCliLogin } from "../../../auth/cli-login.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";

@@ -1,6 +1,6 @@
 import { z } from "../../../zod.ts";
 import { createRestorePointInput, restorePointSchema } from "../../../restores/points.ts";
-import { at, atOrNull, timestamp } from "../shared.ts";
+import { at, atOrNull } from "../shared.ts";
 
 export const RestorePoint = restorePointSchema
   .extend({ pitr_time: atOrNull(), created_at: at(), updated_at: at() })
