@@ -18,6 +18,7 @@ import { createWorkerHandler } from "../core/worker/handler.ts";
 import { createDeliveryHandler } from "../core/webhooks/handler.ts";
 import { relayEvents } from "../core/webhooks/relay.ts";
 import { join } from "node:path";
+import { listPitrPins } from "../core/restores/points.ts";
 import { enableArchive } from "../core/wal/archive.ts";
 import { defaultArchiverOptions, startArchiver } from "../core/wal/archiver.ts";
 import { ensureDemoDatabase } from "./demo.ts";
@@ -152,7 +153,10 @@ async function main(): Promise<void> {
     // The WAL archive: the local cluster archives continuously (a base backup at once on a fresh
     // start), the receiver and base backups in this process as the archiver service does deployed.
     await enableArchive(deps, seed.clusterId);
-    const archiver = startArchiver(deps, defaultArchiverOptions(process.env.CAPYDB_WAL_SPOOL_DIR ?? join(dir, "wal-spool")));
+    const archiver = startArchiver(deps, {
+      ...defaultArchiverOptions(process.env.CAPYDB_WAL_SPOOL_DIR ?? join(dir, "wal-spool")),
+      pinnedTimes: async (clusterId) => (await listPitrPins(deps, clusterId)).map((p) => new Date(p.pitr_time)),
+    });
     stoppers.push(() => archiver.stop());
 
     const seconds = ((performance.now() - started) / 1000).toFixed(1);

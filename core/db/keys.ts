@@ -30,7 +30,6 @@
  * | WAL archive     | CLS#<cls>               | WAL         | WALARCH / <cls>                |                                          |
  * | base backup     | CLS#<cls>               | BBK#<bbk>   |                                |                                          |
  * | WAL gap         | CLS#<cls>               | GAP#<gap>   |                                |                                          |
- * | WAL pin         | CLS#<cls>               | PIN#<owner> |                                |                                          |
  * | WAL segment     | WALSEG#<cls>            | <segment name> or HIST#<timeline> |              |                                          |
  * | pitr pin        | CLS#<cls>               | PITRPIN#<rpt> |                              |                                          |
  * | pitr request    | JOB#<job>               | PITR        |                                |                                          |
@@ -93,8 +92,6 @@ export const keys = {
   baseBackupPrefix: "BBK#",
   walGap: (clusterId: string, id: string) => ({ pk: `CLS#${clusterId}`, sk: `GAP#${id}` }),
   walGapPrefix: "GAP#",
-  walPin: (clusterId: string, owner: string) => ({ pk: `CLS#${clusterId}`, sk: `PIN#${owner}` }),
-  walPinPrefix: "PIN#",
   /** One item per archived segment, sorted by name (timeline, then position) in the cluster's own partition. */
   walSegment: (clusterId: string, name: string) => ({ pk: `WALSEG#${clusterId}`, sk: name }),
   walHistory: (clusterId: string, timeline: number) => ({ pk: `WALSEG#${clusterId}`, sk: `HIST#${timeline.toString(16).toUpperCase().padStart(8, "0")}` }),

@@ -19,7 +19,6 @@ import {
   DEFAULT_PITR_WINDOW_DAYS,
   walArchiveItem,
   walGapItem,
-  walPinItem,
   walSegmentItem,
   type BaseBackupItem,
   type WalArchiveItem,
@@ -290,23 +289,4 @@ export async function restorableWindow(deps: Db, clusterId: string): Promise<Res
   const [archive, baseBackups, gaps] = await Promise.all([getArchive(deps, clusterId), listBaseBackups(deps, clusterId), listGaps(deps, clusterId)]);
   const window = computeWindow({ archive, baseBackups, gaps, now: deps.now() });
   return { ...window, archive, baseBackups };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Pins: times kept restorable past the window (restore points of kind pitr)
-
-/** Keeps `time` restorable until `unpinTime` (idempotent per owner). */
-export async function pinTime(deps: Db, clusterId: string, owner: string, time: Date): Promise<void> {
-  await putItemIf(deps, { ...keys.walPin(clusterId, owner), ...walPinItem.parse({ item_type: "wal_pin", cluster_id: clusterId, pinned_by: owner, time: time.toISOString(), created_at: iso(deps.now()) }) });
-}
-
-export async function unpinTime(deps: Db, clusterId: string, owner: string): Promise<void> {
-  await deleteItemIf(deps, keys.walPin(clusterId, owner));
-}
-
-export async function listPins(deps: Db, clusterId: string) {
-  return queryAll(deps, walPinItem, {
-    KeyConditionExpression: "pk = :p AND begins_with(sk, :x)",
-    ExpressionAttributeValues: { ":p": keys.walArchive(clusterId).pk, ":x": keys.walPinPrefix },
-  });
 }

@@ -11,7 +11,7 @@ import { listArchives } from "./archive.ts";
 import { runBaseBackup } from "./basebackups.ts";
 import { checkArchive } from "./continuity.ts";
 import { ClusterReceiver, defaultReceiverOptions, type ReceiverOptions } from "./receiver.ts";
-import { enforceRetention } from "./retention.ts";
+import { enforceRetention, type PinnedTimes } from "./retention.ts";
 
 type ArchiverDeps = Pick<Deps, "ddb" | "table" | "now" | "s3" | "bucket" | "secretKey" | "pgBinDirs" | "log" | "workerId">;
 
@@ -22,6 +22,8 @@ export interface ArchiverOptions {
   /** How often the continuity sweep (new segments read back) and retention run per cluster. */
   retentionMs: number;
   scratchDir?: string;
+  /** Times kept past the window (restore points of kind pitr), for retention. */
+  pinnedTimes?: PinnedTimes;
 }
 
 export const defaultArchiverOptions = (spoolDir: string): ArchiverOptions => ({ receiver: defaultReceiverOptions(spoolDir), scanMs: 5_000, retentionMs: 15 * 60_000 });
@@ -58,7 +60,7 @@ export function startArchiver(deps: ArchiverDeps, opts: ArchiverOptions) {
       if (Date.now() - (lastRetention.get(a.cluster_id) ?? 0) < opts.retentionMs) continue;
       lastRetention.set(a.cluster_id, Date.now());
       await checkArchive(deps, a.cluster_id, { onlyUnchecked: true }).catch((err: unknown) => deps.log.warn("WAL continuity sweep failed", { cluster_id: a.cluster_id, error: errorText(err) }));
-      await enforceRetention(deps, a.cluster_id).catch((err: unknown) => deps.log.warn("WAL retention failed", { cluster_id: a.cluster_id, error: errorText(err) }));
+      await enforceRetention(deps, a.cluster_id, opts.pinnedTimes).catch((err: unknown) => deps.log.warn("WAL retention failed", { cluster_id: a.cluster_id, error: errorText(err) }));
     }
   };
 

@@ -137,16 +137,3 @@ export const walGapItem = z.object({
 });
 export type WalGapItem = z.infer<typeof walGapItem>;
 
-/**
- * A time that must stay restorable past the window (a restore point of kind `pitr`), until
- * unpinned: retention keeps the base backup before it and the WAL from there on.
- */
-export const walPinItem = z.object({
-  item_type: z.literal("wal_pin"),
-  cluster_id: z.string(),
-  /** Who pins it (a restore point id). */
-  pinned_by: z.string(),
-  time: z.string(),
-  created_at: z.string(),
-});
-export type WalPinItem = z.infer<typeof walPinItem>;

@@ -10,11 +10,18 @@ import { DeleteObjectCommand } from "@aws-sdk/client-s3";
 import { deleteItemIf } from "../db/store.ts";
 import { keys } from "../db/keys.ts";
 import type { Deps } from "../deps.ts";
-import { deleteWalFileRecord, getArchive, listBaseBackups, listGaps, listPins, listSegments } from "./archive.ts";
+import { deleteWalFileRecord, getArchive, listBaseBackups, listGaps, listSegments } from "./archive.ts";
 import { compareLsn } from "./lsn.ts";
 import { isUsable } from "./window.ts";
 
 type RetentionDeps = Pick<Deps, "ddb" | "table" | "now" | "s3" | "bucket" | "log">;
+
+/**
+ * The times kept restorable past the window on a cluster (active restore points of kind pitr:
+ * core/restores owns them; the entry point passes `listPitrPins` so this module does not import
+ * the one above it).
+ */
+export type PinnedTimes = (clusterId: string) => Promise<Date[]>;
 
 export interface RetentionResult {
   anchor: string | null;
@@ -24,13 +31,12 @@ export interface RetentionResult {
   deletedGaps: number;
 }
 
-export async function enforceRetention(deps: RetentionDeps, clusterId: string): Promise<RetentionResult | undefined> {
+export async function enforceRetention(deps: RetentionDeps, clusterId: string, pinnedTimes: PinnedTimes = async () => []): Promise<RetentionResult | undefined> {
   const archive = await getArchive(deps, clusterId);
   if (!archive) return undefined;
   const now = deps.now();
-  const pins = await listPins(deps, clusterId);
   let keepFrom = now.getTime() - archive.window_days * 86_400_000;
-  for (const p of pins) keepFrom = Math.min(keepFrom, Date.parse(p.time));
+  for (const t of await pinnedTimes(clusterId)) keepFrom = Math.min(keepFrom, t.getTime());
   const result: RetentionResult = { anchor: null, keepFrom: new Date(keepFrom).toISOString(), deletedBaseBackups: [], deletedSegments: 0, deletedGaps: 0 };
 
   const all = await listBaseBackups(deps, clusterId); // newest first

@@ -59,6 +59,7 @@ describe("GET /v1/openapi.json", () => {
         "/v1/projects/{projectID}/restores",
         "/v1/projects/{projectID}/restore-points",
         "/v1/projects/{projectID}/restore-points/{restorePointID}",
+        "/v1/projects/{projectID}/pitr",
         "/v1/projects/{projectID}/backups",
         "/v1/projects/{projectID}/backups/{backupID}/download",
         "/v1/projects/{projectID}/exports",

@@ -10,7 +10,7 @@ import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from "@aws-sd
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCluster } from "../../core/orgs/orgs.ts";
-import { enableArchive, getArchive, listBaseBackups, listGaps, listSegments, pinTime, restorableWindow } from "../../core/wal/archive.ts";
+import { enableArchive, getArchive, listBaseBackups, listGaps, listSegments, restorableWindow } from "../../core/wal/archive.ts";
 import { startArchiver } from "../../core/wal/archiver.ts";
 import { checkArchive } from "../../core/wal/continuity.ts";
 import { compareLsn, parseSegmentName } from "../../core/wal/lsn.ts";
@@ -167,13 +167,11 @@ describe("WAL archive", () => {
     const later = { ...env.deps, now: () => new Date(Date.now() + 8 * 86_400_000) };
 
     // A pin inside the oldest base backup's range keeps it and its WAL.
-    await pinTime(env.deps, clusterId, "rpt_test", new Date(Date.parse(oldest.finished_at!) + 1));
-    const pinned = await enforceRetention(later, clusterId);
+    const pin = new Date(Date.parse(oldest.finished_at!) + 1);
+    const pinned = await enforceRetention(later, clusterId, async () => [pin]);
     expect(pinned?.anchor).toBe(oldest.id);
     expect((await listBaseBackups(env.deps, clusterId)).map((b) => b.id)).toContain(oldest.id);
 
-    const { unpinTime } = await import("../../core/wal/archive.ts");
-    await unpinTime(env.deps, clusterId, "rpt_test");
     const segmentsBefore = await listSegments(env.deps, clusterId);
     const res = await enforceRetention(later, clusterId);
     expect(res?.anchor).toBe(newest!.id);

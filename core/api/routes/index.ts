@@ -15,6 +15,7 @@ import { registerApprovalsRoutes } from "./approvals/index.ts";
 import { registerAuditEventsRoutes } from "./audit-events/index.ts";
 import { registerWebhookEndpointsRoutes } from "./webhook-endpoints/index.ts";
 import { registerWebhookDeliveriesRoutes } from "./webhook-deliveries/index.ts";
+import { registerPitrRoutes } from "./pitr/index.ts";
 
 /**
  * Every route of the API, one folder per resource (its routes, its `schema.ts`, an `index.ts` that
@@ -38,4 +39,5 @@ export function registerRoutes(app: App, r: RouteDeps): void {
   registerAuditEventsRoutes(app, r);
   registerWebhookEndpointsRoutes(app, r);
   registerWebhookDeliveriesRoutes(app, r);
+  registerPitrRoutes(app, r);
 }

@@ -1,5 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import { listRestorePoints, toRestorePoint } from "../../../restores/points.ts";
+import { getArchive } from "../../../wal/archive.ts";
 import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
@@ -24,6 +25,7 @@ export function registerListRestorePoints(app: App, r: RouteDeps) {
   app.openapi(listRestorePointsRoute, async (c) => {
         const project = c.var.project;
     const points = await listRestorePoints(r.deps, project.id);
-    return c.json({ restore_points: points.map(toRestorePoint), pitr_window_days: 0 }, 200);
+    const archive = await getArchive(r.deps, project.cluster_id);
+    return c.json({ restore_points: points.map(toRestorePoint), pitr_window_days: archive?.enabled ? archive.window_days : 0 }, 200);
   });
 }

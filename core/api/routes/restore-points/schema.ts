@@ -20,5 +20,5 @@ export const DeleteRestorePointResponse = z.object({ restore_point: RestorePoint
 
 export const ListRestorePointsResponse = z.object({
   restore_points: z.array(RestorePoint),
-  pitr_window_days: z.number().int().openapi({ description: "Always 0: no WAL archive is kept." }),
+  pitr_window_days: z.number().int().openapi({ description: "Days of point-in-time recovery the project's cluster keeps (its WAL archive's window); 0 where it has no archive." }),
 });
