@@ -56,7 +56,7 @@ beforeAll(async () => {
     password: randomBytes(12).toString("hex"),
     settings: { wal_level: "replica", max_slot_wal_keep_size: "48MB", max_wal_size: "64MB", min_wal_size: "32MB" },
   });
-  clusterId = (await createCluster(env.deps, { name: uniq("cls"), url: server.url })).id;
+  clusterId = (await createCluster(env.deps, { name: uniq("cls"), url: `${server.url}?sslmode=disable`, insecure_tls: true })).id;
 });
 
 afterAll(async () => {
