@@ -9,6 +9,13 @@ import { DEFAULT_TASK_THRESHOLD_BYTES, parseSize, taskResourceSchema } from "./t
  * (core/sst-links.ts reads both). Locally they come from plain environment variables set by the
  * local stack or read from `.capydb/local.json`. A plain variable is the fallback for a link.
  */
+/**
+ * Concurrent jobs per cluster by default (CAPYDB_CLUSTER_JOB_CAP): enough to keep a night of
+ * scheduled backups moving, few enough that they do not take a customer's cluster's I/O and
+ * connections, nor the worker's whole concurrency for one cluster.
+ */
+export const DEFAULT_CLUSTER_JOB_CAP = 4;
+
 export const configSchema = z.object({
   region: z.string().min(1),
   /** Endpoint override for every AWS client (local stand-ins); absent on AWS. */
@@ -49,6 +56,8 @@ export const configSchema = z.object({
   baseBackupAt: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "must be a UTC time HH:MM such as 04:00").default("04:00"),
   /** Where the WAL archiver spools what pg_receivewal writes before it ships (kept across restarts). */
   walSpoolDir: z.string().min(1).default("/tmp/capydb-wal"),
+  /** Jobs that run at once on one cluster; the rest wait their turn (0: no cap). */
+  clusterJobCap: z.coerce.number({ error: "must be a whole number of jobs (0: no cap)" }).int("must be a whole number of jobs (0: no cap)").min(0, "must be 0 (no cap) or more").max(1000, "must be at most 1000").default(DEFAULT_CLUSTER_JOB_CAP),
   /** Live preview databases a project may have at once. */
   previewLimit: z.coerce.number().int().min(1).max(100).default(5),
   clerk: z
@@ -83,6 +92,7 @@ const envNames: Record<string, string> = {
   previewLimit: "CAPYDB_PREVIEW_LIMIT",
   baseBackupAt: "CAPYDB_BASE_BACKUP_AT",
   walSpoolDir: "CAPYDB_WAL_SPOOL_DIR",
+  clusterJobCap: "CAPYDB_CLUSTER_JOB_CAP",
   clerk: "CLERK_JWKS_URL",
 };
 
@@ -159,6 +169,7 @@ export function loadConfig(env: Env = process.env): Config {
     previewLimit: str(env.CAPYDB_PREVIEW_LIMIT),
     baseBackupAt: str(env.CAPYDB_BASE_BACKUP_AT),
     walSpoolDir: str(env.CAPYDB_WAL_SPOOL_DIR),
+    clusterJobCap: str(env.CAPYDB_CLUSTER_JOB_CAP),
     clerk:
       clerkJwks || clerkIssuer
         ? {

@@ -21,7 +21,7 @@ try {
   // SIGTERM (ECS stops a task, Ctrl-C of npm start): exit at once, the lease lapses and the job
   // is retried, as after a crash; a half-made artifact is cleaned up by the next attempt.
   process.once("SIGTERM", () => process.exit(143));
-  const outcome = await runTaskJob(deps, input, { verificationServer });
+  const outcome = await runTaskJob(deps, input, { verificationServer, clusterJobCap: config.clusterJobCap });
   deps.log.info("task finished", { job_id: input.jobId, task_id: deps.workerId, status: outcome.status, reason: outcome.reason });
   process.exit(0);
 } catch (err) {

@@ -14,7 +14,7 @@ const verificationServer = config.verifyClusterId ? await getClusterConnection(d
 const offload = config.task
   ? { launcher: awsTaskLauncher(config.task), thresholdBytes: config.taskThresholdBytes, leaseMs: DEFAULT_TASK_LEASE_MS }
   : undefined;
-const run = createWorkerHandler(deps, { verificationServer, verificationClusterId: config.verifyClusterId, offload });
+const run = createWorkerHandler(deps, { verificationServer, verificationClusterId: config.verifyClusterId, offload, clusterJobCap: config.clusterJobCap });
 
 /** SQS batch -> one job per message, partial batch failures reported to Lambda. */
 export const handler = (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => run(event, context);

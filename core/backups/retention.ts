@@ -4,7 +4,7 @@ import { keys } from "../db/keys.ts";
 import { queryAll, transactWriteIf } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import { newId } from "../ids.ts";
-import { completeJob, createClaimedJob, failJob, type JobItem } from "../jobs/jobs.ts";
+import { completeJob, createClaimedJob, deferOwnJob, getJobItem, reclaimOwnJob, type JobItem } from "../jobs/jobs.ts";
 import { errorText, mapSettled } from "../concurrency.ts";
 import { cleanupFailedBackup } from "../worker/cleanup.ts";
 import { backupItem, getBackupForWork, type BackupItem } from "./backups.ts";
@@ -61,7 +61,7 @@ export interface RetentionReport {
   jobIds: string[];
 }
 
-const sweptBackup = backupItem.extend({ delete_failures: z.number().int().optional() });
+const sweptBackup = backupItem.extend({ delete_failures: z.number().int().optional(), delete_job_id: z.string().optional() });
 type SweptBackup = z.infer<typeof sweptBackup>;
 
 type Db = Pick<Deps, "ddb" | "table">;
@@ -170,39 +170,43 @@ async function deleteArtifact(
 ): Promise<"deleted" | "busy" | "failed"> {
   const at = iso(now);
   const lease = iso(new Date(now.getTime() + opts.leaseMs));
-  const jobId = newId("job", now);
   const backupKey = keys.backup(b.project_id, b.id);
-  // Someone else holds or just changed the backup (a failed condition; contention is retried by the store): busy.
-  const job = await createClaimedJob(
-    deps,
-    {
-      id: jobId,
-      organization_id: b.organization_id,
-      project_id: b.project_id,
-      cluster_id: b.cluster_id,
-      database_name: b.database_name,
-      type: "project.backup_delete",
-      backup_id: b.id,
-      schedule_id: null,
-      locked_resource: `backup:${b.id}`,
+  const claimBackup = (jobId: string) => ({
+    Update: {
+      TableName: deps.table,
+      Key: backupKey,
+      UpdateExpression: "SET delete_job_id = :job, delete_lease_expires_at = :lease",
+      ConditionExpression: "gsi2pk = :p AND #state <> :expired AND (attribute_not_exists(delete_lease_expires_at) OR delete_lease_expires_at < :now)",
+      ExpressionAttributeNames: { "#state": "state" },
+      ExpressionAttributeValues: { ":job": jobId, ":lease": lease, ":p": keys.backupExpiryIndex, ":expired": "expired", ":now": at },
     },
-    claimedBy,
-    opts.leaseMs,
-    [
-      {
-        Update: {
-          TableName: deps.table,
-          Key: backupKey,
-          UpdateExpression: "SET delete_job_id = :job, delete_lease_expires_at = :lease",
-          ConditionExpression: "gsi2pk = :p AND #state <> :expired AND (attribute_not_exists(delete_lease_expires_at) OR delete_lease_expires_at < :now)",
-          ExpressionAttributeNames: { "#state": "state" },
-          ExpressionAttributeValues: { ":job": jobId, ":lease": lease, ":p": keys.backupExpiryIndex, ":expired": "expired", ":now": at },
-        },
-      },
-    ],
-  );
-  const claimed = job !== undefined;
-  if (!claimed) return "busy";
+  });
+  // A delete that failed before is tried again under the same job (no new job, no new event per
+  // try); otherwise a new job. Someone else holding or changing the backup meanwhile: busy.
+  const previous = b.delete_job_id ? await getJobItem(deps, b.delete_job_id) : undefined;
+  const newJobId = newId("job", now);
+  const job =
+    previous?.state === "pending" && previous.type === "project.backup_delete"
+      ? await reclaimOwnJob(deps, previous, claimedBy, opts.leaseMs, [claimBackup(previous.id)])
+      : await createClaimedJob(
+          deps,
+          {
+            id: newJobId,
+            organization_id: b.organization_id,
+            project_id: b.project_id,
+            cluster_id: b.cluster_id,
+            database_name: b.database_name,
+            type: "project.backup_delete",
+            backup_id: b.id,
+            schedule_id: null,
+            locked_resource: `backup:${b.id}`,
+          },
+          claimedBy,
+          opts.leaseMs,
+          [claimBackup(newJobId)],
+        );
+  if (!job) return "busy";
+  const jobId = job.id;
   jobIds.push(jobId);
 
   let failure: string | undefined;
@@ -247,8 +251,10 @@ async function deleteArtifact(
   const failures = (b.delete_failures ?? 0) + 1;
   // A second early, so that the tick `backoff` later (ticks come at the same second each minute) sees it.
   const retryAt = new Date(now.getTime() + Math.min(opts.retryMaxMs, opts.retryBaseMs * 2 ** (failures - 1)) - 1000);
+  // The job waits for its next try (pending, the error and the retry time on it); no event: the
+  // customer hears of the delete once, when it is done.
   settled(
-    await failJob(deps, job, `could not delete the backup artifact: ${failure.slice(0, 500)}; retrying after ${iso(retryAt)}`, "transient", {}, [
+    await deferOwnJob(deps, job, `could not delete the backup artifact: ${failure.slice(0, 500)}; retrying after ${iso(retryAt)}`, retryAt, [
       {
         Update: {
           TableName: deps.table,
@@ -260,6 +266,7 @@ async function deleteArtifact(
       },
     ]),
   );
-  deps.log.warn("retention: delete failed, will retry", { backup_id: b.id, job_id: jobId, error: failure });
+  // Operators see every try (and the backup's delete_failures); customers only the one job.
+  deps.log.warn("retention: delete failed, will retry", { backup_id: b.id, job_id: jobId, failures, retry_at: iso(retryAt), error: failure });
   return "failed";
 }

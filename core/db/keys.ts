@@ -17,6 +17,8 @@
  * | webhook delivery| WHE#<whe>               | WHD#<whd>   |                                | WHDUE / <next_attempt_at>#<whd> (pending) |
  * | export          | PRJ#<prj>               | EXP#<exp>   |                                | EXPEXP / <expires_at>#<exp> (completed)   |
  * | lock            | LOCK#<resource>         | LOCK        |                                |                                          |
+ * | cluster job slot| LOCK#cluster:<cls>      | SLOT#<n>    |                                |                                          |
+ * | waiter          | WAIT#<resource>         | <since>#<job> |                              |                                          |
  * | audit event     | PRJ#<prj> or ORG#<org>  | AUD#<aud>   | ORG#<org>#AUD / <aud>          |                                          |
  * | approval        | APPROVAL#<sha256>       | APPROVAL    |                                |                                          |
  * | idempotency     | IDEM#<prj>#<key>        | IDEM        |                                |                                          |
@@ -70,7 +72,15 @@ export const keys = {
   export: (projectId: string, id: string) => ({ pk: `PRJ#${projectId}`, sk: `EXP#${id}` }),
   exportPrefix: "EXP#",
   exportExpiryIndex: "EXPEXP",
-  lock: (resource: string) => ({ pk: `LOCK#${resource}`, sk: "LOCK" }),
+  /** A lock; the slots of a cluster's job cap (`cluster:<cls>#slot<n>`) share one partition, read by one Query. */
+  lock: (resource: string) => {
+    const slot = /^(cluster:[^#]+)#slot(\d+)$/.exec(resource);
+    return slot ? { pk: `LOCK#${slot[1]}`, sk: `SLOT#${slot[2]}` } : { pk: `LOCK#${resource}`, sk: "LOCK" };
+  },
+  clusterSlots: (clusterId: string) => ({ pk: `LOCK#cluster:${clusterId}`, skPrefix: "SLOT#" }),
+  /** A job waiting for `resource` (a database lock, a cluster's job slots), in arrival order. */
+  waiter: (resource: string, since: string, jobId: string) => ({ pk: `WAIT#${resource}`, sk: `${since}#${jobId}` }),
+  waiters: (resource: string) => `WAIT#${resource}`,
   idempotency: (projectId: string, key: string) => ({ pk: `IDEM#${projectId}#${key}`, sk: "IDEM" }),
   scheduleRun: (scheduleId: string, date: string) => ({ pk: `SCHRUN#${scheduleId}#${date}`, sk: "SCHRUN" }),
   dispatchWatermark: { pk: "DISPATCH", sk: "WATERMARK" },

@@ -5,7 +5,8 @@ import { keys } from "../db/keys.ts";
 import { queryAll } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import { jobItem, reapLapsedJob, requeuePendingJob, type JobItem } from "../jobs/jobs.ts";
-import { releaseLapsedLock } from "../jobs/locks.ts";
+import { clusterResource, releaseLapsedLock } from "../jobs/locks.ts";
+import { wakeNext } from "../jobs/waiters.ts";
 import { enqueueJobs } from "../jobs/queue.ts";
 import { errorText, mapSettled } from "../concurrency.ts";
 import { settlePreviewForJob } from "../previews/previews.ts";
@@ -84,6 +85,12 @@ export async function reapJobs(deps: Deps, opts: ReaperOptions = defaultReaperOp
     }
     let lockReleased = false;
     if (outcome && job.locked_resource) lockReleased = await releaseLapsedLock(deps, job.locked_resource, job.id);
+    if (outcome) {
+      // The dead job's turn (its lock, its cluster slot: their leases have lapsed) goes to the
+      // jobs waiting for it, as a live job's release would have given it.
+      if (job.locked_resource) await wakeNext(deps, job.locked_resource);
+      await wakeNext(deps, clusterResource(job.cluster_id));
+    }
     return { outcome, lockReleased };
   });
   reaped.forEach((r, i) => {

@@ -68,6 +68,12 @@ export const jobItem = jobSchema.extend({
   lease_expires_at: z.string().nullable(),
   /** While pending: when it is due to run (now, or after a retry delay). */
   available_at: z.string().nullable(),
+  /**
+   * While pending: what the job waits for (a database lock or its cluster's job slots, held by
+   * other jobs) and since when: it is woken when that is released (core/jobs/waiters.ts).
+   */
+  waiting_on: z.string().nullish(),
+  waiting_since: z.string().nullish(),
 });
 export type JobItem = z.infer<typeof jobItem>;
 
@@ -220,6 +226,8 @@ export async function claimJob(deps: Db, job: JobItem, workerId: string, leaseMs
       started_at: job.started_at ?? iso(now),
       lease_expires_at: lease,
       available_at: null,
+      waiting_on: undefined,
+      waiting_since: undefined,
       updated_at: iso(now),
       ...jobStateIndex("running", lease, job.id),
     },
@@ -343,6 +351,82 @@ export async function releaseClaim(deps: Db, job: JobItem, availableAt: Date): P
     },
     ownership,
     ownershipValues(job),
+  );
+}
+
+/**
+ * A pending job that found what it needs held by other jobs waits its turn: it stays pending,
+ * recorded as waiting on `resource` since `since`, due again only at `recheckAt` (the safety net
+ * should no release ever wake it). No claim, no attempt spent. Fenced on the attempt read, so a
+ * job claimed meanwhile is left alone.
+ */
+export async function markJobWaiting(deps: Db, job: JobItem, resource: string, since: string, recheckAt: Date): Promise<JobItem | undefined> {
+  const now = iso(deps.now());
+  const due = iso(recheckAt);
+  return transition(
+    deps,
+    job.id,
+    { waiting_on: resource, waiting_since: since, available_at: due, updated_at: now, ...jobStateIndex("pending", due, job.id) },
+    "#state = :pending AND #attempts = :expected_attempts",
+    { ":pending": "pending", ":expected_attempts": job.attempts },
+  );
+}
+
+/** Wakes a job waiting on `resource`: due now. Undefined when it no longer waits on it. */
+export async function wakeJob(deps: Db, jobId: string, resource: string): Promise<JobItem | undefined> {
+  const now = iso(deps.now());
+  return transition(
+    deps,
+    jobId,
+    { available_at: now, updated_at: now, ...jobStateIndex("pending", now, jobId) },
+    "#state = :pending AND waiting_on = :resource",
+    { ":pending": "pending", ":resource": resource },
+  );
+}
+
+/**
+ * Work that its creator retries itself (retention's deletes: the dispatcher's sweep, not the
+ * queue): a failed try goes back to `pending` with its error and retry time, out of the queue's
+ * index (nothing sends it to a worker: the sweep comes back to it), and without an event. One job
+ * for all the tries, announced once, when it completes or fails for good: retrying is the
+ * service's own business.
+ */
+export async function deferOwnJob(deps: Db, job: JobItem, error: string, retryAt: Date, also: TransactItem[] = []): Promise<JobItem | undefined> {
+  const now = iso(deps.now());
+  return transition(
+    deps,
+    job.id,
+    { state: "pending", error, retry_classification: "transient", lease_expires_at: null, available_at: iso(retryAt), updated_at: now, gsi2pk: undefined, gsi2sk: undefined },
+    ownership,
+    ownershipValues(job),
+    also,
+  );
+}
+
+/**
+ * Claims a job deferred by `deferOwnJob` for its next try, as its last attempt (attempts + 1 of
+ * attempts + 1): a try whose owner dies is failed by the reaper, never handed to a worker.
+ */
+export async function reclaimOwnJob(deps: Db, job: JobItem, claimedBy: string, leaseMs: number, also: TransactItem[] = []): Promise<JobItem | undefined> {
+  const now = deps.now();
+  const lease = iso(new Date(now.getTime() + leaseMs));
+  return transition(
+    deps,
+    job.id,
+    {
+      state: "running",
+      attempts: job.attempts + 1,
+      max_attempts: job.attempts + 1,
+      claimed_by: claimedBy,
+      claimed_at: iso(now),
+      lease_expires_at: lease,
+      available_at: null,
+      updated_at: iso(now),
+      ...jobStateIndex("running", lease, job.id),
+    },
+    "#state = :pending AND #attempts = :expected_attempts",
+    { ":pending": "pending", ":expected_attempts": job.attempts },
+    also,
   );
 }
 

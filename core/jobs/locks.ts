@@ -1,6 +1,6 @@
 import { z } from "../zod.ts";
 import { keys, ttlAt } from "../db/keys.ts";
-import { deleteItemIf, getItem, putItemIf, setFields, updateItemIf } from "../db/store.ts";
+import { deleteItemIf, getItem, putItemIf, queryAll, setFields, updateItemIf } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 
 type Db = Pick<Deps, "ddb" | "table" | "now">;
@@ -81,4 +81,33 @@ export function releaseLapsedLock(deps: Db, resource: string, jobId: string): Pr
 
 export async function getLock(deps: Db, resource: string): Promise<Lock | undefined> {
   return getItem(deps, lockItem, keys.lock(resource));
+}
+
+/** The resource a cluster's job cap guards: jobs wait on it when every slot is held. */
+export const clusterResource = (clusterId: string) => `cluster:${clusterId}`;
+const slotResource = (clusterId: string, n: number) => `cluster:${clusterId}#slot${n}`;
+
+/**
+ * Takes one of the cluster's `cap` job slots for `owner` (each slot a lock with a lease, renewed
+ * and released as the database lock is): the slot `owner` already holds if any, else a free or
+ * lapsed one. Returns the slot's resource, or undefined when all `cap` are held by live leases.
+ * One Query reads every slot; each take is a conditional write, so two jobs never share a slot.
+ */
+export async function acquireSlot(deps: Db, clusterId: string, owner: string, cap: number, leaseMs: number): Promise<string | undefined> {
+  const { pk, skPrefix } = keys.clusterSlots(clusterId);
+  const held = await queryAll(deps, lockItem, {
+    KeyConditionExpression: "pk = :pk AND begins_with(sk, :slot)",
+    ExpressionAttributeValues: { ":pk": pk, ":slot": skPrefix },
+    ConsistentRead: true,
+  });
+  const now = iso(deps.now());
+  const byResource = new Map(held.map((l) => [l.resource, l]));
+  const slots = Array.from({ length: cap }, (_, n) => slotResource(clusterId, n));
+  const mine = slots.find((r) => byResource.get(r)?.owner === owner);
+  // Free slots in a random order: jobs arriving together do not all try slot 0 first.
+  const free = slots.filter((r) => r !== mine && (!byResource.has(r) || byResource.get(r)!.lease_expires_at < now)).sort(() => Math.random() - 0.5);
+  for (const resource of mine ? [mine, ...free] : free) {
+    if (await acquireLock(deps, resource, owner, leaseMs)) return resource;
+  }
+  return undefined;
 }

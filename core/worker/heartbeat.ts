@@ -52,12 +52,13 @@ export const selfAbortMarginMs = (o: Pick<WorkerOptions, "leaseMs" | "heartbeatM
 export function startHeartbeat(args: {
   deps: Deps;
   job: JobItem;
-  lock: { resource: string; owner: string };
+  /** The locks the attempt holds (its database lock, its cluster job slot): renewed together. */
+  locks: { resource: string; owner: string }[];
   msg: MessageContext | undefined;
   options: WorkerOptions;
   onLost: (why: string) => void;
 }): Heartbeat {
-  const { deps, job, lock, msg, options } = args;
+  const { deps, job, locks, msg, options } = args;
   let stopped = false;
   let current: Promise<void> = Promise.resolve();
   let timer: NodeJS.Timeout | undefined;
@@ -77,10 +78,12 @@ export function startHeartbeat(args: {
   const beat = async () => {
     const sentAt = Date.now();
     try {
-      if (!(await renewLock(deps, lock.resource, lock.owner, options.leaseMs))) {
-        stopped = true;
-        args.onLost(`lock ${lock.resource} is no longer held by ${lock.owner}`);
-        return;
+      for (const lock of locks) {
+        if (!(await renewLock(deps, lock.resource, lock.owner, options.leaseMs))) {
+          stopped = true;
+          args.onLost(`lock ${lock.resource} is no longer held by ${lock.owner}`);
+          return;
+        }
       }
       if (!(await renewJobLease(deps, job, options.leaseMs))) {
         stopped = true;

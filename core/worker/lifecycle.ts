@@ -8,13 +8,14 @@ import {
   type JobItem,
   type RunReport,
 } from "../jobs/jobs.ts";
-import { acquireLock, releaseLock } from "../jobs/locks.ts";
+import { acquireLock, acquireSlot, clusterResource, releaseLock, renewLock } from "../jobs/locks.ts";
+import { enterWait, leaveWait, wakeNext } from "../jobs/waiters.ts";
 import { enqueueJobs } from "../jobs/queue.ts";
 import { redact, tail } from "../redact.ts";
 import { classify, type ToolReport, type WorkerFailure } from "./classify.ts";
 import { leaseVisibilitySeconds, setVisibility, startHeartbeat, type MessageContext } from "./heartbeat.ts";
 import { launchIfLarge } from "./offload.ts";
-import { backoffSeconds, jitter, type WorkerOptions } from "./options.ts";
+import { backoffSeconds, type WorkerOptions } from "./options.ts";
 
 /**
  * What became of one delivery. `ack: false` means "leave the message in the queue" (the handler
@@ -22,7 +23,7 @@ import { backoffSeconds, jitter, type WorkerOptions } from "./options.ts";
  * is poison (`rejected`) and must reach the dead-letter queue after the redrive count.
  */
 export interface RunOutcome {
-  status: "completed" | "failed" | "retrying" | "busy" | "ignored" | "rejected" | "launched";
+  status: "completed" | "failed" | "retrying" | "busy" | "waiting" | "ignored" | "rejected" | "launched";
   ack: boolean;
   reason?: string;
 }
@@ -86,7 +87,8 @@ export function toRunReport(report: ToolReport | undefined, fallbackStderr?: str
  * duplicate and late deliveries are harmless: a job that is finished, or running under a live
  * lease, is acknowledged and left alone.
  */
-export async function runClaimed(deps: Deps, runner: JobRunner, job: JobItem, msg: MessageContext | undefined, o: WorkerOptions): Promise<RunOutcome> {
+export async function runClaimed(deps: Deps, runner: JobRunner, read: JobItem, msg: MessageContext | undefined, o: WorkerOptions): Promise<RunOutcome> {
+  let job = read;
   const now = deps.now().getTime();
   if (job.state === "completed" || job.state === "failed") {
     await runner.settle?.(deps, job);
@@ -97,14 +99,90 @@ export async function runClaimed(deps: Deps, runner: JobRunner, job: JobItem, ms
   if (job.state === "pending" && job.available_at && Date.parse(job.available_at) - now > EARLY_SLACK_MS) return ignored("not due yet");
   if (job.state === "running" && job.attempts >= job.max_attempts) return abandon(deps, runner, job, o);
 
-  if (o.offload && runner.measure) {
-    const launched = await launchIfLarge(deps, runner, job, msg, o, o.offload);
-    if (launched) return launched;
+  // A pending job takes its turn (the database lock, a slot of its cluster's job cap) before it is
+  // claimed: one that finds them held waits, woken by the release, without spending a claim, an
+  // attempt or a receive. A lapsed running job is claimed first (runAttempt then waits the same way).
+  let turn: Held[] | undefined;
+  if (job.state === "pending") {
+    const owner = lockOwner({ id: job.id, attempts: job.attempts + 1 });
+    const took = await takeTurnOrWait(deps, job, owner, o);
+    if ("status" in took) return took;
+    ({ job, held: turn } = took);
   }
 
-  const claimed = await claimJob(deps, job, deps.workerId, o.leaseMs);
-  if (!claimed) return ignored("claimed by another worker");
+  let claimed: JobItem | undefined;
+  try {
+    if (o.offload && runner.measure) {
+      const launched = await launchIfLarge(deps, runner, job, msg, o, o.offload);
+      if (launched?.status === "launched" && turn) {
+        // The task takes the turn over (same owner: same attempt) once it starts.
+        for (const h of turn) await renewLock(deps, h.resource, h.owner, o.offload.leaseMs);
+        turn = undefined;
+      }
+      if (launched) return launched;
+    }
+    claimed = await claimJob(deps, job, deps.workerId, o.leaseMs);
+    if (!claimed) return ignored("claimed by another worker");
+  } finally {
+    if (turn && !claimed) await releaseTurn(deps, job, turn);
+  }
   return runAttempt(deps, runner, claimed, msg, o);
+}
+
+/** What an attempt holds while it runs: the database lock and, under a cluster job cap, one slot. */
+export interface Held {
+  resource: string;
+  owner: string;
+}
+
+/**
+ * Takes the job's database lock and one of its cluster's job slots for `owner`, both or neither:
+ * when the slots are full the lock is given back. Idempotent for the same owner (a task taking
+ * over the worker's turn finds it its own). `busy` names what is held by others.
+ */
+async function takeTurn(deps: Deps, job: JobItem, owner: string, o: WorkerOptions): Promise<{ held: Held[] } | { busy: string }> {
+  const database = lockResource(job);
+  if (!(await acquireLock(deps, database, owner, o.leaseMs))) return { busy: database };
+  const held = [{ resource: database, owner }];
+  if (!o.clusterJobCap) return { held };
+  const slot = await acquireSlot(deps, job.cluster_id, owner, o.clusterJobCap, o.leaseMs);
+  if (slot) return { held: [...held, { resource: slot, owner }] };
+  await releaseTurn(deps, job, held);
+  return { busy: clusterResource(job.cluster_id) };
+}
+
+/** Gives back what an attempt held and wakes the oldest waiter of each (never throws: leases lapse anyway). */
+async function releaseTurn(deps: Deps, job: JobItem, held: Held[]): Promise<void> {
+  try {
+    for (const h of held) await releaseLock(deps, h.resource, h.owner);
+    await wakeNext(deps, lockResource(job));
+    if (held.length > 1) await wakeNext(deps, clusterResource(job.cluster_id));
+  } catch (err) {
+    deps.log.warn("could not release the job's turn; its lease will lapse", { job_id: job.id, error: String(err) });
+  }
+}
+
+/**
+ * The turn of a pending job, or its wait: recorded as a waiter of what is busy (woken by its
+ * release, or rechecked by the reaper after `waitRecheckMs`), then looked at once more, since the
+ * holder may have released it between the refusal and the record. The message is acknowledged.
+ */
+async function takeTurnOrWait(deps: Deps, job: JobItem, owner: string, o: WorkerOptions): Promise<{ job: JobItem; held: Held[] } | RunOutcome> {
+  let turn = await takeTurn(deps, job, owner, o);
+  for (let looks = 0; "busy" in turn && looks < 3; looks++) {
+    const waiting = await enterWait(deps, job, turn.busy, o.waitRecheckMs);
+    if (!waiting) return ignored("the job changed while it was about to wait");
+    const before = turn.busy;
+    job = waiting;
+    turn = await takeTurn(deps, job, owner, o);
+    if ("busy" in turn && turn.busy === before) {
+      deps.log.info("job waits its turn", { job_id: job.id, waiting_on: before, waiting_since: job.waiting_since, recheck_at: job.available_at });
+      return { status: "waiting", ack: true, reason: `waiting for ${before}` };
+    }
+  }
+  if ("busy" in turn) return { status: "waiting", ack: true, reason: `waiting for ${turn.busy}` };
+  await leaveWait(deps, job).catch(() => undefined);
+  return { job, held: turn.held };
 }
 
 /**
@@ -117,8 +195,9 @@ export async function runAttempt(deps: Deps, runner: JobRunner, claimed: JobItem
   await setVisibility(deps, msg, leaseVisibilitySeconds(o));
   deps.log.info("job claimed", { job_id: job.id, backup_id: job.backup_id, type: job.type, state: claimed.state, attempt: claimed.attempts, worker_id: claimed.claimed_by });
 
-  const lock = { resource: lockResource(claimed), owner: lockOwner(claimed) };
-  if (!(await acquireLock(deps, lock.resource, lock.owner, o.leaseMs))) return lockBusy(deps, claimed, msg, o);
+  const turn = await takeTurn(deps, claimed, lockOwner(claimed), o);
+  if ("busy" in turn) return busy(deps, claimed, turn.busy, o);
+  const held = turn.held;
 
   const abort = new AbortController();
   let lost: string | undefined;
@@ -126,7 +205,7 @@ export async function runAttempt(deps: Deps, runner: JobRunner, claimed: JobItem
     lost ??= why;
     abort.abort();
   };
-  const heartbeat = startHeartbeat({ deps, job: claimed, lock, msg, options: o, onLost: stop });
+  const heartbeat = startHeartbeat({ deps, job: claimed, locks: held, msg, options: o, onLost: stop });
   const cleanups: ((f: { retrying: boolean; error: string }) => Promise<void>)[] = [];
   const attempt: Attempt = { deps, job: claimed, msg, o, signal: abort.signal, abort: stop, secrets: [], onFailure: (fn) => void cleanups.push(fn) };
   try {
@@ -143,9 +222,7 @@ export async function runAttempt(deps: Deps, runner: JobRunner, claimed: JobItem
     return settleFailure(attempt, runner, failure, cleanups);
   } finally {
     await heartbeat.stop();
-    await releaseLock(deps, lock.resource, lock.owner).catch((err: unknown) =>
-      deps.log.warn("could not release the lock; its lease will lapse", { job_id: job.id, error: String(err) }),
-    );
+    await releaseTurn(deps, job, held);
   }
 }
 
@@ -203,18 +280,19 @@ export async function requeue(deps: Deps, jobId: string, delaySeconds: number, m
 }
 
 /**
- * The database is held by another job: give the claim back (the attempt is not spent) and come
- * back later. The message is returned with a delay while its receive count is low; from receive
- * `maxReceiveCount - 1` on it is replaced by a fresh delayed message, so that a job queued behind
- * long dumps never reaches the dead-letter queue (which stays for crashes and poison).
+ * What the claimed job needs is held by other jobs (a lapsed job claimed again, a task whose
+ * turn was taken meanwhile): give the claim back (the attempt is not spent) and wait like a
+ * pending job, woken when it is released.
  */
-async function lockBusy(deps: Deps, job: JobItem, msg: MessageContext | undefined, o: WorkerOptions): Promise<RunOutcome> {
-  const delay = jitter(o.lockBusyDelaySeconds);
-  const released = await releaseClaim(deps, job, new Date(deps.now().getTime() + delay * 1000));
+async function busy(deps: Deps, job: JobItem, resource: string, o: WorkerOptions): Promise<RunOutcome> {
+  const released = await releaseClaim(deps, job, deps.now());
   if (!released) return ignored("the claim was lost while the lock was busy");
-  deps.log.info("database lock busy; job returned", { job_id: job.id, state: "pending", resource: lockResource(job), retry_in_seconds: delay, receive_count: msg?.receiveCount });
-  if (msg && msg.receiveCount < o.maxReceiveCount - 1 && (await setVisibility(deps, msg, delay))) return { status: "busy", ack: false };
-  return { status: "busy", ack: await requeue(deps, job.id, delay, msg) };
+  const took = await takeTurnOrWait(deps, released, lockOwner({ id: job.id, attempts: released.attempts + 1 }), o);
+  if ("status" in took) return took;
+  // Free again already: it is due now; a fresh delivery runs it (this one's claim was given back).
+  await releaseTurn(deps, took.job, took.held);
+  deps.log.info("database lock busy; job returned", { job_id: job.id, resource });
+  return { status: "busy", ack: await requeue(deps, job.id, 0, undefined) };
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { S3Client } from "@aws-sdk/client-s3";
+import { DEFAULT_CLUSTER_JOB_CAP } from "../config.ts";
 import type { ClusterConnection } from "../orgs/orgs.ts";
 import type { TaskLauncher } from "../tasks/launcher.ts";
 
@@ -37,14 +38,18 @@ export interface WorkerOptions {
   /** Transient failure n (1-based) retries after base * 2^(n-1) seconds (±20 %), at most `retryMaxSeconds`. */
   retryBaseSeconds: number;
   retryMaxSeconds: number;
-  /** A busy database lock returns the message for this long (±20 %). */
+  /** A promote waiting for its safety backup looks again after this long (±20 %, at most 10 s). */
   lockBusyDelaySeconds: number;
   /**
-   * The queue's redrive count (SQS maxReceiveCount). Returning a message on a busy lock counts as
-   * a receive: from receive `maxReceiveCount - 1` on, the worker hands the job to a fresh message
-   * instead, so a job that waits behind long dumps never lands in the dead-letter queue.
+   * Jobs that run at once on one cluster (dumps, restores, promotes): the rest wait their turn,
+   * woken as slots free up. 0: no cap. Configured by CAPYDB_CLUSTER_JOB_CAP (default 4).
    */
-  maxReceiveCount: number;
+  clusterJobCap: number;
+  /**
+   * A waiting job is due again after this long even if no release woke it (its holder crashed, a
+   * wake message was lost): the dispatcher's reaper then sends it again. Only a safety net.
+   */
+  waitRecheckMs: number;
   /** Multipart part size (5..10 MiB): memory use is about partSize * (queueSize + 1). */
   partSizeBytes: number;
   uploadQueueSize: number;
@@ -93,7 +98,8 @@ export const defaultWorkerOptions: WorkerOptions = {
   retryBaseSeconds: 30,
   retryMaxSeconds: 900,
   lockBusyDelaySeconds: 30,
-  maxReceiveCount: 5,
+  clusterJobCap: DEFAULT_CLUSTER_JOB_CAP,
+  waitRecheckMs: 5 * 60_000,
   partSizeBytes: 8 * 1024 * 1024,
   uploadQueueSize: 2,
   restoreJobs: 1,
@@ -107,6 +113,7 @@ export function workerOptions(overrides: Partial<WorkerOptions> = {}): WorkerOpt
   if (o.dumpCompressLevel !== undefined && !(Number.isInteger(o.dumpCompressLevel) && o.dumpCompressLevel >= 0 && o.dumpCompressLevel <= 9)) {
     throw new Error("worker options: dumpCompressLevel must be an integer 0..9");
   }
+  if (!(Number.isInteger(o.clusterJobCap) && o.clusterJobCap >= 0)) throw new Error("worker options: clusterJobCap must be a whole number (0: no cap)");
   if (o.partSizeBytes < 5 * 1024 * 1024 || o.partSizeBytes > 10 * 1024 * 1024) throw new Error("worker options: partSizeBytes must be 5..10 MiB");
   return o;
 }

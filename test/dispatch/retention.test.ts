@@ -9,6 +9,7 @@ import { keys } from "../../core/db/keys.ts";
 import { iso, type Deps } from "../../core/deps.ts";
 import { newId } from "../../core/ids.ts";
 import { listJobs } from "../../core/jobs/jobs.ts";
+import { scanTable } from "../hardening/support.ts";
 import type { Project } from "../../core/orgs/orgs.ts";
 
 const freshEnv = freshEnvs();
@@ -122,7 +123,7 @@ describe("retention", () => {
     expect(await getBackup(env.deps, p.id, a.id)).toMatchObject({ state: "expired" });
   });
 
-  it("a failing delete does not block the others, shows as a failed job, and is retried on the next tick", async () => {
+  it("a failing delete does not block the others, and is retried with backoff under one job, announced once", async () => {
     // prepare: S3 refuses to delete one key
     const env = await freshEnv();
     const p = await project(env);
@@ -147,9 +148,10 @@ describe("retention", () => {
     for (const b of others) expect(await getBackup(env.deps, p.id, b.id)).toMatchObject({ state: "expired" });
     expect(await getBackup(env.deps, p.id, stuck.id)).toMatchObject({ state: "completed" });
     expect(await objectExists(env, stuck.backup_key)).toBe(true);
-    const failedJob = (await listJobs(env.deps, p.id, 25)).items.find((j) => j.backup_id === stuck.id);
-    expect(failedJob).toMatchObject({ type: "project.backup_delete", state: "failed", retry_classification: "transient" });
-    expect(failedJob?.error).toMatch(/could not delete the backup artifact: We encountered an internal error.*retrying after 2026-11-26T02:00:59Z/);
+    // The job waits for its next try, saying why and when; nothing is announced yet.
+    const retrying = (await listJobs(env.deps, p.id, 25)).items.find((j) => j.backup_id === stuck.id);
+    expect(retrying).toMatchObject({ type: "project.backup_delete", state: "pending", retry_classification: "transient", attempts: 1 });
+    expect(retrying?.error).toMatch(/could not delete the backup artifact: We encountered an internal error.*retrying after 2026-11-26T02:00:59Z/);
 
     // Still failing on the next tick: backs off (2 minutes), creating no job in between.
     const second = await tick(env, new Date(NOW.getTime() + 60_000), { ...env.deps, s3: flaky });
@@ -161,8 +163,11 @@ describe("retention", () => {
     expect(third.retention).toMatchObject({ read: 1, deleted: 1 });
     expect(await getBackup(env.deps, p.id, stuck.id)).toMatchObject({ state: "expired" });
     expect(await objectExists(env, stuck.backup_key)).toBe(false);
+    // One job for the three tries, completed; one event for it (job.completed), no job.failed.
     const jobs = (await listJobs(env.deps, p.id, 25)).items.filter((j) => j.backup_id === stuck.id);
-    expect(jobs.map((j) => j.state)).toEqual(["completed", "failed", "failed"]); // newest first
+    expect(jobs.map((j) => [j.id, j.state, j.attempts, j.error])).toEqual([[retrying!.id, "completed", 3, null]]);
+    const events = (await scanTable(env.deps)).filter((i) => i.item_type === "event" && JSON.stringify(i).includes(retrying!.id));
+    expect(events.map((e) => e.type)).toEqual(["job.completed"]);
   });
 
   it("two sweeps at once delete each backup once, with one job each", async () => {
