@@ -5,7 +5,17 @@ import { awsTimeouts, createAwsClients, createAwsClientsWithoutS3, type AwsRole 
 import type { PresignGet } from "./aws/presign.ts";
 import type { Config } from "./config.ts";
 import { createLogger, type Log } from "./log.ts";
-import type { DestinationPolicy } from "./webhooks/destination.ts";
+
+/** What the webhook SSRF rules (core/webhooks/destination.ts) let through; declared here because Deps carries it. */
+export interface DestinationPolicy {
+  /**
+   * The local stack only (`npm start`): loopback receivers are allowed, over http too. Never set
+   * by a deploy; tests of the refusals run without it.
+   */
+  allowLoopbackHttp: boolean;
+  /** Name resolution (default: the system resolver, every address). Tests inject answers a real resolver here cannot give. */
+  lookup?: (hostname: string) => Promise<{ address: string; family: number }[]>;
+}
 
 /**
  * Everything a core function needs from the outside world, passed explicitly so that the same
@@ -19,7 +29,7 @@ export interface Deps {
   dlqUrl?: string;
   /** The webhook deliveries queue; without it deliveries are recorded but not sent. */
   deliveryQueueUrl?: string;
-  /** Where webhooks may go (SSRF rules); default: public https receivers only. */
+  /** Where webhooks may go (SSRF rules, core/webhooks/destination.ts); default: public https receivers only. */
   webhookPolicy?: DestinationPolicy;
   s3: S3Client;
   /** Signs S3 GET URLs of the bucket's objects (downloads); needs no S3 client. */

@@ -53,6 +53,8 @@ export interface BundleResult {
   sources: string[];
   /** Bytes in the bundle by package (`zod`, `@aws-sdk/client-dynamodb`) or source directory (`core/api`), largest first. */
   byPackage: { name: string; bytes: number }[];
+  /** Every source file and package file the bundle carries code of (paths relative to the repository). */
+  inputs: string[];
 }
 
 /** The banner SST prepends to ESM bundles: CommonJS dependencies call `require` and `__dirname`. */
@@ -109,6 +111,10 @@ export async function buildFunction(
     largestInputs: largest(output),
     sources: Object.keys(output?.inputs ?? {}).filter((p) => !p.includes("node_modules/")),
     byPackage: byPackage(output),
+    inputs: Object.entries(output?.inputs ?? {})
+      .filter(([, i]) => i.bytesInOutput > 0)
+      .map(([p]) => p)
+      .sort(),
   };
 }
 

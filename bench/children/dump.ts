@@ -19,13 +19,12 @@ import path from "node:path";
 import { loadConfig } from "../../core/config.ts";
 import { createDeps } from "../../core/deps.ts";
 import { newId } from "../../core/ids.ts";
-import type { ClusterConnection } from "../../core/orgs/orgs.ts";
-import { dumpToS3 } from "../../core/worker/dump.ts";
+import { dumpToS3 } from "../../core/pg/dump.ts";
 import { workerOptions } from "../../core/worker/options.ts";
-import { pickPgTools } from "../../core/worker/pgtools.ts";
-import { toolEnv } from "../../core/worker/pgconn.ts";
-import { StreamVerification } from "../../core/worker/stream-verify.ts";
-import { restoreInto, verifyBackup } from "../../core/worker/verify.ts";
+import { pickPgTools } from "../../core/pg/pgtools.ts";
+import { toolEnv, type ClusterConnection } from "../../core/pg/pgconn.ts";
+import { StreamVerification } from "../../core/pg/stream-verify.ts";
+import { restoreInto, verifyBackup } from "../../core/pg/verify.ts";
 import { procStatusKb, RESULT_PREFIX } from "../lib/proc.ts";
 
 type Input =

@@ -1,5 +1,5 @@
 import type { Deps } from "../../core/deps.ts";
-import type { ClusterConnection } from "../../core/orgs/orgs.ts";
+import type { ClusterConnection } from "../../core/pg/pgconn.ts";
 import type { Infra } from "../../local/stack.ts";
 
 export interface BenchContext {

@@ -90,7 +90,7 @@ export async function requestBackup(
   const replayed = await replayIdempotent(deps, project.id, idempotency);
   if (replayed) return { job: replayed, created: false };
 
-  const retentionDays = data.retention_days ?? (await getSchedule(deps, project.id))?.retention_days ?? DEFAULT_RETENTION_DAYS;
+  const retentionDays = await retentionDaysFor(deps, project.id, data.retention_days);
   const { backupItem: backupRecord, job } = newBackupRecords(project, now, {
     retentionDays,
     label: data.label ?? "manual",
@@ -113,6 +113,14 @@ export async function requestBackup(
       : undefined,
     idempotency,
   });
+}
+
+/**
+ * How long a backup requested now is kept: what the request asked, else the project's schedule's
+ * retention, else the default. On-demand backups and a promote's safety backup alike.
+ */
+export async function retentionDaysFor(deps: Db, projectId: string, requested?: number | null): Promise<number> {
+  return requested ?? (await getSchedule(deps, projectId))?.retention_days ?? DEFAULT_RETENTION_DAYS;
 }
 
 export async function getBackup(deps: Db, projectId: string, backupId: string): Promise<BackupItem | undefined> {
@@ -176,9 +184,10 @@ export function newBackupItem(
 export function newBackupRecords(
   project: Project,
   now: Date,
-  opts: { retentionDays: number; label: string; scheduleId: string | null; availableAt?: Date },
+  opts: { retentionDays: number; label: string; scheduleId: string | null; availableAt?: Date; backupId?: string },
 ) {
-  const backupId = newId("backup", now);
+  // A given backup id was minted earlier (a promote's safety backup, named in its request).
+  const backupId = opts.backupId ?? newId("backup", now);
   const jobId = newId("job", now);
   const backup = newBackupItem(project, now, { backupId, jobId, retentionDays: opts.retentionDays, label: opts.label, scheduleId: opts.scheduleId });
   const job = newJobItem(now, {

@@ -6,7 +6,7 @@ import { iso, type Deps } from "../deps.ts";
 import { newId } from "../ids.ts";
 import { completeJob, createClaimedJob, deferOwnJob, getJobItem, reclaimOwnJob, type JobItem } from "../jobs/jobs.ts";
 import { errorText, mapSettled } from "../concurrency.ts";
-import { cleanupFailedBackup } from "../worker/cleanup.ts";
+import { cleanupFailedBackup } from "./cleanup.ts";
 import { backupItem, getBackupForWork, type BackupItem } from "./backups.ts";
 
 /**

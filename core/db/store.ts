@@ -231,6 +231,15 @@ export async function deleteItemIf(db: Db, key: { pk: string; sk: string }, opts
 
 type TransactItems = NonNullable<TransactWriteCommandInput["TransactItems"]>;
 
+/** The items with the table's name filled in. */
+function inTable(db: Db, items: TransactItems): TransactItems {
+  return items.map((i) => {
+    const op = i.Put ?? i.Update ?? i.Delete ?? i.ConditionCheck;
+    if (op) (op as { TableName?: string }).TableName = db.table;
+    return i;
+  });
+}
+
 /**
  * Pauses before sending a transaction again with the same token after its answer was lost (the
  * SDK's own tries, which reuse the token too, have all timed out): two more sends in all.
@@ -250,11 +259,7 @@ export const unknownOutcomeBackoffMs = [250, 1000];
  * retry safe in that case too).
  */
 export async function transactWriteIf(db: Db, items: TransactItems): Promise<boolean> {
-  const withTable = items.map((i) => {
-    const op = i.Put ?? i.Update ?? i.Delete ?? i.ConditionCheck;
-    if (op) (op as { TableName?: string }).TableName = db.table;
-    return i;
-  });
+  const withTable = inTable(db, items);
   // One token for every send of this transaction, the contention retries' too: a cancelled
   // transaction is executed afresh when sent again with its token; only a committed one is not.
   const input = { TransactItems: withTable, ClientRequestToken: randomUUID() };
@@ -275,6 +280,27 @@ function isThrottled(err: unknown): boolean {
   const e = err as { name?: string; CancellationReasons?: { Code?: string }[] } | undefined;
   if (e?.name === "TransactionCanceledException") return true;
   return e?.name !== undefined && ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"].includes(e.name);
+}
+
+/**
+ * One TransactWriteItems, not retried, for a caller that batches independent groups of items and
+ * must know whose condition failed: resolves to the indexes of the items whose condition did not
+ * hold (empty: the transaction committed). Rejects with DynamoDB's error when it was cancelled for
+ * any other reason (contention, throttling, a refused item) or gave no reason per item; the caller
+ * then writes its groups one by one.
+ */
+export async function transactWriteRefusals(db: Db, items: TransactItems): Promise<number[]> {
+  const withTable = inTable(db, items);
+  try {
+    await db.ddb.send(new TransactWriteCommand({ TransactItems: withTable }));
+    return [];
+  } catch (err) {
+    const e = err as { name?: string; CancellationReasons?: { Code?: string }[] };
+    const reasons = e?.name === "TransactionCanceledException" ? (e.CancellationReasons ?? []) : [];
+    const refused = reasons.flatMap((r, i) => (r.Code === "ConditionalCheckFailed" ? [i] : []));
+    if (reasons.length !== items.length || !refused.length) throw err;
+    return refused;
+  }
 }
 
 /** TransactWriteItems; a failed condition is a conflict AppError (409) with `conflictMessage`. */

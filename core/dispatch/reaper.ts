@@ -1,6 +1,6 @@
 import { getBackupForWork } from "../backups/backups.ts";
 import { failDeadExport } from "../exports/exports.ts";
-import { failBackupForGood } from "../worker/cleanup.ts";
+import { failBackupForGood } from "../backups/cleanup.ts";
 import { keys } from "../db/keys.ts";
 import { queryAll } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";

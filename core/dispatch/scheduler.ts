@@ -3,8 +3,8 @@ import { newBackupRecords } from "../backups/backups.ts";
 import { minuteOfDay, scheduleItem, type ScheduleItem } from "../backups/schedules.ts";
 import { keys, ttlAt } from "../db/keys.ts";
 import { batchGetItems, keyOf } from "../db/batch.ts";
-import { TransactWriteCommand, type TransactWriteCommandInput } from "@aws-sdk/lib-dynamodb";
-import { getItem, putItemIf, queryAll, queryPage, transactWriteIf, updateItemIf } from "../db/store.ts";
+import type { TransactWriteCommandInput } from "@aws-sdk/lib-dynamodb";
+import { getItem, putItemIf, queryAll, queryPage, transactWriteIf, transactWriteRefusals, updateItemIf } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import { enqueueJobs } from "../jobs/queue.ts";
 import { getProject, projectItem, type Project } from "../orgs/orgs.ts";
@@ -226,18 +226,26 @@ export async function startScheduledRuns(deps: Pick<Deps, "ddb" | "table">, runs
   let open = runs.map((r, i) => ({ i, ...runWrites(deps.table, r.schedule, r.project, r.date, now, r.availableAt) }));
   while (open.length > 1) {
     const writes = open.flatMap((o) => o.writes);
+    let failed: number[];
     try {
-      await deps.ddb.send(new TransactWriteCommand({ TransactItems: writes }));
+      failed = await transactWriteRefusals(deps, writes);
+    } catch {
+      break;
+    }
+    if (!failed.length) {
       for (const o of open) out[o.i] = { status: "fulfilled", value: o.jobId };
       return out;
-    } catch (err) {
-      const reasons = (err as { name?: string; CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? [];
-      if ((err as { name?: string }).name !== "TransactionCanceledException" || reasons.length !== writes.length) break;
-      const refused = open.filter((_, k) => reasons.slice(k * 4, k * 4 + 4).some((r) => r.Code === "ConditionalCheckFailed"));
-      if (!refused.length) break;
-      for (const o of refused) out[o.i] = { status: "fulfilled", value: undefined };
-      open = open.filter((o) => !refused.includes(o));
     }
+    // Each run's writes are contiguous: a run is refused when any of its items' conditions failed.
+    let from = 0;
+    const refused = open.filter((o) => {
+      const to = from + o.writes.length;
+      const hit = failed.some((i) => i >= from && i < to);
+      from = to;
+      return hit;
+    });
+    for (const o of refused) out[o.i] = { status: "fulfilled", value: undefined };
+    open = open.filter((o) => !refused.includes(o));
   }
   const alone = await mapSettled(open, 4, (o) => startScheduledRun(deps, runs[o.i]!.schedule, runs[o.i]!.project, runs[o.i]!.date, now, runs[o.i]!.availableAt));
   open.forEach((o, k) => (out[o.i] = alone[k]!));

@@ -3,10 +3,11 @@ import { keys } from "../db/keys.ts";
 import { getItem, queryPage, setFields, transactWriteIf, updateItemIf, type Page } from "../db/store.ts";
 import { jobEvent, outboxPut, type TransactItem } from "../events/outbox.ts";
 import { iso, type Deps } from "../deps.ts";
+import { conditionOf, jobStates, jobTransitions, type FenceValues, type TransitionName } from "./transitions.ts";
 
 type Db = Pick<Deps, "ddb" | "table" | "now">;
 
-export const jobStates = ["pending", "running", "completed", "failed"] as const;
+export { jobStates };
 export const jobTypes = [
   "project.backup",
   "project.backup_delete",
@@ -178,19 +179,23 @@ export async function listJobs(deps: Db, projectId: string, limit: number, curso
 }
 
 // ---------------------------------------------------------------------------------------------
-// State machine. Every transition is a conditional update; a transition whose condition fails
-// (another worker got there first, a late duplicate message) returns undefined.
+// State machine (transitions.ts). Every transition is a conditional update whose condition the
+// table gives; a transition whose condition fails (another worker got there first, a late
+// duplicate message) returns undefined.
 
 async function transition(
   deps: Db,
-  id: string,
+  job: JobItem,
+  name: TransitionName,
   fields: Record<string, unknown>,
-  condition: string,
-  values: Record<string, unknown>,
+  fence: FenceValues,
   /** Written in the same transaction (the job's outbox event, the backup it settles): all or nothing. */
   also: TransactItem[] = [],
 ): Promise<JobItem | undefined> {
-  const set = setFields(fields);
+  const t = jobTransitions[name];
+  const { condition, values } = conditionOf(name, fence);
+  const set = setFields({ ...fields, state: t.to, ...(t.attempts ? { attempts: job.attempts + t.attempts } : {}) });
+  const id = job.id;
   const update = {
     Key: keys.job(id),
     ...set,
@@ -217,10 +222,9 @@ export async function claimJob(deps: Db, job: JobItem, workerId: string, leaseMs
   const lease = iso(new Date(now.getTime() + leaseMs));
   return transition(
     deps,
-    job.id,
+    job,
+    "claim",
     {
-      state: "running",
-      attempts: job.attempts + 1,
       claimed_by: workerId,
       claimed_at: iso(now),
       started_at: job.started_at ?? iso(now),
@@ -231,19 +235,17 @@ export async function claimJob(deps: Db, job: JobItem, workerId: string, leaseMs
       updated_at: iso(now),
       ...jobStateIndex("running", lease, job.id),
     },
-    "#attempts = :expected_attempts AND #attempts < max_attempts AND (#state = :pending OR (#state = :running AND lease_expires_at < :now))",
-    { ":expected_attempts": job.attempts, ":pending": "pending", ":running": "running", ":now": iso(now) },
+    { expectedAttempts: job.attempts, now: iso(now) },
   );
 }
 
-/** The fence that proves the caller still owns the claim it made. */
-const ownership = "#state = :running AND claimed_by = :worker AND #attempts = :expected_attempts";
-const ownershipValues = (job: JobItem) => ({ ":running": "running", ":worker": job.claimed_by, ":expected_attempts": job.attempts });
+/** What proves the caller still owns the claim it made. */
+const owner = (job: JobItem): FenceValues => ({ worker: job.claimed_by, expectedAttempts: job.attempts });
 
 export async function renewJobLease(deps: Db, job: JobItem, leaseMs: number): Promise<JobItem | undefined> {
   const now = deps.now();
   const lease = iso(new Date(now.getTime() + leaseMs));
-  return transition(deps, job.id, { lease_expires_at: lease, updated_at: iso(now), ...jobStateIndex("running", lease, job.id) }, ownership, ownershipValues(job));
+  return transition(deps, job, "renew", { lease_expires_at: lease, updated_at: iso(now), ...jobStateIndex("running", lease, job.id) }, owner(job));
 }
 
 export interface RunReport {
@@ -262,10 +264,10 @@ export async function completeJob(deps: Db, job: JobItem, report: RunReport = {}
   const now = iso(deps.now());
   return transition(
     deps,
-    job.id,
-    { ...report, state: "completed", completed_at: now, updated_at: now, lease_expires_at: null, error: null, retry_classification: null, ...jobStateIndex("completed", now, job.id) },
-    ownership,
-    ownershipValues(job),
+    job,
+    "complete",
+    { ...report, completed_at: now, updated_at: now, lease_expires_at: null, error: null, retry_classification: null, ...jobStateIndex("completed", now, job.id) },
+    owner(job),
     [outboxPut(deps, jobEvent(job, { state: "completed" }, now)), ...also],
   );
 }
@@ -275,7 +277,7 @@ export async function completeJob(deps: Db, job: JobItem, report: RunReport = {}
  * claim: undefined when the caller no longer owns the job.
  */
 export async function recordJobProgress(deps: Db, job: JobItem, report: RunReport): Promise<JobItem | undefined> {
-  return transition(deps, job.id, { ...report, updated_at: iso(deps.now()) }, ownership, ownershipValues(job));
+  return transition(deps, job, "renew", { ...report, updated_at: iso(deps.now()) }, owner(job));
 }
 
 /** Transient failure with attempts left: back to pending, due again at `availableAt`. */
@@ -284,10 +286,10 @@ export async function retryJob(deps: Db, job: JobItem, error: string, availableA
   const due = iso(availableAt);
   return transition(
     deps,
-    job.id,
+    job,
+    "retry",
     {
       ...report,
-      state: "pending",
       error,
       retry_classification: "transient",
       lease_expires_at: null,
@@ -295,8 +297,7 @@ export async function retryJob(deps: Db, job: JobItem, error: string, availableA
       updated_at: now,
       ...jobStateIndex("pending", due, job.id),
     },
-    ownership,
-    ownershipValues(job),
+    owner(job),
   );
 }
 
@@ -313,10 +314,10 @@ export async function failJob(
   const event = outboxPut(deps, jobEvent(job, { state: "failed", error, retry_classification: classification }, now));
   return transition(
     deps,
-    job.id,
+    job,
+    "fail",
     {
       ...report,
-      state: "failed",
       error,
       retry_classification: classification,
       completed_at: now,
@@ -325,8 +326,7 @@ export async function failJob(
       updated_at: now,
       ...jobStateIndex("failed", now, job.id),
     },
-    ownership,
-    ownershipValues(job),
+    owner(job),
     [event, ...also],
   );
 }
@@ -340,17 +340,15 @@ export async function releaseClaim(deps: Db, job: JobItem, availableAt: Date): P
   const due = iso(availableAt);
   return transition(
     deps,
-    job.id,
+    job,
+    "release",
     {
-      state: "pending",
-      attempts: job.attempts - 1,
       lease_expires_at: null,
       available_at: due,
       updated_at: now,
       ...jobStateIndex("pending", due, job.id),
     },
-    ownership,
-    ownershipValues(job),
+    owner(job),
   );
 }
 
@@ -437,13 +435,7 @@ export async function reclaimOwnJob(deps: Db, job: JobItem, claimedBy: string, l
 /** A pending job whose message was lost: due again now (so it is sent at most once per grace period). */
 export async function requeuePendingJob(deps: Db, job: JobItem): Promise<JobItem | undefined> {
   const now = iso(deps.now());
-  return transition(
-    deps,
-    job.id,
-    { available_at: now, updated_at: now, ...jobStateIndex("pending", now, job.id) },
-    "#state = :pending AND available_at = :was",
-    { ":pending": "pending", ":was": job.available_at },
-  );
+  return transition(deps, job, "requeue", { available_at: now, updated_at: now, ...jobStateIndex("pending", now, job.id) }, { was: job.available_at });
 }
 
 /**
@@ -454,14 +446,13 @@ export async function requeuePendingJob(deps: Db, job: JobItem): Promise<JobItem
 export async function reapLapsedJob(deps: Db, job: JobItem): Promise<{ outcome: "retried" | "failed"; job: JobItem } | undefined> {
   const now = iso(deps.now());
   const stopped = `the worker stopped responding (its lease expired at ${job.lease_expires_at})`;
-  const fence = "#state = :running AND lease_expires_at = :lease AND #attempts = :expected_attempts";
-  const values = { ":running": "running", ":lease": job.lease_expires_at, ":expected_attempts": job.attempts };
+  const fence: FenceValues = { lease: job.lease_expires_at, expectedAttempts: job.attempts };
   if (job.attempts < job.max_attempts) {
     const retried = await transition(
       deps,
-      job.id,
+      job,
+      "reapRetry",
       {
-        state: "pending",
         error: `${stopped}; retrying`,
         retry_classification: "transient",
         lease_expires_at: null,
@@ -470,15 +461,14 @@ export async function reapLapsedJob(deps: Db, job: JobItem): Promise<{ outcome: 
         ...jobStateIndex("pending", now, job.id),
       },
       fence,
-      values,
     );
     return retried && { outcome: "retried", job: retried };
   }
   const failed = await transition(
     deps,
-    job.id,
+    job,
+    "reapFail",
     {
-      state: "failed",
       error: `${stopped}; no attempts left`,
       retry_classification: "transient",
       completed_at: now,
@@ -488,7 +478,6 @@ export async function reapLapsedJob(deps: Db, job: JobItem): Promise<{ outcome: 
       ...jobStateIndex("failed", now, job.id),
     },
     fence,
-    values,
     [outboxPut(deps, jobEvent(job, { state: "failed", error: `${stopped}; no attempts left`, retry_classification: "transient" }, now))],
   );
   return failed && { outcome: "failed", job: failed };
@@ -505,9 +494,9 @@ export async function handOverClaim(deps: Db, job: JobItem, from: string, to: st
   const lease = iso(new Date(now.getTime() + leaseMs));
   return transition(
     deps,
-    job.id,
+    job,
+    "handOver",
     { claimed_by: to, lease_expires_at: lease, updated_at: iso(now), ...jobStateIndex("running", lease, job.id) },
-    "#state = :running AND #attempts = :expected_attempts AND (claimed_by = :from OR claimed_by = :to)",
-    { ":running": "running", ":expected_attempts": job.attempts, ":from": from, ":to": to },
+    { expectedAttempts: job.attempts, from, to },
   );
 }

@@ -4,6 +4,7 @@ import { getItem, queryAll, setFields, transactWrite, updateItem } from "../db/s
 import { iso, type Deps } from "../deps.ts";
 import { AppError } from "../errors.ts";
 import { newId } from "../ids.ts";
+import type { ClusterConnection } from "../pg/pgconn.ts";
 import { sslmodeProblem } from "../pg/tls.ts";
 import { open, seal } from "./secretbox.ts";
 
@@ -294,17 +295,6 @@ export async function getClusterByName(deps: Db, name: string): Promise<Cluster 
   return id ? getCluster(deps, id) : undefined;
 }
 
-/** What the worker needs to connect; only ever handed to pg and child process environments. */
-export interface ClusterConnection {
-  host: string;
-  port: number;
-  user: string;
-  password: string;
-  adminDatabase: string;
-  /** As registered; the connection's mode comes from core/pg/tls.ts (verify-full unless insecureTls). */
-  sslmode: string | null;
-  insecureTls?: boolean;
-}
 
 export async function getClusterConnection(deps: Db & Pick<Deps, "secretKey">, id: string): Promise<ClusterConnection> {
   const c = await getItem(deps, clusterItem, keys.cluster(id));

@@ -1,7 +1,7 @@
 import type { Deps } from "../deps.ts";
-import { closeQuietly, connect, serverMajor, serverVersion } from "../worker/pgconn.ts";
+import { closeQuietly, connect, serverMajor, serverVersion, type ClusterConnection } from "../pg/pgconn.ts";
 import { isolateCluster, type ClusterIsolation } from "../pg/isolation.ts";
-import { getClusterConnection, type ClusterConnection } from "./orgs.ts";
+import { getClusterConnection } from "./orgs.ts";
 
 /** What a project's server says about itself; each field is absent when it could not be read. */
 export interface ProjectFacts {

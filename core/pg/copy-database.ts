@@ -1,10 +1,9 @@
 import type pg from "pg";
-import type { ClusterConnection } from "../orgs/orgs.ts";
-import { WorkerFailure, firstErrorLine, type ToolReport } from "../worker/classify.ts";
-import { closeQuietly, connect, countRows, listTables, toolEnv } from "../worker/pgconn.ts";
-import { pickPgTools } from "../worker/pgtools.ts";
-import { startTool } from "../worker/process.ts";
-import { checkRestored } from "../worker/verify.ts";
+import { WorkerFailure, firstErrorLine, type ToolReport } from "./classify.ts";
+import { closeQuietly, connect, countRows, listTables, toolEnv, type ClusterConnection } from "./pgconn.ts";
+import { pickPgTools } from "./pgtools.ts";
+import { startTool } from "./process.ts";
+import { checkRestored } from "./verify.ts";
 
 export interface CopyDatabaseInput {
   /** Where the database is read (a recovery instance). */

@@ -6,7 +6,7 @@ import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { promisify } from "node:util";
-import type { ClusterConnection } from "../orgs/orgs.ts";
+import type { ClusterConnection } from "./pgconn.ts";
 import { extractBaseBackup, type ExtractResult } from "./basebackup-extract.ts";
 import { restoreCommandScript, WalSpool, type WalSource } from "./wal-spool.ts";
 

@@ -1,22 +1,12 @@
 import pg from "pg";
-import type { ClusterConnection } from "../orgs/orgs.ts";
 import { createClosedDatabase, openDatabase } from "../pg/isolation.ts";
-import { closeQuietly, connect, serverVersion } from "../worker/pgconn.ts";
+import { closeQuietly, connect, serverVersion, withAdmin, type ClusterConnection } from "../pg/pgconn.ts";
 
 /**
  * What a preview is on its cluster: a login role and a database it owns, both named
  * `capydb_pvw_<ulid>`. Every statement here is idempotent, so a retry after a crash converges.
  */
 const id = (name: string) => pg.escapeIdentifier(name);
-
-async function withAdmin<T>(conn: ClusterConnection, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = await connect(conn, conn.adminDatabase);
-  try {
-    return await fn(client);
-  } finally {
-    await closeQuietly(client);
-  }
-}
 
 /**
  * Creates the role (or resets its password to the stored one), without any power beyond logging

@@ -2,8 +2,7 @@ import { randomBytes } from "node:crypto";
 import { z } from "../zod.ts";
 import { checkApproval, commitWithApproval } from "../approvals/approvals.ts";
 import { auditItem, type Actor } from "../audit/audit.ts";
-import { DEFAULT_RETENTION_DAYS, newBackupItem, type BackupItem } from "../backups/backups.ts";
-import { getSchedule } from "../backups/schedules.ts";
+import { newBackupRecords, retentionDaysFor, type BackupItem } from "../backups/backups.ts";
 import { keys } from "../db/keys.ts";
 import { getItem, setFields, transactWriteIf, updateItemIf } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
@@ -331,28 +330,18 @@ export function promotionDoneItem(deps: Pick<Deps, "table" | "now">, p: Promotio
 export async function requestSafetyBackup(deps: Writer, project: Project, p: PromotionItem, promoteJob: JobItem): Promise<PromotionItem> {
   if (p.safety_job_id) return p;
   const now = deps.now();
-  const jobId = newId("job", now);
-  const retentionDays = (await getSchedule(deps, project.id))?.retention_days ?? DEFAULT_RETENTION_DAYS;
-  const backup = newBackupItem(project, now, {
+  const retentionDays = await retentionDaysFor(deps, project.id);
+  const { backupItem, job } = newBackupRecords(project, now, {
     backupId: p.safety_backup_id,
-    jobId,
     retentionDays,
     label: `safety backup before ${p.kind === "promote_preview" ? "promote" : "restore"} (${promoteJob.id})`,
     scheduleId: null,
   });
-  const job = newJobItem(now, {
-    id: jobId,
-    organization_id: project.organization_id,
-    project_id: project.id,
-    cluster_id: project.cluster_id,
-    database_name: project.database_name,
-    type: "project.backup",
-    backup_id: p.safety_backup_id,
-  });
+  const jobId = job.id;
   const line = `${iso(now)} safety backup ${p.safety_backup_id} requested (job ${jobId})`;
   const set = setFields({ safety_job_id: jobId, progress: [...p.progress, line], updated_at: iso(now) });
   const ok = await transactWriteIf(deps, [
-    { Put: { TableName: deps.table, Item: { ...keys.backup(project.id, backup.id), ...backup }, ConditionExpression: "attribute_not_exists(pk)" } },
+    { Put: { TableName: deps.table, Item: backupItem, ConditionExpression: "attribute_not_exists(pk)" } },
     { Put: { TableName: deps.table, Item: job } },
     {
       Update: {
@@ -370,8 +359,8 @@ export async function requestSafetyBackup(deps: Writer, project: Project, p: Pro
       action: "backup.requested",
       actor: { kind: "system", id: promoteJob.id },
       target_type: "backup",
-      target_id: backup.id,
-      metadata: { backup_id: backup.id, job_id: jobId, label: backup.label, retention_days: retentionDays, for_job_id: promoteJob.id },
+      target_id: backupItem.id,
+      metadata: { backup_id: backupItem.id, job_id: jobId, label: backupItem.label, retention_days: retentionDays, for_job_id: promoteJob.id },
     }),
   ]);
   const now2 = (await getPromotion(deps, p.job_id))!;

@@ -1,6 +1,5 @@
 import pg from "pg";
-import type { ClusterConnection } from "../orgs/orgs.ts";
-import { closeQuietly, connect } from "../worker/pgconn.ts";
+import { closeQuietly, connect, withAdmin, type ClusterConnection } from "../pg/pgconn.ts";
 
 /**
  * The cutover of a promote: the preview's database takes the project's database name, and the
@@ -41,15 +40,6 @@ export interface SwapHooks {
 }
 
 const id = (name: string) => pg.escapeIdentifier(name);
-
-async function withAdmin<T>(conn: ClusterConnection, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = await connect(conn, conn.adminDatabase);
-  try {
-    return await fn(client);
-  } finally {
-    await closeQuietly(client);
-  }
-}
 
 async function databases(c: pg.Client, names: string[]): Promise<Map<string, { owner: string; allow: boolean }>> {
   const { rows } = await c.query<{ datname: string; owner: string; allow: boolean }>(

@@ -3,8 +3,8 @@ import { keys } from "../db/keys.ts";
 import { getItem } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import { AppError } from "../errors.ts";
-import type { ClusterConnection, Project } from "../orgs/orgs.ts";
-import { closeQuietly, connect } from "../worker/pgconn.ts";
+import type { Project } from "../orgs/orgs.ts";
+import { closeQuietly, connect, type ClusterConnection } from "../pg/pgconn.ts";
 import { restorableWindow } from "../wal/archive.ts";
 import { baseBackupForTime, locateTime } from "../wal/window.ts";
 

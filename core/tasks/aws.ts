@@ -1,5 +1,6 @@
 import { task } from "sst/aws/task";
-import { fargateTaskId, taskEnv, TaskLaunchError, type TaskLauncher, type TaskResource } from "./launcher.ts";
+import type { TaskResource } from "../config.ts";
+import { fargateTaskId, taskEnv, TaskLaunchError, type TaskLauncher } from "./launcher.ts";
 
 
 /** Why RunTask started nothing, in words an operator can act on (from the ECS error). */

@@ -26,7 +26,6 @@ export interface TaskInput {
   launchedBy: string;
 }
 
-export const DEFAULT_TASK_THRESHOLD_BYTES = 5 * 1024 ** 3;
 /** Launch claim and task lease: Fargate places a task and pulls its image in 1-3 minutes. */
 export const DEFAULT_TASK_LEASE_MS = 10 * 60_000;
 
@@ -79,33 +78,3 @@ export function readTaskInput(env: Record<string, string | undefined>): TaskSett
     heartbeatMs: e.CAPYDB_TASK_HEARTBEAT_MS,
   };
 }
-
-/**
- * The threshold setting (CAPYDB_TASK_THRESHOLD): bytes, or a number with a unit (`5 GB`, `1MB`,
- * `512 MiB`). Units are binary (1 GB = 1024^3 bytes), as `pg_size_pretty` shows sizes.
- */
-export function parseSize(raw: string): number | undefined {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$/i.exec(raw);
-  if (!m) return undefined;
-  const unit = (m[2] ?? "B").toUpperCase().replace("IB", "B");
-  const pow = { B: 0, KB: 1, MB: 2, GB: 3, TB: 4 }[unit];
-  if (pow === undefined) return undefined;
-  return Math.round(Number(m[1]) * 1024 ** pow);
-}
-
-
-/**
- * What RunTask needs to know about the task (the properties `sst.aws.Task` links), handed to the
- * worker by infra/worker.ts as CAPYDB_TASK (JSON) rather than as a link: a link would grant ecs:*
- * on the cluster's tasks; the worker gets ecs:RunTask on this task definition and iam:PassRole of
- * its two roles, nothing more.
- */
-export const taskResourceSchema = z.object({
-  cluster: z.string().min(1),
-  taskDefinition: z.string().min(1),
-  subnets: z.array(z.string()).min(1),
-  securityGroups: z.array(z.string()),
-  assignPublicIp: z.boolean(),
-  containers: z.array(z.string()).min(1),
-});
-export type TaskResource = z.infer<typeof taskResourceSchema>;

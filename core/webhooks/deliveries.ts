@@ -1,9 +1,8 @@
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
-import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "../zod.ts";
 import { errorText, mapSettled } from "../concurrency.ts";
 import { keys } from "../db/keys.ts";
-import { decodeCursor, getItem, isConditionFailed, mapDbError, putItem, queryAll, queryPage, type Page } from "../db/store.ts";
+import { decodeCursor, getItem, putItem, queryAll, queryPage, updateItemIf, type Page } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import { testEventType, type WebhookEvent } from "../events/outbox.ts";
 import { newId } from "../ids.ts";
@@ -206,22 +205,14 @@ export async function sweepDueDeliveries(
   );
   let errors = 0;
   const bumped = await mapSettled(due, opts.concurrency, async (d) => {
-    try {
-      await deps.ddb.send(
-        new UpdateCommand({
-          TableName: deps.table,
-          Key: keys.webhookDelivery(d.endpoint_id, d.id),
-          UpdateExpression: "SET next_attempt_at = :at, updated_at = :at, gsi2sk = :sk",
-          ConditionExpression: "#state = :pending AND next_attempt_at = :was",
-          ExpressionAttributeNames: { "#state": "state" },
-          ExpressionAttributeValues: { ":at": at, ":sk": dueIndex(at, d.id).gsi2sk, ":pending": "pending", ":was": d.next_attempt_at },
-        }),
-      );
-      return true;
-    } catch (err) {
-      if (isConditionFailed(err)) return false;
-      return mapDbError(err);
-    }
+    const moved = await updateItemIf(deps, deliveryItem, {
+      Key: keys.webhookDelivery(d.endpoint_id, d.id),
+      UpdateExpression: "SET next_attempt_at = :at, updated_at = :at, gsi2sk = :sk",
+      ConditionExpression: "#state = :pending AND next_attempt_at = :was",
+      ExpressionAttributeNames: { "#state": "state" },
+      ExpressionAttributeValues: { ":at": at, ":sk": dueIndex(at, d.id).gsi2sk, ":pending": "pending", ":was": d.next_attempt_at },
+    });
+    return moved !== undefined;
   });
   const toSend: DeliveryMessage[] = [];
   bumped.forEach((r, i) => {

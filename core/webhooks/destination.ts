@@ -1,5 +1,6 @@
 import { lookup as dnsLookup } from "node:dns/promises";
 import { isIP } from "node:net";
+import type { DestinationPolicy } from "../deps.ts";
 
 /**
  * Where a webhook may be sent (SSRF safety). A URL must be https; its host, or every address its
@@ -15,15 +16,7 @@ import { isIP } from "node:net";
  * between (rebinding) cannot redirect a delivery inside the network.
  */
 
-export interface DestinationPolicy {
-  /**
-   * The local stack only (`npm start`): loopback receivers are allowed, over http too. Never set
-   * by a deploy; tests of the refusals run without it.
-   */
-  allowLoopbackHttp: boolean;
-  /** Name resolution (default: the system resolver, every address). Tests inject answers a real resolver here cannot give. */
-  lookup?: (hostname: string) => Promise<{ address: string; family: number }[]>;
-}
+export type { DestinationPolicy };
 
 export const defaultPolicy: DestinationPolicy = { allowLoopbackHttp: false };
 

@@ -1,7 +1,6 @@
-import { DeleteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "../zod.ts";
 import { keys } from "../db/keys.ts";
-import { getItem, isConditionFailed, mapDbError, putItem, queryAll, setFields, updateItem } from "../db/store.ts";
+import { deleteItemIf, getItem, putItem, queryAll, setFields, updateItem, updateItemIf } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import { AppError } from "../errors.ts";
 import { eventTypeSchema } from "../events/outbox.ts";
@@ -164,11 +163,8 @@ export async function updateEndpoint(
 /** Deletes the endpoint; its pending deliveries fail when they come up ("the endpoint was deleted"). */
 export async function deleteEndpoint(deps: Db, orgId: string, id: string): Promise<EndpointItem> {
   const current = await requireEndpoint(deps, orgId, id);
-  try {
-    await deps.ddb.send(new DeleteCommand({ TableName: deps.table, Key: keys.webhookEndpoint(orgId, id), ConditionExpression: "attribute_exists(pk)" }));
-  } catch (err) {
-    if (isConditionFailed(err)) throw new AppError("not_found", `webhook endpoint ${id} not found`);
-    mapDbError(err);
+  if (!(await deleteItemIf(deps, keys.webhookEndpoint(orgId, id), { condition: "attribute_exists(pk)" }))) {
+    throw new AppError("not_found", `webhook endpoint ${id} not found`);
   }
   return { ...current, is_active: false, updated_at: iso(deps.now()) };
 }
@@ -218,19 +214,13 @@ export function signingSecrets(deps: Pick<Deps, "secretKey">, item: EndpointItem
 /** A delivery succeeded: the endpoint is healthy again. */
 export async function recordEndpointSuccess(deps: Db, item: EndpointItem): Promise<void> {
   const at = iso(deps.now());
-  await deps.ddb
-    .send(
-      new UpdateCommand({
-        TableName: deps.table,
-        Key: keys.webhookEndpoint(item.organization_id, item.id),
-        UpdateExpression: "SET last_success_at = :at, failing_since = :null",
-        ConditionExpression: "attribute_exists(pk)",
-        ExpressionAttributeValues: { ":at": at, ":null": null },
-      }),
-    )
-    .catch((err: unknown) => {
-      if (!isConditionFailed(err)) mapDbError(err);
-    });
+  // Gone (deleted meanwhile): nothing to record.
+  await updateItemIf(deps, endpointItem, {
+    Key: keys.webhookEndpoint(item.organization_id, item.id),
+    UpdateExpression: "SET last_success_at = :at, failing_since = :null",
+    ConditionExpression: "attribute_exists(pk)",
+    ExpressionAttributeValues: { ":at": at, ":null": null },
+  });
 }
 
 /**
@@ -241,40 +231,23 @@ export async function recordEndpointSuccess(deps: Db, item: EndpointItem): Promi
 export async function recordEndpointFailure(deps: Db & Pick<Deps, "log">, item: EndpointItem, disableAfterMs: number): Promise<boolean> {
   const now = deps.now();
   const at = iso(now);
-  let since: string | null;
-  try {
-    const res = await deps.ddb.send(
-      new UpdateCommand({
-        TableName: deps.table,
-        Key: keys.webhookEndpoint(item.organization_id, item.id),
-        // `if_not_exists` does not treat a stored null as absent, hence the two-step condition.
-        UpdateExpression: "SET failing_since = :at",
-        ConditionExpression: "attribute_exists(pk) AND (attribute_not_exists(failing_since) OR failing_since = :null)",
-        ExpressionAttributeValues: { ":at": at, ":null": null },
-        ReturnValues: "ALL_NEW",
-      }),
-    );
-    since = (res.Attributes?.failing_since as string | undefined) ?? at;
-  } catch (err) {
-    if (!isConditionFailed(err)) return mapDbError(err);
-    since = (await getEndpointItem(deps, item.organization_id, item.id))?.failing_since ?? null;
-  }
+  const started = await updateItemIf(deps, endpointItem, {
+    Key: keys.webhookEndpoint(item.organization_id, item.id),
+    // `if_not_exists` does not treat a stored null as absent, hence the two-step condition.
+    UpdateExpression: "SET failing_since = :at",
+    ConditionExpression: "attribute_exists(pk) AND (attribute_not_exists(failing_since) OR failing_since = :null)",
+    ExpressionAttributeValues: { ":at": at, ":null": null },
+  });
+  const since = started ? (started.failing_since ?? at) : ((await getEndpointItem(deps, item.organization_id, item.id))?.failing_since ?? null);
   if (!since || now.getTime() - Date.parse(since) < disableAfterMs) return false;
   const reason = `every delivery failed since ${since}`;
-  try {
-    await deps.ddb.send(
-      new UpdateCommand({
-        TableName: deps.table,
-        Key: keys.webhookEndpoint(item.organization_id, item.id),
-        UpdateExpression: "SET is_active = :off, disabled_reason = :why, updated_at = :at",
-        ConditionExpression: "is_active = :on AND failing_since = :since",
-        ExpressionAttributeValues: { ":off": false, ":on": true, ":why": reason, ":at": at, ":since": since },
-      }),
-    );
-  } catch (err) {
-    if (isConditionFailed(err)) return false;
-    return mapDbError(err);
-  }
+  const disabled = await updateItemIf(deps, endpointItem, {
+    Key: keys.webhookEndpoint(item.organization_id, item.id),
+    UpdateExpression: "SET is_active = :off, disabled_reason = :why, updated_at = :at",
+    ConditionExpression: "is_active = :on AND failing_since = :since",
+    ExpressionAttributeValues: { ":off": false, ":on": true, ":why": reason, ":at": at, ":since": since },
+  });
+  if (!disabled) return false;
   deps.log.warn("webhook endpoint disabled: its deliveries failed for too long", { endpoint_id: item.id, organization_id: item.organization_id, failing_since: since });
   return true;
 }

@@ -13,18 +13,20 @@ import { iso, type Deps } from "../deps.ts";
 import { completeJob, type JobItem } from "../jobs/jobs.ts";
 import { releaseLock } from "../jobs/locks.ts";
 import { getClusterConnection, getProject } from "../orgs/orgs.ts";
-import { WorkerFailure } from "./classify.ts";
-import { failBackupForGood, scratchNames } from "./cleanup.ts";
-import { abortUpload, deleteArtifact, stampChecksum, type DumpResult } from "./dump.ts";
+import { WorkerFailure } from "../pg/classify.ts";
+import { failBackupForGood, scratchNames } from "../backups/cleanup.ts";
+import { abortUpload, deleteArtifact, stampChecksum } from "../aws/artifacts.ts";
+import type { DumpResult } from "../pg/dump.ts";
 import { dumpForJob, type ArtifactFields } from "./dump-job.ts";
-import { StreamVerification } from "./stream-verify.ts";
+import { StreamVerification } from "../pg/stream-verify.ts";
 import { setVisibility } from "./heartbeat.ts";
-import { ignored, lockOwner, lockResource, toRunReport, type Attempt, type JobRunner, type RunOutcome } from "./lifecycle.ts";
+import { ignored, lockOwner, lockResource, toRunReport, type Attempt, type JobRunner, type RunOutcome } from "./runner.ts";
 import { backoffSeconds, type WorkerOptions } from "./options.ts";
-import { closeQuietly, connect } from "./pgconn.ts";
-import { dropScratchDatabases, type VerifyResult } from "./verify.ts";
+import { closeQuietly, connect } from "../pg/pgconn.ts";
+import { dropScratchDatabases } from "../pg/scratch.ts";
+import type { VerifyResult } from "../pg/verify.ts";
 
-/** `project.backup`: pg_dump to S3, verified by a restore into a throwaway database (run as the archive streams; stream-verify.ts). */
+/** `project.backup`: pg_dump to S3, verified by a restore into a throwaway database (run as the archive streams; core/pg/stream-verify.ts). */
 export const backupRunner: JobRunner = {
   noun: "backup",
   attempt,
@@ -93,7 +95,7 @@ async function attempt(a: Attempt): Promise<RunOutcome> {
     }
   }
 
-  // The verification restore reads the archive as it is written (stream-verify.ts); it is dropped whatever happens.
+  // The verification restore reads the archive as it is written (core/pg/stream-verify.ts); it is dropped whatever happens.
   const verification = new StreamVerification({ s3: deps.s3, bucket: deps.bucket, conn: o.verificationServer ?? conn, backupId: backup.id, attempt: job.attempts, signal });
   let dump: DumpResult;
   let verified: VerifyResult;

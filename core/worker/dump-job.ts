@@ -1,8 +1,8 @@
 import type { Writable } from "node:stream";
-import type { ClusterConnection } from "../orgs/orgs.ts";
-import { dumpToS3, type DumpResult } from "./dump.ts";
-import type { Attempt } from "./lifecycle.ts";
-import type { PgTools } from "./pgtools.ts";
+import type { ClusterConnection } from "../pg/pgconn.ts";
+import { dumpToS3, type DumpResult } from "../pg/dump.ts";
+import type { Attempt } from "./runner.ts";
+import type { PgTools } from "../pg/pgtools.ts";
 
 /** What every record of a dumped artifact keeps (a backup adds its row counts and timing). */
 export interface ArtifactFields {

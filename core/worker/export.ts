@@ -13,10 +13,10 @@ import { completeJob, type JobItem } from "../jobs/jobs.ts";
 import { releaseLock } from "../jobs/locks.ts";
 import { getClusterConnection, getProject } from "../orgs/orgs.ts";
 import { databaseSize } from "./backup.ts";
-import { WorkerFailure } from "./classify.ts";
-import { abortUpload, deleteArtifact } from "./dump.ts";
+import { WorkerFailure } from "../pg/classify.ts";
+import { abortUpload, deleteArtifact } from "../aws/artifacts.ts";
 import { dumpForJob } from "./dump-job.ts";
-import { ignored, lockOwner, lockResource, toRunReport, type Attempt, type JobRunner, type RunOutcome } from "./lifecycle.ts";
+import { ignored, lockOwner, lockResource, toRunReport, type Attempt, type JobRunner, type RunOutcome } from "./runner.ts";
 
 /**
  * `project.export`: the backup's dump pipeline (one exported snapshot, pg_dump streamed through

@@ -12,7 +12,7 @@ import { acquireLock, acquireSlot, clusterResource, releaseLock, renewLock } fro
 import { enterWait, leaveWait, wakeNext } from "../jobs/waiters.ts";
 import { enqueueJobs } from "../jobs/queue.ts";
 import { redact, tail } from "../redact.ts";
-import { classify, type ToolReport, type WorkerFailure } from "./classify.ts";
+import { classify, type ToolReport, type WorkerFailure } from "../pg/classify.ts";
 import { leaseVisibilitySeconds, setVisibility, startHeartbeat, type MessageContext } from "./heartbeat.ts";
 import { launchIfLarge } from "./offload.ts";
 import { backoffSeconds, type WorkerOptions } from "./options.ts";

@@ -2,7 +2,7 @@ import type { Deps } from "../deps.ts";
 import { claimJob, failJob, getJobItem, handOverClaim, retryJob, type JobItem } from "../jobs/jobs.ts";
 import { launchClaim, TaskLaunchError } from "../tasks/launcher.ts";
 import type { MessageContext } from "./heartbeat.ts";
-import { ignored, requeue, type JobRunner, type RunOutcome } from "./lifecycle.ts";
+import { ignored, requeue, type JobRunner, type RunOutcome } from "./runner.ts";
 import { backoffSeconds, type OffloadOptions, type WorkerOptions } from "./options.ts";
 
 const mb = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(bytes < 1024 ** 2 ? 2 : 0)} MB`;

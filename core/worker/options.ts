@@ -1,6 +1,6 @@
 import type { S3Client } from "@aws-sdk/client-s3";
 import { DEFAULT_CLUSTER_JOB_CAP } from "../config.ts";
-import type { ClusterConnection } from "../orgs/orgs.ts";
+import type { ClusterConnection } from "../pg/pgconn.ts";
 import type { TaskLauncher } from "../tasks/launcher.ts";
 
 /** Test seams: called at the named moments of a run. Production passes none. */
@@ -58,7 +58,7 @@ export interface WorkerOptions {
    * `pg_restore --jobs` (falls back to streaming when the disk lacks room).
    */
   restoreJobs: number;
-  /** pg_dump's zlib level (0-9); default 4 (dump.ts). */
+  /** pg_dump's zlib level (0-9); default 4 (core/pg/dump.ts). */
   dumpCompressLevel?: number;
   /** pg_dump's --lock-wait-timeout: a table locked exclusively fails the attempt (transient) instead of hanging. */
   lockWaitTimeoutMs: number;

@@ -1,6 +1,5 @@
 import type pg from "pg";
 import type { Deps } from "../deps.ts";
-import type { ClusterConnection } from "../orgs/orgs.ts";
 import { copyDatabase } from "../pg/copy-database.ts";
 import { hasServerBinary, RecoveryError, startRecoveryInstance, type RecoveryInstance } from "../pg/recovery.ts";
 import { getPitrRequest } from "../restores/pitr.ts";
@@ -9,8 +8,8 @@ import type { WalSource } from "../pg/wal-spool.ts";
 import { getArchive, getWalFile, listBaseBackups, openBaseBackup, readWalFile, restorableWindow, WalObjectError } from "../wal/archive.ts";
 import { compareLsn, parseLsn, parseSegmentName, segmentBounds, timelineHex } from "../wal/lsn.ts";
 import { baseBackupForTime } from "../wal/window.ts";
-import { WorkerFailure, type ToolReport } from "./classify.ts";
-import { closeQuietly, connect } from "./pgconn.ts";
+import { WorkerFailure, type ToolReport } from "../pg/classify.ts";
+import { closeQuietly, connect, type ClusterConnection } from "../pg/pgconn.ts";
 
 /**
  * A point-in-time restore's data path, for every target (a preview, the hidden database of an

@@ -20,44 +20,15 @@ import {
   settlePreviewForJob,
   type PreviewItem,
 } from "../previews/previews.ts";
-import { WorkerFailure, type ToolReport } from "./classify.ts";
-import { ignored, toRunReport, type Attempt, type JobRunner, type RunOutcome } from "./lifecycle.ts";
-import { installedPgTools, type PgTools } from "./pgtools.ts";
-import { restoreInto } from "./verify.ts";
+import { WorkerFailure, type ToolReport } from "../pg/classify.ts";
+import { ignored, toRunReport, type Attempt, type JobRunner, type RunOutcome } from "./runner.ts";
+import { pickRestoreTools } from "../pg/pgtools.ts";
+import { restoreInto } from "../pg/verify.ts";
 import { getPitrRequest } from "../restores/pitr.ts";
 import { tail } from "../redact.ts";
 import { pitrJobSize, restoreDatabaseToTime, type PitrCopyResult } from "./pitr.ts";
 
 const permanent = (message: string) => new WorkerFailure("permanent", message);
-
-/** "15.18" -> [15, 18]; "9.6.24" -> [9, 6]. */
-function versionParts(v: string): [number, number] {
-  const [a, b] = v.split(".").map(Number);
-  return [a ?? 0, b ?? 0];
-}
-const atLeast = (v: string, min: string) => {
-  const [a, b] = versionParts(v);
-  const [c, d] = versionParts(min);
-  return a > c || (a === c && b >= d);
-};
-
-/**
- * The pg_restore for an artifact: never older than the pg_dump that wrote it (an older
- * pg_restore cannot read a newer archive), the lowest such major, then the newest minor.
- */
-export async function pickRestoreTools(dumpVersion: string, pgBinDirs: readonly string[]): Promise<PgTools> {
-  const all = await installedPgTools(pgBinDirs);
-  const fit = all.filter((t) => atLeast(t.version, dumpVersion));
-  const best = fit.reduce<PgTools | undefined>((x, t) => {
-    if (!x) return t;
-    if (t.major !== x.major) return t.major < x.major ? t : x;
-    // Newest minor; on a tie the earlier directory (the configured ones come first).
-    return atLeast(t.version, x.version) && t.version !== x.version ? t : x;
-  }, undefined);
-  if (best) return best;
-  const versions = [...new Set(all.map((t) => t.version))].join(", ") || "none";
-  throw permanent(`The backup was written by pg_dump ${dumpVersion}, but no pg_restore of that version or newer is available (installed: ${versions}).`);
-}
 
 /** The backup a restore reads, still whole: completed (or failed verification allowed by the request) and not expired. */
 async function sourceBackup(deps: Deps, projectId: string, backupId: string): Promise<BackupItem & { row_counts: Record<string, number>; pg_dump_version: string }> {
@@ -199,5 +170,6 @@ async function artifactSize(deps: Deps, job: JobItem): Promise<number> {
 }
 
 export const previewCreateRunner: JobRunner = { noun: "preview", attempt: provisionAttempt, settle, abandoned: settle, measure: artifactSize };
-export const restoreRunner: JobRunner = { noun: "restore", attempt: provisionAttempt, settle, abandoned: settle, measure: artifactSize };
+/** `project.restore` into a preview (core/worker/restore.ts picks it when the job names a preview). */
+export const previewRestoreRunner: JobRunner = { noun: "restore", attempt: provisionAttempt, settle, abandoned: settle, measure: artifactSize };
 export const previewDeleteRunner: JobRunner = { noun: "preview deletion", attempt: deleteAttempt, settle, abandoned: settle };

@@ -3,7 +3,8 @@ import { backupObjectKey, getBackup } from "../backups/backups.ts";
 import { iso, type Deps } from "../deps.ts";
 import { outboxPut, restoreCompletedEvent } from "../events/outbox.ts";
 import { completeJob, getJobItem, recordJobProgress, releaseClaim, type JobItem } from "../jobs/jobs.ts";
-import { getClusterConnection, getProject, type ClusterConnection, type Project } from "../orgs/orgs.ts";
+import type { ClusterConnection } from "../pg/pgconn.ts";
+import { getClusterConnection, getProject, type Project } from "../orgs/orgs.ts";
 import { createPreviewDatabase, dropPreview, dropPreviewDatabase, ensurePreviewRole, previewConnection } from "../previews/database.ts";
 import {
   advancePromotion,
@@ -30,13 +31,13 @@ import {
   type SwapPlan,
 } from "../promote/swap.ts";
 import { tail } from "../redact.ts";
+import { WorkerFailure } from "../pg/classify.ts";
+import { ignored, requeue, type Attempt, type JobRunner, type RunOutcome } from "./runner.ts";
 import { getPitrRequest, type PitrRequestItem } from "../restores/pitr.ts";
 import { pitrJobSize, restoreDatabaseToTime } from "./pitr.ts";
-import { WorkerFailure } from "./classify.ts";
-import { ignored, requeue, type Attempt, type JobRunner, type RunOutcome } from "./lifecycle.ts";
 import { jitter } from "./options.ts";
-import { pickRestoreTools } from "./previews.ts";
-import { restoreInto } from "./verify.ts";
+import { pickRestoreTools } from "../pg/pgtools.ts";
+import { restoreInto } from "../pg/verify.ts";
 
 /**
  * The worker's side of a promote and of an overwrite restore (core/promote/promote.ts describes
@@ -325,15 +326,3 @@ export const overwriteRunner: JobRunner = {
   abandoned: (deps, job) => settle(deps, job),
   measure: async (deps, job) => (job.backup_id ? ((await getBackup(deps, job.project_id, job.backup_id))?.size_bytes ?? 0) : ((await pitrJobSize(deps, job)) ?? 0)),
 };
-
-/** `project.restore` is either a restore into a preview (preview_database_id set) or an overwrite of the project. */
-export function restoreOrOverwrite(intoPreview: JobRunner): JobRunner {
-  const pick = (job: JobItem) => (job.preview_database_id ? intoPreview : overwriteRunner);
-  return {
-    noun: intoPreview.noun,
-    attempt: (a) => pick(a.job).attempt(a),
-    settle: async (deps, job) => pick(job).settle?.(deps, job),
-    abandoned: async (deps, job, o) => pick(job).abandoned?.(deps, job, o),
-    measure: async (deps, job) => (pick(job).measure ? pick(job).measure!(deps, job) : 0),
-  };
-}

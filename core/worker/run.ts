@@ -2,14 +2,16 @@ import type { Deps } from "../deps.ts";
 import { getJobItem, type JobType } from "../jobs/jobs.ts";
 import { backupRunner } from "./backup.ts";
 import { exportRunner } from "./export.ts";
-import { previewCreateRunner, previewDeleteRunner, restoreRunner } from "./previews.ts";
+import { previewCreateRunner, previewDeleteRunner } from "./previews.ts";
 import type { MessageContext } from "./heartbeat.ts";
-import { promoteRunner, restoreOrOverwrite } from "./promote.ts";
-import { runClaimed, type JobRunner, type RunOutcome } from "./lifecycle.ts";
+import { promoteRunner } from "./promote.ts";
+import { restoreRunner } from "./restore.ts";
+import { runClaimed } from "./lifecycle.ts";
+import type { JobRunner, RunOutcome } from "./runner.ts";
 import { workerOptions, type WorkerOptions } from "./options.ts";
 
 export type { MessageContext } from "./heartbeat.ts";
-export type { RunOutcome } from "./lifecycle.ts";
+export type { RunOutcome } from "./runner.ts";
 
 /**
  * Which runner does each job type's work. The claim, the lock, the heartbeat and retries are
@@ -18,7 +20,7 @@ export type { RunOutcome } from "./lifecycle.ts";
 export const jobRunners: Partial<Record<JobType, JobRunner>> = {
   "project.backup": backupRunner,
   "project.export": exportRunner,
-  "project.restore": restoreOrOverwrite(restoreRunner),
+  "project.restore": restoreRunner,
   "branch.create": previewCreateRunner,
   "instance.destroy": previewDeleteRunner,
   "project.promote_preview": promoteRunner,

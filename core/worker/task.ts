@@ -1,7 +1,8 @@
 import type { Deps } from "../deps.ts";
 import { getJobItem, handOverClaim } from "../jobs/jobs.ts";
 import type { TaskSettings } from "../tasks/launcher.ts";
-import { ignored, runAttempt, type RunOutcome } from "./lifecycle.ts";
+import { runAttempt } from "./lifecycle.ts";
+import { ignored, type RunOutcome } from "./runner.ts";
 import { workerOptions, type WorkerOptions } from "./options.ts";
 import { jobRunners } from "./run.ts";
 

@@ -15,7 +15,7 @@ import { getJobItem, type JobItem } from "../../core/jobs/jobs.ts";
 import { getLock } from "../../core/jobs/locks.ts";
 import { storedEvents } from "../support/events.ts";
 import type { Deps } from "../../core/deps.ts";
-import { pickPgTools } from "../../core/worker/pgtools.ts";
+import { pickPgTools } from "../../core/pg/pgtools.ts";
 import { ensureQueues } from "../../local/resources.ts";
 import { LOCAL_REGION } from "../../local/stack.ts";
 import { listKeys, objectBytes, sha256 } from "../worker/support.ts";

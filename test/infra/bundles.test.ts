@@ -43,6 +43,15 @@ describe("Lambda bundles (scripts/build-functions.ts)", () => {
     expect(names.filter((n) => n.startsWith("core/console"))).toEqual([]);
   });
 
+  it("leaves the dump, restore and archive code out of the dispatcher's bundle (its cleanup of failed backups needs a connection, no pg_dump)", { timeout: 60_000 }, async () => {
+    const result = await buildFunction("dispatch", outDir);
+    // The reaper and the retention sweep fail backups for good (core/backups/cleanup.ts): they drop
+    // scratch databases and abort uploads, and nothing else of the engine may come along.
+    expect(result.inputs.filter((p) => p.startsWith("core/pg/"))).toEqual(["core/pg/pgconn.ts", "core/pg/scratch.ts"]);
+    expect(result.inputs.filter((p) => p.startsWith("core/worker/"))).toEqual([]);
+    expect(result.byPackage.map((p) => p.name)).not.toContain("@aws-sdk/lib-storage");
+  });
+
   it("keeps the budgets the deployment promises", () => {
     expect(bundles.api.maxBytes).toBeLessThanOrEqual(1024 * 1024); // the API within 1 MiB: its cold start stays short
     expect(bundles.worker.maxBytes).toBeLessThanOrEqual(2 * 1024 * 1024);

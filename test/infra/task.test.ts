@@ -4,8 +4,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../../core/config.ts";
-import { taskResourceSchema } from "../../core/tasks/launcher.ts";
-import { installedPgTools, pickPgTools } from "../../core/worker/pgtools.ts";
+import { taskResourceSchema } from "../../core/config.ts";
+import { installedPgTools, pickPgTools } from "../../core/pg/pgtools.ts";
 import { pgBinDir, pgLayerDir, task, taskThreshold } from "../../infra/settings.ts";
 import { taskBundle, taskEntry } from "../../scripts/build-task.ts";
 import { type Created, find, installStandIns, loadSstConfig, ref, removeStandIns } from "./sst-standins.ts";
@@ -131,7 +131,7 @@ describe("the task image (infra/task/Dockerfile)", () => {
     expect(task.environment.CAPYDB_PG_BIN_DIRS).toBe(pgBinDir);
   });
 
-  it("gives core/worker/pgtools.ts the <dir>/<major>/bin layout it looks for", async () => {
+  it("gives core/pg/pgtools.ts the <dir>/<major>/bin layout it looks for", async () => {
     // prepare: a layer as scripts/build-pg-layer.sh lays it out (pgsql/<major>/bin/{pg_dump,pg_restore}),
     // with this machine's real tools in place of the compiled ones
     const real = await pickPgTools({ major: 15, text: "15" }, []);

@@ -7,7 +7,7 @@ import { pipeline } from "node:stream/promises";
 import pg from "pg";
 import { startPostgres, findPostgresBinDir, type PostgresServer } from "../../local/postgres.ts";
 import { freePort } from "../../local/wait.ts";
-import type { ClusterConnection } from "../../core/orgs/orgs.ts";
+import type { ClusterConnection } from "../../core/pg/pgconn.ts";
 import type { WalSource } from "../../core/pg/wal-spool.ts";
 
 /**

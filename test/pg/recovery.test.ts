@@ -5,7 +5,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { copyDatabase } from "../../core/pg/copy-database.ts";
 import { RecoveryError, startRecoveryInstance, sweepRecoveryDirs, type RecoveryInstance } from "../../core/pg/recovery.ts";
-import { WorkerFailure } from "../../core/worker/classify.ts";
+import { WorkerFailure } from "../../core/pg/classify.ts";
 import { startArchivedCluster, type ArchivedCluster } from "./archived-cluster.ts";
 
 /**

@@ -3,10 +3,9 @@ import { chownSync, mkdtempSync, chmodSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from "vitest";
-import type { ClusterConnection } from "../../core/orgs/orgs.ts";
 import { libpqTls, nodeTls, sslmodeProblem } from "../../core/pg/tls.ts";
-import { closeQuietly, connect, toolEnv } from "../../core/worker/pgconn.ts";
-import { pickPgTools } from "../../core/worker/pgtools.ts";
+import { closeQuietly, connect, toolEnv, type ClusterConnection } from "../../core/pg/pgconn.ts";
+import { pickPgTools } from "../../core/pg/pgtools.ts";
 import { freePort } from "../../local/wait.ts";
 import { startPostgres, type PostgresServer } from "../../local/postgres.ts";
 import { runTool } from "../worker/support.ts";

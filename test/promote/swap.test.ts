@@ -1,6 +1,6 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ClusterConnection } from "../../core/orgs/orgs.ts";
+import type { ClusterConnection } from "../../core/pg/pgconn.ts";
 import { adoptIncoming, inspectDatabase, openParkedToItsRole, retireIncomingRole, swapDatabases, swapState, type SwapPlan } from "../../core/promote/swap.ts";
 import { createTestEnv, uniq, type TestEnv } from "../support/env.ts";
 

@@ -7,7 +7,7 @@ import { keys } from "../../core/db/keys.ts";
 import { enqueueJobs } from "../../core/jobs/queue.ts";
 import { getLock } from "../../core/jobs/locks.ts";
 import { storedEvents } from "../support/events.ts";
-import { pickPgTools } from "../../core/worker/pgtools.ts";
+import { pickPgTools } from "../../core/pg/pgtools.ts";
 import {
   backupOf,
   fastOptions,

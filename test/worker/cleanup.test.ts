@@ -11,7 +11,7 @@ import { reapJobs } from "../../core/dispatch/reaper.ts";
 import { getJobItem, jobStateIndex, type JobItem } from "../../core/jobs/jobs.ts";
 import { createCluster } from "../../core/orgs/orgs.ts";
 import { runJob } from "../../core/worker/run.ts";
-import { throwawayDatabaseName } from "../../core/worker/verify.ts";
+import { throwawayDatabaseName } from "../../core/pg/scratch.ts";
 import { fastOptions, objectExists, postBackup } from "./support.ts";
 
 let env: TestEnv;

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getBackupForWork } from "../../core/backups/backups.ts";
 import { getJobItem } from "../../core/jobs/jobs.ts";
 import { getLock } from "../../core/jobs/locks.ts";
-import { pickPgTools } from "../../core/worker/pgtools.ts";
+import { pickPgTools } from "../../core/pg/pgtools.ts";
 import { runJob } from "../../core/worker/run.ts";
 import { fastOptions, FILLER_OVER_ONE_PART, objectBytes, postBackup, sha256, waitFor } from "./support.ts";
 

@@ -5,7 +5,7 @@ import { createAwsClients } from "../../core/aws/clients.ts";
 import { getJobItem } from "../../core/jobs/jobs.ts";
 import { getLock } from "../../core/jobs/locks.ts";
 import { runJob } from "../../core/worker/run.ts";
-import { throwawayDatabaseName } from "../../core/worker/verify.ts";
+import { throwawayDatabaseName } from "../../core/pg/scratch.ts";
 import { LOCAL_REGION } from "../../local/stack.ts";
 import { fastOptions, objectBytes, postBackup, sha256, smallDatabase, waitFor } from "./support.ts";
 

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getClusterConnection } from "../../core/orgs/orgs.ts";
 import { getWalFile, listSegments } from "../../core/wal/archive.ts";
-import { WorkerFailure } from "../../core/worker/classify.ts";
+import { WorkerFailure } from "../../core/pg/classify.ts";
 import { restoreDatabaseToTime } from "../../core/worker/pitr.ts";
 import { startArchivedCluster, type ArchivedCluster } from "../pg/archived-cluster.ts";
 import { publishArchive } from "../pg/publish-archive.ts";

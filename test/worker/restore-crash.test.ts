@@ -7,9 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getJobItem } from "../../core/jobs/jobs.ts";
 import { getLock } from "../../core/jobs/locks.ts";
 import { getPreview } from "../../core/previews/previews.ts";
-import { pickPgTools } from "../../core/worker/pgtools.ts";
+import { pickPgTools } from "../../core/pg/pgtools.ts";
 import { runJob } from "../../core/worker/run.ts";
-import { throwawayDatabaseName } from "../../core/worker/verify.ts";
+import { throwawayDatabaseName } from "../../core/pg/scratch.ts";
 import { body } from "../support/spec.ts";
 import { fastOptions, postBackup, runQueueUntilSettled, waitFor } from "./support.ts";
 

@@ -1,9 +1,9 @@
 import { createTestEnv, type TestEnv } from "../support/env.ts";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { WorkerFailure } from "../../core/worker/classify.ts";
-import { dumpToS3, type DumpResult } from "../../core/worker/dump.ts";
-import { restoreInto } from "../../core/worker/verify.ts";
+import { WorkerFailure } from "../../core/pg/classify.ts";
+import { dumpToS3, type DumpResult } from "../../core/pg/dump.ts";
+import { restoreInto } from "../../core/pg/verify.ts";
 import { objectBytes } from "./support.ts";
 
 let env: TestEnv;

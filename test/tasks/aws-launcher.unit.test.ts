@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { task } from "sst/aws/task";
 import { runErrorReason } from "../../core/tasks/aws.ts";
-import { parseSize, readTaskInput } from "../../core/tasks/launcher.ts";
+import { parseSize } from "../../core/config.ts";
+import { readTaskInput } from "../../core/tasks/launcher.ts";
 
 describe("the Fargate launcher's failure reasons (ECS answers as the SDK receives them)", () => {
   it("names ECS's error type and message when RunTask is refused", async () => {

@@ -109,3 +109,32 @@ export async function pickPgTools(server: { major: number; text: string }, pgBin
     `The database server runs PostgreSQL ${server.text}, but no pg_dump of version ${server.major} or newer is available (installed: ${versions}).`,
   );
 }
+
+/** "15.18" -> [15, 18]; "9.6.24" -> [9, 6]. */
+function versionParts(v: string): [number, number] {
+  const [a, b] = v.split(".").map(Number);
+  return [a ?? 0, b ?? 0];
+}
+const atLeast = (v: string, min: string) => {
+  const [a, b] = versionParts(v);
+  const [c, d] = versionParts(min);
+  return a > c || (a === c && b >= d);
+};
+
+/**
+ * The pg_restore for an artifact: never older than the pg_dump that wrote it (an older
+ * pg_restore cannot read a newer archive), the lowest such major, then the newest minor.
+ */
+export async function pickRestoreTools(dumpVersion: string, pgBinDirs: readonly string[]): Promise<PgTools> {
+  const all = await installedPgTools(pgBinDirs);
+  const fit = all.filter((t) => atLeast(t.version, dumpVersion));
+  const best = fit.reduce<PgTools | undefined>((x, t) => {
+    if (!x) return t;
+    if (t.major !== x.major) return t.major < x.major ? t : x;
+    // Newest minor; on a tie the earlier directory (the configured ones come first).
+    return atLeast(t.version, x.version) && t.version !== x.version ? t : x;
+  }, undefined);
+  if (best) return best;
+  const versions = [...new Set(all.map((t) => t.version))].join(", ") || "none";
+  throw new WorkerFailure("permanent", `The backup was written by pg_dump ${dumpVersion}, but no pg_restore of that version or newer is available (installed: ${versions}).`);
+}

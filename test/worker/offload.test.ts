@@ -10,9 +10,9 @@ import { getJobItem, type JobItem } from "../../core/jobs/jobs.ts";
 import { TaskLaunchError, type TaskLauncher } from "../../core/tasks/launcher.ts";
 import { localTaskLauncher, type LocalTaskLauncher } from "../../core/tasks/local.ts";
 import type { OffloadOptions, WorkerOptions } from "../../core/worker/options.ts";
-import { pickPgTools } from "../../core/worker/pgtools.ts";
+import { pickPgTools } from "../../core/pg/pgtools.ts";
 import { runJob } from "../../core/worker/run.ts";
-import { fastOptions, FILLER_OVER_ONE_PART, objectBytes, postBackup, runQueueUntilSettled, sha256, waitFor } from "../worker/support.ts";
+import { fastOptions, FILLER_OVER_ONE_PART, objectBytes, postBackup, runQueueUntilSettled, sha256, waitFor } from "./support.ts";
 import { appProject, approval, as, changedPreview, hashesAs, hashesOf, promoteRequest, promotionOf, verifiedBackup } from "../promote/support.ts";
 
 const MB = 1024 * 1024;

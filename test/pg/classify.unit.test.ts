@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { AppError } from "../../core/errors.ts";
-import { classify, classifyText, firstErrorLine, messages, WorkerFailure } from "../../core/worker/classify.ts";
+import { classify, classifyText, firstErrorLine, messages, WorkerFailure } from "../../core/pg/classify.ts";
 
 /** The retry classification rules: what a failure means to the customer, and whether a retry can help. */
 describe("classifyText: tool stderr", () => {

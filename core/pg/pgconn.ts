@@ -1,6 +1,17 @@
 import pg from "pg";
-import type { ClusterConnection } from "../orgs/orgs.ts";
-import { libpqTls, nodeTls } from "../pg/tls.ts";
+import { libpqTls, nodeTls } from "./tls.ts";
+
+/** How to reach a PostgreSQL server (orgs fills it from a cluster record); only ever handed to pg and child process environments. */
+export interface ClusterConnection {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  adminDatabase: string;
+  /** As registered; the connection's mode comes from core/pg/tls.ts (verify-full unless insecureTls). */
+  sslmode: string | null;
+  insecureTls?: boolean;
+}
 
 /** A connected client to `database`; the password stays inside the config object. */
 export async function connect(conn: ClusterConnection, database: string): Promise<pg.Client> {
@@ -23,6 +34,16 @@ export async function connect(conn: ClusterConnection, database: string): Promis
 
 export async function closeQuietly(client: pg.Client | undefined): Promise<void> {
   await client?.end().catch(() => undefined);
+}
+
+/** Runs `fn` on a connection to the server's admin database, closed whatever happens. */
+export async function withAdmin<T>(conn: ClusterConnection, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = await connect(conn, conn.adminDatabase);
+  try {
+    return await fn(client);
+  } finally {
+    await closeQuietly(client);
+  }
 }
 
 /**

@@ -1,12 +1,12 @@
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
 import type { Readable, Writable } from "node:stream";
-import type { ClusterConnection } from "../orgs/orgs.ts";
 import { WorkerFailure, classify } from "./classify.ts";
-import { toolEnv } from "./pgconn.ts";
+import { toolEnv, type ClusterConnection } from "./pgconn.ts";
 import type { PgTools } from "./pgtools.ts";
 import { startTool, type Tool } from "./process.ts";
-import { checkRestored, createThrowaway, dropThrowaway, throwawayDatabaseName, verificationFailed, type VerifyResult } from "./verify.ts";
+import { dropThrowaway, throwawayDatabaseName } from "./scratch.ts";
+import { checkRestored, createThrowaway, verificationFailed, type VerifyResult } from "./verify.ts";
 
 export interface StreamVerificationInput {
   s3: S3Client;

@@ -1,12 +1,12 @@
-import { AbortMultipartUploadCommand, CopyObjectCommand, DeleteObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { createHash } from "node:crypto";
 import { PassThrough, Transform, type Writable } from "node:stream";
 import type pg from "pg";
+import { abortUpload, deleteArtifact } from "../aws/artifacts.ts";
 import { storedArchive } from "./archive.ts";
-import type { ClusterConnection } from "../orgs/orgs.ts";
 import { WorkerFailure, classify, classifyText, firstErrorLine, type ToolReport } from "./classify.ts";
-import { closeQuietly, connect, countRows, listTables, serverMajor, serverVersion, toolEnv } from "./pgconn.ts";
+import { closeQuietly, connect, countRows, listTables, serverMajor, serverVersion, toolEnv, type ClusterConnection } from "./pgconn.ts";
 import { pickPgTools, type PgTools } from "./pgtools.ts";
 import { startTool } from "./process.ts";
 
@@ -101,9 +101,6 @@ class SideSink {
 }
 
 const SIDE_BUFFER = 8 * 1024 * 1024;
-
-/** S3's CopyObject limit: larger artifacts keep their SHA-256 on the backup record only. */
-const COPY_OBJECT_LIMIT = 5 * 1024 ** 3;
 
 /**
  * Dumps `database` into `s3://bucket/key` without a temporary file: pg_dump writes an uncompressed
@@ -250,35 +247,4 @@ export async function dumpToS3(input: DumpInput): Promise<DumpResult> {
   } finally {
     await closeQuietly(client);
   }
-}
-
-/**
- * Adds the SHA-256 to the object's metadata. It is known only at the end of the stream and S3
- * metadata is immutable, so an in-place copy (server-side, no bytes through the worker) writes it;
- * the worker does this once the restore has verified the artifact, beside nothing else, so the
- * copy is off the dump's critical path. Objects over CopyObject's 5 GiB limit keep the checksum
- * on the backup record only.
- */
-export async function stampChecksum(s3: S3Client, bucket: string, key: string, sizeBytes: number, metadata: Record<string, string>, sha256: string): Promise<void> {
-  if (sizeBytes > COPY_OBJECT_LIMIT) return;
-  await s3.send(
-    new CopyObjectCommand({
-      Bucket: bucket,
-      Key: key,
-      CopySource: `${bucket}/${key.split("/").map(encodeURIComponent).join("/")}`,
-      MetadataDirective: "REPLACE",
-      ContentType: "application/octet-stream",
-      Metadata: { ...metadata, sha256 },
-    }),
-  );
-}
-
-/** Aborts a multipart upload (of this attempt or of a dead one); gone already is fine. */
-export async function abortUpload(s3: S3Client, bucket: string, key: string, uploadId: string | undefined | null): Promise<void> {
-  if (!uploadId) return;
-  await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId })).catch(() => undefined);
-}
-
-export async function deleteArtifact(s3: S3Client, bucket: string, key: string): Promise<void> {
-  await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
 }

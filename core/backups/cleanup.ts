@@ -1,8 +1,9 @@
-import { markBackupCleaned, markBackupFailed, type BackupItem, type BackupWorkItem } from "../backups/backups.ts";
+import { markBackupCleaned, markBackupFailed, type BackupItem, type BackupWorkItem } from "./backups.ts";
 import type { Deps } from "../deps.ts";
-import { getClusterConnection, type ClusterConnection } from "../orgs/orgs.ts";
-import { abortUpload, deleteArtifact } from "./dump.ts";
-import { dropScratchDatabases, throwawayDatabaseName } from "./verify.ts";
+import type { ClusterConnection } from "../pg/pgconn.ts";
+import { getClusterConnection } from "../orgs/orgs.ts";
+import { abortUpload, deleteArtifact } from "../aws/artifacts.ts";
+import { dropScratchDatabases, throwawayDatabaseName } from "../pg/scratch.ts";
 
 type CleanupDeps = Pick<Deps, "ddb" | "table" | "now" | "s3" | "bucket" | "secretKey" | "log">;
 

@@ -7,12 +7,12 @@ import { join } from "node:path";
 import { Transform, type Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import pg from "pg";
-import type { ClusterConnection } from "../orgs/orgs.ts";
-import { createClosedDatabase, openDatabase } from "../pg/isolation.ts";
+import { createClosedDatabase, openDatabase } from "./isolation.ts";
 import { WorkerFailure, classify, classifyText, firstErrorLine, type ToolReport } from "./classify.ts";
-import { closeQuietly, connect, countRows, serverVersion, toolEnv } from "./pgconn.ts";
+import { closeQuietly, connect, countRows, serverVersion, toolEnv, type ClusterConnection } from "./pgconn.ts";
 import type { PgTools } from "./pgtools.ts";
 import { startTool, type ToolExit } from "./process.ts";
+import { dropThrowaway, throwawayDatabaseName } from "./scratch.ts";
 
 export interface VerifyInput {
   s3: S3Client;
@@ -35,14 +35,6 @@ export interface VerifyResult {
   report: ToolReport;
 }
 
-/**
- * `capydb_verify_<backup ulid>_<attempt>`: deterministic per backup and attempt (well under 63
- * bytes), so the cleanup of a failed backup knows every name, and attempts never share one.
- * Without `attempt`, the name earlier versions used (one per backup), which the cleanup drops too.
- */
-export const throwawayDatabaseName = (backupId: string, attempt?: number) =>
-  `capydb_verify_${backupId.replace(/^bkp_/, "")}${attempt === undefined ? "" : `_${attempt}`}`;
-
 /** A restore-check failure: permanent, and it fails the backup's verification. */
 export const verificationFailed = (message: string, report?: ToolReport, cause?: unknown) =>
   new WorkerFailure("permanent", message, { verification: true, report, cause });
@@ -64,31 +56,6 @@ export async function createThrowaway(conn: ClusterConnection, name: string): Pr
     const c = classify(err);
     if (c.classification === "permanent") throw verificationFailed(`Could not create the scratch database for the restore check: ${c.message}`, undefined, err);
     throw c;
-  } finally {
-    await closeQuietly(admin);
-  }
-}
-
-/** Drops the throwaway database (and any session in it). Never throws. */
-export async function dropThrowaway(conn: ClusterConnection, name: string): Promise<void> {
-  // Best effort: the cleanup of a failed backup drops every attempt's name again.
-  await dropScratchDatabases(conn, [name]).catch(() => undefined);
-}
-
-/** Drops the named scratch databases (and any session in them); throws when the server cannot be reached or refuses. */
-export async function dropScratchDatabases(conn: ClusterConnection, names: string[]): Promise<void> {
-  let admin: pg.Client | undefined;
-  try {
-    admin = await connect(conn, conn.adminDatabase);
-    const v = await serverVersion(admin);
-    for (const name of names) {
-      if (v.num >= 130000) {
-        await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
-      } else {
-        await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", [name]);
-        await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)}`);
-      }
-    }
   } finally {
     await closeQuietly(admin);
   }

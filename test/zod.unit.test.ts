@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 // Deliberately the first and only project import: a domain schema built with nothing of the API loaded.
-import { backupSchema, requestBackupInput } from "../../core/backups/backups.ts";
+import { backupSchema, requestBackupInput } from "../core/backups/backups.ts";
 
 describe("one z for every schema (core/zod.ts)", () => {
   it("a domain schema built before any API module already takes OpenAPI metadata, so import order does not matter", () => {

@@ -1,10 +1,10 @@
 import { createTestEnv, type TestEnv } from "../support/env.ts";
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ArchiveReader, storedArchive } from "../../core/worker/archive.ts";
-import { WorkerFailure } from "../../core/worker/classify.ts";
-import { pickPgTools, type PgTools } from "../../core/worker/pgtools.ts";
-import { backupOf, fastOptions, libpqEnv, postBackup, runQueueUntilSettled, runTool } from "./support.ts";
+import { ArchiveReader, storedArchive } from "../../core/pg/archive.ts";
+import { WorkerFailure } from "../../core/pg/classify.ts";
+import { pickPgTools, type PgTools } from "../../core/pg/pgtools.ts";
+import { backupOf, fastOptions, libpqEnv, postBackup, runQueueUntilSettled, runTool } from "../worker/support.ts";
 
 let env: TestEnv;
 let tools: PgTools;

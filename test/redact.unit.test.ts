@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { redact, tail } from "../../core/redact.ts";
+import { redact, tail } from "../core/redact.ts";
 
 /** What may reach logs or API callers: never a password or an API key. */
 describe("redact", () => {
