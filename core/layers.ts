@@ -22,5 +22,5 @@ export const layers: readonly (readonly string[])[] = [
   // the DynamoDB store, the AWS clients, task launchers, the dependency record handed to everything
   ["db", "aws", "tasks", "deps.ts"],
   // the ground floor
-  ["config.ts", "layers.ts", "sst-links.ts", "log.ts", "log-format.ts", "ids.ts", "errors.ts", "redact.ts", "concurrency.ts"],
+  ["config.ts", "layers.ts", "sst-links.ts", "log.ts", "log-format.ts", "ids.ts", "errors.ts", "redact.ts", "concurrency.ts", "zod.ts"],
 ];

@@ -33,6 +33,20 @@ const unitOf = (file: string) => file.split(path.sep)[0]!;
 const rank = new Map(layers.flatMap((layer, i) => layer.map((unit) => [unit, i] as const)));
 const graph = new Map(modules().map((file) => [file, importsOf(file)]));
 
+/** The same graph without type-only imports (`import type`), which are erased before anything runs. */
+const runtimeGraph = new Map(
+  [...graph].map(([file, targets]) => {
+    const src = readFileSync(path.join(core, file), "utf8");
+    const typeOnly = new Set(
+      [...src.matchAll(/^(?:import|export) type [^;]*? from "(\.[^"]+)";/gm)].map((m) => path.relative(core, path.resolve(core, path.dirname(file), m[1]!))),
+    );
+    const valued = new Set(
+      [...src.matchAll(/^(?:import|export) (?!type )[^;]*? from "(\.[^"]+)";|import\("(\.[^"]+)"\)/gm)].map((m) => path.relative(core, path.resolve(core, path.dirname(file), (m[1] ?? m[2])!))),
+    );
+    return [file, targets.filter((t) => valued.has(t) || !typeOnly.has(t))] as const;
+  }),
+);
+
 /** One cycle through the import graph, or undefined. */
 function findCycle(g: Map<string, string[]>): string[] | undefined {
   const state = new Map<string, "open" | "done">();
@@ -83,8 +97,8 @@ describe("the layers of core/ (core/layers.ts)", () => {
     expect(upward).toEqual([]);
   });
 
-  it("has no import cycle between modules", () => {
-    expect(findCycle(graph)?.map((f) => `core/${f}`).join(" -> ")).toBeUndefined();
+  it("has no import cycle between modules (type-only imports aside: they never run)", () => {
+    expect(findCycle(runtimeGraph)?.map((f) => `core/${f}`).join(" -> ")).toBeUndefined();
   });
 
   it("finds a cycle when there is one (the lifecycle <-> offload pair it replaced)", () => {

@@ -15,9 +15,8 @@ import { createGzip } from "node:zlib";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
-import type { ClusterConnection } from "../orgs/orgs.ts";
-import { toolEnv } from "../worker/pgconn.ts";
-import { startTool } from "../worker/process.ts";
+import { toolEnv, type ClusterConnection } from "./pgconn.ts";
+import { startTool } from "./process.ts";
 
 export interface BaseBackupResult {
   timeline: number;

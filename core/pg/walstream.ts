@@ -6,10 +6,9 @@
 import { readdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import pg from "pg";
-import type { ClusterConnection } from "../orgs/orgs.ts";
-import { connect, toolEnv } from "../worker/pgconn.ts";
-import { startTool, type Tool } from "../worker/process.ts";
-import { installedPgTools } from "../worker/pgtools.ts";
+import { connect, toolEnv, type ClusterConnection } from "./pgconn.ts";
+import { startTool, type Tool } from "./process.ts";
+import { installedPgTools } from "./pgtools.ts";
 
 /** The directory of the client tools for a server major (pg_receivewal, pg_basebackup, pg_verifybackup beside pg_dump). */
 export async function pgBinDirFor(major: number, pgBinDirs: readonly string[]): Promise<string> {

@@ -11,7 +11,7 @@ import { getClusterConnection } from "../orgs/orgs.ts";
 import { takeBaseBackup } from "../pg/basebackup.ts";
 import { connectForWal, pgBinDirFor, serverWal } from "../pg/walstream.ts";
 import { redact } from "../redact.ts";
-import { closeQuietly } from "../worker/pgconn.ts";
+import { closeQuietly } from "../pg/pgconn.ts";
 import { getArchive, listArchives, listBaseBackups, putBaseBackup, updateArchive } from "./archive.ts";
 import { baseBackupKey, baseBackupManifestKey, WAL_COMPRESSION } from "./layout.ts";
 import { segmentName, segnoOf } from "./lsn.ts";

@@ -36,8 +36,8 @@ import {
   startReceiveWal,
   walHeartbeat,
 } from "../pg/walstream.ts";
-import type { Tool } from "../worker/process.ts";
-import { closeQuietly } from "../worker/pgconn.ts";
+import type { Tool } from "../pg/process.ts";
+import { closeQuietly } from "../pg/pgconn.ts";
 import { getArchive, getWalFile, putGap, recordWalFile, updateArchive } from "./archive.ts";
 import { historyKey, partialKey, segmentKey, WAL_COMPRESSION } from "./layout.ts";
 import { compareLsn, maxLsn, parseSegmentName, segmentBounds, segmentName, segnoOf } from "./lsn.ts";

@@ -5,10 +5,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ClusterConnection } from "../../core/orgs/orgs.ts";
+import type { ClusterConnection } from "../../core/pg/pgconn.ts";
 import { createClosedDatabase, databasesOpenToPublic, openDatabase } from "../../core/pg/isolation.ts";
 import { createPreviewDatabase, ensurePreviewRole } from "../../core/previews/database.ts";
-import { createThrowaway, throwawayDatabaseName } from "../../core/worker/verify.ts";
+import { throwawayDatabaseName } from "../../core/pg/scratch.ts";
+import { createThrowaway } from "../../core/pg/verify.ts";
 import { startPostgres, type PostgresServer } from "../../local/postgres.ts";
 import { freePort } from "../../local/wait.ts";
 
