@@ -185,7 +185,7 @@ export async function listJobs(deps: Db, projectId: string, limit: number, curso
 
 async function transition(
   deps: Db,
-  job: JobItem,
+  job: Pick<JobItem, "id" | "attempts">,
   name: TransitionName,
   fields: Record<string, unknown>,
   fence: FenceValues,
@@ -363,10 +363,10 @@ export async function markJobWaiting(deps: Db, job: JobItem, resource: string, s
   const due = iso(recheckAt);
   return transition(
     deps,
-    job.id,
+    job,
+    "wait",
     { waiting_on: resource, waiting_since: since, available_at: due, updated_at: now, ...jobStateIndex("pending", due, job.id) },
-    "#state = :pending AND #attempts = :expected_attempts",
-    { ":pending": "pending", ":expected_attempts": job.attempts },
+    { expectedAttempts: job.attempts },
   );
 }
 
@@ -375,10 +375,10 @@ export async function wakeJob(deps: Db, jobId: string, resource: string): Promis
   const now = iso(deps.now());
   return transition(
     deps,
-    jobId,
+    { id: jobId, attempts: 0 },
+    "wake",
     { available_at: now, updated_at: now, ...jobStateIndex("pending", now, jobId) },
-    "#state = :pending AND waiting_on = :resource",
-    { ":pending": "pending", ":resource": resource },
+    { resource },
   );
 }
 
@@ -393,10 +393,10 @@ export async function deferOwnJob(deps: Db, job: JobItem, error: string, retryAt
   const now = iso(deps.now());
   return transition(
     deps,
-    job.id,
-    { state: "pending", error, retry_classification: "transient", lease_expires_at: null, available_at: iso(retryAt), updated_at: now, gsi2pk: undefined, gsi2sk: undefined },
-    ownership,
-    ownershipValues(job),
+    job,
+    "defer",
+    { error, retry_classification: "transient", lease_expires_at: null, available_at: iso(retryAt), updated_at: now, gsi2pk: undefined, gsi2sk: undefined },
+    owner(job),
     also,
   );
 }
@@ -410,10 +410,9 @@ export async function reclaimOwnJob(deps: Db, job: JobItem, claimedBy: string, l
   const lease = iso(new Date(now.getTime() + leaseMs));
   return transition(
     deps,
-    job.id,
+    job,
+    "reclaim",
     {
-      state: "running",
-      attempts: job.attempts + 1,
       max_attempts: job.attempts + 1,
       claimed_by: claimedBy,
       claimed_at: iso(now),
@@ -422,8 +421,7 @@ export async function reclaimOwnJob(deps: Db, job: JobItem, claimedBy: string, l
       updated_at: iso(now),
       ...jobStateIndex("running", lease, job.id),
     },
-    "#state = :pending AND #attempts = :expected_attempts",
-    { ":pending": "pending", ":expected_attempts": job.attempts },
+    { expectedAttempts: job.attempts },
     also,
   );
 }

@@ -16,9 +16,10 @@ export type JobState = (typeof jobStates)[number];
  * - `lease_lapsed`: the running claim's lease has lapsed (its worker stopped responding);
  * - `lease_read`: the lease is the one the caller read (the reaper: a renewal since wins);
  * - `due_read`: the due time is the one the caller read;
- * - `holder`: the claim is held by the launching worker or already by its task.
+ * - `holder`: the claim is held by the launching worker or already by its task;
+ * - `waiting_on`: the pending job still waits on the resource the caller released.
  */
-export type Fence = "attempt" | "attempts_left" | "owner" | "lease_lapsed" | "lease_read" | "due_read" | "holder";
+export type Fence = "attempt" | "attempts_left" | "owner" | "lease_lapsed" | "lease_read" | "due_read" | "holder" | "waiting_on";
 
 export interface Transition {
   /** The states it leaves from, each with its fences. */
@@ -43,6 +44,12 @@ export const jobTransitions = {
   release: { from: owned, to: "pending", attempts: -1 },
   /** The launching worker passes its claim to the task it started (same attempt). */
   handOver: { from: { running: ["attempt", "holder"] }, to: "running", attempts: 0 },
+  /** A pending job whose database or cluster slot is held waits its turn (no attempt spent); a release wakes it. */
+  wait: { from: { pending: ["attempt"] }, to: "pending", attempts: 0 },
+  wake: { from: { pending: ["waiting_on"] }, to: "pending", attempts: 0 },
+  /** Work its creator retries itself (retention's deletes): a failed try back to pending, then claimed as its last attempt. */
+  defer: { from: owned, to: "pending", attempts: 0 },
+  reclaim: { from: { pending: ["attempt"] }, to: "running", attempts: 1 },
   /** The reaper: a pending job whose message was lost is due again now. */
   requeue: { from: { pending: ["due_read"] }, to: "pending", attempts: 0 },
   /** The reaper: a running job whose lease lapsed goes back to pending (attempts left) or fails. */
@@ -60,6 +67,7 @@ export interface FenceValues {
   was?: string | null;
   from?: string;
   to?: string;
+  resource?: string;
 }
 
 /** The stored fields the fences read. */
@@ -70,6 +78,7 @@ export interface JobFenced {
   claimed_by: string | null;
   lease_expires_at: string | null;
   available_at: string | null;
+  waiting_on?: string | null;
 }
 
 const fenceCondition: Record<Fence, string> = {
@@ -80,6 +89,7 @@ const fenceCondition: Record<Fence, string> = {
   lease_read: "lease_expires_at = :lease",
   due_read: "available_at = :was",
   holder: "(claimed_by = :from OR claimed_by = :to)",
+  waiting_on: "waiting_on = :resource",
 };
 
 const fenceValues: Record<Fence, (v: FenceValues) => Record<string, unknown>> = {
@@ -90,6 +100,7 @@ const fenceValues: Record<Fence, (v: FenceValues) => Record<string, unknown>> = 
   lease_read: (v) => ({ ":lease": v.lease }),
   due_read: (v) => ({ ":was": v.was }),
   holder: (v) => ({ ":from": v.from, ":to": v.to }),
+  waiting_on: (v) => ({ ":resource": v.resource }),
 };
 
 const fenceHolds: Record<Fence, (job: JobFenced, v: FenceValues) => boolean> = {
@@ -101,6 +112,7 @@ const fenceHolds: Record<Fence, (job: JobFenced, v: FenceValues) => boolean> = {
   lease_read: (j, v) => j.lease_expires_at === v.lease,
   due_read: (j, v) => j.available_at === v.was,
   holder: (j, v) => j.claimed_by === v.from || j.claimed_by === v.to,
+  waiting_on: (j, v) => j.waiting_on === v.resource,
 };
 
 const fromEntries = (t: Transition) => Object.entries(t.from) as [JobState, readonly Fence[]][];

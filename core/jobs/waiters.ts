@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { keys, ttlAt } from "../db/keys.ts";
 import { deleteItemIf, putItemIf, queryAll } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";

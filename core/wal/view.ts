@@ -3,7 +3,7 @@
  * pitr`, the console's timeline): SPEC section 7's shape, times to the second (the newest time
  * rounded down and the oldest up, so every time shown restores).
  */
-import { z } from "zod";
+import { z } from "../zod.ts";
 import type { Deps } from "../deps.ts";
 import { restorableWindow } from "./archive.ts";
 import { isUsable } from "./window.ts";

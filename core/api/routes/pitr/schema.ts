@@ -1,4 +1,4 @@
-import { z } from "@hono/zod-openapi";
+import { z } from "../../../zod.ts";
 import { pitrBaseBackupSchema, pitrDrillSchema, pitrSchema } from "../../../wal/view.ts";
 import { atOrNull } from "../shared.ts";
 
