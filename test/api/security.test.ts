@@ -178,6 +178,7 @@ const entries: Entry[] = [
     ok: 202,
   },
   { route: "GET /v1/projects/{projectID}/restore-points", name: "list restore points", method: "GET", path: (p) => `/v1/projects/${p}/restore-points`, scope: "backups:read", ok: 200 },
+  { route: "GET /v1/projects/{projectID}/pitr", name: "read the point-in-time window", method: "GET", path: (p) => `/v1/projects/${p}/pitr`, scope: "backups:read", ok: 200 },
   { route: "POST /v1/projects/{projectID}/restore-points", name: "create restore point", method: "POST", path: (p) => `/v1/projects/${p}/restore-points`, scope: "backups:write", body: { label: "sec" }, ok: 201 },
   {
     route: "DELETE /v1/projects/{projectID}/restore-points/{restorePointID}",
