@@ -6,7 +6,9 @@ import {
   createCluster,
   createOrganization,
   createProject,
-  getClusterByName, setClusterInsecureTls,
+  getClusterByName,
+  setClusterAddress,
+  setClusterInsecureTls,
   getOrganizationByName,
   getProjectByName,
 } from "../core/orgs/orgs.ts";
@@ -32,12 +34,13 @@ export async function seedLocal(
   const org = (await getOrganizationByName(deps, "local")) ?? (await createOrganization(deps, { name: "local" }));
   // The local PostgreSQL serves no TLS: its cluster carries the explicit opt-out (core/pg/tls.ts),
   // given at start to a cluster registered before the opt-out existed.
-  const existing = await getClusterByName(deps, "local");
-  const cluster = existing
-    ? existing.insecure_tls
-      ? existing
-      : await setClusterInsecureTls(deps, existing.id, true)
-    : await createCluster(deps, { name: "local", url: opts.clusterUrl, insecure_tls: true });
+  let cluster = await getClusterByName(deps, "local");
+  if (!cluster) cluster = await createCluster(deps, { name: "local", url: opts.clusterUrl, insecure_tls: true });
+  if (!cluster.insecure_tls) cluster = await setClusterInsecureTls(deps, cluster.id, true);
+  // A start with another CAPYDB_PG_PORT: the cluster record follows PostgreSQL to its new port.
+  const url = new URL(opts.clusterUrl);
+  const address = { host: decodeURIComponent(url.hostname), port: url.port ? Number(url.port) : 5432 };
+  if (cluster.host !== address.host || cluster.port !== address.port) cluster = await setClusterAddress(deps, cluster.id, address);
   const existingProject = await getProjectByName(deps, org.id, "demo");
   const facts: ProjectFacts = existingProject ? {} : await probeProjectFacts(deps, cluster.id, opts.databaseName);
   const project =

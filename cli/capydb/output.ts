@@ -86,7 +86,7 @@ export function jobsTable(jobs: Job[]): string {
   );
 }
 
-/** Who did what: the actor as `kind:id`, the target as `type id`, and the metadata's ids in one line. */
+/** Who did what: the actor as `kind:id`, the target as `type id`, and the metadata's set values in one line. */
 export function auditTable(events: AuditEvent[], withProject: boolean): string {
   const headers = ["CREATED", "ACTION", "ACTOR", "TARGET", ...(withProject ? ["PROJECT"] : []), "DETAILS"];
   return renderTable(
@@ -99,7 +99,7 @@ export function auditTable(events: AuditEvent[], withProject: boolean): string {
       ...(withProject ? [e.project_id ?? "-"] : []),
       oneLine(
         Object.entries(e.metadata)
-          .filter(([, v]) => v !== e.target_id)
+          .filter(([, v]) => v !== e.target_id && v !== null)
           .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
           .join(" "),
         100,

@@ -277,6 +277,16 @@ export async function setClusterInsecureTls(deps: Db, id: string, insecureTls: b
   return publicCluster(item);
 }
 
+/**
+ * Points a cluster at a new host and port (its credentials unchanged): the local stack's cluster
+ * when `npm start` gives PostgreSQL another port (CAPYDB_PG_PORT), an operator's after a failover.
+ */
+export async function setClusterAddress(deps: Db, id: string, address: { host: string; port: number }): Promise<Cluster> {
+  const data = z.object({ host: z.string().min(1).max(253), port: portSchema }).parse(address);
+  const item = await updateItem(deps, clusterItem, { Key: keys.cluster(id), ConditionExpression: "attribute_exists(pk)", ...setFields(data) }, `cluster ${id} does not exist`);
+  return publicCluster(item);
+}
+
 export async function getCluster(deps: Db, id: string): Promise<Cluster | undefined> {
   const c = await getItem(deps, clusterItem, keys.cluster(id));
   return c && publicCluster(c);

@@ -105,7 +105,7 @@ describe("a cluster at its job cap", () => {
     // prepare: one cluster, ten projects on it, three backups each (30 jobs); nine workers
     const CAP = 3;
     const org = await createOrganization(env.deps, { name: uniq("org") });
-    const cluster = await createCluster(env.deps, { name: uniq("cls"), url: env.infra.postgresUrl });
+    const cluster = await createCluster(env.deps, { name: uniq("cls"), url: env.infra.postgresUrl, insecure_tls: true }); // the test PostgreSQL serves no TLS
     const { key } = await createApiKey(env.deps, { organization_id: org.id, name: "k", scopes: ["backups:read", "backups:write", "jobs:read"] });
     const tenants: Tenant[] = [];
     for (let i = 0; i < 10; i++) {
@@ -117,7 +117,7 @@ describe("a cluster at its job cap", () => {
     expect(jobs).toHaveLength(30);
 
     // act
-    const { settled, maxRunning, maxDumping, sampledRunning } = await runAll(
+    const { settled, maxRunning, maxDumping } = await runAll(
       jobs.map((j) => j.id),
       { clusterJobCap: CAP, waitRecheckMs: 10 * 60_000 },
     );
@@ -126,7 +126,8 @@ describe("a cluster at its job cap", () => {
     expect(settled.filter((j) => j.state !== "completed").map((j) => ({ id: j.id, state: j.state, error: j.error }))).toEqual([]);
     expect(maxRunning, "jobs running on the cluster at once").toBeLessThanOrEqual(CAP);
     expect(maxDumping, "dumps on the cluster at once").toBeLessThanOrEqual(CAP);
-    expect(sampledRunning, "the sampler saw the jobs run").toBeGreaterThan(0);
+    // The cap is what held them back: jobs did run side by side (the 100 ms sampler of job states may miss short jobs; the dump hooks do not).
+    expect(maxDumping, "dumps on the cluster side by side").toBeGreaterThan(1);
     expect(settled.every((j) => j.attempts === 1), "waiting spent no attempt").toBe(true);
     expect(logLines.some((l) => l.includes('"message":"job waits its turn"') && l.includes(`cluster:${cluster.id}`)), "jobs waited for a slot").toBe(true);
     const items = await scanTable(env.deps);

@@ -857,6 +857,9 @@
     return h("div", { class: "actions" }, buttons);
   }
 
+  /** The backup a preview holds, named by its id: the last part of its object key, `.../backups/<id>.dump`. */
+  const backupIdOfKey = (key) => key.split("/").pop().replace(/\.dump$/, "");
+
   async function refreshPreviews() {
     const { preview_databases: previews } = await api("GET", `/v1/projects/${projectId}/preview-databases`);
     fillTable(
@@ -868,7 +871,7 @@
         cells: [
           h("span", {}, h("strong", {}, p.name), h("br"), h("code", { class: "muted" }, p.database_name)),
           h("span", {}, badge(p.state), p.last_error ? h("span", { class: "detail" }, p.last_error) : ""),
-          p.source_kind === "backup" && p.source_backup_key ? h("code", {}, p.source_backup_key) : p.source_kind === "pitr" ? `the project at ${p.source_restore_time ? when(p.source_restore_time) : "a point in time"}` : p.source_kind === "backup" ? "a backup" : "empty",
+          p.source_kind === "backup" && p.source_backup_key ? h("code", { title: p.source_backup_key }, backupIdOfKey(p.source_backup_key)) : p.source_kind === "pitr" ? `the project at ${p.source_restore_time ? when(p.source_restore_time) : "a point in time"}` : p.source_kind === "backup" ? "a backup" : "empty",
           p.state === "deleted" ? "—" : when(p.ttl_expires_at),
           previewActions(p),
         ],
