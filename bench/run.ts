@@ -74,7 +74,11 @@ function table(rows: string[][]): string {
   const head = ["measure", "figure", "baseline (same run)", "ratio", "target", "result"];
   const all = [head, ...rows];
   const widths = head.map((_, i) => Math.max(...all.map((r) => (r[i] ?? "").length)));
-  const line = (r: string[]) => r.map((c, i) => (c ?? "").padEnd(widths[i]!)).join("  ").trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (c ?? "").padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
   return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
 }
 
@@ -97,7 +101,9 @@ async function main(): Promise<number> {
   const started = Date.now();
   const machineAtStart = machine();
   const log = (msg: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${msg}`);
-  log(`bench: ${quick ? "QUICK run (BENCH_QUICK=1): smaller databases and schedule counts, shorter loads; not the issue's sizes" : "full run"}; measures: ${selected.join(", ")}`);
+  log(
+    `bench: ${quick ? "QUICK run (BENCH_QUICK=1): smaller databases and schedule counts, shorter loads; not the issue's sizes" : "full run"}; measures: ${selected.join(", ")}`,
+  );
 
   const tmp = mkdtempSync(path.join(tmpdir(), "capydb-bench-"));
   chmodSync(tmp, 0o755); // the postgres user must reach its data directory
@@ -147,7 +153,15 @@ async function main(): Promise<number> {
     infra,
     childEnv,
     deps,
-    conn: { host: pgUrl.hostname, port: Number(pgUrl.port), user: infra.postgres.user, password: infra.postgres.password, adminDatabase: "postgres", sslmode: "disable", insecureTls: true },
+    conn: {
+      host: pgUrl.hostname,
+      port: Number(pgUrl.port),
+      user: infra.postgres.user,
+      password: infra.postgres.password,
+      adminDatabase: "postgres",
+      sslmode: "disable",
+      insecureTls: true,
+    },
     children: await buildChildren(path.join(tmp, "children")),
     log,
   };
@@ -187,7 +201,9 @@ async function main(): Promise<number> {
   const file = path.join(root, "bench", "results.json");
   writeFileSync(file, JSON.stringify(out, null, 2) + "\n");
 
-  console.log(`\nCapyDB backups bench (${quick ? "QUICK: BENCH_QUICK=1, smaller sizes" : "full"}) on ${out.machine.cores} x ${out.machine.cpu}, ${out.machine.memory_gb} GB, node ${out.machine.node}; load average ${out.machine.loadavg_at_start[0]} at start, ${out.machine.loadavg_at_end[0]} at end\n`);
+  console.log(
+    `\nCapyDB backups bench (${quick ? "QUICK: BENCH_QUICK=1, smaller sizes" : "full"}) on ${out.machine.cores} x ${out.machine.cpu}, ${out.machine.memory_gb} GB, node ${out.machine.node}; load average ${out.machine.loadavg_at_start[0]} at start, ${out.machine.loadavg_at_end[0]} at end\n`,
+  );
   console.log(table(rows));
   const failed = checks.filter((c) => !c.pass);
   console.log(`\ntargets: ${checks.length - failed.length} passed, ${failed.length} failed${failed.length ? ` (${failed.map((c) => c.key).join(", ")})` : ""}`);

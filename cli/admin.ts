@@ -56,13 +56,11 @@ org
   .action(async (o: { name: string; clerkOrg?: string }) => {
     print(toOrganization(await createOrganization(getDeps(), { name: o.name, clerk_organization_id: o.clerkOrg ?? null })));
   });
-org
-  .command("get <orgID>")
-  .action(async (id: string) => {
-    const found = await getOrganization(getDeps(), id);
-    if (!found) throw new AppError("not_found", `organization ${id} not found`);
-    print({ ...toOrganization(found), projects: await listProjects(getDeps(), id) });
-  });
+org.command("get <orgID>").action(async (id: string) => {
+  const found = await getOrganization(getDeps(), id);
+  if (!found) throw new AppError("not_found", `organization ${id} not found`);
+  print({ ...toOrganization(found), projects: await listProjects(getDeps(), id) });
+});
 org
   .command("set <orgID>")
   .description("record what only the operators know (the API shows it to the organization's callers)")
@@ -126,7 +124,8 @@ cluster
     }
     // The stored password is sealed with the service's key; it is never printed, logged or served.
     print(await createCluster(getDeps(), input));
-    if (!isolation) process.stderr.write("Could not reach the cluster to check that tenants are kept apart on it: see docs/security.md before creating previews there.\n");
+    if (!isolation)
+      process.stderr.write("Could not reach the cluster to check that tenants are kept apart on it: see docs/security.md before creating previews there.\n");
     else if (isolation.closed.length) process.stderr.write(`Closed to PUBLIC, so that preview roles cannot connect: ${isolation.closed.join(", ")}.\n`);
   });
 cluster
@@ -146,22 +145,24 @@ project
   .requiredOption("--database <name>", "the project's database on the cluster")
   .addOption(new Option("--environment <env>", "production or non_production").choices(["production", "non_production"]).default("production"))
   .option("--postgres-version <major>", "the server's major version (default: asked of the cluster)")
-  .action(async (o: { org: string; cluster: string; name: string; database: string; environment: "production" | "non_production"; postgresVersion?: string }) => {
-    const facts = await probeProjectFacts(getDeps(), o.cluster, o.database).catch(() => ({}) as Awaited<ReturnType<typeof probeProjectFacts>>);
-    const version = o.postgresVersion ?? facts.postgres_version;
-    if (!version) process.stderr.write("Could not reach the cluster to read its PostgreSQL version; the project's postgres_version stays null.\n");
-    const created = await createProject(getDeps(), {
-      organization_id: o.org,
-      cluster_id: o.cluster,
-      name: o.name,
-      database_name: o.database,
-      environment: o.environment,
-      postgres_version: version ?? null,
-      max_connections: facts.max_connections ?? null,
-      role_name: facts.role_name ?? null,
-    });
-    print(toProject(created, { cluster: await getCluster(getDeps(), o.cluster) }));
-  });
+  .action(
+    async (o: { org: string; cluster: string; name: string; database: string; environment: "production" | "non_production"; postgresVersion?: string }) => {
+      const facts = await probeProjectFacts(getDeps(), o.cluster, o.database).catch(() => ({}) as Awaited<ReturnType<typeof probeProjectFacts>>);
+      const version = o.postgresVersion ?? facts.postgres_version;
+      if (!version) process.stderr.write("Could not reach the cluster to read its PostgreSQL version; the project's postgres_version stays null.\n");
+      const created = await createProject(getDeps(), {
+        organization_id: o.org,
+        cluster_id: o.cluster,
+        name: o.name,
+        database_name: o.database,
+        environment: o.environment,
+        postgres_version: version ?? null,
+        max_connections: facts.max_connections ?? null,
+        role_name: facts.role_name ?? null,
+      });
+      print(toProject(created, { cluster: await getCluster(getDeps(), o.cluster) }));
+    },
+  );
 project
   .command("set <projectID>")
   .description("record what only the operators know (the API shows it; 'none' clears a value back to the cluster's or the default)")
@@ -212,13 +213,20 @@ key
   .option("--name <name>", "a name to recognise the key by", "admin-created")
   .option("--expires-at <time>", "RFC 3339 expiry")
   .action(async (o: { org: string; project?: string; scopes: string; name: string; expiresAt?: string }) => {
-    const { key: plaintext, record } = await createApiKey(getDeps(), {
-      organization_id: o.org,
-      project_id: o.project ?? null,
-      scopes: o.scopes.split(",").map((s) => s.trim()).filter(Boolean) as Scope[],
-      name: o.name,
-      expires_at: o.expiresAt ?? null,
-    }, operatorActor());
+    const { key: plaintext, record } = await createApiKey(
+      getDeps(),
+      {
+        organization_id: o.org,
+        project_id: o.project ?? null,
+        scopes: o.scopes
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean) as Scope[],
+        name: o.name,
+        expires_at: o.expiresAt ?? null,
+      },
+      operatorActor(),
+    );
     // The API's shape (POST /v1/organizations/{orgID}/api-keys): one shape wherever a key is made.
     print({ key: plaintext, plaintext_api_key: plaintext, api_key: record });
     process.stderr.write("This is the only time the key is shown: store it now.\n");

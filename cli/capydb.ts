@@ -105,7 +105,8 @@ async function following<T>(jobId: string, timeout: string, wait: (opts: WaitOpt
 }
 
 /** Closes the progress line with the job's outcome. */
-const jobDone = (progress: Progress | undefined, job: Job) => progress?.stop(`${job.state === "completed" ? "✓" : "✗"} job ${job.id} ${job.state} · ${progress.elapsed()}`);
+const jobDone = (progress: Progress | undefined, job: Job) =>
+  progress?.stop(`${job.state === "completed" ? "✓" : "✗"} job ${job.id} ${job.state} · ${progress.elapsed()}`);
 
 const program = new Command("capydb")
   .description("CapyDB backups from the terminal and from CI: take, wait for, list and schedule verified backups")
@@ -311,7 +312,9 @@ async function saveDownload(info: Download, id: string, output: string | undefin
       signal: abort.signal,
       onTempFile: (path) => void (temp = path),
       onProgress: (received, total) =>
-        progress?.update(`downloading ${basename(target)}: ${formatBytes(received)} of ${formatBytes(total)} (${total ? Math.floor((received / total) * 100) : 100}%)`),
+        progress?.update(
+          `downloading ${basename(target)}: ${formatBytes(received)} of ${formatBytes(total)} (${total ? Math.floor((received / total) * 100) : 100}%)`,
+        ),
     });
     progress?.stop(`✓ ${basename(target)}: ${formatBytes(done.size_bytes)}, SHA-256 checked · ${progress.elapsed()}`);
     if (format === "json") printJson(io, done);
@@ -352,7 +355,9 @@ exportsCmd
     const found = await findExport(client, projectId, exportId);
     const exp = found?.exp;
     progress?.stop(
-      exp?.state === "completed" ? `✓ export ${exportId} completed · ${formatBytes(exp.size_bytes)} · ${progress.elapsed()}` : `✗ export ${exportId} ${exp?.state ?? finished.job.state} · ${progress.elapsed()}`,
+      exp?.state === "completed"
+        ? `✓ export ${exportId} completed · ${formatBytes(exp.size_bytes)} · ${progress.elapsed()}`
+        : `✗ export ${exportId} ${exp?.state ?? finished.job.state} · ${progress.elapsed()}`,
     );
     if (format === "json") printJson(io, found ? { export: found.body } : { export_id: exportId, job: finished.job });
     else if (exp) io.out.write(exportFields(exp));
@@ -486,9 +491,16 @@ program
       const poll = (await client.pollLogin(login.session_id, login.poll_token)).data;
       if (poll.state === "completed") {
         if (!poll.plaintext_api_key) throw new CliError("the login completed, but its key went to another poll: run `capydb login` again", exitCodes.auth);
-        const path = writeLogin({ api_url: apiUrl, api_key: poll.plaintext_api_key, session_id: login.session_id, device_name: deviceName, created_at: new Date().toISOString() });
+        const path = writeLogin({
+          api_url: apiUrl,
+          api_key: poll.plaintext_api_key,
+          session_id: login.session_id,
+          device_name: deviceName,
+          created_at: new Date().toISOString(),
+        });
         const me = (await new ApiClient({ baseUrl: apiUrl, apiKey: poll.plaintext_api_key }).me()).data;
-        if (g.output === "json") return printJson(io, { logged_in: true, api_url: apiUrl, credentials_path: path, organization: me.organization, principal: me.principal });
+        if (g.output === "json")
+          return printJson(io, { logged_in: true, api_url: apiUrl, credentials_path: path, organization: me.organization, principal: me.principal });
         io.out.write(meFields(me, apiUrl));
         note(`Signed in. The key is kept in ${path} (readable by you only); CAPYDB_API_KEY and --api-key still take precedence.`);
         if (process.env.CAPYDB_API_KEY) note("Note: CAPYDB_API_KEY is set in this shell, so it (not the new key) is used until you unset it.");
@@ -520,18 +532,21 @@ function hintFor(err: ApiError): string | undefined {
   if (err.status === 401) return `the API rejected the key from ${key}: check it, and that it is not expired or revoked`;
   if (err.status === 403) return `the key from ${key} lacks a scope this command needs: use a key that has it`;
   const listCmd = /\/exports\//.test(err.path) ? "capydb exports list" : "capydb backups list";
-  if (err.status === 404 && err.path.endsWith("/download")) return `check the id with \`${listCmd}\`, and the project${s?.project ? ` (from ${sourceName("project", s.project)})` : ""}`;
+  if (err.status === 404 && err.path.endsWith("/download"))
+    return `check the id with \`${listCmd}\`, and the project${s?.project ? ` (from ${sourceName("project", s.project)})` : ""}`;
   if (err.status === 409 && err.path.endsWith("/download")) return `see its state with \`${listCmd}\``;
   if (err.status === 404 && err.path.startsWith("/v1/projects/")) {
     return `check the project id${s?.project ? ` (from ${sourceName("project", s.project)})` : ""}, and that the key may see it`;
   }
-  if (err.status === 404 && err.path.includes("/webhook-endpoints")) return "check the id with `capydb webhooks list` (and --org, if given: only the key's own organization is visible)";
+  if (err.status === 404 && err.path.includes("/webhook-endpoints"))
+    return "check the id with `capydb webhooks list` (and --org, if given: only the key's own organization is visible)";
   if (err.status === 404 && err.path === "/v1/me") return "this API server has no who-am-I endpoint yet (an older version)";
   if (err.status === 503) {
     const wait = err.retryAfter ? ` in ${err.retryAfter}s` : " shortly";
     return err.method === "GET" ? `the service is briefly unavailable: try again${wait}` : `nothing was done: try again${wait}`;
   }
-  if (err.status >= 500) return err.method === "GET" ? "the service failed; try again later" : "the service failed; check `capydb jobs list` before trying again";
+  if (err.status >= 500)
+    return err.method === "GET" ? "the service failed; try again later" : "the service failed; check `capydb jobs list` before trying again";
   return undefined;
 }
 

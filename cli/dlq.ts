@@ -15,7 +15,13 @@ export async function dlqList(deps: Deps, max = 50) {
   const handles: string[] = [];
   for (let round = 0; round < 20 && seen.size < max; round++) {
     const res = await deps.sqs.send(
-      new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: 30, MessageSystemAttributeNames: ["ApproximateReceiveCount", "SentTimestamp"] }),
+      new ReceiveMessageCommand({
+        QueueUrl: url,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 0,
+        VisibilityTimeout: 30,
+        MessageSystemAttributeNames: ["ApproximateReceiveCount", "SentTimestamp"],
+      }),
     );
     const messages = res.Messages ?? [];
     if (!messages.length) break;

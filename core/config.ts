@@ -37,20 +37,27 @@ export const configSchema = z.object({
   endpoint: z.url().optional(),
   table: z.string().min(1),
   queueUrl: z.string().regex(/^https?:\/\/\S+$/, "must be an http(s) queue URL"),
-  dlqUrl: z.string().regex(/^https?:\/\/\S+$/, "must be an http(s) queue URL").optional(),
+  dlqUrl: z
+    .string()
+    .regex(/^https?:\/\/\S+$/, "must be an http(s) queue URL")
+    .optional(),
   /** The webhook deliveries queue (SST link `Deliveries`); absent where nothing sends deliveries. */
-  deliveryQueueUrl: z.string().regex(/^https?:\/\/\S+$/, "must be an http(s) queue URL").optional(),
+  deliveryQueueUrl: z
+    .string()
+    .regex(/^https?:\/\/\S+$/, "must be an http(s) queue URL")
+    .optional(),
   /** Local stack only: webhook receivers on loopback addresses, over http too. Deploys never set it. */
   webhooksAllowLoopbackHttp: z.boolean().default(false),
   bucket: z.string().min(1),
   /** 32-byte key (base64) that encrypts stored cluster passwords. */
-  secretKey: z
-    .string()
-    .refine((s) => Buffer.from(s, "base64").length === 32, "must be 32 bytes, base64-encoded"),
+  secretKey: z.string().refine((s) => Buffer.from(s, "base64").length === 32, "must be 32 bytes, base64-encoded"),
   /** Colon-separated directories holding PostgreSQL installations (`<dir>/<major>/bin/pg_dump`). */
   pgBinDirs: z.array(z.string()).default([]),
   /** A cluster (by id, from the store) to restore verification copies on, instead of the project's own. */
-  verifyClusterId: z.string().regex(/^cls_[0-9a-z]{26}$/, "must be a cluster id (cls_...)").optional(),
+  verifyClusterId: z
+    .string()
+    .regex(/^cls_[0-9a-z]{26}$/, "must be a cluster id (cls_...)")
+    .optional(),
   /** Deployed: verification never runs on a customer's server, so a verification cluster is required. */
   requireVerifyCluster: z.boolean().default(false),
   /** How long an export's dump is kept for download before the dispatcher deletes it. */
@@ -68,11 +75,19 @@ export const configSchema = z.object({
   workerId: z.string().min(1),
   logLevel: z.enum(["DEBUG", "INFO", "WARN", "ERROR"]).default("INFO"),
   /** `HH:MM` UTC of each archived cluster's daily base backup. */
-  baseBackupAt: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "must be a UTC time HH:MM such as 04:00").default("04:00"),
+  baseBackupAt: z
+    .string()
+    .regex(/^([01]\d|2[0-3]):[0-5]\d$/, "must be a UTC time HH:MM such as 04:00")
+    .default("04:00"),
   /** Where the WAL archiver spools what pg_receivewal writes before it ships (kept across restarts). */
   walSpoolDir: z.string().min(1).default("/tmp/capydb-wal"),
   /** Jobs that run at once on one cluster; the rest wait their turn (0: no cap). */
-  clusterJobCap: z.coerce.number({ error: "must be a whole number of jobs (0: no cap)" }).int("must be a whole number of jobs (0: no cap)").min(0, "must be 0 (no cap) or more").max(1000, "must be at most 1000").default(DEFAULT_CLUSTER_JOB_CAP),
+  clusterJobCap: z.coerce
+    .number({ error: "must be a whole number of jobs (0: no cap)" })
+    .int("must be a whole number of jobs (0: no cap)")
+    .min(0, "must be 0 (no cap) or more")
+    .max(1000, "must be at most 1000")
+    .default(DEFAULT_CLUSTER_JOB_CAP),
   /** Live preview databases a project may have at once. */
   previewLimit: z.coerce.number().int().min(1).max(100).default(5),
   clerk: z
@@ -192,10 +207,7 @@ export function loadConfig(env: Env = process.env): Config {
     exportRetentionDays: str(env.CAPYDB_EXPORT_RETENTION_DAYS),
     taskThresholdBytes: taskThreshold(env),
     task: jsonSetting(env, "CAPYDB_TASK"),
-    workerId:
-      str(env.CAPYDB_WORKER_ID) ??
-      str(env.AWS_LAMBDA_LOG_STREAM_NAME) ??
-      `worker-${process.pid}`,
+    workerId: str(env.CAPYDB_WORKER_ID) ?? str(env.AWS_LAMBDA_LOG_STREAM_NAME) ?? `worker-${process.pid}`,
     logLevel: str(env.LOG_LEVEL)?.toUpperCase(),
     previewLimit: str(env.CAPYDB_PREVIEW_LIMIT),
     baseBackupAt: str(env.CAPYDB_BASE_BACKUP_AT),
@@ -206,7 +218,10 @@ export function loadConfig(env: Env = process.env): Config {
         ? {
             jwksUrl: clerkJwks,
             issuer: clerkIssuer,
-            authorizedParties: (clerkParties ?? "").split(",").map((s) => s.trim()).filter(Boolean),
+            authorizedParties: (clerkParties ?? "")
+              .split(",")
+              .map((s) => s.trim())
+              .filter(Boolean),
           }
         : undefined,
   };
@@ -216,9 +231,7 @@ export function loadConfig(env: Env = process.env): Config {
     const field = String(issue.path[0] ?? "");
     const name = envNames[field] ?? field;
     const missing = issue.code === "invalid_type" && issue.input === undefined;
-    throw new ConfigError(
-      missing ? `missing setting ${name}` : `invalid setting ${name}: ${issue.message}`,
-    );
+    throw new ConfigError(missing ? `missing setting ${name}` : `invalid setting ${name}: ${issue.message}`);
   }
   if (parsed.data.requireVerifyCluster && !parsed.data.verifyClusterId) {
     throw new ConfigError(

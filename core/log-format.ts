@@ -21,7 +21,18 @@ const PREFIXED_ID = /^[a-z]{2,5}_[0-9a-z]{26}$/;
 /** Shown bare and first, in this order. */
 const IDS = ["project_id", "job_id", "backup_id", "schedule_id", "api_key_id", "event_id"];
 
-const SGR = { reset: "\x1b[0m", bold: "\x1b[1m", dim: "\x1b[2m", red: "\x1b[31m", green: "\x1b[32m", yellow: "\x1b[33m", blue: "\x1b[34m", magenta: "\x1b[35m", cyan: "\x1b[36m", gray: "\x1b[90m" };
+const SGR = {
+  reset: "\x1b[0m",
+  bold: "\x1b[1m",
+  dim: "\x1b[2m",
+  red: "\x1b[31m",
+  green: "\x1b[32m",
+  yellow: "\x1b[33m",
+  blue: "\x1b[34m",
+  magenta: "\x1b[35m",
+  cyan: "\x1b[36m",
+  gray: "\x1b[90m",
+};
 type Paint = keyof typeof SGR;
 
 const LEVEL_PAINT: Record<string, Paint> = { DEBUG: "gray", INFO: "green", WARN: "yellow", ERROR: "red", CRITICAL: "red" };
@@ -48,7 +59,12 @@ export function formatLogLine(attributes: Attributes, opts: { color: boolean }):
   }
 
   // The usual ids first, in a fixed order, then any other prefixed id (exp_..., apr_...), all bare.
-  const ids = [...IDS, ...Object.keys(rest).filter((k) => k.endsWith("_id") && !IDS.includes(k) && !QUIET_BELOW_WARN.has(k) && typeof rest[k] === "string" && PREFIXED_ID.test(rest[k] as string))];
+  const ids = [
+    ...IDS,
+    ...Object.keys(rest).filter(
+      (k) => k.endsWith("_id") && !IDS.includes(k) && !QUIET_BELOW_WARN.has(k) && typeof rest[k] === "string" && PREFIXED_ID.test(rest[k] as string),
+    ),
+  ];
   for (const k of ids) {
     if (typeof rest[k] === "string") {
       parts.push(paint("cyan", rest[k] as string));
@@ -82,7 +98,8 @@ function value(key: string, v: unknown): string {
   if (typeof v === "number" && (key.endsWith("_ms") || key === "ms")) return duration(v);
   if (typeof v === "string") return /[\s="]/.test(v) || v.includes("\n") ? JSON.stringify(v) : v;
   if (typeof v === "number" || typeof v === "boolean") return String(v);
-  if (key === "window" && typeof v === "object" && v && "from" in v && "to" in v) return `${clock((v as { from: unknown }).from).slice(0, 5)}..${clock((v as { to: unknown }).to).slice(0, 5)}`;
+  if (key === "window" && typeof v === "object" && v && "from" in v && "to" in v)
+    return `${clock((v as { from: unknown }).from).slice(0, 5)}..${clock((v as { to: unknown }).to).slice(0, 5)}`;
   return JSON.stringify(v);
 }
 

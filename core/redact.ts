@@ -25,5 +25,11 @@ export function tail(text: string, maxBytes = 4096): string {
   const buf = Buffer.from(text, "utf8");
   if (buf.length <= maxBytes) return text;
   const marker = "[truncated]\n";
-  return marker + buf.subarray(buf.length - (maxBytes - marker.length)).toString("utf8").replace(/^\uFFFD+/, "");
+  return (
+    marker +
+    buf
+      .subarray(buf.length - (maxBytes - marker.length))
+      .toString("utf8")
+      .replace(/^\uFFFD+/, "")
+  );
 }

@@ -11,9 +11,7 @@ const deps = createDeps(config);
 // Verification restores run on the project's own cluster unless a verification cluster is configured.
 const verificationServer = config.verifyClusterId ? await getClusterConnection(deps, config.verifyClusterId) : undefined;
 // Jobs above the threshold run as the Fargate task (infra/task.ts), which has no 15-minute limit.
-const offload = config.task
-  ? { launcher: awsTaskLauncher(config.task), thresholdBytes: config.taskThresholdBytes, leaseMs: DEFAULT_TASK_LEASE_MS }
-  : undefined;
+const offload = config.task ? { launcher: awsTaskLauncher(config.task), thresholdBytes: config.taskThresholdBytes, leaseMs: DEFAULT_TASK_LEASE_MS } : undefined;
 const run = createWorkerHandler(deps, { verificationServer, verificationClusterId: config.verifyClusterId, offload, clusterJobCap: config.clusterJobCap });
 
 /** SQS batch -> one job per message, partial batch failures reported to Lambda. */

@@ -17,7 +17,13 @@ if (process.env.CAPYDB_ALARM_EMAIL) {
 }
 
 type Stat = "Maximum" | "Sum";
-function alarm(name: string, description: string, metric: { namespace: string; metricName: string; dimensions: Record<string, $util.Input<string>>; statistic: Stat }, threshold: number, opts: { periodSeconds?: number; missingBreaches?: boolean } = {}) {
+function alarm(
+  name: string,
+  description: string,
+  metric: { namespace: string; metricName: string; dimensions: Record<string, $util.Input<string>>; statistic: Stat },
+  threshold: number,
+  opts: { periodSeconds?: number; missingBreaches?: boolean } = {},
+) {
   return new aws.cloudwatch.MetricAlarm(name, {
     alarmDescription: description,
     namespace: metric.namespace,
@@ -35,32 +41,135 @@ function alarm(name: string, description: string, metric: { namespace: string; m
   });
 }
 
-const queueMetric = (queueName: $util.Input<string>, metricName: string) => ({ namespace: "AWS/SQS", metricName, dimensions: { QueueName: queueName }, statistic: "Maximum" as const });
-alarm("JobsDlqDepth", "Job messages in the dead-letter queue: capydb-admin dlq list", queueMetric(jobsDlq.nodes.queue.name, "ApproximateNumberOfMessagesVisible"), 0);
-alarm("DeliveriesDlqDepth", "Webhook delivery messages in their dead-letter queue", queueMetric(deliveriesDlq.nodes.queue.name, "ApproximateNumberOfMessagesVisible"), 0);
-alarm("JobsOldestMessage", "A job message has waited too long for a worker (all busy, or failing)", queueMetric(jobs.nodes.queue.name, "ApproximateAgeOfOldestMessage"), settings.oldestJobMessageSeconds);
+const queueMetric = (queueName: $util.Input<string>, metricName: string) => ({
+  namespace: "AWS/SQS",
+  metricName,
+  dimensions: { QueueName: queueName },
+  statistic: "Maximum" as const,
+});
+alarm(
+  "JobsDlqDepth",
+  "Job messages in the dead-letter queue: capydb-admin dlq list",
+  queueMetric(jobsDlq.nodes.queue.name, "ApproximateNumberOfMessagesVisible"),
+  0,
+);
+alarm(
+  "DeliveriesDlqDepth",
+  "Webhook delivery messages in their dead-letter queue",
+  queueMetric(deliveriesDlq.nodes.queue.name, "ApproximateNumberOfMessagesVisible"),
+  0,
+);
+alarm(
+  "JobsOldestMessage",
+  "A job message has waited too long for a worker (all busy, or failing)",
+  queueMetric(jobs.nodes.queue.name, "ApproximateAgeOfOldestMessage"),
+  settings.oldestJobMessageSeconds,
+);
 
-const functions = { Api: apiRoute.nodes.function, Worker: worker.nodes.function, Dispatch: dispatcher.nodes.function, Deliver: deliver.nodes.function, Console: consoleFunction.nodes.function };
+const functions = {
+  Api: apiRoute.nodes.function,
+  Worker: worker.nodes.function,
+  Dispatch: dispatcher.nodes.function,
+  Deliver: deliver.nodes.function,
+  Console: consoleFunction.nodes.function,
+};
 for (const [name, fn] of Object.entries(functions)) {
   const dims = { FunctionName: fn.name };
-  alarm(`${name}Errors`, `${name} function errors`, { namespace: "AWS/Lambda", metricName: "Errors", dimensions: dims, statistic: "Sum" }, settings.functionErrors);
+  alarm(
+    `${name}Errors`,
+    `${name} function errors`,
+    { namespace: "AWS/Lambda", metricName: "Errors", dimensions: dims, statistic: "Sum" },
+    settings.functionErrors,
+  );
   alarm(`${name}Throttles`, `${name} function throttles`, { namespace: "AWS/Lambda", metricName: "Throttles", dimensions: dims, statistic: "Sum" }, 0);
 }
 
-const dispatchMetric = (metricName: string) => ({ namespace: METRICS_NAMESPACE, metricName, dimensions: { service: "dispatch" }, statistic: "Maximum" as const });
-alarm("DispatchPhaseFailing", "A dispatcher phase (schedules, retention, reaper, ...) failed: its log line names it", dispatchMetric(metricNames.phaseFailures), 0);
-alarm("BackupStaleness", "A project with an active schedule has no verified backup in 26 hours (the dispatcher's warning lists them)", dispatchMetric(metricNames.staleProjects), 0, { periodSeconds: 900, missingBreaches: true });
+const dispatchMetric = (metricName: string) => ({
+  namespace: METRICS_NAMESPACE,
+  metricName,
+  dimensions: { service: "dispatch" },
+  statistic: "Maximum" as const,
+});
+alarm(
+  "DispatchPhaseFailing",
+  "A dispatcher phase (schedules, retention, reaper, ...) failed: its log line names it",
+  dispatchMetric(metricNames.phaseFailures),
+  0,
+);
+alarm(
+  "BackupStaleness",
+  "A project with an active schedule has no verified backup in 26 hours (the dispatcher's warning lists them)",
+  dispatchMetric(metricNames.staleProjects),
+  0,
+  { periodSeconds: 900, missingBreaches: true },
+);
 
 /** One dashboard with the alarms' figures. */
 export const dashboard = new aws.cloudwatch.Dashboard("Dashboard", {
   dashboardName: `${$app.name}-${$app.stage}`,
   dashboardBody: $jsonStringify({
     widgets: [
-      { type: "metric", width: 12, height: 6, properties: { title: "Dead-letter queues", region: aws.getRegionOutput().name, stat: "Maximum", metrics: [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", jobsDlq.nodes.queue.name], ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", deliveriesDlq.nodes.queue.name]] } },
-      { type: "metric", width: 12, height: 6, properties: { title: "Oldest job message (s)", region: aws.getRegionOutput().name, stat: "Maximum", metrics: [["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", jobs.nodes.queue.name]] } },
-      { type: "metric", width: 12, height: 6, properties: { title: "Function errors", region: aws.getRegionOutput().name, stat: "Sum", metrics: Object.values(functions).map((fn) => ["AWS/Lambda", "Errors", "FunctionName", fn.name]) } },
-      { type: "metric", width: 12, height: 6, properties: { title: "Function throttles", region: aws.getRegionOutput().name, stat: "Sum", metrics: Object.values(functions).map((fn) => ["AWS/Lambda", "Throttles", "FunctionName", fn.name]) } },
-      { type: "metric", width: 12, height: 6, properties: { title: "Stale projects, dispatcher phase failures", region: aws.getRegionOutput().name, stat: "Maximum", metrics: [[METRICS_NAMESPACE, metricNames.staleProjects, "service", "dispatch"], [METRICS_NAMESPACE, metricNames.phaseFailures, "service", "dispatch"]] } },
+      {
+        type: "metric",
+        width: 12,
+        height: 6,
+        properties: {
+          title: "Dead-letter queues",
+          region: aws.getRegionOutput().name,
+          stat: "Maximum",
+          metrics: [
+            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", jobsDlq.nodes.queue.name],
+            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", deliveriesDlq.nodes.queue.name],
+          ],
+        },
+      },
+      {
+        type: "metric",
+        width: 12,
+        height: 6,
+        properties: {
+          title: "Oldest job message (s)",
+          region: aws.getRegionOutput().name,
+          stat: "Maximum",
+          metrics: [["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", jobs.nodes.queue.name]],
+        },
+      },
+      {
+        type: "metric",
+        width: 12,
+        height: 6,
+        properties: {
+          title: "Function errors",
+          region: aws.getRegionOutput().name,
+          stat: "Sum",
+          metrics: Object.values(functions).map((fn) => ["AWS/Lambda", "Errors", "FunctionName", fn.name]),
+        },
+      },
+      {
+        type: "metric",
+        width: 12,
+        height: 6,
+        properties: {
+          title: "Function throttles",
+          region: aws.getRegionOutput().name,
+          stat: "Sum",
+          metrics: Object.values(functions).map((fn) => ["AWS/Lambda", "Throttles", "FunctionName", fn.name]),
+        },
+      },
+      {
+        type: "metric",
+        width: 12,
+        height: 6,
+        properties: {
+          title: "Stale projects, dispatcher phase failures",
+          region: aws.getRegionOutput().name,
+          stat: "Maximum",
+          metrics: [
+            [METRICS_NAMESPACE, metricNames.staleProjects, "service", "dispatch"],
+            [METRICS_NAMESPACE, metricNames.phaseFailures, "service", "dispatch"],
+          ],
+        },
+      },
     ],
   }),
 });

@@ -7,7 +7,10 @@ import { network } from "./settings.ts";
  * outputs (`EgressIps`): customers allow those on 5432 instead of the internet. S3 and DynamoDB,
  * the bulk of the traffic (artifacts), go through free gateway endpoints, not through NAT.
  */
-export const egressIps = Array.from({ length: network.az }, (_, i) => new aws.ec2.Eip(`Egress${i + 1}`, { domain: "vpc", tags: { Name: `${$app.name}-${$app.stage}-egress-${i + 1}` } }));
+export const egressIps = Array.from(
+  { length: network.az },
+  (_, i) => new aws.ec2.Eip(`Egress${i + 1}`, { domain: "vpc", tags: { Name: `${$app.name}-${$app.stage}-egress-${i + 1}` } }),
+);
 
 export const vpc = new sst.aws.Vpc("Vpc", {
   az: network.az,

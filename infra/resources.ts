@@ -70,9 +70,7 @@ export function inlinePolicy(statements: Statement[]) {
           Effect: "Allow",
           Action: st.actions,
           Resource: st.resources,
-          ...(st.conditions
-            ? { Condition: Object.fromEntries(st.conditions.map((c) => [c.test, { [c.variable]: c.values }])) }
-            : {}),
+          ...(st.conditions ? { Condition: Object.fromEntries(st.conditions.map((c) => [c.test, { [c.variable]: c.values }])) } : {}),
         })),
       }),
     },

@@ -27,11 +27,9 @@ type Gsi = keyof typeof tableDefinition.globalIndexes;
 /** `sst.aws.Dynamo` arguments: every key attribute is a string, indexes and TTL as defined. */
 export const tableArgs = {
   fields: Object.fromEntries(
-    [
-      tableDefinition.partitionKey,
-      tableDefinition.sortKey,
-      ...Object.values(tableDefinition.globalIndexes).flatMap((i) => [i.partitionKey, i.sortKey]),
-    ].map((name) => [name, "string" as const]),
+    [tableDefinition.partitionKey, tableDefinition.sortKey, ...Object.values(tableDefinition.globalIndexes).flatMap((i) => [i.partitionKey, i.sortKey])].map(
+      (name) => [name, "string" as const],
+    ),
   ) as Record<string, "string">,
   primaryIndex: { hashKey: tableDefinition.partitionKey, rangeKey: tableDefinition.sortKey },
   globalIndexes: Object.fromEntries(
@@ -86,16 +84,7 @@ export interface FunctionSettings {
 }
 
 /** Names of the linked resources, as core/config.ts reads them (`SST_RESOURCE_<Name>`). */
-export type LinkName =
-  | "Table"
-  | "Jobs"
-  | "JobsDlq"
-  | "Backups"
-  | "Deliveries"
-  | "ClusterSecretKey"
-  | "ClerkJwksUrl"
-  | "ClerkIssuer"
-  | "ClerkAuthorizedParties";
+export type LinkName = "Table" | "Jobs" | "JobsDlq" | "Backups" | "Deliveries" | "ClusterSecretKey" | "ClerkJwksUrl" | "ClerkIssuer" | "ClerkAuthorizedParties";
 
 export const functions = {
   /**
@@ -186,7 +175,14 @@ export interface Grant {
 }
 
 /** DynamoDB through core/db/store.ts: Get, Put, Update, Delete, Query, and TransactWrite (its items' actions plus ConditionCheckItem). */
-const tableRw = ["dynamodb:ConditionCheckItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"] as const;
+const tableRw = [
+  "dynamodb:ConditionCheckItem",
+  "dynamodb:DeleteItem",
+  "dynamodb:GetItem",
+  "dynamodb:PutItem",
+  "dynamodb:Query",
+  "dynamodb:UpdateItem",
+] as const;
 /** What Lambda's event source mapping calls on the queue with the function's role. */
 const sqsTrigger = ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"] as const;
 /** Dump, verify and clean up: multipart upload (s3:PutObject), CopyObject, GetObject, DeleteObject, AbortMultipartUpload. */

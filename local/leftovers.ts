@@ -72,20 +72,24 @@ async function stopOne(e: Entry, signal: NodeJS.Signals, graceMs: number): Promi
 export async function stopLeftovers(dir: string): Promise<string | undefined> {
   const file = fileOf(dir);
   if (!existsSync(file)) return undefined;
-  const parsed = fileSchema.safeParse((() => {
-    try {
-      return JSON.parse(readFileSync(file, "utf8"));
-    } catch {
-      return undefined;
-    }
-  })());
+  const parsed = fileSchema.safeParse(
+    (() => {
+      try {
+        return JSON.parse(readFileSync(file, "utf8"));
+      } catch {
+        return undefined;
+      }
+    })(),
+  );
   if (!parsed.success) {
     forgetChildren(dir);
     return undefined;
   }
   const { service, children } = parsed.data;
   if (service.pid !== process.pid && commandOf(service.pid) === service.command) {
-    throw new MissingDependencyError(`another \`npm start\` (pid ${service.pid}) is running on ${dir}: stop it first (Ctrl-C in its terminal, or \`kill ${service.pid}\`)`);
+    throw new MissingDependencyError(
+      `another \`npm start\` (pid ${service.pid}) is running on ${dir}: stop it first (Ctrl-C in its terminal, or \`kill ${service.pid}\`)`,
+    );
   }
   // Only processes still running the very command line recorded: same program, same data directory.
   const left = children.filter((c) => commandOf(c.pid) === c.command);

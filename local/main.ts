@@ -139,7 +139,10 @@ async function main(): Promise<void> {
     const tasks = localTaskLauncher();
     stoppers.push(() => tasks.stopAll());
     const offload = { launcher: tasks, thresholdBytes: config.taskThresholdBytes, leaseMs: DEFAULT_TASK_LEASE_MS };
-    const worker = startWorkerLoop(deps, createWorkerHandler(deps, { verificationServer, verificationClusterId: config.verifyClusterId, offload, clusterJobCap: config.clusterJobCap }));
+    const worker = startWorkerLoop(
+      deps,
+      createWorkerHandler(deps, { verificationServer, verificationClusterId: config.verifyClusterId, offload, clusterJobCap: config.clusterJobCap }),
+    );
     stoppers.push(() => worker.stop());
     const ticker = startTicker(deps, createDispatchHandler(deps, { baseBackupAt: config.baseBackupAt }));
     stoppers.push(() => ticker.stop());

@@ -31,9 +31,7 @@ export function findPostgresBinDir(): string {
   } catch {
     // fall through
   }
-  throw new MissingDependencyError(
-    "PostgreSQL server binaries not found: install them with `apt-get install postgresql` (or set CAPYDB_PG_SERVER_BIN)",
-  );
+  throw new MissingDependencyError("PostgreSQL server binaries not found: install them with `apt-get install postgresql` (or set CAPYDB_PG_SERVER_BIN)");
 }
 
 /** PostgreSQL refuses to run as root: run it as the `postgres` system user then. */
@@ -148,7 +146,12 @@ export async function startPostgres(opts: StartPostgresOptions): Promise<Postgre
     stderr = (stderr + d.toString()).slice(-4000);
   });
   let exited = false;
-  const exit = new Promise<void>((resolve) => child.once("exit", () => { exited = true; resolve(); }));
+  const exit = new Promise<void>((resolve) =>
+    child.once("exit", () => {
+      exited = true;
+      resolve();
+    }),
+  );
   const url = `postgres://${user}:${encodeURIComponent(opts.password)}@127.0.0.1:${opts.port}/postgres`;
   const stop = async () => {
     if (!exited) {

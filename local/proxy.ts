@@ -10,13 +10,10 @@ export function startAwsProxy(opts: { port: number; dynamodb: string; fauxqs: st
   const fq = new URL(opts.fauxqs);
   const server = createServer((req, res) => {
     const target = String(req.headers["x-amz-target"] ?? "").startsWith("DynamoDB") ? ddb : fq;
-    const upstream = request(
-      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
-      (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      },
-    );
+    const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
     upstream.on("error", (err) => {
       if (!res.headersSent) res.writeHead(502, { "content-type": "application/json" });
       res.end(JSON.stringify({ __type: "ServiceUnavailable", message: `local stand-in unreachable: ${err.message}` }));
@@ -32,7 +29,11 @@ export function startAwsProxy(opts: { port: number; dynamodb: string; fauxqs: st
       resolve({
         endpoint: `http://127.0.0.1:${port}`,
         server,
-        stop: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+        stop: () =>
+          new Promise<void>((r) => {
+            server.closeAllConnections();
+            server.close(() => r());
+          }),
       });
     });
   });

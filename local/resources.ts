@@ -1,13 +1,13 @@
 import {
   CreateTableCommand,
   DescribeTableCommand,
-  DynamoDBClient,
+  type DynamoDBClient,
   ResourceInUseException,
   UpdateTimeToLiveCommand,
   waitUntilTableExists,
 } from "@aws-sdk/client-dynamodb";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
-import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
+import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { keyAttributes, tableDefinition } from "../core/db/table.ts";
 
 /** Creates the service table exactly as `tableDefinition` declares it (idempotent). */
@@ -36,15 +36,17 @@ export async function ensureTable(client: DynamoDBClient, name: string): Promise
     if (!(err instanceof ResourceInUseException)) throw err;
   }
   await waitUntilTableExists({ client, maxWaitTime: 60 }, { TableName: name });
-  await client.send(
-    new UpdateTimeToLiveCommand({
-      TableName: name,
-      TimeToLiveSpecification: { AttributeName: tableDefinition.ttlAttribute, Enabled: true },
-    }),
-  ).catch((err: unknown) => {
-    // Already enabled is fine.
-    if (!/already enabled/i.test(String((err as Error).message))) throw err;
-  });
+  await client
+    .send(
+      new UpdateTimeToLiveCommand({
+        TableName: name,
+        TimeToLiveSpecification: { AttributeName: tableDefinition.ttlAttribute, Enabled: true },
+      }),
+    )
+    .catch((err: unknown) => {
+      // Already enabled is fine.
+      if (!/already enabled/i.test(String((err as Error).message))) throw err;
+    });
 }
 
 export async function describeTable(client: DynamoDBClient, name: string) {

@@ -14,7 +14,16 @@ import {
 } from "../core/orgs/orgs.ts";
 
 /** Every scope the customer API's routes need (the organization's: webhook endpoints), so the local key can try all of them. */
-export const localKeyScopes: readonly Scope[] = ["backups:read", "backups:write", "jobs:read", "projects:read", "projects:write", "credentials:read", "organizations:read", "organizations:write"];
+export const localKeyScopes: readonly Scope[] = [
+  "backups:read",
+  "backups:write",
+  "jobs:read",
+  "projects:read",
+  "projects:write",
+  "credentials:read",
+  "organizations:read",
+  "organizations:write",
+];
 
 export interface SeedResult {
   organizationId: string;
@@ -27,10 +36,7 @@ export interface SeedResult {
  * Seeds the local stack through the same core functions capydb-admin uses; idempotent: existing
  * records are found by name, and the key from the previous start is reused while it is valid.
  */
-export async function seedLocal(
-  deps: Deps,
-  opts: { clusterUrl: string; databaseName: string; previousApiKey?: string },
-): Promise<SeedResult> {
+export async function seedLocal(deps: Deps, opts: { clusterUrl: string; databaseName: string; previousApiKey?: string }): Promise<SeedResult> {
   const org = (await getOrganizationByName(deps, "local")) ?? (await createOrganization(deps, { name: "local" }));
   // The local PostgreSQL serves no TLS: its cluster carries the explicit opt-out (core/pg/tls.ts),
   // given at start to a cluster registered before the opt-out existed.

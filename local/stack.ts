@@ -50,7 +50,11 @@ export async function startInfra(opts: InfraOptions): Promise<Infra> {
     mkdirSync(opts.dir, { recursive: true });
     // allSettled, not all: when one fails, wait for the others to finish starting so they are stopped too.
     const settled = await Promise.allSettled([
-      startDynamoLocal({ port: opts.ports.dynamodb, dbPath: opts.persist ? join(opts.dir, "dynamodb") : undefined, ownProcessGroup: opts.ownProcessGroups }).then((d) => {
+      startDynamoLocal({
+        port: opts.ports.dynamodb,
+        dbPath: opts.persist ? join(opts.dir, "dynamodb") : undefined,
+        ownProcessGroup: opts.ownProcessGroups,
+      }).then((d) => {
         stops.push(d.stop);
         return d;
       }),

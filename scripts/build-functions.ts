@@ -89,10 +89,7 @@ export function outFile(name: BundleName, outDir = path.join(root, "dist/functio
 }
 
 /** Builds one bundle. Throws (esbuild's error) when the entry does not compile. */
-export async function buildFunction(
-  name: BundleName,
-  outDir = path.join(root, "dist/functions"),
-): Promise<BundleResult> {
+export async function buildFunction(name: BundleName, outDir = path.join(root, "dist/functions")): Promise<BundleResult> {
   const { entry, maxBytes } = bundles[name];
   const file = outFile(name, outDir);
   rmSync(path.dirname(file), { recursive: true, force: true });

@@ -51,7 +51,13 @@ describe("configuration", () => {
       SST_RESOURCE_ClerkJwksUrl: JSON.stringify({ value: "" }),
       AWS_REGION: "eu-west-1",
     });
-    expect(c).toMatchObject({ region: "eu-west-1", table: "prod-table", bucket: "prod-bucket", dlqUrl: "https://sqs.us-east-1.amazonaws.com/1/dlq", clerk: undefined });
+    expect(c).toMatchObject({
+      region: "eu-west-1",
+      table: "prod-table",
+      bucket: "prod-bucket",
+      dlqUrl: "https://sqs.us-east-1.amazonaws.com/1/dlq",
+      clerk: undefined,
+    });
   });
 
   describe("a Lambda function's links, sealed in resource.enc as SST deploys them", () => {
@@ -76,15 +82,25 @@ describe("configuration", () => {
       expect(c.clerk).toEqual({ jwksUrl: "https://clerk.example/jwks", issuer: "https://clerk.example", authorizedParties: [] });
       expect(loadConsoleOptions(lambdaEnv)).toEqual({ clerk: true });
       // A function's own `environment` (plain names without permissions) still counts.
-      expect(loadConfig({ ...lambdaEnv, CAPYDB_DELIVERY_QUEUE_URL: "https://sqs.us-east-1.amazonaws.com/1/d" }).deliveryQueueUrl).toBe("https://sqs.us-east-1.amazonaws.com/1/d");
+      expect(loadConfig({ ...lambdaEnv, CAPYDB_DELIVERY_QUEUE_URL: "https://sqs.us-east-1.amazonaws.com/1/d" }).deliveryQueueUrl).toBe(
+        "https://sqs.us-east-1.amazonaws.com/1/d",
+      );
     });
 
     it("is the format the sst package's own Resource reader opens", () => {
       // In a process of its own: `Resource` caches the first environment it sees.
-      const out = execFileSync(process.execPath, ["--input-type=module", "-e", `const { Resource } = await import(${JSON.stringify(import.meta.resolve("sst/resource"))}); console.log(JSON.stringify([Resource.Table.name, Resource.ClusterSecretKey.value]))`], {
-        cwd: dir,
-        env: { ...sstEnv, PATH: process.env.PATH },
-      }).toString();
+      const out = execFileSync(
+        process.execPath,
+        [
+          "--input-type=module",
+          "-e",
+          `const { Resource } = await import(${JSON.stringify(import.meta.resolve("sst/resource"))}); console.log(JSON.stringify([Resource.Table.name, Resource.ClusterSecretKey.value]))`,
+        ],
+        {
+          cwd: dir,
+          env: { ...sstEnv, PATH: process.env.PATH },
+        },
+      ).toString();
       expect(JSON.parse(out)).toEqual(["prod-table", key]);
     });
 
@@ -99,13 +115,22 @@ describe("configuration", () => {
   });
 
   it("requires a verification cluster where the deploy says so (verification never on a customer's server)", () => {
-    expect(() => loadConfig({ ...base, CAPYDB_REQUIRE_VERIFY_CLUSTER: "1" })).toThrow(/^missing setting CAPYDB_VERIFY_CLUSTER_ID: this deployment restores verification copies on a verification cluster/);
-    expect(loadConfig({ ...base, CAPYDB_REQUIRE_VERIFY_CLUSTER: "1", CAPYDB_VERIFY_CLUSTER_ID: "cls_01m8bbd943485gy3g6c722w2d4" }).verifyClusterId).toBe("cls_01m8bbd943485gy3g6c722w2d4");
+    expect(() => loadConfig({ ...base, CAPYDB_REQUIRE_VERIFY_CLUSTER: "1" })).toThrow(
+      /^missing setting CAPYDB_VERIFY_CLUSTER_ID: this deployment restores verification copies on a verification cluster/,
+    );
+    expect(loadConfig({ ...base, CAPYDB_REQUIRE_VERIFY_CLUSTER: "1", CAPYDB_VERIFY_CLUSTER_ID: "cls_01m8bbd943485gy3g6c722w2d4" }).verifyClusterId).toBe(
+      "cls_01m8bbd943485gy3g6c722w2d4",
+    );
     expect(loadConfig(base).requireVerifyCluster).toBe(false); // the local stack may keep one cluster
   });
 
   it("turns Clerk on only when its settings are present", () => {
-    const c = loadConfig({ ...base, CLERK_JWKS_URL: "https://clerk.example/jwks", CLERK_ISSUER: "https://clerk.example", CLERK_AUTHORIZED_PARTIES: "https://a, https://b" });
+    const c = loadConfig({
+      ...base,
+      CLERK_JWKS_URL: "https://clerk.example/jwks",
+      CLERK_ISSUER: "https://clerk.example",
+      CLERK_AUTHORIZED_PARTIES: "https://a, https://b",
+    });
     expect(c.clerk).toEqual({ jwksUrl: "https://clerk.example/jwks", issuer: "https://clerk.example", authorizedParties: ["https://a", "https://b"] });
   });
 });

@@ -41,7 +41,9 @@ const runtimeGraph = new Map(
       [...src.matchAll(/^(?:import|export) type [^;]*? from "(\.[^"]+)";/gm)].map((m) => path.relative(core, path.resolve(core, path.dirname(file), m[1]!))),
     );
     const valued = new Set(
-      [...src.matchAll(/^(?:import|export) (?!type )[^;]*? from "(\.[^"]+)";|import\("(\.[^"]+)"\)/gm)].map((m) => path.relative(core, path.resolve(core, path.dirname(file), (m[1] ?? m[2])!))),
+      [...src.matchAll(/^(?:import|export) (?!type )[^;]*? from "(\.[^"]+)";|import\("(\.[^"]+)"\)/gm)].map((m) =>
+        path.relative(core, path.resolve(core, path.dirname(file), (m[1] ?? m[2])!)),
+      ),
     );
     return [file, targets.filter((t) => valued.has(t) || !typeOnly.has(t))] as const;
   }),
@@ -90,15 +92,17 @@ describe("the layers of core/ (core/layers.ts)", () => {
 
   it("has no import from a layer above the importing module's", () => {
     const upward = [...graph].flatMap(([file, targets]) =>
-      targets
-        .filter((t) => (rank.get(unitOf(t)) ?? Infinity) < (rank.get(unitOf(file)) ?? -Infinity))
-        .map((t) => `core/${file} imports core/${t}`),
+      targets.filter((t) => (rank.get(unitOf(t)) ?? Infinity) < (rank.get(unitOf(file)) ?? -Infinity)).map((t) => `core/${file} imports core/${t}`),
     );
     expect(upward).toEqual([]);
   });
 
   it("has no import cycle between modules (type-only imports aside: they never run)", () => {
-    expect(findCycle(runtimeGraph)?.map((f) => `core/${f}`).join(" -> ")).toBeUndefined();
+    expect(
+      findCycle(runtimeGraph)
+        ?.map((f) => `core/${f}`)
+        .join(" -> "),
+    ).toBeUndefined();
   });
 
   it("finds a cycle when there is one (the lifecycle <-> offload pair it replaced)", () => {
@@ -129,7 +133,13 @@ describe("the layers of core/ (core/layers.ts)", () => {
     const drawn = block!
       .split("\n")
       .filter((line) => /^\s{2}\S/.test(line))
-      .map((line) => line.trim().split(/\s{2,}/)[0]!.split(" ").map((u) => u.replace(/\/$/, "")));
+      .map((line) =>
+        line
+          .trim()
+          .split(/\s{2,}/)[0]!
+          .split(" ")
+          .map((u) => u.replace(/\/$/, "")),
+      );
     expect(drawn).toEqual(layers.map((layer) => [...layer]));
   });
 });

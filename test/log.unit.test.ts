@@ -8,17 +8,26 @@ const envelope = { level: "INFO", timestamp: "2026-11-29T14:02:07.412Z", service
 
 describe("readable log lines", () => {
   it("a request: time, level, method, path, status and duration; no envelope, no request id", () => {
-    const line = formatLogLine({ ...envelope, message: "request", request_id: "8115e411", key_id: "key_01", method: "POST", path: "/v1/projects/prj_1/backups", status: 202, ms: 18 }, { color: false });
+    const line = formatLogLine(
+      { ...envelope, message: "request", request_id: "8115e411", key_id: "key_01", method: "POST", path: "/v1/projects/prj_1/backups", status: 202, ms: 18 },
+      { color: false },
+    );
     expect(line).toBe("14:02:07.412 INFO  request POST /v1/projects/prj_1/backups 202 18ms");
   });
 
   it("a backup's steps: ids bare, size and times in units, state", () => {
-    expect(formatLogLine({ ...envelope, message: "job claimed", job_id: "job_1", backup_id: "bkp_1", state: "running", attempt: 1, worker_id: "local-1" }, { color: false })).toBe(
-      "14:02:07.412 INFO  job claimed job_1 bkp_1 state=running attempt=1",
-    );
-    expect(formatLogLine({ ...envelope, message: "backup dumped", job_id: "job_1", backup_id: "bkp_1", size_bytes: 2_516_582, dump_ms: 734, tables: 4 }, { color: false })).toBe(
-      "14:02:07.412 INFO  backup dumped job_1 bkp_1 size=2.4MB dump=734ms tables=4",
-    );
+    expect(
+      formatLogLine(
+        { ...envelope, message: "job claimed", job_id: "job_1", backup_id: "bkp_1", state: "running", attempt: 1, worker_id: "local-1" },
+        { color: false },
+      ),
+    ).toBe("14:02:07.412 INFO  job claimed job_1 bkp_1 state=running attempt=1");
+    expect(
+      formatLogLine(
+        { ...envelope, message: "backup dumped", job_id: "job_1", backup_id: "bkp_1", size_bytes: 2_516_582, dump_ms: 734, tables: 4 },
+        { color: false },
+      ),
+    ).toBe("14:02:07.412 INFO  backup dumped job_1 bkp_1 size=2.4MB dump=734ms tables=4");
     expect(formatLogLine({ ...envelope, message: "backup verified", job_id: "job_1", backup_id: "bkp_1", restore_ms: 3120 }, { color: false })).toBe(
       "14:02:07.412 INFO  backup verified job_1 bkp_1 restore=3.1s",
     );
@@ -26,17 +35,31 @@ describe("readable log lines", () => {
 
   it("any other prefixed id prints bare too; other *_id fields keep their name", () => {
     const exp = "exp_01m8mrv492t1a6g30r6x55qfqa";
-    expect(formatLogLine({ ...envelope, message: "export requested", project_id: "prj_1", export_id: exp, job_id: "job_1", schedule_ref: "x", thing_id: "plain" }, { color: false })).toBe(
-      `14:02:07.412 INFO  export requested prj_1 job_1 ${exp} schedule_ref=x thing_id=plain`,
-    );
+    expect(
+      formatLogLine(
+        { ...envelope, message: "export requested", project_id: "prj_1", export_id: exp, job_id: "job_1", schedule_ref: "x", thing_id: "plain" },
+        { color: false },
+      ),
+    ).toBe(`14:02:07.412 INFO  export requested prj_1 job_1 ${exp} schedule_ref=x thing_id=plain`);
   });
 
   it("a warning keeps the ids that help find the cause, and quotes free text on the same line", () => {
     const line = formatLogLine(
-      { ...envelope, level: "WARN", message: "backup attempt failed; will retry", request_id: "r1", worker_id: "w1", job_id: "job_1", error: 'connection refused\n  at "pg"', retry_in_seconds: 30 },
+      {
+        ...envelope,
+        level: "WARN",
+        message: "backup attempt failed; will retry",
+        request_id: "r1",
+        worker_id: "w1",
+        job_id: "job_1",
+        error: 'connection refused\n  at "pg"',
+        retry_in_seconds: 30,
+      },
       { color: false },
     );
-    expect(line).toBe('14:02:07.412 WARN  backup attempt failed; will retry job_1 request_id=r1 worker_id=w1 error="connection refused\\n  at \\"pg\\"" retry_in_seconds=30');
+    expect(line).toBe(
+      '14:02:07.412 WARN  backup attempt failed; will retry job_1 request_id=r1 worker_id=w1 error="connection refused\\n  at \\"pg\\"" retry_in_seconds=30',
+    );
     expect(line).not.toContain("\n");
   });
 
@@ -101,8 +124,13 @@ describe("the logger", () => {
     const strip = (l: string) => ({ ...JSON.parse(l), timestamp: undefined });
     expect(mine!.map(strip)).toEqual(plain!.map(strip));
     expect(mine!.map((l) => JSON.parse(l).message)).toEqual(["request", "backup dumped"]);
-    expect(mine![0]).toMatch(/^\{"level":"INFO","message":"request","timestamp":"[^"]+","service":"capydb-backups","sampling_rate":0,"request_id":"req-1","method":"GET"/);
-    const warnings = stderr.trim().split("\n").map((l) => JSON.parse(l));
+    expect(mine![0]).toMatch(
+      /^\{"level":"INFO","message":"request","timestamp":"[^"]+","service":"capydb-backups","sampling_rate":0,"request_id":"req-1","method":"GET"/,
+    );
+    const warnings = stderr
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(warnings.map((w) => [w.level, w.message])).toEqual([
       ["WARN", "backup failed"],
       ["WARN", "backup failed"],
@@ -113,9 +141,9 @@ describe("the logger", () => {
     const { stdout } = run({ TERM: "xterm-256color" }, true);
     const lines = stdout.split("--\n")[0]!.trim().split("\n");
     expect(lines.map((l) => l.replace(/\x1b\[\d+m/g, ""))).toEqual([
-      expect.stringMatching(/^\d\d:\d\d:\d\d\.\d{3} INFO  request GET \/health 200 3ms$/),
-      expect.stringMatching(/^\d\d:\d\d:\d\d\.\d{3} INFO  backup dumped job_1 bkp_1 size=2\.0KB dump=1\.5s$/),
-      expect.stringMatching(/^\d\d:\d\d:\d\d\.\d{3} WARN  backup failed job_1 error=boom$/),
+      expect.stringMatching(/^\d\d:\d\d:\d\d\.\d{3} INFO {2}request GET \/health 200 3ms$/),
+      expect.stringMatching(/^\d\d:\d\d:\d\d\.\d{3} INFO {2}backup dumped job_1 bkp_1 size=2\.0KB dump=1\.5s$/),
+      expect.stringMatching(/^\d\d:\d\d:\d\d\.\d{3} WARN {2}backup failed job_1 error=boom$/),
     ]);
     for (const l of lines) expect(l).toContain(ESC);
   });

@@ -31,7 +31,16 @@ type Input =
   | { mode: "dump"; conn: ClusterConnection; database: string; key: string; compressLevel?: number }
   | { mode: "backup"; conn: ClusterConnection; database: string; key: string }
   | { mode: "peer"; conn: ClusterConnection; database: string; key: string; serverMajor: number }
-  | { mode: "restore"; conn: ClusterConnection; database: string; key: string; sha256: string; rowCounts: Record<string, number>; serverMajor: number; jobs?: number }
+  | {
+      mode: "restore";
+      conn: ClusterConnection;
+      database: string;
+      key: string;
+      sha256: string;
+      rowCounts: Record<string, number>;
+      serverMajor: number;
+      jobs?: number;
+    }
   | { mode: "verify"; conn: ClusterConnection; key: string; sha256: string; rowCounts: Record<string, number>; serverMajor: number };
 
 const input = JSON.parse(process.env.BENCH_INPUT ?? "{}") as Input;
@@ -138,7 +147,10 @@ if (input.mode === "dump") {
   try {
     const t0 = performance.now();
     await new Promise<void>((resolve, reject) => {
-      const child = spawn(tools.pgDump, ["--format=custom", "--no-password", "-f", file], { env: toolEnv(input.conn, input.database), stdio: ["ignore", "ignore", "pipe"] });
+      const child = spawn(tools.pgDump, ["--format=custom", "--no-password", "-f", file], {
+        env: toolEnv(input.conn, input.database),
+        stdio: ["ignore", "ignore", "pipe"],
+      });
       let stderr = "";
       child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
       child.once("error", reject);

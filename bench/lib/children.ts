@@ -23,7 +23,6 @@ export async function buildChildren(outDir: string): Promise<{ dump: string; api
   return { dump: path.join(outDir, "dump.mjs"), api: path.join(outDir, "api.mjs") };
 }
 
-
 export interface ChildRun<T> {
   result: T;
   wallMs: number;
@@ -36,7 +35,12 @@ export interface ChildRun<T> {
  * `sampleMs`, and returns the JSON it printed on its `BENCH_RESULT ` line. Rejects on a non-zero
  * exit (with the tail of its stderr) or after `timeoutMs`.
  */
-export function runChild<T>(file: string, input: unknown, env: NodeJS.ProcessEnv, opts: { timeoutMs: number; sampleMs?: number; args?: string[] }): Promise<ChildRun<T>> {
+export function runChild<T>(
+  file: string,
+  input: unknown,
+  env: NodeJS.ProcessEnv,
+  opts: { timeoutMs: number; sampleMs?: number; args?: string[] },
+): Promise<ChildRun<T>> {
   const started = performance.now();
   const child = trackChild(
     spawn(process.execPath, [file, ...(opts.args ?? [])], {

@@ -39,7 +39,13 @@ export async function measureApi(ctx: BenchContext): Promise<MeasureResult> {
   const cluster = await createCluster(deps, { name: `bench-cls-${Date.now()}`, url: ctx.infra.postgres.url, insecure_tls: true });
   const listProject = await createProject(deps, { organization_id: org.id, cluster_id: cluster.id, name: "bench-list", database_name: "postgres" });
   const postProject = await createProject(deps, { organization_id: org.id, cluster_id: cluster.id, name: "bench-post", database_name: "postgres" });
-  const { key } = await createApiKey(deps, { organization_id: org.id, name: "bench", scopes: ["backups:read", "backups:write"], project_id: null, expires_at: null });
+  const { key } = await createApiKey(deps, {
+    organization_id: org.id,
+    name: "bench",
+    scopes: ["backups:read", "backups:write"],
+    project_id: null,
+    expires_at: null,
+  });
   await pool(
     Array.from({ length: 100 }, (_, i) => i),
     8,
@@ -47,7 +53,9 @@ export async function measureApi(ctx: BenchContext): Promise<MeasureResult> {
   );
 
   const port = await freePort();
-  const server = trackChild(spawn(process.execPath, [ctx.children.api], { env: { ...ctx.childEnv, BENCH_PORT: String(port) }, stdio: ["ignore", "pipe", "pipe"] }));
+  const server = trackChild(
+    spawn(process.execPath, [ctx.children.api], { env: { ...ctx.childEnv, BENCH_PORT: String(port) }, stdio: ["ignore", "pipe", "pipe"] }),
+  );
   let out = "";
   let err = "";
   server.stdout!.on("data", (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
@@ -63,13 +71,19 @@ export async function measureApi(ctx: BenchContext): Promise<MeasureResult> {
     );
     const stats = async (reset: boolean): Promise<Stats> => (await (await fetch(`${base}/bench/stats${reset ? "?reset=1" : ""}`)).json()) as Stats;
     /** Waits until the server has finished every request (a load's tail outlives autocannon's stop). */
-    const drain = () => waitFor(async () => (await stats(false)).inFlight === 0, { timeoutMs: 60_000, what: "the API server to finish its requests", intervalMs: 50 });
+    const drain = () =>
+      waitFor(async () => (await stats(false)).inFlight === 0, { timeoutMs: 60_000, what: "the API server to finish its requests", intervalMs: 50 });
 
     const auth = { authorization: `Bearer ${key}` };
     const targets = {
       ping: { url: `${base}/bench/ping` },
       list: { url: `${base}/v1/projects/${listProject.id}/backups`, headers: auth },
-      create: { url: `${base}/v1/projects/${postProject.id}/backups`, method: "POST" as const, headers: { ...auth, "content-type": "application/json" }, body: "{}" },
+      create: {
+        url: `${base}/v1/projects/${postProject.id}/backups`,
+        method: "POST" as const,
+        headers: { ...auth, "content-type": "application/json" },
+        body: "{}",
+      },
     };
     // Sanity: the list answers 100 backups.
     const check = await fetch(targets.list.url, { headers: auth });
@@ -125,7 +139,11 @@ export async function measureApi(ctx: BenchContext): Promise<MeasureResult> {
         }),
       );
       latencies.sort((a, b) => a - b);
-      return { rps: done / seconds, p50_ms: latencies[Math.floor(latencies.length * 0.5)] ?? NaN, p99_ms: latencies[Math.floor(latencies.length * 0.99)] ?? NaN };
+      return {
+        rps: done / seconds,
+        p50_ms: latencies[Math.floor(latencies.length * 0.5)] ?? NaN,
+        p99_ms: latencies[Math.floor(latencies.length * 0.99)] ?? NaN,
+      };
     };
 
     ctx.log("api: warm-up (JIT, key cache)");
@@ -147,7 +165,9 @@ export async function measureApi(ctx: BenchContext): Promise<MeasureResult> {
     };
     const listCalls = await exactCalls("list");
     const createCalls = await exactCalls("create");
-    ctx.log(`api: DynamoDB calls per request, key cache warm: list ${listCalls.perRequest} ${JSON.stringify(listCalls.byOp)}, create ${createCalls.perRequest} ${JSON.stringify(createCalls.byOp)}`);
+    ctx.log(
+      `api: DynamoDB calls per request, key cache warm: list ${listCalls.perRequest} ${JSON.stringify(listCalls.byOp)}, create ${createCalls.perRequest} ${JSON.stringify(createCalls.byOp)}`,
+    );
 
     const store: { rps: number; p50_ms: number; p99_ms: number }[] = [];
     await drain();
@@ -160,22 +180,37 @@ export async function measureApi(ctx: BenchContext): Promise<MeasureResult> {
       for (const name of ["ping", "list", "create"] as const) {
         const l = await fire(name, durationS);
         results[name].push(l);
-        ctx.log(`api: ${name} round ${i + 1}: ${round(l.rps, 0)} req/s, p50 ${l.p50_ms} ms, p99 ${l.p99_ms} ms, non-2xx ${l.non_2xx}, errors ${l.errors}` + (l.ddb_calls_per_request !== undefined ? `, ${round(l.ddb_calls_per_request, 2)} DynamoDB calls/req` : ""));
+        ctx.log(
+          `api: ${name} round ${i + 1}: ${round(l.rps, 0)} req/s, p50 ${l.p50_ms} ms, p99 ${l.p99_ms} ms, non-2xx ${l.non_2xx}, errors ${l.errors}` +
+            (l.ddb_calls_per_request !== undefined ? `, ${round(l.ddb_calls_per_request, 2)} DynamoDB calls/req` : ""),
+        );
       }
     }
     // Each figure: the mean of the rounds (the rounds are interleaved, so drift hits all routes alike).
     const avg = (ls: Load[]): Load => {
       const m = (f: (l: Load) => number) => ls.reduce((n, l) => n + f(l), 0) / ls.length;
       const out: Load = {
-        rps: round(m((l) => l.rps), 1),
-        p50_ms: round(m((l) => l.p50_ms), 2),
-        p99_ms: round(m((l) => l.p99_ms), 2),
+        rps: round(
+          m((l) => l.rps),
+          1,
+        ),
+        p50_ms: round(
+          m((l) => l.p50_ms),
+          2,
+        ),
+        p99_ms: round(
+          m((l) => l.p99_ms),
+          2,
+        ),
         requests: ls.reduce((n, l) => n + l.requests, 0),
         non_2xx: ls.reduce((n, l) => n + l.non_2xx, 0),
         errors: ls.reduce((n, l) => n + l.errors, 0),
       };
       if (ls[0]?.ddb_calls_per_request !== undefined) {
-        out.ddb_calls_per_request = round(m((l) => l.ddb_calls_per_request ?? 0), 3);
+        out.ddb_calls_per_request = round(
+          m((l) => l.ddb_calls_per_request ?? 0),
+          3,
+        );
         out.ddb_by_op = ls.at(-1)!.ddb_by_op;
       }
       return out;
@@ -189,7 +224,12 @@ export async function measureApi(ctx: BenchContext): Promise<MeasureResult> {
     const createRatio = ping.rps / create.rps;
     const checks: Check[] = [
       { key: "api.list.ddb_calls", value: listCalls.perRequest, target: "<= 2", pass: listCalls.perRequest <= 2 },
-      { key: "api.errors", value: list.non_2xx + list.errors + create.non_2xx + create.errors, target: "== 0 (non-2xx + socket errors)", pass: list.non_2xx + list.errors + create.non_2xx + create.errors === 0 },
+      {
+        key: "api.errors",
+        value: list.non_2xx + list.errors + create.non_2xx + create.errors,
+        target: "== 0 (non-2xx + socket errors)",
+        pass: list.non_2xx + list.errors + create.non_2xx + create.errors === 0,
+      },
     ];
     const pf = (c: Check) => (c.pass ? "PASS" : "FAIL");
     return {
@@ -201,17 +241,57 @@ export async function measureApi(ctx: BenchContext): Promise<MeasureResult> {
           backups_in_list: 100,
           ping,
           store_query_ceiling: { rps: round(storeRps, 1), p99_ms: round(storeP99, 1), list_rps_share: round(list.rps / storeRps, 2) },
-          list: { ...list, ratio: round(listRatio, 2), ddb_calls: listCalls.perRequest, ddb_calls_by_op: listCalls.byOp, p99_ratio: round(list.p99_ms / ping.p99_ms, 2) },
-          create: { ...create, ratio: round(createRatio, 2), ddb_calls: createCalls.perRequest, ddb_calls_by_op: createCalls.byOp, p99_ratio: round(create.p99_ms / ping.p99_ms, 2) },
+          list: {
+            ...list,
+            ratio: round(listRatio, 2),
+            ddb_calls: listCalls.perRequest,
+            ddb_calls_by_op: listCalls.byOp,
+            p99_ratio: round(list.p99_ms / ping.p99_ms, 2),
+          },
+          create: {
+            ...create,
+            ratio: round(createRatio, 2),
+            ddb_calls: createCalls.perRequest,
+            ddb_calls_by_op: createCalls.byOp,
+            p99_ratio: round(create.p99_ms / ping.p99_ms, 2),
+          },
           rounds_raw: results,
         },
       },
       checks,
       rows: [
-        ["api GET /backups (100)", `${list.rps} req/s, p50 ${list.p50_ms} / p99 ${list.p99_ms} ms`, `ping ${ping.rps} req/s, p99 ${ping.p99_ms} ms`, `${round(listRatio, 2)}x`, "(report)", ""],
-        ["api list's Query alone", `${round(storeRps, 1)} queries/s, p99 ${round(storeP99, 1)} ms`, "(DynamoDB Local ceiling)", `list = ${round(list.rps / storeRps, 2)} of it`, "(report)", ""],
-        ["api POST /backups", `${create.rps} req/s, p50 ${create.p50_ms} / p99 ${create.p99_ms} ms`, `ping ${ping.rps} req/s`, `${round(createRatio, 2)}x`, "(report)", ""],
-        ["api DynamoDB calls/req", `list ${listCalls.perRequest}, create ${createCalls.perRequest} (under load: ${list.ddb_calls_per_request}, ${create.ddb_calls_per_request})`, "", "", "list <= 2", pf(checks[0]!)],
+        [
+          "api GET /backups (100)",
+          `${list.rps} req/s, p50 ${list.p50_ms} / p99 ${list.p99_ms} ms`,
+          `ping ${ping.rps} req/s, p99 ${ping.p99_ms} ms`,
+          `${round(listRatio, 2)}x`,
+          "(report)",
+          "",
+        ],
+        [
+          "api list's Query alone",
+          `${round(storeRps, 1)} queries/s, p99 ${round(storeP99, 1)} ms`,
+          "(DynamoDB Local ceiling)",
+          `list = ${round(list.rps / storeRps, 2)} of it`,
+          "(report)",
+          "",
+        ],
+        [
+          "api POST /backups",
+          `${create.rps} req/s, p50 ${create.p50_ms} / p99 ${create.p99_ms} ms`,
+          `ping ${ping.rps} req/s`,
+          `${round(createRatio, 2)}x`,
+          "(report)",
+          "",
+        ],
+        [
+          "api DynamoDB calls/req",
+          `list ${listCalls.perRequest}, create ${createCalls.perRequest} (under load: ${list.ddb_calls_per_request}, ${create.ddb_calls_per_request})`,
+          "",
+          "",
+          "list <= 2",
+          pf(checks[0]!),
+        ],
         ["api errors", `${checks[1]!.value}`, "", "", "0", pf(checks[1]!)],
       ],
     };

@@ -139,7 +139,9 @@ export async function measureDispatch(ctx: BenchContext): Promise<MeasureResult>
       for (const n of sizes) {
         const run = await tick(tableOf[n]!, counter, r);
         out[n]!.ticks.push(run);
-        ctx.log(`dispatch: ${n} schedules, tick ${r === 0 ? "0 (warm-up)" : r}: ${round(run.ms, 1)} ms, ${run.scheduleItemsRead} schedule items, ${run.itemsRead} items read in ${run.ddbCalls} calls, ${run.created} jobs`);
+        ctx.log(
+          `dispatch: ${n} schedules, tick ${r === 0 ? "0 (warm-up)" : r}: ${round(run.ms, 1)} ms, ${run.scheduleItemsRead} schedule items, ${run.itemsRead} items read in ${run.ddbCalls} calls, ${run.created} jobs`,
+        );
       }
     }
   } finally {
@@ -168,9 +170,19 @@ export async function measureDispatch(ctx: BenchContext): Promise<MeasureResult>
   const l = summary(large);
   const ratio = l.tick_median_ms / s.tick_median_ms;
   const checks: Check[] = [
-    { key: "dispatch.items_read", value: l.schedule_items_read, target: `== ${DUE} (due schedules only)`, pass: l.schedule_items_read === DUE && s.schedule_items_read === DUE },
+    {
+      key: "dispatch.items_read",
+      value: l.schedule_items_read,
+      target: `== ${DUE} (due schedules only)`,
+      pass: l.schedule_items_read === DUE && s.schedule_items_read === DUE,
+    },
     { key: "dispatch.ratio", value: round(ratio, 3), target: "<= 1.5", pass: ratio <= 1.5 },
-    { key: "dispatch.jobs_created", value: Math.min(...l.jobs_created, ...s.jobs_created), target: `== ${DUE} per tick`, pass: [...l.jobs_created, ...s.jobs_created].every((c) => c === DUE) },
+    {
+      key: "dispatch.jobs_created",
+      value: Math.min(...l.jobs_created, ...s.jobs_created),
+      target: `== ${DUE} per tick`,
+      pass: [...l.jobs_created, ...s.jobs_created].every((c) => c === DUE),
+    },
   ];
   const pf = (c: Check) => (c.pass ? "PASS" : "FAIL");
   return {
@@ -185,7 +197,14 @@ export async function measureDispatch(ctx: BenchContext): Promise<MeasureResult>
     },
     checks,
     rows: [
-      [`dispatch tick ${large.toLocaleString("en")}`, `${l.tick_median_ms} ms`, `${small.toLocaleString("en")}: ${s.tick_median_ms} ms`, `${round(ratio, 2)}x`, "<= 1.5x", pf(checks[1]!)],
+      [
+        `dispatch tick ${large.toLocaleString("en")}`,
+        `${l.tick_median_ms} ms`,
+        `${small.toLocaleString("en")}: ${s.tick_median_ms} ms`,
+        `${round(ratio, 2)}x`,
+        "<= 1.5x",
+        pf(checks[1]!),
+      ],
       [
         "dispatch items read",
         `${l.schedule_items_read} schedules (${l.items_read} items, ${l.ddb_calls} calls in all)`,

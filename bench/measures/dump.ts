@@ -203,8 +203,12 @@ type Part = (typeof ALL_PARTS)[number];
 function dumpParts(): Set<Part> {
   const raw = process.env.BENCH_DUMP_PARTS;
   if (raw === undefined || raw.trim() === "") return new Set(ALL_PARTS);
-  const parts = raw.split(",").map((p) => p.trim()).filter(Boolean);
-  for (const p of parts) if (!(ALL_PARTS as readonly string[]).includes(p)) throw new Error(`BENCH_DUMP_PARTS: unknown part ${p}; known: ${ALL_PARTS.join(", ")}`);
+  const parts = raw
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean);
+  for (const p of parts)
+    if (!(ALL_PARTS as readonly string[]).includes(p)) throw new Error(`BENCH_DUMP_PARTS: unknown part ${p}; known: ${ALL_PARTS.join(", ")}`);
   return new Set(parts as Part[]);
 }
 /** What a restore into a preview uses (WorkerOptions.restoreJobs' default): restore.ratio measures that path. */
@@ -237,7 +241,9 @@ async function measureRestores(ctx: BenchContext, pgRestore: string, r: DbRun, m
         );
         (jobs === 1 ? out.streamedMs : out.parallelMs).push(c.result.ms);
       }
-      ctx.log(`restore #${i + 1}: bare pg_restore ${round(out.bareMs.at(-1)! / 1000, 1)} s, service streamed ${round(out.streamedMs.at(-1)! / 1000, 1)} s, service --jobs=${RESTORE_JOBS} ${round(out.parallelMs.at(-1)! / 1000, 1)} s`);
+      ctx.log(
+        `restore #${i + 1}: bare pg_restore ${round(out.bareMs.at(-1)! / 1000, 1)} s, service streamed ${round(out.streamedMs.at(-1)! / 1000, 1)} s, service --jobs=${RESTORE_JOBS} ${round(out.parallelMs.at(-1)! / 1000, 1)} s`,
+      );
     }
   } finally {
     await sql(ctx, "postgres", `DROP DATABASE IF EXISTS ${target} WITH (FORCE)`).catch(() => undefined);
@@ -315,20 +321,31 @@ export async function measureDump(ctx: BenchContext): Promise<MeasureResult> {
         ctx.log(
           `dump: ${db} #${round_ + 1}.${i + 1}: bare ${round(bare.result / 1000, 1)} s, pipeline ${round(child.result.ms / 1000, 1)} s ` +
             `(${round(mb(child.result.sizeBytes), 1)} MB artifact, rows counted from the ${child.result.rowCountsFrom}, peak RSS ${round(child.result.vmHwmKb / 1024, 0)} MB; CPU: worker ${round(child.result.cpuMs / 1000, 1)} s, stand-ins ${round(r.standInCpuMs.at(-1)! / 1000, 1)} s; ` +
-            `S3 ${Object.entries(child.result.s3).map(([op, o]) => `${op} x${o.calls} ${round(o.ms, 0)} ms`).join(", ")}; ` +
+            `S3 ${Object.entries(child.result.s3)
+              .map(([op, o]) => `${op} x${o.calls} ${round(o.ms, 0)} ms`)
+              .join(", ")}; ` +
             `source reads: blocks ${bare.reads.blocks} bare / ${reads.blocks} ours, tuples ${bare.reads.tuples} / ${reads.tuples})`,
         );
         if (large && round_ === 0 && i < size.sideReps) {
           if (parts.has("peer")) {
             const peerKey = `bench/${db}/peer-${i}.dump`;
-            const peer = await runChild<PeerOut>(ctx.children.dump, { mode: "peer", conn: ctx.conn, database: db, key: peerKey, serverMajor: major }, ctx.childEnv, { timeoutMs: 20 * 60_000 });
+            const peer = await runChild<PeerOut>(
+              ctx.children.dump,
+              { mode: "peer", conn: ctx.conn, database: db, key: peerKey, serverMajor: major },
+              ctx.childEnv,
+              { timeoutMs: 20 * 60_000 },
+            );
             await drop(peerKey);
             r.peer.push({ bareMs: bare.result, out: peer.result });
-            ctx.log(`dump: ${db} #${i + 1}: peer ${round(peer.result.ms / 1000, 1)} s (pg_dump ${round(peer.result.dumpMs / 1000, 1)} s + upload ${round(peer.result.uploadMs / 1000, 1)} s, ${round(mb(peer.result.sizeBytes), 1)} MB)`);
+            ctx.log(
+              `dump: ${db} #${i + 1}: peer ${round(peer.result.ms / 1000, 1)} s (pg_dump ${round(peer.result.dumpMs / 1000, 1)} s + upload ${round(peer.result.uploadMs / 1000, 1)} s, ${round(mb(peer.result.sizeBytes), 1)} MB)`,
+            );
           }
           if (parts.has("verified")) {
             const backupKey = `bench/${db}/verified-${i}.dump`;
-            const verified = await runChild<BackupOut>(ctx.children.dump, { mode: "backup", conn: ctx.conn, database: db, key: backupKey }, ctx.childEnv, { timeoutMs: 30 * 60_000 });
+            const verified = await runChild<BackupOut>(ctx.children.dump, { mode: "backup", conn: ctx.conn, database: db, key: backupKey }, ctx.childEnv, {
+              timeoutMs: 30 * 60_000,
+            });
             await drop(backupKey);
             r.verified.push({ bareMs: bare.result, out: verified.result });
             ctx.log(
@@ -339,7 +356,8 @@ export async function measureDump(ctx: BenchContext): Promise<MeasureResult> {
       }
       const ratios = r.pipelineMs.slice(from).map((p, k) => p / r.bareMs[from + k]!);
       r.roundRatios.push(median(ratios));
-      if (large && rounds > 1) ctx.log(`dump: ${db} round ${round_ + 1}/${rounds}: ratio ${round(median(ratios), 3)} (pairs ${ratios.map((x) => round(x, 3)).join(", ")})`);
+      if (large && rounds > 1)
+        ctx.log(`dump: ${db} round ${round_ + 1}/${rounds}: ratio ${round(median(ratios), 3)} (pairs ${ratios.map((x) => round(x, 3)).join(", ")})`);
     }
     ctx.log(`dump: verifying ${db} (restore from the stored object into a throwaway database + row counts)`);
     const v = await runChild<VerifyOut>(
@@ -365,14 +383,20 @@ export async function measureDump(ctx: BenchContext): Promise<MeasureResult> {
   const pairRatio = (r: DbRun) => median(r.pipelineMs.map((p, i) => p / r.bareMs[i]!));
   const ratio = median(large.roundRatios);
   const pairs = (xs: number[], ys: number[]) => median(xs.map((x, i) => x / ys[i]!));
-  const vsPeer = pairs(large.peer.map((_, i) => large.pipelineMs[i]!), large.peer.map((p) => p.out.ms));
+  const vsPeer = pairs(
+    large.peer.map((_, i) => large.pipelineMs[i]!),
+    large.peer.map((p) => p.out.ms),
+  );
   const peerBytes = median(large.peer.map((p) => p.out.sizeBytes));
   const artifactVsPeer = large.last.sizeBytes / peerBytes;
   const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
   const blocksRatio = sum(large.pipelineReads.map((x) => x.blocks)) / sum(large.bareReads.map((x) => x.blocks));
   const tuplesRatio = sum(large.pipelineReads.map((x) => x.tuples)) / sum(large.bareReads.map((x) => x.tuples));
   const readsRatio = Math.max(blocksRatio, tuplesRatio);
-  const verifiedRatio = pairs(large.verified.map((v) => v.out.ms), large.verified.map((v) => v.bareMs));
+  const verifiedRatio = pairs(
+    large.verified.map((v) => v.out.ms),
+    large.verified.map((v) => v.bareMs),
+  );
   const rs = large.restore ?? { bareMs: [], streamedMs: [], parallelMs: [], jobs: RESTORE_JOBS };
   const restoreRatio = pairs(SERVICE_RESTORE_JOBS > 1 ? rs.parallelMs : rs.streamedMs, rs.bareMs);
   const restoreOther = pairs(SERVICE_RESTORE_JOBS > 1 ? rs.streamedMs : rs.parallelMs, rs.bareMs);
@@ -498,59 +522,75 @@ export async function measureDump(ctx: BenchContext): Promise<MeasureResult> {
       },
     },
     checks,
-    rows: ([
+    rows: (
       [
-        `dump ${l.db_mb} MB db`,
-        `pipeline ${l.pipeline_median_ms} ms (median)`,
-        `pg_dump ${l.bare_median_ms} ms (median)`,
-        `${round(ratio, 2)}x (pairs${large.roundRatios.length > 1 ? `, median of ${large.roundRatios.length} rounds` : ""}; medians ${l.ratio_of_medians}x, minimums ${l.ratio_of_minimums}x)`,
-        "<= 1.15x",
-        pf(check("dump.ratio")),
-      ],
-      [
-        "dump vs peer",
-        `pipeline ${l.pipeline_median_ms} ms, ${l.artifact_mb} MB`,
-        `pg_dump -Fc + upload ${round(peerMs, 0)} ms, ${round(mb(peerBytes), 1)} MB`,
-        `${round(vsPeer, 2)}x time, ${round(artifactVsPeer, 2)}x bytes`,
-        "<= 0.8x, <= 1.1x",
-        `${pf(check("dump.vs_peer"))}/${pf(check("dump.artifact_vs_peer"))}`,
-      ],
-      [
-        "dump source reads",
-        `${round(median(large.pipelineReads.map((x) => x.blocks)), 0)} blocks, ${round(median(large.pipelineReads.map((x) => x.tuples)), 0)} tuples`,
-        `pg_dump ${round(median(large.bareReads.map((x) => x.blocks)), 0)} blocks, ${round(median(large.bareReads.map((x) => x.tuples)), 0)} tuples`,
-        `${round(blocksRatio, 3)}x blocks, ${round(tuplesRatio, 3)}x tuples`,
-        "<= 1.05x",
-        pf(check("dump.source_reads_ratio")),
-      ],
-      [
-        `verified backup ${l.db_mb} MB`,
-        `dump+upload+verify ${round(verifiedMs, 0)} ms (median)`,
-        `pg_dump ${round(verifiedBareMs, 0)} ms (median)`,
-        `${round(verifiedRatio, 2)}x (pairs)`,
-        "<= 1.4x",
-        pf(check("backup.verified_ratio")),
-      ],
-      [
-        `restore ${l.artifact_mb} MB artifact`,
-        `service ${sec(median(SERVICE_RESTORE_JOBS > 1 ? rs.parallelMs : rs.streamedMs))} (${SERVICE_RESTORE_JOBS > 1 ? `--jobs=${SERVICE_RESTORE_JOBS}` : "streamed"}; ${SERVICE_RESTORE_JOBS > 1 ? "streamed" : `--jobs=${rs.jobs}`} ${round(restoreOther, 2)}x)`,
-        `pg_restore file ${sec(median(rs.bareMs))}`,
-        `${round(restoreRatio, 2)}x (pairs)`,
-        "<= 1.2x",
-        pf(check("restore.ratio")),
-      ],
-      [`dump ${s.db_mb} MB db`, `pipeline ${s.pipeline_median_ms} ms (median)`, `pg_dump ${s.bare_median_ms} ms (median)`, `${s.ratio}x (pairs)`, "(info)", ""],
-      ["dump peak RSS", `${l.peak_rss_mb} MB (${l.db_mb} MB db)`, `${s.peak_rss_mb} MB (${s.db_mb} MB db)`, `${round(flatness, 2)}x`, "<= 256 MB, flat (<= 1.2x)", `${pf(check("dump.peak_rss_mb"))}/${pf(check("dump.rss_flatness"))}`],
-      [
-        `verify ${l.db_mb} MB db`,
-        `${l.verify_ms} ms (${l.verify_db_mb_per_s} MB/s db, ${l.verify_artifact_mb_per_s} MB/s artifact)`,
-        `dump ${l.pipeline_median_ms} ms (${l.pipeline_db_mb_per_s} MB/s)`,
-        `${round(verifyRatio, 2)}x`,
-        "(report)",
-        "",
-      ],
-      ...(checks.find((c) => c.key === "dump.large_db_mb") ? [["dump db size", `${l.db_mb} MB`, "", "", ">= 500 MB", pf(check("dump.large_db_mb"))]] : []),
-    ] as string[][]).filter(
+        [
+          `dump ${l.db_mb} MB db`,
+          `pipeline ${l.pipeline_median_ms} ms (median)`,
+          `pg_dump ${l.bare_median_ms} ms (median)`,
+          `${round(ratio, 2)}x (pairs${large.roundRatios.length > 1 ? `, median of ${large.roundRatios.length} rounds` : ""}; medians ${l.ratio_of_medians}x, minimums ${l.ratio_of_minimums}x)`,
+          "<= 1.15x",
+          pf(check("dump.ratio")),
+        ],
+        [
+          "dump vs peer",
+          `pipeline ${l.pipeline_median_ms} ms, ${l.artifact_mb} MB`,
+          `pg_dump -Fc + upload ${round(peerMs, 0)} ms, ${round(mb(peerBytes), 1)} MB`,
+          `${round(vsPeer, 2)}x time, ${round(artifactVsPeer, 2)}x bytes`,
+          "<= 0.8x, <= 1.1x",
+          `${pf(check("dump.vs_peer"))}/${pf(check("dump.artifact_vs_peer"))}`,
+        ],
+        [
+          "dump source reads",
+          `${round(median(large.pipelineReads.map((x) => x.blocks)), 0)} blocks, ${round(median(large.pipelineReads.map((x) => x.tuples)), 0)} tuples`,
+          `pg_dump ${round(median(large.bareReads.map((x) => x.blocks)), 0)} blocks, ${round(median(large.bareReads.map((x) => x.tuples)), 0)} tuples`,
+          `${round(blocksRatio, 3)}x blocks, ${round(tuplesRatio, 3)}x tuples`,
+          "<= 1.05x",
+          pf(check("dump.source_reads_ratio")),
+        ],
+        [
+          `verified backup ${l.db_mb} MB`,
+          `dump+upload+verify ${round(verifiedMs, 0)} ms (median)`,
+          `pg_dump ${round(verifiedBareMs, 0)} ms (median)`,
+          `${round(verifiedRatio, 2)}x (pairs)`,
+          "<= 1.4x",
+          pf(check("backup.verified_ratio")),
+        ],
+        [
+          `restore ${l.artifact_mb} MB artifact`,
+          `service ${sec(median(SERVICE_RESTORE_JOBS > 1 ? rs.parallelMs : rs.streamedMs))} (${SERVICE_RESTORE_JOBS > 1 ? `--jobs=${SERVICE_RESTORE_JOBS}` : "streamed"}; ${SERVICE_RESTORE_JOBS > 1 ? "streamed" : `--jobs=${rs.jobs}`} ${round(restoreOther, 2)}x)`,
+          `pg_restore file ${sec(median(rs.bareMs))}`,
+          `${round(restoreRatio, 2)}x (pairs)`,
+          "<= 1.2x",
+          pf(check("restore.ratio")),
+        ],
+        [
+          `dump ${s.db_mb} MB db`,
+          `pipeline ${s.pipeline_median_ms} ms (median)`,
+          `pg_dump ${s.bare_median_ms} ms (median)`,
+          `${s.ratio}x (pairs)`,
+          "(info)",
+          "",
+        ],
+        [
+          "dump peak RSS",
+          `${l.peak_rss_mb} MB (${l.db_mb} MB db)`,
+          `${s.peak_rss_mb} MB (${s.db_mb} MB db)`,
+          `${round(flatness, 2)}x`,
+          "<= 256 MB, flat (<= 1.2x)",
+          `${pf(check("dump.peak_rss_mb"))}/${pf(check("dump.rss_flatness"))}`,
+        ],
+        [
+          `verify ${l.db_mb} MB db`,
+          `${l.verify_ms} ms (${l.verify_db_mb_per_s} MB/s db, ${l.verify_artifact_mb_per_s} MB/s artifact)`,
+          `dump ${l.pipeline_median_ms} ms (${l.pipeline_db_mb_per_s} MB/s)`,
+          `${round(verifyRatio, 2)}x`,
+          "(report)",
+          "",
+        ],
+        ...(checks.find((c) => c.key === "dump.large_db_mb") ? [["dump db size", `${l.db_mb} MB`, "", "", ">= 500 MB", pf(check("dump.large_db_mb"))]] : []),
+      ] as string[][]
+    ).filter(
       (row) =>
         !(
           (row[0] === "dump vs peer" && !parts.has("peer")) ||

@@ -7,13 +7,30 @@ import { CreateExportResponse, ListExportsResponse } from "../../core/api/routes
 import { GetJobResponse, ListJobsResponse } from "../../core/api/routes/jobs/schema.ts";
 import { MeResponse } from "../../core/api/routes/me/schema.ts";
 import { CliLoginPoll, CliLoginSession, CreateCliLoginRequest } from "../../core/api/routes/cli-login/schema.ts";
-import { CreatePreviewResponse, DeletePreviewResponse, ExtendPreviewResponse, GetPreviewResponse, ListPreviewsResponse, PreviewConnectionsResponse, PromotePreviewResponse, ResetPreviewResponse } from "../../core/api/routes/previews/schema.ts";
+import {
+  CreatePreviewResponse,
+  DeletePreviewResponse,
+  ExtendPreviewResponse,
+  GetPreviewResponse,
+  ListPreviewsResponse,
+  PreviewConnectionsResponse,
+  PromotePreviewResponse,
+  ResetPreviewResponse,
+} from "../../core/api/routes/previews/schema.ts";
 import { GetProjectResponse, ListProjectsResponse } from "../../core/api/routes/projects/schema.ts";
 import { CreateRestorePointResponse, DeleteRestorePointResponse, ListRestorePointsResponse } from "../../core/api/routes/restore-points/schema.ts";
 import { CreateRestoreResponse } from "../../core/api/routes/restores/schema.ts";
 import { ListScheduledBackupsResponse, PutScheduledBackupRequest, PutScheduledBackupResponse } from "../../core/api/routes/scheduled-backups/schema.ts";
 import { DeliveryResponse, ListWebhookDeliveriesResponse } from "../../core/api/routes/webhook-deliveries/schema.ts";
-import { CreateWebhookEndpointRequest, DeleteWebhookEndpointResponse, EndpointWithSecret, GetWebhookEndpointResponse, ListWebhookEndpointsResponse, UpdateWebhookEndpointRequest, UpdateWebhookEndpointResponse } from "../../core/api/routes/webhook-endpoints/schema.ts";
+import {
+  CreateWebhookEndpointRequest,
+  DeleteWebhookEndpointResponse,
+  EndpointWithSecret,
+  GetWebhookEndpointResponse,
+  ListWebhookEndpointsResponse,
+  UpdateWebhookEndpointRequest,
+  UpdateWebhookEndpointResponse,
+} from "../../core/api/routes/webhook-endpoints/schema.ts";
 
 export type CreateBackupBody = z.infer<typeof CreateBackupRequest>;
 export type PutScheduleBody = z.infer<typeof PutScheduledBackupRequest>;
@@ -162,7 +179,12 @@ export class ApiClient {
   }
 
   updateWebhookEndpoint(orgId: string, endpointId: string, body: UpdateWebhookEndpointBody) {
-    return this.send("PATCH", `/v1/organizations/${seg(orgId)}/webhook-endpoints/${seg(endpointId)}`, UpdateWebhookEndpointRequest.parse(body), UpdateWebhookEndpointResponse);
+    return this.send(
+      "PATCH",
+      `/v1/organizations/${seg(orgId)}/webhook-endpoints/${seg(endpointId)}`,
+      UpdateWebhookEndpointRequest.parse(body),
+      UpdateWebhookEndpointResponse,
+    );
   }
 
   deleteWebhookEndpoint(orgId: string, endpointId: string) {
@@ -285,7 +307,11 @@ export class ApiClient {
       const last = attempt >= this.retry.attempts;
       let res: Response;
       try {
-        res = await this.fetchFn(url, { method: "GET", headers: this.headers(extraHeaders), signal: AbortSignal.timeout(this.opts.requestTimeoutMs ?? 30_000) });
+        res = await this.fetchFn(url, {
+          method: "GET",
+          headers: this.headers(extraHeaders),
+          signal: AbortSignal.timeout(this.opts.requestTimeoutMs ?? 30_000),
+        });
       } catch (err) {
         if (last) throw this.networkError(err, "GET", path, true);
         await this.backoff(attempt, undefined, describeNetworkError(err));

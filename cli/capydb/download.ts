@@ -37,7 +37,10 @@ export interface DownloadOptions {
 export async function downloadTarget(output: string | undefined, id: string): Promise<string> {
   const name = `${id}.dump`;
   if (!output) return resolve(name);
-  const isDir = await stat(output).then((s) => s.isDirectory(), () => false);
+  const isDir = await stat(output).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
   return resolve(isDir ? join(output, name) : output);
 }
 
@@ -93,6 +96,8 @@ export async function downloadToFile(info: DownloadInfo, target: string, opts: D
     await rm(temp, { force: true });
     if (err instanceof CliError) throw err;
     const reason = err instanceof Error ? err.message : String(err);
-    throw new CliError(`download failed after ${received} of ${info.size_bytes} bytes (${reason}); nothing was kept, run the command again`, exitCodes.error, { cause: err });
+    throw new CliError(`download failed after ${received} of ${info.size_bytes} bytes (${reason}); nothing was kept, run the command again`, exitCodes.error, {
+      cause: err,
+    });
   }
 }

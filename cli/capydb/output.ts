@@ -62,7 +62,14 @@ const oneLine = (s: string | null, max = 60) => {
 export function backupsTable(backups: Backup[]): string {
   return renderTable(
     ["ID", "LABEL", "STATE", "VERIFICATION", "SIZE", "CREATED"],
-    backups.map((b) => [b.id, b.label, b.state, b.verification_state, b.state === "completed" || b.size_bytes ? formatBytes(b.size_bytes) : "-", formatTime(b.created_at)]),
+    backups.map((b) => [
+      b.id,
+      b.label,
+      b.state,
+      b.verification_state,
+      b.state === "completed" || b.size_bytes ? formatBytes(b.size_bytes) : "-",
+      formatTime(b.created_at),
+    ]),
   );
 }
 
@@ -145,7 +152,10 @@ export function meFields(me: Me, apiUrl: string): string {
     ["API", apiUrl],
     ["Authenticated by", p.auth_source],
     ["Organization", `${me.organization.name} (${p.organization_id})`],
-    ["Plan", `${me.organization.billing_plan}, ${me.organization.billing_status}${me.organization.suspended_at ? `, suspended since ${formatTime(me.organization.suspended_at)}` : ""}`],
+    [
+      "Plan",
+      `${me.organization.billing_plan}, ${me.organization.billing_status}${me.organization.suspended_at ? `, suspended since ${formatTime(me.organization.suspended_at)}` : ""}`,
+    ],
     ["Project", p.project_id ?? "all projects of the organization"],
     ...(p.user_id ? ([["User", p.user_id]] as [string, string][]) : []),
     ["Admin", p.is_admin ? "yes" : "no"],
@@ -156,7 +166,13 @@ export function meFields(me: Me, apiUrl: string): string {
 export function exportsTable(exports: Export[]): string {
   return renderTable(
     ["ID", "STATE", "SIZE", "CREATED", "EXPIRES"],
-    exports.map((e) => [e.id, e.state, e.state === "completed" || e.size_bytes ? formatBytes(e.size_bytes) : "-", formatTime(e.created_at), formatTime(e.expires_at)]),
+    exports.map((e) => [
+      e.id,
+      e.state,
+      e.state === "completed" || e.size_bytes ? formatBytes(e.size_bytes) : "-",
+      formatTime(e.created_at),
+      formatTime(e.expires_at),
+    ]),
   );
 }
 

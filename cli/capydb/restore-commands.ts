@@ -36,7 +36,11 @@ const projectFields = (p: Project) =>
 
 /** Where a preview's data came from: empty, a backup's key, or a point in time. */
 const previewSource = (p: Preview) =>
-  p.source_kind === "backup" ? (p.source_backup_key ?? "backup") : p.source_kind === "pitr" ? `pitr ${p.source_restore_time ? formatTime(p.source_restore_time) : ""}`.trim() : "empty";
+  p.source_kind === "backup"
+    ? (p.source_backup_key ?? "backup")
+    : p.source_kind === "pitr"
+      ? `pitr ${p.source_restore_time ? formatTime(p.source_restore_time) : ""}`.trim()
+      : "empty";
 
 const previewFields = (p: Preview) =>
   renderFields([
@@ -85,7 +89,14 @@ export function registerRestoreCommands(program: Command, kit: CommandKit): void
     const previewId = job.preview_database_id;
     if (!wait) {
       if (format === "json") return printJson(io, { job, ...extra });
-      io.out.write(renderFields([["job", job.id], ["type", job.type], ["state", job.state], ["preview", previewId ?? "-"]]));
+      io.out.write(
+        renderFields([
+          ["job", job.id],
+          ["type", job.type],
+          ["state", job.state],
+          ["preview", previewId ?? "-"],
+        ]),
+      );
       note(`Follow it with \`capydb jobs get ${job.id} --wait\`${previewId ? `, then \`capydb previews connect ${previewId}\`` : ""}.`);
       return;
     }
@@ -106,7 +117,13 @@ export function registerRestoreCommands(program: Command, kit: CommandKit): void
   async function finishCutover(client: ApiClient, format: Format, job: Job, wait: boolean, timeout: string, extra: Record<string, unknown> = {}) {
     if (!wait) {
       if (format === "json") return printJson(io, { job, ...extra });
-      io.out.write(renderFields([["job", job.id], ["type", job.type], ["state", job.state]]));
+      io.out.write(
+        renderFields([
+          ["job", job.id],
+          ["type", job.type],
+          ["state", job.state],
+        ]),
+      );
       note(`Follow it with \`capydb jobs get ${job.id} --wait\`: a safety backup of the project's database comes first, then the swap.`);
       return;
     }
@@ -114,12 +131,26 @@ export function registerRestoreCommands(program: Command, kit: CommandKit): void
     kit.jobDone(progress, done.job);
     if (format === "json") printJson(io, { job: done.job, ...extra });
     else {
-      io.out.write(renderFields([["job", done.job.id], ["type", done.job.type], ["state", done.job.state], ...(done.job.error ? ([["error", done.job.error]] as [string, string][]) : [])]));
-      if (done.job.last_stdout) io.out.write(`\nphases:\n${done.job.last_stdout.split("\n").map((l) => `  ${l}`).join("\n")}\n`);
+      io.out.write(
+        renderFields([
+          ["job", done.job.id],
+          ["type", done.job.type],
+          ["state", done.job.state],
+          ...(done.job.error ? ([["error", done.job.error]] as [string, string][]) : []),
+        ]),
+      );
+      if (done.job.last_stdout)
+        io.out.write(
+          `\nphases:\n${done.job.last_stdout
+            .split("\n")
+            .map((l) => `  ${l}`)
+            .join("\n")}\n`,
+        );
     }
     if (done.job.state === "failed") throw new CliError(`job ${job.id} failed: ${done.job.error ?? "no reason given"}`);
     const undo = /promoting preview (pvw_\w+)/.exec(done.job.last_stdout ?? "")?.[1];
-    if (undo && format !== "json") note(`To undo within 24 hours: ask an admin for a project.promote_preview approval, then \`capydb previews promote ${undo} --approval-token ...\`.`);
+    if (undo && format !== "json")
+      note(`To undo within 24 hours: ask an admin for a project.promote_preview approval, then \`capydb previews promote ${undo} --approval-token ...\`.`);
   }
 
   const approvalToken = (o: { approvalToken?: string }, action: string) => {
@@ -142,7 +173,12 @@ export function registerRestoreCommands(program: Command, kit: CommandKit): void
       const res = await client.listProjects();
       if (format === "json") return printJson(io, res.body);
       if (!res.data.projects.length) return note("No projects.");
-      io.out.write(renderTable(["ID", "NAME", "ENVIRONMENT", "DATABASE", "POSTGRES"], res.data.projects.map((p) => [p.id, p.name, p.environment, p.database_name, p.postgres_version ?? "-"])));
+      io.out.write(
+        renderTable(
+          ["ID", "NAME", "ENVIRONMENT", "DATABASE", "POSTGRES"],
+          res.data.projects.map((p) => [p.id, p.name, p.environment, p.database_name, p.postgres_version ?? "-"]),
+        ),
+      );
     });
   projects
     .command("get [project-id]")
@@ -159,8 +195,16 @@ export function registerRestoreCommands(program: Command, kit: CommandKit): void
     .description("restore a backup, a restore point or a point in time into a new preview database, an existing one, or the project")
     .option("--backup-key <key>", "the backup to restore (its backup_key, from `capydb backups list -o json`)")
     .option("--restore-point <id>", "restore what an active restore point keeps (its backup, or its point in time)")
-    .option("--restore-time <time>", "restore the project's database as it was at this moment: RFC 3339 (2026-12-06T14:31:00Z) or a time ago (-15m, -2h); see `capydb pitr` for the window")
-    .addOption(new Option("--target-kind <kind>", "new_preview (default), preview, or project (over the project's database: needs --approval-token; refused for production projects)").choices(["new_preview", "preview", "project"]))
+    .option(
+      "--restore-time <time>",
+      "restore the project's database as it was at this moment: RFC 3339 (2026-12-06T14:31:00Z) or a time ago (-15m, -2h); see `capydb pitr` for the window",
+    )
+    .addOption(
+      new Option(
+        "--target-kind <kind>",
+        "new_preview (default), preview, or project (over the project's database: needs --approval-token; refused for production projects)",
+      ).choices(["new_preview", "preview", "project"]),
+    )
     .option("--approval-token <token>", "for --target-kind project: an admin's project.restore_overwrite approval (or CAPYDB_APPROVAL_TOKEN)")
     .option("--preview <id>", "the preview to restore into (--target-kind preview)")
     .option("--preview-name <name>", "name of the new preview")
@@ -171,7 +215,20 @@ export function registerRestoreCommands(program: Command, kit: CommandKit): void
     .option("--wait-timeout <duration>", "give up waiting after this long (exit 6)", "30m")
     .action(
       async (
-        o: { backupKey?: string; restorePoint?: string; restoreTime?: string; targetKind?: string; approvalToken?: string; preview?: string; previewName?: string; ttlHours?: number; recreate?: boolean; allowUnverified?: boolean; wait?: boolean; waitTimeout: string },
+        o: {
+          backupKey?: string;
+          restorePoint?: string;
+          restoreTime?: string;
+          targetKind?: string;
+          approvalToken?: string;
+          preview?: string;
+          previewName?: string;
+          ttlHours?: number;
+          recreate?: boolean;
+          allowUnverified?: boolean;
+          wait?: boolean;
+          waitTimeout: string;
+        },
         cmd: Command,
       ) => {
         if ([o.backupKey, o.restorePoint, o.restoreTime].filter(Boolean).length !== 1) {
@@ -209,15 +266,13 @@ export function registerRestoreCommands(program: Command, kit: CommandKit): void
     );
 
   const previews = program.command("previews").description("preview databases: short-lived copies (or empty databases) with their own login");
-  previews
-    .command("list")
-    .action(async (_o: unknown, cmd: Command) => {
-      const { client, format, project } = kit.context(cmd);
-      const res = await client.listPreviews(project());
-      if (format === "json") return printJson(io, res.body);
-      if (!res.data.preview_databases.length) return note("No preview databases. Make one with `capydb previews create --mode clone --wait`.");
-      io.out.write(previewsTable(res.data.preview_databases));
-    });
+  previews.command("list").action(async (_o: unknown, cmd: Command) => {
+    const { client, format, project } = kit.context(cmd);
+    const res = await client.listPreviews(project());
+    if (format === "json") return printJson(io, res.body);
+    if (!res.data.preview_databases.length) return note("No preview databases. Make one with `capydb previews create --mode clone --wait`.");
+    io.out.write(previewsTable(res.data.preview_databases));
+  });
   previews
     .command("create")
     .addOption(new Option("--mode <mode>", "empty, or clone (the newest verified backup)").choices(["empty", "clone"]).default("empty"))
@@ -253,7 +308,9 @@ export function registerRestoreCommands(program: Command, kit: CommandKit): void
   }
   previews
     .command("promote <preview-id>")
-    .description("make the preview's data the project's database: a verified safety backup first, then one short swap; the old data stays 24 hours as a pre-promote preview")
+    .description(
+      "make the preview's data the project's database: a verified safety backup first, then one short swap; the old data stays 24 hours as a pre-promote preview",
+    )
     .option("--approval-token <token>", "an admin's project.promote_preview approval of the project (or CAPYDB_APPROVAL_TOKEN)")
     .option("--wait", "wait until it is done, showing each phase")
     .option("--wait-timeout <duration>", "give up waiting after this long (exit 6)", "30m")
@@ -288,7 +345,11 @@ export function registerRestoreCommands(program: Command, kit: CommandKit): void
       // The URL goes in the environment, not argv, so the password stays out of `ps`.
       const code = await new Promise<number>((resolve, reject) => {
         const child = spawn("psql", [], { stdio: "inherit", env: { ...process.env, PGDATABASE: url } });
-        child.on("error", (err) => reject(new CliError(`could not run psql (${err.message}): install the PostgreSQL client, or connect with the URL from \`capydb previews connect ${id}\``)));
+        child.on("error", (err) =>
+          reject(
+            new CliError(`could not run psql (${err.message}): install the PostgreSQL client, or connect with the URL from \`capydb previews connect ${id}\``),
+          ),
+        );
         child.on("close", (c) => resolve(c ?? 1));
       });
       if (code !== 0) throw new CliError(`psql exited with ${code}`);

@@ -78,7 +78,10 @@ export function resolveSettings(flags: GlobalFlags, env: NodeJS.ProcessEnv = pro
 
 export function requireApiUrl(s: Settings): string {
   if (!s.apiUrl) {
-    throw new CliError("no API URL: pass --api-url or set CAPYDB_API_URL (or start the local stack with `npm start`, which writes .capydb/local.json)", exitCodes.usage);
+    throw new CliError(
+      "no API URL: pass --api-url or set CAPYDB_API_URL (or start the local stack with `npm start`, which writes .capydb/local.json)",
+      exitCodes.usage,
+    );
   }
   return s.apiUrl.value;
 }

@@ -183,7 +183,10 @@ export async function findJobBackup(client: ApiClient, projectId: string, job: J
  */
 export async function waitForJobBackup(client: ApiClient, projectId: string, job: Job, o: WaitOptions): Promise<{ backup: Backup; body: unknown }> {
   const timedOut = () =>
-    new CliError(`timed out after ${o.timeoutText}: job ${job.id} is ${job.state} but its backup has not settled yet; see \`capydb backups list\``, exitCodes.timeout);
+    new CliError(
+      `timed out after ${o.timeoutText}: job ${job.id} is ${job.state} but its backup has not settled yet; see \`capydb backups list\``,
+      exitCodes.timeout,
+    );
   for (;;) {
     const found = await beforeDeadline(o.deadline, () => findJobBackup(client, projectId, job), timedOut);
     if (!found) throw new CliError(`job ${job.id} is ${job.state} but its backup is not in \`capydb backups list\``);

@@ -62,7 +62,15 @@ const deliveryFields = (d: WebhookDelivery) =>
 const deliveriesTable = (ds: WebhookDelivery[]) =>
   renderTable(
     ["ID", "EVENT", "STATE", "ATTEMPTS", "RESPONSE", "CREATED", "ERROR"],
-    ds.map((d) => [d.id, d.event_type, d.state, `${d.attempts}/${d.max_attempts}`, d.response_status === null ? "-" : String(d.response_status), formatTime(d.created_at), oneLine(d.last_error)]),
+    ds.map((d) => [
+      d.id,
+      d.event_type,
+      d.state,
+      `${d.attempts}/${d.max_attempts}`,
+      d.response_status === null ? "-" : String(d.response_status),
+      formatTime(d.created_at),
+      oneLine(d.last_error),
+    ]),
   );
 
 /**
@@ -135,7 +143,11 @@ export function registerWebhooks(program: Command, kit: CommandKit): void {
     .option("--disable", "turn it off: no deliveries until it is turned on again")
     .option(...orgOption)
     .action(
-      async (id: string, o: { url?: string; event?: EventType[]; allEvents?: boolean; description?: string; enable?: boolean; disable?: boolean }, cmd: Command) => {
+      async (
+        id: string,
+        o: { url?: string; event?: EventType[]; allEvents?: boolean; description?: string; enable?: boolean; disable?: boolean },
+        cmd: Command,
+      ) => {
         if (o.enable && o.disable) throw new CliError("give --enable or --disable, not both", exitCodes.usage);
         if (o.event && o.allEvents) throw new CliError("give --event or --all-events, not both", exitCodes.usage);
         const body = {
@@ -173,8 +185,15 @@ export function registerWebhooks(program: Command, kit: CommandKit): void {
       const { client, format, orgId } = await org(cmd);
       const res = await client.rotateWebhookSecret(orgId, id);
       if (format === "json") return printJson(io, res.body);
-      io.out.write(renderFields([["Endpoint", res.data.webhook_endpoint.id], ["Signing secret", res.data.plaintext_secret]]));
-      note("Deliveries carry a signature by the new secret and, for 24 hours, one by the old: switch the receiver over within that time. The new secret is not shown again.");
+      io.out.write(
+        renderFields([
+          ["Endpoint", res.data.webhook_endpoint.id],
+          ["Signing secret", res.data.plaintext_secret],
+        ]),
+      );
+      note(
+        "Deliveries carry a signature by the new secret and, for 24 hours, one by the old: switch the receiver over within that time. The new secret is not shown again.",
+      );
     });
 
   webhooks

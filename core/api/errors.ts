@@ -20,9 +20,7 @@ export function errorResponses(...statuses: number[]) {
     429: "Too many requests; retry after the Retry-After delay",
     503: "A dependency is unavailable; retry after the Retry-After delay",
   };
-  return Object.fromEntries(
-    statuses.map((s) => [s, { description: descriptions[s] ?? "Error", content: { "application/json": { schema: errorSchema } } }]),
-  );
+  return Object.fromEntries(statuses.map((s) => [s, { description: descriptions[s] ?? "Error", content: { "application/json": { schema: errorSchema } } }]));
 }
 
 /** What was sent, briefly: `null`, `number 5`, `string "abc"` (a long string shortened, with its length), `array`. */

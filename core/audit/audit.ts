@@ -159,22 +159,32 @@ export async function recordAudit(deps: Db, input: AuditInput): Promise<AuditEve
 
 /** A project's events, newest first (strongly consistent: the project's own partition). */
 export async function listProjectAuditEvents(deps: Db, projectId: string, limit: number, cursor?: string): Promise<Page<AuditEventItem>> {
-  return queryPage(deps, auditEventItem, {
-    KeyConditionExpression: "pk = :p AND begins_with(sk, :a)",
-    ExpressionAttributeValues: { ":p": keys.project(projectId).pk, ":a": keys.auditPrefix },
-    ScanIndexForward: false,
-    Limit: limit,
-    ConsistentRead: true,
-  }, cursor);
+  return queryPage(
+    deps,
+    auditEventItem,
+    {
+      KeyConditionExpression: "pk = :p AND begins_with(sk, :a)",
+      ExpressionAttributeValues: { ":p": keys.project(projectId).pk, ":a": keys.auditPrefix },
+      ScanIndexForward: false,
+      Limit: limit,
+      ConsistentRead: true,
+    },
+    cursor,
+  );
 }
 
 /** An organization's events (its projects' and its own), newest first. */
 export async function listOrganizationAuditEvents(deps: Db, organizationId: string, limit: number, cursor?: string): Promise<Page<AuditEventItem>> {
-  return queryPage(deps, auditEventItem, {
-    IndexName: "gsi1",
-    KeyConditionExpression: "gsi1pk = :p",
-    ExpressionAttributeValues: { ":p": keys.orgAuditIndex(organizationId) },
-    ScanIndexForward: false,
-    Limit: limit,
-  }, cursor);
+  return queryPage(
+    deps,
+    auditEventItem,
+    {
+      IndexName: "gsi1",
+      KeyConditionExpression: "gsi1pk = :p",
+      ExpressionAttributeValues: { ":p": keys.orgAuditIndex(organizationId) },
+      ScanIndexForward: false,
+      Limit: limit,
+    },
+    cursor,
+  );
 }

@@ -50,7 +50,8 @@ export class ClerkVerifier {
     // Clerk's guidance: with authorized parties configured, a token must name one (a token without
     // `azp` was minted for no browser origin, e.g. by a backend API, and is not a session of this app).
     if (this.config.authorizedParties.length) {
-      if (typeof claims.azp !== "string" || !claims.azp) throw new AppError("unauthorized", "the session token is not valid (no azp claim: an authorized party is required)");
+      if (typeof claims.azp !== "string" || !claims.azp)
+        throw new AppError("unauthorized", "the session token is not valid (no azp claim: an authorized party is required)");
       if (!this.config.authorizedParties.includes(claims.azp)) throw new AppError("unauthorized", "the session token is not valid (unauthorized party)");
     }
     const clerkOrgId = claims.o?.id ?? claims.org_id;

@@ -112,7 +112,11 @@ export async function createCliLogin(deps: Db, input: z.input<typeof createCliLo
     poll_window: null,
     poll_count: null,
   };
-  await putItem(deps, { ...keys.cliLogin(session.id), ...session, ttl: ttlAt(new Date(expires.getTime() + RECORD_GRACE_MS)) }, { condition: "attribute_not_exists(pk)" });
+  await putItem(
+    deps,
+    { ...keys.cliLogin(session.id), ...session, ttl: ttlAt(new Date(expires.getTime() + RECORD_GRACE_MS)) },
+    { condition: "attribute_not_exists(pk)" },
+  );
   return { session, pollToken };
 }
 
@@ -138,7 +142,10 @@ async function pendingSession(deps: Db, id: string): Promise<CliLoginItem> {
   if (!session) throw notFound(id);
   const state = wireState(session, deps.now());
   if (session.state !== "pending" || state !== "pending") {
-    throw new AppError("conflict", `login session ${id} is ${session.state === "approved" ? "already approved" : state}: start a new one with \`capydb login\``);
+    throw new AppError(
+      "conflict",
+      `login session ${id} is ${session.state === "approved" ? "already approved" : state}: start a new one with \`capydb login\``,
+    );
   }
   return session;
 }
@@ -277,7 +284,12 @@ export async function pollCliLogin(deps: Db, id: string, pollToken: string | und
     });
   }
   const now = deps.now();
-  const answer = (state: CliLoginWireState, key: string | null = null): CliLoginPoll => ({ session_id: session.id, state, expires_at: session.expires_at, plaintext_api_key: key });
+  const answer = (state: CliLoginWireState, key: string | null = null): CliLoginPoll => ({
+    session_id: session.id,
+    state,
+    expires_at: session.expires_at,
+    plaintext_api_key: key,
+  });
   const state = wireState(session, now);
   if (session.state !== "approved" || state === "expired") return answer(state);
 

@@ -124,13 +124,21 @@ export async function createApiKey(
     const audit = actor
       ? [
           auditItem(deps, {
-        organization_id: item.organization_id,
-        project_id: item.project_id,
-        action: "api_key.created",
-        actor,
-        target_type: "api_key",
-        target_id: item.id,
-        metadata: { api_key_id: item.id, name: item.name, key_prefix: item.key_prefix, scopes: item.scopes, project_id: item.project_id, expires_at: item.expires_at, source: item.source },
+            organization_id: item.organization_id,
+            project_id: item.project_id,
+            action: "api_key.created",
+            actor,
+            target_type: "api_key",
+            target_id: item.id,
+            metadata: {
+              api_key_id: item.id,
+              name: item.name,
+              key_prefix: item.key_prefix,
+              scopes: item.scopes,
+              project_id: item.project_id,
+              expires_at: item.expires_at,
+              source: item.source,
+            },
           }),
         ]
       : [];

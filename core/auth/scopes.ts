@@ -17,10 +17,4 @@ export const scopeSchema = z.enum(allScopes);
 export type Scope = z.infer<typeof scopeSchema>;
 
 /** Scopes that manage the organization itself: never granted to a project-scoped key. */
-export const orgManagementScopes: readonly Scope[] = [
-  "organizations:read",
-  "organizations:write",
-  "api_keys:read",
-  "api_keys:write",
-  "projects:write",
-];
+export const orgManagementScopes: readonly Scope[] = ["organizations:read", "organizations:write", "api_keys:read", "api_keys:write", "projects:write"];

@@ -16,7 +16,14 @@ const COPY_OBJECT_LIMIT = 5 * 1024 ** 3;
  * copy is off the dump's critical path. Objects over CopyObject's 5 GiB limit keep the checksum
  * on the backup record only.
  */
-export async function stampChecksum(s3: S3Client, bucket: string, key: string, sizeBytes: number, metadata: Record<string, string>, sha256: string): Promise<void> {
+export async function stampChecksum(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  sizeBytes: number,
+  metadata: Record<string, string>,
+  sha256: string,
+): Promise<void> {
   if (sizeBytes > COPY_OBJECT_LIMIT) return;
   await s3.send(
     new CopyObjectCommand({

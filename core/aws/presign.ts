@@ -39,7 +39,8 @@ export function createPresignGet(settings: PresignSettings): PresignGet {
   const endpoint = settings.endpoint ? new URL(settings.endpoint) : undefined;
   return async ({ bucket, key, query = {}, expiresIn, signingDate }) => {
     const objectPath = key.split("/").map(extendedEncodeURIComponent).join("/");
-    const base = endpoint ?? new URL(bucket.includes(".") ? `https://s3.${settings.region}.amazonaws.com` : `https://${bucket}.s3.${settings.region}.amazonaws.com`);
+    const base =
+      endpoint ?? new URL(bucket.includes(".") ? `https://s3.${settings.region}.amazonaws.com` : `https://${bucket}.s3.${settings.region}.amazonaws.com`);
     const pathStyle = endpoint !== undefined || bucket.includes(".");
     const prefix = base.pathname.replace(/\/$/, "");
     const request = new HttpRequest({

@@ -4,7 +4,6 @@ import { auditItem, type Actor } from "../audit/audit.ts";
 import { keys } from "../db/keys.ts";
 import { getItem, queryPage, setFields, transactWriteIf, updateItemIf, type Page } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
-import { AppError } from "../errors.ts";
 import { backupCompletedEvent, outboxPut, type TransactItem } from "../events/outbox.ts";
 import { newId } from "../ids.ts";
 import { newJobItem, type JobItem } from "../jobs/jobs.ts";
@@ -84,7 +83,9 @@ export async function requestBackup(
 ): Promise<{ job: JobItem; created: boolean }> {
   const data = requestBackupInput.parse(input);
   const now = deps.now();
-  const requestHash = createHash("sha256").update(JSON.stringify({ label: data.label ?? null, retention_days: data.retention_days ?? null })).digest("hex");
+  const requestHash = createHash("sha256")
+    .update(JSON.stringify({ label: data.label ?? null, retention_days: data.retention_days ?? null }))
+    .digest("hex");
   const idempotency = opts.idempotencyKey ? { key: opts.idempotencyKey, requestHash } : undefined;
 
   const replayed = await replayIdempotent(deps, project.id, idempotency);
@@ -129,12 +130,17 @@ export async function getBackup(deps: Db, projectId: string, backupId: string): 
 
 /** Newest first. */
 export async function listBackups(deps: Db, projectId: string, limit: number, cursor?: string): Promise<Page<BackupItem>> {
-  return queryPage(deps, backupItem, {
-    KeyConditionExpression: "pk = :p AND begins_with(sk, :b)",
-    ExpressionAttributeValues: { ":p": keys.project(projectId).pk, ":b": keys.backupPrefix },
-    ScanIndexForward: false,
-    Limit: limit,
-  }, cursor);
+  return queryPage(
+    deps,
+    backupItem,
+    {
+      KeyConditionExpression: "pk = :p AND begins_with(sk, :b)",
+      ExpressionAttributeValues: { ":p": keys.project(projectId).pk, ":b": keys.backupPrefix },
+      ScanIndexForward: false,
+      Limit: limit,
+    },
+    cursor,
+  );
 }
 
 /**
@@ -342,11 +348,7 @@ export function markBackupCompleted(
  * the worker commits them in the transaction that completes the job (core/jobs completeJob), so
  * the job, the backup and both events change together or not at all.
  */
-export function backupCompletedWrites(
-  deps: Db,
-  backup: BackupItem,
-  result: { verified_at: string; restore_ms: number | null },
-): TransactItem[] {
+export function backupCompletedWrites(deps: Db, backup: BackupItem, result: { verified_at: string; restore_ms: number | null }): TransactItem[] {
   const update = unsettledBackupUpdate(deps, backup, completedFields(backup, result));
   return [
     { Update: { TableName: deps.table, ...update, UpdateExpression: update.UpdateExpression! } },

@@ -88,7 +88,6 @@ const isMissingObject = (err: unknown) => {
   return e?.name === "NoSuchKey" || e?.name === "NotFound" || e?.$metadata?.httpStatusCode === 404;
 };
 
-
 /**
  * Deletes the artifacts of backups past their expiry and marks them `expired` (the record stays
  * listed). Each deletion is a `project.backup_delete` job in the project's job list, run here in
@@ -236,7 +235,8 @@ async function deleteArtifact(
           Update: {
             TableName: deps.table,
             Key: backupKey,
-            UpdateExpression: "SET #state = :state, updated_at = :done, artifact_deleted_at = :done REMOVE gsi2pk, gsi2sk, delete_lease_expires_at, cleanup_pending, upload_ids",
+            UpdateExpression:
+              "SET #state = :state, updated_at = :done, artifact_deleted_at = :done REMOVE gsi2pk, gsi2sk, delete_lease_expires_at, cleanup_pending, upload_ids",
             ConditionExpression: "delete_job_id = :job",
             ExpressionAttributeNames: { "#state": "state" },
             // A failed backup keeps saying why it failed; only a completed one becomes expired (SPEC 2).

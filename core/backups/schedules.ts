@@ -49,9 +49,7 @@ export const minuteOfDay = (hour: number, minute: number) => `${String(hour).pad
 
 /** Index attributes: only active schedules are in the dispatcher's sparse index. */
 export function scheduleIndex(s: Pick<ScheduleItem, "is_active" | "cron_hour" | "cron_minute" | "id">): Record<string, string | undefined> {
-  return s.is_active
-    ? { gsi2pk: keys.scheduleIndex, gsi2sk: `${minuteOfDay(s.cron_hour, s.cron_minute)}#${s.id}` }
-    : { gsi2pk: undefined, gsi2sk: undefined };
+  return s.is_active ? { gsi2pk: keys.scheduleIndex, gsi2sk: `${minuteOfDay(s.cron_hour, s.cron_minute)}#${s.id}` } : { gsi2pk: undefined, gsi2sk: undefined };
 }
 
 export async function getSchedule(deps: Db, projectId: string): Promise<ScheduleItem | undefined> {

@@ -37,7 +37,6 @@ const secureHeaders: MiddlewareHandler = async (c, next) => {
   c.header("Cross-Origin-Opener-Policy", "same-origin");
 };
 
-
 async function page(c: Context, body: JSX.Element, status: 200 | 404 = 200): Promise<Response> {
   c.header("Cache-Control", "no-store");
   return c.html(`<!doctype html>${await body}`, status);
@@ -64,19 +63,36 @@ export function registerConsole(app: Hono<any, any, any>, opts: ConsoleOptions):
 
   const withProject = (render: (projectId: string) => JSX.Element) => (c: Context) => {
     const projectId = c.req.param("projectID") ?? "";
-    if (!isId("project", projectId)) return page(c, <NotFoundPage what={`There is no project ${projectId}: project ids look like prj_ followed by 26 letters and digits.`} />, 404);
+    if (!isId("project", projectId))
+      return page(c, <NotFoundPage what={`There is no project ${projectId}: project ids look like prj_ followed by 26 letters and digits.`} />, 404);
     return page(c, render(projectId));
   };
-  app.get("/console/projects/:projectID", withProject((id) => <BackupsPage projectId={id} />));
-  app.get("/console/projects/:projectID/schedule", withProject((id) => <SchedulePage projectId={id} />));
-  app.get("/console/projects/:projectID/jobs", withProject((id) => <JobsPage projectId={id} />));
-  app.get("/console/projects/:projectID/previews", withProject((id) => <PreviewsPage projectId={id} />));
-  app.get("/console/projects/:projectID/restore-points", withProject((id) => <RestorePointsPage projectId={id} />));
+  app.get(
+    "/console/projects/:projectID",
+    withProject((id) => <BackupsPage projectId={id} />),
+  );
+  app.get(
+    "/console/projects/:projectID/schedule",
+    withProject((id) => <SchedulePage projectId={id} />),
+  );
+  app.get(
+    "/console/projects/:projectID/jobs",
+    withProject((id) => <JobsPage projectId={id} />),
+  );
+  app.get(
+    "/console/projects/:projectID/previews",
+    withProject((id) => <PreviewsPage projectId={id} />),
+  );
+  app.get(
+    "/console/projects/:projectID/restore-points",
+    withProject((id) => <RestorePointsPage projectId={id} />),
+  );
 
   app.get("/console/webhooks", (c) => page(c, <WebhooksPage />));
   app.get("/console/cli-login/:sessionID", (c) => {
     const sessionId = c.req.param("sessionID");
-    if (!isId("cliLoginSession", sessionId)) return page(c, <NotFoundPage what={`There is no login ${sessionId}: run \`capydb login\` again and open the link it prints.`} />, 404);
+    if (!isId("cliLoginSession", sessionId))
+      return page(c, <NotFoundPage what={`There is no login ${sessionId}: run \`capydb login\` again and open the link it prints.`} />, 404);
     return page(c, <CliLoginPage sessionId={sessionId} />);
   });
   app.get("/console/jobs/:jobID", (c) => {

@@ -44,7 +44,12 @@ export function startKeyAttributes(index: string | undefined): { partition: stri
  * attributes, the query's partition value, and (for a `begins_with` sort condition) its prefix.
  */
 export function checkStartKey(
-  input: { IndexName?: string; KeyConditionExpression?: string; ExpressionAttributeNames?: Record<string, string>; ExpressionAttributeValues?: Record<string, unknown> },
+  input: {
+    IndexName?: string;
+    KeyConditionExpression?: string;
+    ExpressionAttributeNames?: Record<string, string>;
+    ExpressionAttributeValues?: Record<string, unknown>;
+  },
   key: Record<string, unknown>,
 ): void {
   const attrs = startKeyAttributes(input.IndexName);

@@ -36,7 +36,8 @@ const contentionNames = new Set(["TransactionConflictException", "TransactionInP
 const throttledReasons = new Set(["ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"]);
 
 export function writeFailureOf(err: unknown): WriteFailure | undefined {
-  if (err instanceof AppError) return err.code === "conflict" ? (err.contention ? "contention" : "condition") : err.code === "unavailable" ? "unavailable" : undefined;
+  if (err instanceof AppError)
+    return err.code === "conflict" ? (err.contention ? "contention" : "condition") : err.code === "unavailable" ? "unavailable" : undefined;
   const e = err as { name?: string; CancellationReasons?: { Code?: string }[] } | undefined;
   if (e?.name === "ConditionalCheckFailedException") return "condition";
   if (e?.name && contentionNames.has(e.name)) return "contention";
@@ -95,12 +96,7 @@ async function runWrite<T>(write: () => Promise<T>): Promise<T | typeof conditio
 }
 
 /** GetItem, parsed with the item's schema; undefined when absent. Strongly consistent by default. */
-export async function getItem<S extends z.ZodType>(
-  db: Db,
-  schema: S,
-  key: { pk: string; sk: string },
-  consistent = true,
-): Promise<z.infer<S> | undefined> {
+export async function getItem<S extends z.ZodType>(db: Db, schema: S, key: { pk: string; sk: string }, consistent = true): Promise<z.infer<S> | undefined> {
   try {
     const res = await db.ddb.send(new GetCommand({ TableName: db.table, Key: key, ConsistentRead: consistent }));
     return res.Item ? (schema.parse(res.Item) as z.infer<S>) : undefined;
@@ -312,7 +308,9 @@ export async function transactWrite(db: Db, items: TransactItems, conflictMessag
  * Builds `SET a = :a, b = :b` (and `REMOVE` for undefined values) from a plain object, so update
  * call sites read as the fields they change.
  */
-export function setFields(fields: Record<string, unknown>): Pick<UpdateCommandInput, "UpdateExpression" | "ExpressionAttributeNames" | "ExpressionAttributeValues"> {
+export function setFields(
+  fields: Record<string, unknown>,
+): Pick<UpdateCommandInput, "UpdateExpression" | "ExpressionAttributeNames" | "ExpressionAttributeValues"> {
   const sets: string[] = [];
   const removes: string[] = [];
   const names: Record<string, string> = {};
@@ -325,9 +323,7 @@ export function setFields(fields: Record<string, unknown>): Pick<UpdateCommandIn
       values[`:${k}`] = v;
     }
   }
-  const expr = [sets.length ? `SET ${sets.join(", ")}` : "", removes.length ? `REMOVE ${removes.join(", ")}` : ""]
-    .filter(Boolean)
-    .join(" ");
+  const expr = [sets.length ? `SET ${sets.join(", ")}` : "", removes.length ? `REMOVE ${removes.join(", ")}` : ""].filter(Boolean).join(" ");
   return {
     UpdateExpression: expr,
     ExpressionAttributeNames: names,

@@ -77,7 +77,10 @@ async function withinShare<T>(ms: number, cooperative: boolean, fn: (deadline: n
   const hardMs = ms * 1.5 + 1_000;
   let timer: NodeJS.Timeout | undefined;
   const overrun = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`ran far past its share of the tick (${Math.round(ms)} ms, stopped at ${Math.round(hardMs)} ms); the next tick carries on`)), hardMs);
+    timer = setTimeout(
+      () => reject(new Error(`ran far past its share of the tick (${Math.round(ms)} ms, stopped at ${Math.round(hardMs)} ms); the next tick carries on`)),
+      hardMs,
+    );
   });
   try {
     return await Promise.race([fn(Date.now() + ms), overrun]);
@@ -145,7 +148,15 @@ export function createDispatchHandler(deps: Deps, opts: Partial<DispatchOptions>
     // A tick that found nothing to do logs at DEBUG: one INFO line a minute saying "nothing" would
     // bury the lines that matter (and costs CloudWatch ingestion); Lambda's own REPORT line still
     // shows every invocation.
-    const acted = [report.schedules?.created, report.schedules?.setAside, report.retention?.deleted, report.exports?.deleted, report.reaper?.requeued, report.reaper?.retried, report.reaper?.failed].some((n) => (n ?? 0) > 0);
+    const acted = [
+      report.schedules?.created,
+      report.schedules?.setAside,
+      report.retention?.deleted,
+      report.exports?.deleted,
+      report.reaper?.requeued,
+      report.reaper?.retried,
+      report.reaper?.failed,
+    ].some((n) => (n ?? 0) > 0);
     deps.log[acted || report.errors.length || report.schedules?.unfinished ? "info" : "debug"]("dispatcher tick", {
       window: report.schedules?.window,
       started: report.schedules?.created,

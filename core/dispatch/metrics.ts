@@ -17,7 +17,8 @@ export async function publishTickMetrics(deps: Deps, report: TickReport, metrics
   try {
     const staleness = await findStaleProjects(deps);
     metrics.addMetric(metricNames.staleProjects, MetricUnit.Count, staleness.stale.length);
-    if (staleness.stale.length) deps.log.warn("projects without a verified backup in 26 hours", { projects: staleness.stale.slice(0, 20), count: staleness.stale.length });
+    if (staleness.stale.length)
+      deps.log.warn("projects without a verified backup in 26 hours", { projects: staleness.stale.slice(0, 20), count: staleness.stale.length });
   } catch (err) {
     deps.log.error("dispatcher: staleness could not be computed", { error: errorText(err) });
   }

@@ -81,7 +81,11 @@ export async function reapJobs(deps: Deps, opts: ReaperOptions = defaultReaperOp
       await failDeadExport(deps, job, `the worker stopped responding (its lease expired at ${job.lease_expires_at})`);
     }
     if (outcome === "failed" && job.preview_database_id) {
-      await settlePreviewForJob(deps, { ...job, state: "failed", error: `the worker stopped responding (its lease expired at ${job.lease_expires_at}); no attempts left` });
+      await settlePreviewForJob(deps, {
+        ...job,
+        state: "failed",
+        error: `the worker stopped responding (its lease expired at ${job.lease_expires_at}); no attempts left`,
+      });
     }
     let lockReleased = false;
     if (outcome && job.locked_resource) lockReleased = await releaseLapsedLock(deps, job.locked_resource, job.id);
@@ -105,7 +109,10 @@ export async function reapJobs(deps: Deps, opts: ReaperOptions = defaultReaperOp
     report[r.value.outcome]++;
     report.jobIds.push(job.id);
     if (r.value.outcome === "retried" || (r.value.outcome === "failed" && cleansUpOnDelivery(job))) toSend.push(job.id);
-    deps.log.warn(`reaper: ${r.value.outcome === "retried" ? "retrying" : "failed"} a job whose worker stopped responding`, { job_id: job.id, attempts: job.attempts });
+    deps.log.warn(`reaper: ${r.value.outcome === "retried" ? "retrying" : "failed"} a job whose worker stopped responding`, {
+      job_id: job.id,
+      attempts: job.attempts,
+    });
   });
 
   const waiting = timeLeft() ? await indexedJobs(deps, "pending", new Date(now.getTime() - opts.pendingGraceMs), opts.limit) : [];

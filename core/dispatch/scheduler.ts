@@ -221,7 +221,11 @@ type RunSpec = { schedule: ScheduleItem; project: Project; date: string; availab
  * refuses) falls back to one transaction per run, so one bad run is isolated and the others start.
  * Each result is the job id, undefined, or the error of that run alone.
  */
-export async function startScheduledRuns(deps: Pick<Deps, "ddb" | "table">, runs: readonly RunSpec[], now: Date): Promise<PromiseSettledResult<string | undefined>[]> {
+export async function startScheduledRuns(
+  deps: Pick<Deps, "ddb" | "table">,
+  runs: readonly RunSpec[],
+  now: Date,
+): Promise<PromiseSettledResult<string | undefined>[]> {
   const out: PromiseSettledResult<string | undefined>[] = new Array(runs.length);
   let open = runs.map((r, i) => ({ i, ...runWrites(deps.table, r.schedule, r.project, r.date, now, r.availableAt) }));
   while (open.length > 1) {
@@ -247,7 +251,9 @@ export async function startScheduledRuns(deps: Pick<Deps, "ddb" | "table">, runs
     for (const o of refused) out[o.i] = { status: "fulfilled", value: undefined };
     open = open.filter((o) => !refused.includes(o));
   }
-  const alone = await mapSettled(open, 4, (o) => startScheduledRun(deps, runs[o.i]!.schedule, runs[o.i]!.project, runs[o.i]!.date, now, runs[o.i]!.availableAt));
+  const alone = await mapSettled(open, 4, (o) =>
+    startScheduledRun(deps, runs[o.i]!.schedule, runs[o.i]!.project, runs[o.i]!.date, now, runs[o.i]!.availableAt),
+  );
   open.forEach((o, k) => (out[o.i] = alone[k]!));
   return out;
 }
@@ -333,7 +339,12 @@ async function runPage(t: TickState, window: { to: Date }, page: Record<string, 
   const entries = page.map((raw) => {
     const sk = String(raw.gsi2sk ?? "");
     const parsed = scheduleItem.safeParse(raw);
-    return { sk, schedule: parsed.success ? parsed.data : undefined, error: parsed.success ? undefined : parsed.error, at: occurrence(window.to, Number(sk.slice(0, 2)), Number(sk.slice(3, 5))) };
+    return {
+      sk,
+      schedule: parsed.success ? parsed.data : undefined,
+      error: parsed.success ? undefined : parsed.error,
+      at: occurrence(window.to, Number(sk.slice(0, 2)), Number(sk.slice(3, 5))),
+    };
   });
   const outcomes: Outcome[] = entries.map((e) => {
     if (!e.schedule) {
@@ -347,13 +358,19 @@ async function runPage(t: TickState, window: { to: Date }, page: Record<string, 
   });
 
   const open = entries.flatMap((e, i) => (outcomes[i] === "later" && e.schedule ? [{ i, schedule: e.schedule, at: e.at }] : []));
-  const guards = await batchGetItems(deps, open.map((o) => keys.scheduleRun(o.schedule.id, utcDate(o.at))));
+  const guards = await batchGetItems(
+    deps,
+    open.map((o) => keys.scheduleRun(o.schedule.id, utcDate(o.at))),
+  );
   const toStart = open.filter((o) => {
     if (!guards.has(keyOf(keys.scheduleRun(o.schedule.id, utcDate(o.at))))) return true;
     outcomes[o.i] = "alreadyRan";
     return false;
   });
-  const projects = await batchGetItems(deps, toStart.map((o) => keys.project(o.schedule.project_id)));
+  const projects = await batchGetItems(
+    deps,
+    toStart.map((o) => keys.project(o.schedule.project_id)),
+  );
 
   const runs: { i: number; schedule: ScheduleItem; at: Date; project?: Project; problem?: unknown; delay: number }[] = [];
   for (const o of toStart) {
@@ -395,13 +412,19 @@ async function runPage(t: TickState, window: { to: Date }, page: Record<string, 
   // A run that failed is set aside on its schedule; if even that record cannot be written, the
   // run stays unhandled and the window waits for it.
   const asides = await mapSettled(failures, t.opts.concurrency, async ({ r, error }) => {
-    deps.log.error("dispatcher: could not start a scheduled backup; setting the schedule aside to retry it on its own", { schedule_id: r.schedule.id, error: errorText(error) });
+    deps.log.error("dispatcher: could not start a scheduled backup; setting the schedule aside to retry it on its own", {
+      schedule_id: r.schedule.id,
+      error: errorText(error),
+    });
     outcomes[r.i] = (await setAside(deps, r.schedule, r.at, 1, error, t.now)) ? "setAside" : "skipped";
   });
   asides.forEach((res, k) => {
     if (res.status === "fulfilled") return;
     report.failed++;
-    deps.log.error("dispatcher: could not set a failing schedule aside; the window waits for it", { schedule_id: failures[k]!.r.schedule.id, error: errorText(res.reason) });
+    deps.log.error("dispatcher: could not set a failing schedule aside; the window waits for it", {
+      schedule_id: failures[k]!.r.schedule.id,
+      error: errorText(res.reason),
+    });
   });
   await sendStarted(t, started);
 
@@ -409,7 +432,7 @@ async function runPage(t: TickState, window: { to: Date }, page: Record<string, 
     if (o === "created") report.created++;
     else if (o === "alreadyRan") report.alreadyRan++;
     else if (o === "skipped") report.skipped++;
-    else if (o === "setAside") (report.setAside++, report.failed++);
+    else if (o === "setAside") report.setAside++, report.failed++;
     else if (o === "failed") report.failed++;
   }
   const firstOpen = outcomes.indexOf("later");
@@ -445,12 +468,21 @@ async function retrySetAside(t: TickState): Promise<void> {
     const schedule = parsed.data;
     const retry = schedule.dispatch_retry;
     if (!retry) {
-      await updateItemIf(deps, z.unknown(), { Key: keys.schedule(schedule.project_id), UpdateExpression: "REMOVE gsi1pk, gsi1sk", ConditionExpression: "attribute_not_exists(dispatch_retry)" });
+      await updateItemIf(deps, z.unknown(), {
+        Key: keys.schedule(schedule.project_id),
+        UpdateExpression: "REMOVE gsi1pk, gsi1sk",
+        ConditionExpression: "attribute_not_exists(dispatch_retry)",
+      });
       return;
     }
     const at = new Date(retry.at);
     if (now.getTime() - at.getTime() >= DAY) {
-      deps.log.error("dispatcher: giving up a scheduled run more than a day late; the schedule runs at its next minute", { schedule_id: schedule.id, due: retry.at, attempts: retry.attempts, error: retry.error });
+      deps.log.error("dispatcher: giving up a scheduled run more than a day late; the schedule runs at its next minute", {
+        schedule_id: schedule.id,
+        due: retry.at,
+        attempts: retry.attempts,
+        error: retry.error,
+      });
       await clearRetry(deps, schedule, retry.at);
       return;
     }
@@ -474,7 +506,12 @@ async function retrySetAside(t: TickState): Promise<void> {
       deps.log.info("dispatcher: a set-aside schedule started its backup", { schedule_id: schedule.id, due: retry.at, attempts: retry.attempts + 1 });
     } catch (err) {
       report.failed++;
-      deps.log.error("dispatcher: a set-aside schedule failed again", { schedule_id: schedule.id, due: retry.at, attempts: retry.attempts + 1, error: errorText(err) });
+      deps.log.error("dispatcher: a set-aside schedule failed again", {
+        schedule_id: schedule.id,
+        due: retry.at,
+        attempts: retry.attempts + 1,
+        error: errorText(err),
+      });
       await setAside(deps, schedule, at, retry.attempts + 1, err, now);
     }
   });
@@ -524,7 +561,8 @@ export async function dispatchDueSchedules(deps: Deps, opts: SchedulerOptions = 
   const ranges = indexRanges(window);
   // Resume inside the first minute only when the window starts where the saved position does.
   let pos: Position = { until: window.from };
-  if (mark?.after && mark.until.getTime() === window.from.getTime() && mark.after.startsWith(`${ranges[0]![0]}`)) pos = { until: window.from, after: mark.after };
+  if (mark?.after && mark.until.getTime() === window.from.getTime() && mark.after.startsWith(`${ranges[0]![0]}`))
+    pos = { until: window.from, after: mark.after };
   const save = async () => {
     await advanceWatermark(deps, pos);
     report.progress = { until: iso(pos.until), after: pos.after ?? null };

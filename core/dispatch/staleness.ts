@@ -22,7 +22,10 @@ export interface StalenessReport {
  * are silently not happening. A schedule younger than that is not stale for want of a backup yet.
  * Reads the active-schedule index once and each scheduled project's newest backups (one page).
  */
-export async function findStaleProjects(deps: Pick<Deps, "ddb" | "table" | "now">, opts: { afterHours?: number; pageSize?: number } = {}): Promise<StalenessReport> {
+export async function findStaleProjects(
+  deps: Pick<Deps, "ddb" | "table" | "now">,
+  opts: { afterHours?: number; pageSize?: number } = {},
+): Promise<StalenessReport> {
   const cutoff = deps.now().getTime() - (opts.afterHours ?? STALE_AFTER_HOURS) * 3_600_000;
   const schedules = await queryAll(deps, activeSchedule, {
     IndexName: "gsi2",

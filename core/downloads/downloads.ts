@@ -64,7 +64,10 @@ export function backupArtifact(backup: BackupItem): Artifact {
     case "running":
       throw new AppError("conflict", `backup ${backup.id} is ${backup.state}: it can be downloaded once it has completed`);
     case "failed":
-      throw new AppError("conflict", `backup ${backup.id} failed, so there is nothing to download${backup.verification_error ? `: ${backup.verification_error}` : ""}`);
+      throw new AppError(
+        "conflict",
+        `backup ${backup.id} failed, so there is nothing to download${backup.verification_error ? `: ${backup.verification_error}` : ""}`,
+      );
     case "expired":
       throw new AppError("conflict", `backup ${backup.id} expired (retention) and its dump was deleted`);
     case "completed":

@@ -269,16 +269,19 @@ export function restoreCompletedEvent(
 }
 
 /** `export.completed`: the dump is stored; `GET .../exports/{export_id}/download` answers a signed URL until `expires_at`. */
-export function exportCompletedEvent(e: {
-  id: string;
-  organization_id: string;
-  project_id: string;
-  job_id: string;
-  database_name: string;
-  size_bytes: number;
-  sha256: string | null;
-  expires_at: string;
-}, at: string): EventSpec {
+export function exportCompletedEvent(
+  e: {
+    id: string;
+    organization_id: string;
+    project_id: string;
+    job_id: string;
+    database_name: string;
+    size_bytes: number;
+    sha256: string | null;
+    expires_at: string;
+  },
+  at: string,
+): EventSpec {
   return {
     type: "export.completed",
     organization_id: e.organization_id,

@@ -131,12 +131,17 @@ export async function getExport(deps: Db, projectId: string, exportId: string): 
 
 /** Newest first. */
 export async function listExports(deps: Db, projectId: string, limit: number, cursor?: string): Promise<Page<ExportItem>> {
-  return queryPage(deps, exportItem, {
-    KeyConditionExpression: "pk = :p AND begins_with(sk, :e)",
-    ExpressionAttributeValues: { ":p": keys.project(projectId).pk, ":e": keys.exportPrefix },
-    ScanIndexForward: false,
-    Limit: limit,
-  }, cursor);
+  return queryPage(
+    deps,
+    exportItem,
+    {
+      KeyConditionExpression: "pk = :p AND begins_with(sk, :e)",
+      ExpressionAttributeValues: { ":p": keys.project(projectId).pk, ":e": keys.exportPrefix },
+      ScanIndexForward: false,
+      Limit: limit,
+    },
+    cursor,
+  );
 }
 
 /**
@@ -178,7 +183,11 @@ function unsettledUpdate(deps: Db, exp: Pick<ExportItem, "project_id" | "id" | "
   };
 }
 
-async function updateUnsettledExport(deps: Db, exp: Pick<ExportItem, "project_id" | "id" | "job_id">, fields: Record<string, unknown>): Promise<ExportItem | undefined> {
+async function updateUnsettledExport(
+  deps: Db,
+  exp: Pick<ExportItem, "project_id" | "id" | "job_id">,
+  fields: Record<string, unknown>,
+): Promise<ExportItem | undefined> {
   try {
     return await updateItem(deps, exportItem, unsettledUpdate(deps, exp, fields));
   } catch (err) {
@@ -189,7 +198,8 @@ async function updateUnsettledExport(deps: Db, exp: Pick<ExportItem, "project_id
 
 export const markExportRunning = (deps: Db, exp: ExportItem) => updateUnsettledExport(deps, exp, { state: "running", error: null });
 
-export const recordExportUpload = (deps: Db, exp: ExportItem, uploadId: string | null) => updateUnsettledExport(deps, exp, { upload_id: uploadId ?? undefined });
+export const recordExportUpload = (deps: Db, exp: ExportItem, uploadId: string | null) =>
+  updateUnsettledExport(deps, exp, { upload_id: uploadId ?? undefined });
 
 /** The dump is in object storage: its size, checksum and tool versions (the export stays running). */
 export const updateExportArtifact = (
@@ -213,10 +223,7 @@ export async function markExportCompleted(deps: Db, exp: ExportItem): Promise<Ex
     gsi2pk: keys.exportExpiryIndex,
     gsi2sk: `${exp.expires_at}#${exp.id}`,
   });
-  const committed = await transactWriteIf(deps, [
-    { Update: { TableName: deps.table, ...update } },
-    outboxPut(deps, exportCompletedEvent(exp, at)),
-  ]);
+  const committed = await transactWriteIf(deps, [{ Update: { TableName: deps.table, ...update } }, outboxPut(deps, exportCompletedEvent(exp, at))]);
   return committed ? getExport(deps, exp.project_id, exp.id) : undefined;
 }
 

@@ -169,13 +169,18 @@ export async function getJobItem(deps: Db, id: string): Promise<JobItem | undefi
 
 /** Newest first. */
 export async function listJobs(deps: Db, projectId: string, limit: number, cursor?: string): Promise<Page<JobItem>> {
-  return queryPage(deps, jobItem, {
-    IndexName: "gsi1",
-    KeyConditionExpression: "gsi1pk = :p",
-    ExpressionAttributeValues: { ":p": keys.projectJobsIndex(projectId) },
-    ScanIndexForward: false,
-    Limit: limit,
-  }, cursor);
+  return queryPage(
+    deps,
+    jobItem,
+    {
+      IndexName: "gsi1",
+      KeyConditionExpression: "gsi1pk = :p",
+      ExpressionAttributeValues: { ":p": keys.projectJobsIndex(projectId) },
+      ScanIndexForward: false,
+      Limit: limit,
+    },
+    cursor,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -266,7 +271,15 @@ export async function completeJob(deps: Db, job: JobItem, report: RunReport = {}
     deps,
     job,
     "complete",
-    { ...report, completed_at: now, updated_at: now, lease_expires_at: null, error: null, retry_classification: null, ...jobStateIndex("completed", now, job.id) },
+    {
+      ...report,
+      completed_at: now,
+      updated_at: now,
+      lease_expires_at: null,
+      error: null,
+      retry_classification: null,
+      ...jobStateIndex("completed", now, job.id),
+    },
     owner(job),
     [outboxPut(deps, jobEvent(job, { state: "completed" }, now)), ...also],
   );
@@ -373,13 +386,7 @@ export async function markJobWaiting(deps: Db, job: JobItem, resource: string, s
 /** Wakes a job waiting on `resource`: due now. Undefined when it no longer waits on it. */
 export async function wakeJob(deps: Db, jobId: string, resource: string): Promise<JobItem | undefined> {
   const now = iso(deps.now());
-  return transition(
-    deps,
-    { id: jobId, attempts: 0 },
-    "wake",
-    { available_at: now, updated_at: now, ...jobStateIndex("pending", now, jobId) },
-    { resource },
-  );
+  return transition(deps, { id: jobId, attempts: 0 }, "wake", { available_at: now, updated_at: now, ...jobStateIndex("pending", now, jobId) }, { resource });
 }
 
 /**

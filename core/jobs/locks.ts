@@ -23,23 +23,23 @@ export async function acquireLock(deps: Db, resource: string, owner: string, lea
   const now = deps.now();
   const lease = new Date(now.getTime() + leaseMs);
   return putItemIf(
-      deps,
-      {
-        ...keys.lock(resource),
-        item_type: "lock",
-        resource,
-        owner,
-        lease_expires_at: iso(lease),
-        acquired_at: iso(now),
-        // TTL is a safety net only (DynamoDB deletes lazily); the lease decides.
-        ttl: ttlAt(lease) + 3600,
-      },
-      {
-        condition: "attribute_not_exists(pk) OR lease_expires_at < :now OR #owner = :owner",
-        names: { "#owner": "owner" },
-        values: { ":now": iso(now), ":owner": owner },
-      },
-    );
+    deps,
+    {
+      ...keys.lock(resource),
+      item_type: "lock",
+      resource,
+      owner,
+      lease_expires_at: iso(lease),
+      acquired_at: iso(now),
+      // TTL is a safety net only (DynamoDB deletes lazily); the lease decides.
+      ttl: ttlAt(lease) + 3600,
+    },
+    {
+      condition: "attribute_not_exists(pk) OR lease_expires_at < :now OR #owner = :owner",
+      names: { "#owner": "owner" },
+      values: { ":now": iso(now), ":owner": owner },
+    },
+  );
 }
 
 /** Extends the lease; false when the lock is no longer ours. */

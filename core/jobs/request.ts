@@ -65,7 +65,13 @@ export async function commitJobRequest(deps: Db & Pick<Deps, "sqs" | "queueUrl" 
     writes.push({
       Put: {
         TableName: deps.table,
-        Item: { ...keys.idempotency(req.projectId, req.idempotency.key), request_hash: req.idempotency.requestHash, job_id: req.job.id, expires_at: iso(until), ttl: ttlAt(until) },
+        Item: {
+          ...keys.idempotency(req.projectId, req.idempotency.key),
+          request_hash: req.idempotency.requestHash,
+          job_id: req.job.id,
+          expires_at: iso(until),
+          ttl: ttlAt(until),
+        },
         ConditionExpression: "attribute_not_exists(pk) OR expires_at < :now",
         ExpressionAttributeValues: { ":now": iso(now) },
       },

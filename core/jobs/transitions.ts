@@ -132,7 +132,7 @@ export function conditionOf(name: TransitionName, v: FenceValues): { condition: 
 /** Whether the transition applies to `job` as stored, by the same table (no DynamoDB). */
 export function allows(name: TransitionName, job: JobFenced, v: FenceValues): boolean {
   const fences: readonly Fence[] | undefined = (jobTransitions[name] as Transition).from[job.state];
-  return fences !== undefined && fences.every((f) => fenceHolds[f](job, v));
+  return fences?.every((f) => fenceHolds[f](job, v)) === true;
 }
 
 /** The states no transition leaves: a finished job stays finished. */

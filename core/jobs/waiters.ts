@@ -51,7 +51,12 @@ export async function leaveWait(deps: Db, job: Pick<JobItem, "id" | "waiting_on"
  */
 export async function wakeNext(deps: Db & Pick<Deps, "sqs" | "queueUrl" | "log">, resource: string): Promise<string | undefined> {
   for (let scanned = 0; scanned < 50; ) {
-    const waiters = await queryAll(deps, waiterItem, { KeyConditionExpression: "pk = :pk", ExpressionAttributeValues: { ":pk": keys.waiters(resource) }, ConsistentRead: true, Limit: 10 }, 10);
+    const waiters = await queryAll(
+      deps,
+      waiterItem,
+      { KeyConditionExpression: "pk = :pk", ExpressionAttributeValues: { ":pk": keys.waiters(resource) }, ConsistentRead: true, Limit: 10 },
+      10,
+    );
     if (!waiters.length) return undefined;
     for (const w of waiters) {
       scanned++;
@@ -74,6 +79,10 @@ export async function wakeNext(deps: Db & Pick<Deps, "sqs" | "queueUrl" | "log">
 
 /** The jobs waiting for `resource`, oldest first (operators' view, tests). */
 export async function listWaiters(deps: Db, resource: string): Promise<JobItem[]> {
-  const waiters = await queryAll(deps, waiterItem, { KeyConditionExpression: "pk = :pk", ExpressionAttributeValues: { ":pk": keys.waiters(resource) }, ConsistentRead: true });
+  const waiters = await queryAll(deps, waiterItem, {
+    KeyConditionExpression: "pk = :pk",
+    ExpressionAttributeValues: { ":pk": keys.waiters(resource) },
+    ConsistentRead: true,
+  });
   return (await Promise.all(waiters.map((w) => getJobItem(deps, w.job_id)))).filter((j): j is JobItem => j !== undefined);
 }

@@ -130,7 +130,12 @@ export async function updateOrganizationSettings(deps: Db, id: string, input: z.
   if (!Object.keys(data).length) throw new AppError("bad_request", "nothing to change: give at least one setting");
   if (!(await getOrganization(deps, id))) throw new AppError("not_found", `organization ${id} does not exist`);
   const set = setFields({ ...data, updated_at: iso(deps.now()) });
-  return updateItem(deps, organizationItem, { Key: keys.organization(id), ...set, ConditionExpression: "attribute_exists(pk)" }, `organization ${id} does not exist`);
+  return updateItem(
+    deps,
+    organizationItem,
+    { Key: keys.organization(id), ...set, ConditionExpression: "attribute_exists(pk)" },
+    `organization ${id} does not exist`,
+  );
 }
 
 const guardItem = z.object({ ref: z.string() });
@@ -283,7 +288,12 @@ export async function setClusterInsecureTls(deps: Db, id: string, insecureTls: b
  */
 export async function setClusterAddress(deps: Db, id: string, address: { host: string; port: number }): Promise<Cluster> {
   const data = z.object({ host: z.string().min(1).max(253), port: portSchema }).parse(address);
-  const item = await updateItem(deps, clusterItem, { Key: keys.cluster(id), ConditionExpression: "attribute_exists(pk)", ...setFields(data) }, `cluster ${id} does not exist`);
+  const item = await updateItem(
+    deps,
+    clusterItem,
+    { Key: keys.cluster(id), ConditionExpression: "attribute_exists(pk)", ...setFields(data) },
+    `cluster ${id} does not exist`,
+  );
   return publicCluster(item);
 }
 
@@ -296,7 +306,12 @@ export async function updateClusterSettings(deps: Db, id: string, input: z.input
   const data = defined(clusterSettingsInput.partial().strict().parse(input));
   if (!Object.keys(data).length) throw new AppError("bad_request", "nothing to change: give at least one setting");
   if (!(await getCluster(deps, id))) throw new AppError("not_found", `cluster ${id} does not exist`);
-  const item = await updateItem(deps, clusterItem, { Key: keys.cluster(id), ...setFields(data), ConditionExpression: "attribute_exists(pk)" }, `cluster ${id} does not exist`);
+  const item = await updateItem(
+    deps,
+    clusterItem,
+    { Key: keys.cluster(id), ...setFields(data), ConditionExpression: "attribute_exists(pk)" },
+    `cluster ${id} does not exist`,
+  );
   return publicCluster(item);
 }
 
@@ -304,7 +319,6 @@ export async function getClusterByName(deps: Db, name: string): Promise<Cluster 
   const id = await byName(deps, "cls", "-", name);
   return id ? getCluster(deps, id) : undefined;
 }
-
 
 export async function getClusterConnection(deps: Db & Pick<Deps, "secretKey">, id: string): Promise<ClusterConnection> {
   const c = await getItem(deps, clusterItem, keys.cluster(id));
@@ -463,7 +477,12 @@ export async function updateProjectSettings(deps: Db, id: string, input: z.input
   const data = defined(projectSettingsInput.partial().strict().parse(input));
   if (!Object.keys(data).length) throw new AppError("bad_request", "nothing to change: give at least one setting");
   if (!(await getProject(deps, id))) throw new AppError("not_found", `project ${id} does not exist`);
-  return updateItem(deps, projectItem, { Key: keys.project(id), ...setFields({ ...data, updated_at: iso(deps.now()) }), ConditionExpression: "attribute_exists(pk)" }, `project ${id} does not exist`);
+  return updateItem(
+    deps,
+    projectItem,
+    { Key: keys.project(id), ...setFields({ ...data, updated_at: iso(deps.now()) }), ConditionExpression: "attribute_exists(pk)" },
+    `project ${id} does not exist`,
+  );
 }
 
 export const createProjectInput = z.object({
@@ -472,7 +491,11 @@ export const createProjectInput = z.object({
   name: nameSchema,
   database_name: z.string().min(1).max(63),
   environment: z.enum(projectEnvironments).default("production"),
-  postgres_version: z.string().regex(/^\d+(\.\d+)?$/, "must be a version like 15 or 9.6").nullable().default(null),
+  postgres_version: z
+    .string()
+    .regex(/^\d+(\.\d+)?$/, "must be a version like 15 or 9.6")
+    .nullable()
+    .default(null),
   /** Probed from the server at creation when it can be reached. */
   max_connections: z.number().int().min(1).nullable().default(null),
   role_name: z.string().min(1).max(63).nullable().default(null),

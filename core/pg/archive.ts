@@ -154,7 +154,8 @@ export class ArchiveReader {
     if (this.compressed) return this.passFromHere();
     const head = Buffer.concat(this.held);
     this.held = [];
-    if (this.version >= 115) head[this.compressionAt] = 1; // gzip
+    if (this.version >= 115)
+      head[this.compressionAt] = 1; // gzip
     else this.encodeInt(this.compressLevel).copy(head, this.compressionAt);
     this.mode = "compress";
     this.emit(head);
@@ -586,7 +587,11 @@ class BlockData {
         const compressed = this.deflate.segment(data, last);
         this.out(compressed);
         // The compression holds the segment until it is done; then the next one can use it.
-        if (seg) compressed.then(() => this.pool.release(seg), () => undefined);
+        if (seg)
+          compressed.then(
+            () => this.pool.release(seg),
+            () => undefined,
+          );
       }
       this.seg = undefined;
     }

@@ -184,7 +184,8 @@ export async function extractBaseBackup(source: Readable, dataDir: string, opts:
           `the base backup has a tablespace (${name}): restores of clusters with tablespaces outside the data directory are not supported`,
         );
       }
-      if (type !== "0" && type !== "\0") throw new BaseBackupError(`the base backup archive holds an entry of unsupported type ${JSON.stringify(type)} (${name})`);
+      if (type !== "0" && type !== "\0")
+        throw new BaseBackupError(`the base backup archive holds an entry of unsupported type ${JSON.stringify(type)} (${name})`);
       const path = safePath(name);
       const hash = createHash("sha256");
       if (path === "backup_manifest") {
@@ -232,7 +233,8 @@ export async function extractBaseBackup(source: Readable, dataDir: string, opts:
     if (!got) throw new BaseBackupError(`the base backup is missing ${path}, which its manifest lists`);
     if (got.size !== f.Size) throw new BaseBackupError(`the base backup's ${path} has ${got.size} bytes, its manifest says ${f.Size}`);
     if (f["Checksum-Algorithm"] === "SHA256" && f.Checksum) {
-      if (got.sha256 !== f.Checksum.toLowerCase()) throw new BaseBackupError(`the base backup's ${path} does not match its manifest's SHA-256: the backup is corrupt`);
+      if (got.sha256 !== f.Checksum.toLowerCase())
+        throw new BaseBackupError(`the base backup's ${path} does not match its manifest's SHA-256: the backup is corrupt`);
       checksumsVerified++;
     }
   }
@@ -255,6 +257,7 @@ export function parseManifest(bytes: Buffer): BackupManifest {
     throw new BaseBackupError("the base backup's manifest is not valid JSON");
   }
   const parsed = manifestSchema.safeParse(json);
-  if (!parsed.success) throw new BaseBackupError(`the base backup's manifest is not one PostgreSQL writes: ${parsed.error.issues[0]?.message ?? "unknown shape"}`);
+  if (!parsed.success)
+    throw new BaseBackupError(`the base backup's manifest is not one PostgreSQL writes: ${parsed.error.issues[0]?.message ?? "unknown shape"}`);
   return parsed.data;
 }

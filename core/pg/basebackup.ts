@@ -96,19 +96,42 @@ export async function takeBaseBackup(input: BaseBackupInput): Promise<BaseBackup
       leavePartsOnError: false,
     });
     const [exit, , tarCode] = await Promise.all([tool.exited, upload.done(), extracted]);
-    if (exit.code !== 0) throw new BaseBackupError(`pg_basebackup failed (exit ${exit.code ?? exit.signal}): ${tool.report(exit).stderr.trim().split("\n").filter((l) => !l.startsWith("NOTICE")).slice(-3).join(" ")}`);
+    if (exit.code !== 0)
+      throw new BaseBackupError(
+        `pg_basebackup failed (exit ${exit.code ?? exit.signal}): ${tool
+          .report(exit)
+          .stderr.trim()
+          .split("\n")
+          .filter((l) => !l.startsWith("NOTICE"))
+          .slice(-3)
+          .join(" ")}`,
+      );
     if (tarCode !== 0) throw new BaseBackupError(`extracting the base backup for verification failed: ${tarErr.trim()}`);
 
-    const verify = startTool(join(input.binDir, "pg_verifybackup"), ["--no-parse-wal", "--quiet", scratch], { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" }, { secrets: [], keepStdout: true });
+    const verify = startTool(
+      join(input.binDir, "pg_verifybackup"),
+      ["--no-parse-wal", "--quiet", scratch],
+      { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" },
+      { secrets: [], keepStdout: true },
+    );
     const vexit = await verify.exited;
-    if (vexit.code !== 0) throw new BaseBackupError(`pg_verifybackup found the base backup does not match its manifest: ${verify.report(vexit).stderr.trim().slice(-1000)}`);
+    if (vexit.code !== 0)
+      throw new BaseBackupError(`pg_verifybackup found the base backup does not match its manifest: ${verify.report(vexit).stderr.trim().slice(-1000)}`);
 
     const manifest = await readFile(join(scratch, "backup_manifest"));
     const ranges = (JSON.parse(manifest.toString("utf8")) as { "WAL-Ranges"?: { Timeline: number; "Start-LSN": string; "End-LSN": string }[] })["WAL-Ranges"];
     const range = ranges?.[0];
     if (!range) throw new BaseBackupError("the backup manifest has no WAL range");
     await input.s3.send(new PutObjectCommand({ Bucket: input.bucket, Key: input.manifestKey, Body: manifest, ContentType: "application/json" }));
-    return { timeline: range.Timeline, startLsn: range["Start-LSN"], endLsn: ranges.at(-1)!["End-LSN"], rawBytes, storedBytes, sha256: hash.digest("hex"), manifest };
+    return {
+      timeline: range.Timeline,
+      startLsn: range["Start-LSN"],
+      endLsn: ranges.at(-1)!["End-LSN"],
+      rawBytes,
+      storedBytes,
+      sha256: hash.digest("hex"),
+      manifest,
+    };
   } finally {
     input.signal?.removeEventListener("abort", onAbort);
     tool.kill();

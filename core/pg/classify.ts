@@ -133,7 +133,10 @@ export function firstErrorLine(text: string): string {
       .split("\n")
       .map((l) => l.trim())
       .find((l) => /error|fatal/i.test(l)) ??
-    text.split("\n").map((l) => l.trim()).find(Boolean) ??
+    text
+      .split("\n")
+      .map((l) => l.trim())
+      .find(Boolean) ??
     "";
   return line.replace(/^(pg_dump|pg_restore):\s*(error:\s*)?/i, "").slice(0, 300);
 }
@@ -156,7 +159,8 @@ export function classify(err: unknown, origin: "database" | "storage" = "databas
   }
   const status = e?.$metadata?.httpStatusCode;
   if (origin === "storage" || status !== undefined) {
-    if (isUnavailable(err) || status === undefined) return new WorkerFailure("transient", "Object storage was unavailable or throttled the transfer.", { cause: err });
+    if (isUnavailable(err) || status === undefined)
+      return new WorkerFailure("transient", "Object storage was unavailable or throttled the transfer.", { cause: err });
     if (status >= 400 && status < 500) {
       return new WorkerFailure("permanent", `Object storage refused the backup (${String(e?.name ?? status)}).`, { cause: err });
     }

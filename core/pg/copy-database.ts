@@ -47,9 +47,14 @@ export async function copyDatabase(input: CopyDatabaseInput): Promise<CopyDataba
     await closeQuietly(client);
   }
 
-  const dump = startTool(tools.pgDump, ["--format=custom", "--compress=0", "--no-password", "--dbname", input.sourceDatabase], toolEnv(input.source, input.sourceDatabase), {
-    secrets: [],
-  });
+  const dump = startTool(
+    tools.pgDump,
+    ["--format=custom", "--compress=0", "--no-password", "--dbname", input.sourceDatabase],
+    toolEnv(input.source, input.sourceDatabase),
+    {
+      secrets: [],
+    },
+  );
   const restore = startTool(
     tools.pgRestore,
     ["--no-owner", "--no-acl", "--exit-on-error", "--no-password", "--dbname", input.targetDatabase],

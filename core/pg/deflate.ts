@@ -80,10 +80,38 @@ export function adler32(adler: number, buf: Uint8Array): number {
     const end = Math.min(i + 5552, n);
     const end16 = end - 15;
     for (; i < end16; i += 16) {
-      a += buf[i]!; b += a; a += buf[i + 1]!; b += a; a += buf[i + 2]!; b += a; a += buf[i + 3]!; b += a;
-      a += buf[i + 4]!; b += a; a += buf[i + 5]!; b += a; a += buf[i + 6]!; b += a; a += buf[i + 7]!; b += a;
-      a += buf[i + 8]!; b += a; a += buf[i + 9]!; b += a; a += buf[i + 10]!; b += a; a += buf[i + 11]!; b += a;
-      a += buf[i + 12]!; b += a; a += buf[i + 13]!; b += a; a += buf[i + 14]!; b += a; a += buf[i + 15]!; b += a;
+      a += buf[i]!;
+      b += a;
+      a += buf[i + 1]!;
+      b += a;
+      a += buf[i + 2]!;
+      b += a;
+      a += buf[i + 3]!;
+      b += a;
+      a += buf[i + 4]!;
+      b += a;
+      a += buf[i + 5]!;
+      b += a;
+      a += buf[i + 6]!;
+      b += a;
+      a += buf[i + 7]!;
+      b += a;
+      a += buf[i + 8]!;
+      b += a;
+      a += buf[i + 9]!;
+      b += a;
+      a += buf[i + 10]!;
+      b += a;
+      a += buf[i + 11]!;
+      b += a;
+      a += buf[i + 12]!;
+      b += a;
+      a += buf[i + 13]!;
+      b += a;
+      a += buf[i + 14]!;
+      b += a;
+      a += buf[i + 15]!;
+      b += a;
     }
     for (; i < end; i++) {
       a += buf[i]!;

@@ -192,14 +192,21 @@ export async function dumpToS3(input: DumpInput): Promise<DumpResult> {
 
     let failedFirst: "database" | "storage" | undefined;
     let stored = false;
-    const uploading = upload.done().then(() => void (stored = true)).catch((err: unknown) => {
-      failedFirst ??= "storage";
-      throw err;
-    });
+    const uploading = upload
+      .done()
+      .then(() => void (stored = true))
+      .catch((err: unknown) => {
+        failedFirst ??= "storage";
+        throw err;
+      });
     const counting = uploading.then(async () => {
       if (!counter) return { counts: {}, from: "none" as const };
       const fromArchive = await counter.finish();
-      if (fromArchive) return { counts: Object.fromEntries(tables.map((t) => [`${t.schema}.${t.name}`, fromArchive[`${t.schema}.${t.name}`] ?? 0])), from: "archive" as const };
+      if (fromArchive)
+        return {
+          counts: Object.fromEntries(tables.map((t) => [`${t.schema}.${t.name}`, fromArchive[`${t.schema}.${t.name}`] ?? 0])),
+          from: "archive" as const,
+        };
       input.warn?.("could not count rows from the archive; counting in the dump's snapshot instead", { reason: counter.unsupported });
       try {
         return { counts: await countRows(client!, tables), from: "snapshot" as const };
@@ -224,7 +231,10 @@ export async function dumpToS3(input: DumpInput): Promise<DumpResult> {
       if (input.signal.aborted) throw new WorkerFailure("transient", "The backup was interrupted.", { report, cause: err });
       if (exit.code !== 0 && exit.code !== null) {
         const known = classifyText(report.stderr);
-        throw new WorkerFailure(known?.classification ?? "transient", known?.message ?? `pg_dump failed: ${firstErrorLine(report.stderr)}`, { report, cause: err });
+        throw new WorkerFailure(known?.classification ?? "transient", known?.message ?? `pg_dump failed: ${firstErrorLine(report.stderr)}`, {
+          report,
+          cause: err,
+        });
       }
       // pg_dump succeeded or never got to fail: the counts or the upload did.
       const failure = classify(err, failedFirst ?? "storage");

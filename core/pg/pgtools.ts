@@ -136,5 +136,8 @@ export async function pickRestoreTools(dumpVersion: string, pgBinDirs: readonly 
   }, undefined);
   if (best) return best;
   const versions = [...new Set(all.map((t) => t.version))].join(", ") || "none";
-  throw new WorkerFailure("permanent", `The backup was written by pg_dump ${dumpVersion}, but no pg_restore of that version or newer is available (installed: ${versions}).`);
+  throw new WorkerFailure(
+    "permanent",
+    `The backup was written by pg_dump ${dumpVersion}, but no pg_restore of that version or newer is available (installed: ${versions}).`,
+  );
 }

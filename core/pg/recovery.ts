@@ -114,7 +114,10 @@ export async function findServerBinary(major: number, pgBinDirs: readonly string
   const candidates = [
     ...pgBinDirs.flatMap((d) => [join(d, "postgres"), join(d, String(major), "bin", "postgres")]),
     join("/usr/lib/postgresql", String(major), "bin", "postgres"),
-    ...(process.env.PATH ?? "").split(":").filter(Boolean).map((d) => join(d, "postgres")),
+    ...(process.env.PATH ?? "")
+      .split(":")
+      .filter(Boolean)
+      .map((d) => join(d, "postgres")),
   ];
   for (const bin of candidates) {
     if (!executable(bin)) continue;
@@ -191,7 +194,9 @@ function configuration(o: { socketDir: string; restoreCommand: string; target: R
     unix_socket_directories: o.socketDir,
     unix_socket_permissions: "0700",
     restore_command: o.restoreCommand,
-    ...("time" in o.target ? { recovery_target_time: o.target.time.toISOString().replace("T", " ").replace("Z", "+00") } : { recovery_target_name: o.target.name }),
+    ...("time" in o.target
+      ? { recovery_target_time: o.target.time.toISOString().replace("T", " ").replace("Z", "+00") }
+      : { recovery_target_name: o.target.name }),
     recovery_target_inclusive: "on",
     recovery_target_action: "promote",
     hot_standby: "off",
@@ -242,7 +247,10 @@ class ServerLog {
     }
   }
   fatal(): string | undefined {
-    const line = this.text.split("\n").reverse().find((l) => /FATAL|PANIC/.test(l));
+    const line = this.text
+      .split("\n")
+      .reverse()
+      .find((l) => /FATAL|PANIC/.test(l));
     return line?.replace(/^.*?(FATAL|PANIC):\s*/, "");
   }
   tail(): string {
@@ -316,7 +324,9 @@ export async function startRecoveryInstance(o: RecoveryOptions): Promise<Recover
     await mkdir(join(data, "pg_wal", "archive_status"), { recursive: true, mode: 0o700 });
     const script = join(dir, "restore_command.sh");
     await writeFile(script, restoreCommandScript(spoolDir, process.pid), { mode: 0o755 });
-    await writeFile(join(data, "postgresql.conf"), configuration({ socketDir, restoreCommand: `${script} %f %p`, target: o.target, settings: o.settings }), { mode: 0o600 });
+    await writeFile(join(data, "postgresql.conf"), configuration({ socketDir, restoreCommand: `${script} %f %p`, target: o.target, settings: o.settings }), {
+      mode: 0o600,
+    });
     await writeFile(join(data, "pg_hba.conf"), "# the recovery instance: its private socket only\nlocal all all trust\n", { mode: 0o600 });
     await writeFile(join(data, "pg_ident.conf"), "", { mode: 0o600 });
     await writeFile(join(data, "recovery.signal"), "", { mode: 0o600 });
@@ -336,7 +346,11 @@ export async function startRecoveryInstance(o: RecoveryOptions): Promise<Recover
     const usePdeath = executable("/usr/bin/setpriv");
     const cmd = usePdeath ? "/usr/bin/setpriv" : bin;
     const args = [...(usePdeath ? ["--pdeathsig", "KILL", "--", bin] : []), "-D", data];
-    const proc = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"], env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C", LANG: "C" }, ...owner });
+    const proc = spawn(cmd, args, {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C", LANG: "C" },
+      ...owner,
+    });
     child = proc;
     exited = new Promise<void>((resolve) => proc.once("close", () => resolve()));
     proc.stderr!.on("data", (d: Buffer) => log.push(d));

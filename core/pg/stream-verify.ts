@@ -44,10 +44,15 @@ export class StreamVerification {
     const { conn, signal } = this.input;
     this.started = Date.now();
     await createThrowaway(conn, this.database);
-    const tool = startTool(tools.pgRestore, ["--no-owner", "--no-acl", "--exit-on-error", "--no-password", "--dbname", this.database], toolEnv(conn, this.database), {
-      secrets: [conn.password],
-      keepStdout: true,
-    });
+    const tool = startTool(
+      tools.pgRestore,
+      ["--no-owner", "--no-acl", "--exit-on-error", "--no-password", "--dbname", this.database],
+      toolEnv(conn, this.database),
+      {
+        secrets: [conn.password],
+        keepStdout: true,
+      },
+    );
     this.tool = tool;
     const onAbort = () => tool.kill();
     signal.addEventListener("abort", onAbort, { once: true });

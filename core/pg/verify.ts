@@ -6,10 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Transform, type Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import pg from "pg";
+import type pg from "pg";
 import { createClosedDatabase, openDatabase } from "./isolation.ts";
 import { WorkerFailure, classify, classifyText, firstErrorLine, type ToolReport } from "./classify.ts";
-import { closeQuietly, connect, countRows, serverVersion, toolEnv, type ClusterConnection } from "./pgconn.ts";
+import { closeQuietly, connect, countRows, toolEnv, type ClusterConnection } from "./pgconn.ts";
 import type { PgTools } from "./pgtools.ts";
 import { startTool, type ToolExit } from "./process.ts";
 import { dropThrowaway, throwawayDatabaseName } from "./scratch.ts";
@@ -191,7 +191,10 @@ export async function checkRestored(input: {
     .filter(([table, n]) => counts[table] !== n)
     .map(([table, n]) => `${table} has ${counts[table] ?? "no"} rows, expected ${n}`);
   if (mismatches.length) {
-    throw fail(`The restored backup's row counts differ from the source: ${mismatches.slice(0, 3).join("; ")}${mismatches.length > 3 ? ` (and ${mismatches.length - 3} more)` : ""}.`, report);
+    throw fail(
+      `The restored backup's row counts differ from the source: ${mismatches.slice(0, 3).join("; ")}${mismatches.length > 3 ? ` (and ${mismatches.length - 3} more)` : ""}.`,
+      report,
+    );
   }
 }
 
@@ -210,7 +213,13 @@ function tempDirFor(base: string, size: number | undefined): string | undefined 
  * The parallel path: the object to a local file through the SHA-256 (a corrupted file is refused
  * before anything is restored), then `pg_restore --jobs` from it.
  */
-async function restoreFromFile(input: RestoreInput, body: Readable, dir: string, fail: NonNullable<RestoreInput["failed"]>, started: number): Promise<VerifyResult> {
+async function restoreFromFile(
+  input: RestoreInput,
+  body: Readable,
+  dir: string,
+  fail: NonNullable<RestoreInput["failed"]>,
+  started: number,
+): Promise<VerifyResult> {
   const file = join(dir, "archive.dump");
   const hash = createHash("sha256");
   try {

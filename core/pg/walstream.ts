@@ -5,7 +5,7 @@
  */
 import { readdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import pg from "pg";
+import type pg from "pg";
 import { connect, toolEnv, type ClusterConnection } from "./pgconn.ts";
 import { startTool, type Tool } from "./process.ts";
 import { installedPgTools } from "./pgtools.ts";
@@ -46,7 +46,13 @@ export async function serverWal(client: pg.Client): Promise<ServerWal> {
             current_setting('server_version_num') AS num`,
   );
   const r = rows[0]!;
-  return { timeline: r.tli, segmentSize: sizeSetting(r.seg), maxSlotWalKeepMb: r.keep === "-1" ? -1 : Math.round(sizeSetting(r.keep) / 1024 / 1024), walLevel: r.level, major: Math.floor(Number(r.num) / 10000) };
+  return {
+    timeline: r.tli,
+    segmentSize: sizeSetting(r.seg),
+    maxSlotWalKeepMb: r.keep === "-1" ? -1 : Math.round(sizeSetting(r.keep) / 1024 / 1024),
+    walLevel: r.level,
+    major: Math.floor(Number(r.num) / 10000),
+  };
 }
 
 /** `16MB`, `1GB`, `64kB`, `-1` as PostgreSQL prints sizes. */
@@ -71,10 +77,7 @@ export async function slotState(client: pg.Client, slot: string): Promise<SlotSt
 
 /** Creates the physical slot, reserving WAL from now on; nothing when it exists. */
 export async function createSlot(client: pg.Client, slot: string): Promise<void> {
-  await client.query(
-    "SELECT pg_create_physical_replication_slot($1, true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)",
-    [slot],
-  );
+  await client.query("SELECT pg_create_physical_replication_slot($1, true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)", [slot]);
 }
 
 /** Drops the slot (after it was lost); its walsender, if any, is ended first. */

@@ -257,29 +257,35 @@ export async function createPreview(
     action_started: false,
     counted: true,
   };
-  await confirmCommitted(deps, job.id, () => transactWrite(
+  await confirmCommitted(
     deps,
-    [
-      {
-        Update: {
-          TableName: deps.table,
-          Key: keys.livePreviews(project.id),
-          UpdateExpression: "ADD live :one",
-          ConditionExpression: "attribute_not_exists(live) OR live < :max",
-          ExpressionAttributeValues: { ":one": 1, ":max": limit },
-        },
-      },
-      {
-        Put: {
-          TableName: deps.table,
-          Item: { ...keys.preview(id), gsi1pk: keys.projectPreviewsIndex(project.id), gsi1sk: id, ...expiryIndex(preview), ...preview },
-        },
-      },
-      { Put: { TableName: deps.table, Item: job } },
-      ...(input.also?.(job.id) ?? []),
-    ],
-    `the project already has ${limit} live preview databases (the limit): delete one first`,
-  ), undefined);
+    job.id,
+    () =>
+      transactWrite(
+        deps,
+        [
+          {
+            Update: {
+              TableName: deps.table,
+              Key: keys.livePreviews(project.id),
+              UpdateExpression: "ADD live :one",
+              ConditionExpression: "attribute_not_exists(live) OR live < :max",
+              ExpressionAttributeValues: { ":one": 1, ":max": limit },
+            },
+          },
+          {
+            Put: {
+              TableName: deps.table,
+              Item: { ...keys.preview(id), gsi1pk: keys.projectPreviewsIndex(project.id), gsi1sk: id, ...expiryIndex(preview), ...preview },
+            },
+          },
+          { Put: { TableName: deps.table, Item: job } },
+          ...(input.also?.(job.id) ?? []),
+        ],
+        `the project already has ${limit} live preview databases (the limit): delete one first`,
+      ),
+    undefined,
+  );
   await enqueueCommitted(deps, job.id);
   return { preview, job: jobFromRecord(job) };
 }
@@ -363,7 +369,13 @@ async function startAction(
   ];
   if (preview.counted && !next.counted) {
     writes.push({
-      Update: { TableName: deps.table, Key: keys.livePreviews(project.id), UpdateExpression: "ADD live :minus", ConditionExpression: "live > :zero", ExpressionAttributeValues: { ":minus": -1, ":zero": 0 } },
+      Update: {
+        TableName: deps.table,
+        Key: keys.livePreviews(project.id),
+        UpdateExpression: "ADD live :minus",
+        ConditionExpression: "live > :zero",
+        ExpressionAttributeValues: { ":minus": -1, ":zero": 0 },
+      },
     });
   }
   await confirmCommitted(deps, job.id, () => transactWrite(deps, writes, `preview ${preview.id} changed while this request was made: try again`), undefined);
@@ -573,7 +585,9 @@ export async function markPreviewFailed(deps: Db, read: PreviewItem, jobId: stri
 
 /** Dropped: deleted, with `preview.deleted`. */
 export const markPreviewDeleted = (deps: Db, preview: PreviewItem, jobId: string) =>
-  announceForJob(deps, preview, jobId, { state: "deleted", error: null, gsi2pk: undefined, gsi2sk: undefined }, ["deleting"], (at) => [previewDeletedEvent(preview, jobId, at)]);
+  announceForJob(deps, preview, jobId, { state: "deleted", error: null, gsi2pk: undefined, gsi2sk: undefined }, ["deleting"], (at) => [
+    previewDeletedEvent(preview, jobId, at),
+  ]);
 
 /**
  * Brings the preview in line with its finished job (the job's transition is the fence and commits

@@ -133,7 +133,12 @@ async function start(
   actor: Actor,
   jobId: string,
   s: Start,
-  audit: { action: "preview.promote_requested" | "project.restore_overwrite_requested"; target_type: string; target_id: string; metadata?: Record<string, unknown> },
+  audit: {
+    action: "preview.promote_requested" | "project.restore_overwrite_requested";
+    target_type: string;
+    target_id: string;
+    metadata?: Record<string, unknown>;
+  },
   also: AlsoWrites = () => [],
 ) {
   const now = deps.now();
@@ -193,13 +198,32 @@ async function start(
   // The approval's id is known only once checked: commitWithApproval checks it, then commits these.
   const writes = (approvalId: string) => [
     { Put: { TableName: deps.table, Item: job } },
-    { Put: { TableName: deps.table, Item: { ...keys.promotion(jobId), ...promotion, approval_id: approvalId }, ConditionExpression: "attribute_not_exists(pk)" } },
+    {
+      Put: {
+        TableName: deps.table,
+        Item: { ...keys.promotion(jobId), ...promotion, approval_id: approvalId },
+        ConditionExpression: "attribute_not_exists(pk)",
+      },
+    },
     guard,
-    auditItem(deps, { organization_id: project.organization_id, project_id: project.id, action: audit.action, actor, target_type: audit.target_type, target_id: audit.target_id, metadata: { ...ids, ...audit.metadata } }),
+    auditItem(deps, {
+      organization_id: project.organization_id,
+      project_id: project.id,
+      action: audit.action,
+      actor,
+      target_type: audit.target_type,
+      target_id: audit.target_id,
+      metadata: { ...ids, ...audit.metadata },
+    }),
     ...(s.checks ?? []),
     ...also(jobId),
   ];
-  await confirmCommitted(deps, jobId, () => commitWithApproval(deps, token, use, writes(approval.id), `project ${project.id} changed while this request was made: try again`), approval);
+  await confirmCommitted(
+    deps,
+    jobId,
+    () => commitWithApproval(deps, token, use, writes(approval.id), `project ${project.id} changed while this request was made: try again`),
+    approval,
+  );
   await enqueueCommitted(deps, jobId);
   return { job: jobFromRecord(job), promotion };
 }
@@ -231,17 +255,28 @@ export async function requestPromote(deps: Writer, project: Project, preview: Pr
     },
   };
   try {
-    return await start(deps, project, token, actor, jobId, {
-      kind: "promote_preview",
-      incoming: { database: preview.database_name, role: preview.role_name, passwordSealed: null, previewId: preview.id },
-      sourceBackupId: null,
-      checks: [unchanged],
-    }, { action: "preview.promote_requested", target_type: "preview", target_id: preview.id });
+    return await start(
+      deps,
+      project,
+      token,
+      actor,
+      jobId,
+      {
+        kind: "promote_preview",
+        incoming: { database: preview.database_name, role: preview.role_name, passwordSealed: null, previewId: preview.id },
+        sourceBackupId: null,
+        checks: [unchanged],
+      },
+      { action: "preview.promote_requested", target_type: "preview", target_id: preview.id },
+    );
   } catch (err) {
     if (!(err instanceof AppError && err.code === "conflict")) throw err;
     const now = await getPreview(deps, preview.id);
     if (now && (now.state !== "ready" || now.job_id !== preview.job_id)) {
-      throw new AppError("conflict", `preview ${preview.id} is now ${now.state} (job ${now.job_id}): only a ready preview can be promoted; the approval was not used`);
+      throw new AppError(
+        "conflict",
+        `preview ${preview.id} is now ${now.state} (job ${now.job_id}): only a ready preview can be promoted; the approval was not used`,
+      );
     }
     throw err;
   }
@@ -274,11 +309,25 @@ export async function requestRestoreOverwrite(
   refuseOverwriteOfProduction(project);
   const jobId = newId("job", deps.now());
   const hidden = hiddenRestoreDatabase(jobId);
-  return start(deps, project, token, actor, jobId, {
-    kind: "restore_overwrite",
-    incoming: { database: hidden, role: hidden, passwordSealed: seal(deps.secretKey, randomBytes(24).toString("base64url")), previewId: null },
-    sourceBackupId: backup?.id ?? null,
-  }, { action: "project.restore_overwrite_requested", target_type: "project", target_id: project.id, metadata: pitr ? { restore_time: pitr.restore_time } : undefined }, pitr?.also);
+  return start(
+    deps,
+    project,
+    token,
+    actor,
+    jobId,
+    {
+      kind: "restore_overwrite",
+      incoming: { database: hidden, role: hidden, passwordSealed: seal(deps.secretKey, randomBytes(24).toString("base64url")), previewId: null },
+      sourceBackupId: backup?.id ?? null,
+    },
+    {
+      action: "project.restore_overwrite_requested",
+      target_type: "project",
+      target_id: project.id,
+      metadata: pitr ? { restore_time: pitr.restore_time } : undefined,
+    },
+    pitr?.also,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,7 +336,13 @@ export async function requestRestoreOverwrite(
 export const promotionSecret = (deps: Pick<Deps, "secretKey">, sealed: string) => open(deps.secretKey, sealed);
 
 /** Moves the promotion from `from` to `to` (conditional: a stale attempt cannot move it back), adding a progress line. */
-export async function advancePromotion(deps: Db, p: PromotionItem, to: PromotionPhase, fields: Partial<PromotionItem> = {}, line?: string): Promise<PromotionItem> {
+export async function advancePromotion(
+  deps: Db,
+  p: PromotionItem,
+  to: PromotionPhase,
+  fields: Partial<PromotionItem> = {},
+  line?: string,
+): Promise<PromotionItem> {
   const progress = line ? [...p.progress, line] : p.progress;
   const set = setFields({ ...fields, phase: to, progress, updated_at: iso(deps.now()) });
   const next = await updateItemIf(deps, promotionItem, {
@@ -426,7 +481,14 @@ export async function markParkedReady(deps: Db, p: PromotionItem): Promise<Previ
   const now = deps.now();
   const at = iso(now);
   const expires = iso(new Date(now.getTime() + PARKED_TTL_HOURS * 3600_000));
-  const set = setFields({ state: "ready", error: null, expires_at: expires, updated_at: at, gsi2pk: keys.previewExpiryIndex, gsi2sk: `${expires}#${p.parked_preview_id}` });
+  const set = setFields({
+    state: "ready",
+    error: null,
+    expires_at: expires,
+    updated_at: at,
+    gsi2pk: keys.previewExpiryIndex,
+    gsi2sk: `${expires}#${p.parked_preview_id}`,
+  });
   const committed = await transactWriteIf(deps, [
     {
       Update: {
@@ -459,7 +521,15 @@ export async function dropParkedRecord(deps: Db, p: PromotionItem, error: string
         ExpressionAttributeValues: { ...set.ExpressionAttributeValues, ":job": p.job_id, ":provisioning": "provisioning", ":yes": true },
       },
     },
-    { Update: { TableName: deps.table, Key: keys.livePreviews(p.project_id), UpdateExpression: "ADD live :minus", ConditionExpression: "live > :zero", ExpressionAttributeValues: { ":minus": -1, ":zero": 0 } } },
+    {
+      Update: {
+        TableName: deps.table,
+        Key: keys.livePreviews(p.project_id),
+        UpdateExpression: "ADD live :minus",
+        ConditionExpression: "live > :zero",
+        ExpressionAttributeValues: { ":minus": -1, ":zero": 0 },
+      },
+    },
   ]);
 }
 
@@ -489,7 +559,15 @@ export async function retirePromotedPreview(deps: Db, previewId: string, promote
     outboxPut(deps, previewDeletedEvent(preview, promoteJobId, at)),
   ];
   if (preview.counted) {
-    writes.push({ Update: { TableName: deps.table, Key: keys.livePreviews(preview.project_id), UpdateExpression: "ADD live :minus", ConditionExpression: "live > :zero", ExpressionAttributeValues: { ":minus": -1, ":zero": 0 } } });
+    writes.push({
+      Update: {
+        TableName: deps.table,
+        Key: keys.livePreviews(preview.project_id),
+        UpdateExpression: "ADD live :minus",
+        ConditionExpression: "live > :zero",
+        ExpressionAttributeValues: { ":minus": -1, ":zero": 0 },
+      },
+    });
   }
   await transactWriteIf(deps, writes);
 }

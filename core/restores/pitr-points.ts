@@ -27,5 +27,10 @@ export async function createPitrPoint(
     if (await markWalRestorePoint(conn, id)) mark = id;
     else deps.log.warn("could not mark the WAL for a restore point; it restores by its time", { project_id: project.id, restore_point_id: id });
   }
-  return createPitrRestorePoint(deps, project, { id, label: body.label, note: body.note, pitrTime: body.pitr_time !== undefined ? resolved.restore_time : exactTime(now), walRestorePoint: mark }, actor);
+  return createPitrRestorePoint(
+    deps,
+    project,
+    { id, label: body.label, note: body.note, pitrTime: body.pitr_time !== undefined ? resolved.restore_time : exactTime(now), walRestorePoint: mark },
+    actor,
+  );
 }

@@ -34,7 +34,10 @@ export const exactTime = (d: Date): string => d.toISOString().replace(/\.000Z$/,
 
 export function parseRestoreTime(text: string, field = "restore_time"): Date {
   if (!rfc3339.safeParse(text).success) {
-    throw new AppError("bad_request", `${field}: must be an RFC 3339 time with a zone, such as 2026-12-06T14:31:00Z (got ${JSON.stringify(text.slice(0, 60))})`);
+    throw new AppError(
+      "bad_request",
+      `${field}: must be an RFC 3339 time with a zone, such as 2026-12-06T14:31:00Z (got ${JSON.stringify(text.slice(0, 60))})`,
+    );
   }
   return new Date(text);
 }
@@ -45,7 +48,12 @@ export function parseRestoreTime(text: string, field = "restore_time"): Date {
  * as it is (the archive reaches it within its lag; the restore waits for that), a later one is
  * refused.
  */
-export async function resolveRestoreTime(deps: Db, project: Project, requested: Date, opts: { clamp?: boolean; field?: string } = {}): Promise<ResolvedRestoreTime> {
+export async function resolveRestoreTime(
+  deps: Db,
+  project: Project,
+  requested: Date,
+  opts: { clamp?: boolean; field?: string } = {},
+): Promise<ResolvedRestoreTime> {
   const field = opts.field ?? "restore_time";
   const window = await restorableWindow(deps, project.cluster_id);
   if (!window.archive?.enabled && !window.available) throw new AppError("bad_request", PITR_NO_ARCHIVE);
@@ -68,7 +76,8 @@ export async function resolveRestoreTime(deps: Db, project: Project, requested: 
     clamped = true;
   }
   const where = locateTime(window, target);
-  if (where.in === "before") throw new AppError("bad_request", `${field}: ${exactTime(requested)} is before the earliest restorable time (${bounds}, ${window.window_days} days kept)`);
+  if (where.in === "before")
+    throw new AppError("bad_request", `${field}: ${exactTime(requested)} is before the earliest restorable time (${bounds}, ${window.window_days} days kept)`);
   if (where.in === "gap") {
     throw new AppError(
       "bad_request",
@@ -78,7 +87,11 @@ export async function resolveRestoreTime(deps: Db, project: Project, requested: 
   if (where.in !== "span" || !baseBackupForTime(window, window.baseBackups, target)) {
     throw new AppError("bad_request", `${field}: ${exactTime(requested)} cannot be restored (${bounds})`);
   }
-  return { requested_restore_time: exactTime(requested), restore_time: clamped ? window.latest_restore_time! : exactTime(target), restore_time_clamped: clamped };
+  return {
+    requested_restore_time: exactTime(requested),
+    restore_time: clamped ? window.latest_restore_time! : exactTime(target),
+    restore_time_clamped: clamped,
+  };
 }
 
 /**

@@ -67,9 +67,14 @@ function pinUpdate(backup: BackupItem, pinsBefore: number, delta: 1 | -1) {
   return {
     TableName: "",
     Key: keys.backup(backup.project_id, backup.id),
-    UpdateExpression: inIndex ? "SET pin_count = :pins, gsi2pk = :p, gsi2sk = :sk" : pins === 0 ? "SET pin_count = :pins REMOVE gsi2pk, gsi2sk" : "SET pin_count = :pins REMOVE gsi2pk, gsi2sk",
+    UpdateExpression: inIndex
+      ? "SET pin_count = :pins, gsi2pk = :p, gsi2sk = :sk"
+      : pins === 0
+        ? "SET pin_count = :pins REMOVE gsi2pk, gsi2sk"
+        : "SET pin_count = :pins REMOVE gsi2pk, gsi2sk",
     // Optimistic: the count read is the count written over, so concurrent pins retry instead of losing one.
-    ConditionExpression: pinsBefore === 0 ? "(attribute_not_exists(pin_count) OR pin_count = :zero) AND #state = :state" : "pin_count = :before AND #state = :state",
+    ConditionExpression:
+      pinsBefore === 0 ? "(attribute_not_exists(pin_count) OR pin_count = :zero) AND #state = :state" : "pin_count = :before AND #state = :state",
     ExpressionAttributeNames: { "#state": "state" },
     ExpressionAttributeValues: {
       ":pins": pins,
@@ -142,7 +147,14 @@ export async function createPitrRestorePoint(
     wal_restore_point: input.walRestorePoint,
     pin_cluster_id: project.cluster_id,
   };
-  const pin: PitrPinItem = { item_type: "pitr_pin", cluster_id: project.cluster_id, project_id: project.id, restore_point_id: point.id, pitr_time: input.pitrTime, created_at: at };
+  const pin: PitrPinItem = {
+    item_type: "pitr_pin",
+    cluster_id: project.cluster_id,
+    project_id: project.id,
+    restore_point_id: point.id,
+    pitr_time: input.pitrTime,
+    created_at: at,
+  };
   await transactWrite(deps, [
     { Put: { TableName: deps.table, Item: { ...keys.restorePoint(project.id, point.id), ...point }, ConditionExpression: "attribute_not_exists(pk)" } },
     { Put: { TableName: deps.table, Item: { ...keys.pitrPin(project.cluster_id, point.id), ...pin } } },
@@ -193,7 +205,8 @@ export async function createRestorePoint(
   };
   await withPinRetry(async () => {
     const current = await getItem(deps, pinnedBackup, keys.backup(project.id, backup.id));
-    if (!current || current.state !== "completed") throw new AppError("bad_request", `backup ${backup.id} is ${current?.state ?? "gone"}: only a completed backup can be pinned by a restore point`);
+    if (current?.state !== "completed")
+      throw new AppError("bad_request", `backup ${backup.id} is ${current?.state ?? "gone"}: only a completed backup can be pinned by a restore point`);
     await transactWrite(
       deps,
       [

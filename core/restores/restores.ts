@@ -52,7 +52,10 @@ export function checkRestorable(backup: BackupItem, allowUnverified: boolean): v
   }
   if (backup.state !== "completed") throw new AppError("conflict", `backup ${backup.id} is ${backup.state}: wait until it completes`);
   if (backup.verification_state !== "verified" && !allowUnverified) {
-    throw new AppError("bad_request", `backup ${backup.id} is not verified (verification ${backup.verification_state}): pass allow_unverified_backup: true to restore it anyway`);
+    throw new AppError(
+      "bad_request",
+      `backup ${backup.id} is not verified (verification ${backup.verification_state}): pass allow_unverified_backup: true to restore it anyway`,
+    );
   }
 }
 
@@ -80,7 +83,11 @@ export async function newestVerifiedBackup(deps: Db, project: Project): Promise<
     },
     1,
   );
-  if (!b) throw new AppError("conflict", `project ${project.id} has no completed, verified backup to clone: take one first (POST /v1/projects/${project.id}/backups)`);
+  if (!b)
+    throw new AppError(
+      "conflict",
+      `project ${project.id} has no completed, verified backup to clone: take one first (POST /v1/projects/${project.id}/backups)`,
+    );
   return b;
 }
 
@@ -135,11 +142,20 @@ export async function requestRestore(
   const also = pitr ? (jobId: string) => [pitrRequestPut(deps, project, jobId, pitr)] : undefined;
   // What the preview reports as its source (source_kind pitr, source_restore_time).
   const source = pitr ? { kind: "pitr" as const, restore_time: pitr.restore_time } : undefined;
-  const answer = pitr ? { requested_restore_time: pitr.requested_restore_time, restore_time: pitr.restore_time, restore_time_clamped: pitr.restore_time_clamped } : undefined;
+  const answer = pitr
+    ? { requested_restore_time: pitr.requested_restore_time, restore_time: pitr.restore_time, restore_time_clamped: pitr.restore_time_clamped }
+    : undefined;
 
   if (data.target_kind === "project") {
     if (!actor) throw new Error("an overwrite restore needs the requesting actor");
-    const { job } = await requestRestoreOverwrite(deps, project, backup ?? null, data.approval_token, actor, pitr && also ? { restore_time: pitr.restore_time, also } : undefined);
+    const { job } = await requestRestoreOverwrite(
+      deps,
+      project,
+      backup ?? null,
+      data.approval_token,
+      actor,
+      pitr && also ? { restore_time: pitr.restore_time, also } : undefined,
+    );
     return { job, pitr: answer };
   }
 

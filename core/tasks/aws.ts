@@ -2,7 +2,6 @@ import { task } from "sst/aws/task";
 import type { TaskResource } from "../config.ts";
 import { fargateTaskId, taskEnv, TaskLaunchError, type TaskLauncher } from "./launcher.ts";
 
-
 /** Why RunTask started nothing, in words an operator can act on (from the ECS error). */
 export async function runErrorReason(err: unknown): Promise<string> {
   if (err instanceof task.RunError) {

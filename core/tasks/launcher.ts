@@ -45,7 +45,11 @@ export function taskEnv(input: TaskInput): Record<string, string> {
   return { CAPYDB_JOB_ID: input.jobId, CAPYDB_JOB_ATTEMPT: String(input.attempt), CAPYDB_LAUNCHED_BY: input.launchedBy };
 }
 
-const int = (name: string) => z.coerce.number({ error: `${name} must be a number` }).int().positive();
+const int = (name: string) =>
+  z.coerce
+    .number({ error: `${name} must be a number` })
+    .int()
+    .positive();
 
 const taskEnvSchema = z.object({
   CAPYDB_JOB_ID: z.string().regex(/^job_[0-9a-z]{26}$/, "CAPYDB_JOB_ID must be a job id"),

@@ -20,14 +20,16 @@ export interface LocalTaskLauncher extends TaskLauncher {
  * own process group, so killing the group takes its pg_dump/pg_restore with it, as a stopped
  * Fargate task would.
  */
-export function localTaskLauncher(opts: {
-  /** The service's environment (table, queue, bucket, key, PostgreSQL tools); default process.env. */
-  env?: NodeJS.ProcessEnv;
-  /** Default: functions/task.ts of this checkout. */
-  entry?: string;
-  /** Task output: inherited by default (npm start shows task log lines beside the worker's). */
-  stdio?: "inherit" | "ignore";
-} = {}): LocalTaskLauncher {
+export function localTaskLauncher(
+  opts: {
+    /** The service's environment (table, queue, bucket, key, PostgreSQL tools); default process.env. */
+    env?: NodeJS.ProcessEnv;
+    /** Default: functions/task.ts of this checkout. */
+    entry?: string;
+    /** Task output: inherited by default (npm start shows task log lines beside the worker's). */
+    stdio?: "inherit" | "ignore";
+  } = {},
+): LocalTaskLauncher {
   const children = new Map<number, { child: ChildProcess; exit: Promise<number | string | null> }>();
   const exits = new Map<number, Promise<number | string | null>>();
   const entry = opts.entry ?? path.join(repoRoot, "functions", "task.ts");

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { Readable, Transform } from "node:stream";
+import { type Readable, Transform } from "node:stream";
 import { createGunzip, gunzipSync } from "node:zlib";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { keys } from "../db/keys.ts";
@@ -149,16 +149,24 @@ export async function listSegments(deps: Db, clusterId: string, opts: { fromName
  */
 export async function recordWalFile(deps: Db, item: WalSegmentItem): Promise<boolean> {
   const key = item.kind === "history" ? keys.walHistory(item.cluster_id, item.timeline) : keys.walSegment(item.cluster_id, item.name);
-  return putItemIf(deps, { ...key, ...walSegmentItem.parse(item) }, {
-    condition: "attribute_not_exists(pk) OR #partial = :true",
-    names: { "#partial": "partial" },
-    values: { ":true": true },
-  });
+  return putItemIf(
+    deps,
+    { ...key, ...walSegmentItem.parse(item) },
+    {
+      condition: "attribute_not_exists(pk) OR #partial = :true",
+      names: { "#partial": "partial" },
+      values: { ":true": true },
+    },
+  );
 }
 
 /** Marks a segment as read back and found right (the continuity sweep). */
 export async function markWalFileChecked(deps: Db, clusterId: string, name: string, at: Date): Promise<void> {
-  await updateItemIf(deps, walSegmentItem, { Key: keys.walSegment(clusterId, name), ...setFields({ checked_at: iso(at) }), ConditionExpression: "attribute_exists(pk)" });
+  await updateItemIf(deps, walSegmentItem, {
+    Key: keys.walSegment(clusterId, name),
+    ...setFields({ checked_at: iso(at) }),
+    ConditionExpression: "attribute_exists(pk)",
+  });
 }
 
 export async function deleteWalFileRecord(deps: Db, item: WalSegmentItem): Promise<void> {
@@ -241,7 +249,11 @@ export async function getBaseBackup(deps: Db, clusterId: string, id: string): Pr
 }
 
 export async function putBaseBackup(deps: Db, item: BaseBackupItem, opts: { create?: boolean } = {}): Promise<boolean> {
-  return putItemIf(deps, { ...keys.baseBackup(item.cluster_id, item.id), ...baseBackupItem.parse(item) }, opts.create ? { condition: "attribute_not_exists(pk)" } : {});
+  return putItemIf(
+    deps,
+    { ...keys.baseBackup(item.cluster_id, item.id), ...baseBackupItem.parse(item) },
+    opts.create ? { condition: "attribute_not_exists(pk)" } : {},
+  );
 }
 
 /**
@@ -285,7 +297,10 @@ export async function putGap(deps: Db, gap: WalGapItem): Promise<void> {
  * The cluster's restorable window now (see window.ts): `available: false` and null times when the
  * cluster has no archive or no usable base backup yet.
  */
-export async function restorableWindow(deps: Db, clusterId: string): Promise<RestorableWindow & { archive: WalArchiveItem | undefined; baseBackups: BaseBackupItem[] }> {
+export async function restorableWindow(
+  deps: Db,
+  clusterId: string,
+): Promise<RestorableWindow & { archive: WalArchiveItem | undefined; baseBackups: BaseBackupItem[] }> {
   const [archive, baseBackups, gaps] = await Promise.all([getArchive(deps, clusterId), listBaseBackups(deps, clusterId), listGaps(deps, clusterId)]);
   const window = computeWindow({ archive, baseBackups, gaps, now: deps.now() });
   return { ...window, archive, baseBackups };

@@ -26,7 +26,11 @@ export interface ArchiverOptions {
   pinnedTimes?: PinnedTimes;
 }
 
-export const defaultArchiverOptions = (spoolDir: string): ArchiverOptions => ({ receiver: defaultReceiverOptions(spoolDir), scanMs: 5_000, retentionMs: 15 * 60_000 });
+export const defaultArchiverOptions = (spoolDir: string): ArchiverOptions => ({
+  receiver: defaultReceiverOptions(spoolDir),
+  scanMs: 5_000,
+  retentionMs: 15 * 60_000,
+});
 
 export function startArchiver(deps: ArchiverDeps, opts: ArchiverOptions) {
   const receivers = new Map<string, ClusterReceiver>();
@@ -59,8 +63,12 @@ export function startArchiver(deps: ArchiverDeps, opts: ArchiverOptions) {
     for (const a of archives) {
       if (Date.now() - (lastRetention.get(a.cluster_id) ?? 0) < opts.retentionMs) continue;
       lastRetention.set(a.cluster_id, Date.now());
-      await checkArchive(deps, a.cluster_id, { onlyUnchecked: true }).catch((err: unknown) => deps.log.warn("WAL continuity sweep failed", { cluster_id: a.cluster_id, error: errorText(err) }));
-      await enforceRetention(deps, a.cluster_id, opts.pinnedTimes).catch((err: unknown) => deps.log.warn("WAL retention failed", { cluster_id: a.cluster_id, error: errorText(err) }));
+      await checkArchive(deps, a.cluster_id, { onlyUnchecked: true }).catch((err: unknown) =>
+        deps.log.warn("WAL continuity sweep failed", { cluster_id: a.cluster_id, error: errorText(err) }),
+      );
+      await enforceRetention(deps, a.cluster_id, opts.pinnedTimes).catch((err: unknown) =>
+        deps.log.warn("WAL retention failed", { cluster_id: a.cluster_id, error: errorText(err) }),
+      );
     }
   };
 

@@ -28,7 +28,12 @@ export const BASE_BACKUP_RETRY_MS = 5 * 60_000;
  * Takes one base backup of the cluster now and records it (running, then completed and verified,
  * or failed with its error). The archive's `base_backup_due_at` is cleared when it succeeds.
  */
-export async function runBaseBackup(deps: BbDeps, clusterId: string, trigger: BaseBackupItem["trigger"], opts: { signal?: AbortSignal; scratchDir?: string } = {}): Promise<BaseBackupItem> {
+export async function runBaseBackup(
+  deps: BbDeps,
+  clusterId: string,
+  trigger: BaseBackupItem["trigger"],
+  opts: { signal?: AbortSignal; scratchDir?: string } = {},
+): Promise<BaseBackupItem> {
   const startedAt = deps.now();
   const id = newId("baseBackup", startedAt);
   let item: BaseBackupItem = {
@@ -102,7 +107,14 @@ export async function runBaseBackup(deps: BbDeps, clusterId: string, trigger: Ba
     return item;
   } catch (err) {
     const message = redact(errorText(err), [conn.password]).slice(0, 2000);
-    item = { ...item, state: "failed", error: message, finished_at: iso(deps.now()), duration_ms: Math.round(performance.now() - t0), updated_at: iso(deps.now()) };
+    item = {
+      ...item,
+      state: "failed",
+      error: message,
+      finished_at: iso(deps.now()),
+      duration_ms: Math.round(performance.now() - t0),
+      updated_at: iso(deps.now()),
+    };
     await putBaseBackup(deps, item);
     await deps.s3.send(new DeleteObjectCommand({ Bucket: deps.bucket, Key: item.key })).catch(() => undefined);
     // Tried again later, not in a tight loop; the previous base backups stay as they are.

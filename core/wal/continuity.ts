@@ -70,7 +70,10 @@ export async function checkArchive(deps: SweepDeps, clusterId: string, opts: { o
     prev = s;
   }
   if (found.length) {
-    deps.log.error("WAL archive gap found by the continuity sweep", { cluster_id: clusterId, gaps: found.map((g) => ({ reason: g.reason, from_lsn: g.from_lsn, to_lsn: g.to_lsn })) });
+    deps.log.error("WAL archive gap found by the continuity sweep", {
+      cluster_id: clusterId,
+      gaps: found.map((g) => ({ reason: g.reason, from_lsn: g.from_lsn, to_lsn: g.to_lsn })),
+    });
     await updateArchive(deps, clusterId, { base_backup_due_at: iso(deps.now()), base_backup_reason: "after_gap" });
   }
   return { checked, gaps: found };

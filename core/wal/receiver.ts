@@ -63,10 +63,14 @@ export const defaultReceiverOptions = (spoolDir: string): ReceiverOptions => ({ 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
     const t = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
-      clearTimeout(t);
-      resolve();
-    }, { once: true });
+    signal?.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
   });
 
 export class ClusterReceiver {
@@ -134,7 +138,12 @@ export class ClusterReceiver {
       if (archive.chain_start_lsn === null || archive.archived_lsn === null) {
         // A new archive: it starts where the slot started keeping WAL (its segment's start).
         const start = segmentBounds(segnoOf(slot.restartLsn!, server.segmentSize), server.segmentSize).start;
-        archive = await updateArchive(this.deps, this.clusterId, { chain_start_lsn: start, archived_lsn: start, timeline: server.timeline, segment_size: server.segmentSize });
+        archive = await updateArchive(this.deps, this.clusterId, {
+          chain_start_lsn: start,
+          archived_lsn: start,
+          timeline: server.timeline,
+          segment_size: server.segmentSize,
+        });
       } else if (archive.timeline !== server.timeline || archive.segment_size !== server.segmentSize) {
         archive = await updateArchive(this.deps, this.clusterId, { timeline: server.timeline, segment_size: server.segmentSize });
       }
@@ -157,7 +166,8 @@ export class ClusterReceiver {
       const exit = await exited;
       // What it finished before stopping still ships now.
       await this.shipFinished(archive);
-      if (!this.stopped) throw new Error(`pg_receivewal exited (${exit.code ?? exit.signal}): ${this.tool.report(exit).stderr.trim().split("\n").slice(-3).join(" ")}`);
+      if (!this.stopped)
+        throw new Error(`pg_receivewal exited (${exit.code ?? exit.signal}): ${this.tool.report(exit).stderr.trim().split("\n").slice(-3).join(" ")}`);
     } finally {
       this.streaming = false;
       this.tool?.kill();
@@ -213,7 +223,12 @@ export class ClusterReceiver {
       detail: g.detail,
       detected_at: iso(now),
     });
-    return updateArchive(this.deps, this.clusterId, { chain_start_lsn: g.toLsn, archived_lsn: g.toLsn, base_backup_due_at: iso(now), base_backup_reason: "after_gap" });
+    return updateArchive(this.deps, this.clusterId, {
+      chain_start_lsn: g.toLsn,
+      archived_lsn: g.toLsn,
+      base_backup_due_at: iso(now),
+      base_backup_reason: "after_gap",
+    });
   }
 
   /** Ships every finished segment (and history file) in the spool, in WAL order, then removes it locally. */
@@ -222,7 +237,11 @@ export class ClusterReceiver {
     for (const name of spool.history) {
       const timeline = Number.parseInt(name.slice(0, 8), 16);
       if (!(await getWalFile(this.deps, this.clusterId, name))) {
-        await this.upload(await readFile(join(this.spool, name)), { name, kind: "history", timeline, partial: false, start: null, end: null, key: historyKey(this.clusterId, timeline) }, archive);
+        await this.upload(
+          await readFile(join(this.spool, name)),
+          { name, kind: "history", timeline, partial: false, start: null, end: null, key: historyKey(this.clusterId, timeline) },
+          archive,
+        );
       }
     }
     for (const name of spool.finished) {
@@ -231,7 +250,8 @@ export class ClusterReceiver {
       if (archive.archived_lsn !== null && compareLsn(start, archive.archived_lsn) > 0) {
         // WAL between what is archived and this segment never reached us: a gap, honestly recorded.
         const missing: string[] = [];
-        for (let s = segnoOf(archive.archived_lsn, archive.segment_size); s < segno && missing.length < 1000; s++) missing.push(segmentName(timeline, s, archive.segment_size));
+        for (let s = segnoOf(archive.archived_lsn, archive.segment_size); s < segno && missing.length < 1000; s++)
+          missing.push(segmentName(timeline, s, archive.segment_size));
         archive = await this.recordGap(archive, {
           reason: "missing",
           fromLsn: archive.archived_lsn,
@@ -272,7 +292,11 @@ export class ClusterReceiver {
         const upTo = compareLsn(written, end) < 0 ? written : end;
         const bytes = await readFile(join(this.spool, `${spool.partial}.partial`)).catch(() => undefined);
         if (bytes && bytes.length === archive.segment_size) {
-          await this.upload(bytes, { name: spool.partial, kind: "segment", timeline, partial: true, start, end: upTo, key: partialKey(this.clusterId, timeline, spool.partial) }, archive);
+          await this.upload(
+            bytes,
+            { name: spool.partial, kind: "segment", timeline, partial: true, start, end: upTo, key: partialKey(this.clusterId, timeline, spool.partial) },
+            archive,
+          );
           archive = await this.advance(archive, upTo);
         }
       }
@@ -304,7 +328,9 @@ export class ClusterReceiver {
   ): Promise<void> {
     const stored = await gzipAsync(bytes, { level: 6 });
     const storedSha = createHash("sha256").update(stored).digest("hex");
-    await this.deps.s3.send(new PutObjectCommand({ Bucket: this.deps.bucket, Key: f.key, Body: stored, ChecksumSHA256: Buffer.from(storedSha, "hex").toString("base64") }));
+    await this.deps.s3.send(
+      new PutObjectCommand({ Bucket: this.deps.bucket, Key: f.key, Body: stored, ChecksumSHA256: Buffer.from(storedSha, "hex").toString("base64") }),
+    );
     const item: WalSegmentItem = {
       item_type: "wal_segment",
       cluster_id: this.clusterId,
@@ -327,4 +353,3 @@ export class ClusterReceiver {
     await recordWalFile(this.deps, item);
   }
 }
-

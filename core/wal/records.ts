@@ -136,4 +136,3 @@ export const walGapItem = z.object({
   detected_at: z.string(),
 });
 export type WalGapItem = z.infer<typeof walGapItem>;
-

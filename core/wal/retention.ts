@@ -31,7 +31,11 @@ export interface RetentionResult {
   deletedGaps: number;
 }
 
-export async function enforceRetention(deps: RetentionDeps, clusterId: string, pinnedTimes: PinnedTimes = async () => []): Promise<RetentionResult | undefined> {
+export async function enforceRetention(
+  deps: RetentionDeps,
+  clusterId: string,
+  pinnedTimes: PinnedTimes = async () => [],
+): Promise<RetentionResult | undefined> {
   const archive = await getArchive(deps, clusterId);
   if (!archive) return undefined;
   const now = deps.now();

@@ -36,8 +36,10 @@ export const pitrSchema = z.object({
 });
 export type Pitr = z.infer<typeof pitrSchema>;
 
-const floorSecond = (t: string | null): string | null => (t === null ? null : new Date(Math.floor(Date.parse(t) / 1000) * 1000).toISOString().replace(/\.000Z$/, "Z"));
-const ceilSecond = (t: string | null): string | null => (t === null ? null : new Date(Math.ceil(Date.parse(t) / 1000) * 1000).toISOString().replace(/\.000Z$/, "Z"));
+const floorSecond = (t: string | null): string | null =>
+  t === null ? null : new Date(Math.floor(Date.parse(t) / 1000) * 1000).toISOString().replace(/\.000Z$/, "Z");
+const ceilSecond = (t: string | null): string | null =>
+  t === null ? null : new Date(Math.ceil(Date.parse(t) / 1000) * 1000).toISOString().replace(/\.000Z$/, "Z");
 
 /** The cluster's point-in-time view; `window_days` 0 and nothing available where it has no archive. */
 export async function pitrView(deps: Pick<Deps, "ddb" | "table" | "now">, clusterId: string): Promise<Pitr> {
@@ -49,7 +51,9 @@ export async function pitrView(deps: Pick<Deps, "ddb" | "table" | "now">, cluste
     earliest_restore_time: ceilSecond(w.earliest_restore_time),
     latest_restore_time: latest,
     lag_seconds: latest === null ? null : Math.max(0, Math.floor((deps.now().getTime() - Date.parse(latest)) / 1000)),
-    base_backups: w.baseBackups.filter(isUsable).map((b) => ({ id: b.id, started_at: b.started_at, finished_at: b.finished_at, size_bytes: b.size_bytes, verified_at: b.verified_at })),
+    base_backups: w.baseBackups
+      .filter(isUsable)
+      .map((b) => ({ id: b.id, started_at: b.started_at, finished_at: b.finished_at, size_bytes: b.size_bytes, verified_at: b.verified_at })),
     gaps: w.gaps.map((g) => ({ from: floorSecond(g.from), to: ceilSecond(g.to) })),
     last_drill: null,
   };

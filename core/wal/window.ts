@@ -125,7 +125,10 @@ export function baseBackupForTime(window: RestorableWindow, baseBackups: readonl
 }
 
 /** The stretch a time falls in, or the gap that holds it, for a 400 that names the bounds. */
-export function locateTime(window: RestorableWindow, target: Date): { in: "span"; span: { from: string; to: string } } | { in: "gap"; gap: { from: string | null; to: string | null } } | { in: "before" | "after" | "none" } {
+export function locateTime(
+  window: RestorableWindow,
+  target: Date,
+): { in: "span"; span: { from: string; to: string } } | { in: "gap"; gap: { from: string | null; to: string | null } } | { in: "before" | "after" | "none" } {
   const t = target.getTime();
   if (!window.available) return { in: "none" };
   const span = window.spans.find((s) => ms(s.from) <= t && t <= ms(s.to));

@@ -77,7 +77,7 @@ export async function deliverMessage(deps: Deps, msg: DeliveryMessage, overrides
   if (delivery.next_attempt_at && Date.parse(delivery.next_attempt_at) - now.getTime() > EARLY_SLACK_MS) return ignored("not due yet");
 
   const endpoint = await getEndpointItem(deps, msg.organization_id, msg.endpoint_id);
-  if (!endpoint || !endpoint.is_active) {
+  if (!endpoint?.is_active) {
     const why = !endpoint ? "the endpoint was deleted" : "the endpoint is disabled";
     const claimed = await claim(deps, delivery, o);
     if (claimed) await settle(deps, claimed, { state: "failed", status: null, body: null, error: why }, o);
@@ -120,7 +120,14 @@ async function claim(deps: Deps, d: DeliveryItem, o: DeliveryOptions): Promise<D
     UpdateExpression: "SET attempts = :next, next_attempt_at = :until, updated_at = :now, gsi2sk = :sk",
     ConditionExpression: "#state = :pending AND attempts = :n AND attempts < max_attempts",
     ExpressionAttributeNames: { "#state": "state" },
-    ExpressionAttributeValues: { ":next": d.attempts + 1, ":until": until, ":now": iso(now), ":sk": dueIndex(until, d.id).gsi2sk, ":pending": "pending", ":n": d.attempts },
+    ExpressionAttributeValues: {
+      ":next": d.attempts + 1,
+      ":until": until,
+      ":now": iso(now),
+      ":sk": dueIndex(until, d.id).gsi2sk,
+      ":pending": "pending",
+      ":n": d.attempts,
+    },
   });
 }
 
@@ -169,7 +176,13 @@ async function attempt(deps: Deps, endpoint: EndpointItem, d: DeliveryItem, o: D
   }
   const delay = retryDelaySeconds(o, d.attempts);
   const retried = await settle(deps, d, { state: "pending", status: result.status, body: result.body, error: detail, retryInSeconds: delay }, o);
-  deps.log.info("webhook attempt failed; will retry", { delivery_id: d.id, endpoint_id: endpoint.id, attempt: d.attempts, retry_in_seconds: delay, error: result.error });
+  deps.log.info("webhook attempt failed; will retry", {
+    delivery_id: d.id,
+    endpoint_id: endpoint.id,
+    attempt: d.attempts,
+    retry_in_seconds: delay,
+    error: result.error,
+  });
   // Within SQS's 15-minute delay the next attempt is a delayed message; beyond it, the sweep sends it when due.
   if (retried && delay <= 900) {
     await enqueueDeliveries(deps, [messageOf(d)], delay).catch((err: unknown) =>
@@ -202,7 +215,8 @@ async function settle(
     ":n": d.attempts,
   };
   if (next) Object.assign(values, { ":gpk": dueIndex(next, d.id).gsi2pk, ":gsk": dueIndex(next, d.id).gsi2sk });
-  const sets = "#state = :state, response_status = :status, response_body = :body, last_error = :error, next_attempt_at = :next, delivered_at = :delivered, updated_at = :updated";
+  const sets =
+    "#state = :state, response_status = :status, response_body = :body, last_error = :error, next_attempt_at = :next, delivered_at = :delivered, updated_at = :updated";
   const settled = await updateItemIf(deps, deliveryItem, {
     Key: keys.webhookDelivery(d.endpoint_id, d.id),
     UpdateExpression: next ? `SET ${sets}, gsi2pk = :gpk, gsi2sk = :gsk` : `SET ${sets} ${index}`,

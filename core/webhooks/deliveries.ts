@@ -34,14 +34,14 @@ export type WebhookDelivery = z.infer<typeof webhookDeliverySchema>;
 export const deliveryItem = webhookDeliverySchema
   .omit({ payload: true })
   .extend({
-  item_type: z.literal("webhook_delivery"),
-  /** Absent on deliveries stored before the field existed: they read their last change from the other timestamps. */
-  updated_at: z.string().optional(),
-  event_id: z.string(),
-  /** The exact request body (the event), signed byte for byte. */
-  body: z.string(),
-  /** The receiver's last answer, its first 1 KiB, redacted. */
-  response_body: z.string().nullable(),
+    item_type: z.literal("webhook_delivery"),
+    /** Absent on deliveries stored before the field existed: they read their last change from the other timestamps. */
+    updated_at: z.string().optional(),
+    event_id: z.string(),
+    /** The exact request body (the event), signed byte for byte. */
+    body: z.string(),
+    /** The receiver's last answer, its first 1 KiB, redacted. */
+    response_body: z.string().nullable(),
   })
   .transform((d) => ({ ...d, updated_at: d.updated_at ?? d.delivered_at ?? d.created_at }));
 export type DeliveryItem = z.infer<typeof deliveryItem>;
@@ -122,7 +122,11 @@ export const messageOf = (d: Pick<DeliveryItem, "organization_id" | "endpoint_id
  * Sends one message per delivery (batches of ten, at most SQS's 900 s delay). Throws when a
  * message could not be sent: the delivery stays pending and due, and the sweep sends it later.
  */
-export async function enqueueDeliveries(deps: Pick<Deps, "sqs" | "deliveryQueueUrl" | "log">, messages: readonly DeliveryMessage[], delaySeconds = 0): Promise<void> {
+export async function enqueueDeliveries(
+  deps: Pick<Deps, "sqs" | "deliveryQueueUrl" | "log">,
+  messages: readonly DeliveryMessage[],
+  delaySeconds = 0,
+): Promise<void> {
   if (!messages.length) return;
   if (!deps.deliveryQueueUrl) {
     deps.log.warn("no webhook deliveries queue is configured (CAPYDB_DELIVERY_QUEUE_URL): deliveries wait", { deliveries: messages.length });
@@ -167,7 +171,11 @@ export function testEvent(endpoint: Pick<EndpointItem, "id" | "organization_id">
     id,
     type: testEventType,
     created_at: iso(now),
-    data: { organization_id: endpoint.organization_id, endpoint_id: endpoint.id, message: "A test delivery from CapyDB: your endpoint receives and verifies webhooks." },
+    data: {
+      organization_id: endpoint.organization_id,
+      endpoint_id: endpoint.id,
+      message: "A test delivery from CapyDB: your endpoint receives and verifies webhooks.",
+    },
   };
   return { id, type: testEventType, body: JSON.stringify(body) };
 }

@@ -248,6 +248,10 @@ export async function recordEndpointFailure(deps: Db & Pick<Deps, "log">, item: 
     ExpressionAttributeValues: { ":off": false, ":on": true, ":why": reason, ":at": at, ":since": since },
   });
   if (!disabled) return false;
-  deps.log.warn("webhook endpoint disabled: its deliveries failed for too long", { endpoint_id: item.id, organization_id: item.organization_id, failing_since: since });
+  deps.log.warn("webhook endpoint disabled: its deliveries failed for too long", {
+    endpoint_id: item.id,
+    organization_id: item.organization_id,
+    failing_since: since,
+  });
   return true;
 }

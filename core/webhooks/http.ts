@@ -32,7 +32,8 @@ export function postWebhook(opts: {
   maxResponseBytes: number;
 }): Promise<PostResult> {
   const pinned: LookupFunction = (_hostname, options, callback) => {
-    if ((options as { all?: boolean }).all) (callback as unknown as (e: null, a: { address: string; family: number }[]) => void)(null, [{ address: opts.address, family: opts.family }]);
+    if ((options as { all?: boolean }).all)
+      (callback as unknown as (e: null, a: { address: string; family: number }[]) => void)(null, [{ address: opts.address, family: opts.family }]);
     else callback(null, opts.address, opts.family);
   };
   const client = opts.url.protocol === "https:" ? https : http;
@@ -58,7 +59,10 @@ export function postWebhook(opts: {
         const chunks: Buffer[] = [];
         let size = 0;
         const done = () => {
-          const body = Buffer.concat(chunks).subarray(0, opts.maxResponseBytes).toString("utf8").replace(/\uFFFD+$/, "");
+          const body = Buffer.concat(chunks)
+            .subarray(0, opts.maxResponseBytes)
+            .toString("utf8")
+            .replace(/\uFFFD+$/, "");
           const ok = status >= 200 && status < 300;
           const error = ok
             ? null
@@ -76,10 +80,7 @@ export function postWebhook(opts: {
         res.on("error", done);
       },
     );
-    const timer = setTimeout(
-      () => finish({ status: null, body: "", error: `no answer within ${opts.timeoutMs / 1000} s`, ok: false }),
-      opts.timeoutMs,
-    );
+    const timer = setTimeout(() => finish({ status: null, body: "", error: `no answer within ${opts.timeoutMs / 1000} s`, ok: false }), opts.timeoutMs);
     req.on("socket", (socket) => {
       const checkPeer = () => {
         const peer = socket.remoteAddress;
@@ -92,9 +93,7 @@ export function postWebhook(opts: {
       if (socket.connecting) socket.prependOnceListener("connect", checkPeer);
       else checkPeer();
     });
-    req.on("error", (err: NodeJS.ErrnoException) =>
-      finish({ status: null, body: "", error: `could not deliver: ${err.code ?? err.message}`, ok: false }),
-    );
+    req.on("error", (err: NodeJS.ErrnoException) => finish({ status: null, body: "", error: `could not deliver: ${err.code ?? err.message}`, ok: false }));
     req.end(opts.body);
   });
 }

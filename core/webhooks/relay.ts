@@ -79,6 +79,12 @@ async function fanOut(deps: Deps, event: EventItem): Promise<DeliveryMessage[] |
     },
   ]);
   if (!committed) return undefined;
-  if (deliveries.length) deps.log.info("webhook event relayed", { event_id: event.id, event_type: event.type, organization_id: event.organization_id, deliveries: deliveries.length });
+  if (deliveries.length)
+    deps.log.info("webhook event relayed", {
+      event_id: event.id,
+      event_type: event.type,
+      organization_id: event.organization_id,
+      deliveries: deliveries.length,
+    });
   return deliveries.map(messageOf);
 }

@@ -37,7 +37,8 @@ export function verifySignature(opts: { secret: string; header: string; body: st
   const timestamp = Number(t);
   const tolerance = opts.toleranceSeconds ?? 300;
   const now = Math.floor((opts.now ?? Date.now()) / 1000);
-  if (Math.abs(now - timestamp) > tolerance) return { ok: false, reason: `the timestamp is more than ${tolerance} s away from now (a replay, or a wrong clock)` };
+  if (Math.abs(now - timestamp) > tolerance)
+    return { ok: false, reason: `the timestamp is more than ${tolerance} s away from now (a replay, or a wrong clock)` };
   const expected = Buffer.from(signPayload(opts.secret, timestamp, opts.body), "hex");
   const match = candidates.some((c) => {
     if (!/^[0-9a-f]{64}$/i.test(c)) return false;

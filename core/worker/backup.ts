@@ -19,9 +19,8 @@ import { abortUpload, deleteArtifact, stampChecksum } from "../aws/artifacts.ts"
 import type { DumpResult } from "../pg/dump.ts";
 import { dumpForJob, type ArtifactFields } from "./dump-job.ts";
 import { StreamVerification } from "../pg/stream-verify.ts";
-import { setVisibility } from "./heartbeat.ts";
 import { ignored, lockOwner, lockResource, toRunReport, type Attempt, type JobRunner, type RunOutcome } from "./runner.ts";
-import { backoffSeconds, type WorkerOptions } from "./options.ts";
+import { type WorkerOptions } from "./options.ts";
 import { closeQuietly, connect } from "../pg/pgconn.ts";
 import { dropScratchDatabases } from "../pg/scratch.ts";
 import type { VerifyResult } from "../pg/verify.ts";
@@ -96,7 +95,14 @@ async function attempt(a: Attempt): Promise<RunOutcome> {
   }
 
   // The verification restore reads the archive as it is written (core/pg/stream-verify.ts); it is dropped whatever happens.
-  const verification = new StreamVerification({ s3: deps.s3, bucket: deps.bucket, conn: o.verificationServer ?? conn, backupId: backup.id, attempt: job.attempts, signal });
+  const verification = new StreamVerification({
+    s3: deps.s3,
+    bucket: deps.bucket,
+    conn: o.verificationServer ?? conn,
+    backupId: backup.id,
+    attempt: job.attempts,
+    signal,
+  });
   let dump: DumpResult;
   let verified: VerifyResult;
   try {
@@ -138,7 +144,12 @@ async function attempt(a: Attempt): Promise<RunOutcome> {
 
   // One transaction: the job (its transition is the fence: only the claim's owner settles the
   // backup), the backup, and their `job.completed` and `backup.completed` outbox events.
-  const done = await completeJob(deps, job, toRunReport(verified.report), backupCompletedWrites(deps, backup, { verified_at: iso(deps.now()), restore_ms: verified.restoreMs }));
+  const done = await completeJob(
+    deps,
+    job,
+    toRunReport(verified.report),
+    backupCompletedWrites(deps, backup, { verified_at: iso(deps.now()), restore_ms: verified.restoreMs }),
+  );
   if (!done) return ignored("the claim was lost before completion");
   // After the fence, so that only the attempt that completed the job ever rewrites the object
   // (a stale attempt's stamp could otherwise land on a newer attempt's artifact). Metadata only:

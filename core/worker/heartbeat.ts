@@ -28,7 +28,8 @@ export async function setVisibility(deps: Pick<Deps, "sqs" | "queueUrl" | "log">
 }
 
 /** The visibility that keeps a message hidden until just after the lease it guards has lapsed. */
-export const leaseVisibilitySeconds = (o: Pick<WorkerOptions, "leaseMs" | "visibilityMarginSeconds">) => Math.ceil(o.leaseMs / 1000) + o.visibilityMarginSeconds;
+export const leaseVisibilitySeconds = (o: Pick<WorkerOptions, "leaseMs" | "visibilityMarginSeconds">) =>
+  Math.ceil(o.leaseMs / 1000) + o.visibilityMarginSeconds;
 
 export interface Heartbeat {
   stop(): Promise<void>;
@@ -66,13 +67,16 @@ export function startHeartbeat(args: {
   const armDeadline = (sentAt: number) => {
     if (deadline) clearTimeout(deadline);
     const wait = sentAt + options.leaseMs - selfAbortMarginMs(options) - Date.now();
-    deadline = setTimeout(() => {
-      if (stopped) return;
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      deps.log.warn("could not renew the job lease before it ends; stopping the attempt", { job_id: job.id, attempt: job.attempts });
-      args.onLost(`the lease could not be renewed before it ended (attempt ${job.attempts})`);
-    }, Math.max(0, wait));
+    deadline = setTimeout(
+      () => {
+        if (stopped) return;
+        stopped = true;
+        if (timer) clearTimeout(timer);
+        deps.log.warn("could not renew the job lease before it ends; stopping the attempt", { job_id: job.id, attempt: job.attempts });
+        args.onLost(`the lease could not be renewed before it ended (attempt ${job.attempts})`);
+      },
+      Math.max(0, wait),
+    );
   };
   armDeadline(Date.now());
   const beat = async () => {

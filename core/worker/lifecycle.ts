@@ -1,13 +1,5 @@
 import { iso, type Deps } from "../deps.ts";
-import {
-  claimJob,
-  failJob,
-  lockedResourceFor,
-  releaseClaim,
-  retryJob,
-  type JobItem,
-  type RunReport,
-} from "../jobs/jobs.ts";
+import { claimJob, failJob, lockedResourceFor, releaseClaim, retryJob, type JobItem, type RunReport } from "../jobs/jobs.ts";
 import { acquireLock, acquireSlot, clusterResource, releaseLock, renewLock } from "../jobs/locks.ts";
 import { enterWait, leaveWait, wakeNext } from "../jobs/waiters.ts";
 import { enqueueJobs } from "../jobs/queue.ts";
@@ -193,7 +185,14 @@ async function takeTurnOrWait(deps: Deps, job: JobItem, owner: string, o: Worker
 export async function runAttempt(deps: Deps, runner: JobRunner, claimed: JobItem, msg: MessageContext | undefined, o: WorkerOptions): Promise<RunOutcome> {
   const job = claimed;
   await setVisibility(deps, msg, leaseVisibilitySeconds(o));
-  deps.log.info("job claimed", { job_id: job.id, backup_id: job.backup_id, type: job.type, state: claimed.state, attempt: claimed.attempts, worker_id: claimed.claimed_by });
+  deps.log.info("job claimed", {
+    job_id: job.id,
+    backup_id: job.backup_id,
+    type: job.type,
+    state: claimed.state,
+    attempt: claimed.attempts,
+    worker_id: claimed.claimed_by,
+  });
 
   const turn = await takeTurn(deps, claimed, lockOwner(claimed), o);
   if ("busy" in turn) return busy(deps, claimed, turn.busy, o);

@@ -88,9 +88,7 @@ async function commitAfterTarget(input: PitrCopyInput): Promise<void> {
   let lsn: string;
   try {
     client = await connect(input.cluster, input.cluster.adminDatabase);
-    const { rows } = await client.query<{ lsn: string }>(
-      "WITH x AS (SELECT txid_current()) SELECT pg_current_wal_lsn()::text AS lsn FROM x",
-    );
+    const { rows } = await client.query<{ lsn: string }>("WITH x AS (SELECT txid_current()) SELECT pg_current_wal_lsn()::text AS lsn FROM x");
     lsn = rows[0]!.lsn;
   } catch (err) {
     input.progress?.(`the cluster could not be reached to mark the WAL (${(err as Error).message}); restoring from what the archive holds`);
@@ -162,7 +160,9 @@ export async function restoreDatabaseToTime(input: PitrCopyInput): Promise<PitrC
 
   let inst: RecoveryInstance | undefined;
   try {
-    say(`restoring base backup ${base.id} (${base.finished_at}) and replaying WAL to ${input.restorePointName ? `restore point ${input.restorePointName}` : input.time.toISOString()}`);
+    say(
+      `restoring base backup ${base.id} (${base.finished_at}) and replaying WAL to ${input.restorePointName ? `restore point ${input.restorePointName}` : input.time.toISOString()}`,
+    );
     inst = await recover(liveOid === undefined ? undefined : [liveOid]);
     const oidThen = await databaseOid(inst.conn, input.database);
     if (oidThen === undefined) throw permanent(`The database "${input.database}" did not exist at ${input.time.toISOString()}.`);

@@ -2,14 +2,7 @@ import { getBackup, type BackupItem } from "../backups/backups.ts";
 import type { Deps } from "../deps.ts";
 import { completeJob, type JobItem } from "../jobs/jobs.ts";
 import { getClusterConnection, getProject } from "../orgs/orgs.ts";
-import {
-  createPreviewDatabase,
-  dropPreview,
-  dropPreviewDatabase,
-  emptyPreviewDatabase,
-  ensurePreviewRole,
-  previewConnection,
-} from "../previews/database.ts";
+import { createPreviewDatabase, dropPreview, dropPreviewDatabase, emptyPreviewDatabase, ensurePreviewRole, previewConnection } from "../previews/database.ts";
 import {
   getPreview,
   markActionStarted,
@@ -31,7 +24,11 @@ import { pitrJobSize, restoreDatabaseToTime, type PitrCopyResult } from "./pitr.
 const permanent = (message: string) => new WorkerFailure("permanent", message);
 
 /** The backup a restore reads, still whole: completed (or failed verification allowed by the request) and not expired. */
-async function sourceBackup(deps: Deps, projectId: string, backupId: string): Promise<BackupItem & { row_counts: Record<string, number>; pg_dump_version: string }> {
+async function sourceBackup(
+  deps: Deps,
+  projectId: string,
+  backupId: string,
+): Promise<BackupItem & { row_counts: Record<string, number>; pg_dump_version: string }> {
   const backup = await getBackup(deps, projectId, backupId);
   if (!backup) throw permanent(`The backup ${backupId} no longer exists.`);
   if (backup.state === "expired") throw permanent(`The backup ${backupId} expired and its file was deleted.`);
@@ -118,7 +115,13 @@ async function provisionAttempt(a: Attempt): Promise<RunOutcome> {
       signal,
       progress: (text) => deps.log.info("point-in-time restore", { job_id: job.id, progress: text }),
     });
-    report = { ...pitrDone.report, stdout: tail(`restored ${project.database_name} as of ${pitr.restore_time} from base backup ${pitrDone.baseBackupId}; replay stopped ${pitrDone.stoppedAt ?? "at the target"}\n${pitrDone.report.stdout}`, 4096) };
+    report = {
+      ...pitrDone.report,
+      stdout: tail(
+        `restored ${project.database_name} as of ${pitr.restore_time} from base backup ${pitrDone.baseBackupId}; replay stopped ${pitrDone.stoppedAt ?? "at the target"}\n${pitrDone.report.stdout}`,
+        4096,
+      ),
+    };
   }
 
   const done = await completeJob(deps, job, toRunReport(report));

@@ -122,7 +122,13 @@ async function waitForSafetyBackup(a: Attempt, p: PromotionItem): Promise<RunOut
 }
 
 /** Overwrite restores: the backup into the hidden database, as its own role, row counts checked. Always from an empty database. */
-async function restorePhase(a: Attempt, p: PromotionItem, project: Project, cluster: ClusterConnection, hook: (phase: "restore") => Promise<void>): Promise<PromotionItem> {
+async function restorePhase(
+  a: Attempt,
+  p: PromotionItem,
+  project: Project,
+  cluster: ClusterConnection,
+  hook: (phase: "restore") => Promise<void>,
+): Promise<PromotionItem> {
   const { deps, job, signal } = a;
   if (!p.source_backup_id && p.incoming_password_sealed) {
     const pitr = await getPitrRequest(deps, job.id);
@@ -130,7 +136,7 @@ async function restorePhase(a: Attempt, p: PromotionItem, project: Project, clus
   }
   if (!p.source_backup_id || !p.incoming_password_sealed) throw permanent("The restore names no backup.");
   const backup = await getBackup(deps, project.id, p.source_backup_id);
-  if (!backup || backup.state !== "completed" || !backup.row_counts || !backup.pg_dump_version) {
+  if (backup?.state !== "completed" || !backup.row_counts || !backup.pg_dump_version) {
     throw permanent(`The backup ${p.source_backup_id} has no complete file to restore (it is ${backup?.state ?? "gone"}).`);
   }
   const tools = await pickRestoreTools(backup.pg_dump_version, deps.pgBinDirs);
@@ -155,7 +161,13 @@ async function restorePhase(a: Attempt, p: PromotionItem, project: Project, clus
   });
   deps.log.info("restored for an overwrite", { job_id: job.id, backup_id: backup.id, restore_ms: restored.restoreMs });
   const tables = Object.keys(backup.row_counts).length;
-  return advancePromotion(deps, p, "safety_backup", {}, line(deps, `backup ${backup.id} restored into a hidden database and checked (${tables} tables' row counts)`));
+  return advancePromotion(
+    deps,
+    p,
+    "safety_backup",
+    {},
+    line(deps, `backup ${backup.id} restored into a hidden database and checked (${tables} tables' row counts)`),
+  );
 }
 
 /** Point-in-time overwrites: the project's database as it was at the time, out of a recovery instance, into the hidden database. */
@@ -187,9 +199,23 @@ async function pitrRestorePhase(
     signal,
     progress: (text) => deps.log.info("point-in-time restore", { job_id: job.id, progress: text }),
   });
-  deps.log.info("restored to a point in time for an overwrite", { job_id: job.id, restore_time: pitr.restore_time, base_backup_id: restored.baseBackupId, ...restored.timings });
+  deps.log.info("restored to a point in time for an overwrite", {
+    job_id: job.id,
+    restore_time: pitr.restore_time,
+    base_backup_id: restored.baseBackupId,
+    ...restored.timings,
+  });
   const tables = Object.keys(restored.rowCounts).length;
-  return advancePromotion(deps, p, "safety_backup", {}, line(deps, `${project.database_name} as of ${pitr.restore_time} restored into a hidden database (replay stopped ${restored.stoppedAt ?? "at the target"}) and checked (${tables} tables' row counts)`));
+  return advancePromotion(
+    deps,
+    p,
+    "safety_backup",
+    {},
+    line(
+      deps,
+      `${project.database_name} as of ${pitr.restore_time} restored into a hidden database (replay stopped ${restored.stoppedAt ?? "at the target"}) and checked (${tables} tables' row counts)`,
+    ),
+  );
 }
 
 /** The cutover. The plan (the project database's owner and grants) is read once, before anything is renamed. */
@@ -198,7 +224,9 @@ async function swapPhase(a: Attempt, p: PromotionItem, cluster: ClusterConnectio
   if (!p.plan_recorded) {
     const state = await swapState(cluster, planOf(p));
     if (state !== "before") {
-      throw permanent(`Cannot promote: the databases ${p.project_database} and ${p.incoming_database} are not both on the cluster any more (was the preview deleted?). The project's database was not changed.`);
+      throw permanent(
+        `Cannot promote: the databases ${p.project_database} and ${p.incoming_database} are not both on the cluster any more (was the preview deleted?). The project's database was not changed.`,
+      );
     }
     const info = await inspectDatabase(cluster, p.project_database);
     if (!info) throw permanent(`The project's database ${p.project_database} does not exist.`);
@@ -207,7 +235,9 @@ async function swapPhase(a: Attempt, p: PromotionItem, cluster: ClusterConnectio
   const plan = planOf(p);
   const state = await swapState(cluster, plan);
   if (state === "unknown") {
-    throw permanent(`Cannot promote: expected the databases ${p.project_database} and ${p.incoming_database} on the cluster (was the preview deleted?). The project's database was not changed.`);
+    throw permanent(
+      `Cannot promote: expected the databases ${p.project_database} and ${p.incoming_database} on the cluster (was the preview deleted?). The project's database was not changed.`,
+    );
   }
   const parkedPassword = promotionSecret(deps, p.parked_password_sealed);
   a.secrets.push(parkedPassword);
@@ -216,7 +246,13 @@ async function swapPhase(a: Attempt, p: PromotionItem, cluster: ClusterConnectio
   if (state !== "swapped") await adoptIncoming(cluster, plan);
   if (signal.aborted) throw new WorkerFailure("transient", "The promote was interrupted before the swap.");
   await swapDatabases(cluster, plan, { beforeRename: () => hook("rename") });
-  return advancePromotion(deps, p, "finish", {}, line(deps, `swapped: ${p.project_database} now holds the new data; the old data is kept as preview ${p.parked_preview_id} (${p.parked_name})`));
+  return advancePromotion(
+    deps,
+    p,
+    "finish",
+    {},
+    line(deps, `swapped: ${p.project_database} now holds the new data; the old data is kept as preview ${p.parked_preview_id} (${p.parked_name})`),
+  );
 }
 
 /** After the swap: the parked preview opened to its role and ready, the incoming role dropped, the job completed. */
@@ -265,7 +301,11 @@ async function finish(a: Attempt, p: PromotionItem, project: Project, cluster: C
             database_name: project.database_name,
             completed_at: iso(deps.now()),
           },
-          { safety_backup_id: p.safety_backup_id, pre_promote_preview_id: p.parked_preview_id, ...(pitr ? { source_kind: "pitr", restore_time: pitr.restore_time } : {}) },
+          {
+            safety_backup_id: p.safety_backup_id,
+            pre_promote_preview_id: p.parked_preview_id,
+            ...(pitr ? { source_kind: "pitr", restore_time: pitr.restore_time } : {}),
+          },
         ),
       ),
     );
@@ -324,5 +364,6 @@ export const overwriteRunner: JobRunner = {
   attempt,
   settle,
   abandoned: (deps, job) => settle(deps, job),
-  measure: async (deps, job) => (job.backup_id ? ((await getBackup(deps, job.project_id, job.backup_id))?.size_bytes ?? 0) : ((await pitrJobSize(deps, job)) ?? 0)),
+  measure: async (deps, job) =>
+    job.backup_id ? ((await getBackup(deps, job.project_id, job.backup_id))?.size_bytes ?? 0) : ((await pitrJobSize(deps, job)) ?? 0),
 };

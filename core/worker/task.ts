@@ -18,7 +18,8 @@ export async function runTaskJob(deps: Deps, input: TaskSettings, overrides: Par
   if (!job) return { status: "rejected", ack: true, reason: "no such job" };
   const runner = jobRunners[job.type];
   if (!runner) throw new Error(`job ${job.id} is a ${job.type} job, which the worker does not run`);
-  if (job.state !== "running" || job.attempts !== input.attempt) return ignored(`attempt ${input.attempt} is no longer running (job ${job.state}, attempt ${job.attempts})`);
+  if (job.state !== "running" || job.attempts !== input.attempt)
+    return ignored(`attempt ${input.attempt} is no longer running (job ${job.state}, attempt ${job.attempts})`);
   const claimed = await handOverClaim(deps, job, input.launchedBy, deps.workerId, o.leaseMs);
   if (!claimed) return ignored(`the claim is no longer ${input.launchedBy}'s or this task's`);
   deps.log.info("task took over the job", { job_id: job.id, type: job.type, attempt: claimed.attempts, task_id: deps.workerId });

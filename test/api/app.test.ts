@@ -26,7 +26,20 @@ describe("GET /v1/openapi.json", () => {
     const doc = await body(res);
     expect(doc.openapi).toBe("3.1.0");
     const schemas = doc.components.schemas;
-    for (const name of ["ScheduledBackup", "Backup", "Job", "Download", "Project", "Approval", "AuditEvent", "Export", "Preview", "RestorePoint", "Connections", "Organization"] as const) {
+    for (const name of [
+      "ScheduledBackup",
+      "Backup",
+      "Job",
+      "Download",
+      "Project",
+      "Approval",
+      "AuditEvent",
+      "Export",
+      "Preview",
+      "RestorePoint",
+      "Connections",
+      "Organization",
+    ] as const) {
       expect(Object.keys(schemas[name].properties).sort(), name).toEqual([...specFields[name]].sort());
       expect([...schemas[name].required].sort(), name).toEqual([...specFields[name]].sort());
     }
@@ -180,7 +193,12 @@ describe("/v1 is closed by default", () => {
     app.openapi(createRoute({ method: "get", path: "/v1/widgets", responses: { 200: { description: "widgets" } } }), handler);
     app.get("/v1/gadgets/:id", handler);
     app.openapi(
-      createRoute({ method: "get", path: "/v1/declared", middleware: [scopeAccess("projects:read")] as const, responses: { 200: { description: "declared" } } }),
+      createRoute({
+        method: "get",
+        path: "/v1/declared",
+        middleware: [scopeAccess("projects:read")] as const,
+        responses: { 200: { description: "declared" } },
+      }),
       handler,
     );
     const admin = await tenant.key(["backups:read", "backups:write", "jobs:read", "projects:read", "projects:write", "organizations:read", "api_keys:read"]);

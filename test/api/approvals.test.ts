@@ -42,16 +42,24 @@ const mint = (projectId: string, credential: string, action: unknown = "project.
 
 /** Runs the consumption the promote and overwrite-restore requests perform, with no other write. */
 const consume = (token: string | undefined, projectId: string, action: "project.promote_preview" | "project.restore_overwrite", deps = env.deps) =>
-  commitWithApproval(deps, token, {
-    project: { id: projectId, organization_id: tenant.organizationId },
-    action,
-    actor: { kind: "api_key", id: "key_test" },
-    target_type: "job",
-    target_id: uniq("job"),
-  }, []);
+  commitWithApproval(
+    deps,
+    token,
+    {
+      project: { id: projectId, organization_id: tenant.organizationId },
+      action,
+      actor: { kind: "api_key", id: "key_test" },
+      target_type: "job",
+      target_id: uniq("job"),
+    },
+    [],
+  );
 
 async function refusal(p: Promise<unknown>): Promise<{ status: number; message: string }> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err, "expected a refusal").toBeInstanceOf(AppError);
   return { status: (err as AppError).status, message: (err as AppError).message };
 }
@@ -106,14 +114,19 @@ describe("POST /v1/projects/{projectID}/approvals", () => {
     const bb = await body(bad);
     expect(bad.status, JSON.stringify(bb)).toBe(400);
     expect(bb.error).toMatch(/^action:/);
-    const none = await app.request(`/v1/projects/${tenant.projectId}/approvals`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    const none = await app.request(`/v1/projects/${tenant.projectId}/approvals`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
     expect(none.status).toBe(401);
   });
 });
 
 describe("using an approval token", () => {
   const mintToken = async (action: "project.promote_preview" | "project.restore_overwrite", projectId = tenant.projectId) =>
-    (await createApproval(env.deps, { project: { id: projectId, organization_id: tenant.organizationId }, action, actor: { kind: "operator", id: "test" } })).token;
+    (await createApproval(env.deps, { project: { id: projectId, organization_id: tenant.organizationId }, action, actor: { kind: "operator", id: "test" } }))
+      .token;
 
   it("refuses each misuse with its own message", async () => {
     const messages = new Set<string>();
@@ -140,7 +153,11 @@ describe("using an approval token", () => {
     await expectRefused(consume(forSibling, tenant.projectId, "project.promote_preview"), 403, /issued for another project/);
 
     const forRestore = await mintToken("project.restore_overwrite");
-    await expectRefused(consume(forRestore, tenant.projectId, "project.promote_preview"), 403, /approves project\.restore_overwrite, not project\.promote_preview/);
+    await expectRefused(
+      consume(forRestore, tenant.projectId, "project.promote_preview"),
+      403,
+      /approves project\.restore_overwrite, not project\.promote_preview/,
+    );
 
     expect(messages.size).toBe(7);
     // The refused tokens were not burnt: each still works for what it approves.
@@ -163,7 +180,13 @@ describe("using an approval token", () => {
     const blocked = commitWithApproval(
       env.deps,
       token,
-      { project: { id: tenant.projectId, organization_id: tenant.organizationId }, action: "project.promote_preview", actor: { kind: "api_key", id: "k" }, target_type: "job", target_id: "job_x" },
+      {
+        project: { id: tenant.projectId, organization_id: tenant.organizationId },
+        action: "project.promote_preview",
+        actor: { kind: "api_key", id: "k" },
+        target_type: "job",
+        target_id: "job_x",
+      },
       [{ ConditionCheck: { TableName: env.names.table, Key: { pk: "NOPE", sk: "NOPE" }, ConditionExpression: "attribute_exists(pk)" } }],
       "the preview changed meanwhile",
     );

@@ -44,7 +44,12 @@ const orgEvents = () => list(`/v1/organizations/${tenant.organizationId}/audit-e
 describe("audit events", () => {
   it("record a backup request with the API key that made it, in the same write as the backup; an idempotent replay records nothing", async () => {
     const key = await tenant.key();
-    const post = () => app.request(`/v1/projects/${tenant.projectId}/backups`, { method: "POST", headers: { ...json(key), "idempotency-key": "audit-1" }, body: JSON.stringify({ label: "before migration" }) });
+    const post = () =>
+      app.request(`/v1/projects/${tenant.projectId}/backups`, {
+        method: "POST",
+        headers: { ...json(key), "idempotency-key": "audit-1" },
+        body: JSON.stringify({ label: "before migration" }),
+      });
     const res = await post();
     const { job } = await body(res);
     expect(res.status).toBe(202);
@@ -68,7 +73,9 @@ describe("audit events", () => {
     expect(e.created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
 
     // Kept a year: DynamoDB's TTL attribute is set on the stored record.
-    const raw = await env.deps.ddb.send(new GetCommand({ TableName: env.names.table, Key: keys.auditEvent({ projectId: tenant.projectId, organizationId: tenant.organizationId }, e.id) }));
+    const raw = await env.deps.ddb.send(
+      new GetCommand({ TableName: env.names.table, Key: keys.auditEvent({ projectId: tenant.projectId, organizationId: tenant.organizationId }, e.id) }),
+    );
     const ttl = raw.Item?.ttl as number;
     expect(ttl * 1000 - Date.parse(e.created_at)).toBeGreaterThanOrEqual((AUDIT_RETENTION_DAYS - 1) * 86400_000);
     expect(ttl * 1000 - Date.parse(e.created_at)).toBeLessThanOrEqual((AUDIT_RETENTION_DAYS + 1) * 86400_000);
@@ -148,7 +155,9 @@ describe("audit events", () => {
     const path = `/v1/projects/${tenant.projectId}/audit-events`;
     expect((await app.request(path, { headers: auth(await tenant.key(["backups:read"])) })).status).toBe(403);
     expect((await app.request(path, { headers: auth(await other.key(["projects:read"])) })).status).toBe(404);
-    expect((await app.request(`/v1/organizations/${tenant.organizationId}/audit-events`, { headers: auth(await other.key(["organizations:read"])) })).status).toBe(404);
+    expect(
+      (await app.request(`/v1/organizations/${tenant.organizationId}/audit-events`, { headers: auth(await other.key(["organizations:read"])) })).status,
+    ).toBe(404);
     const scoped = await tenant.key(["projects:read"], { projectId: tenant.projectId });
     expect((await app.request(path, { headers: auth(scoped) })).status).toBe(200);
     // A project-scoped key never carries organizations:read, so the organization's list is out of its reach.
@@ -168,7 +177,11 @@ describe("audit events", () => {
     ];
     for (const path of paths) {
       for (const method of ["POST", "PUT", "PATCH", "DELETE"]) {
-        const res = await app.request(path, { method, headers: json(admin), body: method === "DELETE" ? undefined : JSON.stringify({ action: "nothing.happened", actor_id: "someone-else" }) });
+        const res = await app.request(path, {
+          method,
+          headers: json(admin),
+          body: method === "DELETE" ? undefined : JSON.stringify({ action: "nothing.happened", actor_id: "someone-else" }),
+        });
         expect([404, 405], `${method} ${path}: ${res.status}`).toContain(res.status);
       }
     }
@@ -186,17 +199,31 @@ describe("audit events", () => {
     const b = await body(res);
     expect(res.status, JSON.stringify(b)).toBe(202);
     const e = (await projectEvents()).events.find((x) => x.action === "export.requested");
-    expect(e).toMatchObject({ actor_kind: "api_key", actor_id: (await findApiKey(env.deps, key))!.id, target_type: "export", target_id: b.export_id, metadata: { job_id: b.job.id } });
+    expect(e).toMatchObject({
+      actor_kind: "api_key",
+      actor_id: (await findApiKey(env.deps, key))!.id,
+      target_type: "export",
+      target_id: b.export_id,
+      metadata: { job_id: b.job.id },
+    });
   });
 
   it("record previews created, extended and deleted, restores requested, restore points created and deleted", async () => {
     const key = await tenant.key(["backups:read", "backups:write", "projects:read", "projects:write"]);
     const keyId = (await findApiKey(env.deps, key))!.id;
-    const created = await app.request(`/v1/projects/${tenant.projectId}/preview-databases`, { method: "POST", headers: json(key), body: JSON.stringify({ name: "look", mode: "empty" }) });
+    const created = await app.request(`/v1/projects/${tenant.projectId}/preview-databases`, {
+      method: "POST",
+      headers: json(key),
+      body: JSON.stringify({ name: "look", mode: "empty" }),
+    });
     const c = await body(created);
     expect(created.status, JSON.stringify(c)).toBe(202);
     const previewId = c.preview.id;
-    const extended = await app.request(`/v1/preview-databases/${previewId}/extend`, { method: "POST", headers: json(key), body: JSON.stringify({ ttl_hours: 48 }) });
+    const extended = await app.request(`/v1/preview-databases/${previewId}/extend`, {
+      method: "POST",
+      headers: json(key),
+      body: JSON.stringify({ ttl_hours: 48 }),
+    });
     expect(extended.status, await extended.clone().text()).toBe(200);
 
     // A completed, verified backup to restore and to pin (the worker is not part of this file).
@@ -204,13 +231,25 @@ describe("audit events", () => {
     const backup = (await body(await app.request(`/v1/projects/${tenant.projectId}/backups`, { headers: auth(key) }))).backups[0];
     const { markBackupCompleted, recordBackupArtifact, getBackup } = await import("../../core/backups/backups.ts");
     const item = (await getBackup(env.deps, tenant.projectId, backup.id))!;
-    await recordBackupArtifact(env.deps, { backup: item, attempt: 1 }, { size_bytes: 3, sha256: "a".repeat(64), pg_dump_version: "15", server_version: "15", row_counts: {}, dump_ms: 1 });
+    await recordBackupArtifact(
+      env.deps,
+      { backup: item, attempt: 1 },
+      { size_bytes: 3, sha256: "a".repeat(64), pg_dump_version: "15", server_version: "15", row_counts: {}, dump_ms: 1 },
+    );
     await markBackupCompleted(env.deps, item, { verified_at: new Date().toISOString(), restore_ms: 1 });
 
-    const restore = await app.request(`/v1/projects/${tenant.projectId}/restores`, { method: "POST", headers: json(key), body: JSON.stringify({ backup_key: backup.backup_key }) });
+    const restore = await app.request(`/v1/projects/${tenant.projectId}/restores`, {
+      method: "POST",
+      headers: json(key),
+      body: JSON.stringify({ backup_key: backup.backup_key }),
+    });
     const rb = await body(restore);
     expect(restore.status, JSON.stringify(rb)).toBe(202);
-    const point = await app.request(`/v1/projects/${tenant.projectId}/restore-points`, { method: "POST", headers: json(key), body: JSON.stringify({ label: "pin", backup_key: backup.backup_key }) });
+    const point = await app.request(`/v1/projects/${tenant.projectId}/restore-points`, {
+      method: "POST",
+      headers: json(key),
+      body: JSON.stringify({ label: "pin", backup_key: backup.backup_key }),
+    });
     const pb = await body(point);
     expect(point.status, JSON.stringify(pb)).toBe(201);
     const unpinned = await app.request(`/v1/projects/${tenant.projectId}/restore-points/${pb.restore_point.id}`, { method: "DELETE", headers: auth(key) });
@@ -220,9 +259,17 @@ describe("audit events", () => {
 
     const events = (await projectEvents()).events.filter((e) => e.actor_id === keyId);
     const byAction = (a: string) => events.filter((e) => e.action === a);
-    expect(byAction("preview.created")[0]).toMatchObject({ target_type: "preview", target_id: previewId, metadata: { job_id: c.job.id, mode: "empty", name: "look" } });
+    expect(byAction("preview.created")[0]).toMatchObject({
+      target_type: "preview",
+      target_id: previewId,
+      metadata: { job_id: c.job.id, mode: "empty", name: "look" },
+    });
     expect(byAction("preview.extended")[0]).toMatchObject({ target_id: previewId, metadata: { expires_at_before: c.preview.ttl_expires_at } });
-    expect(byAction("restore.requested")[0]).toMatchObject({ target_type: "job", target_id: rb.job.id, metadata: { backup_id: backup.id, preview_id: rb.job.preview_database_id, target_kind: "new_preview" } });
+    expect(byAction("restore.requested")[0]).toMatchObject({
+      target_type: "job",
+      target_id: rb.job.id,
+      metadata: { backup_id: backup.id, preview_id: rb.job.preview_database_id, target_kind: "new_preview" },
+    });
     expect(byAction("restore_point.created")[0]).toMatchObject({ target_id: pb.restore_point.id, metadata: { backup_id: backup.id } });
     expect(byAction("restore_point.deleted")[0]).toMatchObject({ target_id: pb.restore_point.id });
     expect(byAction("preview.deleted")[0]).toMatchObject({ target_id: previewId });
@@ -239,13 +286,22 @@ describe("audit events", () => {
     const backup = backups[0];
     const { markBackupCompleted, recordBackupArtifact, getBackup } = await import("../../core/backups/backups.ts");
     const item = (await getBackup(env.deps, tenant.projectId, backup.id))!;
-    await recordBackupArtifact(env.deps, { backup: item, attempt: 1 }, { size_bytes: 3, sha256: "a".repeat(64), pg_dump_version: "15", server_version: "15", row_counts: {}, dump_ms: 1 });
+    await recordBackupArtifact(
+      env.deps,
+      { backup: item, attempt: 1 },
+      { size_bytes: 3, sha256: "a".repeat(64), pg_dump_version: "15", server_version: "15", row_counts: {}, dump_ms: 1 },
+    );
     await markBackupCompleted(env.deps, item, { verified_at: new Date().toISOString(), restore_ms: 1 });
     const dl = await app.request(`/v1/projects/${tenant.projectId}/backups/${backup.id}/download`, { headers: auth(key) });
     const d = await body(dl);
     expect(dl.status, JSON.stringify(d)).toBe(200);
     const e = (await projectEvents()).events.find((x) => x.action === "backup.download_url_issued");
-    expect(e).toMatchObject({ actor_kind: "api_key", target_type: "backup", target_id: backup.id, metadata: { backup_id: backup.id, expires_at: d.download.expires_at } });
+    expect(e).toMatchObject({
+      actor_kind: "api_key",
+      target_type: "backup",
+      target_id: backup.id,
+      metadata: { backup_id: backup.id, expires_at: d.download.expires_at },
+    });
     expect(JSON.stringify(e)).not.toContain(d.download.download_url);
   });
 });

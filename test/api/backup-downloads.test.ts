@@ -168,7 +168,13 @@ describe("GET /v1/projects/{projectID}/backups/{backupID}/download", () => {
     const sib = { ...sibling, organizationId: tenant.organizationId };
     await securityMatrix(
       env,
-      { name: "backup download", method: "GET", path: (projectId) => `/v1/projects/${projectId}/backups/${completedId}/download`, scope: "backups:read", ok: 200 },
+      {
+        name: "backup download",
+        method: "GET",
+        path: (projectId) => `/v1/projects/${projectId}/backups/${completedId}/download`,
+        scope: "backups:read",
+        ok: 200,
+      },
       { tenant, sibling: sib, other, jobId: "", siblingJobId: "" },
     );
   });

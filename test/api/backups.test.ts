@@ -100,9 +100,7 @@ describe("POST /v1/projects/{projectID}/backups", () => {
   });
 
   it("makes concurrent requests with one Idempotency-Key create a single job", async () => {
-    const results = await Promise.all(
-      Array.from({ length: 5 }, () => post({ headers: { "idempotency-key": "race-1" } })),
-    );
+    const results = await Promise.all(Array.from({ length: 5 }, () => post({ headers: { "idempotency-key": "race-1" } })));
     const ids = new Set<string>();
     for (const res of results) {
       expect(res.status, await res.clone().text()).toBe(202);
@@ -134,7 +132,9 @@ describe("GET /v1/projects/{projectID}/backups", () => {
     const cursor = page1.headers.get("x-next-cursor");
     expect((await body(page1)).backups.map((b: { label: string }) => b.label)).toEqual(["n4", "n3"]);
     expect(cursor).toBeTruthy();
-    const page2 = await body(await env.app().request(`/v1/projects/${other.projectId}/backups?limit=2&cursor=${cursor}`, { headers: { "x-api-key": otherKey } }));
+    const page2 = await body(
+      await env.app().request(`/v1/projects/${other.projectId}/backups?limit=2&cursor=${cursor}`, { headers: { "x-api-key": otherKey } }),
+    );
     expect(page2.backups.map((b: { label: string }) => b.label)).toEqual(["n2", "n1"]);
 
     // Above the maximum is clamped (CapyDB's clients send larger limits), not refused.
@@ -153,7 +153,12 @@ describe("GET /v1/projects/{projectID}/backups", () => {
 
 describe("queue outage after the write", () => {
   it("still answers 202 with the committed job, which stays indexed as pending for the reaper to enqueue", async () => {
-    const deadQueue = new SQSClient({ region: "us-east-1", endpoint: "http://127.0.0.1:9", credentials: { accessKeyId: "x", secretAccessKey: "x" }, maxAttempts: 1 });
+    const deadQueue = new SQSClient({
+      region: "us-east-1",
+      endpoint: "http://127.0.0.1:9",
+      credentials: { accessKeyId: "x", secretAccessKey: "x" },
+      maxAttempts: 1,
+    });
     const app = env.app({ deps: { ...env.deps, sqs: deadQueue } });
     const res = await app.request(`/v1/projects/${tenant.projectId}/backups`, { method: "POST", headers: auth() });
     expect(res.status, await res.clone().text()).toBe(202);
@@ -171,4 +176,3 @@ describe("queue outage after the write", () => {
     expect((pending.Items ?? []).map((i) => i.id)).toContain(job.id);
   });
 });
-

@@ -21,7 +21,10 @@ beforeAll(async () => {
   tenant = await seed(clerkOrg, "clerk_db");
   other = await seed(otherClerkOrg, "clerk_other_db");
   app = env.app({ clerk: clerk.config });
-  const res = await app.request(`/v1/projects/${tenant.projectId}/backups`, { method: "POST", headers: { authorization: `Bearer ${await clerk.member(clerkOrg)}` } });
+  const res = await app.request(`/v1/projects/${tenant.projectId}/backups`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${await clerk.member(clerkOrg)}` },
+  });
   jobId = (await body(res)).job.id;
 });
 afterAll(async () => {
@@ -47,7 +50,12 @@ describe("Clerk session tokens", () => {
         user_id: "user_2abc",
         is_admin: false,
       },
-      organization: expect.objectContaining({ id: tenant.organizationId, name: expect.any(String), slug: expect.stringMatching(/^[a-z0-9]+(-[a-z0-9]+)*$/), billing_plan: "standard" }),
+      organization: expect.objectContaining({
+        id: tenant.organizationId,
+        name: expect.any(String),
+        slug: expect.stringMatching(/^[a-z0-9]+(-[a-z0-9]+)*$/),
+        billing_plan: "standard",
+      }),
     });
     expectShape("Organization", me.organization, expect);
     expect(me.principal.scopes).not.toContain("api_keys:write");
@@ -165,7 +173,20 @@ describe("API key management", () => {
     const { key, api_key, plaintext_api_key } = await body(res);
     expect(plaintext_api_key, "the plaintext also under the name CapyDB's clients read").toBe(key);
     expect(Object.keys(api_key).sort()).toEqual(
-      ["id", "name", "key_prefix", "organization_id", "project_id", "scopes", "created_at", "expires_at", "last_used_at", "revoked_at", "is_active", "source"].sort(),
+      [
+        "id",
+        "name",
+        "key_prefix",
+        "organization_id",
+        "project_id",
+        "scopes",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+        "is_active",
+        "source",
+      ].sort(),
     );
     expect(api_key.source).toBe("api");
     expect(key.startsWith(api_key.key_prefix)).toBe(true);
@@ -235,8 +256,20 @@ describe("API key management", () => {
     const scoped = await tenant.key(["backups:read"], { projectId: tenant.projectId });
     const me = await body(await app.request("/v1/me", { headers: { "x-api-key": scoped } }));
     expect(me).toEqual({
-      principal: { auth_source: "api_key", organization_id: tenant.organizationId, project_id: tenant.projectId, scopes: ["backups:read"], user_id: null, is_admin: false },
-      organization: expect.objectContaining({ id: tenant.organizationId, name: expect.any(String), slug: expect.stringMatching(/^[a-z0-9]+(-[a-z0-9]+)*$/), billing_plan: "standard" }),
+      principal: {
+        auth_source: "api_key",
+        organization_id: tenant.organizationId,
+        project_id: tenant.projectId,
+        scopes: ["backups:read"],
+        user_id: null,
+        is_admin: false,
+      },
+      organization: expect.objectContaining({
+        id: tenant.organizationId,
+        name: expect.any(String),
+        slug: expect.stringMatching(/^[a-z0-9]+(-[a-z0-9]+)*$/),
+        billing_plan: "standard",
+      }),
     });
     expect((await app.request("/v1/me")).status).toBe(401);
   });

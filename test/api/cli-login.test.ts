@@ -25,7 +25,9 @@ const call = async (method: string, path: string, opts: { key?: string; token?: 
   if (opts.key) headers.authorization = `Bearer ${opts.key}`;
   if (opts.token) headers["x-capydb-poll-token"] = opts.token;
   if (opts.json !== undefined) headers["content-type"] = "application/json";
-  const res = await env.app().request(`http://api.example.test${path}`, { method, headers, body: opts.json === undefined ? undefined : JSON.stringify(opts.json) });
+  const res = await env
+    .app()
+    .request(`http://api.example.test${path}`, { method, headers, body: opts.json === undefined ? undefined : JSON.stringify(opts.json) });
   return { status: res.status, headers: res.headers, body: await body(res) };
 };
 const start = async (device = "laptop of Ada") => {
@@ -39,7 +41,11 @@ describe("CLI device login", () => {
   it("pending until a person approves; then the first poll gets a new cli key, exactly once", async () => {
     const s = await start();
     expect(Object.keys(s).sort()).toEqual([...sessionFields].sort());
-    expect(s).toMatchObject({ session_id: expect.stringMatching(/^cli_/), state: "pending", verification_url: `http://api.example.test/console/cli-login/${s.session_id}` });
+    expect(s).toMatchObject({
+      session_id: expect.stringMatching(/^cli_/),
+      state: "pending",
+      verification_url: `http://api.example.test/console/cli-login/${s.session_id}`,
+    });
     const minutes = (Date.parse(s.expires_at) - Date.now()) / 60_000;
     expect(minutes).toBeGreaterThan(5);
     expect(minutes).toBeLessThanOrEqual(10);
@@ -53,7 +59,12 @@ describe("CLI device login", () => {
     const approver = await tenant.key(["backups:read", "jobs:read", "projects:read", "api_keys:write"]);
     const seen = await call("GET", `/v1/cli/login/sessions/${s.session_id}/approval`, { key: approver });
     expect(seen.status, JSON.stringify(seen.body)).toBe(200);
-    expect(seen.body.login).toMatchObject({ device_name: "laptop of Ada", source: "cli", state: "pending", granted_scopes: ["backups:read", "jobs:read", "projects:read"] });
+    expect(seen.body.login).toMatchObject({
+      device_name: "laptop of Ada",
+      source: "cli",
+      state: "pending",
+      granted_scopes: ["backups:read", "jobs:read", "projects:read"],
+    });
     expect(seen.body.login.requested_scopes).toContain("backups:write");
 
     const ok = await call("POST", `/v1/cli/login/sessions/${s.session_id}/approve`, { key: approver });
@@ -74,7 +85,9 @@ describe("CLI device login", () => {
     expect(me.body.principal).toMatchObject({ organization_id: tenant.organizationId, scopes: ["backups:read", "jobs:read", "projects:read"] });
     const record = (await listApiKeys(env.deps, tenant.organizationId)).find((k) => k.key_prefix === key.slice(0, k.key_prefix.length));
     expect(record).toMatchObject({ source: "cli", name: "laptop of Ada" });
-    const revoked = await call("DELETE", `/v1/organizations/${tenant.organizationId}/api-keys/${record!.id}`, { key: await tenant.key(["api_keys:write", "backups:read", "jobs:read", "projects:read"]) });
+    const revoked = await call("DELETE", `/v1/organizations/${tenant.organizationId}/api-keys/${record!.id}`, {
+      key: await tenant.key(["api_keys:write", "backups:read", "jobs:read", "projects:read"]),
+    });
     expect(revoked.status, JSON.stringify(revoked.body)).toBe(200);
 
     // Nothing secret at rest: the poll token is stored as its hash only.

@@ -62,7 +62,12 @@ describe("DynamoDB TransactionConflict", () => {
     expect(new Set(bodies.map((b) => b.job.id)).size, JSON.stringify(bodies.map((b) => b.job.id))).toBe(1);
 
     const jobs = await env.deps.ddb.send(
-      new QueryCommand({ TableName: env.names.table, IndexName: "gsi1", KeyConditionExpression: "gsi1pk = :p", ExpressionAttributeValues: { ":p": keys.projectJobsIndex(tenant.projectId) } }),
+      new QueryCommand({
+        TableName: env.names.table,
+        IndexName: "gsi1",
+        KeyConditionExpression: "gsi1pk = :p",
+        ExpressionAttributeValues: { ":p": keys.projectJobsIndex(tenant.projectId) },
+      }),
     );
     expect(jobs.Items?.length).toBe(1);
   });

@@ -16,23 +16,82 @@ const contract = JSON.parse(readFileSync(new URL("../support/contract.json", imp
 const kinds = Object.entries(contract).filter((e): e is [string, string[]] => Array.isArray(e[1]));
 
 /** What each field must be beyond its name, where the contract or SPEC says (the rest: a string, or null where allowed). */
-const numbers = new Set(["cron_hour", "cron_minute", "retention_days", "size_bytes", "attempts", "max_attempts", "last_exit_code", "storage_limit_bytes", "max_connections", "direct_port", "pooled_port", "response_status", "window_days", "lag_seconds"]);
+const numbers = new Set([
+  "cron_hour",
+  "cron_minute",
+  "retention_days",
+  "size_bytes",
+  "attempts",
+  "max_attempts",
+  "last_exit_code",
+  "storage_limit_bytes",
+  "max_connections",
+  "direct_port",
+  "pooled_port",
+  "response_status",
+  "window_days",
+  "lag_seconds",
+]);
 const booleans = new Set(["is_active", "always_on", "restore_time_clamped", "available"]);
 /** Fields the clients need present (SPEC 5: the numbers and the boolean of a project, a preview's ports). */
 const neverNull: Record<string, string[]> = {
-  Project: ["id", "organization_id", "name", "slug", "environment", "database_name", "state", "plan", "always_on", "runtime_status", "storage_limit_bytes", "max_connections", "direct_port", "pooled_port", "created_at", "updated_at"],
-  Preview: ["id", "organization_id", "project_id", "name", "mode", "state", "database_name", "role_name", "direct_port", "pooled_port", "source_kind", "ttl_expires_at", "created_at", "updated_at"],
+  Project: [
+    "id",
+    "organization_id",
+    "name",
+    "slug",
+    "environment",
+    "database_name",
+    "state",
+    "plan",
+    "always_on",
+    "runtime_status",
+    "storage_limit_bytes",
+    "max_connections",
+    "direct_port",
+    "pooled_port",
+    "created_at",
+    "updated_at",
+  ],
+  Preview: [
+    "id",
+    "organization_id",
+    "project_id",
+    "name",
+    "mode",
+    "state",
+    "database_name",
+    "role_name",
+    "direct_port",
+    "pooled_port",
+    "source_kind",
+    "ttl_expires_at",
+    "created_at",
+    "updated_at",
+  ],
   Organization: ["id", "name", "slug", "billing_plan", "billing_status", "billing_provider", "created_at", "updated_at"],
   WebhookDelivery: ["id", "organization_id", "endpoint_id", "event_type", "payload", "state", "attempts", "max_attempts", "created_at", "updated_at"],
   CliLoginPoll: ["session_id", "state", "expires_at"],
   CliLoginSession: ["session_id", "poll_token", "state", "expires_at", "verification_url"],
 };
 
-type Schema = { type?: string | string[]; properties?: Record<string, Schema>; required?: string[]; items?: Schema; $ref?: string; anyOf?: Schema[]; oneOf?: Schema[]; nullable?: boolean };
+type Schema = {
+  type?: string | string[];
+  properties?: Record<string, Schema>;
+  required?: string[];
+  items?: Schema;
+  $ref?: string;
+  anyOf?: Schema[];
+  oneOf?: Schema[];
+  nullable?: boolean;
+};
 
 let env: TestEnv;
 let tenant: Tenant;
-let doc: { components: { schemas: Record<string, Schema> }; paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: Schema }> }> }>> };
+let doc: {
+  components: { schemas: Record<string, Schema> };
+  paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: Schema }> }> }>>;
+};
 
 beforeAll(async () => {
   env = await createTestEnv();
@@ -57,13 +116,22 @@ describe("wire contract (test/support/contract.json)", () => {
       expect([...(schema.required ?? [])].sort(), `${kind}: every field present`).toEqual([...fields].sort());
       for (const [field, prop] of Object.entries(schema.properties ?? {})) {
         const types = typesOf(prop);
-        if (numbers.has(field)) expect(types.filter((t) => t !== "null"), `${kind}.${field}`).toEqual(expect.arrayContaining([expect.stringMatching(/^(integer|number)$/)]));
-        if (booleans.has(field)) expect(types.filter((t) => t !== "null"), `${kind}.${field}`).toEqual(["boolean"]);
+        if (numbers.has(field))
+          expect(
+            types.filter((t) => t !== "null"),
+            `${kind}.${field}`,
+          ).toEqual(expect.arrayContaining([expect.stringMatching(/^(integer|number)$/)]));
+        if (booleans.has(field))
+          expect(
+            types.filter((t) => t !== "null"),
+            `${kind}.${field}`,
+          ).toEqual(["boolean"]);
         if (neverNull[kind]?.includes(field)) expect(types, `${kind}.${field} must never be null`).not.toContain("null");
       }
     }
     // The components the clients read exist.
-    for (const kind of ["Project", "Preview", "Organization", "WebhookDelivery", "Job", "Backup", "CliLoginSession", "CliLoginPoll"]) expect(doc.components.schemas[kind], kind).toBeDefined();
+    for (const kind of ["Project", "Preview", "Organization", "WebhookDelivery", "Job", "Backup", "CliLoginSession", "CliLoginPoll"])
+      expect(doc.components.schemas[kind], kind).toBeDefined();
   });
 
   it("every route's answer that carries a contract resource carries the component itself, never an inline copy", () => {
@@ -97,7 +165,12 @@ describe("wire contract (test/support/contract.json)", () => {
     const key = await tenant.key(["projects:read", "projects:write", "organizations:read", "backups:read", "jobs:read"]);
     const get = async (path: string) => body(await env.app().request(path, { headers: { authorization: `Bearer ${key}` } }));
     const project = (await getProject(env.deps, tenant.projectId))!;
-    const { job } = await createPreview({ ...env.deps, previewLimit: 5 }, project, { name: "contract", mode: "empty", backupId: null, jobType: "branch.create" });
+    const { job } = await createPreview({ ...env.deps, previewLimit: 5 }, project, {
+      name: "contract",
+      mode: "empty",
+      backupId: null,
+      jobType: "branch.create",
+    });
     const check = (kind: string, value: Record<string, unknown>) => {
       const fields = contract[kind] as string[];
       expect(Object.keys(value).sort(), `${kind} ${JSON.stringify(value)}`).toEqual([...fields].sort());
@@ -117,8 +190,17 @@ describe("wire contract (test/support/contract.json)", () => {
     check("Organization", (await get("/v1/me")).organization);
     check("Job", (await get(`/v1/jobs/${job.id}`)).job);
     for (const j of (await get(`/v1/projects/${tenant.projectId}/jobs`)).jobs) check("Job", j);
-    const started = await body(await env.app().request("/v1/cli/login/sessions", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ device_name: "contract" }) }));
+    const started = await body(
+      await env.app().request("/v1/cli/login/sessions", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ device_name: "contract" }),
+      }),
+    );
     check("CliLoginSession", started);
-    check("CliLoginPoll", await body(await env.app().request(`/v1/cli/login/sessions/${started.session_id}`, { headers: { "x-capydb-poll-token": started.poll_token } })));
+    check(
+      "CliLoginPoll",
+      await body(await env.app().request(`/v1/cli/login/sessions/${started.session_id}`, { headers: { "x-capydb-poll-token": started.poll_token } })),
+    );
   });
 });

@@ -41,10 +41,16 @@ const download = (projectId: string, exportId: string, k = key) =>
 
 /** Every table's row count and an md5 over its rows, in a stable order: equal fingerprints, equal data. */
 async function fingerprint(db: string): Promise<Record<string, { rows: number; md5: string }>> {
-  const tables = await env.query<{ t: string }>(db, "SELECT quote_ident(table_name) AS t FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1");
+  const tables = await env.query<{ t: string }>(
+    db,
+    "SELECT quote_ident(table_name) AS t FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1",
+  );
   const out: Record<string, { rows: number; md5: string }> = {};
   for (const { t } of tables) {
-    const [r] = await env.query<{ rows: string; md5: string }>(db, `SELECT count(*) AS rows, md5(coalesce(string_agg(x::text, ',' ORDER BY x::text), '')) AS md5 FROM ${t} x`);
+    const [r] = await env.query<{ rows: string; md5: string }>(
+      db,
+      `SELECT count(*) AS rows, md5(coalesce(string_agg(x::text, ',' ORDER BY x::text), '')) AS md5 FROM ${t} x`,
+    );
     out[t] = { rows: Number(r!.rows), md5: r!.md5 };
   }
   return out;
@@ -108,7 +114,11 @@ describe("exports", () => {
     // restore it into a fresh database, as a customer would at home
     const target = await env.createDatabase({ prefix: "home" });
     const tools = await pickPgTools({ major: 15, text: "15" }, env.deps.pgBinDirs);
-    const restored = await runTool(tools.pgRestore, ["--no-owner", "--no-privileges", "--exit-on-error", "-d", target, file], libpqEnv(env.infra.postgresUrl, target));
+    const restored = await runTool(
+      tools.pgRestore,
+      ["--no-owner", "--no-privileges", "--exit-on-error", "-d", target, file],
+      libpqEnv(env.infra.postgresUrl, target),
+    );
     expect(restored.code, restored.stderr).toBe(0);
     // pg_dump's own compressed format, though the worker compressed it (pg_dump ran uncompressed)
     const list = await runTool(tools.pgRestore, ["--list", file], libpqEnv(env.infra.postgresUrl, target));
@@ -186,11 +196,14 @@ describe("exports", () => {
     const [done] = (await listExports()).filter((e) => e.state === "completed");
     const fixtures = { tenant, sibling: sib, other, jobId: "", siblingJobId: "" };
     await securityMatrix(env, { name: "export list", method: "GET", path: (p) => `/v1/projects/${p}/exports`, scope: "backups:read", ok: 200 }, fixtures);
-    await securityMatrix(env, { name: "export download", method: "GET", path: (p) => `/v1/projects/${p}/exports/${done!.id as string}/download`, scope: "backups:read", ok: 200 }, fixtures);
+    await securityMatrix(
+      env,
+      { name: "export download", method: "GET", path: (p) => `/v1/projects/${p}/exports/${done!.id as string}/download`, scope: "backups:read", ok: 200 },
+      fixtures,
+    );
     await securityMatrix(env, { name: "export create", method: "POST", path: (p) => `/v1/projects/${p}/exports`, scope: "backups:write", ok: 202 }, fixtures);
   });
 });
-
 
 describe("export retention", () => {
   it("deletes exports past their retention and lists them expired; the backups and their retention are unaffected", async () => {

@@ -42,22 +42,36 @@ describe("retry_classification over a job's attempts", () => {
     const job = await requestBackup();
 
     // The first attempt fails transiently: the job waits for its retry and says why.
-    await attempt(job, (c) => retryJob(env.deps, c, "Could not reach the database server (connection refused)", new Date(), { last_stderr: "connection refused" }));
-    expect(await jobAsSeen(job.id)).toMatchObject({ state: "pending", attempts: 1, retry_classification: "transient", error: "Could not reach the database server (connection refused)" });
+    await attempt(job, (c) =>
+      retryJob(env.deps, c, "Could not reach the database server (connection refused)", new Date(), { last_stderr: "connection refused" }),
+    );
+    expect(await jobAsSeen(job.id)).toMatchObject({
+      state: "pending",
+      attempts: 1,
+      retry_classification: "transient",
+      error: "Could not reach the database server (connection refused)",
+    });
 
     // The second attempt completes.
     await attempt(job, (c) => completeJob(env.deps, c, { last_exit_code: 0, last_stdout: "", last_stderr: "" }));
     const done = await jobAsSeen(job.id);
     expect(done).toMatchObject({ state: "completed", attempts: 2, retry_classification: null, error: null, last_exit_code: 0 });
     // The project's job list shows the same.
-    const listed = (await body(await env.app().request(`/v1/projects/${tenant.projectId}/jobs`, { headers: { "x-api-key": key } }))).jobs.find((j: { id: string }) => j.id === job.id);
+    const listed = (await body(await env.app().request(`/v1/projects/${tenant.projectId}/jobs`, { headers: { "x-api-key": key } }))).jobs.find(
+      (j: { id: string }) => j.id === job.id,
+    );
     expect(listed).toMatchObject({ state: "completed", attempts: 2, retry_classification: null });
   });
 
   it("a job that fails transiently and then for good keeps the classification of the failure that ended it", async () => {
     const job = await requestBackup();
     await attempt(job, (c) => retryJob(env.deps, c, "timed out", new Date()));
-    await attempt(job, (c) => failJob(env.deps, c, "password authentication failed for user \"app\"", "permanent"));
-    expect(await jobAsSeen(job.id)).toMatchObject({ state: "failed", attempts: 2, retry_classification: "permanent", error: expect.stringMatching(/password authentication failed/) });
+    await attempt(job, (c) => failJob(env.deps, c, 'password authentication failed for user "app"', "permanent"));
+    expect(await jobAsSeen(job.id)).toMatchObject({
+      state: "failed",
+      attempts: 2,
+      retry_classification: "permanent",
+      error: expect.stringMatching(/password authentication failed/),
+    });
   });
 });

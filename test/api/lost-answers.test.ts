@@ -99,7 +99,9 @@ describe("DynamoDB Local and ClientRequestToken", () => {
   it("commits a transaction once per token and answers a repeat with success, as DynamoDB does", async () => {
     // The tests above rely on it: if DynamoDB Local ignored the token, the resend would fail its
     // attribute_not_exists conditions and the request would answer 409 instead of 202.
-    const ddb = DynamoDBDocumentClient.from(new DynamoDBClient({ region: LOCAL_REGION, endpoint: env.infra.endpoint, credentials: { accessKeyId: "local", secretAccessKey: "local" } }));
+    const ddb = DynamoDBDocumentClient.from(
+      new DynamoDBClient({ region: LOCAL_REGION, endpoint: env.infra.endpoint, credentials: { accessKeyId: "local", secretAccessKey: "local" } }),
+    );
     const pk = `TOKEN#${randomUUID()}`;
     const put = (token: string | undefined, v: number) =>
       ddb.send(

@@ -43,9 +43,18 @@ describe("GET /v1/organizations/{orgID}", () => {
   });
 
   it("shows what an operator recorded (capydb-admin org set)", async () => {
-    await updateOrganizationSettings(env.deps, tenant.organizationId, { billing_plan: "enterprise", billing_provider: "stripe", suspended_at: "2026-12-01T00:00:00Z" });
+    await updateOrganizationSettings(env.deps, tenant.organizationId, {
+      billing_plan: "enterprise",
+      billing_provider: "stripe",
+      suspended_at: "2026-12-01T00:00:00Z",
+    });
     const res = await get(`/v1/organizations/${tenant.organizationId}`, await tenant.key(["organizations:read"]));
-    expect(res.body.organization).toMatchObject({ billing_plan: "enterprise", billing_status: "active", billing_provider: "stripe", suspended_at: "2026-12-01T00:00:00Z" });
+    expect(res.body.organization).toMatchObject({
+      billing_plan: "enterprise",
+      billing_status: "active",
+      billing_provider: "stripe",
+      suspended_at: "2026-12-01T00:00:00Z",
+    });
     expect(res.body.organization.updated_at >= res.body.organization.created_at).toBe(true);
     await updateOrganizationSettings(env.deps, tenant.organizationId, { billing_plan: "standard", billing_provider: "manual", suspended_at: null });
   });
@@ -66,11 +75,20 @@ describe("GET /v1/organizations/{orgID}", () => {
   it("an organization stored before the billing fields existed reads with the documented defaults", async () => {
     const id = "org_01m8bbd943485gy3g6c722w2d7";
     await env.deps.ddb.send(
-      new PutCommand({ TableName: env.deps.table, Item: { ...keys.organization(id), type: "organization", id, name: "Old Org", clerk_organization_id: null, created_at: "2026-01-02T03:04:05Z" } }),
+      new PutCommand({
+        TableName: env.deps.table,
+        Item: { ...keys.organization(id), type: "organization", id, name: "Old Org", clerk_organization_id: null, created_at: "2026-01-02T03:04:05Z" },
+      }),
     );
     const { getOrganization, toOrganization } = await import("../../core/orgs/orgs.ts");
     const org = toOrganization((await getOrganization(env.deps, id))!);
     expectShape("Organization", org, expect);
-    expect(org).toMatchObject({ slug: "old-org", billing_plan: "standard", billing_status: "active", billing_provider: "manual", updated_at: "2026-01-02T03:04:05Z" });
+    expect(org).toMatchObject({
+      slug: "old-org",
+      billing_plan: "standard",
+      billing_status: "active",
+      billing_provider: "manual",
+      updated_at: "2026-01-02T03:04:05Z",
+    });
   });
 });

@@ -64,7 +64,9 @@ describe("POST /restores with restore_time", () => {
   it("refuses a time before the window or inside a gap with the bounds, and a time that is not RFC 3339", async () => {
     const before = await call("POST", restores(), { restore_time: min(0) });
     expect(before.status).toBe(400);
-    expect(before.body.error).toBe(`restore_time: ${min(0)} is before the earliest restorable time (the restorable window is ${min(1)} to ${min(30)}, 7 days kept)`);
+    expect(before.body.error).toBe(
+      `restore_time: ${min(0)} is before the earliest restorable time (the restorable window is ${min(1)} to ${min(30)}, 7 days kept)`,
+    );
     const gap = await call("POST", restores(), { restore_time: min(15) });
     expect(gap.status).toBe(400);
     expect(gap.body.error).toContain(`falls in a gap of the WAL archive, from ${min(10)} to ${min(20)}`);
@@ -85,7 +87,14 @@ describe("POST /restores with restore_time", () => {
   });
 
   it("into the project: the approval and the promote machinery, the time on the request's audit event", async () => {
-    await env.deps.ddb.send(new UpdateCommand({ TableName: env.deps.table, Key: keys.project(tenant.projectId), UpdateExpression: "SET environment = :e", ExpressionAttributeValues: { ":e": "non_production" } }));
+    await env.deps.ddb.send(
+      new UpdateCommand({
+        TableName: env.deps.table,
+        Key: keys.project(tenant.projectId),
+        UpdateExpression: "SET environment = :e",
+        ExpressionAttributeValues: { ":e": "non_production" },
+      }),
+    );
     const project = (await getProject(env.deps, tenant.projectId))!;
     const noToken = await call("POST", restores(), { restore_time: min(25), target_kind: "project" });
     expect(noToken.status).toBe(400);
@@ -108,7 +117,14 @@ describe("restore points of kind pitr", () => {
     const created = await call("POST", points, { label: "before migration", kind: "pitr", pitr_time: min(8), note: "v2" });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     expectShape("RestorePoint", created.body.restore_point, expect);
-    expect(created.body.restore_point).toMatchObject({ kind: "pitr", pitr_time: min(8), backup_id: null, backup_key: null, state: "active", label: "before migration" });
+    expect(created.body.restore_point).toMatchObject({
+      kind: "pitr",
+      pitr_time: min(8),
+      backup_id: null,
+      backup_key: null,
+      state: "active",
+      label: "before migration",
+    });
     const id = created.body.restore_point.id;
     expect((await listPitrPins(env.deps, tenant.clusterId)).map((p) => [p.restore_point_id, p.pitr_time])).toEqual([[id, min(8)]]);
 

@@ -28,7 +28,16 @@ describe("GET /v1/projects/{projectID}/pitr", () => {
     const res = await get(tenant, "/pitr", ["backups:read"]);
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expect(Object.keys(res.body)).toEqual(["pitr"]);
-    expect(Object.keys(res.body.pitr).sort()).toEqual(["available", "base_backups", "earliest_restore_time", "gaps", "lag_seconds", "last_drill", "latest_restore_time", "window_days"]);
+    expect(Object.keys(res.body.pitr).sort()).toEqual([
+      "available",
+      "base_backups",
+      "earliest_restore_time",
+      "gaps",
+      "lag_seconds",
+      "last_drill",
+      "latest_restore_time",
+      "window_days",
+    ]);
     expect(res.body.pitr).toMatchObject({
       available: true,
       window_days: 7,
@@ -45,7 +54,16 @@ describe("GET /v1/projects/{projectID}/pitr", () => {
   it("a project whose cluster has no archive: unavailable, window 0, null times", async () => {
     const res = await get(bare, "/pitr");
     expect(res.status).toBe(200);
-    expect(res.body.pitr).toEqual({ available: false, window_days: 0, earliest_restore_time: null, latest_restore_time: null, lag_seconds: null, base_backups: [], gaps: [], last_drill: null });
+    expect(res.body.pitr).toEqual({
+      available: false,
+      window_days: 0,
+      earliest_restore_time: null,
+      latest_restore_time: null,
+      lag_seconds: null,
+      base_backups: [],
+      gaps: [],
+      last_drill: null,
+    });
   });
 
   it("needs backups:read, and another organization's project is a 404", async () => {

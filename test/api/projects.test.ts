@@ -43,7 +43,13 @@ describe("GET /v1/projects", () => {
     expect(ids).toEqual([tenant.projectId, siblingId].sort());
     for (const p of res.body.projects) expectShape("Project", p, expect);
     const sibling = res.body.projects.find((p: { id: string }) => p.id === siblingId);
-    expect(sibling).toMatchObject({ environment: "non_production", postgres_version: "15", state: "ready", database_name: "prj_sibling", organization_id: tenant.organizationId });
+    expect(sibling).toMatchObject({
+      environment: "non_production",
+      postgres_version: "15",
+      state: "ready",
+      database_name: "prj_sibling",
+      organization_id: tenant.organizationId,
+    });
     expect(sibling.slug).toMatch(/^sibling-shop-[a-z0-9-]+$/);
 
     const scoped = await tenant.key(["projects:read"], { projectId: tenant.projectId });
@@ -89,7 +95,13 @@ describe("the fields CapyDB's clients read", () => {
 
     const backup = await body(await env.app().request(`/v1/projects/${siblingId}/backups`, { method: "POST", headers: { "x-api-key": key } }));
     await updateClusterSettings(env.deps, tenant.clusterId, { region: "eu-west-1", public_host: "db.example.test", pooler_port: 6432 });
-    await updateProjectSettings(env.deps, siblingId, { plan: "scale", storage_limit_bytes: 10 * 2 ** 30, max_connections: 50, role_name: "shop_owner", statement_timeout: "30s" });
+    await updateProjectSettings(env.deps, siblingId, {
+      plan: "scale",
+      storage_limit_bytes: 10 * 2 ** 30,
+      max_connections: 50,
+      role_name: "shop_owner",
+      statement_timeout: "30s",
+    });
     const after = (await get(`/v1/projects/${siblingId}`, key)).body.project;
     expectShape("Project", after, expect);
     expect(after).toMatchObject({
@@ -115,13 +127,31 @@ describe("the fields CapyDB's clients read", () => {
     await env.deps.ddb.send(
       new PutCommand({
         TableName: env.deps.table,
-        Item: { ...keys.project(id), type: "project", id, organization_id: tenant.organizationId, cluster_id: tenant.clusterId, name: "Old One", database_name: "old_db", created_at: "2026-01-02T03:04:05Z", gsi1pk: keys.orgProjectsIndex(tenant.organizationId), gsi1sk: id },
+        Item: {
+          ...keys.project(id),
+          type: "project",
+          id,
+          organization_id: tenant.organizationId,
+          cluster_id: tenant.clusterId,
+          name: "Old One",
+          database_name: "old_db",
+          created_at: "2026-01-02T03:04:05Z",
+          gsi1pk: keys.orgProjectsIndex(tenant.organizationId),
+          gsi1sk: id,
+        },
       }),
     );
     const res = await get(`/v1/projects/${id}`, await tenant.key(["projects:read"]));
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expectShape("Project", res.body.project, expect);
-    expect(res.body.project).toMatchObject({ slug: "old-one", environment: "production", plan: "standard", always_on: true, max_connections: 100, updated_at: "2026-01-02T03:04:05Z" });
+    expect(res.body.project).toMatchObject({
+      slug: "old-one",
+      environment: "production",
+      plan: "standard",
+      always_on: true,
+      max_connections: 100,
+      updated_at: "2026-01-02T03:04:05Z",
+    });
     expect(typeof res.body.project.direct_port).toBe("number");
   });
 

@@ -44,7 +44,11 @@ describe("POST /v1/projects/{projectID}/restores refusals", () => {
     const other = await env.seedTenant({ database: "rst_other" });
     const foreign = await fakeBackup(other.projectId);
     const expired = await fakeBackup(tenant.projectId, { state: "expired" });
-    const failed = await fakeBackup(tenant.projectId, { state: "failed", verification_state: "failed", verification_error: "The backup did not restore: boom" });
+    const failed = await fakeBackup(tenant.projectId, {
+      state: "failed",
+      verification_state: "failed",
+      verification_error: "The backup did not restore: boom",
+    });
     const pending = await fakeBackup(tenant.projectId, { state: "pending", verification_state: "pending" });
     const unverified = await fakeBackup(tenant.projectId, { verification_state: "pending", verified_at: null });
 
@@ -87,7 +91,13 @@ describe("POST /v1/projects/{projectID}/restores refusals", () => {
     expect(res.body.job).toMatchObject({ type: "project.restore", state: "pending", preview_database_id: expect.stringMatching(/^pvw_/) });
     const preview = await call("GET", `/v1/preview-databases/${res.body.job.preview_database_id}`);
     expectShape("Preview", preview.body.preview, expect);
-    expect(preview.body.preview).toMatchObject({ name: "shape", mode: "clone", state: "provisioning", source_kind: "backup", source_backup_key: good.backup_key });
+    expect(preview.body.preview).toMatchObject({
+      name: "shape",
+      mode: "clone",
+      state: "provisioning",
+      source_kind: "backup",
+      source_backup_key: good.backup_key,
+    });
     const hours = (Date.parse(preview.body.preview.ttl_expires_at) - Date.parse(preview.body.preview.created_at)) / 3600_000;
     expect(hours).toBe(3);
   });
@@ -132,7 +142,12 @@ describe("preview databases: the limit, reset, extend", () => {
     const clone = await call("POST", `/v1/projects/${tenant.projectId}/preview-databases`, { mode: "clone" });
     expect(clone.status, JSON.stringify(clone.body)).toBe(409);
     expect(clone.body.error).toMatch(/no completed, verified backup to clone/);
-    for (const [payload, field] of [[{ mode: "fork" }, "mode"], [{ ttl_hours: 0 }, "ttl_hours"], [{ ttl_hours: 169 }, "ttl_hours"], [{ name: "" }, "name"]] as const) {
+    for (const [payload, field] of [
+      [{ mode: "fork" }, "mode"],
+      [{ ttl_hours: 0 }, "ttl_hours"],
+      [{ ttl_hours: 169 }, "ttl_hours"],
+      [{ name: "" }, "name"],
+    ] as const) {
       const res = await call("POST", `/v1/projects/${tenant.projectId}/preview-databases`, payload);
       expect(res.status, JSON.stringify(res.body)).toBe(400);
       expect(res.body.error).toMatch(new RegExp(field));
@@ -225,7 +240,11 @@ describe("tenancy", () => {
       ["DELETE", `/v1/projects/${tenant.projectId}/restore-points/${point}`],
       ["POST", `/v1/projects/${other.projectId}/restores`, { backup_key: backup.backup_key }],
       ["POST", `/v1/projects/${other.projectId}/restores`, { restore_point_id: point }],
-      ["POST", `/v1/projects/${other.projectId}/restores`, { backup_key: backup.backup_key.replace(tenant.projectId, other.projectId), target_kind: "preview", preview_id: preview }],
+      [
+        "POST",
+        `/v1/projects/${other.projectId}/restores`,
+        { backup_key: backup.backup_key.replace(tenant.projectId, other.projectId), target_kind: "preview", preview_id: preview },
+      ],
       ["POST", `/v1/projects/${other.projectId}/restore-points`, { label: "x", backup_key: backup.backup_key }],
     ] as [string, string, unknown?][]) {
       const res = await theirs(method, path, payload);
@@ -246,7 +265,12 @@ describe("security matrix of every new route", () => {
     // Each successful call of the matrix makes a preview: more than the default limit of 5.
     env.deps.previewLimit = 20;
     const tenant = await env.seedTenant({ database: "secr_db" });
-    const sibling = await createProject(env.deps, { organization_id: tenant.organizationId, cluster_id: tenant.clusterId, name: uniq("sib"), database_name: "secr_sib" });
+    const sibling = await createProject(env.deps, {
+      organization_id: tenant.organizationId,
+      cluster_id: tenant.clusterId,
+      name: uniq("sib"),
+      database_name: "secr_sib",
+    });
     const other = await env.seedTenant({ database: "secr_other" });
     const key = await tenant.key(allScopes);
     const call = caller(key);
@@ -265,17 +289,41 @@ describe("security matrix of every new route", () => {
     const call = caller(await fixtures.tenant.key(allScopes));
     const id = (await call("POST", `/v1/projects/${fixtures.tenant.projectId}/preview-databases`, {})).body.preview.id as string;
     const { UpdateCommand } = await import("@aws-sdk/lib-dynamodb");
-    await env.deps.ddb.send(new UpdateCommand({ TableName: env.deps.table, Key: keys.preview(id), UpdateExpression: "SET #s = :r", ExpressionAttributeNames: { "#s": "state" }, ExpressionAttributeValues: { ":r": "ready" } }));
+    await env.deps.ddb.send(
+      new UpdateCommand({
+        TableName: env.deps.table,
+        Key: keys.preview(id),
+        UpdateExpression: "SET #s = :r",
+        ExpressionAttributeNames: { "#s": "state" },
+        ExpressionAttributeValues: { ":r": "ready" },
+      }),
+    );
     return id;
   }
 
   const endpoints = (): Endpoint[] => [
     { name: "list projects' project", method: "GET", path: (p) => `/v1/projects/${p}`, scope: "projects:read", ok: 200 },
-    { name: "create preview", method: "POST", path: (p) => `/v1/projects/${p}/preview-databases`, scope: "projects:write", body: {}, ok: 202, projectScoped: false },
+    {
+      name: "create preview",
+      method: "POST",
+      path: (p) => `/v1/projects/${p}/preview-databases`,
+      scope: "projects:write",
+      body: {},
+      ok: 202,
+      projectScoped: false,
+    },
     { name: "list previews", method: "GET", path: (p) => `/v1/projects/${p}/preview-databases`, scope: "projects:read", ok: 200 },
     { name: "get preview", method: "GET", path: (p) => `/v1/preview-databases/${previewOf.get(p)}`, scope: "projects:read", ok: 200 },
     { name: "preview connections", method: "GET", path: (p) => `/v1/preview-databases/${previewOf.get(p)}/connections`, scope: "credentials:read", ok: 200 },
-    { name: "extend preview", method: "POST", path: (p) => `/v1/preview-databases/${previewOf.get(p)}/extend`, scope: "projects:write", body: { ttl_hours: 5 }, ok: 200, projectScoped: false },
+    {
+      name: "extend preview",
+      method: "POST",
+      path: (p) => `/v1/preview-databases/${previewOf.get(p)}/extend`,
+      scope: "projects:write",
+      body: { ttl_hours: 5 },
+      ok: 200,
+      projectScoped: false,
+    },
     { name: "restore", method: "POST", path: (p) => `/v1/projects/${p}/restores`, scope: "backups:write", body: { backup_key: "set below" }, ok: 202 },
     { name: "list restore points", method: "GET", path: (p) => `/v1/projects/${p}/restore-points`, scope: "backups:read", ok: 200 },
     { name: "create restore point", method: "POST", path: (p) => `/v1/projects/${p}/restore-points`, scope: "backups:write", body: { label: "sec" }, ok: 201 },
@@ -289,8 +337,16 @@ describe("security matrix of every new route", () => {
       await securityMatrix(env, endpoint, fixtures);
     }
     const reset = await readyPreview();
-    await securityMatrix(env, { name: "reset preview", method: "POST", path: () => `/v1/preview-databases/${reset}/reset`, scope: "projects:write", ok: 202, projectScoped: false }, fixtures);
+    await securityMatrix(
+      env,
+      { name: "reset preview", method: "POST", path: () => `/v1/preview-databases/${reset}/reset`, scope: "projects:write", ok: 202, projectScoped: false },
+      fixtures,
+    );
     const del = await readyPreview();
-    await securityMatrix(env, { name: "delete preview", method: "DELETE", path: () => `/v1/preview-databases/${del}`, scope: "projects:write", ok: 202, projectScoped: false }, fixtures);
+    await securityMatrix(
+      env,
+      { name: "delete preview", method: "DELETE", path: () => `/v1/preview-databases/${del}`, scope: "projects:write", ok: 202, projectScoped: false },
+      fixtures,
+    );
   }, 180_000);
 });

@@ -82,7 +82,15 @@ describe("scheduled backups", () => {
     const first = (await body(await put({ cron_hour: 5, cron_minute: 6, is_active: true, label: "nightly", retention_days: 30 }))).scheduled_backup;
     await new Promise((r) => setTimeout(r, 1100));
     const second = (await body(await put({ cron_hour: 23, cron_minute: 59, is_active: false }))).scheduled_backup;
-    expect(second).toMatchObject({ id: first.id, created_at: first.created_at, cron_hour: 23, cron_minute: 59, is_active: false, label: "default", retention_days: 14 });
+    expect(second).toMatchObject({
+      id: first.id,
+      created_at: first.created_at,
+      cron_hour: 23,
+      cron_minute: 59,
+      is_active: false,
+      label: "default",
+      retention_days: 14,
+    });
     expect(second.updated_at > first.updated_at).toBe(true);
     expect((await body(await get())).scheduled_backups).toEqual([second]);
   });
@@ -126,7 +134,8 @@ function interleave(matches: (command: string, input: Record<string, unknown>) =
 }
 
 // The client's own command names (GetItemCommand for the document client's GetCommand).
-const isScheduleRead = (command: string, input: Record<string, unknown>) => command === "GetItemCommand" && (input.Key as { sk?: unknown } | undefined)?.sk === "SCH";
+const isScheduleRead = (command: string, input: Record<string, unknown>) =>
+  command === "GetItemCommand" && (input.Key as { sk?: unknown } | undefined)?.sk === "SCH";
 const isDueQuery = (command: string, input: Record<string, unknown>) =>
   command === "QueryCommand" && JSON.stringify(input.ExpressionAttributeValues ?? {}).includes('"SCHED"');
 
@@ -169,7 +178,13 @@ describe("a schedule PUT racing a dispatcher tick", () => {
     expect(hook.done()).toBe(true);
     expect(tick.errors).toEqual([]);
     expect(tick.schedules?.created, JSON.stringify(tick.schedules)).toBe(1);
-    expect((await body(await get())).scheduled_backups[0]).toMatchObject({ label: "changed mid-tick", retention_days: 9, cron_hour: 3, cron_minute: 30, last_job_id: tick.schedules!.jobIds[0] });
+    expect((await body(await get())).scheduled_backups[0]).toMatchObject({
+      label: "changed mid-tick",
+      retention_days: 9,
+      cron_hour: 3,
+      cron_minute: 30,
+      last_job_id: tick.schedules!.jobIds[0],
+    });
   });
 
   it("concurrent PUTs of a new schedule create one schedule (one id), whichever wins", async () => {

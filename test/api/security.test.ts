@@ -24,7 +24,18 @@ let clerk: Awaited<ReturnType<typeof startFakeClerk>>;
 let fixtures: Parameters<typeof securityMatrix>[2];
 const clerkOrg = uniq("org_clerk_sec");
 const otherClerkOrg = uniq("org_clerk_sec_other");
-const allScopes: Scope[] = ["backups:read", "backups:write", "jobs:read", "projects:read", "projects:write", "credentials:read", "organizations:read", "organizations:write", "api_keys:read", "api_keys:write"];
+const allScopes: Scope[] = [
+  "backups:read",
+  "backups:write",
+  "jobs:read",
+  "projects:read",
+  "projects:write",
+  "credentials:read",
+  "organizations:read",
+  "organizations:write",
+  "api_keys:read",
+  "api_keys:write",
+];
 
 /** Per project (tenant's and sibling's): the resources the routes address. */
 const backupOf = new Map<string, BackupItem>();
@@ -32,7 +43,16 @@ const exportOf = new Map<string, string>();
 const previewOf = new Map<string, string>();
 const pointOf = new Map<string, string>();
 /** Made just before the route that consumes them (see `prepare`). */
-const made: { previewToPromote?: string; promoteToken?: string; previewToReset?: string; previewToDelete?: string; keyToRevoke?: string; endpoint?: string; endpointToDelete?: string; delivery?: string } = {};
+const made: {
+  previewToPromote?: string;
+  promoteToken?: string;
+  previewToReset?: string;
+  previewToDelete?: string;
+  keyToRevoke?: string;
+  endpoint?: string;
+  endpointToDelete?: string;
+  delivery?: string;
+} = {};
 
 const call = async (key: string, method: string, path: string, payload?: unknown) => {
   const res = await fixtures.app!().request(path, {
@@ -59,7 +79,15 @@ async function fakeExport(key: string, projectId: string): Promise<string> {
 async function readyPreview(key: string, projectId: string): Promise<string> {
   const id = (await call(key, "POST", `/v1/projects/${projectId}/preview-databases`, {})).preview.id as string;
   const { UpdateCommand } = await import("@aws-sdk/lib-dynamodb");
-  await env.deps.ddb.send(new UpdateCommand({ TableName: env.deps.table, Key: keys.preview(id), UpdateExpression: "SET #s = :r", ExpressionAttributeNames: { "#s": "state" }, ExpressionAttributeValues: { ":r": "ready" } }));
+  await env.deps.ddb.send(
+    new UpdateCommand({
+      TableName: env.deps.table,
+      Key: keys.preview(id),
+      UpdateExpression: "SET #s = :r",
+      ExpressionAttributeNames: { "#s": "state" },
+      ExpressionAttributeValues: { ":r": "ready" },
+    }),
+  );
   return id;
 }
 
@@ -70,7 +98,12 @@ beforeAll(async () => {
   clerk = await startFakeClerk();
   const tenant = await env.seedTenant({ database: "sec_db", clerkOrganizationId: clerkOrg });
   // A sibling project in the same organization, on the same cluster.
-  const siblingProject = await createProject(env.deps, { organization_id: tenant.organizationId, cluster_id: tenant.clusterId, name: uniq("sibling"), database_name: "sec_sibling" });
+  const siblingProject = await createProject(env.deps, {
+    organization_id: tenant.organizationId,
+    cluster_id: tenant.clusterId,
+    name: uniq("sibling"),
+    database_name: "sec_sibling",
+  });
   const sibling: Tenant = { ...tenant, projectId: siblingProject.id, database: "sec_sibling" };
   const other = await env.seedTenant({ database: "sec_other", clerkOrganizationId: otherClerkOrg });
   fixtures = { tenant, sibling, other, jobId: "", siblingJobId: "", app: () => env.app({ clerk: clerk.config }) };
@@ -104,7 +137,11 @@ const org = () => `/v1/organizations/${fixtures.tenant.organizationId}`;
 const logins: string[] = [];
 const moreLogins = async () => {
   for (let i = 0; i < 20; i++) {
-    const res = await fixtures.app!().request("/v1/cli/login/sessions", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ device_name: `matrix ${i}` }) });
+    const res = await fixtures.app!().request("/v1/cli/login/sessions", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ device_name: `matrix ${i}` }),
+    });
     logins.push(((await body(res)) as { session_id: string }).session_id);
   }
 };
@@ -115,14 +152,48 @@ const entries: Entry[] = [
   // The caller's own view.
   { route: "GET /v1/me", name: "me", method: "GET", path: () => "/v1/me", scope: null, ok: 200, tenancy: "caller" },
   // A CLI login, as a signed-in person approving it sees it (any credential: the key it makes belongs to the approver's organization).
-  { route: "GET /v1/cli/login/sessions/{sessionID}/approval", name: "see a CLI login", method: "GET", path: () => `/v1/cli/login/sessions/${logins[0] ?? "x"}/approval`, scope: null, ok: 200, tenancy: "caller", prepare: moreLogins },
-  { route: "POST /v1/cli/login/sessions/{sessionID}/approve", name: "approve a CLI login", method: "POST", path: () => `/v1/cli/login/sessions/${freshLogin()}/approve`, scope: null, ok: 200, tenancy: "caller", prepare: moreLogins },
-  { route: "POST /v1/cli/login/sessions/{sessionID}/deny", name: "deny a CLI login", method: "POST", path: () => `/v1/cli/login/sessions/${freshLogin()}/deny`, scope: null, ok: 200, tenancy: "caller", prepare: moreLogins },
+  {
+    route: "GET /v1/cli/login/sessions/{sessionID}/approval",
+    name: "see a CLI login",
+    method: "GET",
+    path: () => `/v1/cli/login/sessions/${logins[0] ?? "x"}/approval`,
+    scope: null,
+    ok: 200,
+    tenancy: "caller",
+    prepare: moreLogins,
+  },
+  {
+    route: "POST /v1/cli/login/sessions/{sessionID}/approve",
+    name: "approve a CLI login",
+    method: "POST",
+    path: () => `/v1/cli/login/sessions/${freshLogin()}/approve`,
+    scope: null,
+    ok: 200,
+    tenancy: "caller",
+    prepare: moreLogins,
+  },
+  {
+    route: "POST /v1/cli/login/sessions/{sessionID}/deny",
+    name: "deny a CLI login",
+    method: "POST",
+    path: () => `/v1/cli/login/sessions/${freshLogin()}/deny`,
+    scope: null,
+    ok: 200,
+    tenancy: "caller",
+    prepare: moreLogins,
+  },
   { route: "GET /v1/projects", name: "list projects", method: "GET", path: () => "/v1/projects", scope: "projects:read", ok: 200, tenancy: "caller" },
 
   // A project and what it holds.
   { route: "GET /v1/projects/{projectID}", name: "get project", method: "GET", path: (p) => `/v1/projects/${p}`, scope: "projects:read", ok: 200 },
-  { route: "GET /v1/projects/{projectID}/audit-events", name: "project audit events", method: "GET", path: (p) => `/v1/projects/${p}/audit-events`, scope: "projects:read", ok: 200 },
+  {
+    route: "GET /v1/projects/{projectID}/audit-events",
+    name: "project audit events",
+    method: "GET",
+    path: (p) => `/v1/projects/${p}/audit-events`,
+    scope: "projects:read",
+    ok: 200,
+  },
   {
     route: "POST /v1/projects/{projectID}/approvals",
     name: "create approval",
@@ -133,7 +204,14 @@ const entries: Entry[] = [
     ok: 201,
     sessionOnly: { admin: () => clerk.admin(clerkOrg), foreignAdmin: () => clerk.admin(otherClerkOrg) },
   },
-  { route: "GET /v1/projects/{projectID}/scheduled-backups", name: "list schedules", method: "GET", path: (p) => `/v1/projects/${p}/scheduled-backups`, scope: "backups:read", ok: 200 },
+  {
+    route: "GET /v1/projects/{projectID}/scheduled-backups",
+    name: "list schedules",
+    method: "GET",
+    path: (p) => `/v1/projects/${p}/scheduled-backups`,
+    scope: "backups:read",
+    ok: 200,
+  },
   {
     route: "PUT /v1/projects/{projectID}/scheduled-backups/default",
     name: "put schedule",
@@ -143,8 +221,23 @@ const entries: Entry[] = [
     body: { cron_hour: 1, cron_minute: 2, is_active: true },
     ok: 200,
   },
-  { route: "GET /v1/projects/{projectID}/backups", name: "list backups", method: "GET", path: (p) => `/v1/projects/${p}/backups`, scope: "backups:read", ok: 200 },
-  { route: "POST /v1/projects/{projectID}/backups", name: "create backup", method: "POST", path: (p) => `/v1/projects/${p}/backups`, scope: "backups:write", body: {}, ok: 202 },
+  {
+    route: "GET /v1/projects/{projectID}/backups",
+    name: "list backups",
+    method: "GET",
+    path: (p) => `/v1/projects/${p}/backups`,
+    scope: "backups:read",
+    ok: 200,
+  },
+  {
+    route: "POST /v1/projects/{projectID}/backups",
+    name: "create backup",
+    method: "POST",
+    path: (p) => `/v1/projects/${p}/backups`,
+    scope: "backups:write",
+    body: {},
+    ok: 202,
+  },
   {
     route: "GET /v1/projects/{projectID}/backups/{backupID}/download",
     name: "download backup",
@@ -153,8 +246,22 @@ const entries: Entry[] = [
     scope: "backups:read",
     ok: 200,
   },
-  { route: "GET /v1/projects/{projectID}/exports", name: "list exports", method: "GET", path: (p) => `/v1/projects/${p}/exports`, scope: "backups:read", ok: 200 },
-  { route: "POST /v1/projects/{projectID}/exports", name: "create export", method: "POST", path: (p) => `/v1/projects/${p}/exports`, scope: "backups:write", ok: 202 },
+  {
+    route: "GET /v1/projects/{projectID}/exports",
+    name: "list exports",
+    method: "GET",
+    path: (p) => `/v1/projects/${p}/exports`,
+    scope: "backups:read",
+    ok: 200,
+  },
+  {
+    route: "POST /v1/projects/{projectID}/exports",
+    name: "create export",
+    method: "POST",
+    path: (p) => `/v1/projects/${p}/exports`,
+    scope: "backups:write",
+    ok: 202,
+  },
   {
     route: "GET /v1/projects/{projectID}/exports/{exportID}/download",
     name: "download export",
@@ -177,9 +284,31 @@ const entries: Entry[] = [
     },
     ok: 202,
   },
-  { route: "GET /v1/projects/{projectID}/restore-points", name: "list restore points", method: "GET", path: (p) => `/v1/projects/${p}/restore-points`, scope: "backups:read", ok: 200 },
-  { route: "GET /v1/projects/{projectID}/pitr", name: "read the point-in-time window", method: "GET", path: (p) => `/v1/projects/${p}/pitr`, scope: "backups:read", ok: 200 },
-  { route: "POST /v1/projects/{projectID}/restore-points", name: "create restore point", method: "POST", path: (p) => `/v1/projects/${p}/restore-points`, scope: "backups:write", body: { label: "sec" }, ok: 201 },
+  {
+    route: "GET /v1/projects/{projectID}/restore-points",
+    name: "list restore points",
+    method: "GET",
+    path: (p) => `/v1/projects/${p}/restore-points`,
+    scope: "backups:read",
+    ok: 200,
+  },
+  {
+    route: "GET /v1/projects/{projectID}/pitr",
+    name: "read the point-in-time window",
+    method: "GET",
+    path: (p) => `/v1/projects/${p}/pitr`,
+    scope: "backups:read",
+    ok: 200,
+  },
+  {
+    route: "POST /v1/projects/{projectID}/restore-points",
+    name: "create restore point",
+    method: "POST",
+    path: (p) => `/v1/projects/${p}/restore-points`,
+    scope: "backups:write",
+    body: { label: "sec" },
+    ok: 201,
+  },
   {
     route: "DELETE /v1/projects/{projectID}/restore-points/{restorePointID}",
     name: "delete restore point",
@@ -190,7 +319,14 @@ const entries: Entry[] = [
   },
 
   // Preview databases: addressed by their own id; projects:write is an organization scope.
-  { route: "GET /v1/projects/{projectID}/preview-databases", name: "list previews", method: "GET", path: (p) => `/v1/projects/${p}/preview-databases`, scope: "projects:read", ok: 200 },
+  {
+    route: "GET /v1/projects/{projectID}/preview-databases",
+    name: "list previews",
+    method: "GET",
+    path: (p) => `/v1/projects/${p}/preview-databases`,
+    scope: "projects:read",
+    ok: 200,
+  },
   {
     route: "POST /v1/projects/{projectID}/preview-databases",
     name: "create preview",
@@ -201,7 +337,14 @@ const entries: Entry[] = [
     ok: 202,
     projectScoped: false,
   },
-  { route: "GET /v1/preview-databases/{previewID}", name: "get preview", method: "GET", path: (p) => `/v1/preview-databases/${previewOf.get(p)}`, scope: "projects:read", ok: 200 },
+  {
+    route: "GET /v1/preview-databases/{previewID}",
+    name: "get preview",
+    method: "GET",
+    path: (p) => `/v1/preview-databases/${previewOf.get(p)}`,
+    scope: "projects:read",
+    ok: 200,
+  },
   {
     route: "GET /v1/preview-databases/{previewID}/connections",
     name: "preview connections",
@@ -244,10 +387,17 @@ const entries: Entry[] = [
     prepare: async () => {
       // A project of its own, so that no other job of the matrix's stands in the promote's way.
       const { tenant } = fixtures;
-      const project = await createProject(env.deps, { organization_id: tenant.organizationId, cluster_id: tenant.clusterId, name: uniq("promote"), database_name: "sec_promote" });
+      const project = await createProject(env.deps, {
+        organization_id: tenant.organizationId,
+        cluster_id: tenant.clusterId,
+        name: uniq("promote"),
+        database_name: "sec_promote",
+      });
       const { preview } = await createPreview(env.deps, project, { mode: "empty", backupId: null, jobType: "branch.create" });
       made.previewToPromote = (await markPreviewReady(env.deps, preview, preview.job_id))!.id;
-      made.promoteToken = (await createApproval(env.deps, { project, action: "project.promote_preview", actor: { kind: "operator", id: "security-matrix" } })).token;
+      made.promoteToken = (
+        await createApproval(env.deps, { project, action: "project.promote_preview", actor: { kind: "operator", id: "security-matrix" } })
+      ).token;
     },
   },
   {
@@ -262,7 +412,15 @@ const entries: Entry[] = [
   },
 
   // The organization: its keys, audit trail and webhooks (organization scopes: no project-scoped key holds them).
-  { route: "GET /v1/organizations/{orgID}/api-keys", name: "list api keys", method: "GET", path: () => `${org()}/api-keys`, scope: "api_keys:read", ok: 200, projectScoped: false },
+  {
+    route: "GET /v1/organizations/{orgID}/api-keys",
+    name: "list api keys",
+    method: "GET",
+    path: () => `${org()}/api-keys`,
+    scope: "api_keys:read",
+    ok: 200,
+    projectScoped: false,
+  },
   {
     route: "POST /v1/organizations/{orgID}/api-keys",
     name: "create api key",
@@ -287,9 +445,33 @@ const entries: Entry[] = [
       made.keyToRevoke = (await call(await adminKey(), "POST", `${org()}/api-keys`, { name: "to revoke", scopes: ["api_keys:write"] })).api_key.id;
     },
   },
-  { route: "GET /v1/organizations/{orgID}", name: "get organization", method: "GET", path: () => org(), scope: "organizations:read", ok: 200, projectScoped: false },
-  { route: "GET /v1/organizations/{orgID}/audit-events", name: "organization audit events", method: "GET", path: () => `${org()}/audit-events`, scope: "organizations:read", ok: 200, projectScoped: false },
-  { route: "GET /v1/organizations/{orgID}/webhook-endpoints", name: "list webhook endpoints", method: "GET", path: webhooks, scope: "organizations:read", ok: 200, projectScoped: false },
+  {
+    route: "GET /v1/organizations/{orgID}",
+    name: "get organization",
+    method: "GET",
+    path: () => org(),
+    scope: "organizations:read",
+    ok: 200,
+    projectScoped: false,
+  },
+  {
+    route: "GET /v1/organizations/{orgID}/audit-events",
+    name: "organization audit events",
+    method: "GET",
+    path: () => `${org()}/audit-events`,
+    scope: "organizations:read",
+    ok: 200,
+    projectScoped: false,
+  },
+  {
+    route: "GET /v1/organizations/{orgID}/webhook-endpoints",
+    name: "list webhook endpoints",
+    method: "GET",
+    path: webhooks,
+    scope: "organizations:read",
+    ok: 200,
+    projectScoped: false,
+  },
   {
     route: "POST /v1/organizations/{orgID}/webhook-endpoints",
     name: "create webhook endpoint",
@@ -376,24 +558,34 @@ const entries: Entry[] = [
 ];
 
 describe("security matrix", () => {
-  it.each(entries.map((e) => [e.route, e] as const))("%s", async (_route, entry) => {
-    await entry.prepare?.();
-    await securityMatrix(env, entry, fixtures);
-  }, 120_000);
+  it.each(entries.map((e) => [e.route, e] as const))(
+    "%s",
+    async (_route, entry) => {
+      await entry.prepare?.();
+      await securityMatrix(env, entry, fixtures);
+    },
+    120_000,
+  );
 
   it("covers every route the app serves: a route without an entry above fails here", async () => {
     const app = env.app();
-    const served = app.routes
-      .filter((r) => r.method !== "ALL" && r.path.startsWith("/v1/"))
-      .map((r) => `${r.method} ${r.path.replace(/:(\w+)/g, "{$1}")}`);
+    const served = app.routes.filter((r) => r.method !== "ALL" && r.path.startsWith("/v1/")).map((r) => `${r.method} ${r.path.replace(/:(\w+)/g, "{$1}")}`);
     const doc = await body(await app.request("/v1/openapi.json"));
-    const documented = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
+    const documented = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, ops]) =>
+      Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`),
+    );
     // Public routes (no credential: the OpenAPI document, the CLI's login start and poll) have their own tests.
     const isPublic = (r: string) => PUBLIC_ROUTES.map((p) => p.replace(/:(\w+)/g, "{$1}")).includes(r);
     const all = [...new Set([...served, ...documented])].filter((r) => !isPublic(r)).sort();
     const covered = new Set(entries.map((e) => e.route));
-    expect(all.filter((r) => !covered.has(r)), "routes without a security matrix entry").toEqual([]);
-    expect([...covered].filter((r) => !all.includes(r)), "matrix entries for routes the app does not serve").toEqual([]);
+    expect(
+      all.filter((r) => !covered.has(r)),
+      "routes without a security matrix entry",
+    ).toEqual([]);
+    expect(
+      [...covered].filter((r) => !all.includes(r)),
+      "matrix entries for routes the app does not serve",
+    ).toEqual([]);
     expect(all.length, "the app serves routes").toBeGreaterThanOrEqual(39);
 
     // Each entry calls the route it names.

@@ -14,8 +14,7 @@ beforeAll(async () => {
 afterAll(async () => env?.cleanup());
 
 /** Resolves with the response, or with "no answer" once `ms` passed (the request is left to finish on its own). */
-const within = <T>(p: Promise<T>, ms: number) =>
-  Promise.race([p, new Promise<"no answer">((r) => setTimeout(() => r("no answer"), ms).unref())]);
+const within = <T>(p: Promise<T>, ms: number) => Promise.race([p, new Promise<"no answer">((r) => setTimeout(() => r("no answer"), ms).unref())]);
 
 describe("a hung DynamoDB (the process frozen with SIGSTOP)", () => {
   it("answers 503 with Retry-After within 5 s, for reads and writes, with the API's client timeouts", async () => {

@@ -18,7 +18,10 @@ beforeAll(async () => {
   key = await tenant.key();
   otherKey = await other.key();
   adminKey = await tenant.key(["api_keys:read", "api_keys:write", "backups:read"]);
-  for (const [t, k] of [[tenant, key], [other, otherKey]] as const) {
+  for (const [t, k] of [
+    [tenant, key],
+    [other, otherKey],
+  ] as const) {
     for (let i = 0; i < 2; i++) {
       const res = await env.app().request(`/v1/projects/${t.projectId}/backups`, { method: "POST", headers: { "x-api-key": k } });
       expect(res.status).toBe(202);
@@ -93,7 +96,9 @@ describe("ids", () => {
       const r = await get(path);
       expect(r.status, `${path.slice(0, 40)}: ${await r.clone().text()}`).toBe(404);
     }
-    const revoke = await env.app().request(`/v1/organizations/${tenant.organizationId}/api-keys/key_${"x".repeat(3000)}`, { method: "DELETE", headers: { "x-api-key": adminKey } });
+    const revoke = await env
+      .app()
+      .request(`/v1/organizations/${tenant.organizationId}/api-keys/key_${"x".repeat(3000)}`, { method: "DELETE", headers: { "x-api-key": adminKey } });
     expect(revoke.status).toBe(404);
   });
 });
@@ -123,7 +128,10 @@ describe("lists returned whole", () => {
     for (const path of lists) {
       const plain = await get(path, all);
       expect(plain.status, `${path}: ${await plain.clone().text()}`).toBe(200);
-      for (const [param, value] of [["limit", "1"], ["cursor", "abc"]] as const) {
+      for (const [param, value] of [
+        ["limit", "1"],
+        ["cursor", "abc"],
+      ] as const) {
         const res = await get(`${path}?${param}=${value}`, all);
         const b = await body(res);
         expect(res.status, `${path}?${param}: ${JSON.stringify(b)}`).toBe(400);

@@ -13,7 +13,12 @@ import { createPresignGet } from "../../core/aws/presign.ts";
 const credentials = { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", sessionToken: "session/token+=" };
 const signingDate = new Date("2026-11-30T01:02:03Z");
 const cases = [
-  { name: "AWS, virtual-hosted", endpoint: undefined, bucket: "capydb-backups-prod-backupsbucket-abc123", key: "backups/prj_01kbq2z8x7y6w5v4t3s2r1q0pa/bkp_01kbq2z8x7y6w5v4t3s2r1q0pa.dump" },
+  {
+    name: "AWS, virtual-hosted",
+    endpoint: undefined,
+    bucket: "capydb-backups-prod-backupsbucket-abc123",
+    key: "backups/prj_01kbq2z8x7y6w5v4t3s2r1q0pa/bkp_01kbq2z8x7y6w5v4t3s2r1q0pa.dump",
+  },
   { name: "AWS, a bucket with dots (path style)", endpoint: undefined, bucket: "backups.example.com", key: "exports/exp 1/file+name (copy)!.dump" },
   { name: "local endpoint, path style", endpoint: "http://127.0.0.1:4566", bucket: "capydb-local", key: "backups/a b/ü*~'.dump" },
 ];
@@ -29,10 +34,22 @@ describe("createPresignGet: S3 GET URLs without the S3 client", () => {
     const region = "eu-west-1";
     const query = { "response-content-disposition": `attachment; filename="bkp_1.dump"`, "response-content-type": "application/octet-stream" };
     // As core/aws/clients.ts configured the S3 client that signed downloads before (no checksum mode).
-    const client = new S3Client({ region, endpoint, forcePathStyle: endpoint !== undefined, credentials, requestChecksumCalculation: "WHEN_REQUIRED", responseChecksumValidation: "WHEN_REQUIRED" });
+    const client = new S3Client({
+      region,
+      endpoint,
+      forcePathStyle: endpoint !== undefined,
+      credentials,
+      requestChecksumCalculation: "WHEN_REQUIRED",
+      responseChecksumValidation: "WHEN_REQUIRED",
+    });
     const expected = await getSignedUrl(
       client,
-      new GetObjectCommand({ Bucket: bucket, Key: key, ResponseContentDisposition: query["response-content-disposition"], ResponseContentType: query["response-content-type"] }),
+      new GetObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        ResponseContentDisposition: query["response-content-disposition"],
+        ResponseContentType: query["response-content-type"],
+      }),
       { expiresIn: 900, signingDate },
     );
     const sign = createPresignGet({ region, endpoint, credentials: async () => credentials, sha256: client.config.sha256 });

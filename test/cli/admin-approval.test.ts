@@ -33,11 +33,22 @@ describe("capydb-admin approval create", () => {
     expect(events[0]).toMatchObject({ action: "approval.created", actor_kind: "operator", actor_id: "alice@ops", target_id: approval.id });
     expect(JSON.stringify(events)).not.toContain(approval.token);
 
-    const use = { project: { id: tenant.projectId, organization_id: tenant.organizationId }, action: "project.promote_preview" as const, actor: { kind: "api_key" as const, id: "key_x" }, target_type: "job", target_id: "job_x" };
+    const use = {
+      project: { id: tenant.projectId, organization_id: tenant.organizationId },
+      action: "project.promote_preview" as const,
+      actor: { kind: "api_key" as const, id: "key_x" },
+      target_type: "job",
+      target_id: "job_x",
+    };
     await commitWithApproval(env.deps, approval.token, use, []);
     await expect(commitWithApproval(env.deps, approval.token, use, [])).rejects.toThrow(/already used/);
     const used = (await listProjectAuditEvents(env.deps, tenant.projectId, 10)).items[0];
-    expect(used).toMatchObject({ action: "approval.used", actor_kind: "api_key", actor_id: "key_x", metadata: { approved_by_actor_kind: "operator", approved_by_actor_id: "alice@ops" } });
+    expect(used).toMatchObject({
+      action: "approval.used",
+      actor_kind: "api_key",
+      actor_id: "key_x",
+      metadata: { approved_by_actor_kind: "operator", approved_by_actor_id: "alice@ops" },
+    });
   });
 
   it("refuses an unknown action (exit 2) and an unknown project (exit 2)", () => {

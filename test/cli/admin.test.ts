@@ -38,7 +38,14 @@ describe("capydb-admin", () => {
     const projectId = project.json().id;
     // The Project as the API shows it. This cluster's password is a canary the server refuses,
     // so its version could not be asked: null, and a note says so.
-    expect(project.json()).toMatchObject({ name: "shop", slug: "shop", environment: "production", state: "ready", database_name: "shop", postgres_version: null });
+    expect(project.json()).toMatchObject({
+      name: "shop",
+      slug: "shop",
+      environment: "production",
+      state: "ready",
+      database_name: "shop",
+      postgres_version: null,
+    });
     expect(project.stderr).toMatch(/Could not reach the cluster/);
 
     const key = admin(["key", "create", "--org", orgId, "--scopes", "backups:read,jobs:read", "--name", "ci"]);
@@ -84,7 +91,10 @@ describe("capydb-admin", () => {
     const optedOut = admin(["cluster", "add", "--name", uniq("c"), "--url", "postgres://u:p@db.example.com/postgres?sslmode=require", "--insecure-tls"]);
     expect(optedOut.status, optedOut.stderr).toBe(0);
     expect(optedOut.json()).toMatchObject({ sslmode: "require", insecure_tls: true });
-    expect(admin(["cluster", "add", "--name", uniq("c"), "--url", "postgres://u:p@db.example.com/postgres"]).json()).toMatchObject({ sslmode: null, insecure_tls: false });
+    expect(admin(["cluster", "add", "--name", uniq("c"), "--url", "postgres://u:p@db.example.com/postgres"]).json()).toMatchObject({
+      sslmode: null,
+      insecure_tls: false,
+    });
     const usage = admin(["project", "create", "--org", "x"]);
     expect(usage.status).toBe(2);
   });
@@ -95,7 +105,20 @@ describe("capydb-admin", () => {
     // The suite's shared server holds every test's databases, open to PUBLIC: the isolation check
     // (test/pg/isolation.test.ts) would refuse it, so this cluster claims pg_hba.conf isolation.
     const clusterId = admin(["cluster", "add", "--name", uniq("c"), "--url", env.infra.postgresUrl, "--insecure-tls", "--pg-hba-isolated"]).json().id;
-    const staging = admin(["project", "create", "--org", orgId, "--cluster", clusterId, "--name", "staging", "--database", "s", "--environment", "non_production"]);
+    const staging = admin([
+      "project",
+      "create",
+      "--org",
+      orgId,
+      "--cluster",
+      clusterId,
+      "--name",
+      "staging",
+      "--database",
+      "s",
+      "--environment",
+      "non_production",
+    ]);
     expect(staging.status, staging.stderr).toBe(0);
     expect(staging.json()).toMatchObject({ environment: "non_production" });
     expect(staging.json().postgres_version).toMatch(/^\d+$/); // asked of the (reachable) cluster

@@ -30,7 +30,14 @@ afterAll(async () => {
 });
 
 function capydb(args: string[], apiKey: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const childEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, CAPYDB_HOME: home, CAPYDB_API_URL: apiUrl, CAPYDB_API_KEY: apiKey, CAPYDB_PROJECT: tenant.projectId };
+  const childEnv: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    CAPYDB_HOME: home,
+    CAPYDB_API_URL: apiUrl,
+    CAPYDB_API_KEY: apiKey,
+    CAPYDB_PROJECT: tenant.projectId,
+  };
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", "cli/capydb.ts", ...args], { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
@@ -49,7 +56,11 @@ describe("capydb audit list", () => {
       const res = await env.app().request(`/v1/projects/${tenant.projectId}/backups`, { method: "POST", headers: { authorization: `Bearer ${writer}` } });
       expect(res.status).toBe(202);
     }
-    const orgKey = await createApiKey(env.deps, { organization_id: tenant.organizationId, name: "auditor", scopes: ["projects:read", "organizations:read", "api_keys:write"] });
+    const orgKey = await createApiKey(env.deps, {
+      organization_id: tenant.organizationId,
+      name: "auditor",
+      scopes: ["projects:read", "organizations:read", "api_keys:write"],
+    });
     await env.app().request(`/v1/organizations/${tenant.organizationId}/api-keys`, {
       method: "POST",
       headers: { authorization: `Bearer ${orgKey.key}`, "content-type": "application/json" },

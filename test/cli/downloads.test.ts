@@ -61,7 +61,14 @@ interface Run {
 }
 
 function capydb(args: string[], opts: { apiUrl?: string; tty?: boolean; onSpawn?: (child: ChildProcess) => void } = {}): Promise<Run> {
-  const childEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, CAPYDB_HOME: home, CAPYDB_API_URL: opts.apiUrl ?? apiUrl, CAPYDB_API_KEY: key, CAPYDB_PROJECT: tenant.projectId };
+  const childEnv: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    CAPYDB_HOME: home,
+    CAPYDB_API_URL: opts.apiUrl ?? apiUrl,
+    CAPYDB_API_KEY: key,
+    CAPYDB_PROJECT: tenant.projectId,
+  };
   const argv = [process.execPath, "--import", "tsx", "cli/capydb.ts", ...args];
   const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
   const [cmd, cmdArgs] = opts.tty ? ["script", ["-qefc", argv.map(quote).join(" "), "/dev/null"]] : [argv[0]!, argv.slice(1)];

@@ -56,9 +56,18 @@ describe("output through a pipe with a slow reader", () => {
   it("capydb backups list -o json: every byte arrives", async () => {
     // 200 backups with 200-character labels: a list of about 150 KiB.
     for (let i = 0; i < 200; i += 25) {
-      await Promise.all(Array.from({ length: 25 }, (_, j) => fakeBackup(env, tenant.projectId, { label: `b${String(i + j).padStart(3, "0")}`.padEnd(200, "x") })));
+      await Promise.all(
+        Array.from({ length: 25 }, (_, j) => fakeBackup(env, tenant.projectId, { label: `b${String(i + j).padStart(3, "0")}`.padEnd(200, "x") })),
+      );
     }
-    const childEnv = { PATH: process.env.PATH, HOME: process.env.HOME, CAPYDB_HOME: home, CAPYDB_API_URL: apiUrl, CAPYDB_API_KEY: key, CAPYDB_PROJECT: tenant.projectId };
+    const childEnv = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      CAPYDB_HOME: home,
+      CAPYDB_API_URL: apiUrl,
+      CAPYDB_API_KEY: key,
+      CAPYDB_PROJECT: tenant.projectId,
+    };
 
     const res = await pipeline(`${cli("cli/capydb.ts", "backups list --limit 1000 -o json")} | ${slowReader}`, childEnv);
     expect(res.status, res.stderr).toBe(0);
@@ -71,7 +80,13 @@ describe("output through a pipe with a slow reader", () => {
     for (let i = 0; i < 300; i += 25) {
       await Promise.all(
         Array.from({ length: 25 }, (_, j) =>
-          createApiKey(env.deps, { organization_id: tenant.organizationId, project_id: null, scopes: [...allScopes], name: `k${String(i + j).padStart(3, "0")}`.padEnd(100, "x"), expires_at: null }),
+          createApiKey(env.deps, {
+            organization_id: tenant.organizationId,
+            project_id: null,
+            scopes: [...allScopes],
+            name: `k${String(i + j).padStart(3, "0")}`.padEnd(100, "x"),
+            expires_at: null,
+          }),
         ),
       );
     }

@@ -37,7 +37,14 @@ interface Run {
   json(): any;
 }
 function capydb(args: string[], key: string, projectId: string): Promise<Run> {
-  const childEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, CAPYDB_HOME: home, CAPYDB_API_URL: apiUrl, CAPYDB_API_KEY: key, CAPYDB_PROJECT: projectId };
+  const childEnv: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    CAPYDB_HOME: home,
+    CAPYDB_API_URL: apiUrl,
+    CAPYDB_API_KEY: key,
+    CAPYDB_PROJECT: projectId,
+  };
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", "cli/capydb.ts", ...args], { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
@@ -115,7 +122,9 @@ describe("capydb restore --target-kind project", () => {
     expect(none.stderr).toMatch(/--approval-token is required: .*project\.restore_overwrite/);
 
     const token = await approval(env, p.tenant.projectId, p.tenant.organizationId, "project.restore_overwrite");
-    const done = await withWorker(() => run(["restore", "--backup-key", backupKey, "--target-kind", "project", "--approval-token", token, "--wait", "-o", "json"]));
+    const done = await withWorker(() =>
+      run(["restore", "--backup-key", backupKey, "--target-kind", "project", "--approval-token", token, "--wait", "-o", "json"]),
+    );
     expect(done.status, show(done)).toBe(0);
     expect(done.json().job).toMatchObject({ type: "project.restore", state: "completed", preview_database_id: null });
     expect(await hashesAs(env, p.role, p.database)).toEqual(atBackup);
@@ -124,7 +133,15 @@ describe("capydb restore --target-kind project", () => {
     const prodKey = await prod.tenant.key(["backups:write", "backups:read", "jobs:read"]);
     const prodBackup = await verifiedBackup(env, prod.tenant);
     const refused = await run(
-      ["restore", "--backup-key", `projects/${prod.tenant.projectId}/backups/${prodBackup.backup_id}.dump`, "--target-kind", "project", "--approval-token", await approval(env, prod.tenant.projectId, prod.tenant.organizationId, "project.restore_overwrite")],
+      [
+        "restore",
+        "--backup-key",
+        `projects/${prod.tenant.projectId}/backups/${prodBackup.backup_id}.dump`,
+        "--target-kind",
+        "project",
+        "--approval-token",
+        await approval(env, prod.tenant.projectId, prod.tenant.organizationId, "project.restore_overwrite"),
+      ],
       prodKey,
       prod.tenant.projectId,
     );

@@ -43,7 +43,14 @@ interface Run {
   json(): any;
 }
 function capydb(args: string[]): Promise<Run> {
-  const childEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, CAPYDB_HOME: home, CAPYDB_API_URL: apiUrl, CAPYDB_API_KEY: key, CAPYDB_PROJECT: tenant.projectId };
+  const childEnv: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    CAPYDB_HOME: home,
+    CAPYDB_API_URL: apiUrl,
+    CAPYDB_API_KEY: key,
+    CAPYDB_PROJECT: tenant.projectId,
+  };
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", "cli/capydb.ts", ...args], { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";

@@ -44,7 +44,13 @@ function signedBy(secret: string, req: ReceivedRequest): boolean {
 type Run = { status: number | null; stdout: string; stderr: string };
 
 function capydb(args: string[], opts: { key?: string; stdin?: string } = {}): Promise<Run> {
-  const childEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, CAPYDB_HOME: home, CAPYDB_API_URL: apiUrl, CAPYDB_API_KEY: opts.key ?? key };
+  const childEnv: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    CAPYDB_HOME: home,
+    CAPYDB_API_URL: apiUrl,
+    CAPYDB_API_KEY: opts.key ?? key,
+  };
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", "cli/capydb.ts", ...args], { env: childEnv, stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";
@@ -68,7 +74,20 @@ describe("capydb webhooks", () => {
     const receiver = await startReceiver();
     try {
       // create, as a person at a terminal would read it: the secret on stdout, once, never on stderr
-      const created = await ok(["webhooks", "create", "--url", receiver.url, "--event", "backup.completed", "--event", "job.failed", "--description", "ci pipeline", "-o", "table"]);
+      const created = await ok([
+        "webhooks",
+        "create",
+        "--url",
+        receiver.url,
+        "--event",
+        "backup.completed",
+        "--event",
+        "job.failed",
+        "--description",
+        "ci pipeline",
+        "-o",
+        "table",
+      ]);
       const secret = /Signing secret:\s+(whsec_\S+)/.exec(created.stdout)?.[1];
       expect(secret, created.stdout).toBeDefined();
       const endpointId = /Endpoint:\s+(whe_\S+)/.exec(created.stdout)?.[1]!;
@@ -128,7 +147,11 @@ describe("capydb webhooks", () => {
       expect(verified.stdout).toMatch(/^valid: signed at /);
 
       // deliveries: the history says delivered, with the receiver's answer
-      await waitFor("the delivery to be recorded as delivered", async () => (await listDeliveries(env.deps, endpointId, 5)).items[0]?.state === "delivered" || undefined, 30_000);
+      await waitFor(
+        "the delivery to be recorded as delivered",
+        async () => (await listDeliveries(env.deps, endpointId, 5)).items[0]?.state === "delivered" || undefined,
+        30_000,
+      );
       const history = await ok(["webhooks", "deliveries", endpointId, "-o", "table"]);
       expect(history.stdout).toMatch(/^ID\s+EVENT\s+STATE\s+ATTEMPTS\s+RESPONSE\s+CREATED\s+ERROR/);
       expect(history.stdout).toMatch(new RegExp(`${test.delivery.id}\\s+webhook\\.test\\s+delivered\\s+1/8\\s+200`));

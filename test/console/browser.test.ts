@@ -70,7 +70,9 @@ describe("console in Chromium", () => {
     await signIn(page, "capy_live_thisKeyDoesNotExist0000000000000000");
     const error = page.locator("#sign-in-error:visible");
     await error.waitFor();
-    expect(await error.textContent()).toMatch(/^This key was not accepted: .+\. Check that you copied all of it, and that it has not been revoked or expired\.$/);
+    expect(await error.textContent()).toMatch(
+      /^This key was not accepted: .+\. Check that you copied all of it, and that it has not been revoked or expired\.$/,
+    );
     expect(page.url()).toBe(`${base}/console`);
     expect(await page.evaluate(() => ({ ...sessionStorage }))).toEqual({});
     // The field keeps focus, so the user can paste again at once.
@@ -130,7 +132,10 @@ describe("console in Chromium", () => {
     await browser.screenshot(page, "backups");
 
     // Download: the browser fetches the signed URL straight from S3 and saves the dump.
-    const [download] = await Promise.all([page.waitForEvent("download"), row.getByRole("button", { name: `Download backup before migration (${backup.id})` }).click()]);
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      row.getByRole("button", { name: `Download backup before migration (${backup.id})` }).click(),
+    ]);
     const saved = readFileSync((await download.path())!);
     const signed = (await api(`/v1/projects/${tenant.projectId}/backups/${backup.id}/download`)).download;
     expect(createHash("sha256").update(saved).digest("hex")).toBe(signed.sha256);
@@ -275,7 +280,7 @@ describe("console in Chromium", () => {
     page.once("dialog", (d) => void d.accept());
     await previewRow.getByRole("button", { name: /^Delete preview / }).click();
     await page.locator("#preview-action-status", { hasText: "deleted." }).waitFor({ timeout: 60_000 });
-    const after = await (await fetch(`${base}/v1/preview-databases/${previewId}`, { headers: { authorization: `Bearer ${restorer}` } })).json() as any;
+    const after = (await (await fetch(`${base}/v1/preview-databases/${previewId}`, { headers: { authorization: `Bearer ${restorer}` } })).json()) as any;
     expect(after.preview?.state ?? "gone", JSON.stringify(after)).toMatch(/^(deleted|gone)$/);
     expect(page.problems).toEqual([]);
     await page.close();

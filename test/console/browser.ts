@@ -55,7 +55,8 @@ export async function launchBrowser(): Promise<Browser> {
       page.problems = [];
       if (opts.viewport) await page.setViewportSize(opts.viewport);
       page.on("console", (m) => {
-        if (m.type() === "error" && !/Failed to load resource: the server responded with a status of (401|403|404)/.test(m.text())) page.problems.push(m.text());
+        if (m.type() === "error" && !/Failed to load resource: the server responded with a status of (401|403|404)/.test(m.text()))
+          page.problems.push(m.text());
       });
       page.on("pageerror", (e) => page.problems.push(`uncaught: ${e.message}`));
       return page;

@@ -58,7 +58,9 @@ function capydb(args: string[], extra: Record<string, string> = {}) {
     const m = /(http:\/\/\S+\/console\/cli-login\/cli_\w+)/.exec(stderr);
     if (m) onLink(m[1]!);
   });
-  const done = new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => child.on("close", (status) => resolve({ status, stdout, stderr })));
+  const done = new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on("close", (status) => resolve({ status, stdout, stderr })),
+  );
   return { link, done };
 }
 
@@ -92,7 +94,10 @@ describe("capydb login", () => {
 
     const whoami = await capydb(["whoami", "-o", "json"]).done;
     expect(whoami.status, whoami.stderr).toBe(0);
-    expect(JSON.parse(whoami.stdout).principal).toMatchObject({ organization_id: tenant.organizationId, scopes: ["backups:read", "jobs:read", "projects:read"] });
+    expect(JSON.parse(whoami.stdout).principal).toMatchObject({
+      organization_id: tenant.organizationId,
+      scopes: ["backups:read", "jobs:read", "projects:read"],
+    });
     const wins = await capydb(["whoami", "-o", "json"], { CAPYDB_API_KEY: "capy_live_notAKeyThatExists00000000000000000" }).done;
     expect(wins.status).not.toBe(0);
 

@@ -9,7 +9,11 @@ describe("loadConsoleOptions", () => {
   it.each([
     ["no Clerk setting at all", {}, false],
     ["the SST secrets at their empty placeholders (Clerk off)", { SST_RESOURCE_ClerkJwksUrl: '{"value":""}', SST_RESOURCE_ClerkIssuer: '{"value":""}' }, false],
-    ["the JWKS URL secret set", { SST_RESOURCE_ClerkJwksUrl: '{"value":"https://clerk.example.com/.well-known/jwks.json"}', SST_RESOURCE_ClerkIssuer: '{"value":""}' }, true],
+    [
+      "the JWKS URL secret set",
+      { SST_RESOURCE_ClerkJwksUrl: '{"value":"https://clerk.example.com/.well-known/jwks.json"}', SST_RESOURCE_ClerkIssuer: '{"value":""}' },
+      true,
+    ],
     ["the issuer secret set", { SST_RESOURCE_ClerkIssuer: '{"value":"https://clerk.example.com"}' }, true],
     ["a plain CLERK_ISSUER (local stack)", { CLERK_ISSUER: "https://clerk.example.com" }, true],
     ["an empty plain variable", { CLERK_JWKS_URL: "" }, false],
@@ -19,6 +23,8 @@ describe("loadConsoleOptions", () => {
 
   it("names the setting that is not a secret link's JSON", () => {
     expect(() => loadConsoleOptions({ SST_RESOURCE_ClerkIssuer: "https://clerk.example.com" })).toThrow("invalid setting SST_RESOURCE_ClerkIssuer: not JSON");
-    expect(() => loadConsoleOptions({ SST_RESOURCE_ClerkJwksUrl: '{"value":42}' })).toThrow('invalid setting ClerkJwksUrl: expected a secret link {"value": "..."}');
+    expect(() => loadConsoleOptions({ SST_RESOURCE_ClerkJwksUrl: '{"value":42}' })).toThrow(
+      'invalid setting ClerkJwksUrl: expected a secret link {"value": "..."}',
+    );
   });
 });

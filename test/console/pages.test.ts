@@ -11,7 +11,17 @@ import { CONTENT_SECURITY_POLICY } from "../../core/console/routes.tsx";
 let env: TestEnv;
 const projectId = "prj_01kbq2z8x7y6w5v4t3s2r1q0pa";
 const jobId = "job_01kbq2z8x7y6w5v4t3s2r1q0pa";
-const pages = ["/console", "/console/projects", `/console/projects/${projectId}`, `/console/projects/${projectId}/schedule`, `/console/projects/${projectId}/jobs`, `/console/projects/${projectId}/previews`, `/console/projects/${projectId}/restore-points`, `/console/jobs/${jobId}`, "/console/webhooks"];
+const pages = [
+  "/console",
+  "/console/projects",
+  `/console/projects/${projectId}`,
+  `/console/projects/${projectId}/schedule`,
+  `/console/projects/${projectId}/jobs`,
+  `/console/projects/${projectId}/previews`,
+  `/console/projects/${projectId}/restore-points`,
+  `/console/jobs/${jobId}`,
+  "/console/webhooks",
+];
 
 beforeAll(async () => {
   env = await createTestEnv();
@@ -31,7 +41,7 @@ describe("console pages", () => {
     expect(CONTENT_SECURITY_POLICY).not.toContain("unsafe-inline");
     expect(res.headers.get("x-frame-options")).toBe("DENY");
     expect(res.headers.get("cache-control")).toBe("no-store");
-    expect(html.startsWith("<!doctype html><html lang=\"en\">")).toBe(true);
+    expect(html.startsWith('<!doctype html><html lang="en">')).toBe(true);
     expect(html).toContain('<meta name="viewport" content="width=device-width, initial-scale=1"/>');
     // Every script has a same-origin src and no body; no inline handlers or styles.
     const scripts = [...html.matchAll(/<script([^>]*)>([\s\S]*?)<\/script>/g)];
@@ -58,7 +68,9 @@ describe("console pages", () => {
     expect(input).toContain('type="password"');
     expect(input).toContain('autocomplete="off"');
     expect(html).not.toContain("use-session");
-    const clerk = env.app({ clerk: { jwksUrl: "https://clerk.example.com/.well-known/jwks.json", issuer: "https://clerk.example.com", authorizedParties: [] } });
+    const clerk = env.app({
+      clerk: { jwksUrl: "https://clerk.example.com/.well-known/jwks.json", issuer: "https://clerk.example.com", authorizedParties: [] },
+    });
     expect(await (await clerk.request("/console")).text()).toContain('id="use-session"');
   });
 
@@ -66,7 +78,11 @@ describe("console pages", () => {
     const names = readdirSync(new URL("../../core/console/static/", import.meta.url)).sort();
     expect(names).toEqual(["console.css", "console.js", "icon.svg"]);
     const html = await (await get("/console")).text();
-    for (const [name, type] of [["console.js", "text/javascript; charset=utf-8"], ["console.css", "text/css; charset=utf-8"], ["icon.svg", "image/svg+xml"]] as const) {
+    for (const [name, type] of [
+      ["console.js", "text/javascript; charset=utf-8"],
+      ["console.css", "text/css; charset=utf-8"],
+      ["icon.svg", "image/svg+xml"],
+    ] as const) {
       const url = new RegExp(`/console/assets/${name.replace(".", "\\.")}\\?v=[0-9a-f]{12}`).exec(html)?.[0];
       expect(url, `${name} is referenced by the page`).toBeDefined();
       const res = await get(url!);

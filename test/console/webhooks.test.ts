@@ -81,7 +81,13 @@ describe("console webhooks page in Chromium", () => {
       expect(await page.locator("#endpoint-error").isHidden()).toBe(true);
       const { webhook_endpoints: endpoints } = await api(admin, `/v1/organizations/${tenant.organizationId}/webhook-endpoints`);
       expect(endpoints).toEqual([
-        expect.objectContaining({ url: receiver.url, description: "deploy bot", event_types: ["backup.completed", "preview.ready"], is_active: true, health: "healthy" }),
+        expect.objectContaining({
+          url: receiver.url,
+          description: "deploy bot",
+          event_types: ["backup.completed", "preview.ready"],
+          is_active: true,
+          health: "healthy",
+        }),
       ]);
       expect(JSON.stringify(endpoints)).not.toContain(secret);
       await page.getByRole("button", { name: "I have kept it" }).click();

@@ -170,9 +170,16 @@ describe("the dispatcher cannot starve itself", () => {
       expect(r.errors).toEqual([]);
       expect(r.schedules).toMatchObject({ created: 0, retried: 0, unfinished: false });
     }
-    const stored = await getItem(env.deps, z.object({ dispatch_retry: dispatchRetrySchema, gsi1pk: z.string(), last_job_id: z.null() }).passthrough(), keys.schedule(failing!.projectId));
+    const stored = await getItem(
+      env.deps,
+      z.object({ dispatch_retry: dispatchRetrySchema, gsi1pk: z.string(), last_job_id: z.null() }).passthrough(),
+      keys.schedule(failing!.projectId),
+    );
     expect(stored?.gsi1pk).toBe(keys.scheduleRetryIndex);
-    expect(stored?.dispatch_retry).toMatchObject({ at: iso(new Date("2026-11-26T02:00:00Z")), error: expect.stringMatching(/project record is unreadable|cluster_id/) });
+    expect(stored?.dispatch_retry).toMatchObject({
+      at: iso(new Date("2026-11-26T02:00:00Z")),
+      error: expect.stringMatching(/project record is unreadable|cluster_id/),
+    });
     expect(stored!.dispatch_retry.attempts).toBeGreaterThanOrEqual(3);
     expect((await getSchedule(env.deps, failing!.projectId))?.last_job_id).toBeNull();
 

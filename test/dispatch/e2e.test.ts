@@ -15,7 +15,6 @@ beforeAll(async () => {
 });
 afterAll(async () => env?.cleanup());
 
-
 async function get(path: string): Promise<{ status: number; body: any }> {
   const res = await env.app().request(path, { headers: { authorization: `Bearer ${key}` } });
   return { status: res.status, body: await res.json() };

@@ -47,7 +47,10 @@ async function emfLines(fn: () => Promise<void>): Promise<any[]> {
   } finally {
     process.stdout.write = write;
   }
-  return lines.flatMap((l) => l.split("\n")).filter(Boolean).map((l) => JSON.parse(l));
+  return lines
+    .flatMap((l) => l.split("\n"))
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 }
 
 const tick = (errors: TickReport["errors"]): TickReport => ({ at: new Date().toISOString(), errors, phases: {}, ms: 1 });
@@ -66,7 +69,10 @@ describe("the dispatcher's metrics", () => {
     expect(emf._aws.CloudWatchMetrics[0]).toMatchObject({
       Namespace: "CapyDB",
       Dimensions: [["service"]],
-      Metrics: expect.arrayContaining([{ Name: "StaleProjects", Unit: "Count" }, { Name: "DispatchPhaseFailures", Unit: "Count" }]),
+      Metrics: expect.arrayContaining([
+        { Name: "StaleProjects", Unit: "Count" },
+        { Name: "DispatchPhaseFailures", Unit: "Count" },
+      ]),
     });
     expect(emf).toMatchObject({ service: "dispatch", StaleProjects: 1, DispatchPhaseFailures: 1 });
   });

@@ -4,7 +4,6 @@ import { describe, expect, it } from "vitest";
 import { freshEnvs, receiveAll, tick, withClock } from "./support.ts";
 import { getBackup, newBackupItem } from "../../core/backups/backups.ts";
 import { keys } from "../../core/db/keys.ts";
-import type { Deps } from "../../core/deps.ts";
 import { newId } from "../../core/ids.ts";
 import { claimJob, completeJob, getJobItem, newJobItem, renewJobLease, type JobItem } from "../../core/jobs/jobs.ts";
 import { acquireLock, getLock } from "../../core/jobs/locks.ts";
@@ -17,7 +16,15 @@ const after = (ms: number) => new Date(T0.getTime() + ms);
 
 /** A committed backup + pending job whose queue message was never sent (the send failed or was lost). */
 async function committedJob(env: TestEnv, opts: { maxAttempts?: number; availableAt?: string } = {}): Promise<JobItem> {
-  const p: Project = { type: "project", id: newId("project"), organization_id: "org_test", cluster_id: "cls_test", name: "p", database_name: "app", created_at: "2026-11-01T00:00:00Z" };
+  const p: Project = {
+    type: "project",
+    id: newId("project"),
+    organization_id: "org_test",
+    cluster_id: "cls_test",
+    name: "p",
+    database_name: "app",
+    created_at: "2026-11-01T00:00:00Z",
+  };
   const jobId = newId("job", T0);
   const backup = newBackupItem(p, T0, { jobId, retentionDays: 14, label: "manual", scheduleId: null });
   const job = newJobItem(T0, {
@@ -47,8 +54,6 @@ async function dyingWorker(env: TestEnv, job: JobItem, at: Date, leaseMs = 60_00
 }
 
 const lockOwner = (job: JobItem) => `${job.id}#${job.attempts}`;
-
-
 
 describe("reaper: lost messages", () => {
   it("a pending job unclaimed for more than two minutes is enqueued again, then not again before another two minutes", async () => {
@@ -91,7 +96,13 @@ describe("reaper: dead workers", () => {
     // assess
     expect(r.reaper).toMatchObject({ retried: 1, failed: 0, locksReleased: 1, jobIds: [job.id] });
     const now = await getJobItem(env.deps, job.id);
-    expect(now).toMatchObject({ state: "pending", attempts: 1, retry_classification: "transient", lease_expires_at: null, available_at: "2026-11-26T02:16:06Z" });
+    expect(now).toMatchObject({
+      state: "pending",
+      attempts: 1,
+      retry_classification: "transient",
+      lease_expires_at: null,
+      available_at: "2026-11-26T02:16:06Z",
+    });
     expect(now?.error).toMatch(/the worker stopped responding \(its lease expired at 2026-11-26T02:16:05Z\); retrying/);
     expect(await receiveAll(env.deps)).toEqual([job.id]);
     expect(await getLock(env.deps, job.locked_resource!)).toBeUndefined();

@@ -1,12 +1,12 @@
 import type { TestEnv } from "../support/env.ts";
-import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { describe, expect, it } from "vitest";
 import { freshEnvs, tick, withClock } from "./support.ts";
 import { getBackup, newBackupItem, type BackupItem } from "../../core/backups/backups.ts";
 import { backupExpiryIndex, sweepExpiredBackups } from "../../core/backups/retention.ts";
 import { keys } from "../../core/db/keys.ts";
-import { iso, type Deps } from "../../core/deps.ts";
+import { iso } from "../../core/deps.ts";
 import { newId } from "../../core/ids.ts";
 import { listJobs } from "../../core/jobs/jobs.ts";
 import { scanTable } from "../hardening/support.ts";
@@ -21,7 +21,15 @@ const daysAgo = (n: number) => new Date(NOW.getTime() - n * DAY);
 let seq = 0;
 async function project(env: TestEnv): Promise<Project> {
   seq++;
-  const p: Project = { type: "project", id: newId("project"), organization_id: "org_test", cluster_id: "cls_test", name: `p${seq}`, database_name: `db_${seq}`, created_at: "2026-10-01T00:00:00Z" };
+  const p: Project = {
+    type: "project",
+    id: newId("project"),
+    organization_id: "org_test",
+    cluster_id: "cls_test",
+    name: `p${seq}`,
+    database_name: `db_${seq}`,
+    created_at: "2026-10-01T00:00:00Z",
+  };
   await env.deps.ddb.send(new PutCommand({ TableName: env.deps.table, Item: { ...keys.project(p.id), ...p } }));
   return p;
 }
@@ -60,7 +68,6 @@ async function objectExists(env: TestEnv, key: string): Promise<boolean> {
   }
 }
 
-
 describe("retention", () => {
   it("deletes exactly the expired artifacts, marks them expired, keeps the newest verified backup, tolerates a missing object", async () => {
     // prepare
@@ -95,7 +102,9 @@ describe("retention", () => {
       [oldest, gone, failed].map((b) => ["project.backup_delete", "completed", b.id, 1, null]).sort(),
     );
     expect(jobsP.every((j) => j.completed_at === iso(NOW) && j.claimed_by?.startsWith("dispatcher:"))).toBe(true);
-    expect((await listJobs(env.deps, q.id, 25)).items.map((j) => [j.type, j.state, j.backup_id])).toEqual([["project.backup_delete", "completed", newerFailed.id]]);
+    expect((await listJobs(env.deps, q.id, 25)).items.map((j) => [j.type, j.state, j.backup_id])).toEqual([
+      ["project.backup_delete", "completed", newerFailed.id],
+    ]);
 
     // Idempotent: the next ticks find nothing more to do (the held one is re-checked after an hour).
     const again = await tick(env, new Date(NOW.getTime() + 60_000));
@@ -134,7 +143,9 @@ describe("retention", () => {
     const flaky = {
       send: (cmd: { input: { Key?: string } }) => {
         if (cmd instanceof DeleteObjectCommand && cmd.input.Key === stuck.backup_key) {
-          return Promise.reject(Object.assign(new Error("We encountered an internal error. Please try again."), { name: "InternalError", $metadata: { httpStatusCode: 500 } }));
+          return Promise.reject(
+            Object.assign(new Error("We encountered an internal error. Please try again."), { name: "InternalError", $metadata: { httpStatusCode: 500 } }),
+          );
         }
         return real.send(cmd as never);
       },
@@ -175,9 +186,7 @@ describe("retention", () => {
     const p = await project(env);
     const expired = await Promise.all([20, 19, 18, 17].map((d) => backup(env, p, { createdDaysAgo: d, retentionDays: 14 })));
     await backup(env, p, { createdDaysAgo: 1, retentionDays: 14 });
-    const reports = await Promise.all(
-      ["a", "b", "c"].map((who) => sweepExpiredBackups(withClock(env.deps, NOW), `dispatcher:${who}`)),
-    );
+    const reports = await Promise.all(["a", "b", "c"].map((who) => sweepExpiredBackups(withClock(env.deps, NOW), `dispatcher:${who}`)));
     expect(reports.reduce((n, r) => n + r.deleted, 0)).toBe(4);
     expect(reports.reduce((n, r) => n + r.failed, 0)).toBe(0);
     const jobs = (await listJobs(env.deps, p.id, 25)).items;

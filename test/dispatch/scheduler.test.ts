@@ -4,14 +4,12 @@ import { describe, expect, it } from "vitest";
 import { freshEnvs, receiveAll, tick as tickAt, withClock } from "./support.ts";
 import { projectRecord, records, seed, writeAll } from "./seed.ts";
 import { backupItem, getBackup } from "../../core/backups/backups.ts";
-import { getSchedule, putSchedule, scheduleIndex, type ScheduleItem } from "../../core/backups/schedules.ts";
+import { getSchedule, putSchedule } from "../../core/backups/schedules.ts";
 import { keys } from "../../core/db/keys.ts";
 import { queryAll } from "../../core/db/store.ts";
 import { iso, type Deps } from "../../core/deps.ts";
 import { runTick } from "../../core/dispatch/handler.ts";
-import { newId } from "../../core/ids.ts";
 import { jobItem, listJobs, type JobItem } from "../../core/jobs/jobs.ts";
-import type { Project } from "../../core/orgs/orgs.ts";
 
 const freshEnv = freshEnvs();
 
@@ -25,7 +23,10 @@ function countReads(deps: Deps) {
     (next, context) => async (args) => {
       const out = await next(args);
       if (context.commandName === "ScanCommand") counter.scans++;
-      if (context.commandName === "QueryCommand" && JSON.stringify((args.input as { ExpressionAttributeValues?: unknown }).ExpressionAttributeValues).includes(`"${keys.scheduleIndex}"`)) {
+      if (
+        context.commandName === "QueryCommand" &&
+        JSON.stringify((args.input as { ExpressionAttributeValues?: unknown }).ExpressionAttributeValues).includes(`"${keys.scheduleIndex}"`)
+      ) {
         const o = out.output as { ScannedCount?: number; Count?: number };
         counter.scheduleQueries++;
         counter.scheduleItems += o.ScannedCount ?? o.Count ?? 0;
@@ -44,8 +45,6 @@ async function allJobs(deps: Deps): Promise<JobItem[]> {
     ExpressionAttributeValues: { ":p": keys.jobStateIndex("pending") },
   });
 }
-
-
 
 describe("scheduled backups fire once a day at their minute", () => {
   it("a 02:15 schedule gets its job at the 02:15 tick, not at 02:16 nor any later tick that day, and again the next day", async () => {
@@ -198,7 +197,10 @@ describe("catch-up after an outage", () => {
 
   it("a cluster with more catch-up runs than SQS can delay: the later starts wait pending and the reaper sends them when due", async () => {
     const env = await freshEnv();
-    await seed(env, Array.from({ length: 35 }, () => [3, 0, true, "cls_big"] as [number, number, boolean, string]));
+    await seed(
+      env,
+      Array.from({ length: 35 }, () => [3, 0, true, "cls_big"] as [number, number, boolean, string]),
+    );
     await tick(env, "2026-11-26T01:59:00Z");
     const r = await tick(env, "2026-11-26T05:00:00Z");
     // 30 s apart: starts at 0..1020 s; SQS delays up to 900 s (31 of them), 4 are deferred.
@@ -247,7 +249,9 @@ describe("catch-up after an outage", () => {
     const r = await tick(env, "2026-11-27T00:02:30Z");
     expect(r.schedules).toMatchObject({ read: 3, created: 3 });
     expect(reads.scheduleItems).toBe(3);
-    const ran = seeded.filter((s) => (s.schedule.cron_hour === 23 && s.schedule.cron_minute === 59) || (s.schedule.cron_hour === 0 && s.schedule.cron_minute <= 2));
+    const ran = seeded.filter(
+      (s) => (s.schedule.cron_hour === 23 && s.schedule.cron_minute === 59) || (s.schedule.cron_hour === 0 && s.schedule.cron_minute <= 2),
+    );
     const jobs = (await allJobs(env.deps)).filter((j) => r.schedules!.jobIds.includes(j.id));
     expect(jobs.map((j) => j.schedule_id).sort()).toEqual(ran.map((s) => s.schedule.id).sort());
     // The 23:59 run belongs to the 26th: at 23:59 on the 27th it must not be blocked, and it runs.
@@ -283,7 +287,9 @@ describe("cost grows with what is due", () => {
     expect(r.schedules).toMatchObject({ read: 3, created: 3 });
     expect(reads.scheduleItems).toBe(3);
     expect(reads.scans).toBe(0);
-    console.info(`10,000 schedules: seeded in ${seedMs} ms; due tick read ${reads.scheduleItems} schedule items in ${reads.scheduleQueries} query, ${tickMs} ms`);
+    console.info(
+      `10,000 schedules: seeded in ${seedMs} ms; due tick read ${reads.scheduleItems} schedule items in ${reads.scheduleQueries} query, ${tickMs} ms`,
+    );
   }, 180_000);
 });
 

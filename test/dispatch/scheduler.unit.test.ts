@@ -70,7 +70,11 @@ describe("indexRanges: the schedule index (HH:MM#sch) a window reads", () => {
 
   it("every minute of a window falls in exactly one range, and no other minute does", () => {
     const key = (d: Date) => `${String(d.getUTCHours()).padStart(2, "0")}:${String(d.getUTCMinutes()).padStart(2, "0")}#sch_x`;
-    for (const [from, minutes] of [["2026-11-26T23:50:00Z", 20], ["2026-11-26T10:00:00Z", 7], ["2026-11-26T00:00:00Z", 1439]] as const) {
+    for (const [from, minutes] of [
+      ["2026-11-26T23:50:00Z", 20],
+      ["2026-11-26T10:00:00Z", 7],
+      ["2026-11-26T00:00:00Z", 1439],
+    ] as const) {
       const window = { from: at(from), to: new Date(at(from).getTime() + minutes * 60_000) };
       const ranges = indexRanges(window);
       for (let m = 0; m < 1440; m++) {

@@ -68,7 +68,9 @@ export async function seed(env: TestEnv, schedules: [hour: number, minute: numbe
     const project = projectRecord(cluster);
     return { project, schedule: scheduleRecord(project, h, m, active ?? true) };
   });
-  await writeAll(env.deps, out.flatMap((o) => records(o.project, o.schedule)));
+  await writeAll(
+    env.deps,
+    out.flatMap((o) => records(o.project, o.schedule)),
+  );
   return out;
 }
-

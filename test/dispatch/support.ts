@@ -38,6 +38,8 @@ export async function receiveAll(deps: Deps): Promise<string[]> {
     const msgs = res.Messages ?? [];
     if (!msgs.length) return ids;
     ids.push(...msgs.map((m) => (JSON.parse(m.Body ?? "{}") as { job_id: string }).job_id));
-    await deps.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: deps.queueUrl, Entries: msgs.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
+    await deps.sqs.send(
+      new DeleteMessageBatchCommand({ QueueUrl: deps.queueUrl, Entries: msgs.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }),
+    );
   }
 }

@@ -24,7 +24,12 @@ beforeAll(async () => {
 afterAll(async () => {
   expect(canarySightings("log", logLines)).toEqual([]);
   expect(canarySightings("response", responses)).toEqual([]);
-  expect(canarySightings("item", (await scanTable(env.deps)).map((i) => JSON.stringify(i)))).toEqual([]);
+  expect(
+    canarySightings(
+      "item",
+      (await scanTable(env.deps)).map((i) => JSON.stringify(i)),
+    ),
+  ).toEqual([]);
   rmSync(dir, { recursive: true, force: true });
   await env?.cleanup();
 });
@@ -47,16 +52,23 @@ describe("random requests against every endpoint (fast-check)", () => {
     const segment = fc.oneof(fc.string(), fc.constantFrom("..", "%00", "%2F", "%ZZ", "default", "'; DROP TABLE x; --", "$(id)", "a".repeat(300)));
     const anyId = fc.oneof(projectId, segment.map(encodeURIComponent));
     const path = fc.oneof(
-      fc.tuple(anyId, fc.constantFrom("backups", "jobs", "scheduled-backups", "scheduled-backups/default", "scheduled-backups/other", "")).map(([p, r]) => `/v1/projects/${p}/${r}`),
+      fc
+        .tuple(anyId, fc.constantFrom("backups", "jobs", "scheduled-backups", "scheduled-backups/default", "scheduled-backups/other", ""))
+        .map(([p, r]) => `/v1/projects/${p}/${r}`),
       fc.oneof(fc.constant(job.id), segment.map(encodeURIComponent)).map((j) => `/v1/jobs/${j}`),
-      fc.tuple(fc.oneof(fc.constant(tenant.organizationId), fc.constant(other.organizationId), segment.map(encodeURIComponent)), fc.option(segment.map(encodeURIComponent))).map(
-        ([o, k]) => `/v1/organizations/${o}/api-keys${k === null ? "" : `/${k}`}`,
-      ),
+      fc
+        .tuple(
+          fc.oneof(fc.constant(tenant.organizationId), fc.constant(other.organizationId), segment.map(encodeURIComponent)),
+          fc.option(segment.map(encodeURIComponent)),
+        )
+        .map(([o, k]) => `/v1/organizations/${o}/api-keys${k === null ? "" : `/${k}`}`),
       fc.constantFrom("/v1/me", "/v1/openapi.json", "/health", "/", "/v1", "/v1/projects"),
       fc.webPath(),
     );
     const query = fc.option(
-      fc.tuple(fc.constantFrom("limit", "cursor", "x"), fc.oneof(fc.integer({ min: -5, max: 500 }).map(String), fc.string())).map(([k, v]) => `?${k}=${encodeURIComponent(v)}`),
+      fc
+        .tuple(fc.constantFrom("limit", "cursor", "x"), fc.oneof(fc.integer({ min: -5, max: 500 }).map(String), fc.string()))
+        .map(([k, v]) => `?${k}=${encodeURIComponent(v)}`),
       { nil: "" },
     );
     const credential = fc.oneof(
@@ -68,25 +80,41 @@ describe("random requests against every endpoint (fast-check)", () => {
       fc.string().map((s) => ({ "x-api-key": `capy_live_${s}` })),
       fc.constant<Record<string, string>>({ authorization: "Bearer eyJhbGciOiJSUzI1NiJ9.e30.AAAA" }),
     );
-    const contentType = fc.option(fc.oneof(fc.constantFrom("application/json", "application/json; charset=utf-8", "text/plain", "application/x-www-form-urlencoded", "application/merge-patch+json"), fc.string()), { nil: undefined });
-    const extraHeaders = fc.dictionary(fc.constantFrom("idempotency-key", "x-request-id", "accept", "content-length", "x-forwarded-for"), fc.string(), { maxKeys: 3 });
+    const contentType = fc.option(
+      fc.oneof(
+        fc.constantFrom(
+          "application/json",
+          "application/json; charset=utf-8",
+          "text/plain",
+          "application/x-www-form-urlencoded",
+          "application/merge-patch+json",
+        ),
+        fc.string(),
+      ),
+      { nil: undefined },
+    );
+    const extraHeaders = fc.dictionary(fc.constantFrom("idempotency-key", "x-request-id", "accept", "content-length", "x-forwarded-for"), fc.string(), {
+      maxKeys: 3,
+    });
     const payload = fc.option(
       fc.oneof(
         fc.jsonValue().map((v) => JSON.stringify(v)),
         fc.string(),
-        fc.record(
-          {
-            label: fc.oneof(fc.string(), fc.anything()),
-            retention_days: fc.oneof(fc.integer(), fc.double(), fc.string()),
-            cron_hour: fc.oneof(fc.integer({ min: -2, max: 30 }), fc.double(), fc.string()),
-            cron_minute: fc.oneof(fc.integer({ min: -2, max: 70 }), fc.string()),
-            is_active: fc.oneof(fc.boolean(), fc.string()),
-            name: fc.string(),
-            scopes: fc.array(fc.oneof(fc.constantFrom(...allScopes), fc.string())),
-            project_id: fc.oneof(projectId, fc.string()),
-          },
-          { requiredKeys: [] },
-        ).map((o) => JSON.stringify(o)),
+        fc
+          .record(
+            {
+              label: fc.oneof(fc.string(), fc.anything()),
+              retention_days: fc.oneof(fc.integer(), fc.double(), fc.string()),
+              cron_hour: fc.oneof(fc.integer({ min: -2, max: 30 }), fc.double(), fc.string()),
+              cron_minute: fc.oneof(fc.integer({ min: -2, max: 70 }), fc.string()),
+              is_active: fc.oneof(fc.boolean(), fc.string()),
+              name: fc.string(),
+              scopes: fc.array(fc.oneof(fc.constantFrom(...allScopes), fc.string())),
+              project_id: fc.oneof(projectId, fc.string()),
+            },
+            { requiredKeys: [] },
+          )
+          .map((o) => JSON.stringify(o)),
         fc.constant("x".repeat(70 * 1024)),
       ),
       { nil: undefined },
@@ -124,7 +152,12 @@ describe("random requests against every endpoint (fast-check)", () => {
 
 describe("SQL and shell metacharacters", () => {
   const pwned = join(tmpdir(), `capydb-pwned-${uniq("x")}`);
-  const labels = [`'; DROP TABLE x; --`, `$(touch ${pwned})`, `\`touch ${pwned}\`; touch ${pwned} && echo "$PGPASSWORD"`, `Robert'); DROP TABLE x;-- \\ " % _ * ?`];
+  const labels = [
+    `'; DROP TABLE x; --`,
+    `$(touch ${pwned})`,
+    `\`touch ${pwned}\`; touch ${pwned} && echo "$PGPASSWORD"`,
+    `Robert'); DROP TABLE x;-- \\ " % _ * ?`,
+  ];
   let tenant: Tenant;
   beforeAll(async () => {
     // A database, a schema and a table whose names carry the same characters, beside a table x to drop.
@@ -147,7 +180,10 @@ describe("SQL and shell metacharacters", () => {
     // act: a backup per label, the schedule's label, a key's name
     const jobs = [];
     for (const label of labels) jobs.push(await postBackup(env, tenant, { label }));
-    const settled = await runQueueUntilSettled(env.deps, jobs.map((j) => j.id));
+    const settled = await runQueueUntilSettled(
+      env.deps,
+      jobs.map((j) => j.id),
+    );
     const key = await tenant.key();
     const put = await request(`/v1/projects/${tenant.projectId}/scheduled-backups/default`, {
       method: "PUT",
@@ -211,4 +247,3 @@ describe("the canary password", () => {
     expect(canarySightings("response", responses)).toEqual([]);
   }, 60_000);
 });
-

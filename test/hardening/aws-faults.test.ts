@@ -20,7 +20,12 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   expect(canarySightings("log", logLines)).toEqual([]);
-  expect(canarySightings("item", (await scanTable(env.deps)).map((i) => JSON.stringify(i)))).toEqual([]);
+  expect(
+    canarySightings(
+      "item",
+      (await scanTable(env.deps)).map((i) => JSON.stringify(i)),
+    ),
+  ).toEqual([]);
   await env?.cleanup();
 });
 
@@ -28,7 +33,10 @@ afterAll(async () => {
 const text = (input: Record<string, unknown>) => JSON.stringify(input);
 /** The completion: one transaction of the job, its backup and their outbox events. */
 const isCompletion = (cmd: string, input: Record<string, unknown>) =>
-  /^TransactWrite/.test(cmd) && /"pk":(\{"S":)?"JOB#/.test(text(input)) && /"sk":(\{"S":)?"BKP#/.test(text(input)) && /":state":(\{"S":)?"completed"/.test(text(input));
+  /^TransactWrite/.test(cmd) &&
+  /"pk":(\{"S":)?"JOB#/.test(text(input)) &&
+  /"sk":(\{"S":)?"BKP#/.test(text(input)) &&
+  /":state":(\{"S":)?"completed"/.test(text(input));
 
 /**
  * DynamoDB goes away from the first write that `starts` matches: that write fails as a 503 would,
@@ -51,7 +59,10 @@ describe("S3 fails in the middle of a multipart upload", () => {
   it("is transient: the upload is aborted, the job retried, one backup made", async () => {
     // prepare: a dump of two 5 MiB parts (random text compresses about 2:1); UploadPart fails once
     const db = await env.createDatabase({ prefix: "big" });
-    await env.query(db, "CREATE TABLE filler (id int PRIMARY KEY, payload text); INSERT INTO filler SELECT g, md5(random()::text) || md5(random()::text) FROM generate_series(1, 200000) g");
+    await env.query(
+      db,
+      "CREATE TABLE filler (id int PRIMARY KEY, payload text); INSERT INTO filler SELECT g, md5(random()::text) || md5(random()::text) FROM generate_series(1, 200000) g",
+    );
     const tenant = await env.seedTenant({ database: db, clusterUrl });
     const job = await postBackup(env, tenant);
     let failedUpload: string | undefined;
@@ -73,7 +84,9 @@ describe("S3 fails in the middle of a multipart upload", () => {
     expect(backup.row_counts).toEqual({ "public.filler": 200000 });
     expect(logLines.some((l) => l.includes(job.id) && l.includes("will retry") && l.includes("Object storage"))).toBe(true);
     // the failed attempt's upload was aborted, not left to accumulate parts
-    const part = env.deps.s3.send(new UploadPartCommand({ Bucket: env.deps.bucket, Key: backup.backup_key, UploadId: failedUpload, PartNumber: 3, Body: Buffer.from("x") }));
+    const part = env.deps.s3.send(
+      new UploadPartCommand({ Bucket: env.deps.bucket, Key: backup.backup_key, UploadId: failedUpload, PartNumber: 3, Body: Buffer.from("x") }),
+    );
     await expect(part).rejects.toMatchObject({ name: "NoSuchUpload" });
   });
 });

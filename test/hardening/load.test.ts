@@ -116,7 +116,9 @@ describe("load", () => {
 
     // act: every request at once, over HTTP
     const t0 = Date.now();
-    const requests = tenants.flatMap((t) => Array.from({ length: PER_PROJECT }, (_, n) => call("POST", `/v1/projects/${t.projectId}/backups`, t.key, { label: `load ${n}` })));
+    const requests = tenants.flatMap((t) =>
+      Array.from({ length: PER_PROJECT }, (_, n) => call("POST", `/v1/projects/${t.projectId}/backups`, t.key, { label: `load ${n}` })),
+    );
     const answers = await Promise.all(requests);
     const accepted = Date.now() - t0;
     for (const a of answers) {
@@ -137,11 +139,16 @@ describe("load", () => {
     } catch (err) {
       const stuck = (await Promise.all(jobs.map((j) => getJobItem(env.deps, j.id)))).filter((j) => !isSettled(j));
       const queue = await env.deps.sqs.send(
-        new GetQueueAttributesCommand({ QueueUrl: env.deps.queueUrl, AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"] }),
+        new GetQueueAttributesCommand({
+          QueueUrl: env.deps.queueUrl,
+          AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"],
+        }),
       );
       const dlq = await env.deps.sqs.send(new GetQueueAttributesCommand({ QueueUrl: env.dlqUrl, AttributeNames: ["ApproximateNumberOfMessages"] }));
       const lines = logLines.filter((l) => l.includes(stuck[0]?.id ?? "-"));
-      throw new Error(`${String(err)}: queue ${JSON.stringify(queue.Attributes)} dlq ${JSON.stringify(dlq.Attributes)}; ${stuck.length} jobs not settled: ${JSON.stringify(stuck.slice(0, 2))}; log of the first: ${lines.join("\n")}`);
+      throw new Error(
+        `${String(err)}: queue ${JSON.stringify(queue.Attributes)} dlq ${JSON.stringify(dlq.Attributes)}; ${stuck.length} jobs not settled: ${JSON.stringify(stuck.slice(0, 2))}; log of the first: ${lines.join("\n")}`,
+      );
     } finally {
       await Promise.all(loops.map((l) => l.stop()));
       sampling = false;
@@ -187,11 +194,21 @@ describe("load", () => {
     expect(events.filter((e) => e.type === "job.completed")).toHaveLength(PROJECTS * PER_PROJECT);
     expect(events).toHaveLength(2 * PROJECTS * PER_PROJECT);
     expect(items.filter((i) => i.item_type === "lock" || i.item_type === "waiter")).toEqual([]);
-    expect(await throwawaysLeft(env, settled.map((j) => j.backup_id!))).toEqual([]);
+    expect(
+      await throwawaysLeft(
+        env,
+        settled.map((j) => j.backup_id!),
+      ),
+    ).toEqual([]);
     const dlq = await env.deps.sqs.send(new GetQueueAttributesCommand({ QueueUrl: env.dlqUrl, AttributeNames: ["ApproximateNumberOfMessages"] }));
     expect(dlq.Attributes?.ApproximateNumberOfMessages).toBe("0");
     expect(canarySightings("log", logLines)).toEqual([]);
-    expect(canarySightings("item", items.map((i) => JSON.stringify(i)))).toEqual([]);
+    expect(
+      canarySightings(
+        "item",
+        items.map((i) => JSON.stringify(i)),
+      ),
+    ).toEqual([]);
   }, 420_000);
 
   it("500 concurrent mixed API requests: no 5xx, every error a JSON {error}", async () => {
@@ -202,7 +219,7 @@ describe("load", () => {
     const add = (kind: string, n: number, f: (i: number) => Promise<{ status: number; json: any }>) => {
       for (let i = 0; i < n; i++) kinds.push(async () => ({ ...(await f(i)), kind }));
     };
-    const pick = <T,>(xs: T[], i: number) => xs[i % xs.length]!;
+    const pick = <T>(xs: T[], i: number) => xs[i % xs.length]!;
     add("list backups", 80, (i) => call("GET", `/v1/projects/${pick(tenants, i).projectId}/backups`, pick(tenants, i).key));
     add("list jobs", 80, (i) => call("GET", `/v1/projects/${pick(tenants, i).projectId}/jobs?limit=${1 + (i % 100)}`, pick(tenants, i).key));
     add("get job", 80, (i) => {

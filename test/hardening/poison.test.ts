@@ -81,7 +81,11 @@ describe("poison messages", () => {
       });
       expect(replayed.attempts).toBe(1);
       // the poison, replayed too, goes back to the dead-letter queue; nothing else does
-      await waitFor("the poison to return to the dead-letter queue", async () => (await depth(deps.dlqUrl!)) === 3 && (await depth(deps.queueUrl)) === 0, 30_000);
+      await waitFor(
+        "the poison to return to the dead-letter queue",
+        async () => (await depth(deps.dlqUrl!)) === 3 && (await depth(deps.queueUrl)) === 0,
+        30_000,
+      );
     } finally {
       await loop.stop();
     }

@@ -9,8 +9,6 @@ import { join } from "node:path";
 import { expect } from "vitest";
 import { getBackupForWork, type BackupWorkItem } from "../../core/backups/backups.ts";
 import { createAwsClients } from "../../core/aws/clients.ts";
-import { keys } from "../../core/db/keys.ts";
-import { getItem } from "../../core/db/store.ts";
 import { getJobItem, type JobItem } from "../../core/jobs/jobs.ts";
 import { getLock } from "../../core/jobs/locks.ts";
 import { storedEvents } from "../support/events.ts";
@@ -32,12 +30,10 @@ export const CANARY_ROLE = "capydb_canary";
  * on the shared test cluster, once, whichever file gets there first. Returns its cluster URL.
  */
 export async function canaryClusterUrl(env: TestEnv): Promise<string> {
-  await env
-    .query("postgres", `CREATE ROLE ${CANARY_ROLE} LOGIN SUPERUSER PASSWORD '${CANARY}'`)
-    .catch((err: { code?: string }) => {
-      // Another file created it meanwhile (duplicate_object, or the catalog's unique index).
-      if (err.code !== "42710" && err.code !== "23505") throw err;
-    });
+  await env.query("postgres", `CREATE ROLE ${CANARY_ROLE} LOGIN SUPERUSER PASSWORD '${CANARY}'`).catch((err: { code?: string }) => {
+    // Another file created it meanwhile (duplicate_object, or the catalog's unique index).
+    if (err.code !== "42710" && err.code !== "23505") throw err;
+  });
   const url = new URL(env.infra.postgresUrl);
   url.username = CANARY_ROLE;
   url.password = CANARY;
@@ -83,11 +79,14 @@ type Fault = (commandName: string, input: Record<string, unknown>) => Error | un
  */
 export function faultyClients(env: TestEnv, fault: Fault): Pick<Deps, "ddb" | "s3"> {
   const { ddb, s3 } = createAwsClients({ region: LOCAL_REGION, endpoint: env.infra.endpoint });
-  const middleware = <I extends object, O extends MetadataBearer>(): InitializeMiddleware<I, O> => (next, context) => async (args) => {
-    const err = fault(String(context.commandName), args.input as Record<string, unknown>);
-    if (err) throw err;
-    return next(args);
-  };
+  const middleware =
+    <I extends object, O extends MetadataBearer>(): InitializeMiddleware<I, O> =>
+    (next, context) =>
+    async (args) => {
+      const err = fault(String(context.commandName), args.input as Record<string, unknown>);
+      if (err) throw err;
+      return next(args);
+    };
   const options = { step: "initialize", name: "hardeningFault", priority: "high" } as const;
   ddb.middlewareStack.add(middleware(), options);
   s3.middlewareStack.add(middleware(), options);

@@ -35,7 +35,12 @@ afterAll(async () => {
   }
   expect(canarySightings("log", logLines)).toEqual([]);
   expect(canarySightings("worker process output", childOutput)).toEqual([]);
-  expect(canarySightings("item", (await scanTable(env.deps)).map((i) => JSON.stringify(i)))).toEqual([]);
+  expect(
+    canarySightings(
+      "item",
+      (await scanTable(env.deps)).map((i) => JSON.stringify(i)),
+    ),
+  ).toEqual([]);
   rmSync(dir, { recursive: true, force: true });
   await env?.cleanup();
 });
@@ -99,10 +104,14 @@ describe("a worker killed mid-job", () => {
 
       // act 1: the doomed worker gets to the phase
       const child = startWorkerProcess(job.id, tools);
-      await waitFor(`the worker to reach the ${phase}`, async () => {
-        if (child.exitCode !== null) throw new Error(`the worker exited early: ${childOutput.join("")}`);
-        return existsSync(mark);
-      }, 40_000);
+      await waitFor(
+        `the worker to reach the ${phase}`,
+        async () => {
+          if (child.exitCode !== null) throw new Error(`the worker exited early: ${childOutput.join("")}`);
+          return existsSync(mark);
+        },
+        40_000,
+      );
       const backupId = (await getJobItem(env.deps, job.id))!.backup_id!;
       if (phase === "upload") {
         await waitFor("a part in flight", async () => (await getBackupForWork(env.deps, tenant.projectId, backupId))?.upload_id);
@@ -147,7 +156,10 @@ describe("the PostgreSQL cluster restarted mid-dump", () => {
       await client.query(text).finally(() => client.end());
     };
     await sql("postgres", "CREATE DATABASE shop");
-    await sql("shop", "CREATE TABLE items (id int PRIMARY KEY, payload text); INSERT INTO items SELECT g, repeat(md5(g::text), 2) FROM generate_series(1, 150000) g");
+    await sql(
+      "shop",
+      "CREATE TABLE items (id int PRIMARY KEY, payload text); INSERT INTO items SELECT g, repeat(md5(g::text), 2) FROM generate_series(1, 150000) g",
+    );
     const mark = join(dir, "restart.mark");
     const resume = join(dir, "restart.resume");
     const tools = await wrappedInstallation(join(dir, "pg-restart"), {

@@ -2,12 +2,7 @@ import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import {
-  type BundleName,
-  buildFunction,
-  bundles,
-  entryExists,
-} from "../../scripts/build-functions.ts";
+import { type BundleName, buildFunction, bundles, entryExists } from "../../scripts/build-functions.ts";
 
 // Bundles go to a temporary directory: the test must not race a developer's dist/.
 const outDir = mkdtempSync(path.join(tmpdir(), "capydb-bundles-"));
@@ -26,10 +21,7 @@ describe("Lambda bundles (scripts/build-functions.ts)", () => {
       expect(statSync(result.file).size).toBe(result.bytes);
       expect(result.file.endsWith(path.join(name, "index.mjs"))).toBe(true);
       expect(result.exports).toContain("handler");
-      expect(
-        result.bytes,
-        `${name}: ${result.bytes} bytes; largest inputs ${JSON.stringify(result.largestInputs)}`,
-      ).toBeLessThanOrEqual(maxBytes);
+      expect(result.bytes, `${name}: ${result.bytes} bytes; largest inputs ${JSON.stringify(result.largestInputs)}`).toBeLessThanOrEqual(maxBytes);
     });
   }
 
@@ -43,7 +35,9 @@ describe("Lambda bundles (scripts/build-functions.ts)", () => {
     expect(names.filter((n) => n.startsWith("core/console"))).toEqual([]);
   });
 
-  it("leaves the dump, restore and archive code out of the dispatcher's bundle (its cleanup of failed backups needs a connection, no pg_dump)", { timeout: 60_000 }, async () => {
+  it("leaves the dump, restore and archive code out of the dispatcher's bundle (its cleanup of failed backups needs a connection, no pg_dump)", {
+    timeout: 60_000,
+  }, async () => {
     const result = await buildFunction("dispatch", outDir);
     // The reaper and the retention sweep fail backups for good (core/backups/cleanup.ts): they drop
     // scratch databases and abort uploads, and nothing else of the engine may come along.

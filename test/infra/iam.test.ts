@@ -101,7 +101,10 @@ describe("IAM: every role's whole policy is its grants (recording stand-ins, no 
     for (const name of ["api", "worker", "dispatch", "deliver"]) {
       const statements = policyOf(fnArgs(name));
       const actions = statements.flatMap((s) => s.Action);
-      expect(actions.filter((a) => a.includes("*")), name).toEqual([]);
+      expect(
+        actions.filter((a) => a.includes("*")),
+        name,
+      ).toEqual([]);
       for (const forbidden of ["dynamodb:DeleteTable", "dynamodb:Scan", "sqs:DeleteQueue", "sqs:PurgeQueue", "s3:DeleteBucket", "s3:PutBucketPolicy"]) {
         expect(actions, name).not.toContain(forbidden);
       }
@@ -116,7 +119,11 @@ describe("IAM: every role's whole policy is its grants (recording stand-ins, no 
     expect(api).toContainEqual(expect.objectContaining({ Resource: [ref("Table", "arn"), `${ref("Table", "arn")}/index/*`] }));
     const worker = policyOf(fnArgs("worker"));
     // What Lambda's SQS poller needs, on the jobs queue only; RunTask on its task definition in its cluster.
-    expect(worker).toContainEqual({ Effect: "Allow", Action: ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"], Resource: [ref("Jobs", "arn")] });
+    expect(worker).toContainEqual({
+      Effect: "Allow",
+      Action: ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
+      Resource: [ref("Jobs", "arn")],
+    });
     expect(worker).toContainEqual({
       Effect: "Allow",
       Action: ["ecs:RunTask"],
@@ -137,7 +144,10 @@ describe("no secret as a plain variable", () => {
 
   it("in the settings: no function or task environment names a secret's variable, and the task links no secret", () => {
     for (const [name, fn] of Object.entries(functions)) {
-      expect(Object.keys(("environment" in fn ? fn.environment : undefined) ?? {}).filter((k) => secretVars.includes(k)), name).toEqual([]);
+      expect(
+        Object.keys(("environment" in fn ? fn.environment : undefined) ?? {}).filter((k) => secretVars.includes(k)),
+        name,
+      ).toEqual([]);
     }
     expect(Object.keys(task.environment).filter((k) => secretVars.includes(k))).toEqual([]);
     // A Task turns each link into a plain SST_RESOURCE_<Name> variable of its task definition.
@@ -169,7 +179,9 @@ describe("a backup store that is hard to destroy, and bounded load", () => {
     const stack = await deployedStack(repoRoot);
     expect(find(stack.created, "sst.aws.Bucket", "Backups").args.versioning).toBe(true);
     const rules = find(stack.created, "aws.s3.BucketLifecycleConfiguration").args.rules;
-    expect(rules).toContainEqual(expect.objectContaining({ status: "Enabled", noncurrentVersionExpiration: { noncurrentDays: dataProtection.noncurrentVersionDays } }));
+    expect(rules).toContainEqual(
+      expect.objectContaining({ status: "Enabled", noncurrentVersionExpiration: { noncurrentDays: dataProtection.noncurrentVersionDays } }),
+    );
     expect(find(stack.created, "sst.aws.Dynamo", "Table").args.transform.table.deletionProtectionEnabled).toBe(false); // stage "test"
     expect(dataProtection.tableDeletionProtection("production")).toBe(true);
   });

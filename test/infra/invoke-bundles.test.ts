@@ -257,11 +257,9 @@ describe("built bundles, started as deployed (fresh Node 24 process, SST's envir
       const local = { ...env.deps, webhookPolicy: { allowLoopbackHttp: true } };
       const { item } = await createEndpoint(local, tenant.organizationId, { url: receiver.url });
       const delivery = await createDelivery({ ...local, deliveryQueueUrl: undefined }, item, testEvent(item, env.deps.now()));
-      const [res] = await invoke<SQSBatchResponse>(
-        "deliver",
-        [{ Records: [sqsRecord("d1", JSON.stringify(messageOf(delivery)), "deliveries")] }],
-        { CAPYDB_WEBHOOKS_ALLOW_LOOPBACK_HTTP: "1" },
-      );
+      const [res] = await invoke<SQSBatchResponse>("deliver", [{ Records: [sqsRecord("d1", JSON.stringify(messageOf(delivery)), "deliveries")] }], {
+        CAPYDB_WEBHOOKS_ALLOW_LOOPBACK_HTTP: "1",
+      });
       expect(res!.batchItemFailures).toEqual([]);
       expect(receiver.requests).toHaveLength(1);
       expect(JSON.parse(receiver.requests[0]!.body)).toMatchObject({ type: "webhook.test" });

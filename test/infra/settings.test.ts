@@ -19,10 +19,7 @@ describe("infra settings: the table", () => {
   it("has the keys, indexes and TTL of core/db/table.ts", () => {
     // prepare
     const expectedIndexes = Object.fromEntries(
-      Object.entries(tableDefinition.globalIndexes).map(([name, i]) => [
-        name,
-        { hashKey: i.partitionKey, rangeKey: i.sortKey, projection: "all" },
-      ]),
+      Object.entries(tableDefinition.globalIndexes).map(([name, i]) => [name, { hashKey: i.partitionKey, rangeKey: i.sortKey, projection: "all" }]),
     );
     // assess
     expect(tableArgs.primaryIndex).toEqual({
@@ -58,9 +55,7 @@ describe("infra settings: queue and worker", () => {
     const worker = toSeconds(functions.worker.timeout);
     const visibility = toSeconds(queue.visibilityTimeout);
     expect(visibilityTimeoutFactor).toBeGreaterThanOrEqual(6);
-    expect(visibility, `${queue.visibilityTimeout} vs ${functions.worker.timeout}`).toBeGreaterThanOrEqual(
-      6 * worker,
-    );
+    expect(visibility, `${queue.visibilityTimeout} vs ${functions.worker.timeout}`).toBeGreaterThanOrEqual(6 * worker);
     // SQS's ceiling for a visibility timeout is 12 hours.
     expect(visibility).toBeLessThanOrEqual(12 * 3600);
   });

@@ -36,7 +36,9 @@ export function installStandIns(opts: { root: string; stage?: string }): Created
         );
         if (type === "sst.aws.Vpc") {
           // An Output of the route tables, as SST's Vpc gives it.
-          (this as any).nodes.privateRouteTables = { apply: (f: (t: { id: string }[]) => unknown) => f([1, 2].map((i) => ({ id: ref(`${name}.privateRouteTable${i}`, "id") }))) };
+          (this as any).nodes.privateRouteTables = {
+            apply: (f: (t: { id: string }[]) => unknown) => f([1, 2].map((i) => ({ id: ref(`${name}.privateRouteTable${i}`, "id") }))),
+          };
         }
         for (const m of methods) {
           (this as any)[m] = (...margs: any[]) => {
@@ -56,7 +58,13 @@ export function installStandIns(opts: { root: string; stage?: string }): Created
   g.$cli = { paths: { root: opts.root } };
   g.$interpolate = (strings: TemplateStringsArray, ...values: unknown[]) => String.raw({ raw: strings }, ...values);
   g.$jsonStringify = (value: unknown) => JSON.stringify(value);
-  g.$util = { asset: { FileArchive: class { constructor(readonly path: string) {} } } };
+  g.$util = {
+    asset: {
+      FileArchive: class {
+        constructor(readonly path: string) {}
+      },
+    },
+  };
   g.sst = {
     Secret: component("sst.Secret", ["name", "value"]),
     aws: {
@@ -83,10 +91,7 @@ export function installStandIns(opts: { root: string; stage?: string }): Created
     getRegionOutput: () => ({ name: "us-east-1" }),
     s3: {
       BucketLifecycleConfiguration: component("aws.s3.BucketLifecycleConfiguration", []),
-      BucketServerSideEncryptionConfiguration: component(
-        "aws.s3.BucketServerSideEncryptionConfiguration",
-        [],
-      ),
+      BucketServerSideEncryptionConfiguration: component("aws.s3.BucketServerSideEncryptionConfiguration", []),
     },
   };
   return created;
@@ -113,10 +118,7 @@ export async function loadSstConfig(repoRoot: string): Promise<{
 export function find(created: Created[], type: string, name?: string): Created {
   const hit = created.filter((c) => c.type === type && (name === undefined || c.name === name));
   if (hit.length !== 1) {
-    throw new Error(
-      `expected one ${type}${name ? ` "${name}"` : ""}, found ${hit.length}: ` +
-        JSON.stringify(created.map((c) => `${c.type} ${c.name}`)),
-    );
+    throw new Error(`expected one ${type}${name ? ` "${name}"` : ""}, found ${hit.length}: ` + JSON.stringify(created.map((c) => `${c.type} ${c.name}`)));
   }
   return hit[0]!;
 }

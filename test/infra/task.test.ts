@@ -57,7 +57,10 @@ describe("sst.config.ts: the large-job task (recording stand-ins, no AWS)", () =
     expect(find(created, "sst.aws.CronV2", "Dispatch").args.function.vpc.$name).toBe("Vpc");
     // S3 and DynamoDB through gateway endpoints on the private route tables, not through NAT.
     const endpoints = created.filter((c) => c.type === "aws.ec2.VpcEndpoint").map((c) => c.args);
-    expect(endpoints.map((e) => [e.serviceName, e.vpcEndpointType])).toEqual([["com.amazonaws.us-east-1.s3", "Gateway"], ["com.amazonaws.us-east-1.dynamodb", "Gateway"]]);
+    expect(endpoints.map((e) => [e.serviceName, e.vpcEndpointType])).toEqual([
+      ["com.amazonaws.us-east-1.s3", "Gateway"],
+      ["com.amazonaws.us-east-1.dynamodb", "Gateway"],
+    ]);
     expect(endpoints[0].routeTableIds).toEqual([ref("Vpc.privateRouteTable1", "id"), ref("Vpc.privateRouteTable2", "id")]);
     // Not reachable from the internet (public IPs are for outbound traffic only).
     expect(find(created, "sst.aws.Task", "LargeJobs").args.public).toBeUndefined();
@@ -158,12 +161,18 @@ describe("the task image (infra/task/Dockerfile)", () => {
   });
 
   it("has every file it copies in its build context (.dockerignore)", () => {
-    const allowed = dockerignore.split("\n").filter((l) => l.startsWith("!")).map((l) => l.slice(1).replace(/\/$/, ""));
+    const allowed = dockerignore
+      .split("\n")
+      .filter((l) => l.startsWith("!"))
+      .map((l) => l.slice(1).replace(/\/$/, ""));
     const sources = [...dockerfile.matchAll(/^COPY (?!--from)(.+)$/gm)].flatMap((m) => m[1]!.split(" ").slice(0, -1));
     expect(sources.length).toBeGreaterThan(3);
     for (const src of sources) {
       const clean = src.replace(/^\.\//, "");
-      expect(allowed.some((a) => clean === a || clean.startsWith(`${a}/`)), `${src} is excluded by .dockerignore`).toBe(true);
+      expect(
+        allowed.some((a) => clean === a || clean.startsWith(`${a}/`)),
+        `${src} is excluded by .dockerignore`,
+      ).toBe(true);
     }
   });
 });

@@ -11,9 +11,7 @@ const installed = existsSync(path.join(repoRoot, ".sst/platform/config.d.ts"));
 
 describe("sst.config.ts against SST's real types", () => {
   it.skipIf(!installed)(
-    installed
-      ? "typechecks (npm run typecheck:infra)"
-      : "typechecks (SKIPPED: .sst/platform missing; run `npm run typecheck:infra`)",
+    installed ? "typechecks (npm run typecheck:infra)" : "typechecks (SKIPPED: .sst/platform missing; run `npm run typecheck:infra`)",
     { timeout: 120_000 },
     () => {
       let output = "";

@@ -4,14 +4,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { deliveriesQueue, functions, queue, tableArgs } from "../../infra/settings.ts";
-import {
-  type Created,
-  find,
-  installStandIns,
-  loadSstConfig,
-  ref,
-  removeStandIns,
-} from "./sst-standins.ts";
+import { type Created, find, installStandIns, loadSstConfig, ref, removeStandIns } from "./sst-standins.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -90,9 +83,7 @@ describe("sst.config.ts wiring (recording stand-ins, no AWS)", () => {
       architecture: "arm64",
       environment: { CAPYDB_BUCKET: ref("Backups", "name") },
     });
-    expect(linkNames(fnArgs)).toEqual(
-      ["ClerkAuthorizedParties", "ClerkIssuer", "ClerkJwksUrl", "ClusterSecretKey", "Deliveries", "Jobs", "Table"].sort(),
-    );
+    expect(linkNames(fnArgs)).toEqual(["ClerkAuthorizedParties", "ClerkIssuer", "ClerkJwksUrl", "ClusterSecretKey", "Deliveries", "Jobs", "Table"].sort());
     // Signing download URLs needs read access to the objects and nothing else: no link to the
     // bucket, no bucket-level resource (the whole policy: test/infra/iam.test.ts).
     const s3 = JSON.parse(fnArgs.transform.role.inlinePolicies[0].policy).Statement.filter((s: any) => s.Action.some((a: string) => a.startsWith("s3:")));
@@ -120,7 +111,6 @@ describe("sst.config.ts wiring (recording stand-ins, no AWS)", () => {
     expect(consoleFn.args.transform.role.inlinePolicies).toEqual([]);
     expect(consoleFn.args.environment).toEqual({});
   });
-
 
   it("ticks the dispatcher every minute", () => {
     const cron = find(created, "sst.aws.CronV2", "Dispatch");
@@ -194,9 +184,7 @@ describe("sst.config.ts wiring (recording stand-ins, no AWS)", () => {
   });
 
   it("declares the secrets, the cluster key without a placeholder", () => {
-    const secrets = Object.fromEntries(
-      created.filter((c) => c.type === "sst.Secret").map((c) => [c.name, c.args]),
-    );
+    const secrets = Object.fromEntries(created.filter((c) => c.type === "sst.Secret").map((c) => [c.name, c.args]));
     expect(secrets).toEqual({
       ClusterSecretKey: undefined,
       ClerkJwksUrl: "",
@@ -235,7 +223,12 @@ describe("sst.config.ts wiring (recording stand-ins, no AWS)", () => {
     const alarms = created.filter((c) => c.type === "aws.cloudwatch.MetricAlarm");
     for (const a of alarms) expect(a.args.alarmActions, a.name).toEqual([ref("Alarms", "arn")]);
     const by = (name: string) => alarms.find((a) => a.name === name)!.args;
-    expect(by("JobsDlqDepth")).toMatchObject({ namespace: "AWS/SQS", metricName: "ApproximateNumberOfMessagesVisible", dimensions: { QueueName: ref("JobsDlq.nodes.queue", "name") }, threshold: 0 });
+    expect(by("JobsDlqDepth")).toMatchObject({
+      namespace: "AWS/SQS",
+      metricName: "ApproximateNumberOfMessagesVisible",
+      dimensions: { QueueName: ref("JobsDlq.nodes.queue", "name") },
+      threshold: 0,
+    });
     expect(by("DeliveriesDlqDepth").dimensions).toEqual({ QueueName: ref("DeliveriesDlq.nodes.queue", "name") });
     expect(by("JobsOldestMessage")).toMatchObject({ metricName: "ApproximateAgeOfOldestMessage", dimensions: { QueueName: ref("Jobs.nodes.queue", "name") } });
     for (const fn of ["Api", "Worker", "Dispatch", "Deliver", "Console"]) {
@@ -244,7 +237,12 @@ describe("sst.config.ts wiring (recording stand-ins, no AWS)", () => {
     }
     expect(by("WorkerErrors").dimensions).toEqual({ FunctionName: ref("Jobs.subscribe1.function", "name") });
     // The dispatcher's own metrics (core/dispatch/metrics.ts); a staleness figure that stops arriving breaches.
-    expect(by("DispatchPhaseFailing")).toMatchObject({ namespace: "CapyDB", metricName: "DispatchPhaseFailures", dimensions: { service: "dispatch" }, threshold: 0 });
+    expect(by("DispatchPhaseFailing")).toMatchObject({
+      namespace: "CapyDB",
+      metricName: "DispatchPhaseFailures",
+      dimensions: { service: "dispatch" },
+      threshold: 0,
+    });
     expect(by("BackupStaleness")).toMatchObject({ namespace: "CapyDB", metricName: "StaleProjects", treatMissingData: "breaching", threshold: 0 });
     const dashboard = JSON.parse(find(created, "aws.cloudwatch.Dashboard", "Dashboard").args.dashboardBody);
     expect(dashboard.widgets.map((w: any) => w.properties.title)).toHaveLength(5);

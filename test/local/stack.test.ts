@@ -53,7 +53,10 @@ describe("local stack resources", () => {
 describe("demo database", () => {
   it("holds tables with foreign keys, an index, a sequence, a view and a few MB of rows", async () => {
     const db = await env.createDatabase({ demo: true });
-    const tables = await env.query<{ table_name: string }>(db, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1");
+    const tables = await env.query<{ table_name: string }>(
+      db,
+      "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1",
+    );
     expect(tables.map((t) => t.table_name)).toEqual(["customers", "order_items", "orders", "products"]);
     const fks = await env.query<{ n: string }>(db, "SELECT count(*) AS n FROM pg_constraint WHERE contype = 'f'");
     expect(Number(fks[0]?.n)).toBeGreaterThanOrEqual(3);
@@ -88,7 +91,11 @@ describe("seeding", () => {
   it("replaces a key from an older start that lacks a scope the routes need", async () => {
     const db = await env.createDatabase({ demo: false });
     const first = await seedLocal(env.deps, { clusterUrl: env.infra.postgresUrl, databaseName: db });
-    const old = await createApiKey(env.deps, { organization_id: first.organizationId, name: "old-local", scopes: ["backups:read", "backups:write", "jobs:read"] });
+    const old = await createApiKey(env.deps, {
+      organization_id: first.organizationId,
+      name: "old-local",
+      scopes: ["backups:read", "backups:write", "jobs:read"],
+    });
     const second = await seedLocal(env.deps, { clusterUrl: env.infra.postgresUrl, databaseName: db, previousApiKey: old.key });
     expect(second.apiKey).not.toBe(old.key);
     const res = await env.app().request("/v1/projects", { headers: { authorization: `Bearer ${second.apiKey}` } });

@@ -96,7 +96,10 @@ describe("npm start's log", () => {
     try {
       await run.waitFor(BANNER_END);
       const local = JSON.parse(readFileSync(join(home, "local.json"), "utf8"));
-      const res = await fetch(`${local.api_url}/v1/projects/${local.project_id}/backups`, { method: "POST", headers: { authorization: `Bearer ${local.api_key}` } });
+      const res = await fetch(`${local.api_url}/v1/projects/${local.project_id}/backups`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${local.api_key}` },
+      });
       const created = (await res.json()) as { job: { id: string } };
       expect(res.status, JSON.stringify(created)).toBe(202);
       const jobId: string = created.job.id;
@@ -119,7 +122,9 @@ describe("npm start's log", () => {
       expect(life[2]).toMatch(/ size=\d+(\.\d)?[KMG]?B dump=\d+(\.\d)?m?s tables=\d+$/);
       expect(life[3]).toMatch(/ restore=\d+(\.\d)?m?s$/);
       expect(life[4]).toMatch(/state=completed attempt=1 size=\S+ dump=\S+ restore=\S+/);
-      expect(plain.filter((l) => l.startsWith("request "))).toContainEqual(expect.stringMatching(new RegExp(`^request POST /v1/projects/${local.project_id}/backups 202 \\d+ms$`)));
+      expect(plain.filter((l) => l.startsWith("request "))).toContainEqual(
+        expect.stringMatching(new RegExp(`^request POST /v1/projects/${local.project_id}/backups 202 \\d+ms$`)),
+      );
       // Ctrl-C reaches the service alone: PostgreSQL and DynamoDB Local lead process groups of
       // their own, so the service stops them after its loops (no failed call logged on the way out).
       const standIns = leftovers()
@@ -144,7 +149,16 @@ describe("npm start's log", () => {
       const lines = logLines(run.stdout());
       for (const l of lines) expect(() => JSON.parse(l), l).not.toThrow();
       expect(lines.map((l) => JSON.parse(l))).toContainEqual(
-        expect.objectContaining({ level: "INFO", message: "request", service: "capydb-backups", method: "GET", path: "/v1/openapi.json", status: 200, request_id: expect.any(String), timestamp: expect.any(String) }),
+        expect.objectContaining({
+          level: "INFO",
+          message: "request",
+          service: "capydb-backups",
+          method: "GET",
+          path: "/v1/openapi.json",
+          status: 200,
+          request_id: expect.any(String),
+          timestamp: expect.any(String),
+        }),
       );
       expect(run.stdout()).not.toMatch(ESC);
       expect(run.stderr()).toBe("");

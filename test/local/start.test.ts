@@ -16,10 +16,19 @@ chmodSync(home, 0o755);
 afterAll(() => rmSync(home, { recursive: true, force: true }));
 
 async function ports() {
-  return { PORT: await freePort(), CAPYDB_AWS_PORT: await freePort(), CAPYDB_DYNAMODB_PORT: await freePort(), CAPYDB_FAUXQS_PORT: await freePort(), CAPYDB_PG_PORT: await freePort() };
+  return {
+    PORT: await freePort(),
+    CAPYDB_AWS_PORT: await freePort(),
+    CAPYDB_DYNAMODB_PORT: await freePort(),
+    CAPYDB_FAUXQS_PORT: await freePort(),
+    CAPYDB_PG_PORT: await freePort(),
+  };
 }
 
-function start(env: Record<string, string | number>, dataHome = home): { child: ChildProcess; output: () => string; ready: Promise<void>; exited: Promise<number | null> } {
+function start(
+  env: Record<string, string | number>,
+  dataHome = home,
+): { child: ChildProcess; output: () => string; ready: Promise<void>; exited: Promise<number | null> } {
   const child = spawn(process.execPath, ["--import", "tsx", "local/main.ts"], {
     env: { ...process.env, CAPYDB_HOME: dataHome, LOG_LEVEL: "WARN", ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])) },
     stdio: ["ignore", "pipe", "pipe"],
@@ -72,9 +81,16 @@ describe("npm start", { timeout: 240_000 }, () => {
     expect(await body(health)).toEqual({ status: "ok", dependencies: { dynamodb: "up", sqs: "up", s3: "up", postgres: "up" } });
 
     // What the README's curl line sends: a POST without any body or content type.
-    const bare = await fetch(`${json.api_url}/v1/projects/${json.project_id}/backups`, { method: "POST", headers: { authorization: `Bearer ${json.api_key}` } });
+    const bare = await fetch(`${json.api_url}/v1/projects/${json.project_id}/backups`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${json.api_key}` },
+    });
     expect(bare.status, await bare.clone().text()).toBe(202);
-    const textBody = await fetch(`${json.api_url}/v1/projects/${json.project_id}/backups`, { method: "POST", headers: { authorization: `Bearer ${json.api_key}`, "content-type": "text/plain" }, body: "x" });
+    const textBody = await fetch(`${json.api_url}/v1/projects/${json.project_id}/backups`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${json.api_key}`, "content-type": "text/plain" },
+      body: "x",
+    });
     expect(textBody.status).toBe(415);
     const created = await fetch(`${json.api_url}/v1/projects/${json.project_id}/backups`, {
       method: "POST",
@@ -114,7 +130,10 @@ describe("npm start", { timeout: 240_000 }, () => {
   it("after a kill -9, the next start stops what the first left running (checked to be that program for that data directory), says so in one line, and comes up", async () => {
     const crashHome = mkdtempSync(join(tmpdir(), "capydb-crash-"));
     chmodSync(crashHome, 0o755);
-    const running = () => spawnSync("ps", ["-eo", "pid,args"], { encoding: "utf8" }).stdout.split("\n").filter((l) => l.includes(crashHome) && !l.includes("ps -eo"));
+    const running = () =>
+      spawnSync("ps", ["-eo", "pid,args"], { encoding: "utf8" })
+        .stdout.split("\n")
+        .filter((l) => l.includes(crashHome) && !l.includes("ps -eo"));
     // An unrelated process whose id the record claims with another command line: a reused id, to be left alone.
     const bystander = spawn("sleep", ["300"], { stdio: "ignore" });
     try {
@@ -132,9 +151,14 @@ describe("npm start", { timeout: 240_000 }, () => {
       // The same ports, which the leftovers hold.
       const second = start(p, crashHome);
       await second.ready;
-      const lines = second.output().split("\n").filter((l) => l.startsWith("capydb: "));
+      const lines = second
+        .output()
+        .split("\n")
+        .filter((l) => l.startsWith("capydb: "));
       expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatch(/^capydb: stopped what the previous run left running: (PostgreSQL|DynamoDB Local) \(pid \d+\), (PostgreSQL|DynamoDB Local) \(pid \d+\)$/);
+      expect(lines[0]).toMatch(
+        /^capydb: stopped what the previous run left running: (PostgreSQL|DynamoDB Local) \(pid \d+\), (PostgreSQL|DynamoDB Local) \(pid \d+\)$/,
+      );
       expect(lines[0]).not.toContain(`pid ${bystander.pid}`);
       expect(bystander.exitCode).toBeNull();
       expect(bystander.signalCode).toBeNull();
@@ -146,7 +170,9 @@ describe("npm start", { timeout: 240_000 }, () => {
       expect(running()).toEqual([]);
     } finally {
       bystander.kill();
-      for (const l of spawnSync("ps", ["-eo", "pid,args"], { encoding: "utf8" }).stdout.split("\n").filter((l) => l.includes(crashHome) && !l.includes("ps -eo"))) {
+      for (const l of spawnSync("ps", ["-eo", "pid,args"], { encoding: "utf8" })
+        .stdout.split("\n")
+        .filter((l) => l.includes(crashHome) && !l.includes("ps -eo"))) {
         process.kill(Number(l.trim().split(/\s+/)[0]), "SIGKILL");
       }
       rmSync(crashHome, { recursive: true, force: true });

@@ -134,10 +134,14 @@ async function pgTool(bin: string, args: string[], database: string, input: Buff
 async function fingerprint(database: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const t of await userTables(database)) {
-    const [row] = await env.query<{ n: string; h: string | null }>(database, `SELECT count(*) AS n, md5(string_agg(t::text, '|' ORDER BY t::text)) AS h FROM ONLY ${t.quoted} t`);
+    const [row] = await env.query<{ n: string; h: string | null }>(
+      database,
+      `SELECT count(*) AS n, md5(string_agg(t::text, '|' ORDER BY t::text)) AS h FROM ONLY ${t.quoted} t`,
+    );
     out[t.key] = `${row!.n}:${row!.h}`;
   }
-  for (const lo of await env.query<{ oid: number; h: string }>(database, "SELECT oid, md5(lo_get(oid)) AS h FROM pg_largeobject_metadata ORDER BY oid")) out[`lo ${lo.oid}`] = lo.h;
+  for (const lo of await env.query<{ oid: number; h: string }>(database, "SELECT oid, md5(lo_get(oid)) AS h FROM pg_largeobject_metadata ORDER BY oid"))
+    out[`lo ${lo.oid}`] = lo.h;
   return out;
 }
 
@@ -166,27 +170,32 @@ describe("the worker compresses pg_dump's uncompressed archive", () => {
   it.each([
     ["in 64 KiB pieces", [65536]],
     ["in odd small pieces that split every header, length and row", [1, 2, 3, 5, 7, 11, 4096, 13]],
-  ])("%s: a standard compressed archive that pg_restore restores to the same rows and large objects, about pg_dump's size, with the counts", async (_label, sizes) => {
-    // prepare
-    const plain = await pgDump(["--compress=0"]);
-    const byPgDump = await pgDump(["--compress=4"]);
+  ])(
+    "%s: a standard compressed archive that pg_restore restores to the same rows and large objects, about pg_dump's size, with the counts",
+    async (_label, sizes) => {
+      // prepare
+      const plain = await pgDump(["--compress=0"]);
+      const byPgDump = await pgDump(["--compress=4"]);
 
-    // act
-    const { stored, error, counts, unsupported } = await store(plain, sizes);
+      // act
+      const { stored, error, counts, unsupported } = await store(plain, sizes);
 
-    // assess: the header says so, the data is compressed, and nothing else changed
-    expect(error).toBeUndefined();
-    expect(unsupported).toBeUndefined();
-    expect(counts).toEqual(await truth());
-    expect(stored.length).toBeLessThan(plain.length * 0.8);
-    expect(stored.length).toBeLessThan(byPgDump.length * 1.1);
-    const list = await pgTool(tools.pgRestore, ["--list"], db, stored);
-    expect(list).toMatch(/Compression: 4/);
-    expect(list.split("\n").filter((l) => !l.startsWith(";"))).toEqual((await pgTool(tools.pgRestore, ["--list"], db, plain)).split("\n").filter((l) => !l.startsWith(";")));
-    const target = await env.createDatabase({ prefix: "arcr" });
-    await pgTool(tools.pgRestore, ["--no-owner", "--no-acl", "--exit-on-error", "--dbname", target], target, stored);
-    expect(await fingerprint(target)).toEqual(await fingerprint(db));
-  });
+      // assess: the header says so, the data is compressed, and nothing else changed
+      expect(error).toBeUndefined();
+      expect(unsupported).toBeUndefined();
+      expect(counts).toEqual(await truth());
+      expect(stored.length).toBeLessThan(plain.length * 0.8);
+      expect(stored.length).toBeLessThan(byPgDump.length * 1.1);
+      const list = await pgTool(tools.pgRestore, ["--list"], db, stored);
+      expect(list).toMatch(/Compression: 4/);
+      expect(list.split("\n").filter((l) => !l.startsWith(";"))).toEqual(
+        (await pgTool(tools.pgRestore, ["--list"], db, plain)).split("\n").filter((l) => !l.startsWith(";")),
+      );
+      const target = await env.createDatabase({ prefix: "arcr" });
+      await pgTool(tools.pgRestore, ["--no-owner", "--no-acl", "--exit-on-error", "--dbname", target], target, stored);
+      expect(await fingerprint(target)).toEqual(await fingerprint(db));
+    },
+  );
 
   it("an archive pg_dump compressed itself passes unchanged (and is counted)", async () => {
     const byPgDump = await pgDump(["--compress=6"]);
@@ -228,10 +237,15 @@ describe("a backup reads the customer's tables once", () => {
   it("pg_dump's scan is the only one: each table is scanned once during the backup, and the recorded counts are the dump's", async () => {
     // prepare
     const source = await env.createDatabase({ prefix: "once" });
-    await env.query(source, `CREATE TABLE a (id int); INSERT INTO a SELECT generate_series(1, 5000); CREATE TABLE b (t text); INSERT INTO b SELECT E'x\\ny' FROM generate_series(1, 321);`);
+    await env.query(
+      source,
+      `CREATE TABLE a (id int); INSERT INTO a SELECT generate_series(1, 5000); CREATE TABLE b (t text); INSERT INTO b SELECT E'x\\ny' FROM generate_series(1, 321);`,
+    );
     const scans = async () =>
       Object.fromEntries(
-        (await env.query<{ relname: string; seq_scan: string }>(source, "SELECT relname, seq_scan FROM pg_stat_user_tables WHERE relname IN ('a', 'b')")).map((r) => [r.relname, Number(r.seq_scan)]),
+        (await env.query<{ relname: string; seq_scan: string }>(source, "SELECT relname, seq_scan FROM pg_stat_user_tables WHERE relname IN ('a', 'b')")).map(
+          (r) => [r.relname, Number(r.seq_scan)],
+        ),
       );
     await new Promise((r) => setTimeout(r, 1200)); // the inserts' statistics reach pg_stat
     const before = await scans();

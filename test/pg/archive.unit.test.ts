@@ -39,7 +39,12 @@ describe("the pg_dump archive reader (core/pg/archive.ts)", () => {
   });
 
   it("compresses on the way into an archive it can read back with the same counts", async () => {
-    const { archive, reader } = storedArchive((async function* () { yield fixture; })(), 1);
+    const { archive, reader } = storedArchive(
+      (async function* () {
+        yield fixture;
+      })(),
+      1,
+    );
     const chunks: Buffer[] = [];
     for await (const c of archive) chunks.push(c as Buffer);
     expect(await reader.finish()).toEqual(expected);

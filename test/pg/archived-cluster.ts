@@ -44,7 +44,15 @@ export async function startArchivedCluster(): Promise<ArchivedCluster> {
     password,
     settings: { wal_level: "replica", max_wal_senders: "4", max_replication_slots: "4", track_commit_timestamp: "on", fsync: "off" },
   });
-  const conn: ClusterConnection = { host: "127.0.0.1", port: server.port, user: server.user, password, adminDatabase: "postgres", sslmode: "disable", insecureTls: true };
+  const conn: ClusterConnection = {
+    host: "127.0.0.1",
+    port: server.port,
+    user: server.user,
+    password,
+    adminDatabase: "postgres",
+    sslmode: "disable",
+    insecureTls: true,
+  };
   const bin = findPostgresBinDir();
   const env = { ...process.env, PGHOST: "127.0.0.1", PGPORT: String(server.port), PGUSER: server.user, PGPASSWORD: password, PGDATABASE: "postgres" };
   const slot = `s_${randomBytes(3).toString("hex")}`;
@@ -73,7 +81,10 @@ export async function startArchivedCluster(): Promise<ArchivedCluster> {
     async baseBackup() {
       const file = join(dir, `base-${++backups}.tar`);
       const startedAt = new Date();
-      const child = spawn(join(bin, "pg_basebackup"), ["-D", "-", "-Ft", "-X", "none", "--manifest-checksums=SHA256", "--checkpoint=fast"], { env, stdio: ["ignore", "pipe", "pipe"] });
+      const child = spawn(join(bin, "pg_basebackup"), ["-D", "-", "-Ft", "-X", "none", "--manifest-checksums=SHA256", "--checkpoint=fast"], {
+        env,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
       let err = "";
       child.stderr.on("data", (d: Buffer) => (err += d.toString()));
       const exited = new Promise<number | null>((r) => child.once("close", r));
@@ -100,7 +111,9 @@ export async function startArchivedCluster(): Promise<ArchivedCluster> {
     async flushWal() {
       const [row] = await query<{ lsn: string }>("postgres", "SELECT pg_current_wal_insert_lsn()::text AS lsn");
       for (let i = 0; i < 200; i++) {
-        const rows = await query<{ ok: boolean }>("postgres", "SELECT coalesce(bool_or(flush_lsn >= $1::pg_lsn), false) AS ok FROM pg_stat_replication", [row!.lsn]);
+        const rows = await query<{ ok: boolean }>("postgres", "SELECT coalesce(bool_or(flush_lsn >= $1::pg_lsn), false) AS ok FROM pg_stat_replication", [
+          row!.lsn,
+        ]);
         if (rows[0]?.ok) return;
         await new Promise((r) => setTimeout(r, 50));
       }

@@ -17,12 +17,12 @@ describe("classifyText: tool stderr", () => {
     ["FATAL:  remaining connection slots are reserved for roles with the SUPERUSER attribute", "transient", messages.tooManyConnections],
     ["FATAL:  the database system is starting up", "transient", messages.restarting],
     ["FATAL:  terminating connection due to administrator command", "transient", messages.restarting],
-    ["pg_dump: error: could not obtain lock on relation \"orders\"", "transient", messages.locked],
+    ['pg_dump: error: could not obtain lock on relation "orders"', "transient", messages.locked],
     ["ERROR:  canceling statement due to lock timeout", "transient", messages.locked],
     ["pg_dump: error: connection to server failed: timeout expired", "transient", messages.timeout],
-    ["connection to server at \"db\" (10.0.0.1), port 5432 failed: Connection refused", "transient", messages.unreachable],
+    ['connection to server at "db" (10.0.0.1), port 5432 failed: Connection refused', "transient", messages.unreachable],
     ["pg_dump: error: server closed the connection unexpectedly", "transient", messages.unreachable],
-    ["could not translate host name \"db.internal\" to address", "transient", messages.unreachable],
+    ['could not translate host name "db.internal" to address', "transient", messages.unreachable],
     ["SSL SYSCALL error: EOF detected", "transient", messages.unreachable],
   ] as const)("%s", (text, classification, message) => {
     expect(classifyText(text)).toEqual({ classification, message });

@@ -104,15 +104,22 @@ describe("tenants apart on a shared cluster", { timeout: 120_000 }, () => {
     const scratch = throwawayDatabaseName("bkp_01jzzzzzzzzzzzzzzzzzzzzzzz", 1);
     await createThrowaway(conn, scratch);
 
-    const databases = await asAdmin(async (c) => (await c.query<{ datname: string }>("SELECT datname FROM pg_database ORDER BY datname")).rows.map((r) => r.datname));
+    const databases = await asAdmin(async (c) =>
+      (await c.query<{ datname: string }>("SELECT datname FROM pg_database ORDER BY datname")).rows.map((r) => r.datname),
+    );
     expect(databases).toEqual(expect.arrayContaining(["postgres", "template0", "template1", "tenant_a", "tenant_b", "capydb_pvw_a", "capydb_pvw_b", scratch]));
     const reached: Record<string, string> = {};
     for (const db of databases) reached[db] = await tryConnect("capydb_pvw_a", "preview-a-password", db);
-    expect(Object.entries(reached).filter(([, r]) => r === "ok").map(([db]) => db)).toEqual(["capydb_pvw_a"]);
+    expect(
+      Object.entries(reached)
+        .filter(([, r]) => r === "ok")
+        .map(([db]) => db),
+    ).toEqual(["capydb_pvw_a"]);
     for (const [db, r] of Object.entries(reached)) {
       if (db !== "capydb_pvw_a") expect(r, db).toMatch(/permission denied for database|not currently accepting connections/);
     }
     // The service itself still reaches everything it works on.
-    for (const db of ["postgres", "tenant_a", "capydb_pvw_a", "capydb_pvw_b", scratch]) expect(await tryConnect(server.user, server.password, db), db).toBe("ok");
+    for (const db of ["postgres", "tenant_a", "capydb_pvw_a", "capydb_pvw_b", scratch])
+      expect(await tryConnect(server.user, server.password, db), db).toBe("ok");
   });
 });

@@ -43,7 +43,10 @@ beforeAll(async () => {
     await src.query("app", "INSERT INTO ledger VALUES ($1, clock_timestamp())", [id]);
     await new Promise((r) => setTimeout(r, 100));
   }
-  const rows = await src.query<{ id: number; at: string }>("app", "SELECT id, extract(epoch FROM pg_xact_commit_timestamp(xmin))::text AS at FROM ledger ORDER BY id");
+  const rows = await src.query<{ id: number; at: string }>(
+    "app",
+    "SELECT id, extract(epoch FROM pg_xact_commit_timestamp(xmin))::text AS at FROM ledger ORDER BY id",
+  );
   commits = rows.map((r) => ({ id: r.id, at: new Date(Number(r.at) * 1000) }));
   // A commit after the last target, so replay finds one past it.
   await src.query("app", "CREATE TABLE after_targets (x int)");
@@ -100,7 +103,10 @@ describe("recovery instance", () => {
   }, 180_000);
 
   it("fails with the segment's error when a segment replay needs is corrupt, and leaves nothing behind", async () => {
-    const needed = readdirSync(src.walDir).filter((f) => /^[0-9A-F]{24}(\.partial)?$/.test(f)).map((f) => f.replace(".partial", "")).sort();
+    const needed = readdirSync(src.walDir)
+      .filter((f) => /^[0-9A-F]{24}(\.partial)?$/.test(f))
+      .map((f) => f.replace(".partial", ""))
+      .sort();
     // The newest segment holds the ledger rows: replay needs it for a target inside them.
     const last = needed.at(-1)!;
     const err = await recover(between(20), { corrupt: new Set([last]) }).catch((e: unknown) => e);
@@ -143,31 +149,43 @@ describe("recovery instance", () => {
 });
 
 describe("a worker killed while it recovers", () => {
-  it.each(["fetch", "copy"])("during the %s: the server dies with it and the sweep removes its directory", async (hang) => {
-    const child = spawn(join(process.cwd(), "node_modules", ".bin", "tsx"), [join("test", "pg", "fixtures", "recover-child.ts")], {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, BASE_TAR: baseTar, WAL_DIR: src.walDir, TARGET: between(10).toISOString(), PG_USER: src.conn.user, WORK_ROOT: workRoot, HANG: hang },
-    });
-    let output = "";
-    child.stdout.on("data", (d: Buffer) => (output += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (output += d.toString()));
-    const stage = hang === "fetch" ? "fetching" : "copying";
-    for (let i = 0; !output.includes(stage); i++) {
-      if (i > 600 || child.exitCode !== null) throw new Error(`the recovering process did not reach the ${hang}: ${output}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const [dir] = readdirSync(workRoot);
-    const postmaster = Number(readFileSync(join(workRoot, dir!, "data", "postmaster.pid"), "utf8").split("\n")[0]);
-    // The process that started the server (node under tsx): kill -9 it alone, as an OOM kill would.
-    const worker = Number(readFileSync(`/proc/${postmaster}/stat`, "utf8").split(") ")[1]!.split(" ")[1]);
-    process.kill(worker, "SIGKILL");
-    for (let i = 0; existsSync(`/proc/${postmaster}`); i++) {
-      if (i > 100) throw new Error("the recovery server outlived its worker");
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    child.kill("SIGKILL");
-    expect(await sweepRecoveryDirs(workRoot)).toEqual([join(workRoot, dir!)]);
-    expect(readdirSync(workRoot)).toEqual([]);
-    expect(postgresProcesses()).toBe("");
-  }, 120_000);
+  it.each(["fetch", "copy"])(
+    "during the %s: the server dies with it and the sweep removes its directory",
+    async (hang) => {
+      const child = spawn(join(process.cwd(), "node_modules", ".bin", "tsx"), [join("test", "pg", "fixtures", "recover-child.ts")], {
+        stdio: ["ignore", "pipe", "pipe"],
+        env: {
+          ...process.env,
+          BASE_TAR: baseTar,
+          WAL_DIR: src.walDir,
+          TARGET: between(10).toISOString(),
+          PG_USER: src.conn.user,
+          WORK_ROOT: workRoot,
+          HANG: hang,
+        },
+      });
+      let output = "";
+      child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+      const stage = hang === "fetch" ? "fetching" : "copying";
+      for (let i = 0; !output.includes(stage); i++) {
+        if (i > 600 || child.exitCode !== null) throw new Error(`the recovering process did not reach the ${hang}: ${output}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const [dir] = readdirSync(workRoot);
+      const postmaster = Number(readFileSync(join(workRoot, dir!, "data", "postmaster.pid"), "utf8").split("\n")[0]);
+      // The process that started the server (node under tsx): kill -9 it alone, as an OOM kill would.
+      const worker = Number(readFileSync(`/proc/${postmaster}/stat`, "utf8").split(") ")[1]!.split(" ")[1]);
+      process.kill(worker, "SIGKILL");
+      for (let i = 0; existsSync(`/proc/${postmaster}`); i++) {
+        if (i > 100) throw new Error("the recovery server outlived its worker");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      child.kill("SIGKILL");
+      expect(await sweepRecoveryDirs(workRoot)).toEqual([join(workRoot, dir!)]);
+      expect(readdirSync(workRoot)).toEqual([]);
+      expect(postgresProcesses()).toBe("");
+    },
+    120_000,
+  );
 });

@@ -29,7 +29,23 @@ beforeAll(async () => {
   openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other-ca.key", "-out", "other-ca.crt", "-days", "2", "-subj", "/CN=another CA");
   openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost");
   writeFileSync(path.join(dir, "san.ext"), "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n");
-  openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.ext");
+  openssl(
+    "x509",
+    "-req",
+    "-in",
+    "server.csr",
+    "-CA",
+    "ca.crt",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "server.crt",
+    "-days",
+    "2",
+    "-extfile",
+    "san.ext",
+  );
   // The server runs as `postgres` (we are root) and wants its key private to it.
   const pgUid = Number(execFileSync("id", ["-u", "postgres"]).toString().trim());
   const pgGid = Number(execFileSync("id", ["-g", "postgres"]).toString().trim());
@@ -105,7 +121,12 @@ describe("TLS to clusters: verify-full by default", () => {
   it("refuses a server without TLS, unless the cluster opted out (then the URL's sslmode, prefer by default)", async () => {
     // The suite's PostgreSQL offers no TLS: a cluster registered without the opt-out cannot be reached in plaintext.
     const shared = new URL(inject("infra").postgresUrl);
-    const plain = { ...cluster(shared.hostname), port: Number(shared.port), user: decodeURIComponent(shared.username), password: decodeURIComponent(shared.password) };
+    const plain = {
+      ...cluster(shared.hostname),
+      port: Number(shared.port),
+      user: decodeURIComponent(shared.username),
+      password: decodeURIComponent(shared.password),
+    };
     expect(await nodeConnects(plain)).toEqual({ ok: false, error: "The server does not support SSL connections" });
     const dumpPlain = await pgDump(plain);
     expect(dumpPlain.code).not.toBe(0);

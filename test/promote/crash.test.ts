@@ -121,7 +121,9 @@ describe("a worker killed during a promote", () => {
     const promotion = await promotionOf(env, s.jobId);
     await workerKilledAt("rename");
     // At the kill: both databases under their old names; the project's is the old data, refusing connections.
-    expect((await existing(env, [s.p.database, promotion.incoming_database, promotion.parked_database])).sort()).toEqual([s.p.database, promotion.incoming_database].sort());
+    expect((await existing(env, [s.p.database, promotion.incoming_database, promotion.parked_database])).sort()).toEqual(
+      [s.p.database, promotion.incoming_database].sort(),
+    );
     await assessRecovered(s.p, s.jobId, s.oldHashes, s.newHashes);
   }, 300_000);
 
@@ -140,7 +142,14 @@ describe("a promote whose last attempt is killed", () => {
     const s = await promoteScenario();
     const { UpdateCommand } = await import("@aws-sdk/lib-dynamodb");
     const { keys } = await import("../../core/db/keys.ts");
-    await env.deps.ddb.send(new UpdateCommand({ TableName: env.deps.table, Key: keys.job(s.jobId), UpdateExpression: "SET max_attempts = :one", ExpressionAttributeValues: { ":one": 1 } }));
+    await env.deps.ddb.send(
+      new UpdateCommand({
+        TableName: env.deps.table,
+        Key: keys.job(s.jobId),
+        UpdateExpression: "SET max_attempts = :one",
+        ExpressionAttributeValues: { ":one": 1 },
+      }),
+    );
     const promotion = await promotionOf(env, s.jobId);
     await workerKilledAt("rename");
     expect(await allowsConnections(env, s.p.database)).toBe(false);
@@ -179,7 +188,11 @@ describe("a worker killed during an overwrite restore", () => {
     const res = await env.app().request(`/v1/projects/${p.tenant.projectId}/restores`, {
       method: "POST",
       headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-      body: JSON.stringify({ backup_key: `projects/${p.tenant.projectId}/backups/${backup.backup_id}.dump`, target_kind: "project", approval_token: await approval(env, p.tenant.projectId, p.tenant.organizationId, "project.restore_overwrite") }),
+      body: JSON.stringify({
+        backup_key: `projects/${p.tenant.projectId}/backups/${backup.backup_id}.dump`,
+        target_kind: "project",
+        approval_token: await approval(env, p.tenant.projectId, p.tenant.organizationId, "project.restore_overwrite"),
+      }),
     });
     const json = await body(res);
     expect(res.status, JSON.stringify(json)).toBe(202);
@@ -189,6 +202,8 @@ describe("a worker killed during an overwrite restore", () => {
     expect(await allowsConnections(env, p.database)).toBe(true);
 
     const promotion = await assessRecovered(p, json.job.id, current, atBackup);
-    expect(promotion.progress).toEqual(expect.arrayContaining([expect.stringMatching(new RegExp(`backup ${backup.backup_id} restored into a hidden database and checked`))]));
+    expect(promotion.progress).toEqual(
+      expect.arrayContaining([expect.stringMatching(new RegExp(`backup ${backup.backup_id} restored into a hidden database and checked`))]),
+    );
   }, 300_000);
 });

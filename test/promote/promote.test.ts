@@ -6,7 +6,21 @@ import { getPreview, previewPassword } from "../../core/previews/previews.ts";
 import { storedEvents } from "../support/events.ts";
 import { expectShape } from "../support/spec.ts";
 import { runQueueUntilSettled } from "../worker/support.ts";
-import { allowsConnections, appProject, approval, as, changedPreview, existing, hashesAs, hashesOf, jobOf, promoteRequest, promotionOf, rowHashes, verifiedBackup } from "./support.ts";
+import {
+  allowsConnections,
+  appProject,
+  approval,
+  as,
+  changedPreview,
+  existing,
+  hashesAs,
+  hashesOf,
+  jobOf,
+  promoteRequest,
+  promotionOf,
+  rowHashes,
+  verifiedBackup,
+} from "./support.ts";
 
 let env: TestEnv;
 beforeAll(async () => {
@@ -40,7 +54,9 @@ describe("POST /v1/preview-databases/{previewID}/promote", () => {
 
     // assess: the job, its safety backup, the swap, the parked preview, the audit trail
     expect(done, JSON.stringify(done)).toMatchObject({ state: "completed", error: null });
-    expect(done!.last_stdout).toMatch(/safety backup bkp_\w+ requested[\s\S]*safety backup bkp_\w+ verified[\s\S]*swapped[\s\S]*done: undo by promoting preview pvw_/);
+    expect(done!.last_stdout).toMatch(
+      /safety backup bkp_\w+ requested[\s\S]*safety backup bkp_\w+ verified[\s\S]*swapped[\s\S]*done: undo by promoting preview pvw_/,
+    );
     const promotion = await promotionOf(env, done!.id);
     expect(promotion.phase).toBe("done");
     expect(done!.backup_id).toBe(promotion.safety_backup_id);
@@ -48,7 +64,10 @@ describe("POST /v1/preview-databases/{previewID}/promote", () => {
     expect(safety, JSON.stringify(safety)).toMatchObject({ state: "completed", verification_state: "verified" });
     expect(safety!.row_counts).toMatchObject({ "public.orders": 400, "public.customers": 50 });
 
-    const ended = await client.query("SELECT 1").then(() => "still connected", (e: { code?: string; message: string }) => e.code ?? e.message);
+    const ended = await client.query("SELECT 1").then(
+      () => "still connected",
+      (e: { code?: string; message: string }) => e.code ?? e.message,
+    );
     expect(ended).not.toBe("still connected");
     await client.end().catch(() => undefined);
     expect(await hashesAs(env, p.role, p.database)).toEqual(newHashes);
@@ -77,14 +96,25 @@ describe("POST /v1/preview-databases/{previewID}/promote", () => {
 
     const events = (await listProjectAuditEvents(env.deps, p.tenant.projectId, 50)).items;
     const requested = events.find((e) => e.action === "preview.promote_requested");
-    expect(requested, JSON.stringify(events.map((e) => e.action))).toMatchObject({ actor_kind: "api_key", target_type: "preview", target_id: preview.id, metadata: { job_id: done!.id, safety_backup_id: promotion.safety_backup_id } });
-    expect(events.find((e) => e.action === "approval.used")).toMatchObject({ actor_kind: "api_key", metadata: { approved_by_actor_kind: "operator", used_for_target_id: done!.id } });
+    expect(requested, JSON.stringify(events.map((e) => e.action))).toMatchObject({
+      actor_kind: "api_key",
+      target_type: "preview",
+      target_id: preview.id,
+      metadata: { job_id: done!.id, safety_backup_id: promotion.safety_backup_id },
+    });
+    expect(events.find((e) => e.action === "approval.used")).toMatchObject({
+      actor_kind: "api_key",
+      metadata: { approved_by_actor_kind: "operator", used_for_target_id: done!.id },
+    });
     expect(events.find((e) => e.action === "preview.promoted")).toMatchObject({
       actor_kind: "system",
       actor_id: done!.id,
       metadata: { job_id: done!.id, safety_backup_id: promotion.safety_backup_id, pre_promote_preview_id: parked.id, preview_id: preview.id },
     });
-    expect(events.find((e) => e.action === "backup.requested" && e.target_id === promotion.safety_backup_id)).toMatchObject({ actor_kind: "system", actor_id: done!.id });
+    expect(events.find((e) => e.action === "backup.requested" && e.target_id === promotion.safety_backup_id)).toMatchObject({
+      actor_kind: "system",
+      actor_id: done!.id,
+    });
 
     // act 2: undo, by promoting the pre-promote preview back
     const undoToken = await approval(env, p.tenant.projectId, p.tenant.organizationId);

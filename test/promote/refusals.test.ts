@@ -39,7 +39,15 @@ async function readyPreview(t: Tenant = tenant): Promise<PreviewItem> {
 async function completedBackup(t: Tenant): Promise<string> {
   const project = (await getProject(env.deps, t.projectId))!;
   const b = newBackupItem(project, new Date(), { jobId: "job_none", retentionDays: 7, label: "seeded", scheduleId: null });
-  await putItem(env.deps, { ...keys.backup(project.id, b.id), ...b, state: "completed", verification_state: "verified", row_counts: {}, pg_dump_version: "15.0", sha256: "x" });
+  await putItem(env.deps, {
+    ...keys.backup(project.id, b.id),
+    ...b,
+    state: "completed",
+    verification_state: "verified",
+    row_counts: {},
+    pg_dump_version: "15.0",
+    sha256: "x",
+  });
   return backupObjectKey(project.id, b.id);
 }
 
@@ -59,11 +67,19 @@ describe("promote refusals", () => {
       ["no token", undefined, 400, /approval_token is required for project\.promote_preview/],
       ["not a token", "hunter2", 403, /not an approval token/],
       ["unknown token", `ap_${"A".repeat(40)}`, 403, /no such approval/],
-      ["another action", await approval(env, tenant.projectId, tenant.organizationId, "project.restore_overwrite"), 403, /approves project\.restore_overwrite, not project\.promote_preview/],
+      [
+        "another action",
+        await approval(env, tenant.projectId, tenant.organizationId, "project.restore_overwrite"),
+        403,
+        /approves project\.restore_overwrite, not project\.promote_preview/,
+      ],
       ["another project", await approval(env, other.projectId, other.organizationId), 403, /issued for another project/],
     ];
     const past = new Date(Date.now() - 3600_000);
-    const expired = await createApproval({ ...env.deps, now: () => past }, { project: { id: tenant.projectId, organization_id: tenant.organizationId }, action: "project.promote_preview", actor: { kind: "operator", id: "t" } });
+    const expired = await createApproval(
+      { ...env.deps, now: () => past },
+      { project: { id: tenant.projectId, organization_id: tenant.organizationId }, action: "project.promote_preview", actor: { kind: "operator", id: "t" } },
+    );
     cases.push(["expired", expired.token, 403, /expired at/]);
     for (const [what, token, status, message] of cases) {
       const { res, json } = await promoteRequest(env, key, preview.id, token);
@@ -102,7 +118,15 @@ describe("promote refusals", () => {
     expect(second.json.error).toContain(`job ${first.json.job.id} (project.promote_preview) is already replacing project ${t.projectId}'s database`);
     // The refused request did not use its approval: it still works once the first job is over.
     const { UpdateCommand } = await import("@aws-sdk/lib-dynamodb");
-    await env.deps.ddb.send(new UpdateCommand({ TableName: env.deps.table, Key: keys.job(first.json.job.id), UpdateExpression: "SET #s = :f", ExpressionAttributeNames: { "#s": "state" }, ExpressionAttributeValues: { ":f": "failed" } }));
+    await env.deps.ddb.send(
+      new UpdateCommand({
+        TableName: env.deps.table,
+        Key: keys.job(first.json.job.id),
+        UpdateExpression: "SET #s = :f",
+        ExpressionAttributeNames: { "#s": "state" },
+        ExpressionAttributeValues: { ":f": "failed" },
+      }),
+    );
     const third = await promoteRequest(env, k, b.id, secondToken);
     expect(third.res.status, JSON.stringify(third.json)).toBe(202);
 
@@ -115,7 +139,12 @@ describe("promote refusals", () => {
     // A tenant of its own: the first test's promote is still pending on `tenant`.
     const t = await env.seedTenant({ database: "prm_refusals_3" });
     const preview = await readyPreview(t);
-    const siblingProject = await createProject(env.deps, { organization_id: t.organizationId, cluster_id: t.clusterId, name: uniq("sib"), database_name: "prm_sib" });
+    const siblingProject = await createProject(env.deps, {
+      organization_id: t.organizationId,
+      cluster_id: t.clusterId,
+      name: uniq("sib"),
+      database_name: "prm_sib",
+    });
     await securityMatrix(
       env,
       {
@@ -135,13 +164,23 @@ describe("promote refusals", () => {
 describe("restores with target_kind project", () => {
   it("are refused for production projects (409: restore into a preview and promote it), whatever the approval", async () => {
     const backupKey = await completedBackup(tenant);
-    const { res, json } = await restore(tenant, { backup_key: backupKey, target_kind: "project", approval_token: await approval(env, tenant.projectId, tenant.organizationId, "project.restore_overwrite") });
+    const { res, json } = await restore(tenant, {
+      backup_key: backupKey,
+      target_kind: "project",
+      approval_token: await approval(env, tenant.projectId, tenant.organizationId, "project.restore_overwrite"),
+    });
     expect(res.status, JSON.stringify(json)).toBe(409);
     expect(json.error).toMatch(/production project: restoring over its database is refused\. Restore into a preview .* then promote it/);
   });
 
   it("need an approval of project.restore_overwrite; a valid one starts a project.restore job with no preview", async () => {
-    const project = await createProject(env.deps, { organization_id: tenant.organizationId, cluster_id: tenant.clusterId, name: uniq("np"), database_name: "prm_np", environment: "non_production" });
+    const project = await createProject(env.deps, {
+      organization_id: tenant.organizationId,
+      cluster_id: tenant.clusterId,
+      name: uniq("np"),
+      database_name: "prm_np",
+      environment: "non_production",
+    });
     const t: Tenant = { ...tenant, projectId: project.id };
     const backupKey = await completedBackup(t);
     const none = await restore(t, { backup_key: backupKey, target_kind: "project" });
@@ -153,7 +192,11 @@ describe("restores with target_kind project", () => {
     const named = await restore(t, { backup_key: backupKey, target_kind: "project", preview_id: "pvw_x", approval_token: "ap_x" });
     expect(named.res.status, JSON.stringify(named.json)).toBe(400);
 
-    const ok = await restore(t, { backup_key: backupKey, target_kind: "project", approval_token: await approval(env, project.id, project.organization_id, "project.restore_overwrite") });
+    const ok = await restore(t, {
+      backup_key: backupKey,
+      target_kind: "project",
+      approval_token: await approval(env, project.id, project.organization_id, "project.restore_overwrite"),
+    });
     expect(ok.res.status, JSON.stringify(ok.json)).toBe(202);
     expectShape("Job", ok.json.job, expect);
     expect(ok.json.job).toMatchObject({ type: "project.restore", preview_database_id: null, state: "pending" });
@@ -171,7 +214,8 @@ describe("a promote and a delete of the same preview at once", () => {
     const k = await t.key(["projects:write", "projects:read", "backups:write", "backups:read", "jobs:read"]);
     return { t, k, project: (await getProject(env.deps, t.projectId))!, preview: await readyPreview(t) };
   };
-  const deletePreview = (k: string, id: string) => env.app().request(`/v1/preview-databases/${id}`, { method: "DELETE", headers: { authorization: `Bearer ${k}` } });
+  const deletePreview = (k: string, id: string) =>
+    env.app().request(`/v1/preview-databases/${id}`, { method: "DELETE", headers: { authorization: `Bearer ${k}` } });
 
   it("a promote that read the preview before a delete committed is refused (409) and its approval stays unused", async () => {
     // prepare: the promote has read the preview (ready) when the delete commits
@@ -184,7 +228,10 @@ describe("a promote and a delete of the same preview at once", () => {
     const refused = await requestPromote(env.deps, project, read, token, { kind: "api_key", id: "key_test" }).catch((e: unknown) => e);
 
     // assess: a conflict that says why, nothing started, and the approval still good for a promote that can go ahead
-    expect(refused).toMatchObject({ code: "conflict", message: expect.stringMatching(/is now deleting .*only a ready preview can be promoted; the approval was not used/) });
+    expect(refused).toMatchObject({
+      code: "conflict",
+      message: expect.stringMatching(/is now deleting .*only a ready preview can be promoted; the approval was not used/),
+    });
     const events = (await listProjectAuditEvents(env.deps, t.projectId, 50)).items.map((e) => e.action);
     expect(events).not.toContain("approval.used");
     expect(events).not.toContain("preview.promote_requested");

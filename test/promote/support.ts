@@ -35,7 +35,14 @@ export async function appProject(env: TestEnv, opts: { environment?: "production
   const tenant = await env.seedTenant({ database });
   if (opts.environment) {
     const { UpdateCommand } = await import("@aws-sdk/lib-dynamodb");
-    await env.deps.ddb.send(new UpdateCommand({ TableName: env.deps.table, Key: keys.project(tenant.projectId), UpdateExpression: "SET environment = :e", ExpressionAttributeValues: { ":e": opts.environment } }));
+    await env.deps.ddb.send(
+      new UpdateCommand({
+        TableName: env.deps.table,
+        Key: keys.project(tenant.projectId),
+        UpdateExpression: "SET environment = :e",
+        ExpressionAttributeValues: { ":e": opts.environment },
+      }),
+    );
   }
   return { tenant, role, database };
 }
@@ -109,7 +116,11 @@ export async function changedPreview(env: TestEnv, p: AppProject, backup: JobIte
 }
 
 export async function approval(env: TestEnv, projectId: string, organizationId: string, action: ApprovalAction = "project.promote_preview"): Promise<string> {
-  const a = await createApproval(env.deps, { project: { id: projectId, organization_id: organizationId }, action, actor: { kind: "operator", id: "test-operator" } });
+  const a = await createApproval(env.deps, {
+    project: { id: projectId, organization_id: organizationId },
+    action,
+    actor: { kind: "operator", id: "test-operator" },
+  });
   return a.token;
 }
 
@@ -125,7 +136,14 @@ export async function promoteRequest(env: TestEnv, key: string, previewId: strin
 /** The stored promotion item of a job (phases, plan, the ids it made). */
 export async function promotionOf(env: TestEnv, jobId: string) {
   const res = await env.deps.ddb.send(new GetCommand({ TableName: env.deps.table, Key: keys.promotion(jobId) }));
-  return res.Item as Record<string, unknown> & { safety_backup_id: string; parked_preview_id: string; phase: string; safety_job_id: string | null; incoming_database: string; parked_database: string };
+  return res.Item as Record<string, unknown> & {
+    safety_backup_id: string;
+    parked_preview_id: string;
+    phase: string;
+    safety_job_id: string | null;
+    incoming_database: string;
+    parked_database: string;
+  };
 }
 
 export const jobOf = async (env: TestEnv, id: string) => (await getJobItem(env.deps, id))!;

@@ -15,7 +15,15 @@ const created: { dbs: string[]; roles: string[] } = { dbs: [], roles: [] };
 beforeAll(async () => {
   env = await createTestEnv();
   const u = new URL(env.infra.postgresUrl);
-  admin = { host: u.hostname, port: Number(u.port), user: decodeURIComponent(u.username), password: decodeURIComponent(u.password), adminDatabase: "postgres", sslmode: null, insecureTls: true };
+  admin = {
+    host: u.hostname,
+    port: Number(u.port),
+    user: decodeURIComponent(u.username),
+    password: decodeURIComponent(u.password),
+    adminDatabase: "postgres",
+    sslmode: null,
+    insecureTls: true,
+  };
 });
 afterAll(async () => {
   for (const db of created.dbs) await env.query("postgres", `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(db)} WITH (FORCE)`).catch(() => undefined);
@@ -106,7 +114,10 @@ describe("the promote's swap", () => {
 
     await promote(s.plan);
 
-    const ended = await client.query("SELECT 1").then(() => "still connected", (e: { code?: string; message: string }) => e.code ?? e.message);
+    const ended = await client.query("SELECT 1").then(
+      () => "still connected",
+      (e: { code?: string; message: string }) => e.code ?? e.message,
+    );
     expect(ended).not.toBe("still connected");
     await client.end().catch(() => undefined);
 
@@ -121,17 +132,33 @@ describe("the promote's swap", () => {
 
     expect(await swapState(admin, s.plan)).toBe("swapped");
     expect(await hashesAs(s.parkedRole, s.plan.parked)).toEqual(s.oldHashes);
-    const refused = await as(s.app, s.plan.parked).connect().then(() => "connected", (e: { code?: string }) => e.code);
+    const refused = await as(s.app, s.plan.parked)
+      .connect()
+      .then(
+        () => "connected",
+        (e: { code?: string }) => e.code,
+      );
     expect(refused).toBe("42501");
     // The promoted preview's role is gone: its credentials reach nothing any more.
-    const preview = await as(s.preview, s.plan.project).connect().then(() => "connected", (e: { code?: string }) => e.code);
+    const preview = await as(s.preview, s.plan.project)
+      .connect()
+      .then(
+        () => "connected",
+        (e: { code?: string }) => e.code,
+      );
     expect(preview).toBe("28P01");
   });
 
   it("leaves the project's database untouched and accepting connections when it fails before the rename; a retry then completes", async () => {
     const s = await scenario();
     await adoptIncoming(admin, s.plan);
-    await expect(swapDatabases(admin, s.plan, { beforeRename: () => { throw new Error("worker lost"); } })).rejects.toThrow("worker lost");
+    await expect(
+      swapDatabases(admin, s.plan, {
+        beforeRename: () => {
+          throw new Error("worker lost");
+        },
+      }),
+    ).rejects.toThrow("worker lost");
     expect(await swapState(admin, s.plan)).toBe("before");
     expect(await hashesAs(s.app, s.plan.project)).toEqual(s.oldHashes);
 

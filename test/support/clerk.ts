@@ -21,7 +21,10 @@ export async function startFakeClerk() {
   await new Promise<void>((r) => server.listen(port, "127.0.0.1", () => r()));
   const publicPem = await exportSPKI(publicKey);
 
-  const sign = (claims: JWTPayload & Record<string, unknown>, opts: { kid?: string; exp?: number | string; nbf?: number; key?: Parameters<SignJWT["sign"]>[0] } = {}) => {
+  const sign = (
+    claims: JWTPayload & Record<string, unknown>,
+    opts: { kid?: string; exp?: number | string; nbf?: number; key?: Parameters<SignJWT["sign"]>[0] } = {},
+  ) => {
     const now = Math.floor(Date.now() / 1000);
     return new SignJWT({ azp: PARTY, ...claims })
       .setProtectedHeader({ alg: "RS256", kid: opts.kid ?? kid, typ: "JWT" })
@@ -39,7 +42,8 @@ export async function startFakeClerk() {
     member: (clerkOrg: string) => sign({ org_id: clerkOrg, org_role: "org:member" }),
     admin: (clerkOrg: string) => sign({ o: { id: clerkOrg, rol: "admin" }, v: 2 }),
     /** `alg: none`: an unsigned token. */
-    unsigned: (clerkOrg: string) => `${b64({ alg: "none", typ: "JWT" })}.${b64({ iss: ISSUER, sub: "u", org_id: clerkOrg, exp: Math.floor(Date.now() / 1000) + 60 })}.`,
+    unsigned: (clerkOrg: string) =>
+      `${b64({ alg: "none", typ: "JWT" })}.${b64({ iss: ISSUER, sub: "u", org_id: clerkOrg, exp: Math.floor(Date.now() / 1000) + 60 })}.`,
     /** HS256 "signed" with the public key as the HMAC secret: the classic algorithm-confusion attack. */
     hs256WithPublicKey: (clerkOrg: string) => {
       const head = `${b64({ alg: "HS256", typ: "JWT", kid })}.${b64({ iss: ISSUER, sub: "u", azp: PARTY, org_id: clerkOrg, org_role: "org:admin", exp: Math.floor(Date.now() / 1000) + 60 })}`;

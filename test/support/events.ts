@@ -14,7 +14,13 @@ export async function storedEvents(
   let start: Record<string, unknown> | undefined;
   do {
     const res = await deps.ddb.send(
-      new ScanCommand({ TableName: deps.table, FilterExpression: "item_type = :e", ExpressionAttributeValues: { ":e": "event" }, ExclusiveStartKey: start, ConsistentRead: true }),
+      new ScanCommand({
+        TableName: deps.table,
+        FilterExpression: "item_type = :e",
+        ExpressionAttributeValues: { ":e": "event" },
+        ExclusiveStartKey: start,
+        ConsistentRead: true,
+      }),
     );
     for (const raw of res.Items ?? []) {
       const item = eventItem.parse(raw);

@@ -35,8 +35,7 @@ export async function createTable(env: TestEnv, opts: { timeouts?: AwsTimeouts }
     ddb,
     table,
     projectId: project.id,
-    seedKey: async (_t: Tenant) =>
-      (await createApiKey(deps, { organization_id: org.id, name: "k", scopes: ["backups:read", "backups:write"] })).key,
+    seedKey: async (_t: Tenant) => (await createApiKey(deps, { organization_id: org.id, name: "k", scopes: ["backups:read", "backups:write"] })).key,
     stop: () => dynamo.stop(),
     /** SIGSTOP: the process keeps its port (connections are accepted by the kernel) but never answers: a hung DynamoDB. */
     freeze: () => void dynamo.process.kill("SIGSTOP"),

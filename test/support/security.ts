@@ -99,7 +99,12 @@ export async function securityMatrix(
 
   if (endpoint.projectScoped !== false) {
     const scoped = await tenant.key(scopes, { projectId: tenant.projectId });
-    if (!caller) await expectStatus(await call({ authorization: `Bearer ${scoped}` }, sibling.projectId, fixtures.siblingJobId), 404, "project-scoped key on a sibling project");
+    if (!caller)
+      await expectStatus(
+        await call({ authorization: `Bearer ${scoped}` }, sibling.projectId, fixtures.siblingJobId),
+        404,
+        "project-scoped key on a sibling project",
+      );
     await expectStatus(await call({ authorization: `Bearer ${scoped}` }), keyOk, "project-scoped key on its project");
   }
   await expectStatus(await call({ authorization: `Bearer ${await tenant.key(scopes)}` }), keyOk, "org key with the scope");

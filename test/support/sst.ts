@@ -10,7 +10,11 @@ import path from "node:path";
  * (.sst/platform/src/components/aws/function.ts, `normalizeEnvironment`): `SST_RESOURCE_App`,
  * `SST_KEY`, `SST_KEY_FILE` and nothing else of the links.
  */
-export function sealSstLinks(dir: string, links: Record<string, Record<string, unknown>>, app = { name: "capydb-backups", stage: "test" }): Record<string, string> {
+export function sealSstLinks(
+  dir: string,
+  links: Record<string, Record<string, unknown>>,
+  app = { name: "capydb-backups", stage: "test" },
+): Record<string, string> {
   const key = randomBytes(32);
   const cipher = createCipheriv("aes-256-gcm", key, Buffer.alloc(12, 0));
   const sealed = Buffer.concat([cipher.update(JSON.stringify(links), "utf8"), cipher.final(), cipher.getAuthTag()]);

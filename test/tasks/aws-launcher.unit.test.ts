@@ -7,7 +7,9 @@ import { readTaskInput } from "../../core/tasks/launcher.ts";
 describe("the Fargate launcher's failure reasons (ECS answers as the SDK receives them)", () => {
   it("names ECS's error type and message when RunTask is refused", async () => {
     const res = new Response(JSON.stringify({ __type: "AccessDeniedException", message: "User is not authorized to perform: ecs:RunTask" }), { status: 400 });
-    expect(await runErrorReason(new task.RunError(res))).toBe("ECS refused RunTask (HTTP 400: AccessDeniedException: User is not authorized to perform: ecs:RunTask)");
+    expect(await runErrorReason(new task.RunError(res))).toBe(
+      "ECS refused RunTask (HTTP 400: AccessDeniedException: User is not authorized to perform: ecs:RunTask)",
+    );
   });
 
   it("says no task started when RunTask answered 200 with failures (no capacity)", async () => {
@@ -44,7 +46,9 @@ describe("the threshold setting", () => {
     const { loadConfig } = await import("../../core/config.ts");
     expect(loadConfig(base).taskThresholdBytes).toBe(5 * 1024 ** 3);
     expect(loadConfig({ ...base, CAPYDB_TASK_THRESHOLD: "1MB" }).taskThresholdBytes).toBe(1024 ** 2);
-    expect(() => loadConfig({ ...base, CAPYDB_TASK_THRESHOLD: "five gigs" })).toThrow("invalid setting CAPYDB_TASK_THRESHOLD: must be a size such as 5 GB, 500 MB or a number of bytes");
+    expect(() => loadConfig({ ...base, CAPYDB_TASK_THRESHOLD: "five gigs" })).toThrow(
+      "invalid setting CAPYDB_TASK_THRESHOLD: must be a size such as 5 GB, 500 MB or a number of bytes",
+    );
     expect(() => loadConfig({ ...base, CAPYDB_TASK: "{" })).toThrow("invalid setting CAPYDB_TASK: not JSON");
   });
 });

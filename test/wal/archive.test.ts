@@ -24,7 +24,12 @@ let server: PostgresServer;
 let clusterId: string;
 const dir = mkdtempSync(join(tmpdir(), "capydb-wal-test-"));
 
-const opts = () => ({ receiver: { spoolDir: join(dir, "spool"), tickMs: 300, partialIntervalMs: 1_000, restartDelayMs: 500 }, scanMs: 500, retentionMs: 3_600_000, scratchDir: dir });
+const opts = () => ({
+  receiver: { spoolDir: join(dir, "spool"), tickMs: 300, partialIntervalMs: 1_000, restartDelayMs: 500 },
+  scanMs: 500,
+  retentionMs: 3_600_000,
+  scratchDir: dir,
+});
 
 async function sql<T extends pg.QueryResultRow>(text: string): Promise<T[]> {
   const c = new pg.Client({ connectionString: server.url });
@@ -82,10 +87,13 @@ describe("WAL archive", () => {
       await sql("INSERT INTO ledger (id) VALUES (1)");
       const committed = (await sql<{ at: Date }>("SELECT max(at) AS at FROM ledger"))[0]!.at;
       const t0 = Date.now();
-      await waitFor(async () => {
-        const w = await restorableWindow(env.deps, clusterId);
-        return w.latest_restore_time !== null && Date.parse(w.latest_restore_time) >= committed.getTime();
-      }, { timeoutMs: 30_000, what: "the commit to be restorable" });
+      await waitFor(
+        async () => {
+          const w = await restorableWindow(env.deps, clusterId);
+          return w.latest_restore_time !== null && Date.parse(w.latest_restore_time) >= committed.getTime();
+        },
+        { timeoutMs: 30_000, what: "the commit to be restorable" },
+      );
       expect(Date.now() - t0).toBeLessThan(30_000);
       const w = await restorableWindow(env.deps, clusterId);
       expect(w.lag_seconds).toBeLessThanOrEqual(30);
@@ -97,7 +105,10 @@ describe("WAL archive", () => {
 
   it("a receiver killed mid-segment and restarted loses and duplicates nothing: contiguous segments, no gap", async () => {
     let archiver = startArchiver(env.deps, opts());
-    await waitFor(async () => (await getArchive(env.deps, clusterId))?.receiver_error === null && archiver.receivers.size > 0, { timeoutMs: 20_000, what: "the receiver" });
+    await waitFor(async () => (await getArchive(env.deps, clusterId))?.receiver_error === null && archiver.receivers.size > 0, {
+      timeoutMs: 20_000,
+      what: "the receiver",
+    });
     const mid = await writeWal(20); // more than a segment: one finishes, the next is part-written
     await waitFor(archivedPast(mid), { timeoutMs: 60_000, what: "WAL archived" });
     await archiver.stop(); // SIGKILL to pg_receivewal, mid-segment
@@ -140,16 +151,22 @@ describe("WAL archive", () => {
       await waitFor(async () => (await listGaps(env.deps, clusterId)).some((g) => g.reason === "slot_lost"), { timeoutMs: 30_000, what: "the gap" });
       const [gap] = (await listGaps(env.deps, clusterId)).filter((g) => g.reason === "slot_lost");
       await waitFor(
-        async () => (await listBaseBackups(env.deps, clusterId)).some((b) => b.trigger === "after_gap" && b.state === "completed" && compareLsn(b.start_lsn!, gap!.to_lsn) >= 0 && !before.some((o) => o.id === b.id)),
+        async () =>
+          (await listBaseBackups(env.deps, clusterId)).some(
+            (b) => b.trigger === "after_gap" && b.state === "completed" && compareLsn(b.start_lsn!, gap!.to_lsn) >= 0 && !before.some((o) => o.id === b.id),
+          ),
         { timeoutMs: 120_000, what: "a base backup after the gap" },
       );
       const w = await restorableWindow(env.deps, clusterId);
       const slotGap = w.gaps.find((g) => g.reason === "slot_lost")!;
       expect(slotGap.to, JSON.stringify(w)).not.toBeNull();
-      await waitFor(async () => {
-        const now = await restorableWindow(env.deps, clusterId);
-        return now.latest_restore_time !== null && Date.parse(now.latest_restore_time) > Date.parse(slotGap.to!);
-      }, { timeoutMs: 30_000, what: "the window to reopen after the gap" });
+      await waitFor(
+        async () => {
+          const now = await restorableWindow(env.deps, clusterId);
+          return now.latest_restore_time !== null && Date.parse(now.latest_restore_time) > Date.parse(slotGap.to!);
+        },
+        { timeoutMs: 30_000, what: "the window to reopen after the gap" },
+      );
       // The window reopens exactly at the base backup after the gap, and nothing restores inside it.
       const reopened = await restorableWindow(env.deps, clusterId);
       expect(reopened.spans.at(-1)!.from).toBe(slotGap.to);
@@ -181,7 +198,8 @@ describe("WAL archive", () => {
     const segmentsAfter = await listSegments(env.deps, clusterId);
     expect(segmentsAfter.length).toBeLessThan(segmentsBefore.length);
     // Nothing the newest base backup needs went: every segment from its start is still there.
-    for (const s of segmentsBefore.filter((x) => x.end_lsn && compareLsn(x.end_lsn, newest!.start_lsn!) > 0)) expect(segmentsAfter.map((x) => x.name)).toContain(s.name);
+    for (const s of segmentsBefore.filter((x) => x.end_lsn && compareLsn(x.end_lsn, newest!.start_lsn!) > 0))
+      expect(segmentsAfter.map((x) => x.name)).toContain(s.name);
     const w = await restorableWindow(env.deps, clusterId);
     expect(w.earliest_restore_time).toBe(newest!.finished_at);
     await env.deps.s3.send(new DeleteObjectCommand({ Bucket: env.deps.bucket, Key: "unused" })).catch(() => undefined);

@@ -9,22 +9,70 @@ const at = (segno: number, offset = 0) => formatLsn(BigInt(segno) * BigInt(seg) 
 
 function bb(id: string, startSeg: number, endSeg: number, finishedMin: number, over: Partial<BaseBackupItem> = {}): BaseBackupItem {
   return {
-    item_type: "base_backup", id, cluster_id: "cls_x", state: "completed", trigger: "daily", timeline: 1,
-    start_lsn: at(startSeg, 40), end_lsn: at(endSeg, 256), start_segment: segmentName(1, BigInt(startSeg)),
-    started_at: t(finishedMin - 1), finished_at: t(finishedMin), verified_at: t(finishedMin + 1), key: "k", manifest_key: "m",
-    compression: "gzip", sha256: "a".repeat(64), size_bytes: 1, raw_bytes: 1, duration_ms: 1, error: null, worker_id: null, updated_at: t(finishedMin), ...over,
+    item_type: "base_backup",
+    id,
+    cluster_id: "cls_x",
+    state: "completed",
+    trigger: "daily",
+    timeline: 1,
+    start_lsn: at(startSeg, 40),
+    end_lsn: at(endSeg, 256),
+    start_segment: segmentName(1, BigInt(startSeg)),
+    started_at: t(finishedMin - 1),
+    finished_at: t(finishedMin),
+    verified_at: t(finishedMin + 1),
+    key: "k",
+    manifest_key: "m",
+    compression: "gzip",
+    sha256: "a".repeat(64),
+    size_bytes: 1,
+    raw_bytes: 1,
+    duration_ms: 1,
+    error: null,
+    worker_id: null,
+    updated_at: t(finishedMin),
+    ...over,
   };
 }
 function archive(restorableSeg: number, restorableMin: number): WalArchiveItem {
   return {
-    item_type: "wal_archive", cluster_id: "cls_x", enabled: true, window_days: 7, slot_name: "s", segment_size: seg, timeline: 1,
-    chain_start_lsn: at(1), archived_lsn: at(restorableSeg, 900), archived_at: t(restorableMin), restorable_lsn: at(restorableSeg, 800),
-    restorable_time: t(restorableMin), slot_retained_bytes: 0, receiver_id: "r", receiver_heartbeat_at: t(restorableMin),
-    receiver_error: null, base_backup_due_at: null, base_backup_reason: null, created_at: t(0), updated_at: t(restorableMin),
+    item_type: "wal_archive",
+    cluster_id: "cls_x",
+    enabled: true,
+    window_days: 7,
+    slot_name: "s",
+    segment_size: seg,
+    timeline: 1,
+    chain_start_lsn: at(1),
+    archived_lsn: at(restorableSeg, 900),
+    archived_at: t(restorableMin),
+    restorable_lsn: at(restorableSeg, 800),
+    restorable_time: t(restorableMin),
+    slot_retained_bytes: 0,
+    receiver_id: "r",
+    receiver_heartbeat_at: t(restorableMin),
+    receiver_error: null,
+    base_backup_due_at: null,
+    base_backup_reason: null,
+    created_at: t(0),
+    updated_at: t(restorableMin),
   };
 }
 function gap(fromSeg: number, toSeg: number, fromMin: number): WalGapItem {
-  return { item_type: "wal_gap", id: `gap_${fromSeg}`, cluster_id: "cls_x", reason: "corrupt", timeline: 1, from_lsn: at(fromSeg), to_lsn: at(toSeg), from: t(fromMin), to: null, segments: [], detail: "", detected_at: t(fromMin) };
+  return {
+    item_type: "wal_gap",
+    id: `gap_${fromSeg}`,
+    cluster_id: "cls_x",
+    reason: "corrupt",
+    timeline: 1,
+    from_lsn: at(fromSeg),
+    to_lsn: at(toSeg),
+    from: t(fromMin),
+    to: null,
+    segments: [],
+    detail: "",
+    detected_at: t(fromMin),
+  };
 }
 
 describe("WAL names and positions", () => {
@@ -46,7 +94,13 @@ describe("restorable window", () => {
 
   it("runs from the oldest usable base backup's end to the newest restorable time, with the lag", () => {
     const w = computeWindow({ archive: archive(9, 99), baseBackups: [bb("bbk_2", 6, 6, 50), bb("bbk_1", 2, 2, 10)], gaps: [], now });
-    expect(w).toMatchObject({ available: true, earliest_restore_time: t(10), latest_restore_time: t(99), lag_seconds: 60, spans: [{ from: t(10), to: t(99) }] });
+    expect(w).toMatchObject({
+      available: true,
+      earliest_restore_time: t(10),
+      latest_restore_time: t(99),
+      lag_seconds: 60,
+      spans: [{ from: t(10), to: t(99) }],
+    });
     expect(baseBackupForTime(w, [bb("bbk_2", 6, 6, 50), bb("bbk_1", 2, 2, 10)], new Date(t(70)))?.id).toBe("bbk_2");
     expect(baseBackupForTime(w, [bb("bbk_2", 6, 6, 50), bb("bbk_1", 2, 2, 10)], new Date(t(30)))?.id).toBe("bbk_1");
   });
@@ -54,7 +108,10 @@ describe("restorable window", () => {
   it("stops a base backup's range at the first gap, and opens again at the next base backup after it", () => {
     const bbs = [bb("bbk_1", 2, 2, 10), bb("bbk_2", 8, 8, 60)];
     const w = computeWindow({ archive: archive(9, 99), baseBackups: bbs, gaps: [gap(5, 7, 40)], now });
-    expect(w.spans).toEqual([{ from: t(10), to: t(40) }, { from: t(60), to: t(99) }]);
+    expect(w.spans).toEqual([
+      { from: t(10), to: t(40) },
+      { from: t(60), to: t(99) },
+    ]);
     expect(w.gaps).toMatchObject([{ from: t(40), to: t(60) }]);
     expect(locateTime(w, new Date(t(50)))).toEqual({ in: "gap", gap: { from: t(40), to: t(60) } });
     expect(baseBackupForTime(w, bbs, new Date(t(50)))).toBeUndefined();

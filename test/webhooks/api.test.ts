@@ -10,8 +10,20 @@ import { waitFor } from "../worker/support.ts";
 const contract = {
   WebhookEndpoint: ["id", "organization_id", "url", "description", "event_types", "is_active", "health", "created_at", "updated_at"],
   WebhookDelivery: [
-    "id", "organization_id", "endpoint_id", "event_type", "payload", "state", "attempts", "max_attempts",
-    "next_attempt_at", "response_status", "last_error", "created_at", "delivered_at", "updated_at",
+    "id",
+    "organization_id",
+    "endpoint_id",
+    "event_type",
+    "payload",
+    "state",
+    "attempts",
+    "max_attempts",
+    "next_attempt_at",
+    "response_status",
+    "last_error",
+    "created_at",
+    "delivered_at",
+    "updated_at",
   ],
 };
 
@@ -33,10 +45,20 @@ const base = (t: Tenant) => `/v1/organizations/${t.organizationId}/webhook-endpo
 
 describe("webhook endpoints API", () => {
   it("creates (secret shown once), lists, shows, updates and deletes, in the published shapes", async () => {
-    const created = await createEndpointViaApi(env, a, keyA, { url: "http://127.0.0.1:9/hook", event_types: ["backup.completed", "job.failed"], description: "chat" });
+    const created = await createEndpointViaApi(env, a, keyA, {
+      url: "http://127.0.0.1:9/hook",
+      event_types: ["backup.completed", "job.failed"],
+      description: "chat",
+    });
     expect(Object.keys(created).sort()).toEqual(["plaintext_secret", "webhook_endpoint"]);
     expect(Object.keys(created.webhook_endpoint).sort()).toEqual([...contract.WebhookEndpoint!].sort());
-    expect(created.webhook_endpoint).toMatchObject({ organization_id: a.organizationId, is_active: true, health: "healthy", event_types: ["backup.completed", "job.failed"], description: "chat" });
+    expect(created.webhook_endpoint).toMatchObject({
+      organization_id: a.organizationId,
+      is_active: true,
+      health: "healthy",
+      event_types: ["backup.completed", "job.failed"],
+      description: "chat",
+    });
     const id = created.webhook_endpoint.id;
 
     const list = await api(env, keyA, "GET", base(a));
@@ -47,7 +69,13 @@ describe("webhook endpoints API", () => {
 
     const patched = await api(env, keyA, "PATCH", `${base(a)}/${id}`, { event_types: [], is_active: false, description: "paused" });
     expect(patched.status, JSON.stringify(patched.body)).toBe(200);
-    expect(patched.body.webhook_endpoint).toMatchObject({ event_types: [], is_active: false, health: "disabled", description: "paused", url: "http://127.0.0.1:9/hook" });
+    expect(patched.body.webhook_endpoint).toMatchObject({
+      event_types: [],
+      is_active: false,
+      health: "disabled",
+      description: "paused",
+      url: "http://127.0.0.1:9/hook",
+    });
 
     const bad = await api(env, keyA, "PATCH", `${base(a)}/${id}`, { event_types: ["backup.exploded"] });
     expect(bad.status).toBe(400);
@@ -83,11 +111,22 @@ describe("webhook endpoints API", () => {
     const loops = startWebhookLoops(env);
     try {
       // an event of organization A (as any state change writes it)
-      await transactWrite(env.deps, [outboxPut(env.deps, { type: "job.completed", organization_id: a.organizationId, project_id: a.projectId, data: { job_id: "job_x", project_id: a.projectId } })]);
-      const [delivery] = await waitFor("A's delivery", async () => {
-        const items = (await listDeliveries(env.deps, epA.webhook_endpoint.id, 5)).items;
-        return items[0]?.state === "delivered" ? items : undefined;
-      }, 20_000);
+      await transactWrite(env.deps, [
+        outboxPut(env.deps, {
+          type: "job.completed",
+          organization_id: a.organizationId,
+          project_id: a.projectId,
+          data: { job_id: "job_x", project_id: a.projectId },
+        }),
+      ]);
+      const [delivery] = await waitFor(
+        "A's delivery",
+        async () => {
+          const items = (await listDeliveries(env.deps, epA.webhook_endpoint.id, 5)).items;
+          return items[0]?.state === "delivered" ? items : undefined;
+        },
+        20_000,
+      );
       expect(receiverA.requests.map((r) => JSON.parse(r.body).type)).toEqual(["job.completed"]);
       await new Promise((r) => setTimeout(r, 1000));
       expect(receiverB.requests).toHaveLength(0);
@@ -145,10 +184,14 @@ describe("webhook endpoints API", () => {
       expect((await api(env, keyA, "GET", `${base(a)}/${ep.webhook_endpoint.id}`)).body.webhook_endpoint.health).toBe("failing");
       // three days and a minute later, the next failure turns it off
       env.deps.now = () => new Date(realNow().getTime() + 3 * 86400_000 + 60_000);
-      await waitFor("the endpoint to be disabled", async () => {
-        const shown = await api(env, keyA, "GET", `${base(a)}/${ep.webhook_endpoint.id}`);
-        return shown.body.webhook_endpoint.health === "disabled" ? shown : undefined;
-      }, 20_000);
+      await waitFor(
+        "the endpoint to be disabled",
+        async () => {
+          const shown = await api(env, keyA, "GET", `${base(a)}/${ep.webhook_endpoint.id}`);
+          return shown.body.webhook_endpoint.health === "disabled" ? shown : undefined;
+        },
+        20_000,
+      );
       const shown = (await api(env, keyA, "GET", `${base(a)}/${ep.webhook_endpoint.id}`)).body.webhook_endpoint;
       expect(shown).toMatchObject({ is_active: false, health: "disabled" });
       // turning it back on starts afresh

@@ -45,10 +45,12 @@ describe("no event is lost to a crash", () => {
     // nothing was sent, but both events are in the outbox, committed with the completion
     expect(receiver.requests).toHaveLength(0);
     const waiting = await storedEvents(env.deps, { field: "job_id", value: job.id });
-    expect(waiting.map((e) => [e.type, e.relayed_at])).toEqual([
-      ["job.completed", null],
-      ["backup.completed", null],
-    ].sort((x, y) => (x[0]! < y[0]! ? -1 : 1)) as unknown as [string, null][]);
+    expect(waiting.map((e) => [e.type, e.relayed_at])).toEqual(
+      [
+        ["job.completed", null],
+        ["backup.completed", null],
+      ].sort((x, y) => (x[0]! < y[0]! ? -1 : 1)) as unknown as [string, null][],
+    );
 
     // act 2: the service runs again
     const loops = startWebhookLoops(env);
@@ -71,7 +73,9 @@ describe("no event is lost to a crash", () => {
     const ep = await createEndpointViaApi(env, tenant, key, { url: receiver.url, event_types: ["job.failed"] });
     const { outboxPut } = await import("../../core/events/outbox.ts");
     const { transactWrite } = await import("../../core/db/store.ts");
-    await transactWrite(env.deps, [outboxPut(env.deps, { type: "job.failed", organization_id: tenant.organizationId, project_id: tenant.projectId, data: { job_id: "job_lost" } })]);
+    await transactWrite(env.deps, [
+      outboxPut(env.deps, { type: "job.failed", organization_id: tenant.organizationId, project_id: tenant.projectId, data: { job_id: "job_lost" } }),
+    ]);
 
     // act 1: the relay commits the deliveries, then its send fails (no deliveries queue reachable)
     const report = await relayEvents({ ...env.deps, deliveryQueueUrl: "http://127.0.0.1:9/000000000000/gone" });

@@ -66,7 +66,15 @@ describe("webhook deliveries to a real receiver", () => {
       const history = await api(env, key, "GET", `/v1/organizations/${tenant.organizationId}/webhook-endpoints/${endpoint.id}/deliveries`);
       expect(history.status, JSON.stringify(history.body)).toBe(200);
       expect(history.body.deliveries).toEqual([
-        expect.objectContaining({ id: req!.headers["x-capydb-delivery"], state: "delivered", attempts: 1, max_attempts: 8, response_status: 200, event_type: "backup.completed", payload: event }),
+        expect.objectContaining({
+          id: req!.headers["x-capydb-delivery"],
+          state: "delivered",
+          attempts: 1,
+          max_attempts: 8,
+          response_status: 200,
+          event_type: "backup.completed",
+          payload: event,
+        }),
       ]);
       const shown = await api(env, key, "GET", `/v1/organizations/${tenant.organizationId}/webhook-endpoints/${endpoint.id}`);
       expect(shown.body.webhook_endpoint.health).toBe("healthy");
@@ -84,10 +92,14 @@ describe("webhook deliveries to a real receiver", () => {
       const test = await api(env, key, "POST", `/v1/organizations/${tenant.organizationId}/webhook-endpoints/${endpoint.id}/test`);
       expect(test.status, JSON.stringify(test.body)).toBe(202);
       expect(test.body.delivery).toMatchObject({ state: "pending", attempts: 0, event_type: "webhook.test" });
-      const delivered = await waitFor("the delivery to succeed", async () => {
-        const [d] = (await listDeliveries(env.deps, endpoint.id, 5)).items;
-        return d?.state === "delivered" ? d : undefined;
-      }, 30_000);
+      const delivered = await waitFor(
+        "the delivery to succeed",
+        async () => {
+          const [d] = (await listDeliveries(env.deps, endpoint.id, 5)).items;
+          return d?.state === "delivered" ? d : undefined;
+        },
+        30_000,
+      );
       expect(delivered).toMatchObject({ id: test.body.delivery.id, attempts: 3, response_status: 200, last_error: null });
       // updated_at follows the delivery: set when it was queued, moved by each attempt, last at its success.
       expect(test.body.delivery.updated_at).toBe(test.body.delivery.created_at);
@@ -110,10 +122,14 @@ describe("webhook deliveries to a real receiver", () => {
     const loops = startWebhookLoops(env, { ...fastDelivery, timeoutMs: 1_000 });
     try {
       await api(env, key, "POST", `/v1/organizations/${tenant.organizationId}/webhook-endpoints/${endpoint.id}/test`);
-      const delivered = await waitFor("the delivery to succeed", async () => {
-        const [d] = (await listDeliveries(env.deps, endpoint.id, 5)).items;
-        return d?.state === "delivered" ? d : undefined;
-      }, 30_000);
+      const delivered = await waitFor(
+        "the delivery to succeed",
+        async () => {
+          const [d] = (await listDeliveries(env.deps, endpoint.id, 5)).items;
+          return d?.state === "delivered" ? d : undefined;
+        },
+        30_000,
+      );
       expect(delivered.attempts).toBe(2);
       expect(receiver.requests).toHaveLength(2);
     } finally {
@@ -130,10 +146,14 @@ describe("webhook deliveries to a real receiver", () => {
     const loops = startWebhookLoops(env, { ...fastDelivery, backoffSeconds: [0, 0, 0, 0, 0, 0, 0] });
     try {
       await api(env, key, "POST", `/v1/organizations/${tenant.organizationId}/webhook-endpoints/${endpoint.id}/test`);
-      const failed = await waitFor("the delivery to fail for good", async () => {
-        const [d] = (await listDeliveries(env.deps, endpoint.id, 5)).items;
-        return d?.state === "failed" ? d : undefined;
-      }, 40_000);
+      const failed = await waitFor(
+        "the delivery to fail for good",
+        async () => {
+          const [d] = (await listDeliveries(env.deps, endpoint.id, 5)).items;
+          return d?.state === "failed" ? d : undefined;
+        },
+        40_000,
+      );
       expect(failed).toMatchObject({ attempts: 8, response_status: 503, delivered_at: null });
       expect(receiver.requests).toHaveLength(8);
       expect(failed.last_error).toContain("HTTP 503");

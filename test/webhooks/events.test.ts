@@ -73,14 +73,25 @@ async function runAndRedeliver(jobId: string) {
 describe("restore, preview and export events", () => {
   it("a restore into a new preview: restore.completed and preview.ready once each; deleting it: preview.deleted once", async () => {
     // act: restore the backup into a new preview, then delete the preview; each job's message delivered twice
-    const restore = await call("POST", `/v1/projects/${tenant.projectId}/restores`, { backup_key: backup.backup_key, target_kind: "new_preview", preview_name: "events-restore" });
+    const restore = await call("POST", `/v1/projects/${tenant.projectId}/restores`, {
+      backup_key: backup.backup_key,
+      target_kind: "new_preview",
+      preview_name: "events-restore",
+    });
     const previewId = restore.job.preview_database_id!;
     await runAndRedeliver(restore.job.id);
     const deletion = await call("DELETE", `/v1/preview-databases/${previewId}`);
     await runAndRedeliver(deletion.job.id);
-    await waitFor("the receiver to hear all three events", async () =>
-      received("restore.completed", "preview_id", previewId).length && received("preview.ready", "preview_id", previewId).length && received("preview.deleted", "preview_id", previewId).length ? true : undefined,
-    30_000);
+    await waitFor(
+      "the receiver to hear all three events",
+      async () =>
+        received("restore.completed", "preview_id", previewId).length &&
+        received("preview.ready", "preview_id", previewId).length &&
+        received("preview.deleted", "preview_id", previewId).length
+          ? true
+          : undefined,
+      30_000,
+    );
 
     // assess: the payloads name the restore and the preview, each request is signed with the endpoint's secret
     const [restored] = received("restore.completed", "preview_id", previewId);
@@ -125,7 +136,11 @@ describe("restore, preview and export events", () => {
     for (const type of ["restore.completed", "preview.ready", "preview.deleted"]) {
       expect(await storedEvents(env.deps, { type, field: "preview_id", value: previewId }), type).toHaveLength(1);
     }
-    for (const [type, field] of [["restore.completed", "preview_id"], ["preview.ready", "preview_id"], ["preview.deleted", "preview_id"]] as const) {
+    for (const [type, field] of [
+      ["restore.completed", "preview_id"],
+      ["preview.ready", "preview_id"],
+      ["preview.deleted", "preview_id"],
+    ] as const) {
       expect(received(type, field, previewId), type).toHaveLength(1);
     }
   });
@@ -135,11 +150,18 @@ describe("restore, preview and export events", () => {
     const previewId = created.job.preview_database_id!;
     await runAndRedeliver(created.job.id);
     await waitFor("the receiver to hear preview.ready", async () => received("preview.ready", "preview_id", previewId).length || undefined, 30_000);
-    expect(JSON.parse(received("preview.ready", "preview_id", previewId)[0]!.body).data).toMatchObject({ mode: "empty", source_backup_id: null, state: "ready" });
+    expect(JSON.parse(received("preview.ready", "preview_id", previewId)[0]!.body).data).toMatchObject({
+      mode: "empty",
+      source_backup_id: null,
+      state: "ready",
+    });
 
     // two more transitions to ready for the same job, racing: the state condition lets neither through
     const preview = (await getPreview(env.deps, previewId))!;
-    const racing = await Promise.all([markPreviewReady(env.deps, { ...preview, state: "provisioning" }, created.job.id), markPreviewReady(env.deps, preview, created.job.id)]);
+    const racing = await Promise.all([
+      markPreviewReady(env.deps, { ...preview, state: "provisioning" }, created.job.id),
+      markPreviewReady(env.deps, preview, created.job.id),
+    ]);
     expect(racing).toEqual([undefined, undefined]);
     expect(await storedEvents(env.deps, { type: "preview.ready", field: "preview_id", value: previewId })).toHaveLength(1);
     expect(await storedEvents(env.deps, { type: "restore.completed", field: "preview_id", value: previewId })).toHaveLength(0);

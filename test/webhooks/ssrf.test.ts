@@ -51,12 +51,20 @@ describe("webhook URLs that could reach inside the network are refused when crea
     const realPolicy = env.deps.webhookPolicy;
     env.deps.webhookPolicy = {
       allowLoopbackHttp: false,
-      lookup: async (host) => (host === "internal.example.com" ? [{ address: "93.184.215.14", family: 4 }, { address: "10.1.2.3", family: 4 }] : []),
+      lookup: async (host) =>
+        host === "internal.example.com"
+          ? [
+              { address: "93.184.215.14", family: 4 },
+              { address: "10.1.2.3", family: 4 },
+            ]
+          : [],
     };
     try {
       const res = await api(env, key, "POST", endpointsPath(), { url: "https://internal.example.com/hook" });
       expect(res.status, JSON.stringify(res.body)).toBe(400);
-      expect(res.body.error).toBe("url's host internal.example.com resolves to 10.1.2.3 is a private, link-local or reserved address (private-use, 10.0.0.0/8)");
+      expect(res.body.error).toBe(
+        "url's host internal.example.com resolves to 10.1.2.3 is a private, link-local or reserved address (private-use, 10.0.0.0/8)",
+      );
       // a PATCH to such a URL is refused the same way
       env.deps.webhookPolicy = { allowLoopbackHttp: false, lookup: async () => [{ address: "93.184.215.14", family: 4 }] };
       const created = await api(env, key, "POST", endpointsPath(), { url: "https://public.example.com/hook" });
@@ -73,7 +81,22 @@ describe("webhook URLs that could reach inside the network are refused when crea
   it("classifies addresses", () => {
     expect(refusedAddress("8.8.8.8")).toBeUndefined();
     expect(refusedAddress("2606:4700::1111")).toBeUndefined();
-    for (const a of ["127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "::", "fe80::1", "fc00::1", "::ffff:10.0.0.1", "64:ff9b::a00:1", "224.0.0.1"]) {
+    for (const a of [
+      "127.0.0.1",
+      "10.0.0.1",
+      "172.16.5.4",
+      "192.168.1.1",
+      "169.254.169.254",
+      "100.64.0.1",
+      "0.0.0.0",
+      "::1",
+      "::",
+      "fe80::1",
+      "fc00::1",
+      "::ffff:10.0.0.1",
+      "64:ff9b::a00:1",
+      "224.0.0.1",
+    ]) {
       expect(refusedAddress(a), a).toBeDefined();
     }
     // the local-stack setting lets loopback through, and nothing else
@@ -163,7 +186,9 @@ describe("every special-purpose range is refused", () => {
   });
 
   it("names the IPv4 a transition form carries", () => {
-    expect(refusedAddress("64:ff9b:1::a9fe:a9fe")).toBe("64:ff9b:1::a9fe:a9fe is a private, link-local or reserved address (local-use IPv4/IPv6 translation (NAT64), 64:ff9b:1::/48), carrying 169.254.169.254, the cloud metadata service");
+    expect(refusedAddress("64:ff9b:1::a9fe:a9fe")).toBe(
+      "64:ff9b:1::a9fe:a9fe is a private, link-local or reserved address (local-use IPv4/IPv6 translation (NAT64), 64:ff9b:1::/48), carrying 169.254.169.254, the cloud metadata service",
+    );
     expect(refusedAddress("2002:a9fe:a9fe::")).toContain("(6to4, 2002::/16), carrying 169.254.169.254, the cloud metadata service");
     expect(refusedAddress("2002:7f00:1::")).toContain("carrying 127.0.0.1, a loopback address");
     expect(refusedAddress("::ffff:0:a9fe:a9fe")).toContain("(SIIT IPv4-translated (deprecated), ::ffff:0:0:0/96), carrying 169.254.169.254");
@@ -252,7 +277,9 @@ describe("at delivery time", () => {
   it("refuses a stored endpoint whose literal address is loopback (an endpoint from before a rule change)", async () => {
     const tripwire = await startReceiver();
     try {
-      const { item } = await createEndpoint({ ...env.deps, webhookPolicy: { allowLoopbackHttp: true } }, tenant.organizationId, { url: `https://127.0.0.1:${tripwire.port}/hook` });
+      const { item } = await createEndpoint({ ...env.deps, webhookPolicy: { allowLoopbackHttp: true } }, tenant.organizationId, {
+        url: `https://127.0.0.1:${tripwire.port}/hook`,
+      });
       const delivery = await createDelivery({ ...env.deps, deliveryQueueUrl: undefined }, item, testEvent(item, env.deps.now()));
       await deliverMessage(env.deps, messageOf(delivery), { ...fastDelivery, backoffSeconds: [3600] });
       expect((await getDelivery(env.deps, item.id, delivery.id))!.last_error).toBe("refused: url's host 127.0.0.1 is a loopback address");

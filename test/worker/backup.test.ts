@@ -2,24 +2,11 @@ import { createTestEnv, type TestEnv } from "../support/env.ts";
 import { HeadObjectCommand } from "@aws-sdk/client-s3";
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { getItem } from "../../core/db/store.ts";
-import { keys } from "../../core/db/keys.ts";
 import { enqueueJobs } from "../../core/jobs/queue.ts";
 import { getLock } from "../../core/jobs/locks.ts";
 import { storedEvents } from "../support/events.ts";
 import { pickPgTools } from "../../core/pg/pgtools.ts";
-import {
-  backupOf,
-  fastOptions,
-  libpqEnv,
-  listKeys,
-  objectBytes,
-  postBackup,
-  runQueueUntilSettled,
-  runTool,
-  sha256,
-  smallDatabase,
-} from "./support.ts";
+import { backupOf, fastOptions, libpqEnv, listKeys, objectBytes, postBackup, runQueueUntilSettled, runTool, sha256, smallDatabase } from "./support.ts";
 
 let env: TestEnv;
 beforeAll(async () => {
@@ -102,7 +89,17 @@ describe("a backup end to end", () => {
     // exactly one backup.completed and one job.completed, committed with the state change
     const events = await storedEvents(env.deps, { type: "backup.completed", field: "backup_id", value: backup.id });
     expect(events.map((e) => e.event)).toEqual([
-      expect.objectContaining({ type: "backup.completed", data: expect.objectContaining({ backup_id: backup.id, job_id: job.id, sha256: backup.sha256, size_bytes: backup.size_bytes, state: "completed", verification_state: "verified" }) }),
+      expect.objectContaining({
+        type: "backup.completed",
+        data: expect.objectContaining({
+          backup_id: backup.id,
+          job_id: job.id,
+          sha256: backup.sha256,
+          size_bytes: backup.size_bytes,
+          state: "completed",
+          verification_state: "verified",
+        }),
+      }),
     ]);
     expect(await storedEvents(env.deps, { type: "job.completed", field: "job_id", value: job.id })).toHaveLength(1);
     expect(await getLock(env.deps, settled!.locked_resource!)).toBeUndefined();

@@ -27,7 +27,9 @@ beforeAll(async () => {
 afterAll(async () => env?.cleanup());
 
 const scratchLeft = async (backupId: string) =>
-  (await env.query<{ datname: string }>("postgres", "SELECT datname FROM pg_database WHERE datname LIKE $1", [`${throwawayDatabaseName(backupId)}%`])).map((r) => r.datname);
+  (await env.query<{ datname: string }>("postgres", "SELECT datname FROM pg_database WHERE datname LIKE $1", [`${throwawayDatabaseName(backupId)}%`])).map(
+    (r) => r.datname,
+  );
 
 /**
  * The state a backup job's worker leaves when it is killed (kill -9) during its last attempt, built
@@ -47,11 +49,20 @@ async function deadLastAttempt(opts: { verifyCluster?: string } = {}): Promise<{
       Key: keys.job(job.id),
       UpdateExpression: "SET #s = :running, attempts = :n, claimed_by = :w, lease_expires_at = :lapsed, available_at = :null, gsi2pk = :gpk, gsi2sk = :gsk",
       ExpressionAttributeNames: { "#s": "state" },
-      ExpressionAttributeValues: { ":running": "running", ":n": 3, ":w": "killed-worker", ":lapsed": lapsed, ":null": null, ...prefixed(jobStateIndex("running", lapsed, job.id)) },
+      ExpressionAttributeValues: {
+        ":running": "running",
+        ":n": 3,
+        ":w": "killed-worker",
+        ":lapsed": lapsed,
+        ":null": null,
+        ...prefixed(jobStateIndex("running", lapsed, job.id)),
+      },
     }),
   );
   const upload = await env.deps.s3.send(new CreateMultipartUploadCommand({ Bucket: env.deps.bucket, Key: backup.backup_key }));
-  await env.deps.s3.send(new UploadPartCommand({ Bucket: env.deps.bucket, Key: backup.backup_key, UploadId: upload.UploadId!, PartNumber: 1, Body: Buffer.alloc(1024, 1) }));
+  await env.deps.s3.send(
+    new UploadPartCommand({ Bucket: env.deps.bucket, Key: backup.backup_key, UploadId: upload.UploadId!, PartNumber: 1, Body: Buffer.alloc(1024, 1) }),
+  );
   await env.deps.s3.send(new PutObjectCommand({ Bucket: env.deps.bucket, Key: backup.backup_key, Body: Buffer.alloc(4096, 2) }));
   await env.deps.ddb.send(
     new UpdateCommand({
@@ -78,7 +89,9 @@ async function expectNothingLeft(job: JobItem, uploadId: string) {
   expect(backup, JSON.stringify(backup)).toMatchObject({ state: "failed", verification_state: "failed" });
   expect(backup.cleanup_pending ?? false, "cleanup still pending").toBe(false);
   expect(await objectExists(env.deps, backup.backup_key), "the artifact is left in S3").toBe(false);
-  const part = env.deps.s3.send(new UploadPartCommand({ Bucket: env.deps.bucket, Key: backup.backup_key, UploadId: uploadId, PartNumber: 2, Body: Buffer.from("x") }));
+  const part = env.deps.s3.send(
+    new UploadPartCommand({ Bucket: env.deps.bucket, Key: backup.backup_key, UploadId: uploadId, PartNumber: 2, Body: Buffer.from("x") }),
+  );
   await expect(part, "the multipart upload is left").rejects.toMatchObject({ name: "NoSuchUpload" });
   expect(await scratchLeft(backup.id), "scratch databases are left").toEqual([]);
 }
@@ -108,7 +121,12 @@ describe("a backup that fails for good leaves nothing behind", () => {
 
     // The cluster is back (here: the backup names a reachable one again); the sweep, after the grace, retries.
     await env.deps.ddb.send(
-      new UpdateCommand({ TableName: env.names.table, Key: keys.backup(job.project_id, job.backup_id!), UpdateExpression: "SET verify_cluster_id = :v", ExpressionAttributeValues: { ":v": verifyClusterId } }),
+      new UpdateCommand({
+        TableName: env.names.table,
+        Key: keys.backup(job.project_id, job.backup_id!),
+        UpdateExpression: "SET verify_cluster_id = :v",
+        ExpressionAttributeValues: { ":v": verifyClusterId },
+      }),
     );
     const later = new Date(Date.now() + 11 * 60_000);
     const sweep = await sweepExpiredBackups({ ...env.deps, now: () => later }, "test-sweep");

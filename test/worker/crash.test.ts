@@ -73,11 +73,15 @@ describe("a worker killed in the middle of a dump", () => {
     let output = "";
     child.stdout?.on("data", (d: Buffer) => (output += d.toString()));
     child.stderr?.on("data", (d: Buffer) => (output += d.toString()));
-    const inFlight = await waitFor("the dead-to-be worker's upload to have a part in flight", async () => {
-      const b = await getBackupForWork(env.deps, tenant.projectId, job.backup_id!);
-      if (child?.exitCode !== null) throw new Error(`the worker process exited early: ${output}`);
-      return b?.upload_id ? b : undefined;
-    }, 40_000).catch(async (err: unknown) => {
+    const inFlight = await waitFor(
+      "the dead-to-be worker's upload to have a part in flight",
+      async () => {
+        const b = await getBackupForWork(env.deps, tenant.projectId, job.backup_id!);
+        if (child?.exitCode !== null) throw new Error(`the worker process exited early: ${output}`);
+        return b?.upload_id ? b : undefined;
+      },
+      40_000,
+    ).catch(async (err: unknown) => {
       const state = { job: await getJobItem(env.deps, job.id), backup: await getBackupForWork(env.deps, tenant.projectId, job.backup_id!) };
       throw new Error(`${String(err)}; worker output: ${output}; state: ${JSON.stringify(state)}`);
     });

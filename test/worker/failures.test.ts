@@ -38,7 +38,10 @@ describe("failures are classified and reported honestly", () => {
     const backup = await backupOf(env.deps, settled!);
     expect(backup).toMatchObject({ state: "failed", verification_state: "failed" });
     expect(JSON.stringify(backup)).not.toContain(password);
-    expect(logLines.some((l) => l.includes(job.id)), "the run was logged").toBe(true);
+    expect(
+      logLines.some((l) => l.includes(job.id)),
+      "the run was logged",
+    ).toBe(true);
     for (const line of logLines) expect(line).not.toContain(password);
     expect(await getLock(env.deps, settled!.locked_resource!)).toBeUndefined();
   });
@@ -119,8 +122,8 @@ describe("pg_dump selection", () => {
 
 describe("classification", () => {
   it.each([
-    [{ code: "28P01", message: "password authentication failed for user \"x\"" }, "permanent"],
-    [{ code: "3D000", message: "database \"gone\" does not exist" }, "permanent"],
+    [{ code: "28P01", message: 'password authentication failed for user "x"' }, "permanent"],
+    [{ code: "3D000", message: 'database "gone" does not exist' }, "permanent"],
     [{ code: "42501", message: "permission denied for table t" }, "permanent"],
     [{ code: "53300", message: "sorry, too many clients already" }, "transient"],
     [{ code: "57P03", message: "the database system is starting up" }, "transient"],

@@ -70,7 +70,14 @@ describe("an attempt whose heartbeat hangs past its lease", () => {
         beforeVerify: async () => {
           const asFirst = { backup: { project_id: job.project_id, id: job.backup_id!, job_id: job.id }, attempt: 1 };
           fencedWhileRunning = [
-            await recordBackupArtifact(env.deps, asFirst, { size_bytes: 1, sha256: "0".repeat(64), pg_dump_version: "x", server_version: "x", row_counts: {}, dump_ms: 1 }),
+            await recordBackupArtifact(env.deps, asFirst, {
+              size_bytes: 1,
+              sha256: "0".repeat(64),
+              pg_dump_version: "x",
+              server_version: "x",
+              row_counts: {},
+              dump_ms: 1,
+            }),
             await markBackupPending(env.deps, asFirst),
           ];
         },

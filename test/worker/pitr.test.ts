@@ -110,7 +110,14 @@ describe("restoreDatabaseToTime", () => {
 
 describe("a point-in-time restore into the project", () => {
   it("goes through the approval, the safety backup and the swap; the project's database then holds the rows of that time", async () => {
-    await env.deps.ddb.send(new UpdateCommand({ TableName: env.deps.table, Key: keys.project(tenant.projectId), UpdateExpression: "SET environment = :e", ExpressionAttributeValues: { ":e": "non_production" } }));
+    await env.deps.ddb.send(
+      new UpdateCommand({
+        TableName: env.deps.table,
+        Key: keys.project(tenant.projectId),
+        UpdateExpression: "SET environment = :e",
+        ExpressionAttributeValues: { ":e": "non_production" },
+      }),
+    );
     const project = (await getProject(env.deps, tenant.projectId))!;
     const { token } = await createApproval(env.deps, { project, action: "project.restore_overwrite", actor: { kind: "operator", id: "test" } });
     const at = between(7).toISOString();

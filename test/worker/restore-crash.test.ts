@@ -78,13 +78,17 @@ describe("a worker killed in the middle of a restore", () => {
     child.stdout?.on("data", (d: Buffer) => (output += d.toString()));
     child.stderr?.on("data", (d: Buffer) => (output += d.toString()));
     const preview = (await getPreview(env.deps, previewId))!;
-    await waitFor("the dead-to-be worker to have restored the tables", async () => {
-      if (child?.exitCode !== null) throw new Error(`the worker process exited early: ${output}`);
-      const rows = await env
-        .query(preview.database_name, "SELECT 1 FROM pg_tables WHERE schemaname = 'public' AND tablename = 'order_items'")
-        .catch(() => []);
-      return rows.length > 0;
-    }, 60_000);
+    await waitFor(
+      "the dead-to-be worker to have restored the tables",
+      async () => {
+        if (child?.exitCode !== null) throw new Error(`the worker process exited early: ${output}`);
+        const rows = await env
+          .query(preview.database_name, "SELECT 1 FROM pg_tables WHERE schemaname = 'public' AND tablename = 'order_items'")
+          .catch(() => []);
+        return rows.length > 0;
+      },
+      60_000,
+    );
     await new Promise((r) => setTimeout(r, 2000));
     expect(await getPreview(env.deps, previewId)).toMatchObject({ state: "provisioning", action_started: true });
     process.kill(-child.pid!, "SIGKILL");

@@ -38,7 +38,15 @@ afterAll(async () => env?.cleanup());
 
 function connOf(e: TestEnv) {
   const u = new URL(e.infra.postgresUrl);
-  return { host: u.hostname, port: Number(u.port), user: decodeURIComponent(u.username), password: decodeURIComponent(u.password), adminDatabase: "postgres", sslmode: "disable", insecureTls: true };
+  return {
+    host: u.hostname,
+    port: Number(u.port),
+    user: decodeURIComponent(u.username),
+    password: decodeURIComponent(u.password),
+    adminDatabase: "postgres",
+    sslmode: "disable",
+    insecureTls: true,
+  };
 }
 
 describe("a restore with jobs: 2 (downloaded to local disk, then pg_restore --jobs)", () => {
@@ -47,7 +55,18 @@ describe("a restore with jobs: 2 (downloaded to local disk, then pg_restore --jo
     const target = await env.createDatabase({ prefix: "rjobs_t" });
 
     // act
-    await restoreInto({ s3: env.deps.s3, bucket: env.deps.bucket, key, expectedSha256: dump.sha256, expectedRowCounts: dump.rowCounts, conn: connOf(env), database: target, tools: dump.tools, signal, jobs: 2 });
+    await restoreInto({
+      s3: env.deps.s3,
+      bucket: env.deps.bucket,
+      key,
+      expectedSha256: dump.sha256,
+      expectedRowCounts: dump.rowCounts,
+      conn: connOf(env),
+      database: target,
+      tools: dump.tools,
+      signal,
+      jobs: 2,
+    });
 
     // assess
     expect(dump.rowCounts).toEqual({ "public.a": 20000, "public.b": 30000 });
@@ -67,7 +86,18 @@ describe("a restore with jobs: 2 (downloaded to local disk, then pg_restore --jo
     const target = await env.createDatabase({ prefix: "rjobs_c" });
 
     // act
-    const err = await restoreInto({ s3: env.deps.s3, bucket: env.deps.bucket, key: bad, expectedSha256: dump.sha256, expectedRowCounts: dump.rowCounts, conn: connOf(env), database: target, tools: dump.tools, signal, jobs: 2 }).catch((e: unknown) => e);
+    const err = await restoreInto({
+      s3: env.deps.s3,
+      bucket: env.deps.bucket,
+      key: bad,
+      expectedSha256: dump.sha256,
+      expectedRowCounts: dump.rowCounts,
+      conn: connOf(env),
+      database: target,
+      tools: dump.tools,
+      signal,
+      jobs: 2,
+    }).catch((e: unknown) => e);
 
     // assess
     expect(err).toBeInstanceOf(WorkerFailure);

@@ -24,7 +24,9 @@ async function rowHashes(client: pg.Client): Promise<Record<string, string>> {
   );
   const out: Record<string, string> = {};
   for (const { t } of tables) {
-    const { rows } = await client.query<{ h: string; n: string }>(`SELECT md5(coalesce(string_agg(x::text, E'\\n' ORDER BY x::text), '')) AS h, count(*) AS n FROM ${t} x`);
+    const { rows } = await client.query<{ h: string; n: string }>(
+      `SELECT md5(coalesce(string_agg(x::text, E'\\n' ORDER BY x::text), '')) AS h, count(*) AS n FROM ${t} x`,
+    );
     out[t] = `${rows[0]!.n}:${rows[0]!.h}`;
   }
   return out;
@@ -107,7 +109,13 @@ describe("restoring a backup into a new preview", () => {
     expect(got.status, JSON.stringify(got.body)).toBe(200);
     expectShape("Preview", got.body.preview, expect);
     const backupId = /bkp_[0-9a-z]{26}/.exec(backupKey)![0];
-    expect(got.body.preview).toMatchObject({ state: "ready", last_error: null, source_kind: "backup", source_backup_key: backupKey, project_id: tenant.projectId });
+    expect(got.body.preview).toMatchObject({
+      state: "ready",
+      last_error: null,
+      source_kind: "backup",
+      source_backup_key: backupKey,
+      project_id: tenant.projectId,
+    });
 
     const conn = await call("GET", `/v1/preview-databases/${previewId}/connections`);
     expect(conn.status, JSON.stringify(conn.body)).toBe(200);
@@ -123,7 +131,11 @@ describe("restoring a backup into a new preview", () => {
     expect(restored).toEqual(atSnapshot);
     // Every object belongs to the preview's role (pg_restore --no-owner as that role).
     const owners = await withClient(url, async (c) =>
-      (await c.query<{ owner: string }>("SELECT DISTINCT pg_get_userbyid(c.relowner) AS owner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'")).rows.map((r) => r.owner),
+      (
+        await c.query<{ owner: string }>(
+          "SELECT DISTINCT pg_get_userbyid(c.relowner) AS owner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'",
+        )
+      ).rows.map((r) => r.owner),
     );
     expect(owners).toEqual([conn.body.connections.username]);
     // The lock on the preview's database is released.
@@ -146,14 +158,18 @@ describe("restoring a backup into a new preview", () => {
     // The empty preview is empty, and its role cannot create databases or roles.
     const tables = await withClient(otherUrl, async (c) => (await c.query("SELECT 1 FROM pg_tables WHERE schemaname = 'public'")).rows.length);
     expect(tables).toBe(0);
-    const power = await withClient(otherUrl, async (c) => (await c.query("SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user")).rows[0]);
+    const power = await withClient(
+      otherUrl,
+      async (c) => (await c.query("SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user")).rows[0],
+    );
     expect(power).toEqual({ rolsuper: false, rolcreatedb: false, rolcreaterole: false });
   }, 120_000);
 
   it("a restore into that preview replaces what it holds: in place by default, dropping and recreating the database with recreate", async () => {
     // What a user did in the preview since: a table of their own, rows deleted.
     await withClient(url, (c) => c.query("CREATE TABLE scribble (x int); DELETE FROM order_items"));
-    const databaseOid = () => withClient(url, async (c) => (await c.query<{ oid: string }>("SELECT oid::text FROM pg_database WHERE datname = current_database()")).rows[0]!.oid);
+    const databaseOid = () =>
+      withClient(url, async (c) => (await c.query<{ oid: string }>("SELECT oid::text FROM pg_database WHERE datname = current_database()")).rows[0]!.oid);
     const oidBefore = await databaseOid();
     const res = await call("POST", `/v1/projects/${tenant.projectId}/restores`, { backup_key: backupKey, target_kind: "preview", preview_id: previewId });
     expect(res.status, JSON.stringify(res.body)).toBe(202);
@@ -161,14 +177,24 @@ describe("restoring a backup into a new preview", () => {
     expect((await call("GET", `/v1/preview-databases/${previewId}`)).body.preview.state).toBe("resetting");
     const [done] = await runQueueUntilSettled(env.deps, [res.body.job.id]);
     expect(done?.state, JSON.stringify(done)).toBe("completed");
-    expect((await call("GET", `/v1/preview-databases/${previewId}`)).body.preview).toMatchObject({ state: "ready", source_kind: "backup", source_backup_key: backupKey, last_error: null });
+    expect((await call("GET", `/v1/preview-databases/${previewId}`)).body.preview).toMatchObject({
+      state: "ready",
+      source_kind: "backup",
+      source_backup_key: backupKey,
+      last_error: null,
+    });
     expect(await withClient(url, rowHashes)).toEqual(atSnapshot); // scribble is gone, order_items are back
     expect(await databaseOid()).toBe(oidBefore); // the same database, emptied in place
     // The role still reaches its preview only.
     expect(await tryConnect(url, tenant.database)).toMatch(/permission denied for database/);
 
     await withClient(url, (c) => c.query("CREATE TABLE scribble (x int)"));
-    const recreated = await call("POST", `/v1/projects/${tenant.projectId}/restores`, { backup_key: backupKey, target_kind: "preview", preview_id: previewId, recreate: true });
+    const recreated = await call("POST", `/v1/projects/${tenant.projectId}/restores`, {
+      backup_key: backupKey,
+      target_kind: "preview",
+      preview_id: previewId,
+      recreate: true,
+    });
     expect(recreated.status, JSON.stringify(recreated.body)).toBe(202);
     const [again] = await runQueueUntilSettled(env.deps, [recreated.body.job.id]);
     expect(again?.state, JSON.stringify(again)).toBe("completed");
@@ -197,7 +223,11 @@ describe("expiry", () => {
   it("the dispatcher deletes a preview past expires_at, database and role", async () => {
     const res = await call("POST", `/v1/projects/${tenant.projectId}/preview-databases`, { name: "short-lived", mode: "clone", ttl_hours: 1 });
     expect(res.status, JSON.stringify(res.body)).toBe(202);
-    expect(res.body.preview).toMatchObject({ mode: "clone", source_kind: "backup", source_backup_key: expect.stringMatching(/^projects\/prj_\w+\/backups\/bkp_\w+\.dump$/) });
+    expect(res.body.preview).toMatchObject({
+      mode: "clone",
+      source_kind: "backup",
+      source_backup_key: expect.stringMatching(/^projects\/prj_\w+\/backups\/bkp_\w+\.dump$/),
+    });
     await runQueueUntilSettled(env.deps, [res.body.job.id]);
     const preview = (await call("GET", `/v1/preview-databases/${res.body.preview.id}`)).body.preview;
     expect(preview.state).toBe("ready");

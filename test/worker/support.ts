@@ -82,7 +82,12 @@ export const isSettled = (j: JobItem | undefined) => j?.state === "completed" ||
  * Runs the local stack's worker loop (the same handler Lambda uses) until every job in `jobIds`
  * is completed or failed.
  */
-export async function runQueueUntilSettled(deps: Deps, jobIds: string[], options: Partial<WorkerOptions> = fastOptions, timeoutMs = 90_000): Promise<JobItem[]> {
+export async function runQueueUntilSettled(
+  deps: Deps,
+  jobIds: string[],
+  options: Partial<WorkerOptions> = fastOptions,
+  timeoutMs = 90_000,
+): Promise<JobItem[]> {
   const loop = startWorkerLoop(deps, createWorkerHandler(deps, options), { concurrency: 2, batchSize: 5, waitSeconds: 1 });
   try {
     return await waitFor(
@@ -127,7 +132,12 @@ export async function listKeys(deps: Deps, prefix: string): Promise<string[]> {
 }
 
 /** Runs a tool without a shell; resolves with its exit code and output. */
-export function runTool(path: string, args: string[], env: NodeJS.ProcessEnv, stdin?: Buffer | Readable): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runTool(
+  path: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  stdin?: Buffer | Readable,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(path, args, { env, stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";

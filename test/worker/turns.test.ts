@@ -128,8 +128,14 @@ describe("a cluster at its job cap", () => {
     expect(maxDumping, "dumps on the cluster at once").toBeLessThanOrEqual(CAP);
     // The cap is what held them back: jobs did run side by side (the 100 ms sampler of job states may miss short jobs; the dump hooks do not).
     expect(maxDumping, "dumps on the cluster side by side").toBeGreaterThan(1);
-    expect(settled.every((j) => j.attempts === 1), "waiting spent no attempt").toBe(true);
-    expect(logLines.some((l) => l.includes('"message":"job waits its turn"') && l.includes(`cluster:${cluster.id}`)), "jobs waited for a slot").toBe(true);
+    expect(
+      settled.every((j) => j.attempts === 1),
+      "waiting spent no attempt",
+    ).toBe(true);
+    expect(
+      logLines.some((l) => l.includes('"message":"job waits its turn"') && l.includes(`cluster:${cluster.id}`)),
+      "jobs waited for a slot",
+    ).toBe(true);
     const items = await scanTable(env.deps);
     expect(items.filter((i) => i.item_type === "waiter" || i.item_type === "lock")).toEqual([]);
   }, 300_000);

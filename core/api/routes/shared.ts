@@ -9,11 +9,17 @@ export const at = () => z.string().openapi(timestamp);
 export const atOrNull = () => z.string().nullable().openapi({ format: "date-time", example: timestamp.example });
 
 export const ProjectParams = z.object({
-  projectID: z.string().min(1).openapi({ param: { name: "projectID", in: "path" }, description: "Project id." }),
+  projectID: z
+    .string()
+    .min(1)
+    .openapi({ param: { name: "projectID", in: "path" }, description: "Project id." }),
 });
 
 export const OrgParams = z.object({
-  orgID: z.string().min(1).openapi({ param: { name: "orgID", in: "path" }, description: "Organization id." }),
+  orgID: z
+    .string()
+    .min(1)
+    .openapi({ param: { name: "orgID", in: "path" }, description: "Organization id." }),
 });
 
 /**

@@ -15,8 +15,8 @@ export function CliLoginPage({ sessionId }: { sessionId: string }) {
           <span id="cli-login-device">…</span> wants to sign in
         </h2>
         <p class="muted">
-          Approve only if you just ran <code>capydb login</code> on this device. It gets a new API key of your organization, named after the device,
-          that you can revoke like any key.
+          Approve only if you just ran <code>capydb login</code> on this device. It gets a new API key of your organization, named after the device, that you
+          can revoke like any key.
         </p>
         <dl class="fields">
           <dt>Requested scopes</dt>

@@ -12,7 +12,15 @@ export function PreviewsPage({ projectId }: { projectId: string }) {
         <h2 id="new-preview-heading">New preview</h2>
         <form id="preview-form" novalidate>
           <label for="preview-name">Name (optional)</label>
-          <input id="preview-name" name="name" maxlength={63} pattern="[A-Za-z0-9][A-Za-z0-9_.\-]*" placeholder="try-migration" spellcheck={false} autocapitalize="off" />
+          <input
+            id="preview-name"
+            name="name"
+            maxlength={63}
+            pattern="[A-Za-z0-9][A-Za-z0-9_.\-]*"
+            placeholder="try-migration"
+            spellcheck={false}
+            autocapitalize="off"
+          />
           <fieldset>
             <legend>Start from</legend>
             <div class="check">

@@ -10,8 +10,8 @@ export function SignInPage(props: { clerk: boolean }) {
     <Layout title="Sign in" page="sign-in" data={props.clerk ? { clerk: "on" } : {}}>
       <h1>Sign in</h1>
       <p>
-        Paste an API key of your organization. The console keeps it in this tab's session storage only (it is gone when the tab closes), sends it
-        to this site's <code>/v1</code> API and nowhere else, and never puts it in a URL or a cookie. It can do exactly what the key can.
+        Paste an API key of your organization. The console keeps it in this tab's session storage only (it is gone when the tab closes), sends it to this site's{" "}
+        <code>/v1</code> API and nowhere else, and never puts it in a URL or a cookie. It can do exactly what the key can.
       </p>
       <form id="sign-in-form" class="card" novalidate>
         <label for="api-key">API key</label>
@@ -35,7 +35,10 @@ export function SignInPage(props: { clerk: boolean }) {
       </form>
       {props.clerk ? (
         <p id="clerk-sign-in" class="help" hidden>
-          Signed in to CapyDB in this browser? <button type="button" id="use-session" class="link">Use my CapyDB session</button>
+          Signed in to CapyDB in this browser?{" "}
+          <button type="button" id="use-session" class="link">
+            Use my CapyDB session
+          </button>
         </p>
       ) : null}
     </Layout>

@@ -2,7 +2,15 @@
 import { DataTable, Layout } from "../layout.tsx";
 
 /** The event types of SPEC section 5, for the subscription checkboxes. */
-export const webhookEventTypes = ["backup.completed", "job.completed", "job.failed", "restore.completed", "preview.ready", "preview.deleted", "export.completed"] as const;
+export const webhookEventTypes = [
+  "backup.completed",
+  "job.completed",
+  "job.failed",
+  "restore.completed",
+  "preview.ready",
+  "preview.deleted",
+  "export.completed",
+] as const;
 
 export function WebhooksPage() {
   return (
@@ -16,7 +24,16 @@ export function WebhooksPage() {
         <h2 id="new-endpoint-heading">New endpoint</h2>
         <form id="endpoint-form" novalidate>
           <label for="endpoint-url">URL (https, publicly reachable)</label>
-          <input id="endpoint-url" name="url" type="url" maxlength={2048} required placeholder="https://example.com/hooks/capydb" spellcheck={false} autocapitalize="off" />
+          <input
+            id="endpoint-url"
+            name="url"
+            type="url"
+            maxlength={2048}
+            required
+            placeholder="https://example.com/hooks/capydb"
+            spellcheck={false}
+            autocapitalize="off"
+          />
           <label for="endpoint-description">Description (optional)</label>
           <input id="endpoint-description" name="description" maxlength={500} />
           <fieldset>
@@ -39,7 +56,9 @@ export function WebhooksPage() {
       <section id="secret" aria-labelledby="secret-heading" class="card" hidden>
         <h2 id="secret-heading">Signing secret</h2>
         <p>Copy it now: it is shown this once. Keep it where your receiver can read it.</p>
-        <label for="secret-value">Secret of <span id="secret-endpoint"></span></label>
+        <label for="secret-value">
+          Secret of <span id="secret-endpoint"></span>
+        </label>
         <div class="copy">
           <input id="secret-value" type="text" readonly spellcheck={false} />
           <button type="button" id="copy-secret">
@@ -62,7 +81,11 @@ export function WebhooksPage() {
         <h2 id="deliveries-heading">
           Deliveries to <span id="deliveries-endpoint"></span>
         </h2>
-        <DataTable id="deliveries" caption="The 25 newest deliveries, newest first" columns={["Event", "State", "Attempts", "Response", "Created", "Actions"]} />
+        <DataTable
+          id="deliveries"
+          caption="The 25 newest deliveries, newest first"
+          columns={["Event", "State", "Attempts", "Response", "Created", "Actions"]}
+        />
       </section>
     </Layout>
   );

@@ -29,14 +29,18 @@ export function registerCreateApiKey(app: App, r: RouteDeps) {
     // A key never carries more power than the caller who makes it.
     const lacking = input.scopes.filter((s) => !c.var.principal.scopes.includes(s));
     if (lacking.length) throw new AppError("forbidden", `cannot grant scopes you lack: ${lacking.join(", ")}`);
-    const { key, record } = await createApiKey(r.deps, {
-      organization_id: orgID,
-      name: input.name,
-      scopes: input.scopes,
-      project_id: input.project_id ?? null,
-      expires_at: input.expires_at ?? null,
-      source: "api",
-    }, actorOf(c.var.principal));
+    const { key, record } = await createApiKey(
+      r.deps,
+      {
+        organization_id: orgID,
+        name: input.name,
+        scopes: input.scopes,
+        project_id: input.project_id ?? null,
+        expires_at: input.expires_at ?? null,
+        source: "api",
+      },
+      actorOf(c.var.principal),
+    );
     c.var.log.info("api key created", { api_key_id: record.id });
     return c.json({ key, plaintext_api_key: key, api_key: record }, 201);
   });

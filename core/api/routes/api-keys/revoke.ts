@@ -14,11 +14,17 @@ export const revokeApiKeyRoute = createRoute({
   method: "delete",
   path: "/v1/organizations/{orgID}/api-keys/{keyID}",
   tags: ["API keys"],
-  summary: "Revoke an API key (idempotent; other API instances stop accepting it within 60 s). A key may revoke only keys whose scopes it holds (403 otherwise); an organization admin's session may revoke any",
+  summary:
+    "Revoke an API key (idempotent; other API instances stop accepting it within 60 s). A key may revoke only keys whose scopes it holds (403 otherwise); an organization admin's session may revoke any",
   security,
   middleware: [orgAccess("api_keys:write")] as const,
   request: {
-    params: OrgParams.extend({ keyID: z.string().min(1).openapi({ param: { name: "keyID", in: "path" }, description: "API key id." }) }),
+    params: OrgParams.extend({
+      keyID: z
+        .string()
+        .min(1)
+        .openapi({ param: { name: "keyID", in: "path" }, description: "API key id." }),
+    }),
   },
   responses: {
     200: { description: "The revoked key", content: { "application/json": { schema: RevokeApiKeyResponse } } },

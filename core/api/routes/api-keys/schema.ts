@@ -10,7 +10,6 @@ export const ApiKey = apiKeyItem
   })
   .openapi("ApiKey");
 
-
 export const CreateApiKeyRequest = createApiKeyInput
   .pick({ name: true, scopes: true, project_id: true, expires_at: true })
   .extend({

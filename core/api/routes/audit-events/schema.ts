@@ -17,7 +17,8 @@ export const ListAuditEventsQuery = listQuery(100, 25);
 export const ListAuditEventsResponse = z.object({ audit_events: z.array(AuditEvent) });
 
 export const listResponses = {
-  description: "The events, newest first; `x-next-cursor` is set when more remain. Records cannot be changed or deleted through the API; they are kept for a year.",
+  description:
+    "The events, newest first; `x-next-cursor` is set when more remain. Records cannot be changed or deleted through the API; they are kept for a year.",
   headers: { "x-next-cursor": { schema: { type: "string" as const }, description: "Cursor of the next page" } },
   content: { "application/json": { schema: ListAuditEventsResponse } },
 };

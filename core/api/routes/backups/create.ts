@@ -43,7 +43,12 @@ export function registerCreateBackup(app: App, r: RouteDeps) {
     const idempotencyKey = c.req.valid("header")["idempotency-key"];
     const { job, created } = await requestBackup(r.deps, project, body, { idempotencyKey, actor: actorOf(c.var.principal) });
     if (!job) throw new AppError("internal", "the job was not recorded");
-    c.var.log.info(created ? "backup requested" : "backup request replayed", { project_id: project.id, job_id: job.id, backup_id: job.backup_id, state: job.state });
+    c.var.log.info(created ? "backup requested" : "backup request replayed", {
+      project_id: project.id,
+      job_id: job.id,
+      backup_id: job.backup_id,
+      state: job.state,
+    });
     return c.json({ job: toJob(job) }, 202);
   });
 }

@@ -20,7 +20,10 @@ export const downloadBackupRoute = createRoute({
   middleware: [projectAccess("backups:read")] as const,
   request: {
     params: ProjectParams.extend({
-      backupID: z.string().min(1).openapi({ param: { name: "backupID", in: "path" }, description: "Backup id." }),
+      backupID: z
+        .string()
+        .min(1)
+        .openapi({ param: { name: "backupID", in: "path" }, description: "Backup id." }),
     }),
   },
   responses: {

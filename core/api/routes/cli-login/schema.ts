@@ -47,7 +47,10 @@ export const CliLoginApproval = z
   .openapi("CliLoginApproval", { description: "A device login as the person approving it sees it." });
 
 export const CliLoginParams = z.object({
-  sessionID: z.string().min(1).openapi({ param: { name: "sessionID", in: "path" }, description: "Login session id (cli_...)." }),
+  sessionID: z
+    .string()
+    .min(1)
+    .openapi({ param: { name: "sessionID", in: "path" }, description: "Login session id (cli_...)." }),
 });
 
 export const PollQuery = z.object({

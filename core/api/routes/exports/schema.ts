@@ -11,7 +11,10 @@ export const Export = exportSchema
   .openapi("Export");
 
 export const ExportParams = ProjectParams.extend({
-  exportID: z.string().min(1).openapi({ param: { name: "exportID", in: "path" }, description: "Export id." }),
+  exportID: z
+    .string()
+    .min(1)
+    .openapi({ param: { name: "exportID", in: "path" }, description: "Export id." }),
 });
 
 export const CreateExportResponse = z.object({ export_id: z.string(), job: Job });

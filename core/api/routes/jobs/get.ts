@@ -16,7 +16,14 @@ export const getJobRoute = createRoute({
   summary: "Get a job",
   security,
   middleware: [scopeAccess("jobs:read")] as const,
-  request: { params: z.object({ jobID: z.string().min(1).openapi({ param: { name: "jobID", in: "path" }, description: "Job id." }) }) },
+  request: {
+    params: z.object({
+      jobID: z
+        .string()
+        .min(1)
+        .openapi({ param: { name: "jobID", in: "path" }, description: "Job id." }),
+    }),
+  },
   responses: {
     200: { description: "The job", content: { "application/json": { schema: GetJobResponse } } },
     ...errorResponses(401, 403, 404),

@@ -2,7 +2,9 @@ import { z } from "../../../zod.ts";
 import { pitrBaseBackupSchema, pitrDrillSchema, pitrSchema } from "../../../wal/view.ts";
 import { atOrNull } from "../shared.ts";
 
-export const PitrBaseBackup = pitrBaseBackupSchema.extend({ started_at: atOrNull().unwrap(), finished_at: atOrNull(), verified_at: atOrNull() }).openapi("PitrBaseBackup");
+export const PitrBaseBackup = pitrBaseBackupSchema
+  .extend({ started_at: atOrNull().unwrap(), finished_at: atOrNull(), verified_at: atOrNull() })
+  .openapi("PitrBaseBackup");
 
 export const Pitr = pitrSchema
   .extend({
@@ -12,7 +14,9 @@ export const Pitr = pitrSchema
     latest_restore_time: atOrNull(),
     lag_seconds: pitrSchema.shape.lag_seconds.meta({ description: "Now minus latest_restore_time; null when unavailable." }),
     base_backups: z.array(PitrBaseBackup),
-    gaps: z.array(z.object({ from: atOrNull(), to: atOrNull() })).meta({ description: "Stretches no restore can reach: WAL lost or damaged, until the next base backup." }),
+    gaps: z
+      .array(z.object({ from: atOrNull(), to: atOrNull() }))
+      .meta({ description: "Stretches no restore can reach: WAL lost or damaged, until the next base backup." }),
     last_drill: pitrDrillSchema.nullable(),
   })
   .openapi("Pitr");

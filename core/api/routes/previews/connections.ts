@@ -26,7 +26,8 @@ export const previewConnectionsRoute = createRoute({
 export function registerPreviewConnections(app: App, r: RouteDeps) {
   app.openapi(previewConnectionsRoute, async (c) => {
     const { preview } = c.var;
-    if (preview.state === "deleting" || preview.state === "deleted") throw new AppError("conflict", `preview ${preview.id} is ${preview.state}: it has no connections`);
+    if (preview.state === "deleting" || preview.state === "deleted")
+      throw new AppError("conflict", `preview ${preview.id} is ${preview.state}: it has no connections`);
     const cluster = await getCluster(r.deps, preview.cluster_id);
     if (!cluster) throw new AppError("not_found", `preview ${preview.id} not found`);
     c.header("cache-control", "no-store");

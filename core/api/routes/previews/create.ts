@@ -26,10 +26,16 @@ export const createPreviewRoute = createRoute({
 
 export function registerCreatePreview(app: App, r: RouteDeps) {
   app.openapi(createPreviewRoute, async (c) => {
-        const project = c.var.project;
+    const project = c.var.project;
     const body = c.req.valid("json");
     const backupId = body.mode === "clone" ? (await newestVerifiedBackup(r.deps, project)).id : null;
-    const { preview, job } = await createPreview(r.deps, project, { name: body.name, mode: body.mode, ttl_hours: body.ttl_hours, backupId, jobType: "branch.create" });
+    const { preview, job } = await createPreview(r.deps, project, {
+      name: body.name,
+      mode: body.mode,
+      ttl_hours: body.ttl_hours,
+      backupId,
+      jobType: "branch.create",
+    });
     await auditRequest(r, c, {
       project,
       action: "preview.created",

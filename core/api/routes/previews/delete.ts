@@ -26,7 +26,13 @@ export function registerDeletePreview(app: App, r: RouteDeps) {
   app.openapi(deletePreviewRoute, async (c) => {
     const { preview, project } = c.var;
     const { job } = await requestPreviewDelete(r.deps, project, preview);
-    await auditRequest(r, c, { project, action: "preview.deleted", target_type: "preview", target_id: preview.id, metadata: { preview_id: preview.id, job_id: job.id, name: preview.name } });
+    await auditRequest(r, c, {
+      project,
+      action: "preview.deleted",
+      target_type: "preview",
+      target_id: preview.id,
+      metadata: { preview_id: preview.id, job_id: job.id, name: preview.name },
+    });
     c.var.log.info("preview deletion requested", { project_id: project.id, preview_id: preview.id, job_id: job.id });
     return c.json({ job: toJob(job) }, 202);
   });

@@ -26,7 +26,7 @@ export const listPreviewsRoute = createRoute({
 
 export function registerListPreviews(app: App, r: RouteDeps) {
   app.openapi(listPreviewsRoute, async (c) => {
-        const project = c.var.project;
+    const project = c.var.project;
     const { limit, cursor } = c.req.valid("query");
     const page = await listPreviews(r.deps, project.id, limit, cursor);
     if (page.cursor) c.header("x-next-cursor", page.cursor);

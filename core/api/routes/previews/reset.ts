@@ -28,7 +28,13 @@ export function registerResetPreview(app: App, r: RouteDeps) {
     const { preview, project } = c.var;
     const backupId = preview.mode === "clone" ? (await newestVerifiedBackup(r.deps, project)).id : null;
     const { job } = await requestPreviewReset(r.deps, project, preview, backupId);
-    await auditRequest(r, c, { project, action: "preview.reset", target_type: "preview", target_id: preview.id, metadata: { preview_id: preview.id, job_id: job.id, source_backup_id: backupId } });
+    await auditRequest(r, c, {
+      project,
+      action: "preview.reset",
+      target_type: "preview",
+      target_id: preview.id,
+      metadata: { preview_id: preview.id, job_id: job.id, source_backup_id: backupId },
+    });
     return c.json({ job: toJob(job) }, 202);
   });
 }

@@ -22,7 +22,10 @@ export const Connections = z
   .openapi("Connections");
 
 export const PreviewParams = z.object({
-  previewID: z.string().min(1).openapi({ param: { name: "previewID", in: "path" }, description: "Preview database id." }),
+  previewID: z
+    .string()
+    .min(1)
+    .openapi({ param: { name: "previewID", in: "path" }, description: "Preview database id." }),
 });
 
 export const CreatePreviewRequest = z
@@ -54,7 +57,8 @@ export const ListPreviewsResponse = z.object({ preview_databases: z.array(Previe
 export const PromotePreviewRequest = z
   .object({
     approval_token: z.string().max(200).optional().openapi({
-      description: "ap_...: an unused project.promote_preview approval of the preview's project (POST /v1/projects/{projectID}/approvals, by an organization admin).",
+      description:
+        "ap_...: an unused project.promote_preview approval of the preview's project (POST /v1/projects/{projectID}/approvals, by an organization admin).",
     }),
   })
   .openapi("PromotePreviewRequest");

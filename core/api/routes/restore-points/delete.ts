@@ -18,7 +18,10 @@ export const deleteRestorePointRoute = createRoute({
   middleware: [projectAccess("backups:write")] as const,
   request: {
     params: ProjectParams.extend({
-      restorePointID: z.string().min(1).openapi({ param: { name: "restorePointID", in: "path" }, description: "Restore point id." }),
+      restorePointID: z
+        .string()
+        .min(1)
+        .openapi({ param: { name: "restorePointID", in: "path" }, description: "Restore point id." }),
     }),
   },
   responses: {
@@ -29,12 +32,18 @@ export const deleteRestorePointRoute = createRoute({
 
 export function registerDeleteRestorePoint(app: App, r: RouteDeps) {
   app.openapi(deleteRestorePointRoute, async (c) => {
-        const { restorePointID } = c.req.valid("param");
+    const { restorePointID } = c.req.valid("param");
     const project = c.var.project;
     const point = await getRestorePoint(r.deps, project.id, restorePointID);
     if (!point) throw new AppError("not_found", `restore point ${restorePointID} not found in project ${project.id}`);
     const deleted = await deleteRestorePoint(r.deps, point);
-    await auditRequest(r, c, { project, action: "restore_point.deleted", target_type: "restore_point", target_id: point.id, metadata: { restore_point_id: point.id, backup_id: point.backup_id, label: point.label } });
+    await auditRequest(r, c, {
+      project,
+      action: "restore_point.deleted",
+      target_type: "restore_point",
+      target_id: point.id,
+      metadata: { restore_point_id: point.id, backup_id: point.backup_id, label: point.label },
+    });
     return c.json({ restore_point: toRestorePoint(deleted) }, 200);
   });
 }

@@ -23,7 +23,7 @@ export const listRestorePointsRoute = createRoute({
 
 export function registerListRestorePoints(app: App, r: RouteDeps) {
   app.openapi(listRestorePointsRoute, async (c) => {
-        const project = c.var.project;
+    const project = c.var.project;
     const points = await listRestorePoints(r.deps, project.id);
     const archive = await getArchive(r.deps, project.cluster_id);
     return c.json({ restore_points: points.map(toRestorePoint), pitr_window_days: archive?.enabled ? archive.window_days : 0 }, 200);

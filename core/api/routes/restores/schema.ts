@@ -11,7 +11,9 @@ export const CreateRestoreRequest = restoreRequest
       description:
         "Source: a point in time (RFC 3339) of the cluster's WAL archive. After the latest restorable time it is moved back to it (the answer's pitr says so); before the window or inside a gap it is a 400 naming the bounds.",
     }),
-    target_kind: field.target_kind.meta({ description: "Default new_preview. project: restore over the project's database (approval_token required; refused for production projects)." }),
+    target_kind: field.target_kind.meta({
+      description: "Default new_preview. project: restore over the project's database (approval_token required; refused for production projects).",
+    }),
     preview_id: field.preview_id.meta({ description: "The preview to restore into (target_kind preview)." }),
     preview_name: field.preview_name.meta({ description: "Name of the new preview (target_kind new_preview)." }),
     ttl_hours: field.ttl_hours.meta({ description: "Lifetime of the new preview (1-168, default 24)." }),
@@ -19,7 +21,9 @@ export const CreateRestoreRequest = restoreRequest
       description:
         "How an existing preview's data is replaced (target_kind preview): false (default) drops what it holds inside the database and loads the backup; true drops and recreates the whole database first (its sessions are ended).",
     }),
-    approval_token: field.approval_token.meta({ description: "Required for target_kind project: an unused project.restore_overwrite approval of this project." }),
+    approval_token: field.approval_token.meta({
+      description: "Required for target_kind project: an unused project.restore_overwrite approval of this project.",
+    }),
   })
   .openapi("CreateRestoreRequest");
 

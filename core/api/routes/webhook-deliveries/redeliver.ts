@@ -19,7 +19,10 @@ export const redeliverWebhookRoute = createRoute({
   middleware: [orgAccess("organizations:write")] as const,
   request: {
     params: WebhookEndpointParams.extend({
-      deliveryID: z.string().min(1).openapi({ param: { name: "deliveryID", in: "path" }, description: "Delivery id (whd_...)." }),
+      deliveryID: z
+        .string()
+        .min(1)
+        .openapi({ param: { name: "deliveryID", in: "path" }, description: "Delivery id (whd_...)." }),
     }),
   },
   responses: {

@@ -8,7 +8,8 @@ export const WebhookEndpoint = webhookEndpointSchema
   .extend({
     event_types: z.array(z.string()).openapi({ description: `Subscribed event types; empty: all of ${eventTypes.join(", ")}.` }),
     health: z.enum(endpointHealths).openapi({
-      description: "healthy: the last delivery succeeded; failing: deliveries fail since a while; disabled: turned off (by the organization, or after 3 days of failures only).",
+      description:
+        "healthy: the last delivery succeeded; failing: deliveries fail since a while; disabled: turned off (by the organization, or after 3 days of failures only).",
     }),
     created_at: z.string().openapi(timestamp),
     updated_at: z.string().openapi(timestamp),
@@ -16,7 +17,10 @@ export const WebhookEndpoint = webhookEndpointSchema
   .openapi("WebhookEndpoint");
 
 export const WebhookEndpointParams = OrgParams.extend({
-  endpointID: z.string().min(1).openapi({ param: { name: "endpointID", in: "path" }, description: "Webhook endpoint id (whe_...)." }),
+  endpointID: z
+    .string()
+    .min(1)
+    .openapi({ param: { name: "endpointID", in: "path" }, description: "Webhook endpoint id (whe_...)." }),
 });
 
 export const EndpointWithSecret = z.object({
@@ -40,7 +44,9 @@ export const ListWebhookEndpointsResponse = z.object({ webhook_endpoints: z.arra
 export const UpdateWebhookEndpointRequest = endpointPatch
   .extend({
     event_types: endpointPatch.shape.event_types.meta({ description: "Replaces the list; empty: all event types." }),
-    is_active: endpointPatch.shape.is_active.meta({ description: "false stops deliveries; true turns a disabled endpoint back on (its failure streak is forgotten)." }),
+    is_active: endpointPatch.shape.is_active.meta({
+      description: "false stops deliveries; true turns a disabled endpoint back on (its failure streak is forgotten).",
+    }),
   })
   .openapi("UpdateWebhookEndpointRequest");
 
