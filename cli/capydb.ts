@@ -31,6 +31,7 @@ import {
   type Io,
 } from "./capydb/output.ts";
 import { requireApiKey, requireApiUrl, requireProject, resolveSettings, sourceName, type GlobalFlags, type Settings } from "./capydb/settings.ts";
+import { registerPitrCommand } from "./capydb/pitr-command.ts";
 import { registerRestoreCommands } from "./capydb/restore-commands.ts";
 import { registerWebhooks } from "./capydb/webhooks.ts";
 import { Progress, findJobBackup, parseDuration, waitForJob, waitForJobBackup, type WaitOptions } from "./capydb/wait.ts";
@@ -522,6 +523,8 @@ program
   });
 
 registerRestoreCommands(program, { io, note, int, context, following, jobDone });
+
+registerPitrCommand(program, { io, note, int, context, following, jobDone });
 
 registerWebhooks(program, { io, note, int, context, following, jobDone });
 

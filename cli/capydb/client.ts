@@ -17,6 +17,7 @@ import {
   PromotePreviewResponse,
   ResetPreviewResponse,
 } from "../../core/api/routes/previews/schema.ts";
+import { GetPitrResponse } from "../../core/api/routes/pitr/schema.ts";
 import { GetProjectResponse, ListProjectsResponse } from "../../core/api/routes/projects/schema.ts";
 import { CreateRestorePointResponse, DeleteRestorePointResponse, ListRestorePointsResponse } from "../../core/api/routes/restore-points/schema.ts";
 import { CreateRestoreResponse } from "../../core/api/routes/restores/schema.ts";
@@ -51,6 +52,7 @@ export type Project = z.infer<typeof GetProjectResponse>["project"];
 export type Preview = z.infer<typeof GetPreviewResponse>["preview"];
 export type RestorePoint = z.infer<typeof CreateRestorePointResponse>["restore_point"];
 export type Backup = ListBackups["backups"][number];
+export type Pitr = z.infer<typeof GetPitrResponse>["pitr"];
 export type ScheduledBackup = PutSchedule["scheduled_backup"];
 export type WebhookEndpoint = z.infer<typeof GetWebhookEndpointResponse>["webhook_endpoint"];
 export type WebhookDelivery = z.infer<typeof DeliveryResponse>["delivery"];
@@ -214,6 +216,10 @@ export class ApiClient {
 
   listProjects() {
     return this.get("/v1/projects", ListProjectsResponse);
+  }
+
+  getPitr(projectId: string) {
+    return this.get(`/v1/projects/${seg(projectId)}/pitr`, GetPitrResponse);
   }
 
   getProject(projectId: string) {
