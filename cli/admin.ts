@@ -26,7 +26,11 @@ import {
   updateProjectSettings,
 } from "../core/orgs/orgs.ts";
 import { isolateNewCluster, probeProjectFacts } from "../core/orgs/probe.ts";
+import { enableArchive, getArchive, listBaseBackups, updateArchive } from "../core/wal/archive.ts";
+import { requestBaseBackup } from "../core/wal/basebackups.ts";
+import { allArchiveHealth, archiveHealth, type ArchiveHealth } from "../core/wal/health.ts";
 import { ZodError } from "zod";
+import { archiveStatusTable } from "./archive-status.ts";
 import { operatorConfig } from "./config.ts";
 import { dlqList, dlqRedrive } from "./dlq.ts";
 import { exitWhenFlushed } from "./exit.ts";
@@ -256,6 +260,80 @@ program
     const approval = await createApproval(getDeps(), { project, action: approvalActionSchema.parse(o.action), actor: operatorActor() });
     print({ approval });
     process.stderr.write(`Single use, for ${approval.action} on ${project.id}, until ${approval.expires_at}. Recorded in the project's audit events.\n`);
+  });
+
+const archive = program.command("archive").description("the continuous WAL archive of each cluster (point-in-time recovery, docs/pitr.md)");
+archive
+  .command("status")
+  .description(
+    "per cluster: archiving on/off, latest archived segment, lag, WAL the slot keeps, newest verified base backup, open gaps, last base backup failure",
+  )
+  .option("--cluster <clusterID>", "one cluster (default: every archived cluster)")
+  .addOption(new Option("-o, --output <format>", "json (default) or table").choices(["json", "table"]).default("json"))
+  .action(async (o: { cluster?: string; output: "json" | "table" }) => {
+    let health: ArchiveHealth[];
+    if (o.cluster) {
+      const one = await archiveHealth(getDeps(), o.cluster);
+      if (!one)
+        throw new AppError("not_found", `cluster ${o.cluster} has no WAL archive (turn it on with \`capydb-admin archive enable --cluster ${o.cluster}\`)`);
+      health = [one];
+    } else health = await allArchiveHealth(getDeps());
+    if (o.output === "table") process.stdout.write(archiveStatusTable(health));
+    else print({ archives: health });
+  });
+archive
+  .command("enable")
+  .description("archive the cluster's WAL continuously (the archiver starts streaming within seconds and takes a base backup at once)")
+  .requiredOption("--cluster <clusterID>")
+  .option("--window-days <n>", "pitr_window_days: how far back restores reach (default 7)")
+  .action(async (o: { cluster: string; windowDays?: string }) => {
+    if (!(await getCluster(getDeps(), o.cluster))) throw new AppError("not_found", `cluster ${o.cluster} does not exist`);
+    const windowDays = intOrNull("--window-days", o.windowDays) ?? undefined;
+    if (windowDays !== undefined && (windowDays < 1 || windowDays > 3650)) throw new AppError("bad_request", "--window-days: must be 1 to 3650");
+    print(await enableArchive(getDeps(), o.cluster, { windowDays }));
+  });
+archive
+  .command("disable")
+  .description("stop archiving the cluster (the receiver stops; what is archived stays, under retention)")
+  .requiredOption("--cluster <clusterID>")
+  .action(async (o: { cluster: string }) => {
+    if (!(await getArchive(getDeps(), o.cluster))) throw new AppError("not_found", `cluster ${o.cluster} has no WAL archive`);
+    print(await updateArchive(getDeps(), o.cluster, { enabled: false }));
+    process.stderr.write("The replication slot stays on the cluster and keeps WAL until dropped: SELECT pg_drop_replication_slot('<slot_name>').\n");
+  });
+archive
+  .command("base-backup")
+  .description("take a base backup of the cluster now: queued for the archiver, as the daily one is (--wait: until it is verified or failed)")
+  .requiredOption("--cluster <clusterID>")
+  .option("--wait", "wait for the base backup and print it (exit 1 if it fails)")
+  .option("--wait-timeout <seconds>", "give up waiting after this long", "3600")
+  .action(async (o: { cluster: string; wait?: boolean; waitTimeout: string }) => {
+    const deps = getDeps();
+    const found = await getArchive(deps, o.cluster);
+    if (!found)
+      throw new AppError("not_found", `cluster ${o.cluster} has no WAL archive (turn it on with \`capydb-admin archive enable --cluster ${o.cluster}\`)`);
+    if (!found.enabled) throw new AppError("bad_request", `the WAL archive of cluster ${o.cluster} is disabled: no archiver takes its base backups`);
+    const before = new Set((await listBaseBackups(deps, o.cluster)).map((b) => b.id));
+    const queued = await requestBaseBackup(deps, o.cluster);
+    if (!o.wait) {
+      print({ cluster_id: o.cluster, base_backup_due_at: queued.base_backup_due_at, base_backup_reason: queued.base_backup_reason });
+      process.stderr.write("Queued: the archiver takes it within seconds while it streams this cluster (`capydb-admin archive status` shows it).\n");
+      return;
+    }
+    const timeout = intOrNull("--wait-timeout", o.waitTimeout) ?? 3600;
+    const deadline = Date.now() + timeout * 1000;
+    for (;;) {
+      const mine = (await listBaseBackups(deps, o.cluster)).filter((b) => !before.has(b.id) && b.trigger === "operator");
+      const done = mine.find((b) => b.state === "completed" || b.state === "failed");
+      if (done) {
+        print({ base_backup: done });
+        if (done.state === "failed") throw new Error(`base backup ${done.id} failed: ${done.error ?? "no reason given"}`);
+        return;
+      }
+      if (Date.now() > deadline)
+        throw new Error(`no base backup finished within ${timeout}s (still queued or running: \`capydb-admin archive status --cluster ${o.cluster}\`)`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
   });
 
 const dlq = program.command("dlq").description("the jobs dead-letter queue");

@@ -141,6 +141,22 @@ export async function listSegments(deps: Db, clusterId: string, opts: { fromName
   );
 }
 
+/** The newest segment in the index (finished or the partial one), history files left out. */
+export async function newestSegment(deps: Db, clusterId: string): Promise<WalSegmentItem | undefined> {
+  const [newest] = await queryAll(
+    deps,
+    walSegmentItem,
+    {
+      KeyConditionExpression: "pk = :p AND sk < :hist",
+      ExpressionAttributeValues: { ":p": keys.walSegmentPartition(clusterId), ":hist": "HIST#" },
+      ScanIndexForward: false,
+      Limit: 1,
+    },
+    1,
+  );
+  return newest;
+}
+
 /**
  * Records an archived file. A finished segment is written once (a second upload of the same
  * finished segment, after a receiver restart, leaves the first record) and replaces the partial
