@@ -104,6 +104,33 @@ alarm(
   { periodSeconds: 900, missingBreaches: true },
 );
 
+// The WAL archive (core/dispatch/metrics.ts publishes the worst cluster's figures; per cluster under `cluster`).
+alarm(
+  "WalArchiveLag",
+  "A cluster's WAL archive is more than 2 minutes behind (receiver down or slow): capydb-admin archive status",
+  dispatchMetric(metricNames.walArchiveLagSeconds),
+  settings.walArchiveLagSeconds,
+  { missingBreaches: true },
+);
+alarm(
+  "WalArchiveGap",
+  "A cluster's WAL archive has a gap no base backup has closed yet (restores cannot cross it): capydb-admin archive status",
+  dispatchMetric(metricNames.walArchiveOpenGaps),
+  0,
+);
+alarm(
+  "BaseBackupFailing",
+  "A cluster's newest base backup failed (retried every 5 minutes; the previous ones stay): capydb-admin archive status",
+  dispatchMetric(metricNames.baseBackupFailing),
+  0,
+);
+alarm(
+  "WalSlotRetained",
+  "A replication slot keeps more WAL on its cluster than the threshold: the receiver is behind (the server drops the slot at max_slot_wal_keep_size)",
+  dispatchMetric(metricNames.walSlotRetainedBytes),
+  settings.walSlotRetainedBytes,
+);
+
 /** One dashboard with the alarms' figures. */
 export const dashboard = new aws.cloudwatch.Dashboard("Dashboard", {
   dashboardName: `${$app.name}-${$app.stage}`,
@@ -167,6 +194,21 @@ export const dashboard = new aws.cloudwatch.Dashboard("Dashboard", {
           metrics: [
             [METRICS_NAMESPACE, metricNames.staleProjects, "service", "dispatch"],
             [METRICS_NAMESPACE, metricNames.phaseFailures, "service", "dispatch"],
+          ],
+        },
+      },
+      {
+        type: "metric",
+        width: 12,
+        height: 6,
+        properties: {
+          title: "WAL archive: worst lag (s), open gaps, failing base backups",
+          region: aws.getRegionOutput().name,
+          stat: "Maximum",
+          metrics: [
+            [METRICS_NAMESPACE, metricNames.walArchiveLagSeconds, "service", "dispatch"],
+            [METRICS_NAMESPACE, metricNames.walArchiveOpenGaps, "service", "dispatch"],
+            [METRICS_NAMESPACE, metricNames.baseBackupFailing, "service", "dispatch"],
           ],
         },
       },

@@ -281,6 +281,10 @@ export const alarms = {
   oldestJobMessageSeconds: 1800,
   /** Function errors in 5 minutes before it alarms (a single transient error is retried and not news). */
   functionErrors: 5,
+  /** A cluster's WAL archive lag (now minus its newest restorable time) above this: the receiver is behind or down. */
+  walArchiveLagSeconds: 120,
+  /** WAL a replication slot keeps on a cluster above this: the receiver is behind, long before max_slot_wal_keep_size drops the slot. */
+  walSlotRetainedBytes: 1024 ** 3,
 } as const;
 
 /** The API stage's throttle (API Gateway answers 429 beyond it), requests per second and burst. */

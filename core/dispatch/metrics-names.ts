@@ -5,4 +5,11 @@ export const metricNames = {
   staleProjects: "StaleProjects",
   /** Phases of a tick that threw or ran past their share. */
   phaseFailures: "DispatchPhaseFailures",
+  /** WAL archive (core/wal/health.ts), per cluster (dimension `cluster`) and the worst of them (`service` only). */
+  walArchiveLagSeconds: "WalArchiveLagSeconds",
+  walArchiveOpenGaps: "WalArchiveOpenGaps",
+  /** 1 while the cluster's newest finished base backup failed; the service-wide figure counts such clusters. */
+  baseBackupFailing: "BaseBackupFailing",
+  /** WAL the replication slot keeps on the cluster (bytes), where pg_replication_slots told the receiver. */
+  walSlotRetainedBytes: "WalSlotRetainedBytes",
 } as const;

@@ -245,7 +245,28 @@ describe("sst.config.ts wiring (recording stand-ins, no AWS)", () => {
     });
     expect(by("BackupStaleness")).toMatchObject({ namespace: "CapyDB", metricName: "StaleProjects", treatMissingData: "breaching", threshold: 0 });
     const dashboard = JSON.parse(find(created, "aws.cloudwatch.Dashboard", "Dashboard").args.dashboardBody);
-    expect(dashboard.widgets.map((w: any) => w.properties.title)).toHaveLength(5);
+    expect(dashboard.widgets.map((w: any) => w.properties.title)).toContain("WAL archive: worst lag (s), open gaps, failing base backups");
+  });
+
+  it("alarms on the WAL archive: lag above 2 minutes (also when the figure stops), an open gap, a failing base backup, slot WAL above 1 GiB", () => {
+    const alarms = created.filter((c) => c.type === "aws.cloudwatch.MetricAlarm");
+    const by = (name: string) => alarms.find((a) => a.name === name)?.args;
+    const common = {
+      namespace: "CapyDB",
+      dimensions: { service: "dispatch" },
+      comparisonOperator: "GreaterThanThreshold",
+      alarmActions: [ref("Alarms", "arn")],
+    };
+    expect(by("WalArchiveLag")).toMatchObject({
+      ...common,
+      metricName: "WalArchiveLagSeconds",
+      statistic: "Maximum",
+      threshold: 120,
+      treatMissingData: "breaching",
+    });
+    expect(by("WalArchiveGap")).toMatchObject({ ...common, metricName: "WalArchiveOpenGaps", threshold: 0 });
+    expect(by("BaseBackupFailing")).toMatchObject({ ...common, metricName: "BaseBackupFailing", threshold: 0 });
+    expect(by("WalSlotRetained")).toMatchObject({ ...common, metricName: "WalSlotRetainedBytes", threshold: 1024 ** 3 });
   });
 });
 
