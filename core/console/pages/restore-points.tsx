@@ -6,8 +6,8 @@ export function RestorePointsPage({ projectId }: { projectId: string }) {
     <Layout title="Restore points" page="restore-points" projectId={projectId} tab="restore-points">
       <h1>Restore points</h1>
       <p class="muted">
-        A restore point names a backup worth keeping ("before the 2.0 migration"): while it is active, retention does not delete that backup. Backups are
-        logical dumps, so there is no point-in-time recovery.
+        A restore point names a backup worth keeping ("before the 2.0 migration"): while it is active, retention does not delete that backup. To restore the
+        database as it was at a moment, pick the time on the Backups page's timeline.
       </p>
       <section aria-labelledby="new-point-heading" class="card">
         <h2 id="new-point-heading">New restore point</h2>

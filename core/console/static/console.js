@@ -99,6 +99,9 @@
     const error = data && typeof data.error === "string" ? data.error : "";
     if (res.status === 401) throw new ApiError(401, error || "the key was refused");
     if (!res.ok) throw new ApiError(res.status, explain(res.status, error));
+    const next = res.headers.get("x-next-cursor");
+    // A list's next page, for the few callers that follow it (not part of the JSON body).
+    if (next && data && typeof data === "object") Object.defineProperty(data, "nextCursor", { value: next, enumerable: false });
     return data;
   }
 
@@ -451,6 +454,7 @@
       })),
       "No backups yet. Back up now, or set a schedule.",
     );
+    void showBackupChart(backups);
     return backups;
   }
 
@@ -572,11 +576,13 @@
       if (button.dataset.action === "download") void downloadBackup(id, button);
       if (button.dataset.action === "restore") void restoreIntoPreview({ backup_key: button.dataset.backupKey }, $("backup-action-status"), button);
     });
+    void showPitr();
     try {
       pollBackupsWhileBusy(await refreshBackups());
     } catch (err) {
       fail(err);
       fillTable($("backups"), [], "The backups could not be loaded.");
+      setStatus($("backup-chart-summary"), "The backups could not be loaded.");
     }
   }
 
@@ -627,6 +633,460 @@
         button.disabled = false;
       }
     });
+  }
+
+  // Point-in-time recovery: the restorable window as a timeline, and a time picker on it ------
+
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  /** An SVG element (attributes only: the Content-Security-Policy allows no inline style). */
+  function svg(tag, attrs, ...children) {
+    const el = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) if (v !== null && v !== undefined && v !== false) el.setAttribute(k, String(v));
+    for (const c of children.flat()) if (c) el.append(c);
+    return el;
+  }
+  const svgTitle = (text) => svg("title", {}, text);
+
+  const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  /** "6 Dec 2026, 14:31:05 UTC" (milliseconds when the time has them: a restore is exact to the commit). */
+  function utc(t) {
+    const d = new Date(t);
+    if (!Number.isFinite(d.getTime())) return "—";
+    const ms = d.getUTCMilliseconds();
+    const clock = `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}${ms ? `.${String(ms).padStart(3, "0")}` : ""}`;
+    return `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()}, ${clock} UTC`;
+  }
+  const isoOf = (t) => new Date(t).toISOString().replace(/\.000Z$/, "Z");
+  /** The value of a datetime-local field (read and written as UTC: the label says so). */
+  const fieldValue = (t) => new Date(t).toISOString().replace(/Z$/, "").replace(/\.000$/, "");
+  const parseField = (v) => (/^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,3})?)?$/.test(v) ? Date.parse(`${v}Z`) : Number.NaN);
+
+  function describeLag(seconds) {
+    if (seconds === null || seconds === undefined) return "—";
+    return seconds < 1 ? "under a second" : formatDuration(seconds * 1000);
+  }
+
+  function describeDrill(d) {
+    if (!d) return "no drill yet";
+    const how = d.ok ? "passed" : "failed";
+    return `${how} ${ago(d.at)}: restored ${utc(d.restore_time)} in ${formatDuration(d.seconds * 1000)}${d.error ? ` (${stop(d.error)})` : ""}`;
+  }
+
+  /**
+   * Where a time falls in the window, by the API's rules (core/restores/pitr.ts): after the latest
+   * restorable time it is moved back to it; before the window or inside a gap it is refused,
+   * naming the bounds. The API decides in the end: this only says it before the request.
+   */
+  function judgeTime(p, t) {
+    const earliest = Date.parse(p.earliest_restore_time);
+    const latest = Date.parse(p.latest_restore_time);
+    const bounds = `the restorable window is ${utc(earliest)} to ${utc(latest)}`;
+    if (!Number.isFinite(t)) return { ok: false, why: "Type a date and time in UTC, like 2026-12-06 14:31:00, or pick one on the timeline." };
+    if (t < earliest) return { ok: false, why: `${utc(t)} is before the earliest restorable time: ${bounds}.` };
+    if (t > latest) return { ok: true, at: latest, clamped: true };
+    for (const g of p.gaps) {
+      const from = g.from ? Date.parse(g.from) : -Infinity;
+      const to = g.to ? Date.parse(g.to) : Infinity;
+      if (from < t && t < to) {
+        return {
+          ok: false,
+          why: `${utc(t)} falls in a gap of the WAL archive, from ${g.from ? utc(from) : "before the window"} to ${g.to ? utc(to) : "the next base backup"}: no restore can reach it; ${bounds}.`,
+        };
+      }
+    }
+    return { ok: true, at: t, clamped: false };
+  }
+
+  /** The covered stretches: earliest to latest with the gaps taken out. */
+  function coveredSpans(p) {
+    let spans = [[Date.parse(p.earliest_restore_time), Date.parse(p.latest_restore_time)]];
+    for (const g of p.gaps) {
+      const from = g.from ? Date.parse(g.from) : -Infinity;
+      const to = g.to ? Date.parse(g.to) : Infinity;
+      spans = spans.flatMap(([a, b]) => {
+        if (to <= a || from >= b) return [[a, b]];
+        // A stretch's ends restore (as the API counts them), even one a single second long.
+        return [from >= a ? [a, from] : null, to <= b ? [to, b] : null].filter(Boolean);
+      });
+    }
+    return spans;
+  }
+
+  const pitrState = { pitr: null, picked: null, domain: null };
+
+  async function showPitr() {
+    const summary = $("pitr-summary");
+    let pitr;
+    try {
+      ({ pitr } = await api("GET", `/v1/projects/${projectId}/pitr`));
+    } catch (err) {
+      if (handleSignedOut(err)) return;
+      summary.textContent =
+        err.status === 403 ? "This key may not read the restorable window (it lacks the backups:read scope)." : `The restorable window could not be loaded: ${stop(err.message)}`;
+      return;
+    }
+    const first = pitrState.pitr === null;
+    pitrState.pitr = pitr;
+    renderPitr(pitr);
+    if (first) {
+      openPitrPicker();
+      // The lag moves: the window is read again while the page is open.
+      setInterval(() => void refreshPitr(), 30_000);
+    }
+  }
+
+  async function refreshPitr() {
+    try {
+      const { pitr } = await api("GET", `/v1/projects/${projectId}/pitr`);
+      pitrState.pitr = pitr;
+      renderPitr(pitr);
+    } catch (err) {
+      handleSignedOut(err);
+    }
+  }
+
+  function renderPitr(p) {
+    const summary = $("pitr-summary");
+    const timeline = $("pitr-timeline");
+    const facts = $("pitr-facts");
+    const form = $("pitr-form");
+    summary.dataset.available = String(p.available);
+    if (!p.available) {
+      timeline.hidden = true;
+      form.hidden = true;
+      summary.textContent =
+        p.window_days === 0
+          ? "No archive: this project's cluster has no WAL archive, so there is no point-in-time recovery. Restore a backup instead."
+          : "The WAL archive has no verified base backup yet, so no time can be restored to yet. The first one is taken within minutes of archiving starting.";
+      facts.hidden = p.window_days === 0;
+      facts.replaceChildren(h("dt", {}, "Kept"), h("dd", {}, `${p.window_days} days`), h("dt", {}, "Last drill"), h("dd", { id: "pitr-drill" }, describeDrill(p.last_drill)));
+      return;
+    }
+    const earliest = Date.parse(p.earliest_restore_time);
+    const latest = Date.parse(p.latest_restore_time);
+    summary.textContent = `Restorable to any moment from ${utc(earliest)} to ${utc(latest)}${p.gaps.length ? `, except ${p.gaps.length === 1 ? "one gap" : `${p.gaps.length} gaps`}` : ""}. The archive is ${describeLag(p.lag_seconds)} behind now.`;
+
+    // The text alternative of the timeline: every fact it draws, in words.
+    const list = (items, empty) => (items.length ? h("ul", { class: "plain" }, items.map((i) => h("li", {}, i))) : empty);
+    facts.replaceChildren(
+      h("dt", {}, "Restorable"),
+      h("dd", { id: "pitr-window" }, `from ${utc(earliest)} to ${utc(latest)}`),
+      h("dt", {}, "Lag"),
+      h("dd", { id: "pitr-lag" }, `${describeLag(p.lag_seconds)} (now minus the latest restorable time)`),
+      h("dt", {}, "Kept"),
+      h("dd", {}, `${p.window_days} days`),
+      h("dt", {}, "Base backups"),
+      h(
+        "dd",
+        { id: "pitr-base-backups" },
+        list(
+          p.base_backups.map((b) => `${utc(b.finished_at || b.started_at)}${b.size_bytes ? ` (${formatBytes(b.size_bytes)})` : ""}${b.verified_at ? ", verified" : ""}`),
+          "none",
+        ),
+      ),
+      h("dt", {}, "Gaps"),
+      h(
+        "dd",
+        { id: "pitr-gaps" },
+        list(
+          p.gaps.map((g) => `from ${g.from ? utc(g.from) : "before the window"} to ${g.to ? utc(g.to) : "the next base backup"}: not restorable`),
+          "none",
+        ),
+      ),
+      h("dt", {}, "Last drill"),
+      h("dd", { id: "pitr-drill" }, describeDrill(p.last_drill)),
+    );
+    facts.hidden = false;
+    form.hidden = false;
+    timeline.hidden = false;
+    if (pitrState.picked === null) pitrState.picked = latest;
+    drawTimeline(p);
+    showPicked();
+  }
+
+  /**
+   * The window drawn from its oldest fact to now: base backups as ticks, WAL coverage as a bar,
+   * gaps marked, the lag as the stretch from the latest restorable time to now, and the picked
+   * time as a cursor. The drawing is a slider: click it, or use the arrow keys.
+   */
+  function drawTimeline(p) {
+    const box = $("pitr-timeline");
+    const now = Math.max(Date.now(), Date.parse(p.latest_restore_time));
+    const times = [Date.parse(p.earliest_restore_time), ...p.base_backups.map((b) => Date.parse(b.started_at)), ...p.gaps.filter((g) => g.from).map((g) => Date.parse(g.from))];
+    const start = Math.min(...times.filter(Number.isFinite));
+    const span = Math.max(now - start, 60_000);
+    const lo = start - span * 0.02;
+    const hi = now + span * 0.02;
+    pitrState.domain = { lo, hi };
+    const W = 1000;
+    const x = (t) => (((Math.min(Math.max(t, lo), hi) - lo) / (hi - lo)) * W).toFixed(2);
+    const rect = (a, b, y, height, attrs, title) =>
+      svg("rect", { x: x(a), y, width: Math.max(Number(x(b)) - Number(x(a)), 2).toFixed(2), height, ...attrs }, svgTitle(title));
+
+    const parts = [svg("rect", { x: 0, y: 26, width: W, height: 12, class: "tl-track" })];
+    parts.push(rect(Date.parse(p.latest_restore_time), now, 26, 12, { class: "tl-lag", "data-kind": "lag" }, `Not restorable yet: the archive's lag, ${describeLag(p.lag_seconds)}`));
+    for (const [a, b] of coveredSpans(p)) {
+      parts.push(rect(a, b, 22, 20, { class: "tl-covered", "data-kind": "coverage" }, `WAL coverage: restorable from ${utc(a)} to ${utc(b)}`));
+    }
+    for (const g of p.gaps) {
+      const from = g.from ? Date.parse(g.from) : lo;
+      const to = g.to ? Date.parse(g.to) : Date.parse(p.latest_restore_time);
+      parts.push(rect(from, to, 18, 28, { class: "tl-gap", "data-kind": "gap" }, `Gap: not restorable from ${g.from ? utc(from) : "before the window"} to ${g.to ? utc(to) : "the next base backup"}`));
+    }
+    for (const b of p.base_backups) {
+      const at = Date.parse(b.finished_at || b.started_at);
+      parts.push(
+        svg(
+          "line",
+          { x1: x(at), x2: x(at), y1: 4, y2: 60, class: "tl-tick", "data-kind": "base-backup", "data-id": b.id, "vector-effect": "non-scaling-stroke" },
+          svgTitle(`Base backup, finished ${utc(at)}${b.size_bytes ? `, ${formatBytes(b.size_bytes)}` : ""}`),
+        ),
+      );
+    }
+    parts.push(svg("line", { x1: 0, x2: 0, y1: 0, y2: 64, class: "tl-cursor", id: "pitr-cursor", "vector-effect": "non-scaling-stroke" }));
+
+    let drawing = box.querySelector("svg");
+    const fresh = !drawing;
+    if (fresh) {
+      drawing = svg("svg", {
+        viewBox: `0 0 ${W} 64`,
+        preserveAspectRatio: "none",
+        role: "slider",
+        tabindex: "0",
+        "aria-label": "Point in time to restore to",
+        "aria-describedby": "pitr-summary",
+      });
+      box.replaceChildren(
+        drawing,
+        h("div", { class: "tl-axis", "aria-hidden": "true" }, h("span", { id: "pitr-axis-start" }), h("span", { id: "pitr-axis-end" })),
+        h(
+          "p",
+          { class: "tl-legend", "aria-hidden": "true" },
+          h("span", { class: "key covered" }, "restorable"),
+          h("span", { class: "key gap" }, "gap"),
+          h("span", { class: "key tick" }, "base backup"),
+          h("span", { class: "key lag" }, "lag"),
+          h("span", { class: "key cursor" }, "your pick"),
+        ),
+      );
+      drawing.addEventListener("click", (e) => {
+        const r = drawing.getBoundingClientRect();
+        const { lo: from, hi: to } = pitrState.domain;
+        const t = from + ((e.clientX - r.left) / r.width) * (to - from);
+        // To the second, unless a pixel is worth less than that (a window of minutes on a wide screen).
+        const unit = (to - from) / r.width >= 1000 ? 1000 : 1;
+        pick(Math.round(t / unit) * unit, true);
+        drawing.focus();
+      });
+      drawing.addEventListener("keydown", (e) => {
+        const p2 = pitrState.pitr;
+        if (!p2?.available) return;
+        const step = e.shiftKey ? 1000 : 60_000;
+        const moves = {
+          ArrowLeft: -step,
+          ArrowDown: -step,
+          ArrowRight: step,
+          ArrowUp: step,
+          PageDown: -3_600_000,
+          PageUp: 3_600_000,
+        };
+        let t;
+        if (e.key in moves) t = (pitrState.picked ?? Date.parse(p2.latest_restore_time)) + moves[e.key];
+        else if (e.key === "Home") t = Date.parse(p2.earliest_restore_time);
+        else if (e.key === "End") t = Date.parse(p2.latest_restore_time);
+        else return;
+        e.preventDefault();
+        pick(Math.min(Math.max(t, pitrState.domain.lo), pitrState.domain.hi), true);
+      });
+    }
+    drawing.replaceChildren(...parts);
+    drawing.setAttribute("aria-valuemin", String(Math.floor(Date.parse(p.earliest_restore_time) / 1000)));
+    drawing.setAttribute("aria-valuemax", String(Math.floor(Date.parse(p.latest_restore_time) / 1000)));
+    $("pitr-axis-start").textContent = utc(start);
+    $("pitr-axis-end").textContent = `now, ${utc(now)}`;
+  }
+
+  /** A time picked on the timeline or typed: the field, the cursor and the sentence follow it. */
+  function pick(t, fromTimeline) {
+    pitrState.picked = t;
+    if (fromTimeline) $("pitr-time").value = fieldValue(t);
+    showPicked();
+  }
+
+  function showPicked() {
+    const p = pitrState.pitr;
+    const t = pitrState.picked;
+    const what = $("pitr-what");
+    const error = $("pitr-error");
+    const button = $("pitr-restore");
+    if (!p?.available) return;
+    if (!$("pitr-time").value && Number.isFinite(t)) $("pitr-time").value = fieldValue(t);
+    const verdict = judgeTime(p, t);
+    const drawing = $("pitr-timeline").querySelector("svg");
+    const cursor = $("pitr-cursor");
+    if (drawing && Number.isFinite(t)) {
+      const { lo, hi } = pitrState.domain;
+      const cx = (((Math.min(Math.max(t, lo), hi) - lo) / (hi - lo)) * 1000).toFixed(2);
+      cursor.setAttribute("x1", cx);
+      cursor.setAttribute("x2", cx);
+      cursor.classList.toggle("refused", !verdict.ok);
+      drawing.setAttribute("aria-valuenow", String(Math.floor(t / 1000)));
+      drawing.setAttribute("aria-valuetext", verdict.ok ? `${utc(verdict.at)}, restorable` : `${utc(t)}, not restorable`);
+    }
+    button.disabled = !verdict.ok;
+    if (!verdict.ok) {
+      what.textContent = "";
+      error.textContent = verdict.why;
+      error.hidden = false;
+      return;
+    }
+    error.hidden = true;
+    const clampNote = verdict.clamped
+      ? ` ${utc(t)} is later than the latest restorable time: the restore is moved back to ${utc(verdict.at)} (the archive is ${describeLag(p.lag_seconds)} behind now).`
+      : "";
+    what.dataset.restoreTime = isoOf(verdict.at);
+    what.textContent = `Will restore the project's database as it was at ${utc(verdict.at)} (${ago(isoOf(verdict.at))}) into a new preview database.${clampNote}`;
+  }
+
+  function openPitrPicker() {
+    const form = $("pitr-form");
+    const input = $("pitr-time");
+    input.addEventListener("input", () => {
+      pitrState.picked = parseField(input.value);
+      showPicked();
+    });
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const p = pitrState.pitr;
+      const t = parseField(input.value);
+      pitrState.picked = t;
+      showPicked();
+      const verdict = judgeTime(p, t);
+      if (!verdict.ok) {
+        input.focus();
+        return;
+      }
+      if (!confirm(`Restore the project's database as it was at ${utc(verdict.at)} into a new preview database?`)) return;
+      const button = $("pitr-restore");
+      const progress = $("pitr-progress");
+      const error = $("pitr-error");
+      button.disabled = true;
+      try {
+        const { job, pitr } = await api("POST", `/v1/projects/${projectId}/restores`, { restore_time: isoOf(t), target_kind: "new_preview" });
+        const at = utc(pitr.restore_time);
+        const clamped = pitr.restore_time_clamped ? ` (${utc(pitr.requested_restore_time)} was after the latest restorable time: moved back to it)` : "";
+        const jobLink = h("a", { href: `/console/jobs/${job.id}` }, job.id);
+        const head = `Restoring the database as it was at ${at}${clamped} into a new preview: job `;
+        setStatus(progress, head, jobLink, " queued.");
+        const final = await watchJob(job.id, async (j) => setStatus(progress, head, jobLink, `: ${stop(describeJob(j))}`));
+        const previewLink = h("a", { href: `/console/projects/${projectId}/previews#${job.preview_database_id}` }, "Open the preview and its connection string");
+        if (!final) setStatus(progress, "Restore job ", jobLink, " started. ", previewLink, ".");
+        else if (final.state === "completed")
+          setStatus(progress, "Restored into preview ", h("code", {}, job.preview_database_id), `: the project's database as it was at ${at}${clamped}. `, previewLink, ".");
+        else setStatus(progress, "The restore failed: ", stop(final.error || "unknown error"), " See job ", jobLink, ".");
+      } catch (err) {
+        // The API's refusal names the window or the gap: shown as it says it.
+        fail(err, error);
+        setStatus(progress);
+      } finally {
+        button.disabled = !judgeTime(pitrState.pitr, pitrState.picked).ok;
+      }
+    });
+  }
+
+  // The backups' size and duration over time --------------------------------------------------
+
+  let chartSignature = null;
+
+  /**
+   * A small chart of the completed backups, oldest first: size, and how long the backup job took
+   * (dump, upload and verification: the Backup resource carries no timings, its job does; a backup
+   * and its job are created in the same millisecond). A table below says the same in numbers.
+   */
+  async function showBackupChart(backups) {
+    const done = backups.filter((b) => b.state === "completed" && b.size_bytes > 0).sort((a, b) => Date.parse(a.created_at) - Date.parse(b.created_at));
+    const signature = done.map((b) => `${b.id}/${b.verification_state}`).join(",");
+    if (signature === chartSignature) return;
+    chartSignature = signature;
+    const summary = $("backup-chart-summary");
+    const box = $("backup-chart");
+    if (!done.length) {
+      box.replaceChildren();
+      summary.textContent = "No completed backup yet: the chart starts with the first one.";
+      fillTable($("backup-chart-table"), [], "No completed backup yet.");
+      return;
+    }
+    // The backup jobs, newest first, as far back as the oldest backup shown (at most 5 pages).
+    const jobs = new Map();
+    let jobsNote = "";
+    try {
+      let cursor = "";
+      for (let i = 0; i < 5; i++) {
+        const page = await api("GET", `/v1/projects/${projectId}/jobs?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+        for (const j of page.jobs) if (j.type === "project.backup") jobs.set(j.created_at, j);
+        cursor = page.nextCursor || "";
+        if (!cursor || page.jobs.some((j) => Date.parse(j.created_at) < Date.parse(done[0].created_at))) break;
+      }
+    } catch (err) {
+      if (handleSignedOut(err)) return;
+      jobsNote = err.status === 403 ? " Durations need the jobs:read scope, which this key lacks." : " The durations could not be loaded.";
+    }
+    if (signature !== chartSignature) return; // a newer list came meanwhile
+    const points = done.map((b) => {
+      const j = jobs.get(b.created_at);
+      const ms = j?.started_at && j.completed_at ? Date.parse(j.completed_at) - Date.parse(j.started_at) : null;
+      return { b, t: Date.parse(b.created_at), size: b.size_bytes, ms };
+    });
+    const timed = points.filter((pt) => pt.ms !== null);
+    const maxSize = Math.max(...points.map((pt) => pt.size));
+    const maxMs = Math.max(1000, ...timed.map((pt) => pt.ms));
+    const first = points[0].t;
+    const last = points.at(-1).t;
+    const W = 600;
+    const H = 90;
+    const x = (t) => (last === first ? W / 2 : 12 + ((t - first) / (last - first)) * (W - 24)).toFixed(1);
+    const panel = (kind, values, max, label) => {
+      const y = (v) => (H - 8 - (v / max) * (H - 16)).toFixed(1);
+      const pts = values.map((pt) => [x(pt.t), y(kind === "size" ? pt.size : pt.ms), pt]);
+      return h(
+        "figure",
+        { class: "chart-panel" },
+        h("figcaption", {}, label),
+        svg(
+          "svg",
+          { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `${label}, one point per backup; the table below gives the numbers`, "data-series": kind },
+          svg("line", { x1: 0, x2: W, y1: H - 8, y2: H - 8, class: "chart-axis" }),
+          pts.length > 1 ? svg("polyline", { points: pts.map(([a, b]) => `${a},${b}`).join(" "), class: "chart-line" }) : null,
+          pts.map(([a, b, pt]) =>
+            svg(
+              "circle",
+              { cx: a, cy: b, r: 4.5, class: "chart-point", "data-backup-id": pt.b.id },
+              svgTitle(`${utc(pt.t)}: ${kind === "size" ? formatBytes(pt.size) : `took ${formatDuration(pt.ms)}`}`),
+            ),
+          ),
+        ),
+      );
+    };
+    box.replaceChildren(
+      panel("size", points, maxSize, `Size (up to ${formatBytes(maxSize)})`),
+      timed.length ? panel("duration", timed, maxMs, `Time the backup took: dump, upload and verification (up to ${formatDuration(maxMs)})`) : "",
+      h("div", { class: "tl-axis", "aria-hidden": "true" }, h("span", {}, utc(first)), last !== first ? h("span", {}, utc(last)) : ""),
+    );
+    const sizes = points.map((pt) => pt.size);
+    summary.textContent =
+      `${points.length} completed ${points.length === 1 ? "backup" : "backups"} from ${utc(first)} to ${utc(last)}: size from ${formatBytes(Math.min(...sizes))} to ${formatBytes(maxSize)}, the newest ${formatBytes(sizes.at(-1))}` +
+      (timed.length ? `; the backup took from ${formatDuration(Math.min(...timed.map((pt) => pt.ms)))} to ${formatDuration(maxMs)}.` : ".") +
+      jobsNote;
+    fillTable(
+      $("backup-chart-table"),
+      points.map((pt) => ({
+        id: pt.b.id,
+        signature: `${pt.size}/${pt.ms}`,
+        cols: ["created", "size", "took"],
+        cells: [utc(pt.t), { content: formatBytes(pt.size), className: "num" }, { content: pt.ms === null ? "—" : formatDuration(pt.ms), className: "num" }],
+      })),
+      "No completed backup yet.",
+    );
   }
 
   // Schedule -----------------------------------------------------------------------------------
