@@ -130,6 +130,12 @@ alarm(
   dispatchMetric(metricNames.walSlotRetainedBytes),
   settings.walSlotRetainedBytes,
 );
+alarm(
+  "PitrDrillFailing",
+  "A cluster's daily point-in-time drill failed: GET .../pitr last_drill and the worker's 'pitr drill failed' line say why",
+  dispatchMetric(metricNames.pitrDrillsFailing),
+  0,
+);
 
 /** One dashboard with the alarms' figures. */
 export const dashboard = new aws.cloudwatch.Dashboard("Dashboard", {

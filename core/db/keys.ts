@@ -11,7 +11,7 @@
  * | api key         | APIKEY#<sha256>         | APIKEY      | ORG#<org>#KEY / <key>          |                                          |
  * | backup          | PRJ#<prj>               | BKP#<bkp>   |                                | BKPEXP / <expires_at>#<bkp> (has artifact)|
  * | schedule        | PRJ#<prj>               | SCH         | SCHRETRY / <next_at>#<sch> (set aside) | SCHED / <HH:MM>#<sch> (active only) |
- * | job             | JOB#<job>               | JOB         | PRJ#<prj>#JOB / <job>          | JOBS#<state> / <due time>#<job> (pending, running) |
+ * | job             | JOB#<job>               | JOB         | PRJ#<prj>#JOB / <job> (SVC#JOB for the service's own) | JOBS#<state> / <due time>#<job> (pending, running) |
  * | event (outbox)  | EVT#<evt>               | EVT         |                                | OUTBOX / <created_at>#<evt> (until relayed) |
  * | webhook endpoint| ORG#<org>               | WHE#<whe>   |                                |                                          |
  * | webhook delivery| WHE#<whe>               | WHD#<whd>   |                                | WHDUE / <next_attempt_at>#<whd> (pending) |
@@ -35,6 +35,7 @@
  * | WAL segment     | WALSEG#<cls>            | <segment name> or HIST#<timeline> |              |                                          |
  * | pitr pin        | CLS#<cls>               | PITRPIN#<rpt> |                              |                                          |
  * | pitr request    | JOB#<job>               | PITR        |                                |                                          |
+ * | pitr drill      | CLS#<cls>               | DRILL       |                                |                                          |
  * | CLI login       | CLILOGIN#<cli>          | CLILOGIN    |                                |                                          |
  */
 export const keys = {
@@ -55,6 +56,8 @@ export const keys = {
   scheduleRetryIndex: "SCHRETRY",
   job: (id: string) => ({ pk: `JOB#${id}`, sk: "JOB" }),
   projectJobsIndex: (projectId: string) => `PRJ#${projectId}#JOB`,
+  /** The service's own jobs (pitr drills): in no project's job list. */
+  serviceJobsIndex: "SVC#JOB",
   jobStateIndex: (state: "pending" | "running") => `JOBS#${state}`,
   event: (id: string) => ({ pk: `EVT#${id}`, sk: "EVT" }),
   outboxIndex: "OUTBOX",
@@ -111,6 +114,8 @@ export const keys = {
   pitrPinPrefix: "PITRPIN#",
   /** A point-in-time restore's target, beside its job (core/restores/pitr.ts). */
   pitrRequest: (jobId: string) => ({ pk: `JOB#${jobId}`, sk: "PITR" }),
+  /** A cluster's point-in-time drill: the last result and the day the last one was queued (core/wal/drills.ts). */
+  pitrDrill: (clusterId: string) => ({ pk: `CLS#${clusterId}`, sk: "DRILL" }),
   /** A device login of the CLI (kept by TTL a while past its expiry). */
   cliLogin: (id: string) => ({ pk: `CLILOGIN#${id}`, sk: "CLILOGIN" }),
 } as const;

@@ -10,10 +10,11 @@ import { defaultSchedulerOptions, dispatchDueSchedules, type ScheduleTickReport,
 import { defaultSweepOptions, sweepDueDeliveries } from "../webhooks/deliveries.ts";
 import { relayEvents, type RelayReport } from "../webhooks/relay.ts";
 import { DEFAULT_BASE_BACKUP_AT, markDailyBaseBackupsDue } from "../wal/basebackups.ts";
+import { DEFAULT_DRILL_AT, queueDailyDrills, type DrillTickReport } from "../wal/drills.ts";
 import type { Metrics } from "@aws-lambda-powertools/metrics";
 import { publishTickMetrics } from "./metrics.ts";
 
-type Phase = "schedules" | "retention" | "reaper" | "exports" | "previews" | "webhooks" | "baseBackups";
+type Phase = "schedules" | "retention" | "reaper" | "exports" | "previews" | "webhooks" | "baseBackups" | "drills";
 
 export interface DispatchOptions {
   scheduler: SchedulerOptions;
@@ -22,6 +23,8 @@ export interface DispatchOptions {
   exports: ExportSweepOptions;
   /** `HH:MM` UTC at which each archived cluster's daily base backup becomes due (CAPYDB_BASE_BACKUP_AT). */
   baseBackupAt: string;
+  /** `HH:MM` UTC after which each archived cluster's daily pitr drill is queued (core/wal/drills.ts). */
+  drillAt: string;
   /**
    * The tick's time budget, ms, well inside the function's timeout (50 s, infra/settings.ts): the
    * phases share it (`shares`), none can take another's share, and a phase stuck far past its
@@ -33,7 +36,7 @@ export interface DispatchOptions {
 }
 
 /** The order of the phases: the reaper first, so lost jobs are recovered on every tick. */
-const phaseOrder: Phase[] = ["reaper", "schedules", "retention", "exports", "previews", "baseBackups", "webhooks"];
+const phaseOrder: Phase[] = ["reaper", "schedules", "retention", "exports", "previews", "baseBackups", "drills", "webhooks"];
 
 export const defaultDispatchOptions: DispatchOptions = {
   scheduler: defaultSchedulerOptions,
@@ -41,8 +44,9 @@ export const defaultDispatchOptions: DispatchOptions = {
   reaper: defaultReaperOptions,
   exports: defaultExportSweepOptions,
   baseBackupAt: DEFAULT_BASE_BACKUP_AT,
+  drillAt: DEFAULT_DRILL_AT,
   budgetMs: 30_000,
-  shares: { reaper: 0.15, schedules: 0.375, retention: 0.15, exports: 0.075, previews: 0.075, baseBackups: 0.025, webhooks: 0.15 },
+  shares: { reaper: 0.15, schedules: 0.35, retention: 0.15, exports: 0.075, previews: 0.075, baseBackups: 0.025, drills: 0.025, webhooks: 0.15 },
 };
 
 export interface TickReport {
@@ -55,6 +59,8 @@ export interface TickReport {
   previews?: ExpiryReport;
   /** Archived clusters whose daily base backup was made due (the archiver takes it). */
   baseBackups?: { due: number };
+  /** Daily pitr drills queued, and archived clusters whose last drill failed (published as a metric). */
+  drills?: DrillTickReport;
   /** Outbox events relayed to webhook deliveries, and lost deliveries sent again. */
   webhooks?: RelayReport & { resent: number };
   /** Phases that threw or ran past their share; the other phases still ran. */
@@ -129,6 +135,7 @@ export async function runTick(deps: Deps, opts: Partial<DispatchOptions> = {}): 
     exports: () => sweepExpiredExports(deps, o.exports),
     previews: () => expirePreviews(deps, (id) => getProject(deps, id)),
     baseBackups: async () => ({ due: await markDailyBaseBackupsDue(deps, o.baseBackupAt) }),
+    drills: () => queueDailyDrills(deps, o.drillAt),
   };
   for (const name of phaseOrder) await phase(name, run[name] as (deadline: number) => Promise<never>);
   report.ms = Date.now() - started;

@@ -12,4 +12,6 @@ export const metricNames = {
   baseBackupFailing: "BaseBackupFailing",
   /** WAL the replication slot keeps on the cluster (bytes), where pg_replication_slots told the receiver. */
   walSlotRetainedBytes: "WalSlotRetainedBytes",
+  /** Archived clusters whose last point-in-time drill failed (core/wal/drills.ts). */
+  pitrDrillsFailing: "PitrDrillsFailing",
 } as const;

@@ -15,6 +15,8 @@ import { METRICS_NAMESPACE, metricNames } from "./metrics-names.ts";
  */
 export async function publishTickMetrics(deps: Deps, report: TickReport, metrics: Metrics): Promise<void> {
   metrics.addMetric(metricNames.phaseFailures, MetricUnit.Count, report.errors.length);
+  // Left out when the drills phase failed (its failure is the phase-failure metric's).
+  if (report.drills) metrics.addMetric(metricNames.pitrDrillsFailing, MetricUnit.Count, report.drills.failing);
   try {
     const staleness = await findStaleProjects(deps);
     metrics.addMetric(metricNames.staleProjects, MetricUnit.Count, staleness.stale.length);

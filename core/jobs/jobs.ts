@@ -16,8 +16,26 @@ export const jobTypes = [
   "instance.destroy",
   "project.export",
   "project.promote_preview",
+  "cluster.pitr_drill",
 ] as const;
 export type JobType = (typeof jobTypes)[number];
+
+/**
+ * The service's own jobs (the daily point-in-time drill of a cluster's archive): no customer's.
+ * They belong to no organization or project a principal can hold (`SERVICE_SCOPE`), are indexed
+ * under `keys.serviceJobsIndex` instead of a project's job list, and publish no `job.*` events,
+ * so no list, job lookup or webhook of a customer ever shows them.
+ */
+export const serviceJobTypes: readonly JobType[] = ["cluster.pitr_drill"];
+export const SERVICE_SCOPE = "capydb-service";
+export const isServiceJob = (job: { type: string }): boolean => (serviceJobTypes as readonly string[]).includes(job.type);
+/** A customer job's `job.*` event in the transaction; none for the service's own jobs. */
+const jobOutcomeEvent = (
+  deps: Pick<Deps, "table" | "now">,
+  job: Parameters<typeof jobEvent>[0],
+  outcome: Parameters<typeof jobEvent>[1],
+  at: string,
+): TransactItem[] => (isServiceJob(job) ? [] : [outboxPut(deps, jobEvent(job, outcome, at))]);
 /**
  * Types stored under an earlier name: a preview deletion was `branch.delete` until the type
  * became one CapyDB's CLI knows (`instance.destroy`). Such jobs read under the current name.
@@ -125,7 +143,7 @@ export function newJobItem(
   };
   return {
     ...keys.job(item.id),
-    gsi1pk: keys.projectJobsIndex(item.project_id),
+    gsi1pk: isServiceJob(item) ? keys.serviceJobsIndex : keys.projectJobsIndex(item.project_id),
     gsi1sk: item.id,
     ...jobStateIndex("pending", available, item.id),
     ...item,
@@ -281,7 +299,7 @@ export async function completeJob(deps: Db, job: JobItem, report: RunReport = {}
       ...jobStateIndex("completed", now, job.id),
     },
     owner(job),
-    [outboxPut(deps, jobEvent(job, { state: "completed" }, now)), ...also],
+    [...jobOutcomeEvent(deps, job, { state: "completed" }, now), ...also],
   );
 }
 
@@ -324,7 +342,7 @@ export async function failJob(
   also: TransactItem[] = [],
 ): Promise<JobItem | undefined> {
   const now = iso(deps.now());
-  const event = outboxPut(deps, jobEvent(job, { state: "failed", error, retry_classification: classification }, now));
+  const event = jobOutcomeEvent(deps, job, { state: "failed", error, retry_classification: classification }, now);
   return transition(
     deps,
     job,
@@ -340,7 +358,7 @@ export async function failJob(
       ...jobStateIndex("failed", now, job.id),
     },
     owner(job),
-    [event, ...also],
+    [...event, ...also],
   );
 }
 
@@ -483,7 +501,7 @@ export async function reapLapsedJob(deps: Db, job: JobItem): Promise<{ outcome: 
       ...jobStateIndex("failed", now, job.id),
     },
     fence,
-    [outboxPut(deps, jobEvent(job, { state: "failed", error: `${stopped}; no attempts left`, retry_classification: "transient" }, now))],
+    jobOutcomeEvent(deps, job, { state: "failed", error: `${stopped}; no attempts left`, retry_classification: "transient" }, now),
   );
   return failed && { outcome: "failed", job: failed };
 }

@@ -1,4 +1,4 @@
-import { watch, type FSWatcher } from "node:fs";
+import { readdirSync, watch, type FSWatcher } from "node:fs";
 import { chmod, chown, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
@@ -91,6 +91,13 @@ export class WalSpool {
   private readonly requested = new Set<string>();
   /** The error of the first file replay asked for and could not have (a prefetch failure replay never reached does not count). */
   get failure(): Error | undefined {
+    // A request the spool has not scanned yet counts too: when a prefetch already failed, the
+    // restore_command finds `<file>.failed` and exits before the scan sees its request.
+    try {
+      for (const name of readdirSync(this.req)) this.requested.add(name);
+    } catch {
+      // the spool's directory is gone: what was scanned is all there is
+    }
     for (const name of this.requested) {
       const e = this.errors.get(name);
       if (e) return e;

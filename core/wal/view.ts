@@ -7,6 +7,7 @@ import { z } from "../zod.ts";
 import type { Deps } from "../deps.ts";
 import { restorableWindow } from "./archive.ts";
 import { isUsable } from "./window.ts";
+import { getDrill } from "./drills.ts";
 
 export const pitrBaseBackupSchema = z.object({
   id: z.string(),
@@ -43,7 +44,8 @@ const ceilSecond = (t: string | null): string | null =>
 
 /** The cluster's point-in-time view; `window_days` 0 and nothing available where it has no archive. */
 export async function pitrView(deps: Pick<Deps, "ddb" | "table" | "now">, clusterId: string): Promise<Pitr> {
-  const w = await restorableWindow(deps, clusterId);
+  const [w, drill] = await Promise.all([restorableWindow(deps, clusterId), getDrill(deps, clusterId)]);
+  const last = drill?.last;
   const latest = floorSecond(w.latest_restore_time);
   return {
     available: w.available,
@@ -55,6 +57,6 @@ export async function pitrView(deps: Pick<Deps, "ddb" | "table" | "now">, cluste
       .filter(isUsable)
       .map((b) => ({ id: b.id, started_at: b.started_at, finished_at: b.finished_at, size_bytes: b.size_bytes, verified_at: b.verified_at })),
     gaps: w.gaps.map((g) => ({ from: floorSecond(g.from), to: ceilSecond(g.to) })),
-    last_drill: null,
+    last_drill: last ? { at: last.at, restore_time: last.restore_time, ok: last.ok, seconds: last.seconds, error: last.error } : null,
   };
 }

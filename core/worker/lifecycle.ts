@@ -1,5 +1,5 @@
 import { iso, type Deps } from "../deps.ts";
-import { claimJob, failJob, lockedResourceFor, releaseClaim, retryJob, type JobItem, type RunReport } from "../jobs/jobs.ts";
+import { claimJob, failJob, isServiceJob, lockedResourceFor, releaseClaim, retryJob, type JobItem, type RunReport } from "../jobs/jobs.ts";
 import { acquireLock, acquireSlot, clusterResource, releaseLock, renewLock } from "../jobs/locks.ts";
 import { enterWait, leaveWait, wakeNext } from "../jobs/waiters.ts";
 import { enqueueJobs } from "../jobs/queue.ts";
@@ -136,7 +136,8 @@ async function takeTurn(deps: Deps, job: JobItem, owner: string, o: WorkerOption
   const database = lockResource(job);
   if (!(await acquireLock(deps, database, owner, o.leaseMs))) return { busy: database };
   const held = [{ resource: database, owner }];
-  if (!o.clusterJobCap) return { held };
+  // A drill reads the archive and writes to the verification cluster, not to the customer's: it takes none of its slots.
+  if (!o.clusterJobCap || isServiceJob(job)) return { held };
   const slot = await acquireSlot(deps, job.cluster_id, owner, o.clusterJobCap, o.leaseMs);
   if (slot) return { held: [...held, { resource: slot, owner }] };
   await releaseTurn(deps, job, held);

@@ -120,7 +120,8 @@ async function databaseOid(conn: ClusterConnection, database: string): Promise<n
   }
 }
 
-function asFailure(err: unknown): WorkerFailure {
+/** A point-in-time restore's failure, classified: the archive's and the backup's bytes do not change by trying again. */
+export function asFailure(err: unknown): WorkerFailure {
   if (err instanceof WorkerFailure) return err;
   if (err instanceof RecoveryError) {
     if (err.stage === "interrupted") return new WorkerFailure("transient", "The point-in-time restore was interrupted.", { cause: err });

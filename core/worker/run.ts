@@ -1,6 +1,7 @@
 import type { Deps } from "../deps.ts";
 import { getJobItem, type JobType } from "../jobs/jobs.ts";
 import { backupRunner } from "./backup.ts";
+import { drillRunner } from "./drill.ts";
 import { exportRunner } from "./export.ts";
 import { previewCreateRunner, previewDeleteRunner } from "./previews.ts";
 import type { MessageContext } from "./heartbeat.ts";
@@ -24,6 +25,7 @@ export const jobRunners: Partial<Record<JobType, JobRunner>> = {
   "branch.create": previewCreateRunner,
   "instance.destroy": previewDeleteRunner,
   "project.promote_preview": promoteRunner,
+  "cluster.pitr_drill": drillRunner,
 };
 
 /**
