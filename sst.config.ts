@@ -19,6 +19,7 @@ export default $config({
     const { table, jobs, jobsDlq, bucket, deliveries } = await import("./infra/storage.ts");
     const { api } = await import("./infra/api.ts");
     await import("./infra/task.ts");
+    await import("./infra/archiver.ts");
     await import("./infra/worker.ts");
     await import("./infra/dispatch.ts");
     await import("./infra/webhooks.ts");

@@ -224,7 +224,17 @@ export const grants = {
     { on: "jobs", actions: ["sqs:ChangeMessageVisibility", "sqs:SendMessage"] },
     { on: "bucketObjects", actions: artifactRw },
   ],
-} as const satisfies Record<FunctionSettings["entry"] | "task", readonly Grant[]>;
+  /**
+   * The WAL archive: its index in the table, segments and base backups in the bucket (retention
+   * deletes). SendMessage because its bundle holds core/jobs/queue.ts (restore points' pins come
+   * through core/backups); it never queues a job.
+   */
+  archiver: [
+    { on: "table", actions: tableRw },
+    { on: "jobs", actions: ["sqs:SendMessage"] },
+    { on: "bucketObjects", actions: ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"] },
+  ],
+} as const satisfies Record<FunctionSettings["entry"] | "task" | "archiver", readonly Grant[]>;
 
 // ---------------------------------------------------------------------------------------------
 // Data protection.
@@ -426,6 +436,47 @@ export const task = {
   secrets: Record<string, SecretName>;
   dockerfile: string;
   leaseMinutes: number;
+};
+
+/**
+ * The WAL archiver (infra/archiver.ts, functions/archiver.ts): an always-on Fargate service, one
+ * task, in the task's image and cluster. One receiver per archived cluster (pg_receivewal and a
+ * shipper that gzips a 16 MiB segment at a time: little CPU, tens of MB each) and one base backup
+ * at a time (pg_basebackup, gzip and the upload keep about a core busy). Its disk holds the
+ * spool (a few segments per cluster) and a base backup's verification copy (pg_verifybackup
+ * checks an extracted directory): 100 GB, like the task, for clusters up to about 90 GB.
+ */
+export const archiver = {
+  entry: "archiver",
+  architecture,
+  cpu: "1 vCPU",
+  memory: "4 GB",
+  storage: "100 GB",
+  /** The task's links (core/config.ts wants the queue's URL). */
+  link: ["Table", "Jobs", "Backups"],
+  environment: { CAPYDB_PG_BIN_DIRS: pgBinDir, CAPYDB_WAL_SPOOL_DIR: "/tmp/capydb-wal" },
+  secrets: { CAPYDB_SECRET_KEY: "ClusterSecretKey" },
+  /** The task's image, which carries the archiver's bundle too; ECS runs it with this entrypoint. */
+  dockerfile: "infra/task/Dockerfile",
+  entrypoint: ["node", "/var/task/archiver.mjs"],
+  /**
+   * Exactly one: two receivers would fight over each cluster's replication slot. A deploy stops
+   * the old task before it starts the new one (at most 100%, at least 0% running); the slot keeps
+   * the WAL meanwhile, and the new task resumes from it.
+   */
+  desiredCount: 1,
+} as const satisfies {
+  entry: string;
+  architecture: "arm64" | "x86_64";
+  cpu: `${number} vCPU`;
+  memory: `${number} GB`;
+  storage: `${number} GB`;
+  link: readonly LinkName[];
+  environment: Record<string, string>;
+  secrets: Record<string, SecretName>;
+  dockerfile: string;
+  entrypoint: readonly string[];
+  desiredCount: number;
 };
 
 /** The variables that carry a secret's value: never a plain variable of a function or the task. */

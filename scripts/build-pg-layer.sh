@@ -2,7 +2,7 @@
 # Builds the Lambda layer that gives the worker pg_dump, pg_restore and psql for every PostgreSQL
 # major it must dump (16, 17, 18), each with the shared libraries it needs:
 #
-#   dist/pg-layer/pgsql/<major>/bin/{pg_dump,pg_restore,psql}
+#   dist/pg-layer/pgsql/<major>/bin/{pg_dump,pg_restore,psql,pg_basebackup,pg_receivewal,pg_verifybackup}
 #   dist/pg-layer/pgsql/<major>/lib/{libpq.so.5,libssl.so.3,libcrypto.so.3,libzstd.so.1,...}
 #   dist/pg-layer.json             {"arch": "arm64", "majors": [16,17,18], "versions": {...}}
 #
@@ -26,7 +26,8 @@
 # Why compile from source rather than install packages: Amazon Linux 2023 does not carry every
 # major we need at once, PGDG's RPMs target RHEL and drag in server packages, and a source
 # build lets the binaries find their libraries in their own layer directory (rpath), with no
-# LD_LIBRARY_PATH games. Only the client side is built (libpq, pg_dump, psql): no server.
+# LD_LIBRARY_PATH games. Only the client side is built (libpq, pg_dump, psql, pg_basebackup,
+# pg_verifybackup): no server.
 #
 # Usage:
 #   scripts/build-pg-layer.sh                 # ARCH=arm64 (the worker's architecture), Docker
@@ -38,6 +39,9 @@
 set -euo pipefail
 
 ARCH="${ARCH:-arm64}"
+# The client tools kept: the dump engine's three, and the WAL archive's (infra/archiver.ts runs in
+# the task image, which copies this layer): pg_receivewal, pg_basebackup, pg_verifybackup.
+TOOLS="pg_dump pg_restore psql pg_basebackup pg_receivewal pg_verifybackup"
 PG16_VERSION="${PG16_VERSION:-16.11}"
 PG17_VERSION="${PG17_VERSION:-17.7}"
 PG18_VERSION="${PG18_VERSION:-18.1}"
@@ -92,12 +96,15 @@ build_inside() {
       make -s -j"$(nproc)" -C src/interfaces/libpq install
       make -s -j"$(nproc)" -C src/bin/pg_dump install
       make -s -j"$(nproc)" -C src/bin/psql install
+      # The WAL archive (infra/archiver.ts, same image): pg_receivewal and pg_basebackup, pg_verifybackup.
+      make -s -j"$(nproc)" -C src/bin/pg_basebackup install
+      make -s -j"$(nproc)" -C src/bin/pg_verifybackup install
     )
 
-    # Keep the three tools and the shared libraries; drop headers, static libs, the rest.
+    # Keep the tools and the shared libraries; drop headers, static libs, the rest.
     local stage="$dest/pgsql/$major"
     mkdir -p "$stage/bin" "$stage/lib"
-    for tool in pg_dump pg_restore psql; do
+    for tool in $TOOLS; do
       cp "$prefix/bin/$tool" "$stage/bin/"
     done
     # Only the soname the tools ask for, as a plain file: a layer zip should hold no symlinks.
@@ -153,7 +160,7 @@ else
     docker run --rm --platform "$PLATFORM" --entrypoint /bin/sh \
       -v "$OUT:/opt:ro" "$RUNTIME_IMAGE" -c "
         set -e
-        for tool in pg_dump pg_restore psql; do
+        for tool in $TOOLS; do
           env -u LD_LIBRARY_PATH /opt/pgsql/$major/bin/\$tool --version | grep -q ' $major\.'
         done"
     echo "layer: PostgreSQL $major tools start in $RUNTIME_IMAGE"

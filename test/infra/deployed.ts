@@ -17,6 +17,8 @@ export interface DeployedStack {
   functions: Record<EntryName, { link: string[]; environment: Record<string, string> }>;
   /** The task's `sst.aws.Task` arguments. */
   task: { link: string[]; environment: Record<string, string>; ssm: Record<string, string> };
+  /** The WAL archiver's `sst.aws.Service` arguments (a container like the task's). */
+  archiver: { link: string[]; environment: Record<string, string>; ssm: Record<string, string>; entrypoint: string[] };
   created: Created[];
 }
 
@@ -35,6 +37,7 @@ export async function deployedStack(repoRoot: string, deployEnv: Record<string, 
   const names = (args: any): string[] => (args.link ?? []).map((r: any) => r.$name);
   const fn = (args: any) => ({ link: names(args), environment: { ...(args.environment ?? {}) } });
   const taskArgs = find(created, "sst.aws.Task", "LargeJobs").args;
+  const archiverArgs = find(created, "sst.aws.Service", "Archiver").args;
   return {
     functions: {
       api: fn(find(created, "sst.aws.ApiGatewayV2", "Api").calls.find((c) => c.args[0] === "$default")!.args[1]),
@@ -44,6 +47,12 @@ export async function deployedStack(repoRoot: string, deployEnv: Record<string, 
       deliver: fn(find(created, "sst.aws.Queue", "Deliveries").calls[0]!.args[0]),
     },
     task: { link: names(taskArgs), environment: { ...(taskArgs.environment ?? {}) }, ssm: { ...(taskArgs.ssm ?? {}) } },
+    archiver: {
+      link: names(archiverArgs),
+      environment: { ...(archiverArgs.environment ?? {}) },
+      ssm: { ...(archiverArgs.ssm ?? {}) },
+      entrypoint: [...archiverArgs.entrypoint],
+    },
     created,
   };
 }
@@ -125,7 +134,7 @@ export function lambdaEnvironment(
 }
 
 /**
- * The task's container environment as ECS starts it: `environment`, one `SST_RESOURCE_<Link>`
+ * The task's (or the archiver service's) container environment as ECS starts it: `environment`, one `SST_RESOURCE_<Link>`
  * per link, `SST_RESOURCE_App`, and each `ssm` entry resolved to the secret's value.
  */
 export function taskEnvironment(
@@ -133,12 +142,14 @@ export function taskEnvironment(
   outputs: Record<string, unknown>,
   secretValues: Record<string, string>,
   runtime: Record<string, string>,
+  container: "task" | "archiver" = "task",
 ): Record<string, string> {
   const env: Record<string, string> = { ...runtime };
-  for (const [k, v] of Object.entries(stack.task.environment)) env[k] = resolveOutputs(String(v), outputs);
-  for (const l of stack.task.link) env[`SST_RESOURCE_${l}`] = JSON.stringify(linkProperties(l, outputs));
+  const args = stack[container];
+  for (const [k, v] of Object.entries(args.environment)) env[k] = resolveOutputs(String(v), outputs);
+  for (const l of args.link) env[`SST_RESOURCE_${l}`] = JSON.stringify(linkProperties(l, outputs));
   env.SST_RESOURCE_App = JSON.stringify({ name: "capydb-backups", stage: "test" });
-  for (const [k, arn] of Object.entries(stack.task.ssm)) {
+  for (const [k, arn] of Object.entries(args.ssm)) {
     const value = secretValues[resolveOutputs(String(arn), outputs)];
     if (value === undefined) throw new Error(`no secret value for ${k} (${arn})`);
     env[k] = value;

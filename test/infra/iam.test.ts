@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dataProtection, functions, grants, secrets, secretVariables, task, workerMaxConcurrency, apiThrottle } from "../../infra/settings.ts";
 import { buildFunction, type BundleName } from "../../scripts/build-functions.ts";
-import { taskSources } from "../../scripts/build-task.ts";
+import { archiverSources, taskSources } from "../../scripts/build-task.ts";
 import { type DeployedStack, deployedStack } from "./deployed.ts";
 import { find, ref } from "./sst-standins.ts";
 
@@ -36,6 +36,7 @@ const actionsOf: Record<string, string[]> = {
   DeleteObjectCommand: ["s3:DeleteObject"],
   AbortMultipartUploadCommand: ["s3:AbortMultipartUpload"],
   CopyObjectCommand: ["s3:GetObject", "s3:PutObject"],
+  PutObjectCommand: ["s3:PutObject"],
   Upload: ["s3:PutObject"],
   presignGet: ["s3:GetObject"],
   "task.run": ["ecs:RunTask"],
@@ -77,6 +78,11 @@ describe("IAM: each entry point gets exactly the actions its code calls", () => 
     const called = calledActions(await taskSources(path.join(outDir, "task.mjs")), true);
     called.delete("ecs:RunTask");
     expect([...granted("task", { trigger: false })].sort()).toEqual([...called].sort());
+  });
+
+  it("archiver: its grants are the actions of the calls in its bundle", { timeout: 60_000 }, async () => {
+    const called = calledActions(await archiverSources(path.join(outDir, "archiver.mjs")), true);
+    expect([...granted("archiver", { trigger: false })].sort()).toEqual([...called].sort());
   });
 });
 

@@ -15,7 +15,11 @@ import { createDelivery, getDelivery, messageOf, testEvent } from "../../core/we
 import { createEndpoint } from "../../core/webhooks/endpoints.ts";
 import { ensureQueues } from "../../local/resources.ts";
 import { type BundleName, buildFunction } from "../../scripts/build-functions.ts";
-import { buildTask } from "../../scripts/build-task.ts";
+import { buildArchiver, buildTask } from "../../scripts/build-task.ts";
+import { randomBytes } from "node:crypto";
+import { enableArchive, restorableWindow } from "../../core/wal/archive.ts";
+import { startPostgres } from "../../local/postgres.ts";
+import { freePort, waitFor } from "../../local/wait.ts";
 import { createTestEnv, type Tenant, type TestEnv, uniq } from "../support/env.ts";
 import { startReceiver } from "../webhooks/support.ts";
 import { fastOptions, objectBytes, postBackup, runQueueUntilSettled, sha256 } from "../worker/support.ts";
@@ -41,6 +45,7 @@ let outputs: Record<string, unknown>;
 let deliveryQueueUrl: string;
 const bundles: Partial<Record<BundleName, string>> = {};
 let taskBundle: string;
+let archiverBundle: string;
 
 /** What Lambda's runtime sets for every function (credentials are the stand-ins'). */
 const lambdaRuntime = (): Record<string, string> => ({
@@ -68,6 +73,7 @@ beforeAll(async () => {
     bundles[name] = (await buildFunction(name, path.join(work, "build"))).file;
   }
   taskBundle = await buildTask(path.join(work, "build", "task", "index.mjs"));
+  archiverBundle = await buildArchiver(path.join(work, "build", "task", "archiver.mjs"));
 }, 240_000);
 afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
@@ -313,4 +319,63 @@ describe("built bundles, started as deployed (fresh Node 24 process, SST's envir
     expect(backup).toMatchObject({ state: "completed" });
     expect(sha256(await objectBytes(env.deps, backup!.backup_key))).toBe(backup!.sha256);
   }, 300_000);
+
+  it("archiver: the Fargate service's entry, started with the container environment SST's Service gives it, archives a cluster; SIGTERM exits 0", async () => {
+    // A cluster of its own with archiving on (wal_level=replica, a replication entry: local/postgres.ts).
+    const pgServer = await startPostgres({
+      dataDir: path.join(work, "archived-pg"),
+      port: await freePort(),
+      password: randomBytes(12).toString("hex"),
+      settings: { wal_level: "replica" },
+    });
+    try {
+      const cluster = await createCluster(env.deps, { name: uniq("archived"), url: `${pgServer.url}?sslmode=disable`, insecure_tls: true });
+      await enableArchive(env.deps, cluster.id);
+      // The image's layout: /var/task/archiver.mjs, run as the service's entrypoint `node /var/task/archiver.mjs`.
+      expect(stack.archiver.entrypoint).toEqual(["node", "/var/task/archiver.mjs"]);
+      const dir = mkdtempSync(path.join(work, "archiver-"));
+      cpSync(archiverBundle, path.join(dir, "archiver.mjs"));
+      const secretValues = { [String(outputs["<ClusterSecretKeyParameter.arn>"])]: env.infra.secretKey };
+      const containerEnv = taskEnvironment(
+        stack,
+        outputs,
+        secretValues,
+        {
+          PATH: "/usr/local/bin:/usr/bin:/bin",
+          AWS_REGION: "us-east-1",
+          AWS_DEFAULT_REGION: "us-east-1",
+          AWS_ACCESS_KEY_ID: "local",
+          AWS_SECRET_ACCESS_KEY: "local",
+          CAPYDB_AWS_ENDPOINT: env.infra.endpoint,
+        },
+        "archiver",
+      );
+      expect(containerEnv).not.toHaveProperty("SST_RESOURCE_ClusterSecretKey");
+      expect(containerEnv.CAPYDB_SECRET_KEY).toBe(env.infra.secretKey);
+      // The spool on this machine's scratch space rather than the image's /tmp/capydb-wal (other runs share /tmp).
+      const child = spawn(node24, [path.join(dir, "archiver.mjs")], {
+        cwd: dir,
+        env: { ...containerEnv, CAPYDB_WAL_SPOOL_DIR: path.join(dir, "wal") },
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      let stderr = "";
+      child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+      try {
+        await waitFor(async () => (await restorableWindow(env.deps, cluster.id)).available, {
+          timeoutMs: 120_000,
+          what: `the window to open (${stderr.slice(-500)})`,
+        });
+        const w = await restorableWindow(env.deps, cluster.id);
+        expect(w.archive).toMatchObject({ enabled: true, receiver_error: null });
+        expect(w.baseBackups[0]).toMatchObject({ state: "completed", trigger: "initial" });
+        expect(w.lag_seconds).toBeLessThanOrEqual(30);
+      } finally {
+        child.kill("SIGTERM");
+      }
+      expect(await exited, stderr).toBe(0);
+    } finally {
+      await pgServer.stop();
+    }
+  }, 240_000);
 });

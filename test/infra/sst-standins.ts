@@ -76,6 +76,7 @@ export function installStandIns(opts: { root: string; stage?: string }): Created
       CronV2: component("sst.aws.CronV2", [], [], { function: ["name"] }),
       Vpc: component("sst.aws.Vpc", ["id", "publicSubnets", "securityGroups"]),
       Cluster: component("sst.aws.Cluster", ["id"]),
+      Service: component("sst.aws.Service", ["service"], [], { taskRole: ["arn"], executionRole: ["arn"] }),
       Task: component("sst.aws.Task", ["cluster", "taskDefinition", "subnets", "securityGroups", "assignPublicIp", "containers"], [], {
         taskRole: ["arn"],
         executionRole: ["arn"],
