@@ -149,8 +149,10 @@ describe("console: point-in-time recovery and the backups chart", () => {
     expect(await text(page, "#pitr-lag")).toMatch(/^(\d+ s|\d+ min \d+ s|under a second) \(now minus the latest restorable time\)$/);
     expect(await text(page, "#pitr-summary")).toContain("except one gap");
 
-    // Keyboard: the timeline is a slider; Home and End go to the window's ends.
-    await timeline.focus();
+    // Keyboard: the timeline is a slider, next in the tab order after "Back up now"; Home and End go to the window's ends.
+    await page.getByRole("button", { name: "Back up now" }).focus();
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate<string | null>("document.activeElement?.getAttribute('aria-label')")).toBe("Point in time to restore to");
     await page.keyboard.press("Home");
     expect(await timeline.getAttribute("aria-valuetext")).toBe(`${utc(pitr.earliest_restore_time)}, restorable`);
     // (Chromium writes the field's value without ":00" seconds.)
@@ -247,7 +249,7 @@ describe("console: point-in-time recovery and the backups chart", () => {
     const previewId = new URL(page.url()).hash.slice(1);
     const row = page.locator(`#previews tr[data-id="${previewId}"]`);
     await row.locator('[data-state="ready"]').waitFor();
-    expect(await row.locator('[data-col="from"]').textContent()).toMatch(/^the project at /);
+    expect(await row.locator('[data-col="from"]').textContent()).toBe(`the project as it was at ${utc(at)}`);
     const { preview } = await api(archived, `/v1/preview-databases/${previewId}`, {}, restorer);
     expect(preview).toMatchObject({ source_kind: "pitr", source_restore_time: new Date(at).toISOString().replace(/\.000Z$/, "Z") });
     await row.getByRole("button", { name: /^Connection string of preview / }).click();

@@ -820,8 +820,9 @@
     pitrState.domain = { lo, hi };
     const W = 1000;
     const x = (t) => (((Math.min(Math.max(t, lo), hi) - lo) / (hi - lo)) * W).toFixed(2);
+    // A gap of seconds in a window of days still shows (0.6% of the width at least).
     const rect = (a, b, y, height, attrs, title) =>
-      svg("rect", { x: x(a), y, width: Math.max(Number(x(b)) - Number(x(a)), 2).toFixed(2), height, ...attrs }, svgTitle(title));
+      svg("rect", { x: x(a), y, width: Math.max(Number(x(b)) - Number(x(a)), attrs.class === "tl-gap" ? 6 : 2).toFixed(2), height, ...attrs }, svgTitle(title));
 
     const parts = [svg("rect", { x: 0, y: 26, width: W, height: 12, class: "tl-track" })];
     parts.push(rect(Date.parse(p.latest_restore_time), now, 26, 12, { class: "tl-lag", "data-kind": "lag" }, `Not restorable yet: the archive's lag, ${describeLag(p.lag_seconds)}`));
@@ -944,8 +945,9 @@
     const clampNote = verdict.clamped
       ? ` ${utc(t)} is later than the latest restorable time: the restore is moved back to ${utc(verdict.at)} (the archive is ${describeLag(p.lag_seconds)} behind now).`
       : "";
-    what.dataset.restoreTime = isoOf(verdict.at);
-    what.textContent = `Will restore the project's database as it was at ${utc(verdict.at)} (${ago(isoOf(verdict.at))}) into a new preview database.${clampNote}`;
+    const sentence = `Will restore the project's database as it was at ${utc(verdict.at)} into a new preview database.${clampNote}`;
+    // Only a change is announced (the window is read again every 30 s).
+    if (what.textContent !== sentence) what.textContent = sentence;
   }
 
   function openPitrPicker() {
@@ -1331,7 +1333,7 @@
         cells: [
           h("span", {}, h("strong", {}, p.name), h("br"), h("code", { class: "muted" }, p.database_name)),
           h("span", {}, badge(p.state), p.last_error ? h("span", { class: "detail" }, p.last_error) : ""),
-          p.source_kind === "backup" && p.source_backup_key ? h("code", { title: p.source_backup_key }, backupIdOfKey(p.source_backup_key)) : p.source_kind === "pitr" ? `the project at ${p.source_restore_time ? when(p.source_restore_time) : "a point in time"}` : p.source_kind === "backup" ? "a backup" : "empty",
+          p.source_kind === "backup" && p.source_backup_key ? h("code", { title: p.source_backup_key }, backupIdOfKey(p.source_backup_key)) : p.source_kind === "pitr" ? (p.source_restore_time ? h("span", {}, "the project as it was at ", h("time", { datetime: p.source_restore_time }, utc(p.source_restore_time))) : "the project at a point in time") : p.source_kind === "backup" ? "a backup" : "empty",
           p.state === "deleted" ? "—" : when(p.ttl_expires_at),
           previewActions(p),
         ],
