@@ -7,6 +7,7 @@ import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newId } from "../../core/ids.ts";
 import { listBaseBackups, putGap } from "../../core/wal/archive.ts";
+import { recordDrillResult } from "../../core/wal/drills.ts";
 import { createWorkerHandler } from "../../core/worker/handler.ts";
 import { startWorkerLoop } from "../../local/loops.ts";
 import { freePort } from "../../local/wait.ts";
@@ -173,6 +174,29 @@ describe("console: point-in-time recovery and the backups chart", () => {
       .waitFor();
     expect(await page.getByRole("button", { name: "Restore into a new preview" }).isEnabled()).toBe(true);
     await browser.screenshot(page, "pitr-timeline");
+
+    // The daily drill's outcome (core/wal/drills.ts records it; test/worker/drill.test.ts runs real ones), in words.
+    const drilled = pitr.earliest_restore_time;
+    await recordDrillResult(env.deps, archived.clusterId, {
+      at: new Date().toISOString(),
+      restore_time: drilled,
+      ok: false,
+      seconds: 42,
+      error: "segment 000000010000000000000003 does not match its SHA-256",
+      job_id: newId("job", new Date()),
+      database: null,
+      databases: null,
+      tables: null,
+      rows: null,
+      base_backup_id: null,
+      wal_segments: null,
+      checked_on: null,
+    });
+    await page.reload();
+    await page.locator("#pitr-drill", { hasText: "failed" }).waitFor();
+    expect(await text(page, "#pitr-drill")).toBe(
+      `failed just now, restoring ${utc(drilled)} (after 42 s): segment 000000010000000000000003 does not match its SHA-256.`,
+    );
     expect(page.problems).toEqual([]);
     await page.close();
 

@@ -668,8 +668,9 @@
 
   function describeDrill(d) {
     if (!d) return "no drill yet";
-    const how = d.ok ? "passed" : "failed";
-    return `${how} ${ago(d.at)}: restored ${utc(d.restore_time)} in ${formatDuration(d.seconds * 1000)}${d.error ? ` (${stop(d.error)})` : ""}`;
+    const took = formatDuration(d.seconds * 1000);
+    if (d.ok) return `passed ${ago(d.at)}: restored ${utc(d.restore_time)} in ${took}`;
+    return `failed ${ago(d.at)}, restoring ${utc(d.restore_time)} (after ${took}): ${stop(d.error || "unknown error")}`;
   }
 
   /**
