@@ -31,6 +31,7 @@
 #
 # Usage:
 #   scripts/build-pg-layer.sh                 # ARCH=arm64 (the worker's architecture), Docker
+#   scripts/build-pg-layer.sh --server-inside /out   # the task image's server build (its Dockerfile runs it)
 #   ARCH=x86_64 scripts/build-pg-layer.sh     # only if infra/settings.ts `architecture` changes
 #   scripts/build-pg-layer.sh --native        # on an Amazon Linux 2023 host of ARCH
 #   PG18_VERSION=18.2 scripts/build-pg-layer.sh   # pin another minor release
@@ -126,8 +127,65 @@ build_inside() {
   rm -rf "$work"
 }
 
+# --- the task image's PostgreSQL server (infra/task/Dockerfile's `server` stage) ----------------
+# Point-in-time restores and drills run a recovery instance (core/pg/recovery.ts): the `postgres`
+# server of the base backup's major, found at /opt/pgsql/<major>/bin/postgres through
+# CAPYDB_PG_BIN_DIRS=/opt/pgsql. The Lambda layer stays client-only (its size limit); the task
+# image gets the whole installation of each major: the server, its modules and share files
+# (timezone data, timezone_abbreviations), contrib (so pg_dump can read columns of extension
+# types such as hstore or citext out of the instance), and the WAL tools (pg_basebackup,
+# pg_receivewal, pg_verifybackup, pg_waldump). ICU too: a database created with the ICU locale
+# provider cannot even be connected to on a server built without it. Same majors and minor
+# versions as the layer; the libraries outside glibc are copied beside each major's (rpath).
+build_server_inside() {
+  local dest="$1"
+  dnf install -y --setopt=install_weak_deps=False \
+    gcc make tar gzip bzip2 findutils binutils gawk bison flex perl \
+    openssl-devel zlib-devel libzstd-devel lz4-devel libicu-devel >/dev/null
+  local work
+  work="$(mktemp -d)"
+  for version in "$PG16_VERSION" "$PG17_VERSION" "$PG18_VERSION"; do
+    local major="${version%%.*}"
+    local prefix="/opt/pgsql/$major"
+    local tarball="postgresql-$version.tar.bz2"
+    echo "==> PostgreSQL $version server -> $prefix"
+    (
+      cd "$work"
+      curl -fsSLO "$PG_SOURCE_URL/v$version/$tarball"
+      curl -fsSLO "$PG_SOURCE_URL/v$version/$tarball.sha256"
+      sha256sum -c "$tarball.sha256"
+      tar xjf "$tarball"
+      cd "postgresql-$version"
+      ./configure --prefix="$prefix" --without-readline --with-icu \
+        --with-openssl --with-zstd --with-lz4 >/dev/null
+      make -s -j"$(nproc)" install
+      make -s -j"$(nproc)" -C contrib install
+    )
+    for bin in "$prefix"/bin/* "$prefix"/lib/postgresql/*.so; do
+      ldd "$bin" 2>/dev/null | awk '/=> \// { print $3 }'
+    done | sort -u | while read -r lib; do
+      case "$(basename "$lib")" in
+        libc.so*|libm.so*|libdl.so*|libpthread.so*|librt.so*|libresolv.so*|ld-linux*|libpq.so*) ;;
+        *) cp -Ln "$lib" "$prefix/lib/" ;;
+      esac
+    done
+    rm -rf "$prefix/include" "$prefix/lib/pgxs" "$prefix"/lib/*.a
+    find "$prefix" -type f \( -perm -u+x -o -name '*.so*' \) -exec strip --strip-unneeded {} + 2>/dev/null || true
+    for tool in postgres pg_verifybackup pg_basebackup pg_receivewal pg_dump pg_restore; do
+      "$prefix/bin/$tool" --version | grep -q " $major\."
+    done
+    mkdir -p "$dest/$major"
+    cp -a "$prefix/." "$dest/$major/"
+  done
+  rm -rf "$work"
+}
+
 if [ "${1:-}" = "--inside" ]; then
   build_inside "$2"
+  exit 0
+fi
+if [ "${1:-}" = "--server-inside" ]; then
+  build_server_inside "$2"
   exit 0
 fi
 

@@ -6,7 +6,8 @@ import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vites
 import { loadConfig } from "../../core/config.ts";
 import { taskResourceSchema } from "../../core/config.ts";
 import { installedPgTools, pickPgTools } from "../../core/pg/pgtools.ts";
-import { pgBinDir, pgLayerDir, task, taskThreshold } from "../../infra/settings.ts";
+import { findServerBinary, hasServerBinary } from "../../core/pg/recovery.ts";
+import { pgBinDir, pgLayerDir, pgMajors, task, taskThreshold } from "../../infra/settings.ts";
 import { taskBundle, taskEntry } from "../../scripts/build-task.ts";
 import { type Created, find, installStandIns, loadSstConfig, ref, removeStandIns } from "./sst-standins.ts";
 
@@ -149,6 +150,51 @@ describe("the task image (infra/task/Dockerfile)", () => {
     // assess: the runner, configured as in the image, finds that major there first
     const found = await installedPgTools([path.join(rootfs, envValue("CAPYDB_PG_BIN_DIRS")!)]);
     expect(found[0]).toMatchObject({ major: real.major, pgDump: path.join(rootfs, "/opt/pgsql", String(real.major), "bin", "pg_dump") });
+  });
+
+  it("has the PostgreSQL server of every major the service supports, for the recovery instance (point-in-time restores, drills)", () => {
+    // A stage compiles the server with the layer's script and pins; the final stage copies it where CAPYDB_PG_BIN_DIRS points.
+    const stage = /^FROM \S+ AS server\n([\s\S]*?)\nFROM /m.exec(dockerfile)?.[1];
+    expect(stage, dockerfile).toBeDefined();
+    const run = /^RUN .*bash \/build-pg-layer\.sh --server-inside (\S+)$/m.exec(stage!);
+    expect(run, stage).not.toBeNull();
+    expect(stage).toContain("COPY scripts/build-pg-layer.sh /build-pg-layer.sh");
+    expect(finalStage).toContain(`COPY --from=server ${run![1]} ${pgBinDir}`);
+    // The layer's client tools go on top (the worker's very pg_dump), after the server's tree.
+    expect(finalStage.indexOf("COPY --from=server")).toBeLessThan(finalStage.indexOf(`COPY ${pgLayerDir}/pgsql`));
+    // What the instance needs besides the binary: the user it runs as (not root), setpriv, every locale.
+    expect(finalStage).toMatch(/^RUN dnf install -y [^\n]*glibc-all-langpacks[^\n]*util-linux/m);
+    expect(finalStage).toMatch(/echo 'postgres:x:\d+:\d+:[^']*' >> \/etc\/passwd/);
+
+    // The script's server build: the whole tree (server, contrib, ICU), every major of the layer, checked.
+    const script = readFileSync(path.join(repoRoot, "scripts/build-pg-layer.sh"), "utf8");
+    const fn = /^build_server_inside\(\) \{\n([\s\S]*?)\n\}$/m.exec(script)?.[1];
+    expect(fn, "build_server_inside in scripts/build-pg-layer.sh").toBeDefined();
+    for (const major of pgMajors) {
+      expect(script).toMatch(new RegExp(`^PG${major}_VERSION="\\$\\{PG${major}_VERSION:-${major}\\.\\d+\\}"$`, "m"));
+      expect(fn).toMatch(new RegExp(`for version in [^\\n]*"\\$PG${major}_VERSION"`));
+    }
+    expect(fn).toMatch(/^\s*make -s -j"\$\(nproc\)" install$/m);
+    expect(fn).toMatch(/make -s -j"\$\(nproc\)" -C contrib install/);
+    expect(fn).toContain("--with-icu");
+    expect(fn).toMatch(/for tool in postgres pg_verifybackup pg_basebackup pg_receivewal pg_dump pg_restore; do/);
+    expect(script).toMatch(/^if \[ "\$\{1:-\}" = "--server-inside" \]; then\n\s+build_server_inside "\$2"/m);
+  });
+
+  it("gives core/pg/recovery.ts the <dir>/<major>/bin/postgres layout it looks for", async () => {
+    // prepare: this machine's real server where the image's server stage leaves one (<out>/<major>/bin/postgres)
+    const real = await pickPgTools({ major: 15, text: "15" }, []);
+    const local = await findServerBinary(real.major).catch(() => undefined);
+    expect(local, "a PostgreSQL server on this machine (the tests' own)").toBeDefined();
+    const rootfs = path.join(dir, "server-rootfs");
+    const bin = path.join(rootfs, pgBinDir, String(real.major), "bin");
+    mkdirSync(bin, { recursive: true });
+    symlinkSync(local!, path.join(bin, "postgres"));
+    // assess: the recovery instance, configured as in the image, takes that one first
+    const dirs = [path.join(rootfs, envValue("CAPYDB_PG_BIN_DIRS")!)];
+    expect(await findServerBinary(real.major, dirs)).toBe(path.join(bin, "postgres"));
+    expect(hasServerBinary(dirs)).toBe(true);
+    expect(hasServerBinary([path.join(dir, "nothing-here")])).toBe(hasServerBinary([]));
   });
 
   it("runs functions/task.ts, bundled in the build stage", () => {
