@@ -35,8 +35,8 @@ import { registerPitrCommand } from "./capydb/pitr-command.ts";
 import { registerRestoreCommands } from "./capydb/restore-commands.ts";
 import { registerWebhooks } from "./capydb/webhooks.ts";
 import { Progress, findJobBackup, parseDuration, waitForJob, waitForJobBackup, type WaitOptions } from "./capydb/wait.ts";
-import { CreateBackupRequest } from "../core/api/routes/backups/schema.ts";
-import { PutScheduledBackupRequest } from "../core/api/routes/scheduled-backups/schema.ts";
+import { CreateBackupRequest } from "../core/contract/backups.ts";
+import { PutScheduledBackupRequest } from "../core/contract/scheduled-backups.ts";
 
 interface Globals extends GlobalFlags {
   output?: string;

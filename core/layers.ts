@@ -21,6 +21,9 @@ export const layers: readonly (readonly string[])[] = [
   ["pg"],
   // the DynamoDB store, the AWS clients, task launchers, the dependency record handed to everything
   ["db", "aws", "tasks", "deps.ts"],
+  // the wire contract: the API's request and response schemas, which the routes, the domains and the
+  // customer CLI share; stands on the ground floor only, so the CLI's bundle carries no server code
+  ["contract"],
   // the ground floor
   ["config.ts", "layers.ts", "sst-links.ts", "log.ts", "log-format.ts", "ids.ts", "errors.ts", "redact.ts", "concurrency.ts", "zod.ts"],
 ];

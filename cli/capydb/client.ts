@@ -1,12 +1,12 @@
 import { createRequire } from "node:module";
 import type { z } from "../../core/zod.ts";
 import { CliError, exitCodeForStatus, exitCodes } from "./errors.ts";
-import { ListAuditEventsResponse } from "../../core/api/routes/audit-events/schema.ts";
-import { CreateBackupRequest, CreateBackupResponse, DownloadResponse, ListBackupsResponse } from "../../core/api/routes/backups/schema.ts";
-import { CreateExportResponse, ListExportsResponse } from "../../core/api/routes/exports/schema.ts";
-import { GetJobResponse, ListJobsResponse } from "../../core/api/routes/jobs/schema.ts";
-import { MeResponse } from "../../core/api/routes/me/schema.ts";
-import { CliLoginPoll, CliLoginSession, CreateCliLoginRequest } from "../../core/api/routes/cli-login/schema.ts";
+import { ListAuditEventsResponse } from "../../core/contract/audit-events.ts";
+import { CreateBackupRequest, CreateBackupResponse, DownloadResponse, ListBackupsResponse } from "../../core/contract/backups.ts";
+import { CreateExportResponse, ListExportsResponse } from "../../core/contract/exports.ts";
+import { GetJobResponse, ListJobsResponse } from "../../core/contract/jobs.ts";
+import { MeResponse } from "../../core/contract/me.ts";
+import { CliLoginPoll, CliLoginSession, CreateCliLoginRequest } from "../../core/contract/cli-login.ts";
 import {
   CreatePreviewResponse,
   DeletePreviewResponse,
@@ -16,13 +16,13 @@ import {
   PreviewConnectionsResponse,
   PromotePreviewResponse,
   ResetPreviewResponse,
-} from "../../core/api/routes/previews/schema.ts";
-import { GetPitrResponse } from "../../core/api/routes/pitr/schema.ts";
-import { GetProjectResponse, ListProjectsResponse } from "../../core/api/routes/projects/schema.ts";
-import { CreateRestorePointResponse, DeleteRestorePointResponse, ListRestorePointsResponse } from "../../core/api/routes/restore-points/schema.ts";
-import { CreateRestoreResponse } from "../../core/api/routes/restores/schema.ts";
-import { ListScheduledBackupsResponse, PutScheduledBackupRequest, PutScheduledBackupResponse } from "../../core/api/routes/scheduled-backups/schema.ts";
-import { DeliveryResponse, ListWebhookDeliveriesResponse } from "../../core/api/routes/webhook-deliveries/schema.ts";
+} from "../../core/contract/previews.ts";
+import { GetPitrResponse } from "../../core/contract/pitr.ts";
+import { GetProjectResponse, ListProjectsResponse } from "../../core/contract/projects.ts";
+import { CreateRestorePointResponse, DeleteRestorePointResponse, ListRestorePointsResponse } from "../../core/contract/restore-points.ts";
+import { CreateRestoreResponse } from "../../core/contract/restores.ts";
+import { ListScheduledBackupsResponse, PutScheduledBackupRequest, PutScheduledBackupResponse } from "../../core/contract/scheduled-backups.ts";
+import { DeliveryResponse, ListWebhookDeliveriesResponse } from "../../core/contract/webhook-deliveries.ts";
 import {
   CreateWebhookEndpointRequest,
   DeleteWebhookEndpointResponse,
@@ -31,7 +31,7 @@ import {
   ListWebhookEndpointsResponse,
   UpdateWebhookEndpointRequest,
   UpdateWebhookEndpointResponse,
-} from "../../core/api/routes/webhook-endpoints/schema.ts";
+} from "../../core/contract/webhook-endpoints.ts";
 
 export type CreateBackupBody = z.infer<typeof CreateBackupRequest>;
 export type PutScheduleBody = z.infer<typeof PutScheduledBackupRequest>;

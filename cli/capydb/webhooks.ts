@@ -1,6 +1,6 @@
 import { InvalidArgumentError, type Command } from "commander";
-import { eventTypeSchema, eventTypes, type EventType } from "../../core/events/outbox.ts";
-import { verifySignature } from "../../core/webhooks/signature.ts";
+import { eventTypeSchema, eventTypes, type EventType } from "../../core/contract/events.ts";
+import { verifySignature } from "../../core/contract/webhook-signature.ts";
 import type { ApiClient, WebhookDelivery, WebhookEndpoint } from "./client.ts";
 import { CliError, exitCodes } from "./errors.ts";
 import { formatTime, printJson, renderFields, renderTable } from "./output.ts";

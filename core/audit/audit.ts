@@ -1,6 +1,7 @@
 import { userInfo } from "node:os";
 import type { TransactWriteCommandInput } from "@aws-sdk/lib-dynamodb";
 import { z } from "../zod.ts";
+import { auditEventSchema } from "../contract/audit-events.ts";
 import type { Principal } from "../auth/principal.ts";
 import { keys, ttlAt } from "../db/keys.ts";
 import { putItem, queryPage, type Page } from "../db/store.ts";
@@ -60,20 +61,6 @@ export const auditActions = [
 ] as const;
 export type AuditAction = (typeof auditActions)[number];
 
-/** The AuditEvent as the API shows it (SPEC section 5): exactly these fields. */
-export const auditEventSchema = z.object({
-  id: z.string(),
-  organization_id: z.string(),
-  project_id: z.string().nullable(),
-  // Stored actions are read as strings, so a record written by a newer version still lists.
-  action: z.string(),
-  actor_kind: z.string(),
-  actor_id: z.string(),
-  target_type: z.string(),
-  target_id: z.string(),
-  metadata: z.record(z.string(), z.unknown()),
-  created_at: z.string(),
-});
 export type AuditEvent = z.infer<typeof auditEventSchema>;
 
 export const auditEventItem = auditEventSchema.extend({ item_type: z.literal("audit_event") });

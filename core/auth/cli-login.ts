@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { z } from "../zod.ts";
+import { cliLoginSources, createCliLoginInput, type CliLoginWireState } from "../contract/cli-login.ts";
 import { auditItem, type Actor } from "../audit/audit.ts";
 import { keys, ttlAt } from "../db/keys.ts";
 import { getItem, putItem, setFields, transactWrite, updateItemIf } from "../db/store.ts";
@@ -40,17 +41,8 @@ export const DEFAULT_CLI_SCOPES: readonly Scope[] = [
   "organizations:read",
 ];
 
-export const cliLoginSources = ["cli", "agent"] as const;
+/** `approved` is internal (approved, key not collected yet): the CLI reads it as `pending` (the wire's states, core/contract/cli-login.ts). */
 export const cliLoginStates = ["pending", "approved", "completed", "denied", "expired"] as const;
-/** `approved` is internal (approved, key not collected yet): the CLI reads it as `pending`. */
-export const cliLoginWireStates = ["pending", "completed", "denied", "expired"] as const;
-export type CliLoginWireState = (typeof cliLoginWireStates)[number];
-
-export const createCliLoginInput = z.object({
-  device_name: z.string().trim().min(1, "must not be empty").max(100),
-  source: z.enum(cliLoginSources).default("cli"),
-  scopes: z.array(scopeSchema).min(1).optional(),
-});
 
 export const cliLoginItem = z.object({
   type: z.literal("cli_login"),

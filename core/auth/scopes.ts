@@ -1,20 +1,7 @@
-import { z } from "../zod.ts";
+import type { Scope } from "../contract/scopes.ts";
 
-/** CapyDB's scope list. */
-export const allScopes = [
-  "backups:read",
-  "backups:write",
-  "jobs:read",
-  "projects:read",
-  "projects:write",
-  "credentials:read",
-  "organizations:read",
-  "organizations:write",
-  "api_keys:read",
-  "api_keys:write",
-] as const;
-export const scopeSchema = z.enum(allScopes);
-export type Scope = z.infer<typeof scopeSchema>;
+/** The scope list is part of the wire contract (core/contract/scopes.ts); the rules about scopes are here. */
+export { allScopes, scopeSchema, type Scope } from "../contract/scopes.ts";
 
 /** Scopes that manage the organization itself: never granted to a project-scoped key. */
 export const orgManagementScopes: readonly Scope[] = ["organizations:read", "organizations:write", "api_keys:read", "api_keys:write", "projects:write"];

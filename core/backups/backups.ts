@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { z } from "../zod.ts";
+import { backupSchema, requestBackupInput } from "../contract/backups.ts";
 import { auditItem, type Actor } from "../audit/audit.ts";
 import { keys } from "../db/keys.ts";
 import { getItem, queryPage, setFields, transactWriteIf, updateItemIf, type Page } from "../db/store.ts";
@@ -13,23 +14,6 @@ import { getSchedule } from "./schedules.ts";
 
 type Db = Pick<Deps, "ddb" | "table" | "now">;
 
-export const backupStates = ["pending", "running", "completed", "failed", "expired"] as const;
-export const verificationStates = ["pending", "running", "verified", "failed"] as const;
-
-/** The Backup as the API shows it (SPEC section 1): exactly these fields. */
-export const backupSchema = z.object({
-  id: z.string(),
-  project_id: z.string(),
-  database_name: z.string(),
-  label: z.string(),
-  backup_key: z.string(),
-  size_bytes: z.number().int(),
-  state: z.enum(backupStates),
-  verification_state: z.enum(verificationStates),
-  verified_at: z.string().nullable(),
-  verification_error: z.string().nullable(),
-  created_at: z.string(),
-});
 export type Backup = z.infer<typeof backupSchema>;
 
 export const backupItem = backupSchema.extend({
@@ -55,10 +39,6 @@ export const toBackup = (item: BackupItem): Backup => backupSchema.parse(item);
 export const DEFAULT_RETENTION_DAYS = 14;
 export const backupObjectKey = (projectId: string, backupId: string) => `projects/${projectId}/backups/${backupId}.dump`;
 
-export const requestBackupInput = z.object({
-  label: z.string().max(200).optional(),
-  retention_days: z.number().int().min(1).max(365).optional(),
-});
 export type RequestBackupInput = z.infer<typeof requestBackupInput>;
 
 export interface RequestBackupOptions {

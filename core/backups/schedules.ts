@@ -1,4 +1,5 @@
 import { z } from "../zod.ts";
+import { putScheduleInput, scheduledBackupSchema } from "../contract/scheduled-backups.ts";
 import { auditItem, type Actor } from "../audit/audit.ts";
 import { keys } from "../db/keys.ts";
 import { getItem, setFields, transactWriteIf, updateItemIf } from "../db/store.ts";
@@ -12,21 +13,6 @@ type Db = Pick<Deps, "ddb" | "table" | "now">;
 export const DEFAULT_SCHEDULE_NAME = "default";
 export const DEFAULT_SCHEDULE_RETENTION_DAYS = 14;
 
-/** The ScheduledBackup as the API shows it (SPEC section 1). */
-export const scheduledBackupSchema = z.object({
-  id: z.string(),
-  organization_id: z.string(),
-  project_id: z.string(),
-  label: z.string(),
-  cron_hour: z.number().int().min(0).max(23),
-  cron_minute: z.number().int().min(0).max(59),
-  is_active: z.boolean(),
-  retention_days: z.number().int().min(1).max(365),
-  last_run_at: z.string().nullable(),
-  last_job_id: z.string().nullable(),
-  created_at: z.string(),
-  updated_at: z.string(),
-});
 export type ScheduledBackup = z.infer<typeof scheduledBackupSchema>;
 
 export const scheduleItem = scheduledBackupSchema.extend({ item_type: z.literal("schedule") });
@@ -34,14 +20,6 @@ export type ScheduleItem = z.infer<typeof scheduleItem>;
 
 export const toScheduledBackup = (item: ScheduleItem): ScheduledBackup => scheduledBackupSchema.parse(item);
 
-/** PUT body: the whole schedule (SPEC section 2). 0 or absent retention means the default. */
-export const putScheduleInput = z.object({
-  cron_hour: z.number().int().min(0).max(23),
-  cron_minute: z.number().int().min(0).max(59),
-  is_active: z.boolean(),
-  label: z.string().min(1).max(200).optional(),
-  retention_days: z.number().int().min(0).max(365).optional(),
-});
 export type PutScheduleInput = z.infer<typeof putScheduleInput>;
 
 /** `HH:MM`, the schedule's minute of the UTC day (the dispatcher's index key). */

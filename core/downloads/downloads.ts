@@ -1,4 +1,5 @@
-import { z } from "../zod.ts";
+import type { z } from "../zod.ts";
+import type { downloadSchema } from "../contract/backups.ts";
 import type { BackupItem } from "../backups/backups.ts";
 import { iso, type Deps } from "../deps.ts";
 import { AppError } from "../errors.ts";
@@ -6,13 +7,6 @@ import { AppError } from "../errors.ts";
 /** How long a signed download URL works: long enough to start a large download, short enough to leak little. */
 export const DOWNLOAD_TTL_SECONDS = 15 * 60;
 
-/** The Download as the API shows it: exactly these fields. */
-export const downloadSchema = z.object({
-  download_url: z.string(),
-  expires_at: z.string(),
-  size_bytes: z.number().int(),
-  sha256: z.string(),
-});
 export type Download = z.infer<typeof downloadSchema>;
 
 /** A stored artifact that may be handed out: where it is and what the client must find in it. */

@@ -1,5 +1,6 @@
 import type { TransactWriteCommandInput } from "@aws-sdk/lib-dynamodb";
 import { z } from "../zod.ts";
+import { eventTypeSchema, type EventType } from "../contract/events.ts";
 import { keys, ttlAt } from "../db/keys.ts";
 import { getItem } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
@@ -19,18 +20,8 @@ import { newId } from "../ids.ts";
  *   ]);
  */
 
-/** The events a webhook endpoint can subscribe to (SPEC section 5). */
-export const eventTypes = [
-  "backup.completed",
-  "job.completed",
-  "job.failed",
-  "restore.completed",
-  "preview.ready",
-  "preview.deleted",
-  "export.completed",
-] as const;
-export const eventTypeSchema = z.enum(eventTypes);
-export type EventType = z.infer<typeof eventTypeSchema>;
+/** The events a webhook endpoint can subscribe to: part of the wire contract (core/contract/events.ts). */
+export { eventTypes, eventTypeSchema, type EventType } from "../contract/events.ts";
 
 /** A delivery that `POST .../test` sends; not an event of the outbox, and not subscribable. */
 export const testEventType = "webhook.test";

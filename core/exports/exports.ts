@@ -1,5 +1,6 @@
 import { AbortMultipartUploadCommand, DeleteObjectCommand } from "@aws-sdk/client-s3";
 import { z } from "../zod.ts";
+import { exportSchema } from "../contract/exports.ts";
 import { keys } from "../db/keys.ts";
 import { auditItem, type Actor } from "../audit/audit.ts";
 import { getItem, queryPage, setFields, transactWriteIf, updateItem, type Page } from "../db/store.ts";
@@ -21,18 +22,6 @@ import type { Project } from "../orgs/orgs.ts";
  */
 type Db = Pick<Deps, "ddb" | "table" | "now">;
 
-export const exportStates = ["pending", "running", "completed", "failed", "expired"] as const;
-
-/** The Export as the API shows it (SPEC section 5): exactly these fields. */
-export const exportSchema = z.object({
-  id: z.string(),
-  project_id: z.string(),
-  database_name: z.string(),
-  state: z.enum(exportStates),
-  size_bytes: z.number().int(),
-  created_at: z.string(),
-  expires_at: z.string(),
-});
 export type Export = z.infer<typeof exportSchema>;
 
 export const exportItem = exportSchema.extend({

@@ -1,4 +1,5 @@
 import { z } from "../zod.ts";
+import { jobSchema } from "../contract/jobs.ts";
 import { keys } from "../db/keys.ts";
 import { getItem, queryPage, setFields, transactWriteIf, updateItemIf, type Page } from "../db/store.ts";
 import { jobEvent, outboxPut, type TransactItem } from "../events/outbox.ts";
@@ -44,30 +45,6 @@ const formerJobTypes: Record<string, JobType> = { "branch.delete": "instance.des
 const storedJobType = z.preprocess((v) => (typeof v === "string" ? (formerJobTypes[v] ?? v) : v), z.enum(jobTypes));
 export const retryClassifications = ["transient", "permanent"] as const;
 
-/** The Job as the API shows it (SPEC section 1): exactly these fields. */
-export const jobSchema = z.object({
-  id: z.string(),
-  organization_id: z.string(),
-  project_id: z.string(),
-  cluster_id: z.string(),
-  preview_database_id: z.string().nullable(),
-  type: z.string(),
-  state: z.enum(jobStates),
-  attempts: z.number().int(),
-  max_attempts: z.number().int(),
-  claimed_at: z.string().nullable(),
-  claimed_by: z.string().nullable(),
-  started_at: z.string().nullable(),
-  completed_at: z.string().nullable(),
-  locked_resource: z.string().nullable(),
-  retry_classification: z.string().nullable(),
-  last_exit_code: z.number().int().nullable(),
-  last_stdout: z.string().nullable(),
-  last_stderr: z.string().nullable(),
-  error: z.string().nullable(),
-  created_at: z.string(),
-  updated_at: z.string(),
-});
 export type Job = z.infer<typeof jobSchema>;
 
 /** The stored job: the API fields plus what the worker and reaper need. */

@@ -1,3 +1,5 @@
+import { jobStates } from "../contract/jobs.ts";
+
 /**
  * The job state machine, once: which state each transition leaves from, under which fence, and
  * where it goes. jobs.ts turns an entry into the DynamoDB condition of its conditional update
@@ -5,7 +7,7 @@
  * test exercises. A transition whose fence does not hold changes nothing: another worker got
  * there first, or the message was a late duplicate.
  */
-export const jobStates = ["pending", "running", "completed", "failed"] as const;
+export { jobStates };
 export type JobState = (typeof jobStates)[number];
 
 /**

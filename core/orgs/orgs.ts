@@ -1,4 +1,6 @@
 import { z } from "../zod.ts";
+import { organizationSchema } from "../contract/organizations.ts";
+import { projectEnvironments, projectSchema } from "../contract/projects.ts";
 import { keys } from "../db/keys.ts";
 import { getItem, queryAll, setFields, transactWrite, updateItem } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
@@ -50,21 +52,6 @@ export const organizationItem = z
   .transform((o) => ({ ...o, updated_at: o.updated_at ?? o.created_at }));
 export type Organization = z.output<typeof organizationItem>;
 
-/** The Organization as the API shows it (SPEC section 5, `GET /v1/organizations/{orgID}` and `/v1/me`): exactly these fields. */
-export const organizationSchema = z.object({
-  id: z.string(),
-  name: z.string(),
-  /** Derived from the name (names are unique). */
-  slug: z.string(),
-  billing_plan: z.string(),
-  billing_status: z.string(),
-  billing_provider: z.string(),
-  clerk_organization_id: z.string().nullable(),
-  clerk_organization_slug: z.string().nullable(),
-  suspended_at: z.string().nullable(),
-  created_at: z.string(),
-  updated_at: z.string(),
-});
 export type OrganizationView = z.infer<typeof organizationSchema>;
 
 export const toOrganization = (o: Organization): OrganizationView => organizationSchema.parse({ ...o, slug: slugOf(o.name) });
@@ -337,38 +324,6 @@ export async function getClusterConnection(deps: Db & Pick<Deps, "secretKey">, i
 // ---------------------------------------------------------------------------------------------
 // Project: one database on one cluster, owned by an organization.
 
-export const projectEnvironments = ["production", "non_production"] as const;
-
-/** The Project as the API shows it (SPEC section 5): exactly these fields. */
-export const projectSchema = z.object({
-  id: z.string(),
-  organization_id: z.string(),
-  name: z.string(),
-  slug: z.string(),
-  environment: z.enum(projectEnvironments),
-  /** The server's major version ("15"), probed when the project is created; null when unknown. */
-  postgres_version: z.string().nullable(),
-  database_name: z.string(),
-  state: z.literal("ready"),
-  region: z.string().nullable(),
-  plan: z.string(),
-  always_on: z.boolean(),
-  runtime_status: z.string(),
-  storage_limit_bytes: z.number().int(),
-  max_connections: z.number().int(),
-  direct_port: z.number().int(),
-  pooled_port: z.number().int(),
-  role_name: z.string().nullable(),
-  public_host: z.string().nullable(),
-  ssl_mode: z.string().nullable(),
-  statement_timeout: z.string().nullable(),
-  idle_transaction_timeout: z.string().nullable(),
-  last_error: z.string().nullable(),
-  latest_job_id: z.string().nullable(),
-  primary_instance_id: z.string().nullable(),
-  created_at: z.string(),
-  updated_at: z.string(),
-});
 export type ProjectView = z.infer<typeof projectSchema>;
 
 /** A URL-safe form of a project name: lowercase letters, digits and single dashes. */

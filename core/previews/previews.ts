@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { z } from "../zod.ts";
+import { DEFAULT_TTL_HOURS, previewModes, previewSchema, previewSourceKinds, previewStates } from "../contract/previews.ts";
 import { keys } from "../db/keys.ts";
 import { backupObjectKey } from "../backups/backups.ts";
 import { decodeCursor, getItem, queryAll, queryPage, setFields, transactWrite, transactWriteIf, updateItem, type Page } from "../db/store.ts";
@@ -15,41 +16,9 @@ import { getCluster, PROJECT_DEFAULTS, type Cluster, type Project } from "../org
 
 type Db = Pick<Deps, "ddb" | "table" | "now">;
 
-export const previewStates = ["provisioning", "ready", "resetting", "deleting", "deleted", "failed"] as const;
-export const previewModes = ["empty", "clone"] as const;
 export type PreviewState = (typeof previewStates)[number];
-
-export const previewSourceKinds = ["empty", "backup", "pitr"] as const;
 export type PreviewSourceKind = (typeof previewSourceKinds)[number];
 
-/** The Preview as the API shows it (SPEC section 5, the names CapyDB's clients read): exactly these fields. */
-export const previewSchema = z.object({
-  id: z.string(),
-  organization_id: z.string(),
-  project_id: z.string(),
-  name: z.string(),
-  mode: z.enum(previewModes),
-  state: z.enum(previewStates),
-  database_name: z.string(),
-  /** The login role that owns the database (the same name as the database). */
-  role_name: z.string(),
-  direct_port: z.number().int(),
-  /** The pooler's port; the direct port when the cluster has no pooler. */
-  pooled_port: z.number().int(),
-  public_host: z.string(),
-  ssl_mode: z.string().nullable(),
-  /** Where its data came from: nothing, a backup, or a point in time of the project's WAL archive. */
-  source_kind: z.enum(previewSourceKinds),
-  source_backup_key: z.string().nullable(),
-  /** The project database the data was taken from (null for an empty preview). */
-  source_database: z.string().nullable(),
-  /** The moment restored (source_kind pitr). */
-  source_restore_time: z.string().nullable(),
-  last_error: z.string().nullable(),
-  ttl_expires_at: z.string(),
-  created_at: z.string(),
-  updated_at: z.string(),
-});
 export type Preview = z.infer<typeof previewSchema>;
 
 /**
@@ -139,14 +108,6 @@ export const previewView = async (deps: Db, preview: PreviewItem): Promise<Previ
 export const previewDatabaseName = (previewId: string) => `capydb_pvw_${previewId.replace(/^pvw_/, "")}`;
 
 export const DEFAULT_PREVIEW_LIMIT = 5;
-export const DEFAULT_TTL_HOURS = 24;
-
-export const previewNameSchema = z
-  .string()
-  .min(1)
-  .max(63)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "use letters, digits, '.', '_' or '-' (at most 63)");
-export const ttlHoursSchema = z.number().int().min(1).max(168);
 
 const liveStates: PreviewState[] = ["provisioning", "ready", "resetting", "failed"];
 export const isLive = (p: Pick<Preview, "state">) => liveStates.includes(p.state);

@@ -1,4 +1,5 @@
 import { z } from "../zod.ts";
+import { restorePointSchema } from "../contract/restore-points.ts";
 import { backupItem, type BackupItem } from "../backups/backups.ts";
 import { keys } from "../db/keys.ts";
 import { getItem, queryAll, transactWrite } from "../db/store.ts";
@@ -9,23 +10,6 @@ import type { Project } from "../orgs/orgs.ts";
 
 type Db = Pick<Deps, "ddb" | "table" | "now">;
 
-/** The RestorePoint as the API shows it (SPEC section 5): exactly these fields. */
-export const restorePointSchema = z.object({
-  id: z.string(),
-  organization_id: z.string(),
-  project_id: z.string(),
-  kind: z.enum(["backup", "pitr"]),
-  label: z.string(),
-  note: z.string().nullable(),
-  backup_id: z.string().nullable(),
-  backup_key: z.string().nullable(),
-  pitr_time: z.string().nullable(),
-  state: z.enum(["active", "deleted"]),
-  created_by_actor_kind: z.enum(["api_key", "clerk_session"]),
-  created_by_actor_id: z.string(),
-  created_at: z.string(),
-  updated_at: z.string(),
-});
 export type RestorePoint = z.infer<typeof restorePointSchema>;
 
 export const restorePointItem = restorePointSchema.extend({
@@ -84,15 +68,6 @@ function pinUpdate(backup: BackupItem, pinsBefore: number, delta: 1 | -1) {
     },
   };
 }
-
-export const createRestorePointInput = z.object({
-  label: z.string().min(1).max(200),
-  kind: z.enum(["backup", "pitr"]).default("backup"),
-  backup_key: z.string().max(300).optional(),
-  /** Kind pitr: the moment (RFC 3339); default now. An empty string counts as absent. */
-  pitr_time: z.preprocess((v) => (v === "" || v === null ? undefined : v), z.string().max(100).optional()),
-  note: z.string().max(2000).nullable().optional(),
-});
 
 /**
  * What keeps a cluster's WAL archive past its window: one item per active restore point of kind

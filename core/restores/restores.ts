@@ -1,4 +1,5 @@
-import { z } from "../zod.ts";
+import type { z } from "../zod.ts";
+import { restoreRequest } from "../contract/restores.ts";
 import { getBackup, type BackupItem } from "../backups/backups.ts";
 import { queryAll } from "../db/store.ts";
 import { keys } from "../db/keys.ts";
@@ -7,7 +8,7 @@ import type { Deps } from "../deps.ts";
 import { AppError } from "../errors.ts";
 import type { JobItem } from "../jobs/jobs.ts";
 import type { Project } from "../orgs/orgs.ts";
-import { createPreview, getPreview, previewNameSchema, requestRestoreIntoPreview, ttlHoursSchema } from "../previews/previews.ts";
+import { createPreview, getPreview, requestRestoreIntoPreview } from "../previews/previews.ts";
 import { refuseOverwriteOfProduction, requestRestoreOverwrite } from "../promote/promote.ts";
 import type { Actor } from "../audit/audit.ts";
 import { getRestorePoint } from "./points.ts";
@@ -15,21 +16,6 @@ import { parseRestoreTime, pitrRequestPut, resolveRestoreTime, type PitrTarget, 
 
 type Db = Pick<Deps, "ddb" | "table" | "now">;
 
-/** An empty string counts as absent (SPEC 5). */
-const optionalText = z.preprocess((v) => (v === "" ? undefined : v), z.string().max(2000).optional());
-
-export const restoreRequest = z.object({
-  backup_key: optionalText,
-  restore_point_id: optionalText,
-  restore_time: optionalText,
-  target_kind: z.enum(["new_preview", "preview", "project"]).default("new_preview"),
-  preview_id: optionalText,
-  preview_name: z.preprocess((v) => (v === "" ? undefined : v), previewNameSchema.optional()),
-  ttl_hours: ttlHoursSchema.optional(),
-  recreate: z.boolean().default(false),
-  allow_unverified_backup: z.boolean().default(false),
-  approval_token: optionalText,
-});
 export type RestoreRequest = z.input<typeof restoreRequest>;
 
 export const PITR_UNAVAILABLE =

@@ -3,38 +3,13 @@
  * pitr`, the console's timeline): SPEC section 7's shape, times to the second (the newest time
  * rounded down and the oldest up, so every time shown restores).
  */
-import { z } from "../zod.ts";
+import type { z } from "../zod.ts";
+import type { pitrSchema } from "../contract/pitr.ts";
 import type { Deps } from "../deps.ts";
 import { restorableWindow } from "./archive.ts";
 import { isUsable } from "./window.ts";
 import { getDrill } from "./drills.ts";
 
-export const pitrBaseBackupSchema = z.object({
-  id: z.string(),
-  started_at: z.string(),
-  finished_at: z.string().nullable(),
-  size_bytes: z.number().int().nullable(),
-  verified_at: z.string().nullable(),
-});
-
-export const pitrDrillSchema = z.object({
-  at: z.string(),
-  restore_time: z.string(),
-  ok: z.boolean(),
-  seconds: z.number(),
-  error: z.string().nullable(),
-});
-
-export const pitrSchema = z.object({
-  available: z.boolean(),
-  window_days: z.number().int(),
-  earliest_restore_time: z.string().nullable(),
-  latest_restore_time: z.string().nullable(),
-  lag_seconds: z.number().int().nullable(),
-  base_backups: z.array(pitrBaseBackupSchema),
-  gaps: z.array(z.object({ from: z.string().nullable(), to: z.string().nullable() })),
-  last_drill: pitrDrillSchema.nullable(),
-});
 export type Pitr = z.infer<typeof pitrSchema>;
 
 const floorSecond = (t: string | null): string | null =>

@@ -8,7 +8,7 @@ import { deliveryItem, dueIndex, enqueueDeliveries, getDelivery, messageOf, type
 import { DestinationRefused, defaultPolicy, parseWebhookUrl, resolveDestination } from "./destination.ts";
 import { getEndpointItem, recordEndpointFailure, recordEndpointSuccess, signingSecrets, type EndpointItem } from "./endpoints.ts";
 import { postWebhook } from "./http.ts";
-import { signatureHeader } from "./signature.ts";
+import { signatureHeader } from "../contract/webhook-signature.ts";
 
 /**
  * The delivery's timing and limits. Every number is injectable: tests need seconds where

@@ -1,5 +1,6 @@
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import { z } from "../zod.ts";
+import { webhookDeliverySchema } from "../contract/webhook-deliveries.ts";
 import { errorText, mapSettled } from "../concurrency.ts";
 import { keys } from "../db/keys.ts";
 import { decodeCursor, getItem, putItem, queryAll, queryPage, updateItemIf, type Page } from "../db/store.ts";
@@ -8,27 +9,8 @@ import { testEventType, type WebhookEvent } from "../events/outbox.ts";
 import { newId } from "../ids.ts";
 import type { EndpointItem } from "./endpoints.ts";
 
-export const deliveryStates = ["pending", "delivered", "failed"] as const;
 export const MAX_DELIVERY_ATTEMPTS = 8;
 
-/** The Delivery as the API shows it (SPEC section 5): exactly these fields. */
-export const webhookDeliverySchema = z.object({
-  id: z.string(),
-  organization_id: z.string(),
-  endpoint_id: z.string(),
-  event_type: z.string(),
-  payload: z.record(z.string(), z.unknown()),
-  state: z.enum(deliveryStates),
-  attempts: z.number().int(),
-  max_attempts: z.number().int(),
-  next_attempt_at: z.string().nullable(),
-  response_status: z.number().int().nullable(),
-  last_error: z.string().nullable(),
-  created_at: z.string(),
-  delivered_at: z.string().nullable(),
-  /** When the delivery last changed (an attempt began or ended, or it was rescheduled). */
-  updated_at: z.string(),
-});
 export type WebhookDelivery = z.infer<typeof webhookDeliverySchema>;
 
 export const deliveryItem = webhookDeliverySchema

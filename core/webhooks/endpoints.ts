@@ -1,4 +1,5 @@
 import { z } from "../zod.ts";
+import { endpointInput, endpointPatch, webhookEndpointSchema } from "../contract/webhook-endpoints.ts";
 import { keys } from "../db/keys.ts";
 import { deleteItemIf, getItem, putItem, queryAll, setFields, updateItem, updateItemIf } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
@@ -7,24 +8,10 @@ import { eventTypeSchema } from "../events/outbox.ts";
 import { newId } from "../ids.ts";
 import { open, seal } from "../orgs/secretbox.ts";
 import { DestinationRefused, checkWebhookUrl } from "./destination.ts";
-import { newWebhookSecret } from "./signature.ts";
+import { newWebhookSecret } from "../contract/webhook-signature.ts";
 
 type Db = Pick<Deps, "ddb" | "table" | "now">;
 
-export const endpointHealths = ["healthy", "failing", "disabled"] as const;
-
-/** The Endpoint as the API shows it (SPEC section 5): exactly these fields. */
-export const webhookEndpointSchema = z.object({
-  id: z.string(),
-  organization_id: z.string(),
-  url: z.string(),
-  description: z.string(),
-  event_types: z.array(z.string()),
-  is_active: z.boolean(),
-  health: z.enum(endpointHealths),
-  created_at: z.string(),
-  updated_at: z.string(),
-});
 export type WebhookEndpoint = z.infer<typeof webhookEndpointSchema>;
 
 const sealedSecret = z.object({
@@ -56,18 +43,6 @@ export function toEndpoint(item: EndpointItem): WebhookEndpoint {
 export const MAX_ENDPOINTS_PER_ORG = 20;
 /** A rotated secret keeps signing beside the new one this long. */
 export const SECRET_OVERLAP_MS = 24 * 3600 * 1000;
-
-export const endpointInput = z.object({
-  url: z.string().min(1).max(2048),
-  description: z.string().max(500).optional(),
-  event_types: z.array(eventTypeSchema).max(eventTypeSchema.options.length).optional(),
-});
-export const endpointPatch = z.object({
-  url: z.string().min(1).max(2048).optional(),
-  description: z.string().max(500).optional(),
-  event_types: z.array(eventTypeSchema).max(eventTypeSchema.options.length).optional(),
-  is_active: z.boolean().optional(),
-});
 
 async function checkedUrl(deps: Pick<Deps, "webhookPolicy">, raw: string): Promise<string> {
   try {

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestEnv, type Tenant, type TestEnv } from "../support/env.ts";
 import { body, expectShape } from "../support/spec.ts";
-import { ListBackupsQuery } from "../../core/api/routes/backups/schema.ts";
-import { ListJobsQuery } from "../../core/api/routes/jobs/schema.ts";
+import { ListBackupsQuery } from "../../core/contract/backups.ts";
+import { ListJobsQuery } from "../../core/contract/jobs.ts";
 
 let env: TestEnv;
 let tenant: Tenant;

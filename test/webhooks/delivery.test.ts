@@ -3,7 +3,7 @@ import type { TestEnv, Tenant } from "../support/env.ts";
 import { createHmac } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listDeliveries } from "../../core/webhooks/deliveries.ts";
-import { verifySignature } from "../../core/webhooks/signature.ts";
+import { verifySignature } from "../../core/contract/webhook-signature.ts";
 import { postBackup, runQueueUntilSettled, smallDatabase, waitFor } from "../worker/support.ts";
 
 let env: TestEnv;

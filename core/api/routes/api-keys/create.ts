@@ -5,7 +5,7 @@ import { AppError } from "../../../errors.ts";
 import { orgAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { OrgParams, security } from "../shared.ts";
+import { OrgParams, security } from "../../../contract/shared.ts";
 import { CreateApiKeyRequest, CreateApiKeyResponse } from "./schema.ts";
 
 export const createApiKeyRoute = createRoute({

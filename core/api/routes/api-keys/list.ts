@@ -3,7 +3,7 @@ import { listApiKeys } from "../../../auth/keys.ts";
 import { orgAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { OrgParams, security, unpagedQuery } from "../shared.ts";
+import { OrgParams, security, unpagedQuery } from "../../../contract/shared.ts";
 import { ListApiKeysResponse } from "./schema.ts";
 
 export const listApiKeysRoute = createRoute({

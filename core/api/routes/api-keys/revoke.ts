@@ -7,7 +7,7 @@ import { isId } from "../../../ids.ts";
 import { orgAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { OrgParams, security } from "../shared.ts";
+import { OrgParams, security } from "../../../contract/shared.ts";
 import { RevokeApiKeyResponse } from "./schema.ts";
 
 export const revokeApiKeyRoute = createRoute({

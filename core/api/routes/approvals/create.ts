@@ -5,7 +5,7 @@ import { AppError } from "../../../errors.ts";
 import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { ProjectParams, security } from "../shared.ts";
+import { ProjectParams, security } from "../../../contract/shared.ts";
 import { CreateApprovalRequest, CreateApprovalResponse } from "./schema.ts";
 
 export const createApprovalRoute = createRoute({

@@ -3,8 +3,8 @@ import { listProjectAuditEvents, toAuditEvent } from "../../../audit/audit.ts";
 import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { ProjectParams, security } from "../shared.ts";
-import { ListAuditEventsQuery, listResponses } from "./schema.ts";
+import { ProjectParams, security } from "../../../contract/shared.ts";
+import { ListAuditEventsQuery, listResponses } from "../../../contract/audit-events.ts";
 
 export const listProjectAuditEventsRoute = createRoute({
   method: "get",

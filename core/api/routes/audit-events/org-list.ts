@@ -3,8 +3,8 @@ import { listOrganizationAuditEvents, toAuditEvent } from "../../../audit/audit.
 import { orgAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { OrgParams, security } from "../shared.ts";
-import { ListAuditEventsQuery, listResponses } from "./schema.ts";
+import { OrgParams, security } from "../../../contract/shared.ts";
+import { ListAuditEventsQuery, listResponses } from "../../../contract/audit-events.ts";
 
 export const listOrganizationAuditEventsRoute = createRoute({
   method: "get",

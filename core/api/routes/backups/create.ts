@@ -7,8 +7,8 @@ import { toJob } from "../../../jobs/jobs.ts";
 import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { ProjectParams, security } from "../shared.ts";
-import { CreateBackupRequest, CreateBackupResponse } from "./schema.ts";
+import { ProjectParams, security } from "../../../contract/shared.ts";
+import { CreateBackupRequest, CreateBackupResponse } from "../../../contract/backups.ts";
 
 export const createBackupRoute = createRoute({
   method: "post",

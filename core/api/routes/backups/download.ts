@@ -8,8 +8,8 @@ import { isId } from "../../../ids.ts";
 import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { ProjectParams, security } from "../shared.ts";
-import { DownloadResponse } from "./schema.ts";
+import { ProjectParams, security } from "../../../contract/shared.ts";
+import { DownloadResponse } from "../../../contract/backups.ts";
 
 export const downloadBackupRoute = createRoute({
   method: "get",

@@ -3,8 +3,8 @@ import { listBackups, toBackup } from "../../../backups/backups.ts";
 import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { ProjectParams, security } from "../shared.ts";
-import { ListBackupsQuery, ListBackupsResponse } from "./schema.ts";
+import { ProjectParams, security } from "../../../contract/shared.ts";
+import { ListBackupsQuery, ListBackupsResponse } from "../../../contract/backups.ts";
 
 export const listBackupsRoute = createRoute({
   method: "get",

@@ -3,7 +3,7 @@ import type { z } from "../../../zod.ts";
 import { createCliLogin } from "../../../auth/cli-login.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { CliLoginSession, CreateCliLoginRequest } from "./schema.ts";
+import { CliLoginSession, CreateCliLoginRequest } from "../../../contract/cli-login.ts";
 
 export const createCliLoginRoute = createRoute({
   method: "post",

@@ -5,8 +5,8 @@ import { approveCliLogin, denyCliLogin, describeCliLogin, wireState } from "../.
 import { callerAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { security } from "../shared.ts";
-import { CliLoginApproval, CliLoginParams } from "./schema.ts";
+import { security } from "../../../contract/shared.ts";
+import { CliLoginApproval, CliLoginParams } from "../../../contract/cli-login.ts";
 
 const Decision = z.object({ session_id: z.string(), state: z.enum(["pending", "completed", "denied", "expired"]) }).openapi("CliLoginDecision");
 

@@ -2,7 +2,7 @@ import { createRoute } from "@hono/zod-openapi";
 import { pollCliLogin } from "../../../auth/cli-login.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { CliLoginParams, CliLoginPoll, PollQuery } from "./schema.ts";
+import { CliLoginParams, CliLoginPoll, PollQuery } from "../../../contract/cli-login.ts";
 
 export const pollCliLoginRoute = createRoute({
   method: "get",

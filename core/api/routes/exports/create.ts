@@ -6,8 +6,8 @@ import { toJob } from "../../../jobs/jobs.ts";
 import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { ProjectParams, security } from "../shared.ts";
-import { CreateExportResponse } from "./schema.ts";
+import { ProjectParams, security } from "../../../contract/shared.ts";
+import { CreateExportResponse } from "../../../contract/exports.ts";
 
 export const createExportRoute = createRoute({
   method: "post",

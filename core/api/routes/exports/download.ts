@@ -7,9 +7,9 @@ import { isId } from "../../../ids.ts";
 import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { DownloadResponse } from "../backups/schema.ts";
-import { security } from "../shared.ts";
-import { ExportParams } from "./schema.ts";
+import { DownloadResponse } from "../../../contract/backups.ts";
+import { security } from "../../../contract/shared.ts";
+import { ExportParams } from "../../../contract/exports.ts";
 
 export const downloadExportRoute = createRoute({
   method: "get",

@@ -3,8 +3,8 @@ import { listExports, toExport } from "../../../exports/exports.ts";
 import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { ProjectParams, security } from "../shared.ts";
-import { ListExportsQuery, ListExportsResponse } from "./schema.ts";
+import { ProjectParams, security } from "../../../contract/shared.ts";
+import { ListExportsQuery, ListExportsResponse } from "../../../contract/exports.ts";
 
 export const listExportsRoute = createRoute({
   method: "get",

@@ -6,8 +6,8 @@ import { getJobItem, toJob } from "../../../jobs/jobs.ts";
 import { scopeAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { security } from "../shared.ts";
-import { GetJobResponse } from "./schema.ts";
+import { security } from "../../../contract/shared.ts";
+import { GetJobResponse } from "../../../contract/jobs.ts";
 
 export const getJobRoute = createRoute({
   method: "get",

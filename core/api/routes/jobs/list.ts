@@ -3,8 +3,8 @@ import { listJobs, toJob } from "../../../jobs/jobs.ts";
 import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { ProjectParams, security } from "../shared.ts";
-import { ListJobsQuery, ListJobsResponse } from "./schema.ts";
+import { ProjectParams, security } from "../../../contract/shared.ts";
+import { ListJobsQuery, ListJobsResponse } from "../../../contract/jobs.ts";
 
 export const listJobsRoute = createRoute({
   method: "get",

@@ -4,8 +4,8 @@ import { getOrganization, toOrganization } from "../../../orgs/orgs.ts";
 import { callerAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { security } from "../shared.ts";
-import { MeResponse } from "./schema.ts";
+import { security } from "../../../contract/shared.ts";
+import { MeResponse } from "../../../contract/me.ts";
 
 export const meRoute = createRoute({
   method: "get",

@@ -4,8 +4,8 @@ import { getOrganization, toOrganization } from "../../../orgs/orgs.ts";
 import { orgAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { OrgParams, security } from "../shared.ts";
-import { GetOrganizationResponse } from "./schema.ts";
+import { OrgParams, security } from "../../../contract/shared.ts";
+import { GetOrganizationResponse } from "../../../contract/organizations.ts";
 
 export const getOrganizationRoute = createRoute({
   method: "get",

@@ -3,8 +3,8 @@ import { pitrView } from "../../../wal/view.ts";
 import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { ProjectParams, security } from "../shared.ts";
-import { GetPitrResponse } from "./schema.ts";
+import { ProjectParams, security } from "../../../contract/shared.ts";
+import { GetPitrResponse } from "../../../contract/pitr.ts";
 
 export const getPitrRoute = createRoute({
   method: "get",

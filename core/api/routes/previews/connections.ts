@@ -6,8 +6,8 @@ import { previewPassword } from "../../../previews/previews.ts";
 import { previewAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { security } from "../shared.ts";
-import { PreviewConnectionsResponse, PreviewParams } from "./schema.ts";
+import { security } from "../../../contract/shared.ts";
+import { PreviewConnectionsResponse, PreviewParams } from "../../../contract/previews.ts";
 
 export const previewConnectionsRoute = createRoute({
   method: "get",

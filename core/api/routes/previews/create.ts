@@ -7,8 +7,8 @@ import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
 import { previewView } from "../../../previews/previews.ts";
-import { ProjectParams, security } from "../shared.ts";
-import { CreatePreviewRequest, CreatePreviewResponse } from "./schema.ts";
+import { ProjectParams, security } from "../../../contract/shared.ts";
+import { CreatePreviewRequest, CreatePreviewResponse } from "../../../contract/previews.ts";
 
 export const createPreviewRoute = createRoute({
   method: "post",

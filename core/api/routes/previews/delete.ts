@@ -5,8 +5,8 @@ import { requestPreviewDelete } from "../../../previews/previews.ts";
 import { previewAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { security } from "../shared.ts";
-import { DeletePreviewResponse, PreviewParams } from "./schema.ts";
+import { security } from "../../../contract/shared.ts";
+import { DeletePreviewResponse, PreviewParams } from "../../../contract/previews.ts";
 
 export const deletePreviewRoute = createRoute({
   method: "delete",

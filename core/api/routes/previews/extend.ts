@@ -4,8 +4,8 @@ import { extendPreview, previewView } from "../../../previews/previews.ts";
 import { previewAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { security } from "../shared.ts";
-import { ExtendPreviewRequest, ExtendPreviewResponse, PreviewParams } from "./schema.ts";
+import { security } from "../../../contract/shared.ts";
+import { ExtendPreviewRequest, ExtendPreviewResponse, PreviewParams } from "../../../contract/previews.ts";
 
 export const extendPreviewRoute = createRoute({
   method: "post",

@@ -3,8 +3,8 @@ import { previewView } from "../../../previews/previews.ts";
 import { previewAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { security } from "../shared.ts";
-import { GetPreviewResponse, PreviewParams } from "./schema.ts";
+import { security } from "../../../contract/shared.ts";
+import { GetPreviewResponse, PreviewParams } from "../../../contract/previews.ts";
 
 export const getPreviewRoute = createRoute({
   method: "get",

@@ -3,8 +3,8 @@ import { listPreviews, previewViews } from "../../../previews/previews.ts";
 import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { ProjectParams, security } from "../shared.ts";
-import { ListPreviewsQuery, ListPreviewsResponse } from "./schema.ts";
+import { ProjectParams, security } from "../../../contract/shared.ts";
+import { ListPreviewsQuery, ListPreviewsResponse } from "../../../contract/previews.ts";
 
 export const listPreviewsRoute = createRoute({
   method: "get",

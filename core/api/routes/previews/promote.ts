@@ -5,8 +5,8 @@ import { requestPromote } from "../../../promote/promote.ts";
 import { previewAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { security } from "../shared.ts";
-import { PreviewParams, PromotePreviewRequest, PromotePreviewResponse } from "./schema.ts";
+import { security } from "../../../contract/shared.ts";
+import { PreviewParams, PromotePreviewRequest, PromotePreviewResponse } from "../../../contract/previews.ts";
 
 export const promotePreviewRoute = createRoute({
   method: "post",

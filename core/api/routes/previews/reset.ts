@@ -6,8 +6,8 @@ import { newestVerifiedBackup } from "../../../restores/restores.ts";
 import { previewAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { security } from "../shared.ts";
-import { PreviewParams, ResetPreviewResponse } from "./schema.ts";
+import { security } from "../../../contract/shared.ts";
+import { PreviewParams, ResetPreviewResponse } from "../../../contract/previews.ts";
 
 export const resetPreviewRoute = createRoute({
   method: "post",

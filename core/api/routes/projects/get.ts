@@ -3,8 +3,8 @@ import { projectView } from "../../../orgs/views.ts";
 import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { ProjectParams, security } from "../shared.ts";
-import { GetProjectResponse } from "./schema.ts";
+import { ProjectParams, security } from "../../../contract/shared.ts";
+import { GetProjectResponse } from "../../../contract/projects.ts";
 
 export const getProjectRoute = createRoute({
   method: "get",

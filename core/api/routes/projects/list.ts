@@ -4,8 +4,8 @@ import { projectViews } from "../../../orgs/views.ts";
 import { scopeAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { security, unpagedQuery } from "../shared.ts";
-import { ListProjectsResponse } from "./schema.ts";
+import { security, unpagedQuery } from "../../../contract/shared.ts";
+import { ListProjectsResponse } from "../../../contract/projects.ts";
 
 export const listProjectsRoute = createRoute({
   method: "get",

@@ -6,8 +6,8 @@ import { backupByKey, newestVerifiedBackup } from "../../../restores/restores.ts
 import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { ProjectParams, security } from "../shared.ts";
-import { CreateRestorePointRequest, CreateRestorePointResponse } from "./schema.ts";
+import { ProjectParams, security } from "../../../contract/shared.ts";
+import { CreateRestorePointRequest, CreateRestorePointResponse } from "../../../contract/restore-points.ts";
 import { createPitrPoint } from "../../../restores/pitr-points.ts";
 
 export const createRestorePointRoute = createRoute({

@@ -6,8 +6,8 @@ import { deleteRestorePoint, getRestorePoint, toRestorePoint } from "../../../re
 import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { ProjectParams, security } from "../shared.ts";
-import { DeleteRestorePointResponse } from "./schema.ts";
+import { ProjectParams, security } from "../../../contract/shared.ts";
+import { DeleteRestorePointResponse } from "../../../contract/restore-points.ts";
 
 export const deleteRestorePointRoute = createRoute({
   method: "delete",

@@ -4,8 +4,8 @@ import { getArchive } from "../../../wal/archive.ts";
 import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { ProjectParams, security, unpagedQuery } from "../shared.ts";
-import { ListRestorePointsResponse } from "./schema.ts";
+import { ProjectParams, security, unpagedQuery } from "../../../contract/shared.ts";
+import { ListRestorePointsResponse } from "../../../contract/restore-points.ts";
 
 export const listRestorePointsRoute = createRoute({
   method: "get",

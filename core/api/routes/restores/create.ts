@@ -6,8 +6,8 @@ import { requestRestore } from "../../../restores/restores.ts";
 import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { ProjectParams, security } from "../shared.ts";
-import { CreateRestoreRequest, CreateRestoreResponse } from "./schema.ts";
+import { ProjectParams, security } from "../../../contract/shared.ts";
+import { CreateRestoreRequest, CreateRestoreResponse } from "../../../contract/restores.ts";
 
 export const createRestoreRoute = createRoute({
   method: "post",

@@ -3,8 +3,8 @@ import { getSchedule, toScheduledBackup } from "../../../backups/schedules.ts";
 import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { ProjectParams, security } from "../shared.ts";
-import { ListScheduledBackupsResponse } from "./schema.ts";
+import { ProjectParams, security } from "../../../contract/shared.ts";
+import { ListScheduledBackupsResponse } from "../../../contract/scheduled-backups.ts";
 
 export const listScheduledBackupsRoute = createRoute({
   method: "get",

@@ -4,8 +4,8 @@ import { putSchedule, toScheduledBackup } from "../../../backups/schedules.ts";
 import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { ProjectParams, security } from "../shared.ts";
-import { PutScheduledBackupRequest, PutScheduledBackupResponse } from "./schema.ts";
+import { ProjectParams, security } from "../../../contract/shared.ts";
+import { PutScheduledBackupRequest, PutScheduledBackupResponse } from "../../../contract/scheduled-backups.ts";
 
 export const putScheduledBackupRoute = createRoute({
   method: "put",

@@ -4,9 +4,9 @@ import { requireEndpoint } from "../../../webhooks/endpoints.ts";
 import { orgAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { security } from "../shared.ts";
-import { WebhookEndpointParams } from "../webhook-endpoints/schema.ts";
-import { ListWebhookDeliveriesQuery, ListWebhookDeliveriesResponse } from "./schema.ts";
+import { security } from "../../../contract/shared.ts";
+import { WebhookEndpointParams } from "../../../contract/webhook-endpoints.ts";
+import { ListWebhookDeliveriesQuery, ListWebhookDeliveriesResponse } from "../../../contract/webhook-deliveries.ts";
 
 export const listWebhookDeliveriesRoute = createRoute({
   method: "get",

@@ -3,8 +3,8 @@ import { createEndpoint, toEndpoint } from "../../../webhooks/endpoints.ts";
 import { orgAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { OrgParams, security } from "../shared.ts";
-import { CreateWebhookEndpointRequest, EndpointWithSecret } from "./schema.ts";
+import { OrgParams, security } from "../../../contract/shared.ts";
+import { CreateWebhookEndpointRequest, EndpointWithSecret } from "../../../contract/webhook-endpoints.ts";
 
 export const createWebhookEndpointRoute = createRoute({
   method: "post",

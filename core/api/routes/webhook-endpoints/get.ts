@@ -3,8 +3,8 @@ import { requireEndpoint, toEndpoint } from "../../../webhooks/endpoints.ts";
 import { orgAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { security } from "../shared.ts";
-import { GetWebhookEndpointResponse, WebhookEndpointParams } from "./schema.ts";
+import { security } from "../../../contract/shared.ts";
+import { GetWebhookEndpointResponse, WebhookEndpointParams } from "../../../contract/webhook-endpoints.ts";
 
 export const getWebhookEndpointRoute = createRoute({
   method: "get",

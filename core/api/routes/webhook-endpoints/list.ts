@@ -3,8 +3,8 @@ import { listEndpointItems, toEndpoint } from "../../../webhooks/endpoints.ts";
 import { orgAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { OrgParams, security, unpagedQuery } from "../shared.ts";
-import { ListWebhookEndpointsResponse } from "./schema.ts";
+import { OrgParams, security, unpagedQuery } from "../../../contract/shared.ts";
+import { ListWebhookEndpointsResponse } from "../../../contract/webhook-endpoints.ts";
 
 export const listWebhookEndpointsRoute = createRoute({
   method: "get",

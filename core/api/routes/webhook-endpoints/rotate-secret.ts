@@ -3,8 +3,8 @@ import { SECRET_OVERLAP_MS, rotateSecret, toEndpoint } from "../../../webhooks/e
 import { orgAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { security } from "../shared.ts";
-import { EndpointWithSecret, WebhookEndpointParams } from "./schema.ts";
+import { security } from "../../../contract/shared.ts";
+import { EndpointWithSecret, WebhookEndpointParams } from "../../../contract/webhook-endpoints.ts";
 
 export const rotateWebhookSecretRoute = createRoute({
   method: "post",

@@ -4,9 +4,9 @@ import { requireEndpoint } from "../../../webhooks/endpoints.ts";
 import { orgAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { security } from "../shared.ts";
-import { DeliveryResponse } from "../webhook-deliveries/schema.ts";
-import { WebhookEndpointParams } from "./schema.ts";
+import { security } from "../../../contract/shared.ts";
+import { DeliveryResponse } from "../../../contract/webhook-deliveries.ts";
+import { WebhookEndpointParams } from "../../../contract/webhook-endpoints.ts";
 
 export const testWebhookEndpointRoute = createRoute({
   method: "post",

@@ -3,8 +3,8 @@ import { toEndpoint, updateEndpoint } from "../../../webhooks/endpoints.ts";
 import { orgAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
-import { security } from "../shared.ts";
-import { UpdateWebhookEndpointRequest, UpdateWebhookEndpointResponse, WebhookEndpointParams } from "./schema.ts";
+import { security } from "../../../contract/shared.ts";
+import { UpdateWebhookEndpointRequest, UpdateWebhookEndpointResponse, WebhookEndpointParams } from "../../../contract/webhook-endpoints.ts";
 
 export const updateWebhookEndpointRoute = createRoute({
   method: "patch",

@@ -1,7 +1,32 @@
-import { z } from "../../../zod.ts";
-import { eventTypes } from "../../../events/outbox.ts";
-import { endpointHealths, endpointInput, endpointPatch, webhookEndpointSchema } from "../../../webhooks/endpoints.ts";
-import { OrgParams, timestamp } from "../shared.ts";
+import { z } from "../zod.ts";
+import { eventTypes, eventTypeSchema } from "./events.ts";
+import { OrgParams, timestamp } from "./shared.ts";
+
+export const endpointHealths = ["healthy", "failing", "disabled"] as const;
+
+/** The Endpoint as the API shows it (SPEC section 5): exactly these fields. */
+export const webhookEndpointSchema = z.object({
+  id: z.string(),
+  organization_id: z.string(),
+  url: z.string(),
+  description: z.string(),
+  event_types: z.array(z.string()),
+  is_active: z.boolean(),
+  health: z.enum(endpointHealths),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+export const endpointInput = z.object({
+  url: z.string().min(1).max(2048),
+  description: z.string().max(500).optional(),
+  event_types: z.array(eventTypeSchema).max(eventTypeSchema.options.length).optional(),
+});
+export const endpointPatch = z.object({
+  url: z.string().min(1).max(2048).optional(),
+  description: z.string().max(500).optional(),
+  event_types: z.array(eventTypeSchema).max(eventTypeSchema.options.length).optional(),
+  is_active: z.boolean().optional(),
+});
 
 /** Wire schemas of the webhook routes (SPEC section 5), from the domain's own schemas. */
 export const WebhookEndpoint = webhookEndpointSchema

@@ -1,5 +1,6 @@
-import { z } from "../../../zod.ts";
-import { scopeSchema } from "../../../auth/scopes.ts";
+import { z } from "../zod.ts";
+import { Organization } from "./organizations.ts";
+import { scopeSchema } from "./scopes.ts";
 
 export const Principal = z
   .object({
@@ -11,8 +12,5 @@ export const Principal = z
     is_admin: z.boolean(),
   })
   .openapi("Principal");
-
-export { Organization } from "../organizations/schema.ts";
-import { Organization } from "../organizations/schema.ts";
 
 export const MeResponse = z.object({ principal: Principal, organization: Organization });

@@ -1,6 +1,21 @@
-import { z } from "../../../zod.ts";
-import { organizationSchema } from "../../../orgs/orgs.ts";
-import { atOrNull } from "../shared.ts";
+import { z } from "../zod.ts";
+import { atOrNull } from "./shared.ts";
+
+/** The Organization as the API shows it (SPEC section 5, `GET /v1/organizations/{orgID}` and `/v1/me`): exactly these fields. */
+export const organizationSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  /** Derived from the name (names are unique). */
+  slug: z.string(),
+  billing_plan: z.string(),
+  billing_status: z.string(),
+  billing_provider: z.string(),
+  clerk_organization_id: z.string().nullable(),
+  clerk_organization_slug: z.string().nullable(),
+  suspended_at: z.string().nullable(),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
 
 const timestamp = { type: "string", format: "date-time", example: "2026-11-26T02:15:00Z" } as const;
 

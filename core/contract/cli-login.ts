@@ -1,7 +1,17 @@
-import { z } from "../../../zod.ts";
-import { cliLoginWireStates, createCliLoginInput } from "../../../auth/cli-login.ts";
-import { scopeSchema } from "../../../auth/scopes.ts";
-import { at } from "../shared.ts";
+import { z } from "../zod.ts";
+import { scopeSchema } from "./scopes.ts";
+import { at } from "./shared.ts";
+
+export const cliLoginSources = ["cli", "agent"] as const;
+/** A device login's state as the CLI reads it (the service's internal `approved` reads as `pending`). */
+export const cliLoginWireStates = ["pending", "completed", "denied", "expired"] as const;
+export type CliLoginWireState = (typeof cliLoginWireStates)[number];
+
+export const createCliLoginInput = z.object({
+  device_name: z.string().trim().min(1, "must not be empty").max(100),
+  source: z.enum(cliLoginSources).default("cli"),
+  scopes: z.array(scopeSchema).min(1).optional(),
+});
 
 /** Wire schemas of the CLI's device login (SPEC section 6), named as OpenAPI components. */
 export const CreateCliLoginRequest = createCliLoginInput

@@ -1,4 +1,4 @@
-import { z } from "../../zod.ts";
+import { z } from "../zod.ts";
 
 /** Wire pieces every resource's schemas share: path parameters, paging, timestamps, security. */
 export const timestamp = { type: "string", format: "date-time", example: "2026-11-26T02:15:00Z" } as const;

@@ -1,7 +1,47 @@
-import { z } from "../../../zod.ts";
-import { DEFAULT_TTL_HOURS, previewModes, previewNameSchema, previewSchema, ttlHoursSchema } from "../../../previews/previews.ts";
-import { Job } from "../jobs/schema.ts";
-import { at, atOrNull, listQuery } from "../shared.ts";
+import { z } from "../zod.ts";
+import { Job } from "./jobs.ts";
+import { at, atOrNull, listQuery } from "./shared.ts";
+
+export const previewStates = ["provisioning", "ready", "resetting", "deleting", "deleted", "failed"] as const;
+export const previewModes = ["empty", "clone"] as const;
+export const previewSourceKinds = ["empty", "backup", "pitr"] as const;
+
+/** The Preview as the API shows it (SPEC section 5, the names CapyDB's clients read): exactly these fields. */
+export const previewSchema = z.object({
+  id: z.string(),
+  organization_id: z.string(),
+  project_id: z.string(),
+  name: z.string(),
+  mode: z.enum(previewModes),
+  state: z.enum(previewStates),
+  database_name: z.string(),
+  /** The login role that owns the database (the same name as the database). */
+  role_name: z.string(),
+  direct_port: z.number().int(),
+  /** The pooler's port; the direct port when the cluster has no pooler. */
+  pooled_port: z.number().int(),
+  public_host: z.string(),
+  ssl_mode: z.string().nullable(),
+  /** Where its data came from: nothing, a backup, or a point in time of the project's WAL archive. */
+  source_kind: z.enum(previewSourceKinds),
+  source_backup_key: z.string().nullable(),
+  /** The project database the data was taken from (null for an empty preview). */
+  source_database: z.string().nullable(),
+  /** The moment restored (source_kind pitr). */
+  source_restore_time: z.string().nullable(),
+  last_error: z.string().nullable(),
+  ttl_expires_at: z.string(),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+export const DEFAULT_TTL_HOURS = 24;
+
+export const previewNameSchema = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "use letters, digits, '.', '_' or '-' (at most 63)");
+export const ttlHoursSchema = z.number().int().min(1).max(168);
 
 /** Wire schemas of the preview databases (SPEC section 5), named as OpenAPI components. */
 export const Preview = previewSchema

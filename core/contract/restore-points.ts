@@ -1,6 +1,31 @@
-import { z } from "../../../zod.ts";
-import { createRestorePointInput, restorePointSchema } from "../../../restores/points.ts";
-import { at, atOrNull } from "../shared.ts";
+import { z } from "../zod.ts";
+import { at, atOrNull } from "./shared.ts";
+
+/** The RestorePoint as the API shows it (SPEC section 5): exactly these fields. */
+export const restorePointSchema = z.object({
+  id: z.string(),
+  organization_id: z.string(),
+  project_id: z.string(),
+  kind: z.enum(["backup", "pitr"]),
+  label: z.string(),
+  note: z.string().nullable(),
+  backup_id: z.string().nullable(),
+  backup_key: z.string().nullable(),
+  pitr_time: z.string().nullable(),
+  state: z.enum(["active", "deleted"]),
+  created_by_actor_kind: z.enum(["api_key", "clerk_session"]),
+  created_by_actor_id: z.string(),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+export const createRestorePointInput = z.object({
+  label: z.string().min(1).max(200),
+  kind: z.enum(["backup", "pitr"]).default("backup"),
+  backup_key: z.string().max(300).optional(),
+  /** Kind pitr: the moment (RFC 3339); default now. An empty string counts as absent. */
+  pitr_time: z.preprocess((v) => (v === "" || v === null ? undefined : v), z.string().max(100).optional()),
+  note: z.string().max(2000).nullable().optional(),
+});
 
 export const RestorePoint = restorePointSchema.extend({ pitr_time: atOrNull(), created_at: at(), updated_at: at() }).openapi("RestorePoint");
 

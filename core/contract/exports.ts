@@ -1,7 +1,19 @@
-import { z } from "../../../zod.ts";
-import { exportSchema } from "../../../exports/exports.ts";
-import { Job } from "../jobs/schema.ts";
-import { at, listQuery, ProjectParams, timestamp } from "../shared.ts";
+import { z } from "../zod.ts";
+import { Job } from "./jobs.ts";
+import { at, listQuery, ProjectParams, timestamp } from "./shared.ts";
+
+export const exportStates = ["pending", "running", "completed", "failed", "expired"] as const;
+
+/** The Export as the API shows it (SPEC section 5): exactly these fields. */
+export const exportSchema = z.object({
+  id: z.string(),
+  project_id: z.string(),
+  database_name: z.string(),
+  state: z.enum(exportStates),
+  size_bytes: z.number().int(),
+  created_at: z.string(),
+  expires_at: z.string(),
+});
 
 export const Export = exportSchema
   .extend({

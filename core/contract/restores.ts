@@ -1,6 +1,22 @@
-import { z } from "../../../zod.ts";
-import { restoreRequest } from "../../../restores/restores.ts";
-import { Job } from "../jobs/schema.ts";
+import { z } from "../zod.ts";
+import { Job } from "./jobs.ts";
+import { previewNameSchema, ttlHoursSchema } from "./previews.ts";
+
+/** An empty string counts as absent (SPEC 5). */
+const optionalText = z.preprocess((v) => (v === "" ? undefined : v), z.string().max(2000).optional());
+
+export const restoreRequest = z.object({
+  backup_key: optionalText,
+  restore_point_id: optionalText,
+  restore_time: optionalText,
+  target_kind: z.enum(["new_preview", "preview", "project"]).default("new_preview"),
+  preview_id: optionalText,
+  preview_name: z.preprocess((v) => (v === "" ? undefined : v), previewNameSchema.optional()),
+  ttl_hours: ttlHoursSchema.optional(),
+  recreate: z.boolean().default(false),
+  allow_unverified_backup: z.boolean().default(false),
+  approval_token: optionalText,
+});
 
 const field = restoreRequest.shape;
 export const CreateRestoreRequest = restoreRequest

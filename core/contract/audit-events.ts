@@ -1,6 +1,20 @@
-import { z } from "../../../zod.ts";
-import { auditEventSchema } from "../../../audit/audit.ts";
-import { listQuery } from "../shared.ts";
+import { z } from "../zod.ts";
+import { listQuery } from "./shared.ts";
+
+/** The AuditEvent as the API shows it (SPEC section 5): exactly these fields. */
+export const auditEventSchema = z.object({
+  id: z.string(),
+  organization_id: z.string(),
+  project_id: z.string().nullable(),
+  // Stored actions are read as strings, so a record written by a newer version still lists.
+  action: z.string(),
+  actor_kind: z.string(),
+  actor_id: z.string(),
+  target_type: z.string(),
+  target_id: z.string(),
+  metadata: z.record(z.string(), z.unknown()),
+  created_at: z.string(),
+});
 
 /** The AuditEvent wire schema (SPEC section 5), named for the OpenAPI document. */
 export const AuditEvent = auditEventSchema
