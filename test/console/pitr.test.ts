@@ -2,6 +2,7 @@
 // @hono/zod-openapi has loaded.
 import { createTestEnv, type Tenant, type TestEnv } from "../support/env.ts";
 import { serve, type ServerType } from "@hono/node-server";
+import path from "node:path";
 import pg from "pg";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,7 +14,7 @@ import { startWorkerLoop } from "../../local/loops.ts";
 import { freePort } from "../../local/wait.ts";
 import { startArchivedCluster, type ArchivedCluster } from "../pg/archived-cluster.ts";
 import { publishArchive } from "../pg/publish-archive.ts";
-import { launchBrowser, type Browser } from "./browser.ts";
+import { artifactsDir, launchBrowser, type Browser } from "./browser.ts";
 
 /**
  * The project page's point-in-time recovery in Chromium: the restorable window of a real archive
@@ -160,6 +161,7 @@ describe("console: point-in-time recovery and the backups chart", () => {
     expect(Date.parse(`${await page.getByLabel("Restore the database as it was at (UTC)").inputValue()}Z`)).toBe(Date.parse(pitr.earliest_restore_time));
     await page.keyboard.press("End");
     await page.locator("#pitr-what", { hasText: `as it was at ${utc(pitr.latest_restore_time)}` }).waitFor();
+    await page.locator("#pitr").screenshot({ path: path.join(artifactsDir, "pitr-section.png") }); // docs/console-pitr.png
 
     // A click inside the gap: refused, naming the gap's bounds, and nothing can be started.
     const gap = (await page.locator('#pitr-timeline [data-kind="gap"]').boundingBox())!;

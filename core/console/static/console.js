@@ -781,7 +781,7 @@
         "dd",
         { id: "pitr-base-backups" },
         list(
-          p.base_backups.map((b) => `${utc(b.finished_at || b.started_at)}${b.size_bytes ? ` (${formatBytes(b.size_bytes)})` : ""}${b.verified_at ? ", verified" : ""}`),
+          [...p.base_backups].sort((a, b) => Date.parse(a.started_at) - Date.parse(b.started_at)).map((b) => `${utc(b.finished_at || b.started_at)}${b.size_bytes ? ` (${formatBytes(b.size_bytes)})` : ""}${b.verified_at ? ", verified" : ""}`),
           "none",
         ),
       ),
@@ -904,8 +904,9 @@
     drawing.replaceChildren(...parts);
     drawing.setAttribute("aria-valuemin", String(Math.floor(Date.parse(p.earliest_restore_time) / 1000)));
     drawing.setAttribute("aria-valuemax", String(Math.floor(Date.parse(p.latest_restore_time) / 1000)));
-    $("pitr-axis-start").textContent = utc(start);
-    $("pitr-axis-end").textContent = `now, ${utc(now)}`;
+    const second = (t) => Math.floor(t / 1000) * 1000;
+    $("pitr-axis-start").textContent = utc(second(start));
+    $("pitr-axis-end").textContent = `now, ${utc(second(now))}`;
   }
 
   /** A time picked on the timeline or typed: the field, the cursor and the sentence follow it. */
