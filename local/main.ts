@@ -38,7 +38,13 @@ const envPort = (name: string, fallback: number): number => {
   return n;
 };
 
+/** How long one part of the service (a loop, the API, the archiver) may take to stop before the next is stopped anyway. */
+const STOP_PART_MS = 15_000;
+
 async function main(): Promise<void> {
+  // A closed terminal (Ctrl-C reaches npm too, which exits and takes the pty with it) makes writes
+  // fail with EIO or EPIPE: what is left to say is lost, but the stand-ins must still be stopped.
+  for (const stream of [process.stdout, process.stderr]) stream.on("error", () => undefined);
   const started = performance.now();
   const logFormat = localLogFormat(); // readable lines on a terminal, JSON lines when piped
   const dir = localDir();
@@ -53,6 +59,8 @@ async function main(): Promise<void> {
   const stopped = await stopLeftovers(dir);
   if (stopped) process.stderr.write(`capydb: ${stopped}\n`);
   for (const [name, port] of Object.entries(ports)) {
+    // A leftover just stopped may take a moment to let go of its port (a JVM on a busy machine).
+    for (let i = 0; stopped && i < 100 && !(await portIsFree(port)); i++) await new Promise((r) => setTimeout(r, 200));
     if (!(await portIsFree(port))) {
       throw new MissingDependencyError(
         `port ${port} (${name}) is already in use: stop what uses it (\`ss -ltnp 'sport = :${port}'\`) or choose another with ${name === "api" ? "PORT" : `CAPYDB_${name.toUpperCase()}_PORT`}`,
@@ -65,7 +73,13 @@ async function main(): Promise<void> {
   const shutdown = async (code: number) => {
     if (stopping) return;
     stopping = true;
-    for (const stop of stoppers.reverse()) await stop().catch(() => undefined);
+    // Each part gets a bounded time to stop, so the stand-ins (stopped last) are always stopped:
+    // a part that overruns is left to the process's exit.
+    for (const stop of stoppers.reverse()) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([stop().catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, STOP_PART_MS)))]);
+      clearTimeout(timer);
+    }
     forgetChildren(dir);
     process.exit(code);
   };

@@ -16,10 +16,14 @@ export const lockItem = z.object({
 export type Lock = z.infer<typeof lockItem>;
 
 /**
- * Takes the exclusive lock on `resource` for `owner` (a job id) until the lease lapses. True when
- * taken (or already held by the same owner), false when another owner holds a live lease.
+ * Takes the exclusive lock on `resource` for `owner` (a job id, or `<job id>#<attempt>`) until the
+ * lease lapses. True when taken (or already held by the same owner), false when another owner
+ * holds a live lease. `supersedes`: an owner prefix whose lock is taken over even under a live
+ * lease: a job's new attempt takes over what its earlier, dead attempt held (the job item is the
+ * fence: that attempt has lost the job, and its renewals now fail), without waiting for the lock's
+ * lease, renewed a moment after the job's, to lapse too.
  */
-export async function acquireLock(deps: Db, resource: string, owner: string, leaseMs: number): Promise<boolean> {
+export async function acquireLock(deps: Db, resource: string, owner: string, leaseMs: number, supersedes?: string): Promise<boolean> {
   const now = deps.now();
   const lease = new Date(now.getTime() + leaseMs);
   return putItemIf(
@@ -35,9 +39,9 @@ export async function acquireLock(deps: Db, resource: string, owner: string, lea
       ttl: ttlAt(lease) + 3600,
     },
     {
-      condition: "attribute_not_exists(pk) OR lease_expires_at < :now OR #owner = :owner",
+      condition: `attribute_not_exists(pk) OR lease_expires_at < :now OR #owner = :owner${supersedes ? " OR begins_with(#owner, :supersedes)" : ""}`,
       names: { "#owner": "owner" },
-      values: { ":now": iso(now), ":owner": owner },
+      values: { ":now": iso(now), ":owner": owner, ...(supersedes ? { ":supersedes": supersedes } : {}) },
     },
   );
 }

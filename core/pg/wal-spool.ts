@@ -152,6 +152,8 @@ export class WalSpool {
         this.rescan = false;
         const names = await readdir(this.req).catch(() => [] as string[]);
         for (const name of names) {
+          // Known as requested before its file goes: `failure` must not miss it in between.
+          this.requested.add(name);
           await rm(join(this.req, name), { force: true });
           this.request(name);
         }

@@ -134,7 +134,8 @@ export interface Held {
  */
 async function takeTurn(deps: Deps, job: JobItem, owner: string, o: WorkerOptions): Promise<{ held: Held[] } | { busy: string }> {
   const database = lockResource(job);
-  if (!(await acquireLock(deps, database, owner, o.leaseMs))) return { busy: database };
+  // An earlier attempt of this job (killed, its job lease lapsed) may still hold the lock: taken over.
+  if (!(await acquireLock(deps, database, owner, o.leaseMs, `${job.id}#`))) return { busy: database };
   const held = [{ resource: database, owner }];
   // A drill reads the archive and writes to the verification cluster, not to the customer's: it takes none of its slots.
   if (!o.clusterJobCap || isServiceJob(job)) return { held };

@@ -2,8 +2,8 @@ import { createTestEnv, type Tenant, type TestEnv } from "../support/env.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getBackupForWork, markBackupPending, recordBackupArtifact } from "../../core/backups/backups.ts";
 import { createAwsClients } from "../../core/aws/clients.ts";
-import { getJobItem } from "../../core/jobs/jobs.ts";
-import { getLock } from "../../core/jobs/locks.ts";
+import { claimJob, getJobItem } from "../../core/jobs/jobs.ts";
+import { acquireLock, getLock } from "../../core/jobs/locks.ts";
 import { runJob } from "../../core/worker/run.ts";
 import { throwawayDatabaseName } from "../../core/pg/scratch.ts";
 import { LOCAL_REGION } from "../../local/stack.ts";
@@ -100,4 +100,28 @@ describe("an attempt whose heartbeat hangs past its lease", () => {
     expect(scratch).toEqual([]);
     expect(await getLock(env.deps, job.locked_resource!)).toBeUndefined();
   });
+});
+
+describe("a killed attempt whose lock outlives its job lease", () => {
+  it("is taken over by the job's next attempt, which completes it at once, while another job still may not take the lock", async () => {
+    // prepare: attempt 1 claimed the job and its database lock, then died; its last heartbeat
+    // renewed the lock a moment after the job (the lock's lease ends later than the job's).
+    const job = (await getJobItem(env.deps, (await postBackup(env, tenant)).id))!;
+    const claimed = (await claimJob(env.deps, job, "killed-worker", 1_000))!;
+    expect(claimed).toBeDefined();
+    const resource = claimed.locked_resource!;
+    expect(await acquireLock(env.deps, resource, `${job.id}#${claimed.attempts}`, 120_000)).toBe(true);
+    await waitFor("the job lease to lapse", async () => Date.parse((await getJobItem(env.deps, job.id))!.lease_expires_at ?? "") + 1000 < Date.now());
+
+    // another job may not take a live lock
+    expect(await acquireLock(env.deps, resource, "job_someone_else#1", 60_000, "job_someone_else#")).toBe(false);
+
+    // act: the job's next attempt
+    const outcome = await runJob(env.deps, job.id, undefined, fastOptions);
+
+    // assess: it ran now (not "waiting" two minutes for the dead attempt's lock), and let the lock go
+    expect(outcome).toMatchObject({ status: "completed", ack: true });
+    expect(await getJobItem(env.deps, job.id)).toMatchObject({ state: "completed", attempts: 2 });
+    expect(await getLock(env.deps, resource)).toBeUndefined();
+  }, 60_000);
 });
