@@ -3,7 +3,7 @@
  * baseline run in the same invocation, on stand-ins the bench starts itself (DynamoDB Local,
  * fauxqs, PostgreSQL 15) and stops again, also on failure and Ctrl-C. Prints a table and writes
  * bench/results.json. `BENCH_QUICK=1` runs smaller sizes (said so in the output);
- * `npm run bench -- dump api` runs some measures only (coldstart, api, dispatch, dump);
+ * `npm run bench -- dump api` runs some measures only (coldstart, api, dispatch, dump, wal);
  * `--repeat N` runs N rounds of the dump comparison (dump.ratio is then the median of the rounds).
  */
 import { randomBytes } from "node:crypto";
@@ -23,8 +23,9 @@ import { measureApi } from "./measures/api.ts";
 import { measureColdStart } from "./measures/coldstart.ts";
 import { measureDispatch } from "./measures/dispatch.ts";
 import { measureDump } from "./measures/dump.ts";
+import { measureWal } from "./measures/wal.ts";
 
-const measures = { coldstart: measureColdStart, api: measureApi, dispatch: measureDispatch, dump: measureDump } as const;
+const measures = { coldstart: measureColdStart, api: measureApi, dispatch: measureDispatch, dump: measureDump, wal: measureWal } as const;
 type MeasureName = keyof typeof measures;
 
 /** The keys the issue names, in its order: results.json's `summary` holds exactly these. */
@@ -46,6 +47,11 @@ const STABLE_KEYS = [
   "bundle.api_kb",
   "bundle.worker_kb",
   "coldstart.api_ratio",
+  "wal.lag_p50_s",
+  "wal.lag_p99_s",
+  "wal.stored_per_raw",
+  "wal.receiver_rss_growth",
+  "basebackup.ratio",
 ] as const;
 
 function machine() {

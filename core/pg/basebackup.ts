@@ -1,20 +1,20 @@
 /**
  * A physical base backup: `pg_basebackup -Ft -D - -X none` (one tar on stdout, the backup
  * manifest inside it), compressed by us (the server cannot compress a tar that carries its
- * manifest on stdout), streamed to S3 with its SHA-256, and at the same time extracted into a
- * scratch directory that `pg_verifybackup` checks against the manifest (PostgreSQL 15's
- * pg_verifybackup reads plain directories only). `-X none`: the WAL comes from the archive.
+ * manifest on stdout), streamed to S3 with its SHA-256, and checked against its manifest as it
+ * streams (basebackup-check.ts: pg_verifybackup's checks without extracting a copy; PostgreSQL
+ * 15-17's pg_verifybackup reads directories only, and the copy and its re-read cost more than the
+ * backup itself). `-X none`: the WAL comes from the archive.
  */
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Transform } from "node:stream";
+import { finished } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
+import { TarManifestCheck } from "./basebackup-check.ts";
 import { toolEnv, type ClusterConnection } from "./pgconn.ts";
 import { startTool } from "./process.ts";
 
@@ -38,7 +38,7 @@ export interface BaseBackupInput {
   manifestKey: string;
   label: string;
   signal?: AbortSignal;
-  /** Scratch space for the verification copy (default: the OS temp dir). */
+  /** Unused since the check streams (no verification copy); kept for callers. */
   scratchDir?: string;
   gzipLevel?: number;
 }
@@ -48,7 +48,6 @@ export class BaseBackupError extends Error {
 }
 
 export async function takeBaseBackup(input: BaseBackupInput): Promise<BaseBackupResult> {
-  const scratch = await mkdtemp(join(input.scratchDir ?? tmpdir(), "capydb-basebackup-"));
   const env = toolEnv(input.conn, input.conn.adminDatabase);
   const tool = startTool(
     join(input.binDir, "pg_basebackup"),
@@ -56,15 +55,12 @@ export async function takeBaseBackup(input: BaseBackupInput): Promise<BaseBackup
     env,
     { secrets: [input.conn.password] },
   );
-  const extract = spawn("tar", ["-x", "-f", "-", "-C", scratch], { stdio: ["pipe", "ignore", "pipe"] });
-  let tarErr = "";
-  extract.stderr.on("data", (d: Buffer) => (tarErr = (tarErr + d.toString()).slice(-2000)));
-  extract.stdin.on("error", () => undefined);
-  const extracted = new Promise<number | null>((r) => extract.once("close", (code) => r(code)));
-  const onAbort = () => {
-    tool.kill();
-    extract.kill("SIGKILL");
-  };
+  const check = new TarManifestCheck();
+  const checked = finished(check).then(
+    () => undefined,
+    (err: unknown) => err as Error,
+  );
+  const onAbort = () => tool.kill();
   input.signal?.addEventListener("abort", onAbort, { once: true });
   try {
     let rawBytes = 0;
@@ -85,9 +81,10 @@ export async function takeBaseBackup(input: BaseBackupInput): Promise<BaseBackup
     });
     const gz = createGzip({ level: input.gzipLevel ?? 1 });
     tool.stdout.pipe(rawCount);
-    // One source, two readers (pipe holds the source while either is full): the upload and the extraction.
+    // One source, two readers (pipe holds the source while either is full): the upload, and the
+    // manifest check hashing every file as it goes by.
     rawCount.pipe(gz).pipe(meter);
-    rawCount.pipe(extract.stdin);
+    rawCount.pipe(check);
     const upload = new Upload({
       client: input.s3,
       params: { Bucket: input.bucket, Key: input.key, Body: meter, ContentType: "application/gzip" },
@@ -95,7 +92,7 @@ export async function takeBaseBackup(input: BaseBackupInput): Promise<BaseBackup
       queueSize: 4,
       leavePartsOnError: false,
     });
-    const [exit, , tarCode] = await Promise.all([tool.exited, upload.done(), extracted]);
+    const [exit, , checkError] = await Promise.all([tool.exited, upload.done(), checked]);
     if (exit.code !== 0)
       throw new BaseBackupError(
         `pg_basebackup failed (exit ${exit.code ?? exit.signal}): ${tool
@@ -106,21 +103,15 @@ export async function takeBaseBackup(input: BaseBackupInput): Promise<BaseBackup
           .slice(-3)
           .join(" ")}`,
       );
-    if (tarCode !== 0) throw new BaseBackupError(`extracting the base backup for verification failed: ${tarErr.trim()}`);
-
-    const verify = startTool(
-      join(input.binDir, "pg_verifybackup"),
-      ["--no-parse-wal", "--quiet", scratch],
-      { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" },
-      { secrets: [], keepStdout: true },
-    );
-    const vexit = await verify.exited;
-    if (vexit.code !== 0)
-      throw new BaseBackupError(`pg_verifybackup found the base backup does not match its manifest: ${verify.report(vexit).stderr.trim().slice(-1000)}`);
-
-    const manifest = await readFile(join(scratch, "backup_manifest"));
-    const ranges = (JSON.parse(manifest.toString("utf8")) as { "WAL-Ranges"?: { Timeline: number; "Start-LSN": string; "End-LSN": string }[] })["WAL-Ranges"];
-    const range = ranges?.[0];
+    if (checkError) throw new BaseBackupError(`the base backup could not be checked against its manifest: ${checkError.message}`);
+    let ranges: ReturnType<TarManifestCheck["verify"]>["walRanges"];
+    try {
+      ranges = check.verify().walRanges;
+    } catch (err) {
+      throw new BaseBackupError(`the base backup does not match its manifest: ${(err as Error).message}`);
+    }
+    const manifest = check.manifest!;
+    const range = ranges[0];
     if (!range) throw new BaseBackupError("the backup manifest has no WAL range");
     await input.s3.send(new PutObjectCommand({ Bucket: input.bucket, Key: input.manifestKey, Body: manifest, ContentType: "application/json" }));
     return {
@@ -135,7 +126,5 @@ export async function takeBaseBackup(input: BaseBackupInput): Promise<BaseBackup
   } finally {
     input.signal?.removeEventListener("abort", onAbort);
     tool.kill();
-    extract.kill("SIGKILL");
-    await rm(scratch, { recursive: true, force: true });
   }
 }
