@@ -23,9 +23,17 @@ import { measureApi } from "./measures/api.ts";
 import { measureColdStart } from "./measures/coldstart.ts";
 import { measureDispatch } from "./measures/dispatch.ts";
 import { measureDump } from "./measures/dump.ts";
+import { measurePitr } from "./measures/pitr.ts";
 import { measureWal } from "./measures/wal.ts";
 
-const measures = { coldstart: measureColdStart, api: measureApi, dispatch: measureDispatch, dump: measureDump, wal: measureWal } as const;
+const measures = {
+  coldstart: measureColdStart,
+  api: measureApi,
+  dispatch: measureDispatch,
+  dump: measureDump,
+  wal: measureWal,
+  pitr: measurePitr,
+} as const;
 type MeasureName = keyof typeof measures;
 
 /** The keys the issue names, in its order: results.json's `summary` holds exactly these. */
@@ -52,6 +60,9 @@ const STABLE_KEYS = [
   "wal.stored_per_raw",
   "wal.receiver_rss_growth",
   "basebackup.ratio",
+  "pitr.ratio",
+  "pitr.s_per_db_gb",
+  "pitr.replay_s_per_wal_gb",
 ] as const;
 
 function machine() {

@@ -7,7 +7,8 @@ import { createHash } from "node:crypto";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { type Readable, Transform } from "node:stream";
-import { createGunzip, gunzipSync } from "node:zlib";
+import { promisify } from "node:util";
+import { createGunzip, gunzip } from "node:zlib";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { keys } from "../db/keys.ts";
 import { deleteItemIf, getItem, putItemIf, queryAll, setFields, updateItemIf } from "../db/store.ts";
@@ -189,6 +190,8 @@ export async function deleteWalFileRecord(deps: Db, item: WalSegmentItem): Promi
   await deleteItemIf(deps, item.kind === "history" ? keys.walHistory(item.cluster_id, item.timeline) : keys.walSegment(item.cluster_id, item.name));
 }
 
+const gunzipAsync = promisify(gunzip);
+
 /** An object's bytes, refused unless their SHA-256 is `sha256` (so a changed object never reaches a restore). */
 async function getChecked(deps: Store, key: string, sha256: string): Promise<Buffer> {
   let body: Buffer;
@@ -222,7 +225,9 @@ export class WalObjectError extends Error {
  */
 export async function readWalFile(deps: Store, file: WalSegmentItem): Promise<Buffer> {
   const stored = await getChecked(deps, file.key, file.stored_sha256);
-  const raw = gunzipSync(stored);
+  // On the thread pool: a restore's spool decompresses segments ahead of replay while the event
+  // loop keeps answering the recovery instance's restore_command.
+  const raw = await gunzipAsync(stored);
   const got = createHash("sha256").update(raw).digest("hex");
   if (got !== file.sha256) throw new WalObjectError("corrupt", `archived WAL ${file.name} is corrupt after decompression`);
   return raw;
@@ -292,7 +297,8 @@ export async function openBaseBackup(deps: Store, backup: BaseBackupItem): Promi
       cb(got === expected ? null : new WalObjectError("corrupt", `base backup ${backup.id} is corrupt: its SHA-256 is ${got}, the index recorded ${expected}`));
     },
   });
-  return (res.Body as Readable).pipe(check).pipe(createGunzip());
+  // 1 MiB pieces (zlib's default is 16 KiB): the extraction writes each file in a few large writes.
+  return (res.Body as Readable).pipe(check).pipe(createGunzip({ chunkSize: 1024 * 1024 }));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,262 @@
+/**
+ * Point-in-time restore (issue 32): the service's restore of the bench database to a time, with
+ * WAL to replay (core/worker/pitr.ts: base backup streamed from S3 and unpacked, WAL fetched from
+ * S3 by the restore_command, replayed by a recovery instance, the database copied out with
+ * pg_dump | pg_restore), against the sum of its bare parts run in the same invocation on the same
+ * files: `tar -xzf` of the same base backup from local disk, `postgres` replaying the same WAL
+ * from local disk (restore_command `cp`) to the same time, and `pg_dump -Fc -Z0 | pg_restore` of
+ * the recovered database. Goal: at most 1.3x.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { gzipSync } from "node:zlib";
+import pg from "pg";
+import { createCluster } from "../../core/orgs/orgs.ts";
+import { pickPgTools } from "../../core/pg/pgtools.ts";
+import { findServerBinary } from "../../core/pg/recovery.ts";
+import { restoreDatabaseToTime } from "../../core/worker/pitr.ts";
+import { startArchivedCluster } from "../../test/pg/archived-cluster.ts";
+import { publishArchive } from "../../test/pg/publish-archive.ts";
+import { onCleanup, trackChild } from "../lib/cleanup.ts";
+import type { BenchContext, Check, MeasureResult } from "../lib/context.ts";
+import { round } from "../lib/stats.ts";
+
+const GB = 1024 ** 3;
+const PGBENCH = "/usr/lib/postgresql/15/bin/pgbench";
+
+function owner(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  return { uid: Number(execFileSync("id", ["-u", "postgres"]).toString()), gid: Number(execFileSync("id", ["-g", "postgres"]).toString()) };
+}
+
+async function timed<T>(fn: () => Promise<T> | T): Promise<{ ms: number; result: T }> {
+  const t0 = performance.now();
+  const result = await fn();
+  return { ms: performance.now() - t0, result };
+}
+
+function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = trackChild(spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"], ...opts }));
+    let err = "";
+    child.stderr!.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+    child.once("close", (code) => (code === 0 ? resolve() : reject(new Error(`${path.basename(cmd)} failed (${code}): ${err}`))));
+  });
+}
+
+/** The extracted backup made ready to replay WAL copied to local disk up to `time` (not timed: the service does more here). */
+function prepareBare(dir: string, walDir: string, time: Date, user: { uid: number; gid: number } | undefined): string {
+  const data = path.join(dir, "data");
+  const socket = path.join(dir, "sock");
+  mkdirSync(socket, { mode: 0o700 });
+  rmSync(path.join(data, "postgresql.auto.conf"), { force: true });
+  rmSync(path.join(data, "backup_manifest"), { force: true });
+  mkdirSync(path.join(data, "pg_wal", "archive_status"), { recursive: true });
+  const restore = `f=%f; if [ -f ${walDir}/$f ]; then cp ${walDir}/$f %p; elif [ -f ${walDir}/$f.partial ]; then cp ${walDir}/$f.partial %p; else exit 1; fi`;
+  writeFileSync(
+    path.join(data, "postgresql.conf"),
+    [
+      "listen_addresses = ''",
+      `unix_socket_directories = '${socket}'`,
+      `restore_command = '${restore.replace(/'/g, "''")}'`,
+      `recovery_target_time = '${time.toISOString().replace("T", " ").replace("Z", "+00")}'`,
+      "recovery_target_action = 'promote'",
+      "hot_standby = off",
+      "fsync = off",
+      "synchronous_commit = off",
+      "autovacuum = off",
+      "shared_buffers = '128MB'",
+      "max_wal_size = '4GB'",
+      "checkpoint_timeout = '1h'",
+      "",
+    ].join("\n"),
+  );
+  writeFileSync(path.join(data, "pg_hba.conf"), "local all all trust\n");
+  writeFileSync(path.join(data, "recovery.signal"), "");
+  if (user) execFileSync("chown", ["-R", `${user.uid}:${user.gid}`, dir]);
+  return socket;
+}
+
+/** `postgres` on the prepared directory; resolves once recovery reached the time and promoted. */
+async function bareReplay(dir: string, socket: string, user: { uid: number; gid: number } | undefined): Promise<{ stop: () => Promise<void>; socket: string }> {
+  const data = path.join(dir, "data");
+  const bin = await findServerBinary(15);
+  const child = trackChild(spawn(bin, ["-D", data], { stdio: ["ignore", "ignore", "pipe"], ...user }));
+  let log = "";
+  await new Promise<void>((resolve, reject) => {
+    child.stderr!.on("data", (d: Buffer) => {
+      log = (log + d.toString()).slice(-8000);
+      if (/database system is ready to accept connections/.test(log)) resolve();
+    });
+    child.once("close", () => reject(new Error(`the bare replay's server exited: ${log}`)));
+  });
+  return {
+    socket,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const closed = new Promise((r) => child.once("close", r));
+      child.kill("SIGQUIT");
+      await closed;
+    },
+  };
+}
+
+export async function measurePitr(ctx: BenchContext): Promise<MeasureResult> {
+  const scale = ctx.quick ? 3 : 8;
+  const updates = 1;
+  const user = owner();
+  ctx.log(`pitr: an archived cluster (pg_receivewal), pgbench scale ${scale}, a base backup, then ${updates} full-table update(s) to replay`);
+  const src = await startArchivedCluster();
+  onCleanup("pitr source cluster", () => src.stop());
+  const env = { ...process.env, PGHOST: "127.0.0.1", PGPORT: String(src.conn.port), PGUSER: src.conn.user, PGPASSWORD: src.conn.password };
+  await src.query("postgres", "CREATE DATABASE bench");
+  await run(PGBENCH, ["-i", "-q", "-s", String(scale), "bench"], { env });
+  const tar = await src.baseBackup();
+  const [{ lsn: startLsn }] = (await src.query<{ lsn: string }>("postgres", "SELECT pg_current_wal_lsn()::text AS lsn")) as [{ lsn: string }];
+  for (let i = 0; i < updates; i++) await src.query("bench", "UPDATE pgbench_accounts SET abalance = abalance + 1");
+  await src.query("bench", "CHECKPOINT");
+  await new Promise((r) => setTimeout(r, 1100));
+  const time = new Date();
+  const [{ lsn: targetLsn, size }] = (await src.query<{ lsn: string; size: string }>(
+    "bench",
+    "SELECT pg_current_wal_lsn()::text AS lsn, pg_database_size('bench')::text AS size",
+  )) as [{ lsn: string; size: string }];
+  await new Promise((r) => setTimeout(r, 1100));
+  await src.query("bench", "UPDATE pgbench_branches SET bbalance = bbalance + 1"); // the first commit after the time
+  const [{ bytes: walBytesStr }] = (await src.query<{ bytes: string }>("postgres", `SELECT pg_wal_lsn_diff('${targetLsn}', '${startLsn}')::text AS bytes`)) as [
+    { bytes: string },
+  ];
+  const walBytes = Number(walBytesStr);
+  const dbBytes = Number(size);
+
+  const cluster = await createCluster(ctx.deps, {
+    name: `pitr-bench-${Date.now()}`,
+    url: `postgres://${encodeURIComponent(src.conn.user)}:${encodeURIComponent(src.conn.password)}@127.0.0.1:${src.conn.port}/postgres?sslmode=disable`,
+    insecure_tls: true,
+  });
+  ctx.log(`pitr: publishing the archive to S3 (${round(walBytes / 1024 ** 2, 0)} MB of WAL to replay, database ${round(dbBytes / 1024 ** 2, 0)} MB)`);
+  await publishArchive(ctx.deps, src, cluster.id, [tar]);
+
+  // --- the service's point-in-time restore, into a database of the bench's PostgreSQL ---
+  const admin = new pg.Client({ ...ctx.conn, database: "postgres", ssl: false });
+  await admin.connect();
+  onCleanup("pitr bench databases", async () => {
+    for (const d of ["pitr_bench_service", "pitr_bench_bare"]) await admin.query(`DROP DATABASE IF EXISTS ${d} WITH (FORCE)`).catch(() => undefined);
+    await admin.end().catch(() => undefined);
+  });
+  await admin.query("CREATE DATABASE pitr_bench_service");
+  await admin.query("CREATE DATABASE pitr_bench_bare");
+  ctx.log("pitr: the service's restore (S3 -> recovery instance -> pg_dump | pg_restore)");
+  const service = await timed(() =>
+    restoreDatabaseToTime({
+      deps: ctx.deps,
+      clusterId: cluster.id,
+      cluster: src.conn,
+      database: "bench",
+      time,
+      into: ctx.conn,
+      intoDatabase: "pitr_bench_service",
+      signal: new AbortController().signal,
+      archiveWaitSeconds: 0,
+      workRoot: path.join(ctx.tmp, "pitr-recovery"),
+    }),
+  );
+  const r = service.result;
+
+  // --- the bare parts, on the same files from local disk ---
+  ctx.log("pitr: the bare parts (tar -xzf, postgres replaying from local disk, pg_dump | pg_restore)");
+  const bare = path.join(ctx.tmp, "pitr-bare");
+  const data = path.join(bare, "data");
+  mkdirSync(data, { recursive: true, mode: 0o700 });
+  const gz = path.join(ctx.tmp, "pitr-base.tar.gz");
+  writeFileSync(gz, gzipSync(readFileSync(tar), { level: 1 }));
+  const extract = await timed(() => run("tar", ["-xzf", gz, "-C", data]));
+  const walDir = path.join(bare, "wal");
+  mkdirSync(walDir);
+  for (const f of readdirSync(src.walDir)) {
+    try {
+      copyFileSync(path.join(src.walDir, f), path.join(walDir, f));
+    } catch (err) {
+      // pg_receivewal finished that segment meanwhile: its .partial became the segment.
+      if ((err as { code?: string }).code !== "ENOENT" || !f.endsWith(".partial")) throw err;
+      copyFileSync(path.join(src.walDir, f.replace(/\.partial$/, "")), path.join(walDir, f.replace(/\.partial$/, "")));
+    }
+  }
+  let instance: Awaited<ReturnType<typeof bareReplay>> | undefined;
+  const socket = prepareBare(bare, walDir, time, user);
+  const replay = await timed(async () => (instance = await bareReplay(bare, socket, user)));
+  onCleanup("pitr bare instance", () => instance?.stop());
+  const tools = await pickPgTools({ major: 15, text: "15" }, []);
+  const copy = await timed(async () => {
+    const dump = trackChild(spawn(tools.pgDump, ["-Fc", "-Z0", "-h", instance!.socket, "-U", src.conn.user, "bench"], { stdio: ["ignore", "pipe", "pipe"] }));
+    const restore = trackChild(
+      spawn(tools.pgRestore, ["--no-owner", "--no-acl", "--exit-on-error", "-d", "pitr_bench_bare"], {
+        stdio: ["pipe", "ignore", "pipe"],
+        env: { ...process.env, PGHOST: ctx.conn.host, PGPORT: String(ctx.conn.port), PGUSER: ctx.conn.user, PGPASSWORD: ctx.conn.password },
+      }),
+    );
+    dump.stdout!.pipe(restore.stdin!);
+    const codes = await Promise.all([dump, restore].map((c) => new Promise<number | null>((res) => c.once("close", res))));
+    if (codes.some((c) => c !== 0)) throw new Error(`bare pg_dump | pg_restore failed: ${codes.join(", ")}`);
+  });
+  await instance!.stop();
+  rmSync(bare, { recursive: true, force: true });
+  rmSync(gz, { force: true });
+
+  // Both restored the same rows.
+  const rows = async (db: string) => {
+    const c = new pg.Client({ ...ctx.conn, database: db, ssl: false });
+    await c.connect();
+    try {
+      return (await c.query<{ n: string; s: string }>("SELECT count(*)::text AS n, sum(abalance)::text AS s FROM pgbench_accounts")).rows[0]!;
+    } finally {
+      await c.end();
+    }
+  };
+  const [a, b] = [await rows("pitr_bench_service"), await rows("pitr_bench_bare")];
+  if (a.n !== b.n || a.s !== b.s) throw new Error(`the service's restore and the bare replay differ: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
+
+  const sum = extract.ms + replay.ms + copy.ms;
+  const ratio = service.ms / sum;
+  const figures = {
+    pitr: {
+      ratio: round(ratio, 3),
+      ms: Math.round(service.ms),
+      parts_ms: { extract: Math.round(r.timings.extractMs), replay: Math.round(r.timings.replayMs), copy: Math.round(r.timings.copyMs) },
+      bare_ms: { extract: Math.round(extract.ms), replay: Math.round(replay.ms), copy: Math.round(copy.ms), sum: Math.round(sum) },
+      database_mb: round(dbBytes / 1024 ** 2, 1),
+      wal_replayed_mb: round(walBytes / 1024 ** 2, 1),
+      wal_segments_fetched: r.walSegments,
+      s_per_db_gb: round(service.ms / 1000 / (dbBytes / GB), 1),
+      replay_s_per_wal_gb: round(r.timings.replayMs / 1000 / (walBytes / GB), 1),
+      bare_replay_s_per_wal_gb: round(replay.ms / 1000 / (walBytes / GB), 1),
+      rows: Number(a.n),
+      scale,
+    },
+  };
+  const checks: Check[] = [{ key: "pitr.ratio", value: round(ratio, 3), target: "<= 1.3", pass: ratio <= 1.3 }];
+  const s = (ms: number) => `${round(ms / 1000, 1)} s`;
+  return {
+    figures,
+    checks,
+    rows: [
+      [
+        `pitr restore (${round(dbBytes / 1024 ** 2, 0)} MB db, ${round(walBytes / 1024 ** 2, 0)} MB WAL)`,
+        `${s(service.ms)} (extract ${s(r.timings.extractMs)}, replay ${s(r.timings.replayMs)}, copy ${s(r.timings.copyMs)})`,
+        `bare sum ${s(sum)} (tar ${s(extract.ms)}, replay ${s(replay.ms)}, copy ${s(copy.ms)})`,
+        `${round(ratio, 2)}x`,
+        "<= 1.3x",
+        ratio <= 1.3 ? "PASS" : "FAIL",
+      ],
+      [
+        "pitr per GB",
+        `${figures.pitr.s_per_db_gb} s/GB of database; replay ${figures.pitr.replay_s_per_wal_gb} s/GB of WAL`,
+        `bare replay ${figures.pitr.bare_replay_s_per_wal_gb} s/GB of WAL`,
+        "",
+        "",
+        "",
+      ],
+    ],
+  };
+}
