@@ -159,6 +159,7 @@ export async function measurePitr(ctx: BenchContext): Promise<MeasureResult> {
       intoDatabase: "pitr_bench_service",
       signal: new AbortController().signal,
       archiveWaitSeconds: 0,
+      ...(process.env.BENCH_PITR_VERBOSE ? { progress: (line: string) => ctx.log(`pitr:   ${line}`) } : {}),
       workRoot: path.join(ctx.tmp, "pitr-recovery"),
     }),
   );
