@@ -43,7 +43,26 @@ export async function measureWal(ctx: BenchContext): Promise<MeasureResult> {
   const bundle = await buildArchiver(path.join(ctx.tmp, "archiver", "archiver.mjs"));
   const spool = path.join(ctx.tmp, "archiver", "wal");
   mkdirSync(spool, { recursive: true });
-  const child = trackChild(spawn(process.execPath, [bundle], { env: { ...ctx.childEnv, CAPYDB_WAL_SPOOL_DIR: spool }, stdio: ["ignore", "ignore", "pipe"] }));
+  const child = trackChild(
+    spawn(process.execPath, [bundle], {
+      env: { ...ctx.childEnv, CAPYDB_WAL_SPOOL_DIR: spool, LOG_LEVEL: "DEBUG", CAPYDB_LOG_FORMAT: "json" },
+      stdio: ["ignore", "pipe", "pipe"],
+    }),
+  );
+  // Its debug log names every upload (the partial segment's re-uploads too): bytes sent to S3.
+  const shipped = { count: 0, partials: 0, storedBytes: 0, counting: false };
+  let pending = "";
+  child.stdout!.on("data", (d: Buffer) => {
+    const lines = (pending + d.toString()).split("\n");
+    pending = lines.pop() ?? "";
+    for (const line of lines) {
+      if (!shipped.counting || !line.includes('"WAL file shipped"')) continue;
+      const e = JSON.parse(line) as { partial: boolean; stored_bytes: number };
+      shipped.count++;
+      shipped.partials += e.partial ? 1 : 0;
+      shipped.storedBytes += e.stored_bytes;
+    }
+  });
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
@@ -65,6 +84,7 @@ export async function measureWal(ctx: BenchContext): Promise<MeasureResult> {
 
     const lags: number[] = [];
     const startLsn = await currentLsn(ctx);
+    shipped.counting = true;
     for (const p of [1, 2] as const) {
       phase = p;
       const load = run(`${PG_BIN}/pgbench`, ["-c", "2", "-j", "1", "-T", String(loadSeconds), "-R", "300", "-n"], pgEnv(ctx, db));
@@ -82,6 +102,7 @@ export async function measureWal(ctx: BenchContext): Promise<MeasureResult> {
     // Everything written is shipped (the partial segment included) before the bytes are counted.
     const caught = Date.now();
     while (!(await archivedPast(ctx, cluster.id, endLsn)) && Date.now() - caught < 60_000) await sleep(500);
+    shipped.counting = false;
     const segments = (await listSegments(ctx.deps, cluster.id)).filter((s) => !s.partial);
     const stored = segments.reduce((n, s) => n + s.stored_bytes, 0);
     const raw = segments.reduce((n, s) => n + s.size_bytes, 0);
@@ -126,6 +147,9 @@ export async function measureWal(ctx: BenchContext): Promise<MeasureResult> {
         lag_max_s: round(Math.max(...lags), 1),
         segments: segments.length,
         stored_per_raw: round(stored / raw, 3),
+        uploaded_per_raw: round(shipped.storedBytes / rawWalBytes, 3),
+        uploads: shipped.count,
+        partial_uploads: shipped.partials,
         receiver_peak_rss_mb: { phase1: round(rss1, 1), phase2: round(rss2, 1) },
         receiver_rss_growth: round(rss2 / rss1, 2),
       },
@@ -147,6 +171,7 @@ export async function measureWal(ctx: BenchContext): Promise<MeasureResult> {
     const rows = [
       ["wal.lag", `p50 ${round(p50, 1)} s, p99 ${round(p99, 1)} s (${lags.length} samples)`, "", "", "p99 <= 30 s", verdict("wal.lag_p99_s")],
       ["wal.stored_per_raw", `${round(stored / raw, 3)} (${segments.length} segments)`, "", "", "", ""],
+      ["wal.uploaded_per_raw", `${round(shipped.storedBytes / rawWalBytes, 3)} (${shipped.count} uploads, ${shipped.partials} partial)`, "", "", "", ""],
       [
         "wal.receiver_rss",
         `${round(rss2, 1)} MB after ${round(rawWalBytes / 1024 ** 2, 0)} MB WAL`,

@@ -351,5 +351,13 @@ export class ClusterReceiver {
       checked_at: null,
     };
     await recordWalFile(this.deps, item);
+    // Every upload, the partial segment's re-uploads included (what shipping it every few seconds costs).
+    this.deps.log.debug("WAL file shipped", {
+      cluster_id: this.clusterId,
+      name: f.name,
+      partial: f.partial,
+      size_bytes: bytes.length,
+      stored_bytes: stored.length,
+    });
   }
 }
