@@ -1,6 +1,3 @@
-// First: the API's schemas call `.openapi()`, which exists only on zod schemas built after
-// @hono/zod-openapi has loaded.
-import { createTestEnv, type Tenant, type TestEnv } from "../support/env.ts";
 import { serve, type ServerType } from "@hono/node-server";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -10,6 +7,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createWorkerHandler } from "../../core/worker/handler.ts";
 import { startWorkerLoop } from "../../local/loops.ts";
+import { createTestEnv, type Tenant, type TestEnv } from "../support/env.ts";
 import { freePort } from "../../local/wait.ts";
 import { startArchivedCluster, type ArchivedCluster } from "../pg/archived-cluster.ts";
 import { publishArchive } from "../pg/publish-archive.ts";

@@ -1,5 +1,3 @@
-// First: the API modules need @hono/zod-openapi loaded before any domain schema is built.
-import { createTestEnv, type TestEnv } from "../support/env.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { putSchedule } from "../../core/backups/schedules.ts";
 import { iso } from "../../core/deps.ts";
@@ -7,6 +5,7 @@ import { dispatchMetrics, publishTickMetrics } from "../../core/dispatch/metrics
 import type { TickReport } from "../../core/dispatch/handler.ts";
 import { findStaleProjects } from "../../core/dispatch/staleness.ts";
 import { getProject } from "../../core/orgs/orgs.ts";
+import { createTestEnv, type TestEnv } from "../support/env.ts";
 import { fakeBackup } from "../support/fake-backup.ts";
 
 const HOUR = 3_600_000;

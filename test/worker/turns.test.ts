@@ -1,5 +1,3 @@
-// First: the API modules need @hono/zod-openapi loaded before any domain schema is built.
-import { createTestEnv, uniq, type Tenant, type TestEnv } from "../support/env.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey } from "../../core/auth/keys.ts";
 import type { Deps } from "../../core/deps.ts";
@@ -8,6 +6,7 @@ import { createCluster, createOrganization, createProject } from "../../core/org
 import { createWorkerHandler } from "../../core/worker/handler.ts";
 import type { WorkerOptions } from "../../core/worker/options.ts";
 import { startWorkerLoop } from "../../local/loops.ts";
+import { createTestEnv, uniq, type Tenant, type TestEnv } from "../support/env.ts";
 import { scanTable } from "../hardening/support.ts";
 import { CapturingLogger, fastOptions, isSettled, postBackup, waitFor } from "./support.ts";
 
