@@ -63,6 +63,7 @@ const STABLE_KEYS = [
   "pitr.ratio",
   "pitr.s_per_db_gb",
   "pitr.replay_s_per_wal_gb",
+  "cli.help_over_node_ms",
 ] as const;
 
 function machine() {
