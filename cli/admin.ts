@@ -3,7 +3,8 @@
  * people who run the service. Reads the same configuration as the service.
  */
 import { Command, CommanderError, Option } from "commander";
-import { approvalActions, approvalActionSchema, createApproval } from "../core/approvals/approvals.ts";
+import { createApproval } from "../core/approvals/approvals.ts";
+import { approvalActions, approvalActionSchema } from "../core/contract/approvals.ts";
 import { operatorActor } from "../core/audit/audit.ts";
 import { createApiKey, listApiKeys, revokeApiKey } from "../core/auth/keys.ts";
 import { allScopes, type Scope } from "../core/auth/scopes.ts";

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { TransactWriteCommandInput } from "@aws-sdk/lib-dynamodb";
 import { z } from "../zod.ts";
+import { approvalActionSchema, type approvalSchema, type ApprovalAction } from "../contract/approvals.ts";
 import { auditItem, type Actor } from "../audit/audit.ts";
 import { keys, ttlAt } from "../db/keys.ts";
 import { getItem, transactWrite } from "../db/store.ts";
@@ -18,10 +19,6 @@ type TransactItem = NonNullable<TransactWriteCommandInput["TransactItems"]>[numb
  * the same transaction that creates the operation's job, so a token yields at most one operation,
  * and a request that fails for another reason does not burn it.
  */
-export const approvalActions = ["project.restore_overwrite", "project.promote_preview"] as const;
-export type ApprovalAction = (typeof approvalActions)[number];
-export const approvalActionSchema = z.enum(approvalActions);
-
 /** About ten minutes: long enough to paste into a terminal, short enough not to linger in one. */
 export const APPROVAL_TTL_MS = 10 * 60_000;
 /** A used or expired record stays a day longer, so a late caller is told why, not "unknown". */
@@ -31,13 +28,7 @@ const TOKEN_PREFIX = "ap_";
 const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 export const approvalTokenPattern = /^ap_[0-9A-Za-z]{40}$/;
 
-/** The Approval as the API shows it (SPEC section 5). `token` appears in the mint response only. */
-export const approvalSchema = z.object({
-  id: z.string(),
-  action: approvalActionSchema,
-  token: z.string(),
-  expires_at: z.string(),
-});
+export type { ApprovalAction };
 export type Approval = z.infer<typeof approvalSchema>;
 
 export const approvalItem = z.object({

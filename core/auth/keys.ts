@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
-import { idSchema, z } from "../zod.ts";
+import { z } from "../zod.ts";
+import { apiKeySchema, createApiKeyInput } from "../contract/api-keys.ts";
 import { auditItem, type Actor } from "../audit/audit.ts";
 import { keys } from "../db/keys.ts";
 import type { TransactItem } from "../events/outbox.ts";
@@ -8,7 +9,7 @@ import { iso, type Deps } from "../deps.ts";
 import { AppError } from "../errors.ts";
 import { newId } from "../ids.ts";
 import { getOrganization, getProject } from "../orgs/orgs.ts";
-import { orgManagementScopes, scopeSchema, type Scope } from "./scopes.ts";
+import { orgManagementScopes, type Scope } from "./scopes.ts";
 
 type Db = Pick<Deps, "ddb" | "table" | "now">;
 
@@ -31,25 +32,10 @@ export function generateApiKey(): string {
 
 export const hashApiKey = (plaintext: string): string => createHash("sha256").update(plaintext).digest("hex");
 
-/** How a key was made: over the API, by an operator, or by a device login of the CLI (`capydb login`). */
-export const keySources = ["api", "admin", "cli"] as const;
-export const keySourceSchema = z.enum(keySources);
-
-export const apiKeyItem = z.object({
+/** The stored key: the record callers see (core/contract/api-keys.ts) plus its type and the key's SHA-256. */
+export const apiKeyItem = apiKeySchema.extend({
   type: z.literal("api_key"),
-  id: z.string(),
-  name: z.string(),
-  key_prefix: z.string(),
   key_hash: z.string(),
-  organization_id: z.string(),
-  project_id: z.string().nullable(),
-  scopes: z.array(scopeSchema),
-  created_at: z.string(),
-  expires_at: z.string().nullable(),
-  last_used_at: z.string().nullable(),
-  revoked_at: z.string().nullable(),
-  /** How the key was made: over the API, or by an operator (`capydb-admin`, the local seed). Keys stored before this field existed were made over the API. */
-  source: keySourceSchema.default("api"),
 });
 export type ApiKeyItem = z.infer<typeof apiKeyItem>;
 
@@ -66,15 +52,6 @@ export function apiKeyRecord(k: ApiKeyItem, now: Date): ApiKeyRecord {
   const { type: _t, key_hash: _h, ...rest } = k;
   return { ...rest, is_active: isKeyActive(k, now) };
 }
-
-export const createApiKeyInput = z.object({
-  organization_id: idSchema("organization"),
-  name: z.string().min(1).max(100),
-  scopes: z.array(scopeSchema).min(1),
-  project_id: idSchema("project").nullable().default(null),
-  expires_at: z.iso.datetime().nullable().default(null),
-  source: keySourceSchema.default("admin"),
-});
 
 /** Mints a key. The plaintext is returned here and never again (only its SHA-256 is stored). */
 export async function createApiKey(

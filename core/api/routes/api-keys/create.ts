@@ -6,7 +6,7 @@ import { orgAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
 import { OrgParams, security } from "../../../contract/shared.ts";
-import { CreateApiKeyRequest, CreateApiKeyResponse } from "./schema.ts";
+import { CreateApiKeyRequest, CreateApiKeyResponse } from "../../../contract/api-keys.ts";
 
 export const createApiKeyRoute = createRoute({
   method: "post",

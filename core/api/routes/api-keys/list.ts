@@ -4,7 +4,7 @@ import { orgAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
 import { OrgParams, security, unpagedQuery } from "../../../contract/shared.ts";
-import { ListApiKeysResponse } from "./schema.ts";
+import { ListApiKeysResponse } from "../../../contract/api-keys.ts";
 
 export const listApiKeysRoute = createRoute({
   method: "get",

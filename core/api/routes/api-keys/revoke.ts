@@ -8,7 +8,7 @@ import { orgAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
 import { OrgParams, security } from "../../../contract/shared.ts";
-import { RevokeApiKeyResponse } from "./schema.ts";
+import { RevokeApiKeyResponse } from "../../../contract/api-keys.ts";
 
 export const revokeApiKeyRoute = createRoute({
   method: "delete",

@@ -6,7 +6,7 @@ import { projectAccess } from "../../auth.ts";
 import type { App, RouteDeps } from "../../context.ts";
 import { errorResponses } from "../../errors.ts";
 import { ProjectParams, security } from "../../../contract/shared.ts";
-import { CreateApprovalRequest, CreateApprovalResponse } from "./schema.ts";
+import { CreateApprovalRequest, CreateApprovalResponse } from "../../../contract/approvals.ts";
 
 export const createApprovalRoute = createRoute({
   method: "post",

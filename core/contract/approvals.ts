@@ -1,6 +1,16 @@
-import { z } from "../../../zod.ts";
-import { approvalActionSchema, approvalActions, approvalSchema } from "../../../approvals/approvals.ts";
+import { z } from "../zod.ts";
 
+export const approvalActions = ["project.restore_overwrite", "project.promote_preview"] as const;
+export type ApprovalAction = (typeof approvalActions)[number];
+export const approvalActionSchema = z.enum(approvalActions);
+
+/** The Approval as the API shows it (SPEC section 5). `token` appears in the mint response only. */
+export const approvalSchema = z.object({
+  id: z.string(),
+  action: approvalActionSchema,
+  token: z.string(),
+  expires_at: z.string(),
+});
 export const Approval = approvalSchema
   .extend({
     action: approvalActionSchema,
