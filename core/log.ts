@@ -45,7 +45,10 @@ class TerminalLogger extends Logger {
 
   protected override printLog(logLevel: number, log: Parameters<Logger["printLog"]>[1]): void {
     const stream = logLevel >= 16 ? process.stderr : process.stdout; // 16 = WARN
-    if (this.#readable === "tty" && !isTerminal(stream)) return super.printLog(logLevel, log);
+    if (this.#readable === "tty" && !isTerminal(stream)) {
+      super.printLog(logLevel, log);
+      return;
+    }
     log.prepareForPrint();
     // Through the JSON replacer, so errors, bigints and cycles read as they do in the JSON line.
     const attributes = JSON.parse(JSON.stringify(log.getAttributes(), this.getJsonReplacer())) as LogAttributes;

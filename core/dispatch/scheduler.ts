@@ -254,7 +254,7 @@ export async function startScheduledRuns(
   const alone = await mapSettled(open, 4, (o) =>
     startScheduledRun(deps, runs[o.i]!.schedule, runs[o.i]!.project, runs[o.i]!.date, now, runs[o.i]!.availableAt),
   );
-  open.forEach((o, k) => (out[o.i] = alone[k]!));
+  for (const [k, o] of open.entries()) out[o.i] = alone[k]!;
   return out;
 }
 
@@ -432,8 +432,10 @@ async function runPage(t: TickState, window: { to: Date }, page: Record<string, 
     if (o === "created") report.created++;
     else if (o === "alreadyRan") report.alreadyRan++;
     else if (o === "skipped") report.skipped++;
-    else if (o === "setAside") report.setAside++, report.failed++;
-    else if (o === "failed") report.failed++;
+    else if (o === "setAside") {
+      report.setAside++;
+      report.failed++;
+    } else if (o === "failed") report.failed++;
   }
   const firstOpen = outcomes.indexOf("later");
   return firstOpen === -1 ? entries.length : firstOpen;
@@ -568,13 +570,13 @@ export async function dispatchDueSchedules(deps: Deps, opts: SchedulerOptions = 
     report.progress = { until: iso(pos.until), after: pos.after ?? null };
   };
 
-  ranges: for (const [r, [lo, hi]] of ranges.entries()) {
+  scan: for (const [r, [lo, hi]] of ranges.entries()) {
     const resume = r === 0 ? pos.after : undefined;
     let cursor: string | undefined;
     do {
       if (Date.now() >= deadline) {
         report.unfinished = true;
-        break ranges;
+        break scan;
       }
       const page = await queryPage(
         deps,
@@ -597,7 +599,7 @@ export async function dispatchDueSchedules(deps: Deps, opts: SchedulerOptions = 
       }
       if (handled < items.length) {
         report.unfinished = true;
-        break ranges;
+        break scan;
       }
       cursor = page.cursor;
       if (cursor) await save();

@@ -1,3 +1,4 @@
+import type pg from "pg";
 import type { Deps } from "../deps.ts";
 import { closeQuietly, connect, serverMajor, serverVersion, type ClusterConnection } from "../pg/pgconn.ts";
 import { isolateCluster, type ClusterIsolation } from "../pg/isolation.ts";
@@ -20,7 +21,7 @@ export interface ProjectFacts {
  */
 export async function probeProjectFacts(deps: Pick<Deps, "ddb" | "table" | "now" | "secretKey">, clusterId: string, database?: string): Promise<ProjectFacts> {
   const conn = await getClusterConnection(deps, clusterId);
-  let client;
+  let client: pg.Client | undefined;
   try {
     client = await connect(conn, conn.adminDatabase);
     const facts: ProjectFacts = { postgres_version: String(serverMajor((await serverVersion(client)).num)) };
@@ -43,7 +44,7 @@ export async function probeProjectFacts(deps: Pick<Deps, "ddb" | "table" | "now"
  * connect to (see core/pg/isolation.ts); undefined when the cluster cannot be reached.
  */
 export async function isolateNewCluster(conn: ClusterConnection): Promise<ClusterIsolation | undefined> {
-  let client;
+  let client: pg.Client | undefined;
   try {
     client = await connect(conn, conn.adminDatabase);
   } catch {

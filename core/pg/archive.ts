@@ -151,7 +151,10 @@ export class ArchiveReader {
   /** The header and table of contents are read: compress what follows, or (a compressed archive) let it pass. */
   private decide(): void {
     if (this.mode !== "hold") return;
-    if (this.compressed) return this.passFromHere();
+    if (this.compressed) {
+      this.passFromHere();
+      return;
+    }
     const head = Buffer.concat(this.held);
     this.held = [];
     if (this.version >= 115)

@@ -77,7 +77,14 @@ export function startArchiver(deps: ArchiverDeps, opts: ArchiverOptions) {
       await scan().catch((err: unknown) => deps.log.warn("archiver scan failed", { error: errorText(err) }));
       await new Promise<void>((r) => {
         const t = setTimeout(r, opts.scanMs);
-        stopper.signal.addEventListener("abort", () => (clearTimeout(t), r()), { once: true });
+        stopper.signal.addEventListener(
+          "abort",
+          () => {
+            clearTimeout(t);
+            r();
+          },
+          { once: true },
+        );
       });
     }
   })();

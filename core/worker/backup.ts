@@ -20,7 +20,7 @@ import type { DumpResult } from "../pg/dump.ts";
 import { dumpForJob, type ArtifactFields } from "./dump-job.ts";
 import { StreamVerification } from "../pg/stream-verify.ts";
 import { ignored, lockOwner, lockResource, toRunReport, type Attempt, type JobRunner, type RunOutcome } from "./runner.ts";
-import { type WorkerOptions } from "./options.ts";
+import type { WorkerOptions } from "./options.ts";
 import { closeQuietly, connect } from "../pg/pgconn.ts";
 import { dropScratchDatabases } from "../pg/scratch.ts";
 import type { VerifyResult } from "../pg/verify.ts";
@@ -43,7 +43,7 @@ const superseded = (a: Attempt) => {
 
 /** One attempt under the lock. Failures are thrown; the lifecycle records them on the job and calls back. */
 async function attempt(a: Attempt): Promise<RunOutcome> {
-  const { deps, job, msg, o, signal } = a;
+  const { deps, job, o, signal } = a;
   let backup: BackupWorkItem | undefined;
   let uploadId: string | undefined;
   let uploaded = false;

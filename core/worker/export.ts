@@ -35,7 +35,7 @@ export const exportRunner: JobRunner = {
 };
 
 async function attempt(a: Attempt): Promise<RunOutcome> {
-  const { deps, job, o, signal } = a;
+  const { deps, job } = a;
   let exp: ExportItem | undefined;
   let uploaded = false;
   a.onFailure(async ({ retrying, error }) => {

@@ -11,7 +11,6 @@ let env: TestEnv;
 let clerk: Awaited<ReturnType<typeof startFakeClerk>>;
 let tenant: Tenant;
 let sibling: Tenant;
-let other: Tenant;
 const clerkOrg = uniq("org_clerk");
 const otherClerkOrg = uniq("org_clerk_other");
 let app: ReturnType<TestEnv["app"]>;
@@ -21,7 +20,7 @@ beforeAll(async () => {
   clerk = await startFakeClerk();
   const db = await env.createDatabase();
   tenant = await env.seedTenant({ database: db, clerkOrganizationId: clerkOrg });
-  other = await env.seedTenant({ database: db, clerkOrganizationId: otherClerkOrg });
+  await env.seedTenant({ database: db, clerkOrganizationId: otherClerkOrg });
   // A second project of the same organization.
   const { createProject } = await import("../../core/orgs/orgs.ts");
   const p = await createProject(env.deps, { organization_id: tenant.organizationId, cluster_id: tenant.clusterId, name: uniq("sib"), database_name: db });

@@ -58,7 +58,7 @@ describe("DynamoDB TransactionConflict", () => {
     const responses = await Promise.all(Array.from({ length: 6 }, post));
     const bodies = await Promise.all(responses.map((r) => body(r)));
     expect(client.injected(), "the fault was injected").toBe(6);
-    responses.forEach((r, i) => expect(r.status, JSON.stringify(bodies[i])).toBe(202));
+    for (const [i, r] of responses.entries()) expect(r.status, JSON.stringify(bodies[i])).toBe(202);
     expect(new Set(bodies.map((b) => b.job.id)).size, JSON.stringify(bodies.map((b) => b.job.id))).toBe(1);
 
     const jobs = await env.deps.ddb.send(

@@ -155,7 +155,7 @@ describe("capydb: settings, errors and exit codes", () => {
       ["-o", "yaml", "backups", "list"],
     ];
     const runs = await Promise.all(usages.map((args) => capydb(args)));
-    runs.forEach((res, i) => expect(res.status, `${usages[i]!.join(" ")}: ${show(res)}`).toBe(2));
+    for (const [i, res] of runs.entries()) expect(res.status, `${usages[i]!.join(" ")}: ${show(res)}`).toBe(2);
     expect(runs[3]!.stderr).toContain('invalid duration "5"');
     const noProject = await capydb(["backups", "list"], { CAPYDB_PROJECT: undefined });
     expect(noProject.status).toBe(2);

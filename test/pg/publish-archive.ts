@@ -74,6 +74,8 @@ export async function publishArchive(deps: Deps, src: ArchivedCluster, clusterId
     const partial = Boolean(m[2]);
     const seg = parseSegmentName(name);
     const bounds = segmentBounds(seg.segno);
+    // LSNs are bigints, which Math.max does not take.
+    // biome-ignore lint/complexity/useMathMinMax: bigint operands
     const end = partial ? formatLsn(parseLsn(lsn) > parseLsn(bounds.start) ? parseLsn(lsn) : parseLsn(bounds.start)) : bounds.end;
     const key = partial ? partialKey(clusterId, seg.timeline, name) : segmentKey(clusterId, seg.timeline, name);
     await put(key, gz);

@@ -13,7 +13,7 @@ export async function startFakeClerk() {
   const jwk = { ...(await exportJWK(publicKey)), kid, alg: "RS256", use: "sig" };
   let fetches = 0;
   const port = await freePort();
-  const server: Server = createServer((req, res) => {
+  const server: Server = createServer((_req, res) => {
     fetches++;
     res.writeHead(200, { "content-type": "application/json" });
     res.end(JSON.stringify({ keys: [jwk] }));

@@ -50,6 +50,8 @@ export interface ReceivedRequest {
  * 200); returning "hang" never answers.
  */
 export async function startReceiver(
+  // A respond that answers on `res` itself returns nothing: void is that callback's return, not a value.
+  // biome-ignore lint/suspicious/noConfusingVoidType: see above
   respond: (req: ReceivedRequest, n: number, res: ServerResponse) => number | "hang" | void = () => 200,
 ): Promise<{ url: string; port: number; requests: ReceivedRequest[]; connections: number; close(): Promise<void> }> {
   const requests: ReceivedRequest[] = [];

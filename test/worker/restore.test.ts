@@ -108,7 +108,6 @@ describe("restoring a backup into a new preview", () => {
     const got = await call("GET", `/v1/preview-databases/${previewId}`);
     expect(got.status, JSON.stringify(got.body)).toBe(200);
     expectShape("Preview", got.body.preview, expect);
-    const backupId = /bkp_[0-9a-z]{26}/.exec(backupKey)![0];
     expect(got.body.preview).toMatchObject({
       state: "ready",
       last_error: null,

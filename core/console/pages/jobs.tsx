@@ -41,11 +41,13 @@ export function JobPage({ jobId }: { jobId: string }) {
         <h2 id="output-heading">Output of the last run</h2>
         <p class="help">The last 4 KiB of the tools' output, with passwords and connection strings removed.</p>
         <h3>Standard error</h3>
-        <pre id="job-stderr" tabindex={0} aria-label="Standard error">
+        {/* biome-ignore lint/a11y/useSemanticElements: a <section> would not keep the output's whitespace; the region names the scrollable block */}
+        <pre id="job-stderr" role="region" tabindex={0} aria-label="Standard error">
           —
         </pre>
         <h3>Standard output</h3>
-        <pre id="job-stdout" tabindex={0} aria-label="Standard output">
+        {/* biome-ignore lint/a11y/useSemanticElements: a <section> would not keep the output's whitespace; the region names the scrollable block */}
+        <pre id="job-stdout" role="region" tabindex={0} aria-label="Standard output">
           —
         </pre>
       </section>
