@@ -101,6 +101,13 @@ async function releaseTurn(deps: Deps, job: JobItem, held: Held[]): Promise<void
  * holder may have released it between the refusal and the record. The message is acknowledged.
  */
 async function takeTurnOrWait(deps: Deps, job: JobItem, owner: string, o: WorkerOptions): Promise<{ job: JobItem; held: Held[] } | RunOutcome> {
+  // A job woken by a release of what it waited on (a cluster slot, say) that now waits on
+  // something else (its database's lock) did not use that release: it hands the wake on to the
+  // next waiter, or the freed slot would sit idle until the waiters' safety-net recheck.
+  const wokenFor = job.waiting_on ?? undefined;
+  const passOn = async (waitingOn: string) => {
+    if (wokenFor && wokenFor !== waitingOn) await wakeNext(deps, wokenFor).catch(() => undefined);
+  };
   let turn = await takeTurn(deps, job, owner, o);
   for (let looks = 0; "busy" in turn && looks < 3; looks++) {
     const waiting = await enterWait(deps, job, turn.busy, o.waitRecheckMs);
@@ -110,10 +117,14 @@ async function takeTurnOrWait(deps: Deps, job: JobItem, owner: string, o: Worker
     turn = await takeTurn(deps, job, owner, o);
     if ("busy" in turn && turn.busy === before) {
       deps.log.info("job waits its turn", { job_id: job.id, waiting_on: before, waiting_since: job.waiting_since, recheck_at: job.available_at });
+      await passOn(before);
       return { status: "waiting", ack: true, reason: `waiting for ${before}` };
     }
   }
-  if ("busy" in turn) return { status: "waiting", ack: true, reason: `waiting for ${turn.busy}` };
+  if ("busy" in turn) {
+    await passOn(job.waiting_on ?? turn.busy);
+    return { status: "waiting", ack: true, reason: `waiting for ${turn.busy}` };
+  }
   await leaveWait(deps, job).catch(() => undefined);
   return { job, held: turn.held };
 }
