@@ -1,4 +1,4 @@
-import { readdirSync, watch, type FSWatcher } from "node:fs";
+import { existsSync, readdirSync, watch, type FSWatcher } from "node:fs";
 import { chmod, chown, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
@@ -89,6 +89,8 @@ export interface SpoolOptions {
 export class WalSpool {
   private readonly errors = new Map<string, Error>();
   private readonly requested = new Set<string>();
+  /** Files answered with their bytes (moved into `ready/`; the restore_command moves them on). */
+  private readonly served = new Set<string>();
   /** The error of the first file replay asked for and could not have (a prefetch failure replay never reached does not count). */
   get failure(): Error | undefined {
     // A request the spool has not scanned yet counts too: when a prefetch already failed, the
@@ -166,6 +168,13 @@ export class WalSpool {
   private request(name: string): void {
     this.stats.requests++;
     this.requested.add(name);
+    // Asked again for a file it already handed over (the restore_command moved it away): PostgreSQL
+    // does re-read segments (at the end of recovery, the one holding the checkpoint it starts the
+    // new timeline from). Fetched again, or that restore_command would wait for ever.
+    if (this.served.has(name) && !existsSync(join(this.ready, name))) {
+      this.served.delete(name);
+      this.started.delete(name);
+    }
     const seg = parseSegmentName(name, this.o.segmentSize);
     if (seg) {
       this.enqueue(name, true);
@@ -237,5 +246,6 @@ export class WalSpool {
     if (this.o.owner) await chown(tmp, this.o.owner.uid, this.o.owner.gid);
     else await chmod(tmp, 0o600);
     await rename(tmp, file);
+    if (answer.kind === "file") this.served.add(name);
   }
 }

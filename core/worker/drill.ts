@@ -153,7 +153,9 @@ async function attempt(a: Attempt): Promise<RunOutcome> {
     if (!databases.length) throw new WorkerFailure("permanent", `The cluster restored to ${time.toISOString()} has no database to open.`);
     let tables = 0;
     for (const db of databases) tables += (await openAndCount(inst.conn, db, false)).tables;
-    const users = databases.filter((d) => d !== "postgres");
+    // A project's database rather than `postgres` or a preview (capydb_pvw_...) when there is one.
+    const projects = databases.filter((d) => d !== "postgres" && !d.startsWith("capydb_"));
+    const users = projects.length ? projects : databases.filter((d) => d !== "postgres");
     const chosen = (users.length ? users : databases)[Math.floor(Math.random() * (users.length || databases.length))]!;
 
     let rowCounts: Record<string, number>;

@@ -1,0 +1,53 @@
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterEach, describe, expect, it } from "vitest";
+import { restoreCommandScript, WalSpool } from "../../core/pg/wal-spool.ts";
+
+const run = promisify(execFile);
+const SEGMENT = 16 * 1024 * 1024;
+
+/** The recovery instance's restore_command and the worker's spool, talking through the spool directory as PostgreSQL drives them. */
+describe("WalSpool and its restore_command", () => {
+  const dirs: string[] = [];
+  let spool: WalSpool | undefined;
+  afterEach(async () => {
+    await spool?.stop();
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  it("answers a segment asked for a second time (PostgreSQL re-reads one at the end of recovery) instead of leaving the second ask waiting", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "capydb-spool-"));
+    dirs.push(dir);
+    const fetched: string[] = [];
+    spool = new WalSpool({
+      dir: join(dir, "spool"),
+      prefetch: 2,
+      parallel: 2,
+      source: {
+        async fetchSegment(_tl, name) {
+          fetched.push(name);
+          return name === "000000010000000000000004" ? Buffer.alloc(SEGMENT, 4) : undefined;
+        },
+      },
+    });
+    await spool.start();
+    const script = join(dir, "restore_command.sh");
+    writeFileSync(script, restoreCommandScript(join(dir, "spool"), process.pid), { mode: 0o755 });
+    const ask = (dest: string) => run("sh", [script, "000000010000000000000004", join(dir, dest)], { timeout: 20_000 });
+
+    await ask("first");
+    expect(readFileSync(join(dir, "first")).equals(Buffer.alloc(SEGMENT, 4))).toBe(true);
+    // Again, after the first copy was moved into place: served again (before the fix it waited for ever).
+    await ask("second");
+    expect(readFileSync(join(dir, "second")).equals(Buffer.alloc(SEGMENT, 4))).toBe(true);
+    expect(fetched.filter((n) => n === "000000010000000000000004")).toHaveLength(2);
+    // A segment past the archive's end is "not found" (exit 1), asked once or twice.
+    for (let i = 0; i < 2; i++) {
+      const missing = await run("sh", [script, "000000010000000000000009", join(dir, "none")], { timeout: 20_000 }).catch((e: { code?: number }) => e);
+      expect((missing as { code?: number }).code).toBe(1);
+    }
+  }, 60_000);
+});
