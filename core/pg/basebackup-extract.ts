@@ -57,6 +57,8 @@ export interface ExtractResult {
   /** Contents of PG_VERSION (the server major the data needs), e.g. "15". */
   pgVersion: string;
   manifest: BackupManifest;
+  /** The manifest as PostgreSQL wrote it (for pg_verifybackup). */
+  manifestBytes: Buffer;
   /** Checksums compared against the manifest (0 when it records none or another algorithm). */
   checksumsVerified: number;
 }
@@ -238,7 +240,7 @@ export async function extractBaseBackup(source: Readable, dataDir: string, opts:
       checksumsVerified++;
     }
   }
-  return { files: seen.size, bytesWritten, bytesSkipped, pgVersion: pgVersion.trim(), manifest, checksumsVerified };
+  return { files: seen.size, bytesWritten, bytesSkipped, pgVersion: pgVersion.trim(), manifest, manifestBytes, checksumsVerified };
 }
 
 async function writeAll(fh: FileHandle, chunk: Buffer): Promise<void> {

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { accessSync, constants, existsSync, readFileSync, readdirSync } from "node:fs";
 import { chmod, chown, mkdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir, userInfo } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { promisify } from "node:util";
 import type { ClusterConnection } from "./pgconn.ts";
@@ -49,6 +49,13 @@ export interface RecoveryOptions {
   target: RecoveryTarget;
   /** Databases restored in full (pgBackRest's --db-include); unset: the whole cluster. */
   includeDatabaseOids?: readonly number[];
+  /**
+   * Also check the extracted copy with PostgreSQL's own `pg_verifybackup` (against the manifest,
+   * WAL not parsed: replay reads it) before the server starts: the daily drill does, so the tool
+   * itself looks at base backups that the pipeline checks as they stream. Whole cluster only
+   * (databases left out are holes, which it would rightly refuse).
+   */
+  verifyWithPgVerifybackup?: boolean;
   /** The role clients connect as (it exists in the backup; the private socket trusts it). */
   user: string;
   /** Server installations searched first (`<dir>/postgres` or `<dir>/<major>/bin/postgres`). */
@@ -75,6 +82,8 @@ export interface RecoveryInstance {
   /** Server major version (from the backup's PG_VERSION). */
   major: number;
   extract: ExtractResult;
+  /** Whether `pg_verifybackup` checked the extracted copy (`verifyWithPgVerifybackup`). */
+  verifiedByPgVerifybackup: boolean;
   /** PostgreSQL's own account of where replay stopped ("before commit of transaction 745, time ..."), when it says. */
   stoppedAt: string | undefined;
   timings: { extractMs: number; replayMs: number };
@@ -317,6 +326,21 @@ export async function startRecoveryInstance(o: RecoveryOptions): Promise<Recover
     const extractMs = Date.now() - t0;
     const major = Number(extract.pgVersion.split(".")[0]);
     const bin = await findServerBinary(major, o.pgBinDirs);
+    let verifiedByPgVerifybackup = false;
+    if (o.verifyWithPgVerifybackup) {
+      if (o.includeDatabaseOids) throw new Error("pg_verifybackup checks a whole cluster's copy: do not combine it with includeDatabaseOids");
+      progress("checking the base backup with pg_verifybackup");
+      const manifestPath = join(dir, "backup_manifest");
+      await writeFile(manifestPath, extract.manifestBytes, { mode: 0o600 });
+      try {
+        await run(join(dirname(bin), "pg_verifybackup"), ["--no-parse-wal", "--quiet", "--manifest-path", manifestPath, data], { signal: o.signal });
+      } catch (err) {
+        if (o.signal?.aborted) throw interrupted();
+        const stderr = String((err as { stderr?: unknown }).stderr ?? (err as Error).message).trim();
+        throw new RecoveryError(`pg_verifybackup refused the base backup: ${stderr.split("\n")[0] ?? "no reason given"}`, "base_backup", { cause: err });
+      }
+      verifiedByPgVerifybackup = true;
+    }
 
     await rm(join(data, "standby.signal"), { force: true });
     await rm(join(data, "postgresql.auto.conf"), { force: true });
@@ -378,6 +402,7 @@ export async function startRecoveryInstance(o: RecoveryOptions): Promise<Recover
       conn: { host: socketDir, port: 5432, user: o.user, password: "", adminDatabase: "postgres", sslmode: "disable", insecureTls: true },
       major,
       extract,
+      verifiedByPgVerifybackup,
       stoppedAt: log.stoppedAt,
       timings: { extractMs, replayMs },
       wal: spool.stats,

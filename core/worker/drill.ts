@@ -142,7 +142,9 @@ async function attempt(a: Attempt): Promise<RunOutcome> {
       baseBackup: () => openBaseBackup(deps, base),
       wal: archiveWalSource(deps, job.cluster_id),
       target: { time },
-      // The whole cluster: the drill proves every database's files, not one project's.
+      // The whole cluster: the drill proves every database's files, not one project's, and has
+      // PostgreSQL's pg_verifybackup check the copy (the pipeline checks the stream as it goes).
+      verifyWithPgVerifybackup: true,
       user: (await instanceUser(deps, job.cluster_id)) ?? "postgres",
       pgBinDirs: deps.pgBinDirs,
       signal,

@@ -1,3 +1,4 @@
+import pg from "pg";
 import { createReadStream, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -72,6 +73,17 @@ async function recover(target: Date, faults?: Parameters<ArchivedCluster["walSou
   });
 }
 
+/** A query on the recovery instance's `app` database, over its private socket. */
+async function queryInstance(inst: RecoveryInstance, sql: string): Promise<unknown[]> {
+  const client = new pg.Client({ host: inst.conn.host, port: inst.conn.port, user: inst.conn.user, database: "app" });
+  await client.connect();
+  try {
+    return (await client.query(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
 describe("recovery instance", () => {
   it("restores exactly the rows committed at or before each target time, copied straight into another server's database", async () => {
     for (const k of [3, 17, 29]) {
@@ -121,6 +133,37 @@ describe("recovery instance", () => {
     const err = await recover(new Date(Date.now() + 3_600_000)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RecoveryError);
     expect((err as Error).message).toMatch(/the WAL archive ends before .*: the time is not restorable yet/);
+    expect(readdirSync(workRoot)).toEqual([]);
+  }, 120_000);
+
+  it("has PostgreSQL's pg_verifybackup check a whole cluster's copy before it starts, as the daily drill asks", async () => {
+    const inst = await startRecoveryInstance({
+      baseBackup: async () => createReadStream(baseTar),
+      wal: src.walSource(),
+      target: { time: between(7) },
+      verifyWithPgVerifybackup: true,
+      user: src.conn.user,
+      workRoot,
+    });
+    try {
+      expect(inst.verifiedByPgVerifybackup).toBe(true);
+      const rows = await queryInstance(inst, "SELECT count(*)::int AS n FROM ledger");
+      expect(rows).toEqual([{ n: 7 }]);
+    } finally {
+      await inst.stop();
+    }
+    // Left-out databases are holes pg_verifybackup would rightly refuse: the two do not combine.
+    await expect(
+      startRecoveryInstance({
+        baseBackup: async () => createReadStream(baseTar),
+        wal: src.walSource(),
+        target: { time: between(7) },
+        includeDatabaseOids: [appOid],
+        verifyWithPgVerifybackup: true,
+        user: src.conn.user,
+        workRoot,
+      }),
+    ).rejects.toThrow(/whole cluster/);
     expect(readdirSync(workRoot)).toEqual([]);
   }, 120_000);
 
