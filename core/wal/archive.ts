@@ -220,14 +220,24 @@ export class WalObjectError extends Error {
 }
 
 /**
- * The WAL file's bytes as PostgreSQL wrote them, both checksums checked (stored object, then WAL
- * bytes). Throws WalObjectError when the object is missing or corrupt.
+ * The WAL file's bytes as PostgreSQL wrote them, the stored object's SHA-256 checked, then the WAL
+ * bytes' (`rawChecksum`, default on). Throws WalObjectError when the object is missing or corrupt.
+ * A restore's spool turns the second off: the stored object's checksum proves the bytes are the
+ * ones written, and gunzip checks the gzip member's CRC-32 and length against the WAL bytes the
+ * archiver compressed, so hashing 16 MiB again on the event loop, beside replay, proves nothing
+ * more (the continuity sweep keeps both, off the restore's path).
  */
-export async function readWalFile(deps: Store, file: WalSegmentItem): Promise<Buffer> {
+export async function readWalFile(deps: Store, file: WalSegmentItem, opts: { rawChecksum?: boolean } = {}): Promise<Buffer> {
   const stored = await getChecked(deps, file.key, file.stored_sha256);
   // On the thread pool: a restore's spool decompresses segments ahead of replay while the event
   // loop keeps answering the recovery instance's restore_command.
-  const raw = await gunzipAsync(stored);
+  let raw: Buffer;
+  try {
+    raw = await gunzipAsync(stored);
+  } catch (err) {
+    throw new WalObjectError("corrupt", `archived WAL ${file.name} does not decompress: ${(err as Error).message}`);
+  }
+  if (opts.rawChecksum === false) return raw;
   const got = createHash("sha256").update(raw).digest("hex");
   if (got !== file.sha256) throw new WalObjectError("corrupt", `archived WAL ${file.name} is corrupt after decompression`);
   return raw;

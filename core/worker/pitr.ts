@@ -65,7 +65,7 @@ export function archiveWalSource(deps: Deps, clusterId: string): WalSource {
         }
         return undefined;
       }
-      const bytes = await readWalFile(deps, file);
+      const bytes = await readWalFile(deps, file, { rawChecksum: false });
       if (file.kind === "segment" && bytes.length < size) return Buffer.concat([bytes, Buffer.alloc(size - bytes.length)]);
       return bytes;
     },
