@@ -192,7 +192,7 @@ describe("recovery instance", () => {
 });
 
 describe("a worker killed while it recovers", () => {
-  it.each(["fetch", "copy"])(
+  it.each(["fetch", "replay", "copy"])(
     "during the %s: the server dies with it and the sweep removes its directory",
     async (hang) => {
       const child = spawn(join(process.cwd(), "node_modules", ".bin", "tsx"), [join("test", "pg", "fixtures", "recover-child.ts")], {
@@ -210,7 +210,7 @@ describe("a worker killed while it recovers", () => {
       let output = "";
       child.stdout.on("data", (d: Buffer) => (output += d.toString()));
       child.stderr.on("data", (d: Buffer) => (output += d.toString()));
-      const stage = hang === "fetch" ? "fetching" : "copying";
+      const stage = ({ fetch: "fetching", replay: "replaying", copy: "copying" } as Record<string, string>)[hang]!;
       for (let i = 0; !output.includes(stage); i++) {
         if (i > 600 || child.exitCode !== null) throw new Error(`the recovering process did not reach the ${hang}: ${output}`);
         await new Promise((r) => setTimeout(r, 100));
