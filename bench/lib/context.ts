@@ -32,3 +32,18 @@ export interface MeasureResult {
   /** Table rows: [measure, figure, baseline, ratio, target, verdict]. */
   rows: string[][];
 }
+
+/** libpq's environment for the bench's own tools (psql, pgbench, pg_basebackup) on `database` of the bench's server. */
+export function pgEnv(ctx: BenchContext, database: string): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    LC_ALL: "C",
+    PGHOST: ctx.conn.host,
+    PGPORT: String(ctx.conn.port),
+    PGUSER: ctx.conn.user,
+    PGPASSWORD: ctx.conn.password,
+    PGDATABASE: database,
+    PGSSLMODE: "disable",
+    PGPASSFILE: "/dev/null",
+  };
+}

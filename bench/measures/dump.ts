@@ -10,7 +10,7 @@ import { defaultWorkerOptions } from "../../core/worker/options.ts";
 import { pickPgTools } from "../../core/pg/pgtools.ts";
 import { trackChild } from "../lib/cleanup.ts";
 import { runChild } from "../lib/children.ts";
-import type { BenchContext, Check, MeasureResult } from "../lib/context.ts";
+import { type BenchContext, type Check, type MeasureResult, pgEnv } from "../lib/context.ts";
 import { mb, median, round, sleep } from "../lib/stats.ts";
 
 const PGBENCH = "/usr/lib/postgresql/15/bin/pgbench";
@@ -80,21 +80,6 @@ async function readsDuring<T>(ctx: BenchContext, db: string, fn: () => Promise<T
   await sleep(600);
   const after = await dbReads(ctx, db);
   return { result, reads: { blocks: after.blocks - before.blocks, tuples: after.tuples - before.tuples } };
-}
-
-/** libpq environment for the bench's own tools (pgbench, the bare pg_dump). */
-function pgEnv(ctx: BenchContext, database: string): NodeJS.ProcessEnv {
-  return {
-    PATH: process.env.PATH,
-    LC_ALL: "C",
-    PGHOST: ctx.conn.host,
-    PGPORT: String(ctx.conn.port),
-    PGUSER: ctx.conn.user,
-    PGPASSWORD: ctx.conn.password,
-    PGDATABASE: database,
-    PGSSLMODE: "disable",
-    PGPASSFILE: "/dev/null",
-  };
 }
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, stdoutFd?: number): Promise<{ ms: number }> {

@@ -10,7 +10,7 @@ import { runBaseBackup } from "../../core/wal/basebackups.ts";
 import { compareLsn } from "../../core/wal/lsn.ts";
 import { buildArchiver } from "../../scripts/build-task.ts";
 import { trackChild } from "../lib/cleanup.ts";
-import type { BenchContext, Check, MeasureResult } from "../lib/context.ts";
+import { type BenchContext, type Check, type MeasureResult, pgEnv } from "../lib/context.ts";
 import { procStatusKb } from "../lib/proc.ts";
 import { median, round, sleep } from "../lib/stats.ts";
 
@@ -232,20 +232,6 @@ async function currentLsn(ctx: BenchContext): Promise<string> {
 async function archivedPast(ctx: BenchContext, clusterId: string, lsn: string): Promise<boolean> {
   const a = await getArchive(ctx.deps, clusterId);
   return a?.archived_lsn ? compareLsn(a.archived_lsn, lsn) >= 0 : false;
-}
-
-function pgEnv(ctx: BenchContext, database: string): NodeJS.ProcessEnv {
-  return {
-    PATH: process.env.PATH,
-    LC_ALL: "C",
-    PGHOST: ctx.conn.host,
-    PGPORT: String(ctx.conn.port),
-    PGUSER: ctx.conn.user,
-    PGPASSWORD: ctx.conn.password,
-    PGDATABASE: database,
-    PGSSLMODE: "disable",
-    PGPASSFILE: "/dev/null",
-  };
 }
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<void> {

@@ -1,6 +1,7 @@
 // First: the API modules need @hono/zod-openapi loaded before any domain schema is built.
 import { createTestEnv, type TestEnv } from "../support/env.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { emfLines } from "./support.ts";
 import { dispatchMetrics, publishTickMetrics } from "../../core/dispatch/metrics.ts";
 import type { TickReport } from "../../core/dispatch/handler.ts";
 import { newId } from "../../core/ids.ts";
@@ -68,26 +69,6 @@ beforeAll(async () => {
   await updateArchive(env.deps, clusters.off, { enabled: false });
 });
 afterAll(async () => env?.cleanup());
-
-async function emfLines(fn: () => Promise<void>): Promise<any[]> {
-  const lines: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string | Uint8Array, ...rest: any[]) => {
-    const text = chunk.toString();
-    if (text.includes('"_aws"')) lines.push(text);
-    else write(chunk, ...rest);
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    await fn();
-  } finally {
-    process.stdout.write = write;
-  }
-  return lines
-    .flatMap((l) => l.split("\n"))
-    .filter(Boolean)
-    .map((l) => JSON.parse(l));
-}
 
 const tick = (): TickReport => ({ at: new Date(now).toISOString(), errors: [], phases: {}, ms: 1 });
 

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { emfLines } from "./support.ts";
 import { putSchedule } from "../../core/backups/schedules.ts";
 import { iso } from "../../core/deps.ts";
 import { dispatchMetrics, publishTickMetrics } from "../../core/dispatch/metrics.ts";
@@ -30,27 +31,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await env?.cleanup();
 });
-
-/** The embedded-metric-format lines Powertools Metrics writes to stdout (CloudWatch turns them into metrics). */
-async function emfLines(fn: () => Promise<void>): Promise<any[]> {
-  const lines: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string | Uint8Array, ...rest: any[]) => {
-    const text = chunk.toString();
-    if (text.includes('"_aws"')) lines.push(text);
-    else write(chunk, ...rest);
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    await fn();
-  } finally {
-    process.stdout.write = write;
-  }
-  return lines
-    .flatMap((l) => l.split("\n"))
-    .filter(Boolean)
-    .map((l) => JSON.parse(l));
-}
 
 const tick = (errors: TickReport["errors"]): TickReport => ({ at: new Date().toISOString(), errors, phases: {}, ms: 1 });
 

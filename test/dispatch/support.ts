@@ -43,3 +43,24 @@ export async function receiveAll(deps: Deps): Promise<string[]> {
     );
   }
 }
+
+/** The CloudWatch EMF lines `fn` writes to stdout (Powertools Metrics), parsed; other output passes through. */
+export async function emfLines(fn: () => Promise<void>): Promise<any[]> {
+  const lines: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: any[]) => {
+    const text = chunk.toString();
+    if (text.includes('"_aws"')) lines.push(text);
+    else write(chunk, ...rest);
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    await fn();
+  } finally {
+    process.stdout.write = write;
+  }
+  return lines
+    .flatMap((l) => l.split("\n"))
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
+}
