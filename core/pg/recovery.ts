@@ -42,6 +42,11 @@ export interface RecoveryOptions {
   manifest?: Buffer;
   wal: WalSource;
   /**
+   * The segment replay starts from (the one holding the base backup's start LSN): fetched, with
+   * the ones after it, while the base backup is extracted, so replay does not start by waiting.
+   */
+  firstSegment?: string;
+  /**
    * Where replay stops: after the last commit at or before `time` (PostgreSQL stops before the
    * first commit after it, so the archive must hold one), or right after the restore point `name`
    * (`pg_create_restore_point`).
@@ -312,6 +317,11 @@ export async function startRecoveryInstance(o: RecoveryOptions): Promise<Recover
     await mkdir(data, { mode: 0o700 });
     await mkdir(socketDir, { mode: 0o700 });
 
+    // The spool starts first: the WAL replay begins with is fetched while the backup is extracted.
+    spool = new WalSpool({ dir: spoolDir, source: o.wal, prefetch: o.prefetch ?? 8, parallel: o.parallelFetches ?? 4, owner });
+    await spool.start();
+    if (o.firstSegment) spool.warm(o.firstSegment);
+
     // 1. The base backup, checked against its manifest on the way.
     const t0 = Date.now();
     progress("extracting the base backup");
@@ -355,14 +365,14 @@ export async function startRecoveryInstance(o: RecoveryOptions): Promise<Recover
     await writeFile(join(data, "pg_ident.conf"), "", { mode: 0o600 });
     await writeFile(join(data, "recovery.signal"), "", { mode: 0o600 });
     if (owner) {
-      await run("chown", ["-R", `${owner.uid}:${owner.gid}`, dir]);
-      await chown(script, 0, 0); // root's: the server's user runs it, cannot change it
+      // Not the spool: it owns its files already, and is writing them meanwhile.
+      await chown(dir, owner.uid, owner.gid);
+      await run("chown", ["-R", `${owner.uid}:${owner.gid}`, data, socketDir]);
+      // The script stays root's: the server's user runs it, cannot change it.
     }
     if (o.signal?.aborted) throw interrupted();
 
     // 2. Replay: the spool serves the archive's segments, fetched ahead of replay.
-    spool = new WalSpool({ dir: spoolDir, source: o.wal, prefetch: o.prefetch ?? 8, parallel: o.parallelFetches ?? 4, owner });
-    await spool.start();
     const log = new ServerLog((line) => progress("recovery", { line: line.replace(/^\S+ \S+ \S+ /, "") }));
     const t1 = Date.now();
     progress("replaying WAL", { target: describe(o.target) });

@@ -15,6 +15,9 @@ export interface WalSource {
   fetchHistory?(timeline: number, signal: AbortSignal): Promise<Buffer | undefined>;
 }
 
+/** The file an ask (`<file>@<pid of the restore_command>`) is for. */
+const askedFile = (ask: string): string => ask.replace(/@\d+$/, "");
+
 /** `TTTTTTTTXXXXXXXXYYYYYYYY`: timeline, then the segment number split in two 32-bit halves. */
 const SEGMENT = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$/;
 const HISTORY = /^([0-9A-F]{8})\.history$/;
@@ -46,7 +49,8 @@ export function segmentOfLsn(lsn: string, segmentSize = 16 * 1024 * 1024): numbe
 
 /**
  * The `restore_command`: a few lines of sh run by the recovery instance's startup process (as
- * the server's user). It asks for a file by creating `req/<file>` and waits for the worker's
+ * the server's user). It asks for a file by creating `req/<file>@<its pid>` (one file per ask, so
+ * two asks never merge into one) and waits for the worker's
  * answer in `ready/`: the file itself (moved into place: a rename, no copy), `<file>.absent` (the
  * archive ends before it: exit 1, PostgreSQL's "not found"), or `<file>.failed` (exit 200: above
  * 128, which PostgreSQL treats as fatal, so a bad segment stops recovery rather than ending it
@@ -58,7 +62,7 @@ export function restoreCommandScript(spoolDir: string, workerPid: number): strin
 # CapyDB recovery instance restore_command: asks the worker for one WAL file ($1) to copy to $2.
 spool=${q(spoolDir)}
 f="$1"
-: > "$spool/req/$f" || exit 200
+: > "$spool/req/$f@$$" || exit 200
 while :; do
   if [ -f "$spool/ready/$f" ]; then mv -f "$spool/ready/$f" "$2" && exit 0; exit 200; fi
   [ -f "$spool/ready/$f.absent" ] && exit 1
@@ -96,7 +100,7 @@ export class WalSpool {
     // A request the spool has not scanned yet counts too: when a prefetch already failed, the
     // restore_command finds `<file>.failed` and exits before the scan sees its request.
     try {
-      for (const name of readdirSync(this.req)) this.requested.add(name);
+      for (const ask of readdirSync(this.req)) this.requested.add(askedFile(ask));
     } catch {
       // the spool's directory is gone: what was scanned is all there is
     }
@@ -106,11 +110,15 @@ export class WalSpool {
     }
     return undefined;
   }
-  /** Segments served (moved into the instance) and bytes fetched. */
+  /** Asks seen, files fetched and their bytes, and how long asks waited for files not fetched yet. */
   readonly stats = { requests: 0, fetched: 0, bytes: 0, waitedMs: 0 };
   private readonly ready: string;
   private readonly req: string;
   private readonly started = new Map<string, Promise<void>>();
+  /** Files replay asked for before they were ready, and since when (what `stats.waitedMs` adds up). */
+  private readonly waiting = new Map<string, number>();
+  /** How many times each file was asked for. */
+  private readonly asks = new Map<string, number>();
   private readonly queue: string[] = [];
   private running = 0;
   private watcher: FSWatcher | undefined;
@@ -153,10 +161,11 @@ export class WalSpool {
       do {
         this.rescan = false;
         const names = await readdir(this.req).catch(() => [] as string[]);
-        for (const name of names) {
+        for (const ask of names) {
+          const name = askedFile(ask);
           // Known as requested before its file goes: `failure` must not miss it in between.
           this.requested.add(name);
-          await rm(join(this.req, name), { force: true });
+          await rm(join(this.req, ask), { force: true });
           this.request(name);
         }
       } while (this.rescan);
@@ -168,26 +177,46 @@ export class WalSpool {
   private request(name: string): void {
     this.stats.requests++;
     this.requested.add(name);
-    // Asked again for a file it already handed over (the restore_command moved it away): PostgreSQL
+    const asks = this.asks.get(name) ?? 0;
+    this.asks.set(name, asks + 1);
+    const inReady = existsSync(join(this.ready, name));
+    // Asked again for a file it already handed over (a restore_command moved it away): PostgreSQL
     // does re-read segments (at the end of recovery, the one holding the checkpoint it starts the
-    // new timeline from). Fetched again, or that restore_command would wait for ever.
-    if (this.served.has(name) && !existsSync(join(this.ready, name))) {
+    // new timeline from). Fetched again, or that restore_command would wait for ever. Only a
+    // second ask is that: the first ask of a file fetched ahead usually finds it in `ready/` and
+    // moves it away before this scan sees the ask, which must not fetch it again.
+    if (asks > 0 && this.served.has(name) && !inReady) {
       this.served.delete(name);
       this.started.delete(name);
     }
-    const seg = parseSegmentName(name, this.o.segmentSize);
-    if (seg) {
-      this.enqueue(name, true);
-      for (let i = 1; i <= this.o.prefetch; i++) {
-        const n = seg.number + i;
-        // Past the archive's end nothing more is fetched ahead.
-        if (this.absentFrom && this.absentFrom.timeline === seg.timeline && n >= this.absentFrom.number) break;
-        this.enqueue(segmentName(seg.timeline, n, this.o.segmentSize), false);
-      }
-    } else {
-      this.enqueue(name, true);
-    }
+    if (!this.served.has(name) && !this.waiting.has(name)) this.waiting.set(name, performance.now());
+    this.enqueue(name, true);
+    this.fetchAhead(name);
     this.pump();
+  }
+
+  /**
+   * Starts fetching `segment` (the one replay starts from) and the `prefetch` after it before
+   * replay asks for them: called while the base backup is still being extracted, so the first
+   * segments are ready when the server starts.
+   */
+  warm(segment: string): void {
+    if (!parseSegmentName(segment, this.o.segmentSize)) throw new Error(`not a WAL segment name: ${segment}`);
+    this.enqueue(segment, false);
+    this.fetchAhead(segment);
+    this.pump();
+  }
+
+  /** Queues the `prefetch` segments after `name` (a segment; nothing for other files). */
+  private fetchAhead(name: string): void {
+    const seg = parseSegmentName(name, this.o.segmentSize);
+    if (!seg) return;
+    for (let i = 1; i <= this.o.prefetch; i++) {
+      const n = seg.number + i;
+      // Past the archive's end nothing more is fetched ahead.
+      if (this.absentFrom && this.absentFrom.timeline === seg.timeline && n >= this.absentFrom.number) break;
+      this.enqueue(segmentName(seg.timeline, n, this.o.segmentSize), false);
+    }
   }
 
   private enqueue(name: string, urgent: boolean): void {
@@ -246,6 +275,11 @@ export class WalSpool {
     if (this.o.owner) await chown(tmp, this.o.owner.uid, this.o.owner.gid);
     else await chmod(tmp, 0o600);
     await rename(tmp, file);
+    const since = this.waiting.get(name);
+    if (since !== undefined) {
+      this.waiting.delete(name);
+      this.stats.waitedMs += performance.now() - since;
+    }
     if (answer.kind === "file") this.served.add(name);
   }
 }

@@ -52,12 +52,16 @@ const permanent = (message: string, cause?: unknown) => new WorkerFailure("perma
  * archive; the partial segment is padded to the segment size (PostgreSQL reads whole segments).
  */
 export function archiveWalSource(deps: Deps, clusterId: string): WalSource {
+  // The segment size does not change: read once, not once a segment.
+  let segmentSize: Promise<number> | undefined;
+  const sizeOf = () => (segmentSize ??= getArchive(deps, clusterId).then((a) => a?.segment_size ?? 16 * 1024 * 1024));
   return {
     async fetchSegment(_timeline, name) {
       const file = await getWalFile(deps, clusterId, name);
-      const archive = await getArchive(deps, clusterId);
-      const size = archive?.segment_size ?? 16 * 1024 * 1024;
+      const size = await sizeOf();
       if (!file) {
+        // Read now: where the archive ends decides between its end and a hole.
+        const archive = await getArchive(deps, clusterId);
         const seg = parseSegmentName(name, size);
         const start = segmentBounds(seg.segno, size).start;
         if (archive?.archived_lsn && archive.timeline === seg.timeline && compareLsn(start, archive.archived_lsn) < 0) {
@@ -150,6 +154,8 @@ export async function restoreDatabaseToTime(input: PitrCopyInput): Promise<PitrC
     startRecoveryInstance({
       baseBackup: () => openBaseBackup(deps, base),
       wal: archiveWalSource(deps, input.clusterId),
+      // The segment holding the backup's start LSN, which replay reads first.
+      firstSegment: base.start_segment ?? undefined,
       target: input.restorePointName ? { name: input.restorePointName } : { time: input.time },
       includeDatabaseOids: includeOids,
       user: input.cluster.user,

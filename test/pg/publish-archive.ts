@@ -7,7 +7,7 @@ import type { Deps } from "../../core/deps.ts";
 import { parseManifest } from "../../core/pg/basebackup-extract.ts";
 import { enableArchive, putBaseBackup, recordWalFile, updateArchive } from "../../core/wal/archive.ts";
 import { baseBackupKey, baseBackupManifestKey, partialKey, segmentKey } from "../../core/wal/layout.ts";
-import { formatLsn, parseLsn, parseSegmentName, segmentBounds } from "../../core/wal/lsn.ts";
+import { formatLsn, parseLsn, parseSegmentName, segmentBounds, segmentName, segnoOf } from "../../core/wal/lsn.ts";
 import { newId } from "../../core/ids.ts";
 import type { ArchivedCluster } from "./archived-cluster.ts";
 
@@ -43,7 +43,7 @@ export async function publishArchive(deps: Deps, src: ArchivedCluster, clusterId
       timeline: range.Timeline,
       start_lsn: range["Start-LSN"],
       end_lsn: range["End-LSN"],
-      start_segment: null,
+      start_segment: segmentName(range.Timeline, segnoOf(range["Start-LSN"])),
       started_at: t.startedAt.toISOString(),
       finished_at: t.finishedAt.toISOString(),
       verified_at: t.finishedAt.toISOString(),

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -50,4 +50,55 @@ describe("WalSpool and its restore_command", () => {
       expect((missing as { code?: number }).code).toBe(1);
     }
   }, 60_000);
+
+  it("fetches a segment fetched ahead only once, although its restore_command took it before the spool saw the ask", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "capydb-spool-"));
+    dirs.push(dir);
+    const fetched: string[] = [];
+    const have = new Set(["000000010000000000000004", "000000010000000000000005", "000000010000000000000006"]);
+    spool = new WalSpool({
+      dir: join(dir, "spool"),
+      prefetch: 2,
+      parallel: 2,
+      source: {
+        async fetchSegment(_tl, name) {
+          fetched.push(name);
+          return have.has(name) ? Buffer.alloc(SEGMENT, name.charCodeAt(23)) : undefined;
+        },
+      },
+    });
+    await spool.start();
+    const script = join(dir, "restore_command.sh");
+    writeFileSync(script, restoreCommandScript(join(dir, "spool"), process.pid), { mode: 0o755 });
+    const ask = (name: string, dest: string) => run("sh", [script, name, join(dir, dest)], { timeout: 20_000 });
+
+    // Replay will start at 04: fetched (with 05 and 06) before anyone asks, as while a base backup extracts.
+    spool.warm("000000010000000000000004");
+    await waitFor(() => [...have].every((name) => existsSync(join(dir, "spool", "ready", name))));
+    for (const [name, dest] of [
+      ["000000010000000000000004", "a"],
+      ["000000010000000000000005", "b"],
+      ["000000010000000000000006", "c"],
+    ] as const) {
+      await ask(name, dest);
+      expect(readFileSync(join(dir, dest)).equals(Buffer.alloc(SEGMENT, name.charCodeAt(23)))).toBe(true);
+    }
+    // Each ask is seen (it drives the fetching ahead) but finds its file ready: nothing is fetched twice.
+    await waitFor(() => spool!.stats.requests >= 3);
+    await new Promise((r) => setTimeout(r, 300));
+    for (const name of have)
+      expect(
+        fetched.filter((n) => n === name),
+        name,
+      ).toHaveLength(1);
+    expect(spool.stats.waitedMs).toBe(0);
+  }, 60_000);
 });
+
+async function waitFor(check: () => boolean, ms = 10_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > until) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
