@@ -34,18 +34,22 @@ export interface CopyDatabaseResult {
 export async function copyDatabase(input: CopyDatabaseInput): Promise<CopyDatabaseResult> {
   const started = Date.now();
   const tools = await pickPgTools({ major: input.sourceMajor, text: String(input.sourceMajor) }, input.pgBinDirs);
-  let client: pg.Client | undefined;
-  let rowCounts: Record<string, number>;
-  try {
-    client = await connect(input.source, input.sourceDatabase);
-    rowCounts = await countRows(client, await listTables(client));
-  } catch (err) {
-    const e = err as { code?: string; message?: string };
-    if (e.code === "3D000") throw input.failed(`The database "${input.sourceDatabase}" did not exist at the restore time.`, undefined, err);
-    throw input.failed(`The recovered database could not be read: ${e.message ?? String(err)}`, undefined, err);
-  } finally {
-    await closeQuietly(client);
-  }
+  // The source's rows are counted while it is dumped (nothing else changes it): the count does
+  // not add its time before the copy.
+  const counting = (async (): Promise<Record<string, number>> => {
+    let client: pg.Client | undefined;
+    try {
+      client = await connect(input.source, input.sourceDatabase);
+      return await countRows(client, await listTables(client));
+    } catch (err) {
+      const e = err as { code?: string; message?: string };
+      if (e.code === "3D000") throw input.failed(`The database "${input.sourceDatabase}" did not exist at the restore time.`, undefined, err);
+      throw input.failed(`The recovered database could not be read: ${e.message ?? String(err)}`, undefined, err);
+    } finally {
+      await closeQuietly(client);
+    }
+  })();
+  counting.catch(() => undefined); // awaited below; a failure must not be unhandled meanwhile
 
   const dump = startTool(
     tools.pgDump,
@@ -72,6 +76,8 @@ export async function copyDatabase(input: CopyDatabaseInput): Promise<CopyDataba
     dump.stdout.pipe(restore.stdin);
     const [dumpExit, restoreExit] = await Promise.all([dump.exited, restore.exited]);
     if (input.signal.aborted) throw new WorkerFailure("transient", "The copy out of the recovery instance was interrupted.");
+    // Its failure first: "the database did not exist" says more than pg_dump's exit does.
+    const rowCounts = await counting;
     const restoreReport = restore.report(restoreExit);
     if (dumpExit.code !== 0) {
       const rep = dump.report(dumpExit, "");
