@@ -7,7 +7,7 @@ import { createCluster } from "../../core/orgs/orgs.ts";
 import { installedPgTools } from "../../core/pg/pgtools.ts";
 import { enableArchive, getArchive, listSegments, restorableWindow } from "../../core/wal/archive.ts";
 import { runBaseBackup } from "../../core/wal/basebackups.ts";
-import { compareLsn } from "../../core/wal/lsn.ts";
+import { compareLsn } from "../../core/pg/lsn.ts";
 import { buildArchiver } from "../../scripts/build-task.ts";
 import { trackChild } from "../lib/cleanup.ts";
 import { type BenchContext, type Check, type MeasureResult, pgEnv } from "../lib/context.ts";

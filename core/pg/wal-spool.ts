@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, watch, type FSWatcher } from "node:fs";
 import { chmod, chown, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { DEFAULT_SEGMENT_SIZE, HISTORY_NAME_RE, parseSegmentName, SEGMENT_NAME_RE, segmentName, type SegmentId } from "./lsn.ts";
 
 /**
  * Where a recovery instance's WAL comes from. `fetchSegment` returns the segment's bytes (16 MiB,
@@ -17,35 +18,6 @@ export interface WalSource {
 
 /** The file an ask (`<file>@<pid of the restore_command>`) is for. */
 const askedFile = (ask: string): string => ask.replace(/@\d+$/, "");
-
-/** `TTTTTTTTXXXXXXXXYYYYYYYY`: timeline, then the segment number split in two 32-bit halves. */
-const SEGMENT = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$/;
-const HISTORY = /^([0-9A-F]{8})\.history$/;
-
-export interface SegmentName {
-  timeline: number;
-  /** The segment number (LSN / segment size). */
-  number: number;
-}
-
-export function parseSegmentName(name: string, segmentSize = 16 * 1024 * 1024): SegmentName | undefined {
-  const m = SEGMENT.exec(name);
-  if (!m) return undefined;
-  const perId = 0x100000000 / segmentSize;
-  return { timeline: parseInt(m[1]!, 16), number: parseInt(m[2]!, 16) * perId + parseInt(m[3]!, 16) };
-}
-
-export function segmentName(timeline: number, number: number, segmentSize = 16 * 1024 * 1024): string {
-  const perId = 0x100000000 / segmentSize;
-  const hex = (n: number) => n.toString(16).toUpperCase().padStart(8, "0");
-  return hex(timeline) + hex(Math.floor(number / perId)) + hex(number % perId);
-}
-
-/** `0/3000028` -> the segment holding that LSN. */
-export function segmentOfLsn(lsn: string, segmentSize = 16 * 1024 * 1024): number {
-  const [hi, lo] = lsn.split("/");
-  return Math.floor((parseInt(hi ?? "0", 16) * 0x100000000 + parseInt(lo ?? "0", 16)) / segmentSize);
-}
 
 /**
  * The `restore_command`: a few lines of sh run by the recovery instance's startup process (as
@@ -126,9 +98,12 @@ export class WalSpool {
   private readonly abort = new AbortController();
   private scanning = false;
   private rescan = false;
-  private absentFrom: { timeline: number; number: number } | undefined;
+  private absentFrom: SegmentId | undefined;
+
+  private readonly segmentSize: number;
 
   constructor(private readonly o: SpoolOptions) {
+    this.segmentSize = o.segmentSize ?? DEFAULT_SEGMENT_SIZE;
     this.ready = join(o.dir, "ready");
     this.req = join(o.dir, "req");
   }
@@ -201,7 +176,7 @@ export class WalSpool {
    * segments are ready when the server starts.
    */
   warm(segment: string): void {
-    if (!parseSegmentName(segment, this.o.segmentSize)) throw new Error(`not a WAL segment name: ${segment}`);
+    if (!SEGMENT_NAME_RE.test(segment)) throw new Error(`not a WAL segment name: ${segment}`);
     this.enqueue(segment, false);
     this.fetchAhead(segment);
     this.pump();
@@ -209,13 +184,13 @@ export class WalSpool {
 
   /** Queues the `prefetch` segments after `name` (a segment; nothing for other files). */
   private fetchAhead(name: string): void {
-    const seg = parseSegmentName(name, this.o.segmentSize);
-    if (!seg) return;
-    for (let i = 1; i <= this.o.prefetch; i++) {
-      const n = seg.number + i;
+    if (!SEGMENT_NAME_RE.test(name)) return;
+    const seg = parseSegmentName(name, this.segmentSize);
+    for (let i = 1n; i <= BigInt(this.o.prefetch); i++) {
+      const n = seg.segno + i;
       // Past the archive's end nothing more is fetched ahead.
-      if (this.absentFrom && this.absentFrom.timeline === seg.timeline && n >= this.absentFrom.number) break;
-      this.enqueue(segmentName(seg.timeline, n, this.o.segmentSize), false);
+      if (this.absentFrom && this.absentFrom.timeline === seg.timeline && n >= this.absentFrom.segno) break;
+      this.enqueue(segmentName(seg.timeline, n, this.segmentSize), false);
     }
   }
 
@@ -249,18 +224,18 @@ export class WalSpool {
     const signal = this.abort.signal;
     let answer: { kind: "file"; bytes: Buffer } | { kind: "absent" } | { kind: "failed" };
     try {
-      const seg = parseSegmentName(name, this.o.segmentSize);
-      const hist = HISTORY.exec(name);
+      const seg = SEGMENT_NAME_RE.test(name) ? parseSegmentName(name, this.segmentSize) : undefined;
       let bytes: Buffer | undefined;
       if (seg) bytes = await this.o.source.fetchSegment(seg.timeline, name, signal);
-      else if (hist) bytes = this.o.source.fetchHistory ? await this.o.source.fetchHistory(parseInt(hist[1]!, 16), signal) : undefined;
+      else if (HISTORY_NAME_RE.test(name))
+        bytes = this.o.source.fetchHistory ? await this.o.source.fetchHistory(Number.parseInt(name.slice(0, 8), 16), signal) : undefined;
       else bytes = undefined; // e.g. a .partial or .backup name: the archive serves whole segments only
       if (bytes) {
         this.stats.fetched++;
         this.stats.bytes += bytes.length;
         answer = { kind: "file", bytes };
       } else {
-        if (seg && (!this.absentFrom || seg.number < this.absentFrom.number)) this.absentFrom = seg;
+        if (seg && (!this.absentFrom || seg.segno < this.absentFrom.segno)) this.absentFrom = seg;
         answer = { kind: "absent" };
       }
     } catch (err) {

@@ -14,7 +14,7 @@ import { keys } from "../db/keys.ts";
 import { deleteItemIf, getItem, putItemIf, queryAll, setFields, updateItemIf } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import { AppError } from "../errors.ts";
-import { DEFAULT_SEGMENT_SIZE, HISTORY_NAME_RE, SEGMENT_NAME_RE } from "./lsn.ts";
+import { DEFAULT_SEGMENT_SIZE, HISTORY_NAME_RE, SEGMENT_NAME_RE } from "../pg/lsn.ts";
 import {
   baseBackupItem,
   DEFAULT_PITR_WINDOW_DAYS,

@@ -14,7 +14,7 @@ import { redact } from "../redact.ts";
 import { closeQuietly } from "../pg/pgconn.ts";
 import { getArchive, listArchives, listBaseBackups, putBaseBackup, updateArchive } from "./archive.ts";
 import { baseBackupKey, baseBackupManifestKey, WAL_COMPRESSION } from "./layout.ts";
-import { segmentName, segnoOf } from "./lsn.ts";
+import { segmentName, segnoOf } from "../pg/lsn.ts";
 import type { BaseBackupItem, WalArchiveItem } from "./records.ts";
 
 type BbDeps = Pick<Deps, "ddb" | "table" | "now" | "s3" | "bucket" | "secretKey" | "pgBinDirs" | "log" | "workerId">;

@@ -7,7 +7,7 @@
 import { iso, type Deps } from "../deps.ts";
 import { newId } from "../ids.ts";
 import { getArchive, listGaps, listSegments, markWalFileChecked, putGap, readWalFile, updateArchive, WalObjectError } from "./archive.ts";
-import { compareLsn, parseSegmentName } from "./lsn.ts";
+import { compareLsn, parseSegmentName } from "../pg/lsn.ts";
 import type { WalGapItem, WalSegmentItem } from "./records.ts";
 
 type SweepDeps = Pick<Deps, "ddb" | "table" | "now" | "s3" | "bucket" | "log">;

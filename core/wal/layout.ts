@@ -17,7 +17,7 @@
  * SHA-256 of the stored object (`stored_sha256`, checked before decompressing) and of the WAL
  * bytes (`sha256`, checked after).
  */
-import { timelineHex } from "./lsn.ts";
+import { timelineHex } from "../pg/lsn.ts";
 
 export const WAL_COMPRESSION = "gzip" as const;
 export type WalCompression = typeof WAL_COMPRESSION;

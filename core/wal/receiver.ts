@@ -40,7 +40,7 @@ import type { Tool } from "../pg/process.ts";
 import { closeQuietly } from "../pg/pgconn.ts";
 import { getArchive, getWalFile, putGap, recordWalFile, updateArchive } from "./archive.ts";
 import { historyKey, partialKey, segmentKey, WAL_COMPRESSION } from "./layout.ts";
-import { compareLsn, maxLsn, parseSegmentName, segmentBounds, segmentName, segnoOf } from "./lsn.ts";
+import { compareLsn, maxLsn, parseSegmentName, segmentBounds, segmentName, segnoOf } from "../pg/lsn.ts";
 import type { WalArchiveItem, WalGapItem, WalSegmentItem } from "./records.ts";
 
 const gzipAsync = promisify(gzip);

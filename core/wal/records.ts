@@ -4,7 +4,7 @@
  * PostgreSQL's `X/Y` text (see lsn.ts for arithmetic).
  */
 import { z } from "../zod.ts";
-import { isLsn } from "./lsn.ts";
+import { isLsn } from "../pg/lsn.ts";
 
 export const lsnSchema = z.string().refine(isLsn, "must be an LSN such as 0/3000028");
 

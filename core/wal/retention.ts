@@ -11,7 +11,7 @@ import { deleteItemIf } from "../db/store.ts";
 import { keys } from "../db/keys.ts";
 import type { Deps } from "../deps.ts";
 import { deleteWalFileRecord, getArchive, listBaseBackups, listGaps, listSegments } from "./archive.ts";
-import { compareLsn } from "./lsn.ts";
+import { compareLsn } from "../pg/lsn.ts";
 import { isUsable } from "./window.ts";
 
 type RetentionDeps = Pick<Deps, "ddb" | "table" | "now" | "s3" | "bucket" | "log">;

@@ -6,7 +6,7 @@
  */
 import type { BaseBackupItem, WalArchiveItem, WalGapItem } from "./records.ts";
 import { DEFAULT_PITR_WINDOW_DAYS } from "./records.ts";
-import { parseLsn } from "./lsn.ts";
+import { parseLsn } from "../pg/lsn.ts";
 
 export interface WindowRange {
   /** The base backup this range restores from. */

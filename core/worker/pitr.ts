@@ -6,7 +6,7 @@ import { getPitrRequest } from "../restores/pitr.ts";
 import type { JobItem } from "../jobs/jobs.ts";
 import type { WalSource } from "../pg/wal-spool.ts";
 import { getArchive, getWalFile, listBaseBackups, openBaseBackup, readWalFile, restorableWindow, WalObjectError } from "../wal/archive.ts";
-import { compareLsn, parseLsn, parseSegmentName, segmentBounds, timelineHex } from "../wal/lsn.ts";
+import { compareLsn, parseLsn, parseSegmentName, segmentBounds, timelineHex } from "../pg/lsn.ts";
 import { baseBackupForTime } from "../wal/window.ts";
 import { WorkerFailure, type ToolReport } from "../pg/classify.ts";
 import { closeQuietly, connect, type ClusterConnection } from "../pg/pgconn.ts";

@@ -7,7 +7,7 @@ import type { Deps } from "../../core/deps.ts";
 import { parseManifest } from "../../core/pg/basebackup-extract.ts";
 import { enableArchive, putBaseBackup, recordWalFile, updateArchive } from "../../core/wal/archive.ts";
 import { baseBackupKey, baseBackupManifestKey, partialKey, segmentKey } from "../../core/wal/layout.ts";
-import { formatLsn, parseLsn, parseSegmentName, segmentBounds, segmentName, segnoOf } from "../../core/wal/lsn.ts";
+import { formatLsn, parseLsn, parseSegmentName, segmentBounds, segmentName, segnoOf } from "../../core/pg/lsn.ts";
 import { newId } from "../../core/ids.ts";
 import type { ArchivedCluster } from "./archived-cluster.ts";
 

@@ -13,7 +13,7 @@ import { createCluster } from "../../core/orgs/orgs.ts";
 import { enableArchive, getArchive, listBaseBackups, listGaps, listSegments, restorableWindow } from "../../core/wal/archive.ts";
 import { startArchiver } from "../../core/wal/archiver.ts";
 import { checkArchive } from "../../core/wal/continuity.ts";
-import { compareLsn, parseSegmentName } from "../../core/wal/lsn.ts";
+import { compareLsn, parseSegmentName } from "../../core/pg/lsn.ts";
 import { enforceRetention } from "../../core/wal/retention.ts";
 import { startPostgres, type PostgresServer } from "../../local/postgres.ts";
 import { freePort, waitFor } from "../../local/wait.ts";

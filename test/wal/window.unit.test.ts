@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatLsn, parseLsn, parseSegmentName, segmentName, segnoOf } from "../../core/wal/lsn.ts";
+import { formatLsn, parseLsn, parseSegmentName, segmentName, segnoOf } from "../../core/pg/lsn.ts";
 import type { BaseBackupItem, WalArchiveItem, WalGapItem } from "../../core/wal/records.ts";
 import { baseBackupForTime, computeWindow, locateTime } from "../../core/wal/window.ts";
 

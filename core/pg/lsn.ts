@@ -2,8 +2,9 @@
  * Write-ahead log positions and file names, PostgreSQL's way: an LSN is a 64-bit byte position
  * printed as two hex halves (`16/B374D848`); a segment file is named by its timeline and its
  * segment number (`000000010000001600000000` = timeline 1, log 0x16, segment 0 of that log), the
- * number being LSN / segment size. Pure functions: the receiver, the window and the restores
- * (restore_command asks for files by these names) all speak them.
+ * number being LSN / segment size. Pure functions, in the engine because PostgreSQL defines
+ * them: the receiver and the window above it, and the recovery instance's WAL spool here
+ * (restore_command asks for files by these names), all speak them.
  */
 
 /** PostgreSQL's default `wal_segment_size`; the real one is read from the server and recorded. */
