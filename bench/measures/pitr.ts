@@ -16,7 +16,7 @@ import pg from "pg";
 import { createCluster } from "../../core/orgs/orgs.ts";
 import { pickPgTools } from "../../core/pg/pgtools.ts";
 import { findServerBinary } from "../../core/pg/recovery.ts";
-import { restoreDatabaseToTime } from "../../core/worker/pitr.ts";
+import { restoreDatabaseToTime } from "../../core/wal/recover.ts";
 import { startArchivedCluster } from "../../test/pg/archived-cluster.ts";
 import { publishArchive } from "../../test/pg/publish-archive.ts";
 import { onCleanup, trackChild } from "../lib/cleanup.ts";

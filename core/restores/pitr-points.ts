@@ -2,7 +2,8 @@ import type { Deps } from "../deps.ts";
 import { newId } from "../ids.ts";
 import { getClusterConnection, type Project } from "../orgs/orgs.ts";
 import { createPitrRestorePoint, type RestorePointItem } from "./points.ts";
-import { exactTime, markWalRestorePoint, parseRestoreTime, resolveRestoreTime } from "./pitr.ts";
+import { markWalRestorePoint } from "../pg/restore-point.ts";
+import { exactTime, parseRestoreTime, resolveRestoreTime } from "./pitr.ts";
 
 /**
  * `POST .../restore-points {kind: "pitr"}`: a labelled moment of the project's WAL archive. Given

@@ -4,8 +4,9 @@ import { getItem } from "../db/store.ts";
 import { iso, type Deps } from "../deps.ts";
 import { AppError } from "../errors.ts";
 import type { Project } from "../orgs/orgs.ts";
-import { closeQuietly, connect, type ClusterConnection } from "../pg/pgconn.ts";
-import { restorableWindow } from "../wal/archive.ts";
+import type { JobItem } from "../jobs/jobs.ts";
+import { hasServerBinary } from "../pg/recovery.ts";
+import { listBaseBackups, restorableWindow } from "../wal/archive.ts";
 import { baseBackupForTime, locateTime } from "../wal/window.ts";
 
 type Db = Pick<Deps, "ddb" | "table" | "now">;
@@ -140,19 +141,16 @@ export async function getPitrRequest(deps: Db, jobId: string): Promise<PitrReque
 }
 
 /**
- * Marks the cluster's WAL with `pg_create_restore_point(name)` (a restore point's id: the WAL is
- * shared by every tenant of the cluster, so never the customer's label). False when the cluster
- * cannot be reached or refuses (the point then restores by its time).
+ * Bytes a point-in-time restore job moves, for the worker-or-task decision (offload.ts): its base
+ * backup's tar. Where no PostgreSQL server binary is installed (a Lambda), more than any
+ * threshold: the restore then always runs as the task, whose image has one. Undefined for a job
+ * that is not a point-in-time restore.
  */
-export async function markWalRestorePoint(conn: ClusterConnection, name: string): Promise<boolean> {
-  let client: Awaited<ReturnType<typeof connect>> | undefined;
-  try {
-    client = await connect(conn, conn.adminDatabase);
-    await client.query("SELECT pg_create_restore_point($1)", [name]);
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await closeQuietly(client);
-  }
+export async function pitrJobSize(deps: Deps, job: JobItem): Promise<number | undefined> {
+  const req = await getPitrRequest(deps, job.id);
+  if (!req) return undefined;
+  if (!hasServerBinary(deps.pgBinDirs)) return Number.MAX_SAFE_INTEGER;
+  const window = await restorableWindow(deps, req.cluster_id);
+  const base = baseBackupForTime(window, window.baseBackups, new Date(req.restore_time)) ?? (await listBaseBackups(deps, req.cluster_id))[0];
+  return base?.raw_bytes ?? base?.size_bytes ?? 0;
 }

@@ -12,7 +12,7 @@ import { redact } from "../redact.ts";
 import { drillTime, recordDrillResult, type DrillResult } from "../wal/drills.ts";
 import { listBaseBackups, openBaseBackup, restorableWindow } from "../wal/archive.ts";
 import { baseBackupForTime, isUsable } from "../wal/window.ts";
-import { archiveWalSource, asFailure } from "./pitr.ts";
+import { archiveWalSource, asFailure } from "../wal/recover.ts";
 import type { WorkerOptions } from "./options.ts";
 import type { Attempt, JobRunner, RunOutcome } from "./runner.ts";
 

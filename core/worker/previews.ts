@@ -19,7 +19,8 @@ import { pickRestoreTools } from "../pg/pgtools.ts";
 import { restoreInto } from "../pg/verify.ts";
 import { getPitrRequest } from "../restores/pitr.ts";
 import { tail } from "../redact.ts";
-import { pitrJobSize, restoreDatabaseToTime, type PitrCopyResult } from "./pitr.ts";
+import { pitrJobSize } from "../restores/pitr.ts";
+import { restoreDatabaseToTime, type PitrCopyResult } from "../wal/recover.ts";
 
 const permanent = (message: string) => new WorkerFailure("permanent", message);
 

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getClusterConnection } from "../../core/orgs/orgs.ts";
 import { getWalFile, listSegments } from "../../core/wal/archive.ts";
 import { WorkerFailure } from "../../core/pg/classify.ts";
-import { restoreDatabaseToTime } from "../../core/worker/pitr.ts";
+import { restoreDatabaseToTime } from "../../core/wal/recover.ts";
 import { startArchivedCluster, type ArchivedCluster } from "../pg/archived-cluster.ts";
 import { publishArchive } from "../pg/publish-archive.ts";
 import { createTestEnv, type Tenant, type TestEnv } from "../support/env.ts";

@@ -1,13 +1,16 @@
+/**
+ * Restores a database from the cluster's WAL archive to a moment: the archive as a recovery
+ * instance's WAL source, and the whole data path (base backup, replay, copy out) that every
+ * point-in-time target runs (the preview and overwrite runners, the daily drill).
+ */
 import type pg from "pg";
 import type { Deps } from "../deps.ts";
 import { copyDatabase } from "../pg/copy-database.ts";
-import { hasServerBinary, RecoveryError, startRecoveryInstance, type RecoveryInstance } from "../pg/recovery.ts";
-import { getPitrRequest } from "../restores/pitr.ts";
-import type { JobItem } from "../jobs/jobs.ts";
+import { RecoveryError, startRecoveryInstance, type RecoveryInstance } from "../pg/recovery.ts";
 import type { WalSource } from "../pg/wal-spool.ts";
-import { getArchive, getWalFile, listBaseBackups, openBaseBackup, readWalFile, restorableWindow, WalObjectError } from "../wal/archive.ts";
+import { getArchive, getWalFile, openBaseBackup, readWalFile, restorableWindow, WalObjectError } from "./archive.ts";
 import { compareLsn, parseLsn, parseSegmentName, segmentBounds, timelineHex } from "../pg/lsn.ts";
-import { baseBackupForTime } from "../wal/window.ts";
+import { baseBackupForTime } from "./window.ts";
 import { WorkerFailure, type ToolReport } from "../pg/classify.ts";
 import { closeQuietly, connect, type ClusterConnection } from "../pg/pgconn.ts";
 
@@ -204,19 +207,4 @@ export async function restoreDatabaseToTime(input: PitrCopyInput): Promise<PitrC
   } finally {
     await inst?.stop();
   }
-}
-
-/**
- * Bytes a point-in-time restore job moves, for the worker-or-task decision (offload.ts): its base
- * backup's tar. Where no PostgreSQL server binary is installed (a Lambda), more than any
- * threshold: the restore then always runs as the task, whose image has one. Undefined for a job
- * that is not a point-in-time restore.
- */
-export async function pitrJobSize(deps: Deps, job: JobItem): Promise<number | undefined> {
-  const req = await getPitrRequest(deps, job.id);
-  if (!req) return undefined;
-  if (!hasServerBinary(deps.pgBinDirs)) return Number.MAX_SAFE_INTEGER;
-  const window = await restorableWindow(deps, req.cluster_id);
-  const base = baseBackupForTime(window, window.baseBackups, new Date(req.restore_time)) ?? (await listBaseBackups(deps, req.cluster_id))[0];
-  return base?.raw_bytes ?? base?.size_bytes ?? 0;
 }
