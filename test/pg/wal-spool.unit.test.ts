@@ -18,24 +18,31 @@ describe("WalSpool and its restore_command", () => {
     for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   });
 
-  it("answers a segment asked for a second time (PostgreSQL re-reads one at the end of recovery) instead of leaving the second ask waiting", async () => {
+  /** A spool (2 ahead, 2 at a time) over `segment`'s answers, and its restore_command script; `fetched` lists every fetch. */
+  async function startSpool(segment: (name: string) => Buffer | undefined): Promise<{ dir: string; fetched: string[]; script: string; started: WalSpool }> {
     const dir = mkdtempSync(join(tmpdir(), "capydb-spool-"));
     dirs.push(dir);
     const fetched: string[] = [];
-    spool = new WalSpool({
+    const started = new WalSpool({
       dir: join(dir, "spool"),
       prefetch: 2,
       parallel: 2,
       source: {
         async fetchSegment(_tl, name) {
           fetched.push(name);
-          return name === "000000010000000000000004" ? Buffer.alloc(SEGMENT, 4) : undefined;
+          return segment(name);
         },
       },
     });
-    await spool.start();
+    spool = started;
+    await started.start();
     const script = join(dir, "restore_command.sh");
     writeFileSync(script, restoreCommandScript(join(dir, "spool"), process.pid), { mode: 0o755 });
+    return { dir, fetched, script, started };
+  }
+
+  it("answers a segment asked for a second time (PostgreSQL re-reads one at the end of recovery) instead of leaving the second ask waiting", async () => {
+    const { dir, fetched, script } = await startSpool((name) => (name === "000000010000000000000004" ? Buffer.alloc(SEGMENT, 4) : undefined));
     const ask = (dest: string) => run("sh", [script, "000000010000000000000004", join(dir, dest)], { timeout: 20_000 });
 
     await ask("first");
@@ -52,28 +59,12 @@ describe("WalSpool and its restore_command", () => {
   }, 60_000);
 
   it("fetches a segment fetched ahead only once, although its restore_command took it before the spool saw the ask", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "capydb-spool-"));
-    dirs.push(dir);
-    const fetched: string[] = [];
     const have = new Set(["000000010000000000000004", "000000010000000000000005", "000000010000000000000006"]);
-    spool = new WalSpool({
-      dir: join(dir, "spool"),
-      prefetch: 2,
-      parallel: 2,
-      source: {
-        async fetchSegment(_tl, name) {
-          fetched.push(name);
-          return have.has(name) ? Buffer.alloc(SEGMENT, name.charCodeAt(23)) : undefined;
-        },
-      },
-    });
-    await spool.start();
-    const script = join(dir, "restore_command.sh");
-    writeFileSync(script, restoreCommandScript(join(dir, "spool"), process.pid), { mode: 0o755 });
+    const { dir, fetched, script, started } = await startSpool((name) => (have.has(name) ? Buffer.alloc(SEGMENT, name.charCodeAt(23)) : undefined));
     const ask = (name: string, dest: string) => run("sh", [script, name, join(dir, dest)], { timeout: 20_000 });
 
     // Replay will start at 04: fetched (with 05 and 06) before anyone asks, as while a base backup extracts.
-    spool.warm("000000010000000000000004");
+    started.warm("000000010000000000000004");
     await waitFor(() => [...have].every((name) => existsSync(join(dir, "spool", "ready", name))));
     for (const [name, dest] of [
       ["000000010000000000000004", "a"],
@@ -84,14 +75,14 @@ describe("WalSpool and its restore_command", () => {
       expect(readFileSync(join(dir, dest)).equals(Buffer.alloc(SEGMENT, name.charCodeAt(23)))).toBe(true);
     }
     // Each ask is seen (it drives the fetching ahead) but finds its file ready: nothing is fetched twice.
-    await waitFor(() => spool!.stats.requests >= 3);
+    await waitFor(() => started.stats.requests >= 3);
     await new Promise((r) => setTimeout(r, 300));
     for (const name of have)
       expect(
         fetched.filter((n) => n === name),
         name,
       ).toHaveLength(1);
-    expect(spool.stats.waitedMs).toBe(0);
+    expect(started.stats.waitedMs).toBe(0);
   }, 60_000);
 });
 
