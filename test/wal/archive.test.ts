@@ -2,7 +2,7 @@
  * The WAL archive on real parts: its own PostgreSQL 15 (a small max_slot_wal_keep_size, so the
  * slot cap can be exceeded in seconds), pg_receivewal, DynamoDB Local and the S3 stand-in.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,7 +10,7 @@ import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from "@aws-sd
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCluster } from "../../core/orgs/orgs.ts";
-import { enableArchive, getArchive, listBaseBackups, listGaps, listSegments, restorableWindow } from "../../core/wal/archive.ts";
+import { enableArchive, getArchive, listBaseBackups, listGaps, listSegments, readWalFile, restorableWindow, WalObjectError } from "../../core/wal/archive.ts";
 import { startArchiver } from "../../core/wal/archiver.ts";
 import { checkArchive } from "../../core/wal/continuity.ts";
 import { compareLsn, parseSegmentName } from "../../core/pg/lsn.ts";
@@ -125,6 +125,17 @@ describe("WAL archive", () => {
     } finally {
       await archiver.stop();
     }
+  });
+
+  it("a segment reads back as exactly the WAL PostgreSQL wrote; an object holding more than the index recorded is refused as corrupt", async () => {
+    const seg = (await listSegments(env.deps, clusterId)).find((s) => !s.partial)!;
+    const raw = await readWalFile(env.deps, seg);
+    expect(raw.length).toBe(seg.size_bytes);
+    expect(createHash("sha256").update(raw).digest("hex")).toBe(seg.sha256);
+    // The object unchanged, its record saying one byte less: gunzip stops at the recorded size.
+    const err = await readWalFile(env.deps, { ...seg, size_bytes: seg.size_bytes - 1 }, { rawChecksum: false }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WalObjectError);
+    expect(err).toMatchObject({ reason: "corrupt", message: expect.stringContaining(`archived WAL ${seg.name} does not decompress`) });
   });
 
   it("a corrupt segment object (bytes changed in S3) is found and reported as a gap", async () => {
