@@ -3,7 +3,6 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createWorkerHandler } from "../../core/worker/handler.ts";
 import { startWorkerLoop } from "../../local/loops.ts";
@@ -12,6 +11,7 @@ import { freePort } from "../../local/wait.ts";
 import { startArchivedCluster, type ArchivedCluster } from "../pg/archived-cluster.ts";
 import { publishArchive } from "../pg/publish-archive.ts";
 import { storedEvents } from "../support/events.ts";
+import { countAndMaxId } from "../support/preview-rows.ts";
 
 /**
  * The headline case as a customer lives it: a table gets rows for a while and is dropped at a
@@ -98,14 +98,7 @@ describe("capydb restore --restore-time", () => {
 
     const url = await capydb(["previews", "connect", preview.id, "-o", "table"]);
     expect(url.status, show(url)).toBe(0);
-    const client = new pg.Client({ connectionString: url.stdout.trim() });
-    await client.connect();
-    try {
-      const { rows } = await client.query<{ n: string; max: number }>("SELECT count(*) AS n, max(id) AS max FROM orders");
-      expect(rows[0]).toEqual({ n: "12", max: 12 });
-    } finally {
-      await client.end();
-    }
+    expect(await countAndMaxId(url.stdout.trim(), "orders")).toEqual({ n: "12", max: 12 });
     // The webhook event says which moment came back.
     const events = await storedEvents(env.deps, { type: "restore.completed" });
     const done = events.find((e) => (e.event.data as { job_id?: string }).job_id === job.id);

@@ -3,7 +3,6 @@
 import { createTestEnv, type Tenant, type TestEnv } from "../support/env.ts";
 import { serve, type ServerType } from "@hono/node-server";
 import path from "node:path";
-import pg from "pg";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newId } from "../../core/ids.ts";
@@ -14,6 +13,7 @@ import { startWorkerLoop } from "../../local/loops.ts";
 import { freePort } from "../../local/wait.ts";
 import { startArchivedCluster, type ArchivedCluster } from "../pg/archived-cluster.ts";
 import { publishArchive } from "../pg/publish-archive.ts";
+import { countAndMaxId } from "../support/preview-rows.ts";
 import { artifactsDir, launchBrowser, type Browser } from "./browser.ts";
 
 /**
@@ -282,14 +282,7 @@ describe("console: point-in-time recovery and the backups chart", () => {
     await page.locator("#connection").waitFor();
     const url = await page.getByLabel(/^Direct connection/).inputValue();
     expect(url).toMatch(/^postgres(ql)?:\/\//);
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    try {
-      const { rows } = await client.query<{ n: string; max: number }>("SELECT count(*) AS n, max(id) AS max FROM orders");
-      expect(rows[0]).toEqual({ n: "9", max: 9 });
-    } finally {
-      await client.end();
-    }
+    expect(await countAndMaxId(url, "orders")).toEqual({ n: "9", max: 9 });
     await browser.screenshot(page, "pitr-restored-preview");
     expect(page.problems).toEqual([]);
     await page.close();

@@ -6,6 +6,7 @@ import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../../local/wait.ts";
 import { body } from "../support/spec.ts";
+import { countAndMaxId } from "../support/preview-rows.ts";
 
 /**
  * The headline case of point-in-time restores (issue 32), on `npm start` itself, as a user does
@@ -121,14 +122,7 @@ describe("npm start: a point-in-time restore as a user does it", { timeout: 420_
 
     const connect = await capydb(["previews", "connect", preview.id, "-o", "table"]);
     expect(connect.status, connect.stderr).toBe(0);
-    const client = new pg.Client({ connectionString: connect.stdout.trim() });
-    await client.connect();
-    try {
-      const { rows } = await client.query<{ n: string; max: number }>("SELECT count(*) AS n, max(id) AS max FROM headline");
-      expect(rows[0]).toEqual({ n: "12", max: 12 });
-    } finally {
-      await client.end();
-    }
+    expect(await countAndMaxId(connect.stdout.trim(), "headline")).toEqual({ n: "12", max: 12 });
 
     child.kill("SIGINT");
     expect(await exited).toBe(0);
