@@ -90,6 +90,8 @@ export async function getLock(deps: Db, resource: string): Promise<Lock | undefi
 /** The resource a cluster's job cap guards: jobs wait on it when every slot is held. */
 export const clusterResource = (clusterId: string) => `cluster:${clusterId}`;
 const slotResource = (clusterId: string, n: number) => `cluster:${clusterId}#slot${n}`;
+/** Whether `resource` is one of a cluster's job slots (not a database lock). */
+export const isSlotResource = (resource: string) => /^cluster:.+#slot\d+$/.test(resource);
 
 /**
  * Takes one of the cluster's `cap` job slots for `owner` (each slot a lock with a lease, renewed
@@ -98,12 +100,7 @@ const slotResource = (clusterId: string, n: number) => `cluster:${clusterId}#slo
  * One Query reads every slot; each take is a conditional write, so two jobs never share a slot.
  */
 export async function acquireSlot(deps: Db, clusterId: string, owner: string, cap: number, leaseMs: number): Promise<string | undefined> {
-  const { pk, skPrefix } = keys.clusterSlots(clusterId);
-  const held = await queryAll(deps, lockItem, {
-    KeyConditionExpression: "pk = :pk AND begins_with(sk, :slot)",
-    ExpressionAttributeValues: { ":pk": pk, ":slot": skPrefix },
-    ConsistentRead: true,
-  });
+  const held = await slotsOf(deps, clusterId);
   const now = iso(deps.now());
   const byResource = new Map(held.map((l) => [l.resource, l]));
   const slots = Array.from({ length: cap }, (_, n) => slotResource(clusterId, n));
@@ -114,4 +111,24 @@ export async function acquireSlot(deps: Db, clusterId: string, owner: string, ca
     if (await acquireLock(deps, resource, owner, leaseMs)) return resource;
   }
   return undefined;
+}
+
+/**
+ * Releases every slot of the cluster `owner` holds. Two deliveries of one job's message that take
+ * its turn at the same moment (same owner: same attempt) can each take a slot; whichever claims the
+ * job runs, and its release gives back both, so a slot never outlives the attempt it was taken for.
+ */
+export async function releaseSlots(deps: Db, clusterId: string, owner: string): Promise<void> {
+  for (const slot of await slotsOf(deps, clusterId)) {
+    if (slot.owner === owner) await releaseLock(deps, slot.resource, owner);
+  }
+}
+
+function slotsOf(deps: Db, clusterId: string): Promise<Lock[]> {
+  const { pk, skPrefix } = keys.clusterSlots(clusterId);
+  return queryAll(deps, lockItem, {
+    KeyConditionExpression: "pk = :pk AND begins_with(sk, :slot)",
+    ExpressionAttributeValues: { ":pk": pk, ":slot": skPrefix },
+    ConsistentRead: true,
+  });
 }

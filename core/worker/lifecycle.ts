@@ -1,6 +1,6 @@
 import { iso, type Deps } from "../deps.ts";
-import { claimJob, failJob, isServiceJob, releaseClaim, retryJob, type JobItem } from "../jobs/jobs.ts";
-import { acquireLock, acquireSlot, clusterResource, releaseLock, renewLock } from "../jobs/locks.ts";
+import { claimJob, failJob, getJobItem, isServiceJob, releaseClaim, retryJob, type JobItem } from "../jobs/jobs.ts";
+import { acquireLock, acquireSlot, clusterResource, isSlotResource, releaseLock, releaseSlots, renewLock } from "../jobs/locks.ts";
 import { enterWait, leaveWait, wakeNext } from "../jobs/waiters.ts";
 import { redact, tail } from "../redact.ts";
 import { classify, type WorkerFailure } from "../pg/classify.ts";
@@ -55,9 +55,31 @@ export async function runClaimed(deps: Deps, runner: JobRunner, read: JobItem, m
     claimed = await claimJob(deps, job, deps.workerId, o.leaseMs);
     if (!claimed) return ignored("claimed by another worker");
   } finally {
-    if (turn && !claimed) await releaseTurn(deps, job, turn);
+    if (turn && !claimed) await giveBackTurn(deps, job, turn);
   }
   return runAttempt(deps, runner, claimed, msg, o);
+}
+
+/**
+ * A turn taken for a claim this delivery did not make. When another delivery of the same message
+ * claimed the job for the same attempt, the turn is that claim's too (one owner per attempt, so
+ * both took it): it stays, and the running attempt gives it back when it ends. Otherwise (the job
+ * settled or changed meanwhile) it is given back now.
+ */
+async function giveBackTurn(deps: Deps, job: JobItem, held: Held[]): Promise<void> {
+  let now: JobItem | undefined;
+  try {
+    now = await getJobItem(deps, job.id);
+  } catch (err) {
+    // Unknown whose the turn is now: kept (it must never be taken from a running attempt); its lease lapses.
+    deps.log.warn("could not read the job to give its turn back; its lease will lapse", { job_id: job.id, error: String(err) });
+    return;
+  }
+  if (now?.state === "running" && now.attempts === job.attempts + 1) {
+    deps.log.info("another delivery claimed the job; its turn stays with that attempt", { job_id: job.id, attempt: now.attempts });
+    return;
+  }
+  await releaseTurn(deps, job, held);
 }
 
 /** What an attempt holds while it runs: the database lock and, under a cluster job cap, one slot. */
@@ -84,10 +106,13 @@ async function takeTurn(deps: Deps, job: JobItem, owner: string, o: WorkerOption
   return { busy: clusterResource(job.cluster_id) };
 }
 
-/** Gives back what an attempt held and wakes the oldest waiter of each (never throws: leases lapse anyway). */
+/**
+ * Gives back what an attempt held (every slot its owner holds: a duplicate delivery may have taken
+ * a second) and wakes the oldest waiter of each (never throws: leases lapse anyway).
+ */
 async function releaseTurn(deps: Deps, job: JobItem, held: Held[]): Promise<void> {
   try {
-    for (const h of held) await releaseLock(deps, h.resource, h.owner);
+    for (const h of held) await (isSlotResource(h.resource) ? releaseSlots(deps, job.cluster_id, h.owner) : releaseLock(deps, h.resource, h.owner));
     await wakeNext(deps, lockResource(job));
     if (held.length > 1) await wakeNext(deps, clusterResource(job.cluster_id));
   } catch (err) {
@@ -221,7 +246,7 @@ async function busy(deps: Deps, job: JobItem, resource: string, o: WorkerOptions
   const took = await takeTurnOrWait(deps, released, lockOwner({ id: job.id, attempts: released.attempts + 1 }), o);
   if ("status" in took) return took;
   // Free again already: it is due now; a fresh delivery runs it (this one's claim was given back).
-  await releaseTurn(deps, took.job, took.held);
+  await giveBackTurn(deps, took.job, took.held);
   deps.log.info("database lock busy; job returned", { job_id: job.id, resource });
   return { status: "busy", ack: await requeue(deps, job.id, 0, undefined) };
 }

@@ -1,10 +1,15 @@
+import { TransactGetCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey } from "../../core/auth/keys.ts";
+import { keys } from "../../core/db/keys.ts";
 import type { Deps } from "../../core/deps.ts";
 import { getJobItem, type JobItem } from "../../core/jobs/jobs.ts";
 import { createCluster, createOrganization, createProject } from "../../core/orgs/orgs.ts";
+import { acquireSlot, getLock, releaseLock } from "../../core/jobs/locks.ts";
 import { createWorkerHandler } from "../../core/worker/handler.ts";
-import type { WorkerOptions } from "../../core/worker/options.ts";
+import { runClaimed } from "../../core/worker/lifecycle.ts";
+import { workerOptions, type WorkerOptions } from "../../core/worker/options.ts";
+import { lockResource, type JobRunner } from "../../core/worker/runner.ts";
 import { startWorkerLoop } from "../../local/loops.ts";
 import { createTestEnv, uniq, type Tenant, type TestEnv } from "../support/env.ts";
 import { scanTable } from "../hardening/support.ts";
@@ -22,6 +27,17 @@ beforeAll(async () => {
 });
 afterAll(async () => env?.cleanup());
 
+/**
+ * The jobs in state running at one instant: one transactional read of them all (separate reads
+ * would count a job that finished and the one that took its slot just after as running together).
+ */
+async function runningNow(jobIds: string[]): Promise<string[]> {
+  const res = await env.deps.ddb.send(
+    new TransactGetCommand({ TransactItems: jobIds.map((id) => ({ Get: { TableName: env.deps.table, Key: keys.job(id) } })) }),
+  );
+  return (res.Responses ?? []).flatMap((r) => (r.Item?.state === "running" ? [String(r.Item.id)] : []));
+}
+
 /** `loops` worker loops (function instances) of `concurrency` each, until every job settled; samples the running jobs meanwhile. */
 async function runAll(jobIds: string[], options: Partial<WorkerOptions>, loops = 3, concurrency = 3) {
   const running = new Set<string>();
@@ -29,10 +45,9 @@ async function runAll(jobIds: string[], options: Partial<WorkerOptions>, loops =
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
-      const jobs = await Promise.all(jobIds.map((id) => getJobItem(env.deps, id)));
-      const now = jobs.filter((j) => j?.state === "running");
+      const now = await runningNow(jobIds);
       maxRunning = Math.max(maxRunning, now.length);
-      for (const j of now) running.add(j!.id);
+      for (const id of now) running.add(id);
       await new Promise((r) => setTimeout(r, 100));
     }
   })();
@@ -138,4 +153,41 @@ describe("a cluster at its job cap", () => {
     const items = await scanTable(env.deps);
     expect(items.filter((i) => i.item_type === "waiter" || i.item_type === "lock")).toEqual([]);
   }, 300_000);
+});
+
+describe("two deliveries of one job's message at the same moment", () => {
+  it("the one that loses the claim leaves the turn to the running attempt: its database lock and cluster slot stay held until it ends", async () => {
+    // prepare: a cap of one slot; a job, read by both deliveries before either claims it
+    const o = workerOptions({ ...fastOptions, clusterJobCap: 1, waitRecheckMs: 10 * 60_000 });
+    const tenant = await env.seedTenant({ database: await tinyDatabase(10) });
+    const read = (await getJobItem(env.deps, (await postBackup(env, tenant)).id))!;
+    let finish!: () => void;
+    const finished = new Promise<void>((resolve) => (finish = resolve));
+    const runner: JobRunner = {
+      noun: "backup",
+      attempt: async () => {
+        await finished;
+        return { status: "completed", ack: true };
+      },
+    };
+    const slotFree = async () => {
+      const slot = await acquireSlot(env.deps, tenant.clusterId, "another-job#1", 1, 60_000);
+      if (slot) await releaseLock(env.deps, slot, "another-job#1");
+      return slot !== undefined;
+    };
+
+    // act: the first delivery claims and runs; the second, from the same read, takes the same turn and loses the claim
+    const first = runClaimed({ ...env.deps, workerId: "first" }, runner, read, undefined, o);
+    await waitFor("the first delivery to run the job", async () => (await getJobItem(env.deps, read.id))?.state === "running");
+    const second = await runClaimed({ ...env.deps, workerId: "second" }, runner, read, undefined, o);
+
+    // assess: while the attempt runs, its turn is held; when it ends, it is given back
+    expect(second).toMatchObject({ status: "ignored", reason: "claimed by another worker" });
+    expect(await getLock(env.deps, lockResource(read)), "the database lock").toMatchObject({ owner: `${read.id}#1` });
+    expect(await slotFree(), "a slot of the cluster is free while the job runs").toBe(false);
+    finish();
+    expect(await first).toMatchObject({ status: "completed" });
+    expect(await getLock(env.deps, lockResource(read)), "the database lock after the attempt").toBeUndefined();
+    expect(await slotFree(), "a slot of the cluster is free after the attempt").toBe(true);
+  }, 120_000);
 });
