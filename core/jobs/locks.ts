@@ -90,8 +90,6 @@ export async function getLock(deps: Db, resource: string): Promise<Lock | undefi
 /** The resource a cluster's job cap guards: jobs wait on it when every slot is held. */
 export const clusterResource = (clusterId: string) => `cluster:${clusterId}`;
 const slotResource = (clusterId: string, n: number) => `cluster:${clusterId}#slot${n}`;
-/** Whether `resource` is one of a cluster's job slots (not a database lock). */
-export const isSlotResource = (resource: string) => /^cluster:.+#slot\d+$/.test(resource);
 
 /**
  * Takes one of the cluster's `cap` job slots for `owner` (each slot a lock with a lease, renewed

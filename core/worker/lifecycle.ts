@@ -1,6 +1,6 @@
 import { iso, type Deps } from "../deps.ts";
 import { claimJob, failJob, getJobItem, isServiceJob, releaseClaim, retryJob, type JobItem } from "../jobs/jobs.ts";
-import { acquireLock, acquireSlot, clusterResource, isSlotResource, releaseLock, releaseSlots, renewLock } from "../jobs/locks.ts";
+import { acquireLock, acquireSlot, clusterResource, releaseLock, releaseSlots, renewLock } from "../jobs/locks.ts";
 import { enterWait, leaveWait, wakeNext } from "../jobs/waiters.ts";
 import { redact, tail } from "../redact.ts";
 import { classify, type WorkerFailure } from "../pg/classify.ts";
@@ -33,7 +33,7 @@ export async function runClaimed(deps: Deps, runner: JobRunner, read: JobItem, m
   // A pending job takes its turn (the database lock, a slot of its cluster's job cap) before it is
   // claimed: one that finds them held waits, woken by the release, without spending a claim, an
   // attempt or a receive. A lapsed running job is claimed first (runAttempt then waits the same way).
-  let turn: Held[] | undefined;
+  let turn: Turn | undefined;
   if (job.state === "pending") {
     const owner = lockOwner({ id: job.id, attempts: job.attempts + 1 });
     const took = await takeTurnOrWait(deps, job, owner, o);
@@ -66,7 +66,7 @@ export async function runClaimed(deps: Deps, runner: JobRunner, read: JobItem, m
  * both took it): it stays, and the running attempt gives it back when it ends. Otherwise (the job
  * settled or changed meanwhile) it is given back now.
  */
-async function giveBackTurn(deps: Deps, job: JobItem, held: Held[]): Promise<void> {
+async function giveBackTurn(deps: Deps, job: JobItem, held: Turn): Promise<void> {
   let now: JobItem | undefined;
   try {
     now = await getJobItem(deps, job.id);
@@ -82,27 +82,29 @@ async function giveBackTurn(deps: Deps, job: JobItem, held: Held[]): Promise<voi
   await releaseTurn(deps, job, held);
 }
 
-/** What an attempt holds while it runs: the database lock and, under a cluster job cap, one slot. */
+/** One lock an attempt holds while it runs. */
 export interface Held {
   resource: string;
   owner: string;
 }
+/** An attempt's turn: its database's lock and, under a cluster job cap, one slot of its cluster. */
+type Turn = [database: Held] | [database: Held, slot: Held];
 
 /**
  * Takes the job's database lock and one of its cluster's job slots for `owner`, both or neither:
  * when the slots are full the lock is given back. Idempotent for the same owner (a task taking
  * over the worker's turn finds it its own). `busy` names what is held by others.
  */
-async function takeTurn(deps: Deps, job: JobItem, owner: string, o: WorkerOptions): Promise<{ held: Held[] } | { busy: string }> {
+async function takeTurn(deps: Deps, job: JobItem, owner: string, o: WorkerOptions): Promise<{ held: Turn } | { busy: string }> {
   const database = lockResource(job);
   // An earlier attempt of this job (killed, its job lease lapsed) may still hold the lock: taken over.
   if (!(await acquireLock(deps, database, owner, o.leaseMs, `${job.id}#`))) return { busy: database };
-  const held = [{ resource: database, owner }];
+  const held: Held = { resource: database, owner };
   // A drill reads the archive and writes to the verification cluster, not to the customer's: it takes none of its slots.
-  if (!o.clusterJobCap || isServiceJob(job)) return { held };
+  if (!o.clusterJobCap || isServiceJob(job)) return { held: [held] };
   const slot = await acquireSlot(deps, job.cluster_id, owner, o.clusterJobCap, o.leaseMs);
-  if (slot) return { held: [...held, { resource: slot, owner }] };
-  await releaseTurn(deps, job, held);
+  if (slot) return { held: [held, { resource: slot, owner }] };
+  await releaseTurn(deps, job, [held]);
   return { busy: clusterResource(job.cluster_id) };
 }
 
@@ -110,11 +112,12 @@ async function takeTurn(deps: Deps, job: JobItem, owner: string, o: WorkerOption
  * Gives back what an attempt held (every slot its owner holds: a duplicate delivery may have taken
  * a second) and wakes the oldest waiter of each (never throws: leases lapse anyway).
  */
-async function releaseTurn(deps: Deps, job: JobItem, held: Held[]): Promise<void> {
+async function releaseTurn(deps: Deps, job: JobItem, [lock, slot]: Turn): Promise<void> {
   try {
-    for (const h of held) await (isSlotResource(h.resource) ? releaseSlots(deps, job.cluster_id, h.owner) : releaseLock(deps, h.resource, h.owner));
+    await releaseLock(deps, lock.resource, lock.owner);
+    if (slot) await releaseSlots(deps, job.cluster_id, slot.owner);
     await wakeNext(deps, lockResource(job));
-    if (held.length > 1) await wakeNext(deps, clusterResource(job.cluster_id));
+    if (slot) await wakeNext(deps, clusterResource(job.cluster_id));
   } catch (err) {
     deps.log.warn("could not release the job's turn; its lease will lapse", { job_id: job.id, error: String(err) });
   }
@@ -125,7 +128,7 @@ async function releaseTurn(deps: Deps, job: JobItem, held: Held[]): Promise<void
  * release, or rechecked by the reaper after `waitRecheckMs`), then looked at once more, since the
  * holder may have released it between the refusal and the record. The message is acknowledged.
  */
-async function takeTurnOrWait(deps: Deps, job: JobItem, owner: string, o: WorkerOptions): Promise<{ job: JobItem; held: Held[] } | RunOutcome> {
+async function takeTurnOrWait(deps: Deps, job: JobItem, owner: string, o: WorkerOptions): Promise<{ job: JobItem; held: Turn } | RunOutcome> {
   // A job woken by a release of what it waited on (a cluster slot, say) that now waits on
   // something else (its database's lock) did not use that release: it hands the wake on to the
   // next waiter, or the freed slot would sit idle until the waiters' safety-net recheck.
